@@ -1,0 +1,35 @@
+//! The contracts of creditguard, in code: what comes in (telemetry-v1) and what goes out
+//! (results-v1). No IO.
+//!
+//! - [`parse_event`] turns one JSON object (an NDJSON line, a Kafka message) into a validated
+//!   [`Event`] borrowing from the input, or a [`Rejection`] whose reason names the field.
+//! - [`events_schema`] and [`EventBatchBuilder`] are the lake's `events` table in Arrow.
+//! - [`Flag`], [`Credit`], [`Case`] and their schemas are the result tables and stream records.
+//!
+//! ```
+//! use creditguard_contract::{parse_event, EventBatchBuilder, RejectKind};
+//! let mut batch = EventBatchBuilder::new();
+//! let line = br#"{"event_id":"e1","type":"heartbeat","ts":"2026-03-02T09:15:04Z","user_id":"u1",
+//!   "session_id":"s1","course_id":"c1","lesson_id":"l1","position_s":12.5,"playing":true,
+//!   "visible":false,"some_future_field":[1,2]}"#;
+//! let ev = parse_event(line).unwrap();
+//! batch.push(&ev, "sample.ndjson", 1);
+//! assert_eq!(batch.finish().num_rows(), 1);
+//! let bad = parse_event(br#"{"event_id":"e2","type":"heartbeat","ts":"2026-03-02T09:15:04Z",
+//!   "user_id":"u1","session_id":"s1","course_id":"c1","lesson_id":"l1","position_s":"12",
+//!   "playing":true,"visible":true}"#).unwrap_err();
+//! assert_eq!(bad.kind, RejectKind::WrongType);
+//! assert_eq!(bad.reason, "field `position_s`: expected a number, got a string");
+//! ```
+
+mod event;
+mod results;
+mod schema;
+pub mod time;
+
+pub use event::{parse_event, Category, CheckinMethod, Event, EventType, Platform, RejectKind, Rejection};
+pub use results::{
+    cases_schema, credits_schema, flags_schema, stable_id, Case, Credit, Flag, ResultRecord,
+    DETECTORS, RULES,
+};
+pub use schema::{events_schema, ts_type, EventBatchBuilder};

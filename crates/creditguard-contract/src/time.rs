@@ -1,0 +1,251 @@
+//! Strict RFC 3339 timestamps (`YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM)`) to UTC microseconds.
+//!
+//! Hand-written rather than chrono's parser: it is on the ingest hot path (two per event), it must
+//! insist on an explicit offset, and it truncates sub-microsecond digits instead of rejecting them.
+
+/// Parses an RFC 3339 date-time with offset into microseconds since the Unix epoch (UTC).
+///
+/// ```
+/// use creditguard_contract::time::parse_rfc3339_us;
+/// assert_eq!(parse_rfc3339_us("1970-01-01T08:00:00+08:00"), Ok(0));
+/// assert_eq!(parse_rfc3339_us("1970-01-01T00:00:00.0000019Z"), Ok(1));
+/// assert!(parse_rfc3339_us("2026-03-02T09:15:04").is_err());
+/// ```
+pub fn parse_rfc3339_us(s: &str) -> Result<i64, &'static str> {
+    let b = s.as_bytes();
+    if b.len() < 20 {
+        return Err("too short");
+    }
+    let year = digits(b, 0, 4)? as i64;
+    expect(b, 4, b'-')?;
+    let month = digits(b, 5, 2)?;
+    expect(b, 7, b'-')?;
+    let day = digits(b, 8, 2)?;
+    if !matches!(b[10], b'T' | b't') {
+        return Err("expected `T` between date and time");
+    }
+    let hour = digits(b, 11, 2)?;
+    expect(b, 13, b':')?;
+    let minute = digits(b, 14, 2)?;
+    expect(b, 16, b':')?;
+    let second = digits(b, 17, 2)?;
+    if !(1..=12).contains(&month) {
+        return Err("month out of range");
+    }
+    if day < 1 || day > days_in_month(year, month) {
+        return Err("day out of range");
+    }
+    if hour > 23 || minute > 59 || second > 60 {
+        return Err("time out of range");
+    }
+    // A leap second is folded into the last microsecond of its minute.
+    let (second, leap) = if second == 60 { (59, true) } else { (second, false) };
+    let mut i = 19;
+    let mut micros: i64 = 0;
+    if b[i] == b'.' {
+        i += 1;
+        let start = i;
+        while i < b.len() && b[i].is_ascii_digit() {
+            if i - start < 6 {
+                micros = micros * 10 + i64::from(b[i] - b'0');
+            }
+            i += 1;
+        }
+        if i == start {
+            return Err("empty fraction");
+        }
+        for _ in (i - start)..6 {
+            micros *= 10;
+        }
+    }
+    if leap {
+        micros = 999_999;
+    }
+    let offset_s: i64 = match b.get(i) {
+        Some(b'Z' | b'z') if i + 1 == b.len() => 0,
+        Some(&sign @ (b'+' | b'-')) if i + 6 == b.len() => {
+            let oh = digits(b, i + 1, 2)?;
+            expect(b, i + 3, b':')?;
+            let om = digits(b, i + 4, 2)?;
+            if oh > 23 || om > 59 {
+                return Err("offset out of range");
+            }
+            let o = i64::from(oh * 3600 + om * 60);
+            if sign == b'-' {
+                -o
+            } else {
+                o
+            }
+        }
+        None => return Err("missing offset"),
+        _ => return Err("bad offset"),
+    };
+    let days = days_from_civil(year, month, day);
+    let secs = days * 86_400 + i64::from(hour * 3600 + minute * 60 + second) - offset_s;
+    Ok(secs * 1_000_000 + micros)
+}
+
+fn digits(b: &[u8], at: usize, n: usize) -> Result<u32, &'static str> {
+    let mut v = 0u32;
+    for &c in b.get(at..at + n).ok_or("too short")? {
+        if !c.is_ascii_digit() {
+            return Err("expected a digit");
+        }
+        v = v * 10 + u32::from(c - b'0');
+    }
+    Ok(v)
+}
+
+fn expect(b: &[u8], at: usize, c: u8) -> Result<(), &'static str> {
+    if b.get(at) == Some(&c) {
+        Ok(())
+    } else {
+        Err("malformed date-time")
+    }
+}
+
+fn is_leap(y: i64) -> bool {
+    (y % 4 == 0 && y % 100 != 0) || y % 400 == 0
+}
+
+fn days_in_month(y: i64, m: u32) -> u32 {
+    match m {
+        2 if is_leap(y) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
+pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let m = i64::from(m);
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// The UTC day (days since the epoch) of a microsecond timestamp.
+pub fn day_of_us(ts_us: i64) -> i64 {
+    ts_us.div_euclid(86_400_000_000)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offsets_convert_to_utc() {
+        let a = parse_rfc3339_us("2026-03-02T09:15:04.250+08:00").unwrap();
+        let b = parse_rfc3339_us("2026-03-02T01:15:04.250Z").unwrap();
+        let c = parse_rfc3339_us("2026-03-01T20:15:04.25-05:00").unwrap();
+        assert_eq!(a, b);
+        assert_eq!(b, c);
+        assert_eq!(b, 1_772_414_104_250_000);
+    }
+
+    #[test]
+    fn rejects_what_rfc3339_rejects() {
+        for bad in [
+            "2026-03-02T09:15:04",
+            "2026-03-02 09:15:04Z",
+            "2026-02-30T00:00:00Z",
+            "2026-13-01T00:00:00Z",
+            "2026-03-02T24:00:00Z",
+            "2026-03-02T09:15:04.Z",
+            "2026-03-02T09:15:04+0800",
+            "2026-03-02T09:15:04+08:00 ",
+            "1772414104",
+            "",
+        ] {
+            assert!(parse_rfc3339_us(bad).is_err(), "{bad} should be rejected");
+        }
+    }
+
+    #[test]
+    fn leap_years_and_fractions() {
+        assert!(parse_rfc3339_us("2024-02-29T00:00:00Z").is_ok());
+        assert!(parse_rfc3339_us("2100-02-29T00:00:00Z").is_err());
+        assert_eq!(parse_rfc3339_us("2000-03-01T00:00:00Z").unwrap(), 951_868_800_000_000);
+        assert_eq!(parse_rfc3339_us("1969-12-31T23:59:59.5Z").unwrap(), -500_000);
+        assert_eq!(parse_rfc3339_us("2026-01-01T00:00:00.123456789Z").unwrap() % 1_000_000, 123_456);
+    }
+}
+
+/// (year, month, day) of days since 1970-01-01 (inverse of [`days_from_civil`]).
+pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+/// Formats UTC microseconds as RFC 3339 (`2026-03-02T01:15:04.250000Z`).
+///
+/// ```
+/// use creditguard_contract::time::{format_rfc3339_us, parse_rfc3339_us};
+/// let s = format_rfc3339_us(1_772_414_104_250_000);
+/// assert_eq!(s, "2026-03-02T01:15:04.250000Z");
+/// assert_eq!(parse_rfc3339_us(&s), Ok(1_772_414_104_250_000));
+/// ```
+pub fn format_rfc3339_us(ts_us: i64) -> String {
+    let secs = ts_us.div_euclid(1_000_000);
+    let micros = ts_us.rem_euclid(1_000_000);
+    let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
+    let sod = secs.rem_euclid(86_400);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{micros:06}Z",
+        sod / 3600,
+        (sod / 60) % 60,
+        sod % 60
+    )
+}
+
+/// `YYYY-MM-DD` of days since the epoch (the lake's `dt=` partition value).
+pub fn format_day(day: i64) -> String {
+    let (y, m, d) = civil_from_days(day);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+/// Parses `YYYY-MM-DD` into days since the epoch.
+pub fn parse_day(s: &str) -> Result<i64, &'static str> {
+    let b = s.as_bytes();
+    if b.len() != 10 {
+        return Err("expected YYYY-MM-DD");
+    }
+    let y = i64::from(digits(b, 0, 4)?);
+    expect(b, 4, b'-')?;
+    let m = digits(b, 5, 2)?;
+    expect(b, 7, b'-')?;
+    let d = digits(b, 8, 2)?;
+    if !(1..=12).contains(&m) || d < 1 || d > days_in_month(y, m) {
+        return Err("no such date");
+    }
+    Ok(days_from_civil(y, m, d))
+}
+
+#[cfg(test)]
+mod format_tests {
+    use super::*;
+
+    #[test]
+    fn days_round_trip() {
+        for day in [-800_000, -1, 0, 1, 20_514, 2_932_896] {
+            let (y, m, d) = civil_from_days(day);
+            assert_eq!(days_from_civil(y, m, d), day);
+        }
+        assert_eq!(format_day(20_514), "2026-03-02");
+        assert_eq!(parse_day("2026-03-02"), Ok(20_514));
+        assert!(parse_day("2026-02-29").is_err());
+        assert_eq!(format_rfc3339_us(-1), "1969-12-31T23:59:59.999999Z");
+    }
+}

@@ -1,0 +1,349 @@
+//! `[jobs]` of a pipeline file: which detectors run and their thresholds. Defaults are DESIGN.md's
+//! ("Detectors"); where DESIGN leaves a choice open, the default and the reason are on the field.
+//!
+//! ```
+//! let cfg: creditguard_detect::JobsConfig = toml::from_str(r#"
+//! enabled = ["watch_time", "quiz_speed"]
+//! [quiz_speed]
+//! min_seconds_per_question = 2.5
+//! "#).unwrap();
+//! assert_eq!(cfg.quiz_speed.min_score_ratio, 0.9);
+//! cfg.validate().unwrap();
+//! ```
+
+use serde::{Deserialize, Serialize};
+
+use creditguard_contract::DETECTORS;
+
+/// `[jobs]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct JobsConfig {
+    /// Jobs to run, by name: `watch_time`, `multi_login`, `course_switching`, `credit_burst`,
+    /// `quiz_speed`, `shared_device`. Default: all six.
+    pub enabled: Vec<String>,
+    /// Days computed from one scan of the lake. Each batch also reads one day of context on each
+    /// side, so larger batches read less twice but hold more rows in memory (about 250 bytes per
+    /// event): 7 days of 100 M events a month is ≈ 30 M rows.
+    pub batch_days: u32,
+    /// `[jobs.watch_time]`.
+    pub watch_time: WatchTimeConfig,
+    /// `[jobs.multi_login]`.
+    pub multi_login: MultiLoginConfig,
+    /// `[jobs.course_switching]`.
+    pub course_switching: CourseSwitchingConfig,
+    /// `[jobs.credit_burst]`.
+    pub credit_burst: CreditBurstConfig,
+    /// `[jobs.quiz_speed]`.
+    pub quiz_speed: QuizSpeedConfig,
+    /// `[jobs.shared_device]`.
+    pub shared_device: SharedDeviceConfig,
+}
+
+impl Default for JobsConfig {
+    fn default() -> Self {
+        JobsConfig {
+            enabled: DETECTORS.iter().map(|s| s.to_string()).collect(),
+            batch_days: 7,
+            watch_time: Default::default(),
+            multi_login: Default::default(),
+            course_switching: Default::default(),
+            credit_burst: Default::default(),
+            quiz_speed: Default::default(),
+            shared_device: Default::default(),
+        }
+    }
+}
+
+/// `[jobs.watch_time]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WatchTimeConfig {
+    /// Seconds between two events of a lesson stream beyond which the interval counts as nothing
+    /// (the page was closed or the device slept). DESIGN default 60.
+    pub max_gap_s: f64,
+    /// `background_playback`: minimum hidden share of the play time of a course in a day. 0.8.
+    pub hidden_share: f64,
+    /// `background_playback`: minimum play time (seconds) of the course that day. 300 (5 min).
+    pub min_play_s: f64,
+    /// `speed`: fastest honest position advance per wall second (the player's top speed). 2.0.
+    pub max_rate: f64,
+    /// `speed`: relative tolerance on `max_rate` for clock jitter between the client's position and
+    /// its timestamps (a 2.0× player measured over 15 s intervals reads 1.9–2.1×). 0.1.
+    pub rate_tolerance: f64,
+    /// `speed`: wall seconds a course must advance faster than `max_rate × (1 + rate_tolerance)`
+    /// in a day before it is flagged (one jittery interval is not a pattern). 30.
+    pub min_fast_s: f64,
+    /// `speed`: intervals shorter than this (seconds) are not used to measure the rate (a 1 s
+    /// interval turns a 1 s position rounding into a 2× error). 5.
+    pub min_interval_s: f64,
+    /// `low_coverage`: the share of a course that must be covered when the course's catalog row
+    /// is missing. 0.8.
+    pub default_min_watch_ratio: f64,
+    /// `low_coverage`: days before a completion whose watching counts towards its coverage (read
+    /// from earlier days' `features/watch_time`). 90.
+    pub coverage_lookback_days: u32,
+}
+
+impl Default for WatchTimeConfig {
+    fn default() -> Self {
+        WatchTimeConfig {
+            max_gap_s: 60.0,
+            hidden_share: 0.8,
+            min_play_s: 300.0,
+            max_rate: 2.0,
+            rate_tolerance: 0.1,
+            min_fast_s: 30.0,
+            min_interval_s: 5.0,
+            default_min_watch_ratio: 0.8,
+            coverage_lookback_days: 90,
+        }
+    }
+}
+
+/// `[jobs.multi_login]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MultiLoginConfig {
+    /// A session is active from one event to the next while they are at most this many seconds
+    /// apart; a longer silence splits it (an idle tab left open is not "active"). 300.
+    pub idle_gap_s: f64,
+    /// `concurrent_sessions`: minimum overlap (seconds) of two active sessions on different
+    /// devices. DESIGN default 60.
+    pub min_overlap_s: f64,
+    /// `concurrent_sessions`: also require different networks (IPv4 /24, IPv6 /48). Two devices
+    /// of one person on one home or office network are not flagged. When either address is
+    /// unknown the devices alone decide. Default true.
+    pub require_different_network: bool,
+    /// `impossible_travel`: fastest plausible travel (km/h) between consecutive located events.
+    /// DESIGN default 900 (an airliner).
+    pub max_speed_kmh: f64,
+    /// `impossible_travel`: jumps shorter than this (km) are ignored, because coarse IP geolocation
+    /// moves a user by tens of kilometres between two requests. 300.
+    pub min_distance_km: f64,
+    /// `impossible_travel`: the time between two located events is taken as at least this many
+    /// seconds (two events in the same second are not infinitely fast). 60.
+    pub min_interval_s: f64,
+}
+
+impl Default for MultiLoginConfig {
+    fn default() -> Self {
+        MultiLoginConfig {
+            idle_gap_s: 300.0,
+            min_overlap_s: 60.0,
+            require_different_network: true,
+            max_speed_kmh: 900.0,
+            min_distance_km: 300.0,
+            min_interval_s: 60.0,
+        }
+    }
+}
+
+/// `[jobs.course_switching]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CourseSwitchingConfig {
+    /// `rapid_switching`: changes of course inside `window_s` that make a burst. DESIGN default 6.
+    pub min_changes: u32,
+    /// `rapid_switching`: the sliding window (seconds). DESIGN default 600 (10 min).
+    pub window_s: f64,
+    /// Event types whose `course_id` makes the course sequence: what the learner does, not the
+    /// heartbeats of open tabs (those are `parallel_playback`'s evidence).
+    pub switch_event_types: Vec<String>,
+    /// `parallel_playback`: minimum time (seconds) two courses play at once. 60.
+    pub min_overlap_s: f64,
+    /// Gap (seconds) beyond which a playing interval counts as nothing, as `watch_time.max_gap_s`. 60.
+    pub max_gap_s: f64,
+}
+
+impl Default for CourseSwitchingConfig {
+    fn default() -> Self {
+        CourseSwitchingConfig {
+            min_changes: 6,
+            window_s: 600.0,
+            switch_event_types: vec!["course_enter".into(), "video_play".into()],
+            min_overlap_s: 60.0,
+            max_gap_s: 60.0,
+        }
+    }
+}
+
+/// What `credit_burst` counts per day.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BurstUnit {
+    /// Completions: credits come in lumps (one course = several credits), which makes credits a
+    /// poor Poisson count; the number of completions is the count. Default.
+    Completions,
+    /// Credits, rounded up, as DESIGN.md states the test.
+    Credits,
+}
+
+/// `[jobs.credit_burst]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CreditBurstConfig {
+    /// Significance of the Poisson upper tail P(X ≥ x | λ). DESIGN default 1e-3.
+    pub alpha: f64,
+    /// Minimum credits claimed in the day. DESIGN default 10.
+    pub min_credits: f64,
+    /// Days of the user's own trailing baseline (and the peers'). DESIGN default 28.
+    pub baseline_days: u32,
+    /// Smallest rate λ (per day) used, so a new user with no history is not flagged for a normal
+    /// day. 0.5.
+    pub min_lambda: f64,
+    /// What is counted: `completions` (default) or `credits`.
+    pub unit: BurstUnit,
+    /// Unsupported credits: the day is also flagged when the engaged watch time of the user in
+    /// the last `support_days` days is below `support_ratio` × the watch time the claimed courses
+    /// require (catalog `duration_s × min_watch_ratio`).
+    pub support_ratio: f64,
+    /// Days of engaged watch time counted as support (the claim day and the days before it). 7.
+    pub support_days: u32,
+}
+
+impl Default for CreditBurstConfig {
+    fn default() -> Self {
+        CreditBurstConfig {
+            alpha: 1e-3,
+            min_credits: 10.0,
+            baseline_days: 28,
+            min_lambda: 0.5,
+            unit: BurstUnit::Completions,
+            support_ratio: 0.25,
+            support_days: 7,
+        }
+    }
+}
+
+/// `[jobs.quiz_speed]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QuizSpeedConfig {
+    /// Fewer seconds per question than this is too fast to read. DESIGN default 3.
+    pub min_seconds_per_question: f64,
+    /// …when the score is at least this share of the maximum. DESIGN default 0.9.
+    pub min_score_ratio: f64,
+    /// Quizzes with fewer questions are not judged. 1.
+    pub min_questions: i64,
+}
+
+impl Default for QuizSpeedConfig {
+    fn default() -> Self {
+        QuizSpeedConfig { min_seconds_per_question: 3.0, min_score_ratio: 0.9, min_questions: 1 }
+    }
+}
+
+/// `[jobs.shared_device]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SharedDeviceConfig {
+    /// Accounts on one device in one day (logins and check-ins) that make it shared. DESIGN
+    /// default 3.
+    pub min_accounts: u32,
+    /// Event types counted. Default `login`, `checkin`.
+    pub event_types: Vec<String>,
+}
+
+impl Default for SharedDeviceConfig {
+    fn default() -> Self {
+        SharedDeviceConfig { min_accounts: 3, event_types: vec!["login".into(), "checkin".into()] }
+    }
+}
+
+impl JobsConfig {
+    /// Every problem with the settings, each naming its key (`jobs.<…>`).
+    pub fn problems(&self) -> Vec<String> {
+        let mut p = Vec::new();
+        for (i, name) in self.enabled.iter().enumerate() {
+            if !DETECTORS.contains(&name.as_str()) {
+                p.push(format!("key `jobs.enabled[{i}]`: unknown job `{name}`, expected one of: {}", DETECTORS.join(", ")));
+            }
+        }
+        let mut pos = |key: &str, v: f64| {
+            if !(v.is_finite() && v > 0.0) {
+                p.push(format!("key `jobs.{key}`: must be a number > 0, got {v}"));
+            }
+        };
+        let w = &self.watch_time;
+        pos("watch_time.max_gap_s", w.max_gap_s);
+        pos("watch_time.min_play_s", w.min_play_s);
+        pos("watch_time.max_rate", w.max_rate);
+        pos("watch_time.min_fast_s", w.min_fast_s);
+        pos("watch_time.min_interval_s", w.min_interval_s);
+        let m = &self.multi_login;
+        pos("multi_login.idle_gap_s", m.idle_gap_s);
+        pos("multi_login.min_overlap_s", m.min_overlap_s);
+        pos("multi_login.max_speed_kmh", m.max_speed_kmh);
+        pos("multi_login.min_interval_s", m.min_interval_s);
+        let c = &self.course_switching;
+        pos("course_switching.window_s", c.window_s);
+        pos("course_switching.min_overlap_s", c.min_overlap_s);
+        pos("course_switching.max_gap_s", c.max_gap_s);
+        let b = &self.credit_burst;
+        pos("credit_burst.min_lambda", b.min_lambda);
+        pos("quiz_speed.min_seconds_per_question", self.quiz_speed.min_seconds_per_question);
+        let mut share = |key: &str, v: f64| {
+            if !(0.0..=1.0).contains(&v) {
+                p.push(format!("key `jobs.{key}`: must be between 0 and 1, got {v}"));
+            }
+        };
+        share("watch_time.hidden_share", w.hidden_share);
+        share("watch_time.rate_tolerance", w.rate_tolerance);
+        share("watch_time.default_min_watch_ratio", w.default_min_watch_ratio);
+        share("quiz_speed.min_score_ratio", self.quiz_speed.min_score_ratio);
+        share("credit_burst.support_ratio", b.support_ratio);
+        if !(b.alpha > 0.0 && b.alpha < 1.0) {
+            p.push(format!("key `jobs.credit_burst.alpha`: must be between 0 and 1 (exclusive), got {}", b.alpha));
+        }
+        if !(b.min_credits >= 0.0) {
+            p.push(format!("key `jobs.credit_burst.min_credits`: must be ≥ 0, got {}", b.min_credits));
+        }
+        if m.min_distance_km < 0.0 {
+            p.push(format!("key `jobs.multi_login.min_distance_km`: must be ≥ 0, got {}", m.min_distance_km));
+        }
+        for (key, v) in [
+            ("batch_days", self.batch_days),
+            ("course_switching.min_changes", c.min_changes),
+            ("credit_burst.baseline_days", b.baseline_days),
+            ("credit_burst.support_days", b.support_days),
+            ("shared_device.min_accounts", self.shared_device.min_accounts),
+        ] {
+            if v == 0 {
+                p.push(format!("key `jobs.{key}`: must be at least 1"));
+            }
+        }
+        if c.switch_event_types.is_empty() {
+            p.push("key `jobs.course_switching.switch_event_types`: must not be empty".into());
+        }
+        if self.shared_device.event_types.is_empty() {
+            p.push("key `jobs.shared_device.event_types`: must not be empty".into());
+        }
+        for (key, list) in [
+            ("course_switching.switch_event_types", &c.switch_event_types),
+            ("shared_device.event_types", &self.shared_device.event_types),
+        ] {
+            for t in list {
+                if creditguard_contract::EventType::parse(t).is_none() {
+                    p.push(format!("key `jobs.{key}`: `{t}` is not a telemetry-v1 event type"));
+                }
+            }
+        }
+        p
+    }
+
+    /// [`problems`](Self::problems) as a `Result`.
+    pub fn validate(&self) -> crate::Result<()> {
+        let p = self.problems();
+        if p.is_empty() {
+            Ok(())
+        } else {
+            Err(crate::Error::Config(p))
+        }
+    }
+
+    /// Whether the job `name` is enabled.
+    pub fn is_enabled(&self, name: &str) -> bool {
+        self.enabled.iter().any(|e| e == name)
+    }
+}

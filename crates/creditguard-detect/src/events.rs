@@ -1,0 +1,140 @@
+//! Reading the lake's `events` table for a range of days, and the expressions every detector
+//! shares.
+//!
+//! Detectors see the `events` columns (see `creditguard_contract::events_schema`) plus `t`: `ts`
+//! as Int64 UTC microseconds, which keeps the window arithmetic in plain integers.
+
+use creditguard_lake::Lake;
+use polars::prelude::*;
+
+use crate::Result;
+
+/// Microseconds in a day.
+pub const DAY_US: i64 = 86_400_000_000;
+
+/// The columns detectors read (everything but `received_at`, `platform`, `src`, `src_pos`).
+pub const COLUMNS: [&str; 28] = [
+    "event_id",
+    "event_type",
+    "ts",
+    "user_id",
+    "org_unit",
+    "session_id",
+    "device_id",
+    "ip",
+    "geo_lat",
+    "geo_lon",
+    "course_id",
+    "lesson_id",
+    "position_s",
+    "duration_s",
+    "playing",
+    "visible",
+    "muted",
+    "rate",
+    "seek_from_s",
+    "seek_to_s",
+    "quiz_id",
+    "score",
+    "max_score",
+    "questions",
+    "elapsed_s",
+    "credits",
+    "category",
+    "method",
+];
+
+/// The polars schema of [`COLUMNS`] (with `ts` as UTC microseconds), for empty inputs.
+pub fn schema() -> Schema {
+    let mut s = Schema::default();
+    for name in COLUMNS {
+        let dt = match name {
+            "ts" => DataType::Datetime(TimeUnit::Microseconds, Some(TimeZone::UTC)),
+            "geo_lat" | "geo_lon" | "position_s" | "duration_s" | "rate" | "seek_from_s" | "seek_to_s" | "score"
+            | "max_score" | "elapsed_s" | "credits" => DataType::Float64,
+            "playing" | "visible" | "muted" => DataType::Boolean,
+            "questions" => DataType::Int64,
+            _ => DataType::String,
+        };
+        s.with_column(name.into(), dt);
+    }
+    s
+}
+
+/// The raw `events` rows of the days `from_day..=to_day` (no de-duplication), as a lazy scan of
+/// the lake's Parquet files; an empty frame with the right columns when there are none.
+pub fn scan_days(lake: &Lake, from_day: i64, to_day: i64) -> Result<LazyFrame> {
+    let files = lake.files("events", from_day, to_day)?;
+    if files.is_empty() {
+        return Ok(DataFrame::empty_with_schema(&schema()).lazy());
+    }
+    let paths: Vec<PlRefPath> = files.iter().map(|p| PlRefPath::new(p.to_string_lossy().as_ref())).collect();
+    let lf = LazyFrame::scan_parquet_files(paths.into_iter().collect(), ScanArgsParquet::default())?;
+    Ok(lf.select(COLUMNS.iter().map(|c| col(*c)).collect::<Vec<_>>()))
+}
+
+/// The events a job for days `from_day..=to_day` needs: those of `from_day-1..=to_day+1` (one
+/// day of context each side, for intervals and sessions that cross midnight), de-duplicated by
+/// `event_id` (producers deliver twice), with `t` = `ts` in microseconds. Detectors order the rows
+/// by their own keys and `t` (ties broken by `event_id`), so no global sort is paid here.
+pub fn scan_events(lake: &Lake, from_day: i64, to_day: i64) -> Result<LazyFrame> {
+    let lf = scan_days(lake, from_day - 1, to_day + 1)?;
+    Ok(prepare(lf).filter(col("t").gt_eq(lit((from_day - 1) * DAY_US)).and(col("t").lt(lit((to_day + 2) * DAY_US)))))
+}
+
+/// De-duplicates raw event rows by `event_id` and adds `t`. Which copy of a duplicate is kept
+/// does not matter: copies of one `event_id` are the same event.
+pub fn prepare(lf: LazyFrame) -> LazyFrame {
+    lf.unique(Some(cols(["event_id"])), UniqueKeepStrategy::Any)
+        .with_column(col("ts").cast(DataType::Int64).alias("t"))
+}
+
+/// [`scan_events`], collected, ordered by `t` then `event_id`.
+pub fn load_events(lake: &Lake, from_day: i64, to_day: i64) -> Result<DataFrame> {
+    Ok(scan_events(lake, from_day, to_day)?
+        .sort(["t", "event_id"], SortMultipleOptions::default().with_maintain_order(true))
+        .collect()?)
+}
+
+/// `event_type` is one of `types`.
+pub fn type_in(types: &[&str]) -> Expr {
+    types
+        .iter()
+        .map(|t| col("event_type").eq(lit(*t)))
+        .reduce(|a, b| a.or(b))
+        .unwrap_or(lit(false))
+}
+
+/// True where the row continues the run of the previous row: every key equal to the previous
+/// row's (nulls equal). The frame must be sorted by `keys` first.
+pub fn same_as_prev(keys: &[&str]) -> Expr {
+    keys.iter()
+        .map(|k| col(*k).eq_missing(col(*k).shift(lit(1))))
+        .reduce(|a, b| a.and(b))
+        .expect("at least one key")
+        .fill_null(lit(false))
+}
+
+/// True where the next row continues the same run (see [`same_as_prev`]).
+pub fn same_as_next(keys: &[&str]) -> Expr {
+    keys.iter()
+        .map(|k| col(*k).eq_missing(col(*k).shift(lit(-1))))
+        .reduce(|a, b| a.and(b))
+        .expect("at least one key")
+        .fill_null(lit(false))
+}
+
+/// Day (days since 1970-01-01, UTC) of a microsecond timestamp expression.
+pub fn day_of(t: Expr) -> Expr {
+    t.floor_div(lit(DAY_US))
+}
+
+/// Seconds between two microsecond expressions, as f64.
+pub fn secs(us: Expr) -> Expr {
+    us.cast(DataType::Float64) / lit(1e6)
+}
+
+/// Ascending sort with row order kept among ties (deterministic output).
+pub fn sort_opts() -> SortMultipleOptions {
+    SortMultipleOptions::default().with_maintain_order(true)
+}

@@ -1,0 +1,219 @@
+//! Turning measured rows into results-v1 flags: ids, severities, evidence, explanations, and the
+//! flags table in Arrow (for the lake) and polars (for callers that want a frame).
+
+use std::sync::Arc;
+
+use arrow_array::builder::{Float64Builder, StringBuilder, TimestampMicrosecondBuilder};
+use arrow_array::{ArrayRef, RecordBatch};
+use creditguard_contract::time::format_rfc3339_us;
+use creditguard_contract::{flags_schema, stable_id, Flag};
+use polars::prelude::*;
+use serde_json::{Map, Value};
+
+/// A flag before it gets its id and run.
+pub(crate) struct Draft {
+    pub rule: &'static str,
+    pub user_id: String,
+    pub org_unit: Option<String>,
+    pub course_id: Option<String>,
+    pub window_start: i64,
+    pub window_end: i64,
+    pub severity: f64,
+    /// What distinguishes this flag from another of the same rule, user and start (a course, a
+    /// session pair, a device…): part of the id.
+    pub key: String,
+    pub evidence: Map<String, Value>,
+    pub en: String,
+    pub zh: String,
+}
+
+impl Draft {
+    pub fn finish(mut self) -> Flag {
+        let start = format_rfc3339_us(self.window_start);
+        let flag_id = stable_id(&[self.rule, &self.user_id, &start, &self.key]);
+        self.evidence.insert("explanation_zh".into(), Value::String(self.zh));
+        let detector = self.rule.split('.').next().unwrap_or(self.rule).to_string();
+        Flag {
+            flag_id,
+            run_id: String::new(),
+            detector,
+            rule: self.rule.to_string(),
+            user_id: self.user_id,
+            org_unit: self.org_unit,
+            course_id: self.course_id,
+            window_start: self.window_start,
+            window_end: self.window_end,
+            severity: clamp_severity(self.severity),
+            evidence: Value::Object(self.evidence).to_string(),
+            explanation: self.en,
+        }
+    }
+}
+
+/// Severity in (0, 1]: 0.5 at the threshold, rising linearly to 1 when `excess` (how far past the
+/// threshold, as a share of the distance to the extreme) reaches 1. 0.5 at the threshold is the
+/// scorer's review threshold: a flag that just crosses one rule alone is worth a look, not more.
+pub(crate) fn ramp(excess: f64) -> f64 {
+    clamp_severity(0.5 + 0.5 * excess.clamp(0.0, 1.0))
+}
+
+pub(crate) fn clamp_severity(s: f64) -> f64 {
+    if s.is_nan() {
+        0.5
+    } else {
+        s.clamp(0.01, 1.0)
+    }
+}
+
+/// Rounds to 3 decimals for evidence (stable JSON, readable numbers).
+pub(crate) fn r3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+/// Sorts flags into their table order: rule, user, window start, id.
+pub(crate) fn sort(flags: &mut [Flag]) {
+    flags.sort_by(|a, b| {
+        (a.rule.as_str(), a.user_id.as_str(), a.window_start, a.flag_id.as_str()).cmp(&(
+            b.rule.as_str(),
+            b.user_id.as_str(),
+            b.window_start,
+            b.flag_id.as_str(),
+        ))
+    });
+}
+
+/// Typed column accessors over a collected frame, for turning candidate rows into flags.
+pub(crate) struct Rows<'a>(pub &'a DataFrame);
+
+impl<'a> Rows<'a> {
+    pub fn str(&self, name: &str) -> PolarsResult<&'a StringChunked> {
+        self.0.column(name)?.str()
+    }
+    pub fn f64(&self, name: &str) -> PolarsResult<&'a Float64Chunked> {
+        self.0.column(name)?.f64()
+    }
+    pub fn i64(&self, name: &str) -> PolarsResult<&'a Int64Chunked> {
+        self.0.column(name)?.i64()
+    }
+    pub fn list(&self, name: &str) -> PolarsResult<&'a ListChunked> {
+        self.0.column(name)?.list()
+    }
+    pub fn len(&self) -> usize {
+        self.0.height()
+    }
+}
+
+/// The strings of one list cell (nulls skipped).
+pub(crate) fn list_strings(l: &ListChunked, i: usize) -> Vec<String> {
+    match l.get_as_series(i) {
+        Some(s) => match s.str() {
+            Ok(ca) => ca.into_iter().flatten().map(str::to_string).collect(),
+            Err(_) => Vec::new(),
+        },
+        None => Vec::new(),
+    }
+}
+
+/// Flags as one Arrow batch with exactly `creditguard_contract::flags_schema()`.
+pub fn flags_batch(flags: &[Flag]) -> RecordBatch {
+    let mut flag_id = StringBuilder::new();
+    let mut run_id = StringBuilder::new();
+    let mut detector = StringBuilder::new();
+    let mut rule = StringBuilder::new();
+    let mut user_id = StringBuilder::new();
+    let mut org_unit = StringBuilder::new();
+    let mut course_id = StringBuilder::new();
+    let mut ws = TimestampMicrosecondBuilder::new().with_timezone("UTC");
+    let mut we = TimestampMicrosecondBuilder::new().with_timezone("UTC");
+    let mut severity = Float64Builder::new();
+    let mut evidence = StringBuilder::new();
+    let mut explanation = StringBuilder::new();
+    for f in flags {
+        flag_id.append_value(&f.flag_id);
+        run_id.append_value(&f.run_id);
+        detector.append_value(&f.detector);
+        rule.append_value(&f.rule);
+        user_id.append_value(&f.user_id);
+        org_unit.append_option(f.org_unit.as_deref());
+        course_id.append_option(f.course_id.as_deref());
+        ws.append_value(f.window_start);
+        we.append_value(f.window_end);
+        severity.append_value(f.severity);
+        evidence.append_value(&f.evidence);
+        explanation.append_value(&f.explanation);
+    }
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(flag_id.finish()),
+        Arc::new(run_id.finish()),
+        Arc::new(detector.finish()),
+        Arc::new(rule.finish()),
+        Arc::new(user_id.finish()),
+        Arc::new(org_unit.finish()),
+        Arc::new(course_id.finish()),
+        Arc::new(ws.finish()),
+        Arc::new(we.finish()),
+        Arc::new(severity.finish()),
+        Arc::new(evidence.finish()),
+        Arc::new(explanation.finish()),
+    ];
+    RecordBatch::try_new(flags_schema(), columns).expect("flag columns match flags_schema")
+}
+
+/// Flags as a polars frame in the results-v1 columns (timestamps as Datetime µs UTC).
+pub fn flags_frame(flags: &[Flag]) -> PolarsResult<DataFrame> {
+    let s = |name: &str, f: &dyn Fn(&Flag) -> &str| Column::new(name.into(), flags.iter().map(f).collect::<Vec<_>>());
+    let o = |name: &str, f: &dyn Fn(&Flag) -> Option<&str>| {
+        Column::new(name.into(), flags.iter().map(f).collect::<Vec<_>>())
+    };
+    let ts = |name: &str, f: &dyn Fn(&Flag) -> i64| -> PolarsResult<Column> {
+        Column::new(name.into(), flags.iter().map(f).collect::<Vec<_>>())
+            .cast(&DataType::Datetime(TimeUnit::Microseconds, Some(TimeZone::UTC)))
+    };
+    DataFrame::new_infer_height(vec![
+        s("flag_id", &|f| &f.flag_id),
+        s("run_id", &|f| &f.run_id),
+        s("detector", &|f| &f.detector),
+        s("rule", &|f| &f.rule),
+        s("user_id", &|f| &f.user_id),
+        o("org_unit", &|f| f.org_unit.as_deref()),
+        o("course_id", &|f| f.course_id.as_deref()),
+        ts("window_start", &|f| f.window_start)?,
+        ts("window_end", &|f| f.window_end)?,
+        Column::new("severity".into(), flags.iter().map(|f| f.severity).collect::<Vec<_>>()),
+        s("evidence", &|f| &f.evidence),
+        s("explanation", &|f| &f.explanation),
+    ])
+}
+
+/// Human duration for explanations: `45 s`, `12.5 min`, `2.3 h`.
+pub(crate) fn dur(s: f64) -> String {
+    if s < 120.0 {
+        format!("{s:.0} s")
+    } else if s < 7200.0 {
+        format!("{:.1} min", s / 60.0)
+    } else {
+        format!("{:.1} h", s / 3600.0)
+    }
+}
+
+/// 中文时长: `45 秒`, `12.5 分钟`, `2.3 小时`.
+pub(crate) fn dur_zh(s: f64) -> String {
+    if s < 120.0 {
+        format!("{s:.0} 秒")
+    } else if s < 7200.0 {
+        format!("{:.1} 分钟", s / 60.0)
+    } else {
+        format!("{:.1} 小时", s / 3600.0)
+    }
+}
+
+/// `HH:MM` UTC of a microsecond timestamp, for explanations.
+pub(crate) fn hhmm(t: i64) -> String {
+    let s = format_rfc3339_us(t);
+    format!("{} UTC", &s[11..16])
+}
+
+/// `YYYY-MM-DD` of a microsecond timestamp.
+pub(crate) fn date(t: i64) -> String {
+    creditguard_contract::time::format_day(t.div_euclid(crate::DAY_US))
+}

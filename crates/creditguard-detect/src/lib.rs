@@ -1,0 +1,86 @@
+//! Detection jobs in polars: one module per detector.
+//!
+//! Each detector is a function over polars frames (the events of a period, the course catalog,
+//! its settings) that returns a features table and the [`Flag`]s it raises. [`run_jobs`] runs the
+//! enabled detectors day batch by day batch over the lake and writes, per day,
+//! `features/<job>/dt=D/part-0.parquet` and `results/flags/dt=D/part-0.parquet` (the flags of every
+//! job of that day, in the results-v1 columns) with [`Lake::replace_partition`], so a re-run
+//! replaces a day's output instead of adding to it.
+//!
+//! | job | rules | unit of a flag |
+//! |---|---|---|
+//! | [`watch_time`] | `background_playback`, `speed`, `low_coverage` | user × course × day; one completion |
+//! | [`multi_login`] | `concurrent_sessions`, `impossible_travel` | pair of sessions; user × day |
+//! | [`course_switching`] | `rapid_switching`, `parallel_playback` | burst of switches; user × course pair × day |
+//! | [`credit_burst`] | `poisson_tail` | user × day |
+//! | [`quiz_speed`] | `too_fast` | one quiz submission |
+//! | [`shared_device`] | `many_accounts` | account × device × day |
+//!
+//! Time is event time (`ts`), in UTC microseconds. A job for days `D1..=D2` reads the events of
+//! `D1-1..=D2+1` so that intervals and sessions crossing midnight are whole, and keeps the feature
+//! rows of `D1..=D2` and the flags whose `window_start` falls in `D1..=D2`. Two detectors look
+//! further back: `credit_burst` (the trailing baseline, from the events' `course_complete` rows)
+//! and `watch_time.low_coverage` (what was watched on earlier days, from the `watch_time` features
+//! of those days: run a backfill in day order).
+//!
+//! ```no_run
+//! use creditguard_detect::{run_jobs, Catalog, JobsConfig};
+//! let lake = creditguard_lake::Lake::open("./lake").unwrap();
+//! let catalog = Catalog::load("sample-data/catalog.csv".as_ref()).unwrap();
+//! let day = creditguard_contract::time::parse_day("2026-03-02").unwrap();
+//! let report = run_jobs(&lake, &catalog, &JobsConfig::default(), day, day, "run-1").unwrap();
+//! println!("{report}");
+//! ```
+
+pub mod catalog;
+pub mod config;
+pub mod course_switching;
+pub mod credit_burst;
+pub mod events;
+mod flags;
+pub mod multi_login;
+pub mod quiz_speed;
+mod run;
+pub mod shared_device;
+pub mod watch_time;
+
+#[cfg(test)]
+mod testkit;
+
+pub use catalog::{Catalog, Course};
+pub use config::JobsConfig;
+pub use creditguard_contract::Flag;
+pub use events::{load_events, scan_events, DAY_US};
+pub use flags::{flags_batch, flags_frame};
+pub use run::{run_jobs, JobReport, JobsReport};
+
+/// What a detector hands back: its features table and its flags (with an empty `run_id`, which
+/// [`run_jobs`] fills in).
+#[derive(Debug, Clone)]
+pub struct JobOutput {
+    /// One row per unit the job measures; a `day` column (days since 1970-01-01) says which
+    /// partition of `features/<job>/` the row belongs to.
+    pub features: polars::prelude::DataFrame,
+    /// The flags raised, sorted by (rule, user, window start, flag id).
+    pub flags: Vec<Flag>,
+}
+
+/// Errors of the detection jobs.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Polars(#[from] polars::error::PolarsError),
+    #[error(transparent)]
+    Lake(#[from] creditguard_lake::Error),
+    #[error("catalog {path}: {message}")]
+    Catalog { path: String, message: String },
+    #[error("jobs settings: {}", .0.join("; "))]
+    Config(Vec<String>),
+    #[error("{path}: {source}")]
+    Io { path: String, source: std::io::Error },
+    #[error("writing {path}: {message}")]
+    Write { path: String, message: String },
+}
+
+/// `Result` of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,437 @@
+//! Telemetry into the lake: NDJSON files (plain, `.gz`, `.zst`), directories of them, or stdin →
+//! validated events → zstd Parquet under `events/dt=<event day>/`; invalid lines →
+//! `dead_letters/dt=<ingest day>/` with their original bytes, source and line, and the reason.
+//!
+//! The building blocks are shared with the Kafka source: [`EventBuffer`] groups valid events by
+//! event day and writes one deterministic file name per day; [`DeadLetter`] and
+//! [`write_dead_letters`] keep rejected input; [`Deduper`] drops second deliveries of an
+//! `event_id`.
+//!
+//! ```
+//! use creditguard_ingest::{ingest, IngestOptions, Input};
+//! let dir = tempfile::tempdir().unwrap();
+//! let input = dir.path().join("t.ndjson");
+//! std::fs::write(&input, concat!(
+//!     r#"{"event_id":"e1","type":"login","ts":"2026-03-02T09:00:00+08:00","user_id":"u1","session_id":"s1"}"#, "\n",
+//!     r#"{"event_id":"e1","type":"login","ts":"2026-03-02T09:00:00+08:00","user_id":"u1","session_id":"s1"}"#, "\n",
+//!     "not json\n",
+//! )).unwrap();
+//! let lake = creditguard_lake::Lake::open(dir.path().join("lake").to_str().unwrap()).unwrap();
+//! let stats = ingest(&lake, &[Input::Path(input)], &IngestOptions::default(), &mut |_| {}).unwrap();
+//! assert_eq!((stats.valid, stats.duplicates, stats.dead_lettered), (1, 1, 1));
+//! ```
+
+use std::collections::{BTreeMap, HashSet};
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arrow_array::builder::{BinaryBuilder, Int64Builder, StringBuilder, TimestampMicrosecondBuilder};
+use arrow_array::{ArrayRef, RecordBatch};
+use arrow_schema::{DataType, Field, Schema, SchemaRef};
+use creditguard_contract::time::{day_of_us, format_day};
+use creditguard_contract::{events_schema, parse_event, ts_type, Event, EventBatchBuilder, Rejection};
+use creditguard_lake::Lake;
+use xxhash_rust::xxh3::{xxh3_128, Xxh3};
+
+/// Errors that stop an ingest: the input cannot be read or the lake cannot be written.
+/// Bad data never is one: it becomes a [`DeadLetter`].
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("input {path}: {source}")]
+    Input { path: String, source: io::Error },
+    #[error(transparent)]
+    Lake(#[from] creditguard_lake::Error),
+}
+
+/// `Result` of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Valid events waiting to be written, grouped by UTC event day.
+#[derive(Default)]
+pub struct EventBuffer {
+    days: BTreeMap<i64, EventBatchBuilder>,
+    len: usize,
+}
+
+/// One Parquet file committed to the lake.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WrittenFile {
+    pub path: PathBuf,
+    pub day: i64,
+    pub rows: usize,
+}
+
+impl EventBuffer {
+    /// An empty buffer.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Appends one valid event read at `src` / `src_pos`.
+    pub fn push(&mut self, event: &Event<'_>, src: &str, src_pos: i64) {
+        self.days.entry(day_of_us(event.ts_us)).or_default().push(event, src, src_pos);
+        self.len += 1;
+    }
+
+    /// Events buffered.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether nothing is buffered.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Writes each day's events to `events/dt=<day>/<file_name>` (atomically, so a replay that
+    /// uses the same deterministic name replaces instead of duplicating) and empties the buffer.
+    pub fn write(&mut self, lake: &Lake, file_name: &str) -> Result<Vec<WrittenFile>> {
+        let schema = events_schema();
+        let mut written = Vec::with_capacity(self.days.len());
+        for (day, mut builder) in std::mem::take(&mut self.days) {
+            let batch = builder.finish();
+            let rows = batch.num_rows();
+            let path = lake.write_parquet("events", day, file_name, schema.clone(), &[batch])?;
+            tracing::debug!(day = %format_day(day), rows, path = %path.display(), "Committed events file.");
+            written.push(WrittenFile { path, day, rows });
+        }
+        self.len = 0;
+        Ok(written)
+    }
+}
+
+/// Drops second deliveries of an `event_id` (producers deliver twice). Keeps a 128-bit hash per
+/// id: 16 bytes an event, and a collision (which would drop a real event) is out of reach.
+#[derive(Default)]
+pub struct Deduper {
+    seen: HashSet<u128>,
+}
+
+impl Deduper {
+    /// Whether `event_id` is seen for the first time (and remembers it).
+    pub fn first(&mut self, event_id: &str) -> bool {
+        self.seen.insert(xxh3_128(event_id.as_bytes()))
+    }
+}
+
+/// One rejected input record, kept with its original bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetter {
+    /// The bytes exactly as read (without the line terminator).
+    pub raw: Vec<u8>,
+    /// Where it came from: a file path, `stdin`, or `topic/partition`.
+    pub source: String,
+    /// Line number (1-based) or offset.
+    pub position: i64,
+    /// [`RejectKind`](creditguard_contract::RejectKind) name, e.g. `missing_field`.
+    pub kind: String,
+    /// One line a person can read.
+    pub reason: String,
+}
+
+impl DeadLetter {
+    /// A dead letter for a rejection.
+    pub fn new(raw: &[u8], source: &str, position: i64, rejection: &Rejection) -> Self {
+        DeadLetter {
+            raw: raw.to_vec(),
+            source: source.to_string(),
+            position,
+            kind: rejection.kind.as_str().to_string(),
+            reason: rejection.reason.clone(),
+        }
+    }
+}
+
+/// Arrow schema of the `dead_letters` table.
+pub fn dead_letters_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("raw", DataType::Binary, false),
+        Field::new("source", DataType::Utf8, false),
+        Field::new("position", DataType::Int64, false),
+        Field::new("kind", DataType::Utf8, false),
+        Field::new("reason", DataType::Utf8, false),
+        Field::new("rejected_at", ts_type(), false),
+    ]))
+}
+
+/// Writes dead letters to `dead_letters/dt=<day>/<file_name>` atomically.
+pub fn write_dead_letters(lake: &Lake, day: i64, file_name: &str, letters: &[DeadLetter]) -> Result<PathBuf> {
+    let now = now_us();
+    let mut raw = BinaryBuilder::new();
+    let mut source = StringBuilder::new();
+    let mut position = Int64Builder::new();
+    let mut kind = StringBuilder::new();
+    let mut reason = StringBuilder::new();
+    let mut at = TimestampMicrosecondBuilder::new().with_timezone("UTC");
+    for l in letters {
+        raw.append_value(&l.raw);
+        source.append_value(&l.source);
+        position.append_value(l.position);
+        kind.append_value(&l.kind);
+        reason.append_value(&l.reason);
+        at.append_value(now);
+    }
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(raw.finish()),
+        Arc::new(source.finish()),
+        Arc::new(position.finish()),
+        Arc::new(kind.finish()),
+        Arc::new(reason.finish()),
+        Arc::new(at.finish()),
+    ];
+    let batch = RecordBatch::try_new(dead_letters_schema(), columns).expect("columns match dead_letters_schema");
+    Ok(lake.write_parquet("dead_letters", day, file_name, dead_letters_schema(), &[batch])?)
+}
+
+fn now_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
+}
+
+/// Where telemetry is read from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    /// A file (`.gz` / `.zst` decompressed by extension) or a directory of them.
+    Path(PathBuf),
+    /// Standard input (plain NDJSON).
+    Stdin,
+}
+
+/// Settings of a file ingest (the pipeline file's `[ingest]` section).
+#[derive(Debug, Clone)]
+pub struct IngestOptions {
+    /// Input lines per output chunk: each chunk becomes one file per event day. Bounds memory
+    /// (roughly 250 bytes an event while buffered).
+    pub chunk_lines: usize,
+}
+
+impl Default for IngestOptions {
+    fn default() -> Self {
+        IngestOptions { chunk_lines: 500_000 }
+    }
+}
+
+/// What an ingest did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IngestStats {
+    /// Input files read (stdin counts as one).
+    pub sources: usize,
+    /// Bytes of input read, before decompression.
+    pub bytes: u64,
+    /// Lines read, blank ones included.
+    pub lines: u64,
+    /// Blank lines (not events; skipped).
+    pub blank: u64,
+    /// Valid events written.
+    pub valid: u64,
+    /// Valid events dropped as second deliveries of an `event_id`.
+    pub duplicates: u64,
+    /// Invalid lines sent to `dead_letters/`.
+    pub dead_lettered: u64,
+    /// Dead letters by rejection kind.
+    pub dead_letter_kinds: BTreeMap<String, u64>,
+    /// Parquet files committed (events and dead letters).
+    pub files_written: usize,
+    /// Wall time.
+    pub elapsed: Duration,
+}
+
+/// The files an input names, in a stable order: the file itself, or a directory's NDJSON files
+/// (`.ndjson`, `.jsonl`, `.json`, optionally `.gz` / `.zst`), sorted, hidden ones skipped.
+pub fn expand_input(path: &Path) -> Result<Vec<PathBuf>> {
+    let meta = std::fs::metadata(path).map_err(|source| Error::Input { path: path.display().to_string(), source })?;
+    if !meta.is_dir() {
+        return Ok(vec![path.to_path_buf()]);
+    }
+    let mut files = Vec::new();
+    let entries = std::fs::read_dir(path).map_err(|source| Error::Input { path: path.display().to_string(), source })?;
+    for entry in entries {
+        let entry = entry.map_err(|source| Error::Input { path: path.display().to_string(), source })?;
+        let p = entry.path();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let base = name.trim_end_matches(".gz").trim_end_matches(".zst");
+        let is_ndjson = [".ndjson", ".jsonl", ".json"].iter().any(|ext| base.ends_with(ext));
+        if !name.starts_with('.') && is_ndjson && p.is_file() {
+            files.push(p);
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// Counts the compressed bytes pulled from the underlying reader, for progress.
+struct Counting<R> {
+    inner: R,
+    count: u64,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count += n as u64;
+        Ok(n)
+    }
+}
+
+fn open(path: &Path) -> io::Result<(Box<dyn BufRead>, Box<dyn Fn() -> u64>)> {
+    let file = File::open(path)?;
+    let name = path.to_string_lossy();
+    // The progress counter is shared through an Rc so the closure can read what the reader counted.
+    let counter = std::rc::Rc::new(std::cell::Cell::new(0u64));
+    struct Shared<R> {
+        inner: R,
+        count: std::rc::Rc<std::cell::Cell<u64>>,
+    }
+    impl<R: Read> Read for Shared<R> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = self.inner.read(buf)?;
+            self.count.set(self.count.get() + n as u64);
+            Ok(n)
+        }
+    }
+    let raw = BufReader::with_capacity(1 << 20, Shared { inner: file, count: counter.clone() });
+    let reader: Box<dyn BufRead> = if name.ends_with(".gz") {
+        Box::new(BufReader::with_capacity(1 << 20, flate2::bufread::MultiGzDecoder::new(raw)))
+    } else if name.ends_with(".zst") {
+        Box::new(BufReader::with_capacity(1 << 20, zstd::stream::read::Decoder::with_buffer(raw)?))
+    } else {
+        Box::new(raw)
+    };
+    Ok((reader, Box::new(move || counter.get())))
+}
+
+/// Reads every input, validates each line, and commits events and dead letters to the lake.
+/// `progress` is called after each chunk with the input bytes read so far.
+pub fn ingest(lake: &Lake, inputs: &[Input], opts: &IngestOptions, progress: &mut dyn FnMut(u64)) -> Result<IngestStats> {
+    let start = Instant::now();
+    let mut run = Run { lake, opts, stats: IngestStats::default(), dedup: Deduper::default(), base_bytes: 0 };
+    for input in inputs {
+        match input {
+            Input::Stdin => {
+                let stdin = io::stdin();
+                let mut reader = Counting { inner: stdin.lock(), count: 0 };
+                let mut buffered = BufReader::with_capacity(1 << 20, &mut reader);
+                run.source("stdin", &mut buffered, &|| 0, progress)?;
+                run.stats.bytes += reader.count;
+            }
+            Input::Path(path) => {
+                for file in expand_input(path)? {
+                    let shown = file.display().to_string();
+                    let (mut reader, count) = open(&file).map_err(|source| Error::Input { path: shown.clone(), source })?;
+                    run.source(&shown, &mut reader, &*count, progress)?;
+                    run.stats.bytes += count();
+                    run.base_bytes = run.stats.bytes;
+                }
+            }
+        }
+    }
+    run.stats.elapsed = start.elapsed();
+    Ok(run.stats)
+}
+
+struct Run<'a> {
+    lake: &'a Lake,
+    opts: &'a IngestOptions,
+    stats: IngestStats,
+    dedup: Deduper,
+    base_bytes: u64,
+}
+
+/// Everything about one chunk of one source that its output file names derive from.
+struct Chunk {
+    first_line: i64,
+    last_line: i64,
+    hash: Xxh3,
+}
+
+impl Run<'_> {
+    fn source(&mut self, source: &str, reader: &mut dyn BufRead, bytes_read: &dyn Fn() -> u64, progress: &mut dyn FnMut(u64)) -> Result<()> {
+        self.stats.sources += 1;
+        // Names depend on the file's base name and the chunk's bytes, not on the path it was
+        // reached by: re-ingesting the same data overwrites the same files.
+        let base = Path::new(source).file_name().map_or(source.to_string(), |n| n.to_string_lossy().into_owned());
+        let ingest_day = day_of_us(now_us());
+        let mut buffer = EventBuffer::new();
+        let mut dead: Vec<DeadLetter> = Vec::new();
+        let mut line = Vec::with_capacity(4096);
+        let mut line_no: i64 = 0;
+        let mut chunk = Chunk { first_line: 1, last_line: 0, hash: Xxh3::new() };
+        loop {
+            line.clear();
+            let n = reader
+                .read_until(b'\n', &mut line)
+                .map_err(|e| Error::Input { path: source.to_string(), source: io::Error::new(e.kind(), format!("after line {line_no}: {e}")) })?;
+            if n == 0 {
+                break;
+            }
+            line_no += 1;
+            self.stats.lines += 1;
+            chunk.last_line = line_no;
+            chunk.hash.update(&line);
+            let mut body = &line[..];
+            if let Some(b) = body.strip_suffix(b"\n") {
+                body = b.strip_suffix(b"\r").unwrap_or(b);
+            }
+            if body.iter().all(u8::is_ascii_whitespace) {
+                self.stats.blank += 1;
+            } else {
+                match parse_event(body) {
+                    Ok(ev) => {
+                        if self.dedup.first(&ev.event_id) {
+                            buffer.push(&ev, source, line_no);
+                            self.stats.valid += 1;
+                        } else {
+                            self.stats.duplicates += 1;
+                        }
+                    }
+                    Err(rej) => {
+                        tracing::debug!(source, line = line_no, reason = %rej, "Dead-lettered line.");
+                        *self.stats.dead_letter_kinds.entry(rej.kind.as_str().to_string()).or_default() += 1;
+                        self.stats.dead_lettered += 1;
+                        dead.push(DeadLetter::new(body, source, line_no, &rej));
+                    }
+                }
+            }
+            if (line_no - chunk.first_line + 1) as usize >= self.opts.chunk_lines {
+                self.flush(&base, &chunk, &mut buffer, &mut dead, ingest_day)?;
+                progress(self.base_bytes + bytes_read());
+                chunk = Chunk { first_line: line_no + 1, last_line: line_no, hash: Xxh3::new() };
+            }
+        }
+        if chunk.last_line >= chunk.first_line {
+            self.flush(&base, &chunk, &mut buffer, &mut dead, ingest_day)?;
+        }
+        progress(self.base_bytes + bytes_read());
+        Ok(())
+    }
+
+    fn flush(&mut self, base: &str, chunk: &Chunk, buffer: &mut EventBuffer, dead: &mut Vec<DeadLetter>, ingest_day: i64) -> Result<()> {
+        let mut tag = Xxh3::new();
+        tag.update(base.as_bytes());
+        tag.update(&chunk.hash.digest128().to_le_bytes());
+        let stem = format!("{}-{:016x}-{:09}-{:09}", sanitize(base), tag.digest(), chunk.first_line, chunk.last_line);
+        if !buffer.is_empty() {
+            let files = buffer.write(self.lake, &format!("part-{stem}.parquet"))?;
+            self.stats.files_written += files.len();
+        }
+        if !dead.is_empty() {
+            write_dead_letters(self.lake, ingest_day, &format!("dlq-{stem}.parquet"), dead)?;
+            self.stats.files_written += 1;
+            dead.clear();
+        }
+        Ok(())
+    }
+}
+
+/// Keeps file names portable: letters, digits, `-`, `_` and `.`; at most 48 characters.
+fn sanitize(name: &str) -> String {
+    name.chars()
+        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') { c } else { '_' })
+        .take(48)
+        .collect()
+}

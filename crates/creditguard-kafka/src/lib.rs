@@ -1,0 +1,1 @@
+//! Kafka ingest service, dead-letter topic and results topic.

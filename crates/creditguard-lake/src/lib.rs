@@ -1,0 +1,425 @@
+//! The lake: where creditguard keeps its tables, and how it writes them so readers never see a
+//! partial file.
+//!
+//! Layout (hive-partitioned by UTC event day):
+//!
+//! ```text
+//! <root>/events/dt=2026-03-02/part-….parquet          ingest output
+//! <root>/dead_letters/dt=2026-03-02/….parquet          rejected input, original bytes
+//! <root>/features/<job>/dt=…/part-0.parquet            one table per detection job
+//! <root>/results/{flags,credits,cases}/dt=…/…          results-v1 tables
+//! <root>/_staging/…                                    partitions being built (never read)
+//! ```
+//!
+//! Two write primitives keep readers safe:
+//! - [`Lake::write_file_atomic`]: write `.<name>.tmp-<nonce>` in the target directory, fsync,
+//!   rename over `<name>`, fsync the directory. A reader globbing `*.parquet` never matches the
+//!   temporary name, and a deterministic `<name>` makes a replay overwrite instead of duplicate.
+//! - [`Lake::replace_partition`]: build a whole new `dt=` directory under `_staging/`, fsync it,
+//!   then swap it in with one `renameat2(RENAME_EXCHANGE)`, so a day's output changes from the old
+//!   set of files to the new one in a single step.
+//!
+//! ```
+//! use creditguard_lake::Lake;
+//! let dir = tempfile::tempdir().unwrap();
+//! let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
+//! let day = creditguard_contract::time::parse_day("2026-03-02").unwrap();
+//! lake.replace_partition("results/flags", day, |staging| {
+//!     std::fs::write(staging.join("part-0.parquet"), b"...")?;
+//!     Ok(())
+//! }).unwrap();
+//! assert_eq!(lake.partition_files("results/flags", day).unwrap().len(), 1);
+//! ```
+
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use arrow_array::RecordBatch;
+use arrow_schema::SchemaRef;
+use creditguard_contract::time::{format_day, parse_day};
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::WriterProperties;
+
+/// Errors of the lake.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: io::Error },
+    #[error("{path}: writing Parquet: {source}")]
+    Parquet { path: PathBuf, source: parquet::errors::ParquetError },
+    #[error("lake location `{0}`: only local paths and file:// URLs are supported so far")]
+    Unsupported(String),
+    #[error("filling partition {table}/dt={day}: {source}")]
+    Fill { table: String, day: String, source: Box<dyn std::error::Error + Send + Sync> },
+}
+
+/// `Result` of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> Error + '_ {
+    move |source| Error::Io { path: path.to_path_buf(), source }
+}
+
+/// Rows per Parquet row group: large enough for scans to be sequential, small enough that a
+/// reader filtering by statistics can skip.
+pub const ROW_GROUP_ROWS: usize = 1 << 20;
+
+/// The writer properties of every lake table: zstd(1), dictionary encoding, page statistics.
+pub fn writer_properties() -> WriterProperties {
+    WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).expect("zstd level 1 is valid")))
+        .set_max_row_group_size(ROW_GROUP_ROWS)
+        .set_created_by(concat!("creditguard ", env!("CARGO_PKG_VERSION")).to_string())
+        .build()
+}
+
+static NONCE: AtomicU64 = AtomicU64::new(0);
+
+fn nonce() -> String {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("{}-{t}-{}", std::process::id(), NONCE.fetch_add(1, Ordering::Relaxed))
+}
+
+/// A lake rooted at a local directory.
+#[derive(Debug, Clone)]
+pub struct Lake {
+    root: Arc<PathBuf>,
+}
+
+impl Lake {
+    /// Opens (creating if needed) the lake at `location`: a path or a `file://` URL. Object-store
+    /// URLs (`s3://…`) are refused with [`Error::Unsupported`] until that backend exists.
+    pub fn open(location: &str) -> Result<Lake> {
+        let path = if let Some(p) = location.strip_prefix("file://") {
+            PathBuf::from(p)
+        } else if location.contains("://") {
+            return Err(Error::Unsupported(location.to_string()));
+        } else {
+            PathBuf::from(location)
+        };
+        fs::create_dir_all(&path).map_err(io_err(&path))?;
+        Ok(Lake { root: Arc::new(path) })
+    }
+
+    /// The root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The directory of a table (`events`, `features/watch_time`, `results/flags`, …).
+    pub fn table_dir(&self, table: &str) -> PathBuf {
+        self.root.join(table)
+    }
+
+    /// The directory of one day of a table: `<table>/dt=YYYY-MM-DD`.
+    pub fn partition_dir(&self, table: &str, day: i64) -> PathBuf {
+        self.table_dir(table).join(format!("dt={}", format_day(day)))
+    }
+
+    /// The days a table has partitions for, ascending.
+    pub fn days(&self, table: &str) -> Result<Vec<i64>> {
+        let dir = self.table_dir(table);
+        let mut days = Vec::new();
+        let entries = match fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(days),
+            Err(e) => return Err(Error::Io { path: dir, source: e }),
+        };
+        for entry in entries {
+            let entry = entry.map_err(io_err(&dir))?;
+            let name = entry.file_name();
+            if let Some(day) = name.to_str().and_then(|n| n.strip_prefix("dt=")).and_then(|d| parse_day(d).ok()) {
+                days.push(day);
+            }
+        }
+        days.sort_unstable();
+        Ok(days)
+    }
+
+    /// The committed Parquet files of one day of a table, sorted by name. Temporary files
+    /// (`.name.tmp-…`) and anything not ending in `.parquet` are not listed.
+    pub fn partition_files(&self, table: &str, day: i64) -> Result<Vec<PathBuf>> {
+        let dir = self.partition_dir(table, day);
+        let mut files = Vec::new();
+        let entries = match fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(files),
+            Err(e) => return Err(Error::Io { path: dir, source: e }),
+        };
+        for entry in entries {
+            let entry = entry.map_err(io_err(&dir))?;
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            if !name.starts_with('.') && name.ends_with(".parquet") {
+                files.push(entry.path());
+            }
+        }
+        files.sort();
+        Ok(files)
+    }
+
+    /// The committed Parquet files of a table for the days `from..=to`.
+    pub fn files(&self, table: &str, from: i64, to: i64) -> Result<Vec<PathBuf>> {
+        let mut files = Vec::new();
+        for day in self.days(table)?.into_iter().filter(|d| (from..=to).contains(d)) {
+            files.extend(self.partition_files(table, day)?);
+        }
+        Ok(files)
+    }
+
+    /// Writes `dir/name` atomically: to a temporary name in `dir`, fsync, rename, fsync `dir`.
+    /// On error the temporary file is removed and `dir/name` is untouched.
+    pub fn write_file_atomic(
+        &self,
+        dir: &Path,
+        name: &str,
+        write: impl FnOnce(&mut File) -> io::Result<()>,
+    ) -> Result<PathBuf> {
+        fs::create_dir_all(dir).map_err(io_err(dir))?;
+        let tmp = dir.join(format!(".{name}.tmp-{}", nonce()));
+        let target = dir.join(name);
+        let result = (|| {
+            let mut file = File::create(&tmp)?;
+            write(&mut file)?;
+            file.flush()?;
+            file.sync_all()?;
+            Ok(())
+        })();
+        if let Err(e) = result {
+            let _ = fs::remove_file(&tmp);
+            return Err(Error::Io { path: target, source: e });
+        }
+        fs::rename(&tmp, &target).map_err(io_err(&target))?;
+        sync_dir(dir)?;
+        Ok(target)
+    }
+
+    /// Writes `batches` as one zstd Parquet file `<table>/dt=<day>/<name>`, atomically.
+    pub fn write_parquet(
+        &self,
+        table: &str,
+        day: i64,
+        name: &str,
+        schema: SchemaRef,
+        batches: &[RecordBatch],
+    ) -> Result<PathBuf> {
+        let dir = self.partition_dir(table, day);
+        let target = dir.join(name);
+        let mut parquet_err = None;
+        let written = self.write_file_atomic(&dir, name, |file| {
+            let result = write_parquet_to(file, schema, batches);
+            result.map_err(|e| {
+                parquet_err = Some(e);
+                io::Error::other("parquet")
+            })
+        });
+        match (written, parquet_err) {
+            (_, Some(source)) => Err(Error::Parquet { path: target, source }),
+            (r, None) => r,
+        }
+    }
+
+    /// Replaces the whole `dt=<day>` partition of `table` in one step. `fill` writes the new
+    /// files into the staging directory it is given (plain writes: this function fsyncs them);
+    /// then the staging directory is exchanged with the live one, and the old files are removed.
+    /// If `fill` fails, the live partition is untouched.
+    pub fn replace_partition<F>(&self, table: &str, day: i64, fill: F) -> Result<PathBuf>
+    where
+        F: FnOnce(&Path) -> std::result::Result<(), Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let staging_root = self.root.join("_staging");
+        let staging = staging_root.join(format!("{}-dt={}-{}", table.replace('/', "__"), format_day(day), nonce()));
+        fs::create_dir_all(&staging).map_err(io_err(&staging))?;
+        if let Err(source) = fill(&staging) {
+            let _ = fs::remove_dir_all(&staging);
+            return Err(Error::Fill { table: table.to_string(), day: format_day(day), source });
+        }
+        for entry in fs::read_dir(&staging).map_err(io_err(&staging))? {
+            let path = entry.map_err(io_err(&staging))?.path();
+            File::open(&path).and_then(|f| f.sync_all()).map_err(io_err(&path))?;
+        }
+        sync_dir(&staging)?;
+        let target = self.partition_dir(table, day);
+        let table_dir = self.table_dir(table);
+        fs::create_dir_all(&table_dir).map_err(io_err(&table_dir))?;
+        if target.exists() {
+            swap_dirs(&staging, &target)?;
+            // `staging` now holds the previous partition.
+            fs::remove_dir_all(&staging).map_err(io_err(&staging))?;
+        } else {
+            fs::rename(&staging, &target).map_err(io_err(&target))?;
+        }
+        sync_dir(&table_dir)?;
+        Ok(target)
+    }
+
+    /// Removes what crashed writers left behind: `_staging/` and `.…tmp-…` files in `table`.
+    /// Returns how many entries were removed. Only call it when no writer is running.
+    pub fn clean(&self, table: &str) -> Result<usize> {
+        let mut removed = 0;
+        let staging_root = self.root.join("_staging");
+        if let Ok(entries) = fs::read_dir(&staging_root) {
+            let prefix = format!("{}-dt=", table.replace('/', "__"));
+            for entry in entries.flatten() {
+                if entry.file_name().to_str().is_some_and(|n| n.starts_with(&prefix)) {
+                    fs::remove_dir_all(entry.path()).map_err(io_err(&entry.path()))?;
+                    removed += 1;
+                }
+            }
+        }
+        for day in self.days(table)? {
+            let dir = self.partition_dir(table, day);
+            for entry in fs::read_dir(&dir).map_err(io_err(&dir))?.flatten() {
+                let name = entry.file_name();
+                if name.to_str().is_some_and(|n| n.starts_with('.') && n.contains(".tmp-")) {
+                    fs::remove_file(entry.path()).map_err(io_err(&entry.path()))?;
+                    removed += 1;
+                }
+            }
+        }
+        Ok(removed)
+    }
+}
+
+/// Writes batches as Parquet with the lake's [`writer_properties`].
+pub fn write_parquet_to<W: Write + Send>(
+    out: W,
+    schema: SchemaRef,
+    batches: &[RecordBatch],
+) -> Result<(), parquet::errors::ParquetError> {
+    let mut writer = ArrowWriter::try_new(out, schema, Some(writer_properties()))?;
+    for batch in batches {
+        writer.write(batch)?;
+    }
+    writer.close()?;
+    Ok(())
+}
+
+fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir).and_then(|d| d.sync_all()).map_err(io_err(dir))
+}
+
+/// Exchanges two directories atomically (Linux `renameat2(RENAME_EXCHANGE)`); where the file
+/// system cannot, falls back to two renames, leaving a moment in which `b` is absent.
+fn swap_dirs(a: &Path, b: &Path) -> Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        use rustix::fs::{renameat_with, RenameFlags, CWD};
+        match renameat_with(CWD, a, CWD, b, RenameFlags::EXCHANGE) {
+            Ok(()) => return Ok(()),
+            Err(e) if e == rustix::io::Errno::INVAL || e == rustix::io::Errno::NOSYS => {}
+            Err(e) => return Err(Error::Io { path: b.to_path_buf(), source: e.into() }),
+        }
+    }
+    let old = a.with_extension(format!("old-{}", nonce()));
+    fs::rename(b, &old).map_err(io_err(b))?;
+    fs::rename(a, b).map_err(io_err(b))?;
+    fs::rename(&old, a).map_err(io_err(a))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow_array::{Int64Array, RecordBatchReader};
+    use arrow_schema::{DataType, Field, Schema};
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+    fn lake() -> (tempfile::TempDir, Lake) {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
+        (dir, lake)
+    }
+
+    fn batch(values: &[i64]) -> (SchemaRef, RecordBatch) {
+        let schema = Arc::new(Schema::new(vec![Field::new("x", DataType::Int64, false)]));
+        let b = RecordBatch::try_new(schema.clone(), vec![Arc::new(Int64Array::from(values.to_vec()))]).unwrap();
+        (schema, b)
+    }
+
+    fn read_x(path: &Path) -> Vec<i64> {
+        let reader = ParquetRecordBatchReaderBuilder::try_new(File::open(path).unwrap()).unwrap().build().unwrap();
+        assert_eq!(reader.schema().field(0).name(), "x");
+        reader
+            .flat_map(|b| {
+                let b = b.unwrap();
+                b.column(0).as_any().downcast_ref::<Int64Array>().unwrap().values().to_vec()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn parquet_round_trip_and_deterministic_overwrite() {
+        let (_d, lake) = lake();
+        let (schema, b) = batch(&[1, 2, 3]);
+        let p1 = lake.write_parquet("events", 20_514, "part-a.parquet", schema.clone(), &[b]).unwrap();
+        let (_, b2) = batch(&[4, 5]);
+        let p2 = lake.write_parquet("events", 20_514, "part-a.parquet", schema, &[b2]).unwrap();
+        assert_eq!(p1, p2);
+        assert_eq!(lake.partition_files("events", 20_514).unwrap(), vec![p1.clone()]);
+        assert_eq!(read_x(&p1), vec![4, 5]);
+        assert!(p1.ends_with("events/dt=2026-03-02/part-a.parquet"));
+        assert_eq!(lake.days("events").unwrap(), vec![20_514]);
+    }
+
+    #[test]
+    fn a_file_that_was_not_renamed_is_never_listed() {
+        let (_d, lake) = lake();
+        let dir = lake.partition_dir("events", 20_514);
+        // A writer that fails midway (here: after writing some bytes) leaves nothing behind.
+        let err = lake
+            .write_file_atomic(&dir, "part-x.parquet", |f| {
+                f.write_all(b"PAR1 half a file")?;
+                Err(io::Error::other("disk full"))
+            })
+            .unwrap_err();
+        assert!(err.to_string().contains("disk full"), "{err}");
+        assert!(lake.partition_files("events", 20_514).unwrap().is_empty());
+        assert_eq!(fs::read_dir(&dir).unwrap().count(), 0, "temporary file removed");
+        // A crashed writer's temporary file (killed before rename) is not listed, and clean() removes it.
+        fs::write(dir.join(".part-y.parquet.tmp-123-456-0"), b"PAR1 partial").unwrap();
+        assert!(lake.partition_files("events", 20_514).unwrap().is_empty());
+        assert_eq!(lake.clean("events").unwrap(), 1);
+    }
+
+    #[test]
+    fn replace_partition_swaps_whole_days() {
+        let (_d, lake) = lake();
+        let day = 20_514;
+        for names in [&["a.parquet", "b.parquet"][..], &["c.parquet"][..]] {
+            lake.replace_partition("results/flags", day, |staging| {
+                for n in names {
+                    fs::write(staging.join(n), n.as_bytes())?;
+                }
+                Ok(())
+            })
+            .unwrap();
+        }
+        let files = lake.partition_files("results/flags", day).unwrap();
+        assert_eq!(files.len(), 1);
+        assert!(files[0].ends_with("results/flags/dt=2026-03-02/c.parquet"));
+        // A failed fill leaves the live day as it was and no staging behind.
+        let err = lake
+            .replace_partition("results/flags", day, |staging| {
+                fs::write(staging.join("d.parquet"), b"d")?;
+                Err("detector blew up".into())
+            })
+            .unwrap_err();
+        assert!(err.to_string().contains("results/flags/dt=2026-03-02: detector blew up"), "{err}");
+        assert_eq!(lake.partition_files("results/flags", day).unwrap(), files);
+        assert_eq!(fs::read_dir(lake.root().join("_staging")).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn object_store_urls_are_refused_clearly() {
+        let err = Lake::open("s3://bucket/lake").unwrap_err();
+        assert!(err.to_string().contains("s3://bucket/lake"), "{err}");
+    }
+}

@@ -1,0 +1,333 @@
+//! The decisions, as pure functions over records in memory: which flags touch which claim, the
+//! credit records, the claim issues, the cases and the yearly progress.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use creditguard_contract::time::{civil_from_days, day_of_us, days_from_civil, format_day, format_rfc3339_us};
+use creditguard_contract::{stable_id, Case, Credit, Flag};
+
+use crate::catalog::Catalog;
+use crate::config::ScoreConfig;
+use crate::events::{Activity, Claim};
+use crate::tables::{ClaimIssue, Progress};
+
+const DAY_US: i64 = 86_400_000_000;
+
+/// Comparisons against thresholds forgive this much floating-point noise, so a risk computed as
+/// 0.49999999999999994 from severities that multiply out to exactly 0.5 still meets 0.5.
+pub const EPS: f64 = 1e-9;
+
+/// A flag as the scorer sees it: whether it lies in the scored period (its partition day) or only
+/// in the lookback before it.
+#[derive(Debug, Clone)]
+pub struct ScoredFlag {
+    pub flag: Flag,
+    pub in_period: bool,
+}
+
+/// `severity × weight`, clamped to [0, 1].
+pub fn weighted(flag: &Flag, cfg: &ScoreConfig) -> f64 {
+    (flag.severity * cfg.weight(&flag.detector)).clamp(0.0, 1.0)
+}
+
+/// Noisy-OR: the probability that at least one of independent signals is right.
+pub fn noisy_or(ps: impl IntoIterator<Item = f64>) -> f64 {
+    1.0 - ps.into_iter().fold(1.0, |acc, p| acc * (1.0 - p.clamp(0.0, 1.0)))
+}
+
+/// Whether `flag` touches `claim` (the DESIGN's linking rules):
+/// - it must be the learner's and, when it names a course, that course: a flag on course A never
+///   touches course B;
+/// - `credit_burst`: the claim was completed on a day the flag's window covers;
+/// - any other flag naming the course (watch time, quiz speed, …): it started no later than the
+///   completion (plus `activity_slack_s`), i.e. it concerns the work this claim stands on;
+/// - a flag naming no course (multi-login, switching, shared device): its window, widened by
+///   `activity_slack_s`, overlaps a stretch of the learner's activity on the course that began
+///   before the completion.
+pub fn touches(flag: &Flag, claim: &Claim, activity: &Activity, cfg: &ScoreConfig) -> bool {
+    if flag.user_id != claim.user_id {
+        return false;
+    }
+    if flag.course_id.as_ref().is_some_and(|c| *c != claim.course_id) {
+        return false;
+    }
+    let slack = (cfg.activity_slack_s * 1e6) as i64;
+    if flag.detector == "credit_burst" {
+        let first = day_of_us(flag.window_start);
+        let last = day_of_us((flag.window_end - 1).max(flag.window_start));
+        return (first..=last).contains(&day_of_us(claim.completed_at));
+    }
+    if flag.course_id.is_some() {
+        return flag.window_start <= claim.completed_at + slack;
+    }
+    let Some(stretches) = activity.get(&(claim.user_id.clone(), claim.course_id.clone())) else { return false };
+    let (lo, hi) = (flag.window_start - slack, flag.window_end + slack);
+    stretches.iter().any(|&(s, e)| s <= claim.completed_at + slack && s <= hi && e >= lo)
+}
+
+/// Everything the scorer decides for one period.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Decisions {
+    pub credits: Vec<Credit>,
+    pub issues: Vec<ClaimIssue>,
+    pub cases: Vec<Case>,
+}
+
+/// Judges every claim and builds the cases of the period `from..=to`.
+#[allow(clippy::too_many_arguments)]
+pub fn decide(
+    claims: &[Claim],
+    flags: &[ScoredFlag],
+    activity: &Activity,
+    catalog: &Catalog,
+    cfg: &ScoreConfig,
+    from: i64,
+    to: i64,
+    run_id: &str,
+) -> Decisions {
+    let mut by_user: HashMap<&str, Vec<&ScoredFlag>> = HashMap::new();
+    for f in flags {
+        by_user.entry(f.flag.user_id.as_str()).or_default().push(f);
+    }
+    let mut out = Decisions::default();
+    // The value a claim is worth: the catalog's credits, or what was claimed for a course the
+    // catalog does not know (it cannot be checked, so it is reported, not silently zeroed).
+    let mut withheld_value: BTreeMap<String, f64> = BTreeMap::new();
+    let mut linked_flags: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut first_claim: HashMap<(&str, &str), &Claim> = HashMap::new();
+    for claim in claims {
+        let claimed = claim.credits.unwrap_or(0.0);
+        let course = catalog.get(&claim.course_id);
+        let credit_id = stable_id(&[&claim.user_id, &claim.course_id, &claim.event_id]);
+        let mut issue = |kind: &str, catalog_credits: Option<f64>, detail: String| {
+            out.issues.push(ClaimIssue {
+                issue_id: stable_id(&[&credit_id, kind]),
+                run_id: run_id.to_string(),
+                credit_id: credit_id.clone(),
+                user_id: claim.user_id.clone(),
+                course_id: claim.course_id.clone(),
+                completed_at: claim.completed_at,
+                issue: kind.to_string(),
+                credits_claimed: claimed,
+                catalog_credits,
+                detail,
+            })
+        };
+        let (mut value, category) = match course {
+            Some(c) => {
+                if (c.credits - claimed).abs() > EPS {
+                    issue(
+                        "credits_mismatch",
+                        Some(c.credits),
+                        format!(
+                            "Claimed {claimed} credits for course {} but the catalog says {}; {} granted at most.",
+                            c.course_id, c.credits, c.credits
+                        ),
+                    );
+                }
+                if let Some(cat) = claim.category.as_deref().filter(|cat| *cat != c.category) {
+                    issue(
+                        "category_mismatch",
+                        Some(c.credits),
+                        format!("Claimed as {cat} but the catalog lists course {} as {}.", c.course_id, c.category),
+                    );
+                }
+                (c.credits, c.category.clone())
+            }
+            None => {
+                issue(
+                    "unknown_course",
+                    None,
+                    format!(
+                        "Course {} is not in the catalog; the {claimed} claimed credits cannot be checked.",
+                        claim.course_id
+                    ),
+                );
+                (claimed, claim.category.clone().unwrap_or_else(|| "unknown".to_string()))
+            }
+        };
+        // Credit accrues once per course: a second completion of the same course is reported and
+        // worth nothing more.
+        match first_claim.get(&(claim.user_id.as_str(), claim.course_id.as_str())) {
+            Some(first) => {
+                issue(
+                    "repeat_completion",
+                    course.map(|c| c.credits),
+                    format!(
+                        "Course {} was already completed at {} (event {}); a repeat adds no credits.",
+                        claim.course_id,
+                        format_rfc3339_us(first.completed_at),
+                        first.event_id
+                    ),
+                );
+                value = 0.0;
+            }
+            None => {
+                first_claim.insert((claim.user_id.as_str(), claim.course_id.as_str()), claim);
+            }
+        }
+        let flag_ids: BTreeSet<String> = by_user
+            .get(claim.user_id.as_str())
+            .into_iter()
+            .flatten()
+            .filter(|f| weighted(&f.flag, cfg) >= cfg.withhold_severity - EPS && touches(&f.flag, claim, activity, cfg))
+            .map(|f| f.flag.flag_id.clone())
+            .collect();
+        let withheld = !flag_ids.is_empty();
+        if withheld {
+            *withheld_value.entry(claim.user_id.clone()).or_default() += value;
+            linked_flags.entry(claim.user_id.clone()).or_default().extend(flag_ids.iter().cloned());
+        }
+        out.credits.push(Credit {
+            credit_id,
+            run_id: run_id.to_string(),
+            user_id: claim.user_id.clone(),
+            org_unit: claim.org_unit.clone(),
+            course_id: claim.course_id.clone(),
+            category,
+            completed_at: claim.completed_at,
+            credits_claimed: claimed,
+            credits_granted: if withheld { 0.0 } else { value },
+            status: if withheld { "withheld" } else { "granted" }.to_string(),
+            flag_ids: flag_ids.into_iter().collect(),
+        });
+    }
+
+    // A case gathers the learner's flags of the period and any earlier flag that withheld one of
+    // the period's claims, so every withheld credit is in front of a reviewer.
+    let period = format!("{}/{}", format_day(from), format_day(to));
+    let mut users: Vec<&str> = by_user.keys().copied().collect();
+    users.sort_unstable();
+    for user in users {
+        let linked = linked_flags.get(user);
+        let mut case_flags: BTreeMap<&str, &Flag> = BTreeMap::new();
+        for f in &by_user[user] {
+            if f.in_period || linked.is_some_and(|l| l.contains(&f.flag.flag_id)) {
+                case_flags.insert(&f.flag.flag_id, &f.flag);
+            }
+        }
+        if case_flags.is_empty() {
+            continue;
+        }
+        let risk = noisy_or(case_flags.values().map(|f| weighted(f, cfg)));
+        let detectors: BTreeSet<String> = case_flags.values().map(|f| f.detector.clone()).collect();
+        let org_unit = case_flags.values().find_map(|f| f.org_unit.clone()).or_else(|| {
+            claims.iter().find(|c| c.user_id == user).and_then(|c| c.org_unit.clone())
+        });
+        out.cases.push(Case {
+            case_id: stable_id(&[user, &period]),
+            run_id: run_id.to_string(),
+            user_id: user.to_string(),
+            org_unit,
+            period_start: from * DAY_US,
+            period_end: (to + 1) * DAY_US,
+            risk,
+            flag_ids: case_flags.keys().map(|s| s.to_string()).collect(),
+            detectors: detectors.into_iter().collect(),
+            credits_withheld: withheld_value.get(user).copied().unwrap_or(0.0),
+            status: if risk >= cfg.review_threshold - EPS { "open" } else { "below_threshold" }.to_string(),
+        });
+    }
+    out
+}
+
+/// Each learner's progress in the calendar year of `as_of_day`, from that year's credit records
+/// up to and including `as_of_day`. A course counts once: its best granted record, else (if none
+/// was granted) its withheld value.
+pub fn progress(
+    credits: &[Credit],
+    extra_users: &BTreeMap<String, Option<String>>,
+    catalog: &Catalog,
+    cfg: &ScoreConfig,
+    as_of_day: i64,
+    run_id: &str,
+) -> Vec<Progress> {
+    let (year, _, _) = civil_from_days(as_of_day);
+    let jan1 = days_from_civil(year, 1, 1);
+    let days_in_year = (days_from_civil(year + 1, 1, 1) - jan1) as f64;
+    let elapsed = ((as_of_day - jan1 + 1) as f64 / days_in_year).clamp(0.0, 1.0);
+    // (user, course) → (granted, withheld, mandatory?)
+    let mut per_course: BTreeMap<(&str, &str), (f64, f64, bool)> = BTreeMap::new();
+    let mut org: BTreeMap<String, (i64, Option<String>)> = BTreeMap::new();
+    for c in credits {
+        let day = day_of_us(c.completed_at);
+        if day < jan1 || day > as_of_day {
+            continue;
+        }
+        let e = per_course.entry((&c.user_id, &c.course_id)).or_insert((0.0, 0.0, false));
+        e.2 |= c.category == "mandatory";
+        if c.status == "granted" {
+            e.0 = e.0.max(c.credits_granted);
+        } else {
+            let value = catalog.get(&c.course_id).map(|k| k.credits).unwrap_or(c.credits_claimed);
+            e.1 = e.1.max(value);
+        }
+        let o = org.entry(c.user_id.clone()).or_insert((i64::MIN, None));
+        if c.completed_at >= o.0 && c.org_unit.is_some() {
+            *o = (c.completed_at, c.org_unit.clone());
+        }
+    }
+    let mut totals: BTreeMap<String, [f64; 4]> = BTreeMap::new();
+    for ((user, _), (granted, withheld, mandatory)) in per_course {
+        let t = totals.entry(user.to_string()).or_default();
+        let withheld = if granted > 0.0 { 0.0 } else { withheld };
+        t[0] += granted;
+        t[1] += withheld;
+        if mandatory {
+            t[2] += granted;
+            t[3] += withheld;
+        }
+    }
+    for user in extra_users.keys() {
+        totals.entry(user.clone()).or_default();
+    }
+    let as_of = (as_of_day + 1) * DAY_US;
+    totals
+        .into_iter()
+        .map(|(user, [g, w, mg, mw])| {
+            let expected = cfg.target_credits * elapsed;
+            let m_expected = cfg.mandatory_credits * elapsed;
+            let status = if g >= cfg.target_credits - EPS && mg >= cfg.mandatory_credits - EPS {
+                "complete"
+            } else if g >= expected - EPS && mg >= m_expected - EPS {
+                "on_track"
+            } else if g + w >= expected - EPS && mg + mw >= m_expected - EPS {
+                "at_risk"
+            } else {
+                "behind"
+            };
+            let org_unit = org.get(&user).and_then(|o| o.1.clone()).or_else(|| extra_users.get(&user).cloned().flatten());
+            Progress {
+                progress_id: stable_id(&[&user, &year.to_string(), &format_day(as_of_day)]),
+                run_id: run_id.to_string(),
+                user_id: user,
+                org_unit,
+                year: year as i32,
+                as_of,
+                credits_granted: g,
+                credits_withheld: w,
+                mandatory_granted: mg,
+                mandatory_withheld: mw,
+                target_credits: cfg.target_credits,
+                mandatory_target: cfg.mandatory_credits,
+                expected_by_now: expected,
+                share_of_target: if cfg.target_credits > 0.0 { g / cfg.target_credits } else { 1.0 },
+                mandatory_share: if cfg.mandatory_credits > 0.0 { mg / cfg.mandatory_credits } else { 1.0 },
+                status: status.to_string(),
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn noisy_or_combines_independent_signals() {
+        assert_eq!(noisy_or([]), 0.0);
+        assert_eq!(noisy_or([0.5]), 0.5);
+        assert!((noisy_or([0.5, 0.5]) - 0.75).abs() < 1e-12);
+        assert_eq!(noisy_or([1.0, 0.2]), 1.0);
+    }
+}

@@ -1,0 +1,212 @@
+//! What the scorer needs from the lake's `events` table: the credit claims (`course_complete`),
+//! each learner's stretches of activity per course, and (for the report) sessions and devices.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+use creditguard_contract::time::day_of_us;
+use creditguard_lake::Lake;
+
+use crate::read::{read_columns, Nums, Strs, Times};
+use crate::Result;
+
+const EVENTS: &str = "events";
+const DAY_US: i64 = 86_400_000_000;
+
+/// One `course_complete` event: the platform claims credits for a learner.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Claim {
+    pub event_id: String,
+    pub user_id: String,
+    pub org_unit: Option<String>,
+    pub course_id: String,
+    /// `ts` of the event, UTC µs.
+    pub completed_at: i64,
+    pub credits: Option<f64>,
+    pub category: Option<String>,
+}
+
+/// The claims whose `ts` falls in the days `from..=to`, de-duplicated by `event_id` (producers
+/// deliver twice), sorted by (completed_at, event_id).
+pub fn read_claims(lake: &Lake, from: i64, to: i64) -> Result<Vec<Claim>> {
+    let files = lake.files(EVENTS, from, to)?;
+    let cols = ["event_id", "event_type", "ts", "user_id", "org_unit", "course_id", "credits", "category"];
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    for b in read_columns(&files, &cols)? {
+        let ty = Strs::of(&b, "event_type")?;
+        let (id, user, org, course, cat) = (
+            Strs::of(&b, "event_id")?,
+            Strs::of(&b, "user_id")?,
+            Strs::of(&b, "org_unit")?,
+            Strs::of(&b, "course_id")?,
+            Strs::of(&b, "category")?,
+        );
+        let (ts, credits) = (Times::of(&b, "ts")?, Nums::of(&b, "credits")?);
+        for i in 0..b.num_rows() {
+            if ty.get(i) != Some("course_complete") {
+                continue;
+            }
+            let (Some(t), Some(course_id)) = (ts.get(i), course.get(i)) else { continue };
+            // Late events land in their own day; a file of another day never holds them, but a
+            // range read must still keep to the range.
+            if !(from..=to).contains(&day_of_us(t)) || !seen.insert(id.string(i)) {
+                continue;
+            }
+            out.push(Claim {
+                event_id: id.string(i),
+                user_id: user.string(i),
+                org_unit: org.opt(i),
+                course_id: course_id.to_string(),
+                completed_at: t,
+                credits: credits.get(i),
+                category: cat.opt(i),
+            });
+        }
+    }
+    out.sort_by(|a, b| (a.completed_at, &a.event_id).cmp(&(b.completed_at, &b.event_id)));
+    Ok(out)
+}
+
+/// Per (user, course): stretches `[start, end]` (UTC µs) of activity on that course, sorted.
+pub type Activity = HashMap<(String, String), Vec<(i64, i64)>>;
+
+/// Builds the [`Activity`] of `users` over the days `from..=to`: every event naming a course
+/// counts; events closer than `gap_us` join one stretch.
+pub fn read_activity(lake: &Lake, from: i64, to: i64, users: &HashSet<String>, gap_us: i64) -> Result<Activity> {
+    let mut times: HashMap<(String, String), Vec<i64>> = HashMap::new();
+    if users.is_empty() {
+        return Ok(Activity::new());
+    }
+    let files = lake.files(EVENTS, from, to)?;
+    for b in read_columns(&files, &["ts", "user_id", "course_id"])? {
+        let (user, course, ts) = (Strs::of(&b, "user_id")?, Strs::of(&b, "course_id")?, Times::of(&b, "ts")?);
+        for i in 0..b.num_rows() {
+            let (Some(u), Some(c), Some(t)) = (user.get(i), course.get(i), ts.get(i)) else { continue };
+            if users.contains(u) {
+                times.entry((u.to_string(), c.to_string())).or_default().push(t);
+            }
+        }
+    }
+    Ok(times.into_iter().map(|(k, v)| (k, stretches(v, gap_us))).collect())
+}
+
+/// Sorted instants → maximal stretches whose consecutive instants are at most `gap_us` apart.
+pub fn stretches(mut ts: Vec<i64>, gap_us: i64) -> Vec<(i64, i64)> {
+    ts.sort_unstable();
+    let mut out: Vec<(i64, i64)> = Vec::new();
+    for t in ts {
+        match out.last_mut() {
+            Some((_, end)) if t - *end <= gap_us => *end = t,
+            _ => out.push((t, t)),
+        }
+    }
+    out
+}
+
+/// One stretch of one session of a learner, for the report's timeline.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionSpan {
+    pub session_id: String,
+    pub device_id: Option<String>,
+    pub platform: Option<String>,
+    pub ip: Option<String>,
+    pub start: i64,
+    pub end: i64,
+    /// Courses seen in this stretch, sorted.
+    pub courses: Vec<String>,
+}
+
+/// Sessions (split at pauses longer than `gap_us`) of `users` over the days `from..=to`, plus
+/// events without a session (check-ins, completions) as zero-length spans named by their type.
+pub fn read_sessions(
+    lake: &Lake,
+    from: i64,
+    to: i64,
+    users: &HashSet<String>,
+    gap_us: i64,
+) -> Result<BTreeMap<String, Vec<SessionSpan>>> {
+    let mut rows: BTreeMap<(String, String), Vec<(i64, Option<String>, Option<String>, Option<String>, Option<String>)>> =
+        BTreeMap::new();
+    if !users.is_empty() {
+        let files = lake.files(EVENTS, from, to)?;
+        let cols = ["event_type", "ts", "user_id", "session_id", "device_id", "platform", "ip", "course_id"];
+        for b in read_columns(&files, &cols)? {
+            let s = |n| Strs::of(&b, n);
+            let (ty, user, session, device, platform, ip, course) =
+                (s("event_type")?, s("user_id")?, s("session_id")?, s("device_id")?, s("platform")?, s("ip")?, s("course_id")?);
+            let ts = Times::of(&b, "ts")?;
+            for i in 0..b.num_rows() {
+                let (Some(u), Some(t)) = (user.get(i), ts.get(i)) else { continue };
+                if !users.contains(u) || !(from * DAY_US..(to + 1) * DAY_US).contains(&t) {
+                    continue;
+                }
+                let sid = session.get(i).map(str::to_string).unwrap_or_else(|| format!("({})", ty.string(i)));
+                rows.entry((u.to_string(), sid)).or_default().push((
+                    t,
+                    device.opt(i),
+                    platform.opt(i),
+                    ip.opt(i),
+                    course.opt(i),
+                ));
+            }
+        }
+    }
+    let mut out: BTreeMap<String, Vec<SessionSpan>> = BTreeMap::new();
+    for ((user, sid), mut evs) in rows {
+        evs.sort_by_key(|e| e.0);
+        let mut cur: Option<(SessionSpan, BTreeSet<String>)> = None;
+        let spans = out.entry(user).or_default();
+        for (t, device, platform, ip, course) in evs {
+            let split = cur.as_ref().is_some_and(|(s, _)| t - s.end > gap_us || s.device_id != device && device.is_some());
+            if split {
+                let (mut s, courses) = cur.take().expect("checked");
+                s.courses = courses.into_iter().collect();
+                spans.push(s);
+            }
+            let (s, courses) = cur.get_or_insert_with(|| {
+                (
+                    SessionSpan {
+                        session_id: sid.clone(),
+                        device_id: device.clone(),
+                        platform: platform.clone(),
+                        ip: ip.clone(),
+                        start: t,
+                        end: t,
+                        courses: Vec::new(),
+                    },
+                    BTreeSet::new(),
+                )
+            });
+            s.end = t;
+            if s.device_id.is_none() {
+                s.device_id = device;
+            }
+            if s.platform.is_none() {
+                s.platform = platform;
+            }
+            if s.ip.is_none() {
+                s.ip = ip;
+            }
+            courses.extend(course);
+        }
+        if let Some((mut s, courses)) = cur {
+            s.courses = courses.into_iter().collect();
+            spans.push(s);
+        }
+    }
+    for spans in out.values_mut() {
+        spans.sort_by(|a, b| (a.start, &a.session_id).cmp(&(b.start, &b.session_id)));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stretches_split_at_long_pauses() {
+        assert_eq!(stretches(vec![50, 0, 10, 200, 205], 40), vec![(0, 50), (200, 205)]);
+        assert!(stretches(vec![], 1).is_empty());
+    }
+}

@@ -1,0 +1,318 @@
+//! The scorer: turns the detectors' flags into what people act on.
+//!
+//! For a period of days it reads the flags (`results/flags`, written by the detection jobs) and
+//! the credit claims (`course_complete` events), and writes, each day replaced atomically:
+//!
+//! | table | one row per | partition day |
+//! |---|---|---|
+//! | `results/credits` (results-v1) | claim: `granted`, or `withheld` with the flags that caused it | day of `completed_at` |
+//! | `results/cases` (results-v1) | learner with flags in the period: risk, status | last day of the period |
+//! | `results/claim_issues` | claim that disagrees with the catalog | day of `completed_at` |
+//! | `results/progress` | learner: credits this year against the target | last day of the period |
+//! | `results/stream` (NDJSON) | flag, credit and case records with `kind` | as their tables |
+//!
+//! **Linking** (which flag withholds which claim) is [`decide::touches`]; **risk** is the noisy-OR
+//! of severity × detector weight over the case's flags; a flag withholds the claims it touches
+//! when its severity × weight reaches [`ScoreConfig::withhold_severity`].
+//!
+//! Ids are deterministic (`credit_id` = `stable_id(user_id, course_id, event_id)`, `case_id` =
+//! `stable_id(user_id, "YYYY-MM-DD/YYYY-MM-DD")`), rows are sorted, and the run id is the
+//! caller's: the same input and run id give byte-for-byte the same rows.
+//!
+//! ```no_run
+//! use creditguard_score::{score, Catalog, ScoreConfig};
+//! let lake = creditguard_lake::Lake::open("lake").unwrap();
+//! let catalog = Catalog::load("sample-data/catalog.csv".as_ref()).unwrap();
+//! let day = creditguard_contract::time::parse_day("2026-03-02").unwrap();
+//! let report = score(&lake, &catalog, &ScoreConfig::default(), day, day, "run-1").unwrap();
+//! println!("{report}");
+//! for record in report.records() { /* produce to a topic */ let _ = record; }
+//! ```
+
+pub mod catalog;
+pub mod config;
+pub mod decide;
+pub mod events;
+mod read;
+pub mod report;
+pub mod tables;
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+use std::io::Write;
+use std::path::PathBuf;
+
+use creditguard_contract::time::{day_of_us, format_day};
+use creditguard_contract::{Case, Credit, Flag, ResultRecord};
+use creditguard_lake::Lake;
+
+pub use catalog::{Catalog, Course};
+pub use config::ScoreConfig;
+pub use decide::{Decisions, ScoredFlag};
+pub use events::Claim;
+pub use tables::{ClaimIssue, Progress};
+
+/// Errors of the scorer.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    Lake(#[from] creditguard_lake::Error),
+    #[error("{path}: {msg}")]
+    Schema { path: PathBuf, msg: String },
+    #[error("catalog {path}: {msg}")]
+    Catalog { path: PathBuf, msg: String },
+    #[error("score config: {}", .0.join("; "))]
+    Config(Vec<String>),
+    #[error("period {from}..{to}: the first day is after the last")]
+    Period { from: String, to: String },
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// `Result` of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What one scoring run decided, and the records it wrote.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScoreReport {
+    pub run_id: String,
+    pub from_day: i64,
+    pub to_day: i64,
+    /// The flags of the period (their partition day in `from..=to`), sorted by day and id.
+    pub flags: Vec<(i64, Flag)>,
+    /// One per claim, sorted by (completed_at, credit_id).
+    pub credits: Vec<Credit>,
+    /// Sorted by user.
+    pub cases: Vec<Case>,
+    pub issues: Vec<ClaimIssue>,
+    /// As of `to_day`, sorted by user.
+    pub progress: Vec<Progress>,
+}
+
+impl ScoreReport {
+    /// The results stream: every flag, credit and case record, in a fixed order (flags, then
+    /// credits, then cases, each sorted as in the report). What `--emit ndjson` prints and what
+    /// the Kafka sink produces (key = [`ResultRecord::user_id`]).
+    pub fn records(&self) -> Vec<ResultRecord> {
+        let mut out = Vec::with_capacity(self.flags.len() + self.credits.len() + self.cases.len());
+        out.extend(self.flags.iter().map(|(_, f)| ResultRecord::Flag(f.clone())));
+        out.extend(self.credits.iter().cloned().map(ResultRecord::Credit));
+        out.extend(self.cases.iter().cloned().map(ResultRecord::Case));
+        out
+    }
+
+    /// The stream records of one day (flags by partition day, credits by completion day, cases
+    /// on the last day of the period).
+    pub fn records_of_day(&self, day: i64) -> Vec<ResultRecord> {
+        let mut out = Vec::new();
+        out.extend(self.flags.iter().filter(|(d, _)| *d == day).map(|(_, f)| ResultRecord::Flag(f.clone())));
+        out.extend(
+            self.credits.iter().filter(|c| day_of_us(c.completed_at) == day).cloned().map(ResultRecord::Credit),
+        );
+        if day == self.to_day {
+            out.extend(self.cases.iter().cloned().map(ResultRecord::Case));
+        }
+        out
+    }
+
+    /// Writes the records as NDJSON, one JSON object per line.
+    pub fn write_ndjson<W: Write>(&self, mut out: W) -> std::io::Result<()> {
+        for r in self.records() {
+            serde_json::to_writer(&mut out, &r)?;
+            out.write_all(b"\n")?;
+        }
+        Ok(())
+    }
+
+    /// Counts for logs, metrics and the summary.
+    pub fn totals(&self) -> Totals {
+        let mut t = Totals { claims: self.credits.len(), flags: self.flags.len(), ..Totals::default() };
+        for c in &self.credits {
+            if c.status == "withheld" {
+                t.withheld += 1;
+            } else {
+                t.granted += 1;
+            }
+            t.credits_granted += c.credits_granted;
+        }
+        for c in &self.cases {
+            t.credits_withheld += c.credits_withheld;
+            if c.status == "open" {
+                t.cases_open += 1;
+            } else {
+                t.cases_below += 1;
+            }
+        }
+        for i in &self.issues {
+            *t.issues.entry(i.issue.clone()).or_default() += 1;
+        }
+        for p in &self.progress {
+            *t.progress.entry(p.status.clone()).or_default() += 1;
+        }
+        t
+    }
+}
+
+/// Counts of a [`ScoreReport`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Totals {
+    pub flags: usize,
+    pub claims: usize,
+    pub granted: usize,
+    pub withheld: usize,
+    pub credits_granted: f64,
+    pub credits_withheld: f64,
+    pub cases_open: usize,
+    pub cases_below: usize,
+    /// Claim issues by kind.
+    pub issues: BTreeMap<String, usize>,
+    /// Learners by progress status.
+    pub progress: BTreeMap<String, usize>,
+}
+
+impl fmt::Display for ScoreReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let t = self.totals();
+        writeln!(f, "scored {} .. {} (run {})", format_day(self.from_day), format_day(self.to_day), self.run_id)?;
+        writeln!(f, "  flags:   {}", t.flags)?;
+        writeln!(
+            f,
+            "  claims:  {} ({} granted, {} withheld); credits granted {:.1}, withheld {:.1}",
+            t.claims, t.granted, t.withheld, t.credits_granted, t.credits_withheld
+        )?;
+        writeln!(f, "  cases:   {} open, {} below threshold", t.cases_open, t.cases_below)?;
+        let join = |m: &BTreeMap<String, usize>| {
+            if m.is_empty() {
+                "none".to_string()
+            } else {
+                m.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ")
+            }
+        };
+        writeln!(f, "  claim issues: {}", join(&t.issues))?;
+        write!(f, "  progress: {}", join(&t.progress))
+    }
+}
+
+/// Reads, decides and returns, writing nothing. `score` = this + [`write_results`].
+pub fn compute(
+    lake: &Lake,
+    catalog: &Catalog,
+    cfg: &ScoreConfig,
+    from_day: i64,
+    to_day: i64,
+    run_id: &str,
+) -> Result<ScoreReport> {
+    cfg.validate().map_err(Error::Config)?;
+    if from_day > to_day {
+        return Err(Error::Period { from: format_day(from_day), to: format_day(to_day) });
+    }
+    let lookback_from = from_day - cfg.lookback_days;
+    let mut flags: Vec<ScoredFlag> = Vec::new();
+    let mut period_flags: Vec<(i64, Flag)> = Vec::new();
+    let mut seen = HashSet::new();
+    let mut all = tables::read_flags(lake, lookback_from, to_day)?;
+    all.sort_by(|a, b| (a.0, &a.1.flag_id).cmp(&(b.0, &b.1.flag_id)));
+    for (day, flag) in all {
+        // A flag id is deterministic; the same flag in two partitions is one flag.
+        if !seen.insert(flag.flag_id.clone()) {
+            continue;
+        }
+        let in_period = day >= from_day;
+        if in_period {
+            period_flags.push((day, flag.clone()));
+        }
+        flags.push(ScoredFlag { flag, in_period });
+    }
+    let claims = events::read_claims(lake, from_day, to_day)?;
+    // Activity is needed only for learners with a claim and a flag that names no course.
+    let claimants: HashSet<&str> = claims.iter().map(|c| c.user_id.as_str()).collect();
+    let users: HashSet<String> = flags
+        .iter()
+        .filter(|f| f.flag.course_id.is_none() && claimants.contains(f.flag.user_id.as_str()))
+        .map(|f| f.flag.user_id.clone())
+        .collect();
+    let activity =
+        events::read_activity(lake, lookback_from, to_day, &users, (cfg.activity_gap_s * 1e6) as i64)?;
+    let d = decide::decide(&claims, &flags, &activity, catalog, cfg, from_day, to_day, run_id);
+    let mut credits = d.credits;
+    credits.sort_by(|a, b| (a.completed_at, &a.credit_id).cmp(&(b.completed_at, &b.credit_id)));
+    let mut issues = d.issues;
+    issues.sort_by(|a, b| (a.completed_at, &a.issue_id).cmp(&(b.completed_at, &b.issue_id)));
+
+    // Progress counts this year's decisions: earlier days from the credits table as earlier runs
+    // left it, the scored period from this run.
+    let (year, _, _) = creditguard_contract::time::civil_from_days(to_day);
+    let jan1 = creditguard_contract::time::days_from_civil(year, 1, 1);
+    let mut year_credits: Vec<Credit> = if from_day > jan1 {
+        tables::read_credits(lake, jan1, from_day - 1)?
+    } else {
+        Vec::new()
+    };
+    year_credits.extend(credits.iter().cloned());
+    let extra: BTreeMap<String, Option<String>> =
+        d.cases.iter().map(|c| (c.user_id.clone(), c.org_unit.clone())).collect();
+    let progress = decide::progress(&year_credits, &extra, catalog, cfg, to_day, run_id);
+    Ok(ScoreReport {
+        run_id: run_id.to_string(),
+        from_day,
+        to_day,
+        flags: period_flags,
+        credits,
+        cases: d.cases,
+        issues,
+        progress,
+    })
+}
+
+/// Writes a report's tables, every day of its period replaced atomically (days without rows get
+/// an empty file, so a re-run that finds less leaves nothing stale). With `stream`, also writes
+/// `results/stream/dt=D/part-0.ndjson`.
+pub fn write_results(lake: &Lake, report: &ScoreReport, stream: bool) -> Result<()> {
+    let (from, to) = (report.from_day, report.to_day);
+    tables::write_days(lake, tables::CREDITS, from, to, &report.credits, |c| day_of_us(c.completed_at), tables::credits_batch)?;
+    tables::write_days(lake, tables::CLAIM_ISSUES, from, to, &report.issues, |c| day_of_us(c.completed_at), tables::claim_issues_batch)?;
+    tables::replace_day(lake, tables::CASES, to, tables::cases_batch(&report.cases)?)?;
+    tables::replace_day(lake, tables::PROGRESS, to, tables::progress_batch(&report.progress)?)?;
+    if stream {
+        for day in from..=to {
+            let records = report.records_of_day(day);
+            lake.replace_partition(tables::STREAM, day, |staging| {
+                let mut out = std::io::BufWriter::new(std::fs::File::create(staging.join("part-0.ndjson"))?);
+                for r in &records {
+                    serde_json::to_writer(&mut out, r)?;
+                    out.write_all(b"\n")?;
+                }
+                out.flush()?;
+                Ok(())
+            })?;
+        }
+    }
+    let t = report.totals();
+    tracing::info!(
+        from = %format_day(from),
+        to = %format_day(to),
+        flags = t.flags,
+        claims = t.claims,
+        withheld = t.withheld,
+        cases_open = t.cases_open,
+        issues = report.issues.len(),
+        "Wrote results."
+    );
+    Ok(())
+}
+
+/// Scores the days `from_day..=to_day` and writes the result tables and the NDJSON stream.
+pub fn score(
+    lake: &Lake,
+    catalog: &Catalog,
+    cfg: &ScoreConfig,
+    from_day: i64,
+    to_day: i64,
+    run_id: &str,
+) -> Result<ScoreReport> {
+    let report = compute(lake, catalog, cfg, from_day, to_day, run_id)?;
+    write_results(lake, &report, cfg.write_stream)?;
+    Ok(report)
+}

@@ -1,0 +1,485 @@
+//! The result tables in Parquet: Arrow batches of results-v1 records and the scorer's own tables
+//! (`results/claim_issues`, `results/progress`), writers that replace a day atomically, and
+//! readers that turn a period of a table back into records.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use arrow_array::builder::{ListBuilder, StringBuilder};
+use arrow_array::{ArrayRef, Float64Array, Int32Array, RecordBatch, StringArray, TimestampMicrosecondArray};
+use arrow_schema::{DataType, Field, Schema, SchemaRef};
+use creditguard_contract::{cases_schema, credits_schema, flags_schema, ts_type, Case, Credit, Flag};
+use creditguard_lake::Lake;
+use serde::{Deserialize, Serialize};
+
+use crate::read::{read_columns, Nums, StrLists, Strs, Times};
+use crate::{Error, Result};
+
+/// Table names in the lake.
+pub const FLAGS: &str = "results/flags";
+pub const CREDITS: &str = "results/credits";
+pub const CASES: &str = "results/cases";
+pub const CLAIM_ISSUES: &str = "results/claim_issues";
+pub const PROGRESS: &str = "results/progress";
+pub const STREAM: &str = "results/stream";
+
+/// A credit claim that disagrees with the catalog (`results/claim_issues`). The claim is still
+/// judged in `results/credits`; this row says what is odd about it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClaimIssue {
+    /// `stable_id(credit_id, issue)`.
+    pub issue_id: String,
+    pub run_id: String,
+    /// The `results/credits` record of the claim.
+    pub credit_id: String,
+    pub user_id: String,
+    pub course_id: String,
+    pub completed_at: i64,
+    /// `unknown_course`, `credits_mismatch`, `category_mismatch` or `repeat_completion`.
+    pub issue: String,
+    pub credits_claimed: f64,
+    /// The catalog's credits for the course (absent for an unknown course).
+    pub catalog_credits: Option<f64>,
+    /// One sentence for a person.
+    pub detail: String,
+}
+
+/// One learner's progress towards the yearly target (`results/progress`), as of a day.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Progress {
+    /// `stable_id(user_id, year, as_of day)`.
+    pub progress_id: String,
+    pub run_id: String,
+    pub user_id: String,
+    pub org_unit: Option<String>,
+    pub year: i32,
+    /// End of the day the progress is measured at (exclusive), UTC µs.
+    pub as_of: i64,
+    /// Granted this year, each course counted once.
+    pub credits_granted: f64,
+    /// Waiting for a reviewer this year.
+    pub credits_withheld: f64,
+    pub mandatory_granted: f64,
+    pub mandatory_withheld: f64,
+    pub target_credits: f64,
+    pub mandatory_target: f64,
+    /// The pro-rata target at `as_of`: target × elapsed share of the year.
+    pub expected_by_now: f64,
+    /// `credits_granted / target_credits`.
+    pub share_of_target: f64,
+    /// `mandatory_granted / mandatory_target` (1 when no mandatory target).
+    pub mandatory_share: f64,
+    /// `complete` (targets reached), `on_track` (at or above the pro-rata pace on total and
+    /// mandatory credits), `at_risk` (below pace, but on pace if the withheld credits are
+    /// released: depends on a review), `behind` (below pace even counting withheld credits).
+    pub status: String,
+}
+
+fn utf8(v: Vec<String>) -> ArrayRef {
+    Arc::new(StringArray::from(v))
+}
+fn utf8_opt(v: Vec<Option<String>>) -> ArrayRef {
+    Arc::new(StringArray::from(v))
+}
+fn ts(v: Vec<i64>) -> ArrayRef {
+    Arc::new(TimestampMicrosecondArray::from(v).with_timezone("UTC"))
+}
+fn f64s(v: Vec<f64>) -> ArrayRef {
+    Arc::new(Float64Array::from(v))
+}
+fn lists(v: Vec<Vec<String>>) -> ArrayRef {
+    let mut b = ListBuilder::new(StringBuilder::new());
+    for items in v {
+        for s in items {
+            b.values().append_value(s);
+        }
+        b.append(true);
+    }
+    Arc::new(b.finish())
+}
+
+fn batch(schema: SchemaRef, columns: Vec<ArrayRef>) -> Result<RecordBatch> {
+    RecordBatch::try_new(schema, columns).map_err(|e| Error::Internal(format!("building a batch: {e}")))
+}
+
+/// `results/flags` rows as one Arrow batch of [`flags_schema`].
+pub fn flags_batch(flags: &[Flag]) -> Result<RecordBatch> {
+    let m = |f: fn(&Flag) -> String| flags.iter().map(f).collect::<Vec<_>>();
+    batch(
+        flags_schema(),
+        vec![
+            utf8(m(|f| f.flag_id.clone())),
+            utf8(m(|f| f.run_id.clone())),
+            utf8(m(|f| f.detector.clone())),
+            utf8(m(|f| f.rule.clone())),
+            utf8(m(|f| f.user_id.clone())),
+            utf8_opt(flags.iter().map(|f| f.org_unit.clone()).collect()),
+            utf8_opt(flags.iter().map(|f| f.course_id.clone()).collect()),
+            ts(flags.iter().map(|f| f.window_start).collect()),
+            ts(flags.iter().map(|f| f.window_end).collect()),
+            f64s(flags.iter().map(|f| f.severity).collect()),
+            utf8(m(|f| f.evidence.clone())),
+            utf8(m(|f| f.explanation.clone())),
+        ],
+    )
+}
+
+/// `results/credits` rows as one Arrow batch of [`credits_schema`].
+pub fn credits_batch(rows: &[Credit]) -> Result<RecordBatch> {
+    let m = |f: fn(&Credit) -> String| rows.iter().map(f).collect::<Vec<_>>();
+    batch(
+        credits_schema(),
+        vec![
+            utf8(m(|c| c.credit_id.clone())),
+            utf8(m(|c| c.run_id.clone())),
+            utf8(m(|c| c.user_id.clone())),
+            utf8_opt(rows.iter().map(|c| c.org_unit.clone()).collect()),
+            utf8(m(|c| c.course_id.clone())),
+            utf8(m(|c| c.category.clone())),
+            ts(rows.iter().map(|c| c.completed_at).collect()),
+            f64s(rows.iter().map(|c| c.credits_claimed).collect()),
+            f64s(rows.iter().map(|c| c.credits_granted).collect()),
+            utf8(m(|c| c.status.clone())),
+            lists(rows.iter().map(|c| c.flag_ids.clone()).collect()),
+        ],
+    )
+}
+
+/// `results/cases` rows as one Arrow batch of [`cases_schema`].
+pub fn cases_batch(rows: &[Case]) -> Result<RecordBatch> {
+    let m = |f: fn(&Case) -> String| rows.iter().map(f).collect::<Vec<_>>();
+    batch(
+        cases_schema(),
+        vec![
+            utf8(m(|c| c.case_id.clone())),
+            utf8(m(|c| c.run_id.clone())),
+            utf8(m(|c| c.user_id.clone())),
+            utf8_opt(rows.iter().map(|c| c.org_unit.clone()).collect()),
+            ts(rows.iter().map(|c| c.period_start).collect()),
+            ts(rows.iter().map(|c| c.period_end).collect()),
+            f64s(rows.iter().map(|c| c.risk).collect()),
+            lists(rows.iter().map(|c| c.flag_ids.clone()).collect()),
+            lists(rows.iter().map(|c| c.detectors.clone()).collect()),
+            f64s(rows.iter().map(|c| c.credits_withheld).collect()),
+            utf8(m(|c| c.status.clone())),
+        ],
+    )
+}
+
+/// Arrow schema of `results/claim_issues`.
+pub fn claim_issues_schema() -> SchemaRef {
+    use DataType::{Float64, Utf8};
+    Arc::new(Schema::new(vec![
+        Field::new("issue_id", Utf8, false),
+        Field::new("run_id", Utf8, false),
+        Field::new("credit_id", Utf8, false),
+        Field::new("user_id", Utf8, false),
+        Field::new("course_id", Utf8, false),
+        Field::new("completed_at", ts_type(), false),
+        Field::new("issue", Utf8, false),
+        Field::new("credits_claimed", Float64, false),
+        Field::new("catalog_credits", Float64, true),
+        Field::new("detail", Utf8, false),
+    ]))
+}
+
+/// `results/claim_issues` rows as one Arrow batch.
+pub fn claim_issues_batch(rows: &[ClaimIssue]) -> Result<RecordBatch> {
+    let m = |f: fn(&ClaimIssue) -> String| rows.iter().map(f).collect::<Vec<_>>();
+    batch(
+        claim_issues_schema(),
+        vec![
+            utf8(m(|c| c.issue_id.clone())),
+            utf8(m(|c| c.run_id.clone())),
+            utf8(m(|c| c.credit_id.clone())),
+            utf8(m(|c| c.user_id.clone())),
+            utf8(m(|c| c.course_id.clone())),
+            ts(rows.iter().map(|c| c.completed_at).collect()),
+            utf8(m(|c| c.issue.clone())),
+            f64s(rows.iter().map(|c| c.credits_claimed).collect()),
+            Arc::new(Float64Array::from(rows.iter().map(|c| c.catalog_credits).collect::<Vec<_>>())),
+            utf8(m(|c| c.detail.clone())),
+        ],
+    )
+}
+
+/// Arrow schema of `results/progress`.
+pub fn progress_schema() -> SchemaRef {
+    use DataType::{Float64, Int32, Utf8};
+    Arc::new(Schema::new(vec![
+        Field::new("progress_id", Utf8, false),
+        Field::new("run_id", Utf8, false),
+        Field::new("user_id", Utf8, false),
+        Field::new("org_unit", Utf8, true),
+        Field::new("year", Int32, false),
+        Field::new("as_of", ts_type(), false),
+        Field::new("credits_granted", Float64, false),
+        Field::new("credits_withheld", Float64, false),
+        Field::new("mandatory_granted", Float64, false),
+        Field::new("mandatory_withheld", Float64, false),
+        Field::new("target_credits", Float64, false),
+        Field::new("mandatory_target", Float64, false),
+        Field::new("expected_by_now", Float64, false),
+        Field::new("share_of_target", Float64, false),
+        Field::new("mandatory_share", Float64, false),
+        Field::new("status", Utf8, false),
+    ]))
+}
+
+/// `results/progress` rows as one Arrow batch.
+pub fn progress_batch(rows: &[Progress]) -> Result<RecordBatch> {
+    let m = |f: fn(&Progress) -> String| rows.iter().map(f).collect::<Vec<_>>();
+    let n = |f: fn(&Progress) -> f64| f64s(rows.iter().map(f).collect());
+    batch(
+        progress_schema(),
+        vec![
+            utf8(m(|p| p.progress_id.clone())),
+            utf8(m(|p| p.run_id.clone())),
+            utf8(m(|p| p.user_id.clone())),
+            utf8_opt(rows.iter().map(|p| p.org_unit.clone()).collect()),
+            Arc::new(Int32Array::from(rows.iter().map(|p| p.year).collect::<Vec<_>>())),
+            ts(rows.iter().map(|p| p.as_of).collect()),
+            n(|p| p.credits_granted),
+            n(|p| p.credits_withheld),
+            n(|p| p.mandatory_granted),
+            n(|p| p.mandatory_withheld),
+            n(|p| p.target_credits),
+            n(|p| p.mandatory_target),
+            n(|p| p.expected_by_now),
+            n(|p| p.share_of_target),
+            n(|p| p.mandatory_share),
+            utf8(m(|p| p.status.clone())),
+        ],
+    )
+}
+
+/// Replaces `table/dt=<day>` with one `part-0.parquet` holding `batch` (zero rows is a valid
+/// file: a day whose results vanished on a re-run must be emptied, not left stale).
+pub fn replace_day(lake: &Lake, table: &str, day: i64, batch: RecordBatch) -> Result<()> {
+    lake.replace_partition(table, day, |staging| {
+        let file = std::fs::File::create(staging.join("part-0.parquet"))?;
+        creditguard_lake::write_parquet_to(file, batch.schema(), &[batch])?;
+        Ok(())
+    })?;
+    Ok(())
+}
+
+/// Writes a flags partition (what the detection jobs write): for fixtures and tools.
+pub fn write_flags(lake: &Lake, day: i64, flags: &[Flag]) -> Result<()> {
+    replace_day(lake, FLAGS, day, flags_batch(flags)?)
+}
+
+/// Groups rows by day and replaces every day of `from..=to` (days without rows get an empty file).
+pub(crate) fn write_days<T>(
+    lake: &Lake,
+    table: &str,
+    from: i64,
+    to: i64,
+    rows: &[T],
+    day_of: impl Fn(&T) -> i64,
+    to_batch: impl Fn(&[T]) -> Result<RecordBatch>,
+) -> Result<()>
+where
+    T: Clone,
+{
+    let mut by_day: BTreeMap<i64, Vec<T>> = (from..=to).map(|d| (d, Vec::new())).collect();
+    for r in rows {
+        by_day.entry(day_of(r)).or_default().push(r.clone());
+    }
+    for (day, rows) in by_day {
+        replace_day(lake, table, day, to_batch(&rows)?)?;
+    }
+    Ok(())
+}
+
+/// The flags of the days `from..=to`, each with the day of the partition it was read from.
+pub fn read_flags(lake: &Lake, from: i64, to: i64) -> Result<Vec<(i64, Flag)>> {
+    let mut out = Vec::new();
+    for day in lake.days(FLAGS)?.into_iter().filter(|d| (from..=to).contains(d)) {
+        let files = lake.partition_files(FLAGS, day)?;
+        let cols = [
+            "flag_id", "run_id", "detector", "rule", "user_id", "org_unit", "course_id", "window_start", "window_end",
+            "severity", "evidence", "explanation",
+        ];
+        for b in read_columns(&files, &cols)? {
+            let s = |n| Strs::of(&b, n);
+            let (id, run, det, rule, user, org, course, ev, expl) = (
+                s("flag_id")?,
+                s("run_id")?,
+                s("detector")?,
+                s("rule")?,
+                s("user_id")?,
+                s("org_unit")?,
+                s("course_id")?,
+                s("evidence")?,
+                s("explanation")?,
+            );
+            let (ws, we, sev) = (Times::of(&b, "window_start")?, Times::of(&b, "window_end")?, Nums::of(&b, "severity")?);
+            for i in 0..b.num_rows() {
+                let window_start = ws.get(i).unwrap_or(0);
+                out.push((
+                    day,
+                    Flag {
+                        flag_id: id.string(i),
+                        run_id: run.string(i),
+                        detector: det.string(i),
+                        rule: rule.string(i),
+                        user_id: user.string(i),
+                        org_unit: org.opt(i),
+                        course_id: course.opt(i),
+                        window_start,
+                        window_end: we.get(i).unwrap_or(window_start),
+                        severity: sev.get(i).unwrap_or(0.0),
+                        evidence: ev.string(i),
+                        explanation: expl.string(i),
+                    },
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The `results/credits` records of the days `from..=to`.
+pub fn read_credits(lake: &Lake, from: i64, to: i64) -> Result<Vec<Credit>> {
+    let files = lake.files(CREDITS, from, to)?;
+    let schema = credits_schema();
+    let names = names(&schema);
+    let mut out = Vec::new();
+    for b in read_columns(&files, &names)? {
+        let s = |n| Strs::of(&b, n);
+        let (id, run, user, org, course, cat, status) =
+            (s("credit_id")?, s("run_id")?, s("user_id")?, s("org_unit")?, s("course_id")?, s("category")?, s("status")?);
+        let at = Times::of(&b, "completed_at")?;
+        let (claimed, granted) = (Nums::of(&b, "credits_claimed")?, Nums::of(&b, "credits_granted")?);
+        let mut flag_ids = StrLists::of(&b, "flag_ids")?;
+        for i in 0..b.num_rows() {
+            out.push(Credit {
+                credit_id: id.string(i),
+                run_id: run.string(i),
+                user_id: user.string(i),
+                org_unit: org.opt(i),
+                course_id: course.string(i),
+                category: cat.string(i),
+                completed_at: at.get(i).unwrap_or(0),
+                credits_claimed: claimed.get(i).unwrap_or(0.0),
+                credits_granted: granted.get(i).unwrap_or(0.0),
+                status: status.string(i),
+                flag_ids: flag_ids.take(i),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// The `results/cases` records of the days `from..=to`.
+pub fn read_cases(lake: &Lake, from: i64, to: i64) -> Result<Vec<Case>> {
+    let files = lake.files(CASES, from, to)?;
+    let schema = cases_schema();
+    let names = names(&schema);
+    let mut out = Vec::new();
+    for b in read_columns(&files, &names)? {
+        let s = |n| Strs::of(&b, n);
+        let (id, run, user, org, status) = (s("case_id")?, s("run_id")?, s("user_id")?, s("org_unit")?, s("status")?);
+        let (ps, pe) = (Times::of(&b, "period_start")?, Times::of(&b, "period_end")?);
+        let (risk, withheld) = (Nums::of(&b, "risk")?, Nums::of(&b, "credits_withheld")?);
+        let (mut flag_ids, mut detectors) = (StrLists::of(&b, "flag_ids")?, StrLists::of(&b, "detectors")?);
+        for i in 0..b.num_rows() {
+            out.push(Case {
+                case_id: id.string(i),
+                run_id: run.string(i),
+                user_id: user.string(i),
+                org_unit: org.opt(i),
+                period_start: ps.get(i).unwrap_or(0),
+                period_end: pe.get(i).unwrap_or(0),
+                risk: risk.get(i).unwrap_or(0.0),
+                flag_ids: flag_ids.take(i),
+                detectors: detectors.take(i),
+                credits_withheld: withheld.get(i).unwrap_or(0.0),
+                status: status.string(i),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// The `results/claim_issues` rows of the days `from..=to`.
+pub fn read_claim_issues(lake: &Lake, from: i64, to: i64) -> Result<Vec<ClaimIssue>> {
+    let files = lake.files(CLAIM_ISSUES, from, to)?;
+    let schema = claim_issues_schema();
+    let names = names(&schema);
+    let mut out = Vec::new();
+    for b in read_columns(&files, &names)? {
+        let s = |n| Strs::of(&b, n);
+        let (id, run, credit, user, course, issue, detail) =
+            (s("issue_id")?, s("run_id")?, s("credit_id")?, s("user_id")?, s("course_id")?, s("issue")?, s("detail")?);
+        let at = Times::of(&b, "completed_at")?;
+        let (claimed, cat) = (Nums::of(&b, "credits_claimed")?, Nums::of(&b, "catalog_credits")?);
+        for i in 0..b.num_rows() {
+            out.push(ClaimIssue {
+                issue_id: id.string(i),
+                run_id: run.string(i),
+                credit_id: credit.string(i),
+                user_id: user.string(i),
+                course_id: course.string(i),
+                completed_at: at.get(i).unwrap_or(0),
+                issue: issue.string(i),
+                credits_claimed: claimed.get(i).unwrap_or(0.0),
+                catalog_credits: cat.get(i),
+                detail: detail.string(i),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// The `results/progress` rows of one day.
+pub fn read_progress(lake: &Lake, day: i64) -> Result<Vec<Progress>> {
+    let files = lake.partition_files(PROGRESS, day)?;
+    let schema = progress_schema();
+    let names = names(&schema);
+    let mut out = Vec::new();
+    for b in read_columns(&files, &names)? {
+        let s = |n| Strs::of(&b, n);
+        let (id, run, user, org, status) = (s("progress_id")?, s("run_id")?, s("user_id")?, s("org_unit")?, s("status")?);
+        let as_of = Times::of(&b, "as_of")?;
+        let year = Nums::of(&b, "year")?;
+        let n = |name| Nums::of(&b, name);
+        let (g, w, mg, mw, t, mt, e, sh, msh) = (
+            n("credits_granted")?,
+            n("credits_withheld")?,
+            n("mandatory_granted")?,
+            n("mandatory_withheld")?,
+            n("target_credits")?,
+            n("mandatory_target")?,
+            n("expected_by_now")?,
+            n("share_of_target")?,
+            n("mandatory_share")?,
+        );
+        for i in 0..b.num_rows() {
+            out.push(Progress {
+                progress_id: id.string(i),
+                run_id: run.string(i),
+                user_id: user.string(i),
+                org_unit: org.opt(i),
+                year: year.get(i).unwrap_or(0.0) as i32,
+                as_of: as_of.get(i).unwrap_or(0),
+                credits_granted: g.get(i).unwrap_or(0.0),
+                credits_withheld: w.get(i).unwrap_or(0.0),
+                mandatory_granted: mg.get(i).unwrap_or(0.0),
+                mandatory_withheld: mw.get(i).unwrap_or(0.0),
+                target_credits: t.get(i).unwrap_or(0.0),
+                mandatory_target: mt.get(i).unwrap_or(0.0),
+                expected_by_now: e.get(i).unwrap_or(0.0),
+                share_of_target: sh.get(i).unwrap_or(0.0),
+                mandatory_share: msh.get(i).unwrap_or(0.0),
+                status: status.string(i),
+            });
+        }
+    }
+    Ok(out)
+}
+
+fn names(schema: &Schema) -> Vec<&str> {
+    schema.fields().iter().map(|f| f.name().as_str()).collect()
+}

@@ -1,0 +1,186 @@
+//! What to generate: population size, period, cheating shares, strength, faults, seed.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, Result};
+
+/// A cheating pattern the generator can plant, one per labelled learner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Pattern {
+    BackgroundPlayback,
+    Speed,
+    LowCoverage,
+    ConcurrentSessions,
+    ImpossibleTravel,
+    RapidSwitching,
+    ParallelPlayback,
+    CreditBurst,
+    QuizTooFast,
+    SharedDevice,
+}
+
+impl Pattern {
+    /// Every pattern, in the order of the results-v1 rule list.
+    pub const ALL: [Pattern; 10] = [
+        Pattern::BackgroundPlayback,
+        Pattern::Speed,
+        Pattern::LowCoverage,
+        Pattern::ConcurrentSessions,
+        Pattern::ImpossibleTravel,
+        Pattern::RapidSwitching,
+        Pattern::ParallelPlayback,
+        Pattern::CreditBurst,
+        Pattern::QuizTooFast,
+        Pattern::SharedDevice,
+    ];
+
+    /// The results-v1 rule a learner with this pattern should trigger.
+    pub fn rule(self) -> &'static str {
+        creditguard_contract::RULES[self as usize]
+    }
+
+    /// Short name (`background_playback`), as used on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Pattern::BackgroundPlayback => "background_playback",
+            Pattern::Speed => "speed",
+            Pattern::LowCoverage => "low_coverage",
+            Pattern::ConcurrentSessions => "concurrent_sessions",
+            Pattern::ImpossibleTravel => "impossible_travel",
+            Pattern::RapidSwitching => "rapid_switching",
+            Pattern::ParallelPlayback => "parallel_playback",
+            Pattern::CreditBurst => "credit_burst",
+            Pattern::QuizTooFast => "quiz_too_fast",
+            Pattern::SharedDevice => "shared_device",
+        }
+    }
+
+    /// Parses a short name or a full rule name.
+    pub fn parse(s: &str) -> Option<Pattern> {
+        Pattern::ALL.into_iter().find(|p| p.name() == s || p.rule() == s)
+    }
+}
+
+/// How hard a cheater cheats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Strength {
+    /// Far over the detector's threshold (hour-long background play, 4× speed, ...).
+    Blatant,
+    /// Just over the threshold (hidden share 0.85 over 6 minutes, 2.3× speed, ...).
+    Subtle,
+}
+
+impl Strength {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Strength::Blatant => "blatant",
+            Strength::Subtle => "subtle",
+        }
+    }
+}
+
+/// Which strengths to draw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StrengthMix {
+    Blatant,
+    Subtle,
+    /// Half and half.
+    Mixed,
+}
+
+impl StrengthMix {
+    pub fn parse(s: &str) -> Option<StrengthMix> {
+        match s {
+            "blatant" => Some(StrengthMix::Blatant),
+            "subtle" => Some(StrengthMix::Subtle),
+            "mixed" => Some(StrengthMix::Mixed),
+            _ => None,
+        }
+    }
+}
+
+/// Generator settings. `Config::default()` is the committed sample's shape.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Config {
+    /// Number of learners.
+    pub users: u32,
+    /// Number of org units (departments / branches); each sits in one city.
+    pub org_units: u32,
+    /// Length of the period in days; its last day is the credit deadline.
+    pub days: u32,
+    /// First day of the period, days since 1970-01-01 (see `creditguard_contract::time::parse_day`).
+    pub start_day: i64,
+    /// Seed: the same config gives byte-identical output.
+    pub seed: u64,
+    /// Share of learners carrying each pattern, indexed like [`Pattern::ALL`].
+    pub shares: [f64; 10],
+    pub strength: StrengthMix,
+    /// Probability per event of a delivery fault (duplicate, out of order, late, extra fields,
+    /// an extra invalid line); per session, five times this is the chance of client clock skew.
+    pub fault_rate: f64,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            users: 300,
+            org_units: 8,
+            days: 14,
+            // 2026-03-02, a Monday.
+            start_day: 20_514,
+            seed: 7,
+            shares: [0.02; 10],
+            strength: StrengthMix::Mixed,
+            fault_rate: 0.002,
+        }
+    }
+}
+
+impl Config {
+    /// The share of one pattern.
+    pub fn share(&self, p: Pattern) -> f64 {
+        self.shares[p as usize]
+    }
+
+    /// Sets every pattern's share.
+    pub fn with_share_each(mut self, share: f64) -> Config {
+        self.shares = [share; 10];
+        self
+    }
+
+    /// Checks every setting and reports all problems at once.
+    pub fn validate(&self) -> Result<()> {
+        let mut problems = Vec::new();
+        if self.users == 0 {
+            problems.push("users must be ≥ 1".to_string());
+        }
+        if self.org_units == 0 {
+            problems.push("org_units must be ≥ 1".to_string());
+        }
+        // Episodes need a day before (baseline) and after (completions) them.
+        if self.days < 5 {
+            problems.push(format!("days must be ≥ 5, got {}", self.days));
+        }
+        for p in Pattern::ALL {
+            let s = self.share(p);
+            if !(0.0..=1.0).contains(&s) {
+                problems.push(format!("share of {} must be within 0..1, got {s}", p.name()));
+            }
+        }
+        let total: f64 = self.shares.iter().sum();
+        if total > 0.9 {
+            problems.push(format!("the pattern shares add up to {total:.3}; keep them ≤ 0.9 so honest learners remain"));
+        }
+        if !(0.0..=0.2).contains(&self.fault_rate) {
+            problems.push(format!("fault_rate must be within 0..0.2, got {}", self.fault_rate));
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::Config(problems.join("; ")))
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! Synthetic learning telemetry with labelled cheating patterns.

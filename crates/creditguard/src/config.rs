@@ -1,0 +1,347 @@
+//! Pipeline files (`pipelines/*.toml`): parsed, checked, every problem reported at once with the
+//! file and the key.
+//!
+//! Relative paths in a pipeline file are relative to the directory the command runs in (the
+//! repository root for the shipped pipelines), like the paths given on the command line.
+//!
+//! Each stage crate owns the settings of its own section (`[jobs]`, `[score]`, `[kafka]`): this
+//! module keeps those sections as raw TOML, and [`Pipeline::section`] turns one into the stage's
+//! typed settings, naming the file and section when a key is wrong.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+
+/// Stages a pipeline can run, in the order they run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Stage {
+    /// Read the source (NDJSON files) into the lake's `events` table.
+    Ingest,
+}
+
+impl Stage {
+    /// Every stage this build knows, by name.
+    pub const ALL: &'static [(&'static str, Stage)] = &[("ingest", Stage::Ingest)];
+
+    /// The stage's name in `[pipeline] stages`.
+    pub fn name(self) -> &'static str {
+        Stage::ALL.iter().find(|(_, s)| *s == self).map(|(n, _)| *n).unwrap_or("?")
+    }
+}
+
+/// Configuration problems, all of them, for one file.
+#[derive(Debug)]
+pub struct ConfigError {
+    pub file: PathBuf,
+    pub problems: Vec<String>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.problems.len();
+        writeln!(f, "{}: {n} problem{} in the pipeline file", self.file.display(), if n == 1 { "" } else { "s" })?;
+        for p in &self.problems {
+            // Multi-line TOML diagnostics stay readable when indented under their file.
+            for (i, line) in p.lines().enumerate() {
+                writeln!(f, "{}{line}", if i == 0 { "  - " } else { "    " })?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// `[pipeline]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PipelineSection {
+    /// Name of the pipeline (goes into run ids and logs).
+    name: String,
+    /// What the pipeline does, for people.
+    #[serde(default)]
+    #[allow(dead_code)]
+    description: Option<String>,
+    /// Stages to run, in order: `ingest`, then the later stages this build has.
+    stages: Vec<String>,
+}
+
+/// Kinds of telemetry source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceKind {
+    /// NDJSON files (`.ndjson`, `.jsonl`, `.gz`, `.zst`), a directory of them, or `-` for stdin.
+    Ndjson,
+    /// The Kafka topic of `[kafka]` (run with `creditguard ingest`).
+    Kafka,
+}
+
+/// `[source]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SourceSection {
+    /// `ndjson` (the embedded default) or `kafka`.
+    kind: SourceKind,
+    /// For `ndjson`: the file or directory to read; `-` is standard input.
+    #[serde(default)]
+    path: Option<PathBuf>,
+}
+
+/// `[lake]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LakeSection {
+    /// Where the lake lives: a directory (created if missing) or a `file://` URL.
+    root: String,
+}
+
+/// `[catalog]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CatalogSection {
+    /// The course catalog: CSV `course_id,title,category,credits,duration_s,min_watch_ratio`.
+    path: PathBuf,
+}
+
+/// `[ingest]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngestSection {
+    /// Input lines per output chunk (each chunk is one Parquet file per event day). Bounds the
+    /// memory of an ingest: about 250 bytes per buffered event.
+    pub chunk_lines: usize,
+}
+
+impl Default for IngestSection {
+    fn default() -> Self {
+        IngestSection { chunk_lines: creditguard_ingest::IngestOptions::default().chunk_lines }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    pipeline: PipelineSection,
+    source: SourceSection,
+    lake: LakeSection,
+    #[serde(default)]
+    catalog: Option<CatalogSection>,
+    #[serde(default)]
+    ingest: Option<IngestSection>,
+    #[serde(default)]
+    jobs: Option<toml::Table>,
+    #[serde(default)]
+    score: Option<toml::Table>,
+    #[serde(default)]
+    kafka: Option<toml::Table>,
+}
+
+/// Where telemetry comes from, resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// NDJSON: a file, a directory, or stdin.
+    Ndjson(creditguard_ingest::Input),
+    /// The Kafka topic of `[kafka]`.
+    Kafka,
+}
+
+/// A checked pipeline file, with command-line overrides applied.
+#[derive(Debug, Clone)]
+pub struct Pipeline {
+    /// The file it was read from.
+    pub file: PathBuf,
+    /// Its text, for run ids (a changed setting is a different run).
+    pub text: String,
+    pub name: String,
+    pub stages: Vec<Stage>,
+    pub source: Source,
+    pub lake: String,
+    pub catalog: Option<PathBuf>,
+    pub ingest: IngestSection,
+    sections: toml::Table,
+}
+
+/// Values given on the command line that win over the file.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub input: Option<PathBuf>,
+    pub catalog: Option<PathBuf>,
+    pub lake: Option<String>,
+}
+
+impl Pipeline {
+    /// Reads and checks a pipeline file. Every problem found is in the error, each naming its key.
+    pub fn load(file: &Path, overrides: &Overrides) -> Result<Pipeline, ConfigError> {
+        let fail = |problems: Vec<String>| ConfigError { file: file.to_path_buf(), problems };
+        let text = std::fs::read_to_string(file).map_err(|e| fail(vec![format!("cannot read the file: {e}")]))?;
+        Pipeline::parse(file, &text, overrides)
+    }
+
+    /// Checks pipeline text as if read from `file`.
+    pub fn parse(file: &Path, text: &str, overrides: &Overrides) -> Result<Pipeline, ConfigError> {
+        let fail = |problems: Vec<String>| ConfigError { file: file.to_path_buf(), problems };
+        let raw: RawFile = toml::from_str(text).map_err(|e| fail(vec![e.to_string().trim_end().to_string()]))?;
+        let mut problems = Vec::new();
+
+        let mut stages = Vec::new();
+        for (i, name) in raw.pipeline.stages.iter().enumerate() {
+            match Stage::ALL.iter().find(|(n, _)| n == name) {
+                Some((_, s)) if stages.contains(s) => {
+                    problems.push(format!("key `pipeline.stages[{i}]`: stage `{name}` is listed twice"))
+                }
+                Some((_, s)) => stages.push(*s),
+                None => problems.push(format!(
+                    "key `pipeline.stages[{i}]`: unknown stage `{name}`, expected one of: {}",
+                    Stage::ALL.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
+                )),
+            }
+        }
+        if stages.windows(2).any(|w| w[0] > w[1]) {
+            problems.push("key `pipeline.stages`: stages must be listed in the order they run".to_string());
+        }
+        if raw.pipeline.name.trim().is_empty() {
+            problems.push("key `pipeline.name`: must not be empty".to_string());
+        }
+
+        let source = match raw.source.kind {
+            SourceKind::Kafka => {
+                if raw.kafka.is_none() {
+                    problems.push("key `source.kind`: `kafka` needs a `[kafka]` section".to_string());
+                }
+                Source::Kafka
+            }
+            SourceKind::Ndjson => match overrides.input.clone().or(raw.source.path.clone()) {
+                Some(p) if p.as_os_str() == "-" => Source::Ndjson(creditguard_ingest::Input::Stdin),
+                Some(p) => {
+                    if !p.exists() {
+                        let key = if overrides.input.is_some() { "--input" } else { "key `source.path`" };
+                        problems.push(format!("{key}: `{}` does not exist", p.display()));
+                    }
+                    Source::Ndjson(creditguard_ingest::Input::Path(p))
+                }
+                None => {
+                    problems.push("key `source.path`: required when `source.kind` is `ndjson` (or pass --input)".to_string());
+                    Source::Ndjson(creditguard_ingest::Input::Stdin)
+                }
+            },
+        };
+
+        let lake = overrides.lake.clone().unwrap_or(raw.lake.root);
+        if lake.trim().is_empty() {
+            problems.push("key `lake.root`: must not be empty".to_string());
+        } else if lake.contains("://") && !lake.starts_with("file://") {
+            problems.push(format!("key `lake.root`: `{lake}`: only local paths and file:// URLs are supported so far"));
+        }
+
+        let catalog = overrides.catalog.clone().or(raw.catalog.map(|c| c.path));
+        if let Some(c) = &catalog {
+            if !c.is_file() {
+                let key = if overrides.catalog.is_some() { "--catalog" } else { "key `catalog.path`" };
+                problems.push(format!("{key}: `{}` is not a file", c.display()));
+            }
+        }
+
+        let ingest = raw.ingest.unwrap_or_default();
+        if ingest.chunk_lines == 0 {
+            problems.push("key `ingest.chunk_lines`: must be at least 1".to_string());
+        }
+
+        let mut sections = toml::Table::new();
+        for (key, section) in [("jobs", raw.jobs), ("score", raw.score), ("kafka", raw.kafka)] {
+            if let Some(s) = section {
+                sections.insert(key.to_string(), toml::Value::Table(s));
+            }
+        }
+
+        let pipeline = Pipeline {
+            file: file.to_path_buf(),
+            text: text.to_string(),
+            name: raw.pipeline.name,
+            stages,
+            source,
+            lake,
+            catalog,
+            ingest,
+            sections,
+        };
+        problems.extend(crate::run::check_sections(&pipeline));
+        if problems.is_empty() {
+            Ok(pipeline)
+        } else {
+            Err(fail(problems))
+        }
+    }
+
+    /// Whether the pipeline runs `stage`.
+    pub fn has(&self, stage: Stage) -> bool {
+        self.stages.contains(&stage)
+    }
+
+    /// The typed settings of a stage section (`jobs`, `score`, `kafka`); an absent section gives
+    /// the defaults. A wrong key is reported as `key \`<section>.<key>\`: …`.
+    pub fn section<T: DeserializeOwned + Default>(&self, name: &str) -> Result<T, String> {
+        match self.sections.get(name) {
+            None => Ok(T::default()),
+            Some(value) => value.clone().try_into::<T>().map_err(|e| format!("section `[{name}]`: {}", e.to_string().trim_end())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Pipeline, ConfigError> {
+        Pipeline::parse(Path::new("pipelines/test.toml"), text, &Overrides::default())
+    }
+
+    const OK: &str = r#"
+[pipeline]
+name = "t"
+stages = ["ingest"]
+[source]
+kind = "ndjson"
+path = "-"
+[lake]
+root = "./lake"
+"#;
+
+    #[test]
+    fn a_minimal_file_parses_with_defaults() {
+        let p = parse(OK).unwrap();
+        assert_eq!(p.stages, vec![Stage::Ingest]);
+        assert_eq!(p.source, Source::Ndjson(creditguard_ingest::Input::Stdin));
+        assert_eq!(p.ingest.chunk_lines, 500_000);
+    }
+
+    #[test]
+    fn an_unknown_key_is_named_with_the_file() {
+        let err = parse(&OK.replace("[lake]", "[ingest]\nchunk_linez = 3\n[lake]")).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.starts_with("pipelines/test.toml: 1 problem"), "{msg}");
+        assert!(msg.contains("chunk_linez"), "{msg}");
+    }
+
+    #[test]
+    fn every_semantic_problem_is_reported_at_once() {
+        let text = OK
+            .replace(r#"stages = ["ingest"]"#, r#"stages = ["ingest", "scor"]"#)
+            .replace(r#"path = "-""#, r#"path = "/nonexistent/telemetry.ndjson""#)
+            .replace("[lake]", "[catalog]\npath = \"/nonexistent/catalog.csv\"\n[ingest]\nchunk_lines = 0\n[lake]");
+        let err = parse(&text).unwrap_err();
+        let msg = err.to_string();
+        assert_eq!(err.problems.len(), 4, "{msg}");
+        for needle in ["pipeline.stages[1]", "source.path", "catalog.path", "ingest.chunk_lines"] {
+            assert!(msg.contains(needle), "{needle} missing in {msg}");
+        }
+    }
+
+    #[test]
+    fn overrides_win_and_are_named_when_wrong() {
+        let o = Overrides { input: Some("/nonexistent/x.ndjson".into()), lake: Some("/tmp/l".into()), catalog: None };
+        let err = Pipeline::parse(Path::new("p.toml"), OK, &o).unwrap_err();
+        assert!(err.to_string().contains("--input: `/nonexistent/x.ndjson` does not exist"), "{err}");
+    }
+}

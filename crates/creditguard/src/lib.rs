@@ -1,0 +1,13 @@
+//! creditguard: catches cheating in corporate training from learning-platform telemetry.
+//!
+//! This is the facade of the `creditguard` binary: pipeline files ([`config`]) and the stage
+//! runner ([`run`]). The stages live in their own crates: `creditguard-contract` (telemetry and
+//! results contracts), `creditguard-lake` (atomic Parquet lake), `creditguard-ingest` (NDJSON →
+//! lake).
+
+pub mod config;
+pub mod run;
+
+pub use creditguard_contract as contract;
+pub use creditguard_ingest as ingest;
+pub use creditguard_lake as lake;

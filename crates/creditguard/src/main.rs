@@ -1,0 +1,124 @@
+//! The `creditguard` command line.
+
+use std::io::IsTerminal as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use creditguard::config::{ConfigError, Overrides, Pipeline};
+use creditguard::run::{render_summary, run, RunOptions};
+
+/// Catches cheating in corporate training from learning-platform telemetry.
+#[derive(Debug, Parser)]
+#[command(name = "creditguard", version, about)]
+struct Cli {
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Pretty, env = "CREDITGUARD_LOG_FORMAT")]
+    log_format: LogFormat,
+    /// Log filter (tracing `EnvFilter` syntax, e.g. `info,creditguard_ingest=debug`).
+    #[arg(long, global = true, default_value = "warn", env = "RUST_LOG")]
+    log: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the stages of a pipeline file (ingest, jobs, score, …).
+    Run(RunArgs),
+    /// Check a pipeline file without running it (exit 2 and every problem when it is wrong).
+    Validate {
+        /// The pipeline file.
+        #[arg(env = "CREDITGUARD_PIPELINE")]
+        pipeline: PathBuf,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+struct RunArgs {
+    /// The pipeline file.
+    #[arg(env = "CREDITGUARD_PIPELINE")]
+    pipeline: PathBuf,
+    /// Read telemetry from here instead of `source.path` (a file, a directory, or `-` for stdin).
+    #[arg(long, env = "CREDITGUARD_INPUT")]
+    input: Option<PathBuf>,
+    /// Course catalog instead of `catalog.path`.
+    #[arg(long, env = "CREDITGUARD_CATALOG")]
+    catalog: Option<PathBuf>,
+    /// Lake directory instead of `lake.root`.
+    #[arg(long, env = "CREDITGUARD_LAKE")]
+    lake: Option<String>,
+    /// First event day (YYYY-MM-DD) for the stages after ingest; default: the first in the lake.
+    #[arg(long, env = "CREDITGUARD_FROM", value_parser = parse_day)]
+    from: Option<i64>,
+    /// Last event day (YYYY-MM-DD), inclusive; default: the last in the lake.
+    #[arg(long, env = "CREDITGUARD_TO", value_parser = parse_day)]
+    to: Option<i64>,
+    /// Never show a progress bar (it is shown only on a terminal anyway).
+    #[arg(long, env = "CREDITGUARD_NO_PROGRESS")]
+    no_progress: bool,
+}
+
+fn parse_day(s: &str) -> Result<i64, String> {
+    creditguard_contract::time::parse_day(s).map_err(|e| format!("`{s}`: {e} (expected YYYY-MM-DD)"))
+}
+
+fn init_logs(format: LogFormat, filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|e| {
+        eprintln!("creditguard: ignoring log filter `{filter}`: {e}");
+        tracing_subscriber::EnvFilter::new("warn")
+    });
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Pretty => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+/// Exit codes: 0 done, 1 failed (IO, broker, …), 2 configuration or usage error.
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logs(cli.log_format, &cli.log);
+    match execute(cli.command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => match e.downcast_ref::<ConfigError>() {
+            Some(config) => {
+                eprint!("creditguard: {config}");
+                ExitCode::from(2)
+            }
+            None => {
+                eprintln!("creditguard: error: {e:#}");
+                ExitCode::from(1)
+            }
+        },
+    }
+}
+
+fn execute(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Run(args) => {
+            let overrides = Overrides { input: args.input, catalog: args.catalog, lake: args.lake };
+            let pipeline = Pipeline::load(&args.pipeline, &overrides)?;
+            let opts = RunOptions {
+                progress: !args.no_progress && std::io::stderr().is_terminal(),
+                from_day: args.from,
+                to_day: args.to,
+            };
+            let summary = run(&pipeline, &opts)?;
+            print!("{}", render_summary(&pipeline, &summary));
+            Ok(())
+        }
+        Command::Validate { pipeline } => {
+            let p = Pipeline::load(&pipeline, &Overrides::default())?;
+            let stages: Vec<&str> = p.stages.iter().map(|s| s.name()).collect();
+            println!("{}: ok (pipeline `{}`, stages: {})", pipeline.display(), p.name, stages.join(", "));
+            Ok(())
+        }
+    }
+}

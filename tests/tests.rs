@@ -1,0 +1,5 @@
+//! End-to-end tests of the `creditguard` binary, one module per area.
+
+mod util;
+
+mod cli;
