@@ -347,7 +347,7 @@ fn json_rejection(e: serde_json::Error) -> Rejection {
         serde_json::error::Category::Eof => format!("truncated JSON (column {})", e.column()),
         _ => {
             let m = msg.rfind(" at line ").map_or(msg.as_str(), |i| &msg[..i]);
-            if m.starts_with("invalid type") && e.line() == 1 && e.column() <= 1 {
+            if m.starts_with("invalid type") {
                 "not a JSON object".to_string()
             } else {
                 format!("invalid JSON at column {}: {m}", e.column())
@@ -466,7 +466,9 @@ impl<'de> Visitor<'de> for StrV {
 }
 impl<'de> Deserialize<'de> for Typed<Cow<'de, str>> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_str(StrV)
+        // `deserialize_any`: serde_json's `deserialize_str` reports a wrong type itself, without
+        // reaching the visitor that names it.
+        d.deserialize_any(StrV)
     }
 }
 

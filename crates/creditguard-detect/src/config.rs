@@ -62,14 +62,15 @@ pub struct WatchTimeConfig {
     /// Seconds between two events of a lesson stream beyond which the interval counts as nothing
     /// (the page was closed or the device slept). DESIGN default 60.
     pub max_gap_s: f64,
-    /// `background_playback`: minimum hidden share of the play time of a course in a day. 0.8.
+    /// `background_playback`: minimum hidden share of the play time of a lesson in a day. 0.8.
+    /// Judged per lesson, so honest watching of the course's other lessons does not dilute it.
     pub hidden_share: f64,
-    /// `background_playback`: minimum play time (seconds) of the course that day. 300 (5 min).
+    /// `background_playback`: minimum play time (seconds) of the lesson that day. 300 (5 min).
     pub min_play_s: f64,
     /// `speed`: fastest honest position advance per wall second (the player's top speed). 2.0.
     pub max_rate: f64,
-    /// `speed`: relative tolerance on `max_rate` for clock jitter between the client's position and
-    /// its timestamps (a 2.0× player measured over 15 s intervals reads 1.9–2.1×). 0.1.
+    /// `speed`: relative tolerance on `max_rate` for rounding of positions and timestamps (a 2.0×
+    /// player measured over 15 s intervals reads 1.99–2.01×). 0.05, i.e. faster than 2.1×.
     pub rate_tolerance: f64,
     /// `speed`: wall seconds a course must advance faster than `max_rate × (1 + rate_tolerance)`
     /// in a day before it is flagged (one jittery interval is not a pattern). 30.
@@ -92,7 +93,7 @@ impl Default for WatchTimeConfig {
             hidden_share: 0.8,
             min_play_s: 300.0,
             max_rate: 2.0,
-            rate_tolerance: 0.1,
+            rate_tolerance: 0.05,
             min_fast_s: 30.0,
             min_interval_s: 5.0,
             default_min_watch_ratio: 0.8,
@@ -150,10 +151,9 @@ pub struct CourseSwitchingConfig {
     /// Event types whose `course_id` makes the course sequence: what the learner does, not the
     /// heartbeats of open tabs (those are `parallel_playback`'s evidence).
     pub switch_event_types: Vec<String>,
-    /// `parallel_playback`: minimum time (seconds) two courses play at once. 60.
+    /// `parallel_playback`: minimum time (seconds) two courses play at once. Playing intervals
+    /// are `watch_time`'s (its `max_gap_s` applies). 60.
     pub min_overlap_s: f64,
-    /// Gap (seconds) beyond which a playing interval counts as nothing, as `watch_time.max_gap_s`. 60.
-    pub max_gap_s: f64,
 }
 
 impl Default for CourseSwitchingConfig {
@@ -163,7 +163,6 @@ impl Default for CourseSwitchingConfig {
             window_s: 600.0,
             switch_event_types: vec!["course_enter".into(), "video_play".into()],
             min_overlap_s: 60.0,
-            max_gap_s: 60.0,
         }
     }
 }
@@ -172,11 +171,11 @@ impl Default for CourseSwitchingConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum BurstUnit {
-    /// Completions: credits come in lumps (one course = several credits), which makes credits a
-    /// poor Poisson count; the number of completions is the count. Default.
-    Completions,
-    /// Credits, rounded up, as DESIGN.md states the test.
+    /// Credits, rounded up, as DESIGN.md states the test. Default.
     Credits,
+    /// Completed courses: credits come in lumps (one course = several credits), so the number of
+    /// completions is the truer Poisson count; but it is blind to a few high-credit courses.
+    Completions,
 }
 
 /// `[jobs.credit_burst]`.
@@ -192,7 +191,7 @@ pub struct CreditBurstConfig {
     /// Smallest rate λ (per day) used, so a new user with no history is not flagged for a normal
     /// day. 0.5.
     pub min_lambda: f64,
-    /// What is counted: `completions` (default) or `credits`.
+    /// What is counted: `credits` (default) or `completions`.
     pub unit: BurstUnit,
     /// Unsupported credits: the day is also flagged when the engaged watch time of the user in
     /// the last `support_days` days is below `support_ratio` × the watch time the claimed courses
@@ -209,7 +208,7 @@ impl Default for CreditBurstConfig {
             min_credits: 10.0,
             baseline_days: 28,
             min_lambda: 0.5,
-            unit: BurstUnit::Completions,
+            unit: BurstUnit::Credits,
             support_ratio: 0.25,
             support_days: 7,
         }
@@ -279,7 +278,6 @@ impl JobsConfig {
         let c = &self.course_switching;
         pos("course_switching.window_s", c.window_s);
         pos("course_switching.min_overlap_s", c.min_overlap_s);
-        pos("course_switching.max_gap_s", c.max_gap_s);
         let b = &self.credit_burst;
         pos("credit_burst.min_lambda", b.min_lambda);
         pos("quiz_speed.min_seconds_per_question", self.quiz_speed.min_seconds_per_question);

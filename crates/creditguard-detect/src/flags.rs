@@ -107,7 +107,7 @@ impl<'a> Rows<'a> {
 pub(crate) fn list_strings(l: &ListChunked, i: usize) -> Vec<String> {
     match l.get_as_series(i) {
         Some(s) => match s.str() {
-            Ok(ca) => ca.into_iter().flatten().map(str::to_string).collect(),
+            Ok(ca) => (0..ca.len()).filter_map(|i| ca.get(i)).map(str::to_string).collect(),
             Err(_) => Vec::new(),
         },
         None => Vec::new(),

@@ -52,7 +52,7 @@ pub use config::JobsConfig;
 pub use creditguard_contract::Flag;
 pub use events::{load_events, scan_events, DAY_US};
 pub use flags::{flags_batch, flags_frame};
-pub use run::{run_jobs, JobReport, JobsReport};
+pub use run::{read_flags, run_jobs, JobReport, JobsReport};
 
 /// What a detector hands back: its features table and its flags (with an empty `run_id`, which
 /// [`run_jobs`] fills in).

@@ -13,8 +13,7 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
-use rdkafka::types::RDKafkaErrorCode as Code;
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use serde::Deserialize;
 
 use crate::config::ClientSettings;
@@ -92,12 +91,12 @@ impl Sender {
                     self.pending.push_back((fut, payload.len() as u64));
                     return Ok(());
                 }
-                Err((KafkaError::MessageProduction(Code::QueueFull), r)) => {
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
                     record = r;
                     if self.pending.is_empty() {
                         tokio::time::sleep(Duration::from_millis(5)).await;
                     } else {
-                        self.settle_one().await?;
+                        settle(&mut self.pending, &mut self.report, &self.topic).await?;
                     }
                 }
                 Err((e, _)) => return Err(Error::Delivery { topic: self.topic.clone(), source: e }),
@@ -106,17 +105,7 @@ impl Sender {
     }
 
     async fn settle_one(&mut self) -> Result<()> {
-        let Some((fut, bytes)) = self.pending.pop_front() else { return Ok(()) };
-        match fut.await {
-            Ok(Ok(delivery)) => {
-                self.report.records += 1;
-                self.report.bytes += bytes;
-                *self.report.partitions.entry(delivery.partition).or_default() += 1;
-                Ok(())
-            }
-            Ok(Err((e, _))) => Err(Error::Delivery { topic: self.topic.clone(), source: e }),
-            Err(_) => Err(Error::Delivery { topic: self.topic.clone(), source: KafkaError::Canceled }),
-        }
+        settle(&mut self.pending, &mut self.report, &self.topic).await
     }
 
     async fn finish(mut self) -> Result<ProduceReport> {
@@ -125,6 +114,22 @@ impl Sender {
         }
         self.report.elapsed = self.start.elapsed();
         Ok(self.report)
+    }
+}
+
+/// Waits for the oldest unacknowledged record (fields passed apart so a record borrowing the
+/// topic name can stay alive meanwhile).
+async fn settle(pending: &mut VecDeque<(DeliveryFuture, u64)>, report: &mut ProduceReport, topic: &str) -> Result<()> {
+    let Some((fut, bytes)) = pending.pop_front() else { return Ok(()) };
+    match fut.await {
+        Ok(Ok(delivery)) => {
+            report.records += 1;
+            report.bytes += bytes;
+            *report.partitions.entry(delivery.partition).or_default() += 1;
+            Ok(())
+        }
+        Ok(Err((e, _))) => Err(Error::Delivery { topic: topic.to_string(), source: e }),
+        Err(_) => Err(Error::Delivery { topic: topic.to_string(), source: KafkaError::Canceled }),
     }
 }
 

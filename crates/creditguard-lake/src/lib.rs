@@ -72,7 +72,7 @@ pub const ROW_GROUP_ROWS: usize = 1 << 20;
 pub fn writer_properties() -> WriterProperties {
     WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).expect("zstd level 1 is valid")))
-        .set_max_row_group_size(ROW_GROUP_ROWS)
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
         .set_created_by(concat!("creditguard ", env!("CARGO_PKG_VERSION")).to_string())
         .build()
 }

@@ -71,45 +71,45 @@ impl ScoreConfig {
         self.weights.get(detector).copied().unwrap_or(1.0)
     }
 
-    /// Every problem of the section at once, each naming its key.
+    /// Every problem of the section at once, each naming its key (``key `score.x`: …``).
     pub fn validate(&self) -> Result<(), Vec<String>> {
         let mut errs = Vec::new();
         let unit = |v: f64| (0.0..=1.0).contains(&v);
         for (d, w) in &self.weights {
             if !w.is_finite() || *w < 0.0 {
-                errs.push(format!("score.weights.{d}: must be a finite number ≥ 0, got {w}"));
+                errs.push(format!("key `score.weights.{d}`: must be a finite number ≥ 0, got {w}"));
             }
         }
         if !unit(self.review_threshold) || self.review_threshold == 0.0 {
-            errs.push(format!("score.review_threshold: must be in (0, 1], got {}", self.review_threshold));
+            errs.push(format!("key `score.review_threshold`: must be in (0, 1], got {}", self.review_threshold));
         }
         if !unit(self.withhold_severity) || self.withhold_severity == 0.0 {
-            errs.push(format!("score.withhold_severity: must be in (0, 1], got {}", self.withhold_severity));
+            errs.push(format!("key `score.withhold_severity`: must be in (0, 1], got {}", self.withhold_severity));
         }
         if self.withhold_severity < self.review_threshold {
             errs.push(format!(
-                "score.withhold_severity ({}) is below score.review_threshold ({}): credits would be withheld in \
-                 cases no reviewer opens",
+                "key `score.withhold_severity`: {} is below `score.review_threshold` ({}): credits would be \
+                 withheld in cases no reviewer opens",
                 self.withhold_severity, self.review_threshold
             ));
         }
         if !(self.target_credits >= 0.0) {
-            errs.push(format!("score.target_credits: must be ≥ 0, got {}", self.target_credits));
+            errs.push(format!("key `score.target_credits`: must be ≥ 0, got {}", self.target_credits));
         }
         if !(self.mandatory_credits >= 0.0 && self.mandatory_credits <= self.target_credits) {
             errs.push(format!(
-                "score.mandatory_credits: must be between 0 and target_credits ({}), got {}",
+                "key `score.mandatory_credits`: must be between 0 and target_credits ({}), got {}",
                 self.target_credits, self.mandatory_credits
             ));
         }
         if !(self.activity_slack_s >= 0.0) {
-            errs.push(format!("score.activity_slack_s: must be ≥ 0, got {}", self.activity_slack_s));
+            errs.push(format!("key `score.activity_slack_s`: must be ≥ 0, got {}", self.activity_slack_s));
         }
         if !(self.activity_gap_s > 0.0) {
-            errs.push(format!("score.activity_gap_s: must be > 0, got {}", self.activity_gap_s));
+            errs.push(format!("key `score.activity_gap_s`: must be > 0, got {}", self.activity_gap_s));
         }
         if !(0..=366).contains(&self.lookback_days) {
-            errs.push(format!("score.lookback_days: must be in 0..=366, got {}", self.lookback_days));
+            errs.push(format!("key `score.lookback_days`: must be in 0..=366, got {}", self.lookback_days));
         }
         if errs.is_empty() {
             Ok(())

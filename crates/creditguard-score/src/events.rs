@@ -137,7 +137,8 @@ pub fn read_sessions(
             let ts = Times::of(&b, "ts")?;
             for i in 0..b.num_rows() {
                 let (Some(u), Some(t)) = (user.get(i), ts.get(i)) else { continue };
-                if !users.contains(u) || !(from * DAY_US..(to + 1) * DAY_US).contains(&t) {
+                // Completions are drawn as claims, not as activity of a device.
+                if !users.contains(u) || !(from * DAY_US..(to + 1) * DAY_US).contains(&t) || ty.get(i) == Some("course_complete") {
                     continue;
                 }
                 let sid = session.get(i).map(str::to_string).unwrap_or_else(|| format!("({})", ty.string(i)));

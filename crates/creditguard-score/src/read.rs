@@ -64,7 +64,7 @@ pub(crate) enum Strs<'a> {
     Utf8(&'a arrow_array::StringArray),
     Large(&'a arrow_array::LargeStringArray),
     View(&'a arrow_array::StringViewArray),
-    Null(usize),
+    Null,
 }
 
 impl<'a> Strs<'a> {
@@ -77,7 +77,7 @@ impl<'a> Strs<'a> {
             DataType::Utf8 => Strs::Utf8(a.as_string::<i32>()),
             DataType::LargeUtf8 => Strs::Large(a.as_string::<i64>()),
             DataType::Utf8View => Strs::View(a.as_string_view()),
-            DataType::Null => Strs::Null(a.len()),
+            DataType::Null => Strs::Null,
             dt => return Err(type_err(name, dt, "a string")),
         })
     }
@@ -87,7 +87,7 @@ impl<'a> Strs<'a> {
             Strs::Utf8(a) => (!a.is_null(i)).then(|| a.value(i)),
             Strs::Large(a) => (!a.is_null(i)).then(|| a.value(i)),
             Strs::View(a) => (!a.is_null(i)).then(|| a.value(i)),
-            Strs::Null(_) => None,
+            Strs::Null => None,
         }
     }
 

@@ -124,7 +124,8 @@ fn tally(d: &ReportData) -> Tallies {
         }
         t.credits_granted += c.credits_granted;
     }
-    t.credits_withheld = d.cases.iter().map(|c| c.credits_withheld).sum();
+    // A fold from +0.0: `sum()` of no floats is -0.0, which prints as "-0.0".
+    t.credits_withheld = d.cases.iter().fold(0.0, |acc, c| acc + c.credits_withheld);
     for i in &d.issues {
         *t.issues.entry(i.issue.clone()).or_default() += 1;
     }
@@ -291,7 +292,7 @@ pub fn timeline_svg(case: &Case, sessions: &[SessionSpan], flags: &[&Flag], cred
     }
     // Day and hour grid.
     let span = t1 - t0;
-    let step = [3_600_000_000i64, 6 * 3_600_000_000, DAY_US, 7 * DAY_US]
+    let step = [900_000_000i64, 1_800_000_000, 3_600_000_000, 6 * 3_600_000_000, DAY_US, 7 * DAY_US]
         .into_iter()
         .find(|s| span / s <= 12)
         .unwrap_or(30 * DAY_US);

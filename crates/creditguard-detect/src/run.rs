@@ -1,0 +1,355 @@
+//! [`run_jobs`]: the enabled detectors over a range of days, batch by batch, written to the lake.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use creditguard_contract::time::format_day;
+use creditguard_contract::{Flag, DETECTORS};
+use creditguard_lake::Lake;
+use polars::prelude::*;
+
+use crate::catalog::Catalog;
+use crate::config::JobsConfig;
+use crate::events::{prepare, scan_days, scan_events, DAY_US};
+use crate::flags::{flags_batch, Rows};
+use crate::{course_switching, credit_burst, multi_login, quiz_speed, shared_device, watch_time};
+use crate::{Error, JobOutput, Result};
+
+/// What one job did over the whole range.
+#[derive(Debug, Clone, Default)]
+pub struct JobReport {
+    pub job: String,
+    /// Feature rows written (days of the range only).
+    pub feature_rows: usize,
+    /// Flags written, per rule.
+    pub flags: BTreeMap<String, usize>,
+    /// Time spent computing (not reading events, not writing).
+    pub elapsed: Duration,
+}
+
+/// What [`run_jobs`] did.
+#[derive(Debug, Clone, Default)]
+pub struct JobsReport {
+    pub from_day: i64,
+    pub to_day: i64,
+    /// Event rows read (after de-duplication, context days included).
+    pub events: usize,
+    /// Time reading and de-duplicating events.
+    pub load: Duration,
+    /// Time computing the lesson-stream intervals shared by `watch_time`, `course_switching` and
+    /// `credit_burst`.
+    pub intervals: Duration,
+    /// Time writing features and flags.
+    pub write: Duration,
+    pub elapsed: Duration,
+    pub jobs: Vec<JobReport>,
+}
+
+impl JobsReport {
+    /// Flags written, all jobs.
+    pub fn total_flags(&self) -> usize {
+        self.jobs.iter().flat_map(|j| j.flags.values()).sum()
+    }
+}
+
+impl fmt::Display for JobsReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "jobs       {} .. {}: {} events read in {:.2} s, intervals {:.2} s, writing {:.2} s",
+            format_day(self.from_day),
+            format_day(self.to_day),
+            self.events,
+            self.load.as_secs_f64(),
+            self.intervals.as_secs_f64(),
+            self.write.as_secs_f64()
+        )?;
+        for j in &self.jobs {
+            let flags: Vec<String> = j.flags.iter().map(|(r, n)| format!("{r} {n}")).collect();
+            writeln!(
+                f,
+                "  {:<17} {:>9} feature rows {:>7.2} s  flags: {}",
+                j.job,
+                j.feature_rows,
+                j.elapsed.as_secs_f64(),
+                if flags.is_empty() { "none".to_string() } else { flags.join(", ") }
+            )?;
+        }
+        write!(f, "  total flags {}, {:.2} s", self.total_flags(), self.elapsed.as_secs_f64())
+    }
+}
+
+fn boxed(e: impl std::error::Error + Send + Sync + 'static) -> Box<dyn std::error::Error + Send + Sync> {
+    Box::new(e)
+}
+
+/// Runs the enabled jobs for the days `from_day..=to_day` and writes, for each day and job,
+/// `features/<job>/dt=D/part-0.parquet` and `results/flags/dt=D/part-0.parquet`, each replacing
+/// the day's previous partition in one step. When only some jobs run, the day's flags of the
+/// other detectors are kept as they were.
+pub fn run_jobs(lake: &Lake, catalog: &Catalog, cfg: &JobsConfig, from_day: i64, to_day: i64, run_id: &str) -> Result<JobsReport> {
+    cfg.validate()?;
+    if to_day < from_day {
+        return Err(Error::Config(vec![format!(
+            "the range {} .. {} is empty",
+            format_day(from_day),
+            format_day(to_day)
+        )]));
+    }
+    let start = Instant::now();
+    let enabled: Vec<&str> = DETECTORS.iter().copied().filter(|d| cfg.is_enabled(d)).collect();
+    let mut report = JobsReport { from_day, to_day, ..Default::default() };
+    report.jobs = enabled.iter().map(|j| JobReport { job: j.to_string(), ..Default::default() }).collect();
+    let mut a = from_day;
+    while a <= to_day {
+        let b = (a + cfg.batch_days as i64 - 1).min(to_day);
+        run_batch(lake, catalog, cfg, &enabled, a, b, run_id, &mut report)?;
+        a = b + 1;
+    }
+    report.elapsed = start.elapsed();
+    tracing::info!(from = %format_day(from_day), to = %format_day(to_day), flags = report.total_flags(), "Jobs finished.");
+    Ok(report)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_batch(
+    lake: &Lake,
+    catalog: &Catalog,
+    cfg: &JobsConfig,
+    enabled: &[&str],
+    a: i64,
+    b: i64,
+    run_id: &str,
+    report: &mut JobsReport,
+) -> Result<()> {
+    let t = Instant::now();
+    let events = scan_events(lake, a, b)?.collect()?;
+    report.events += events.height();
+    report.load += t.elapsed();
+    tracing::debug!(from = %format_day(a), to = %format_day(b), events = events.height(), "Events loaded.");
+
+    let needs_intervals = enabled.iter().any(|j| matches!(*j, "watch_time" | "course_switching" | "credit_burst"));
+    let t = Instant::now();
+    let iv = if needs_intervals { Some(watch_time::intervals(events.clone().lazy(), &cfg.watch_time).collect()?) } else { None };
+    report.intervals += t.elapsed();
+    let iv_lazy = || iv.clone().map(|d| d.lazy()).expect("intervals computed for the jobs that need them");
+
+    let mut outputs: Vec<(&str, JobOutput)> = Vec::new();
+    for (k, job) in enabled.iter().enumerate() {
+        let t = Instant::now();
+        let out = match *job {
+            "watch_time" => {
+                let lookback = cfg.watch_time.coverage_lookback_days as i64;
+                let prior = prior_features(lake, "watch_time", a - 1 - lookback, a - 2)?;
+                watch_time::detect(iv_lazy(), watch_time::completions(events.clone().lazy()), prior, catalog, &cfg.watch_time)?
+            }
+            "multi_login" => multi_login::detect(events.clone().lazy(), &cfg.multi_login)?,
+            "course_switching" => course_switching::detect(events.clone().lazy(), iv_lazy(), &cfg.course_switching)?,
+            "credit_burst" => {
+                let c = &cfg.credit_burst;
+                let claims = prepare(
+                    scan_days(lake, a - 1 - c.baseline_days as i64, b + 1)?
+                        .filter(col("event_type").eq(lit("course_complete"))),
+                );
+                let mut engaged = watch_time::engaged_daily(iv_lazy());
+                if let Some(prior) = prior_features(lake, "watch_time", a - 1 - c.support_days as i64, a - 2)? {
+                    let old = prior.group_by([col("user_id"), col("day")]).agg([col("engaged_s").sum()]);
+                    engaged = concat([engaged, old], UnionArgs::default())?;
+                }
+                credit_burst::detect(watch_time::completions(claims), engaged, catalog, c)?
+            }
+            "quiz_speed" => quiz_speed::detect(events.clone().lazy(), &cfg.quiz_speed)?,
+            "shared_device" => shared_device::detect(events.clone().lazy(), &cfg.shared_device)?,
+            other => unreachable!("validated job name {other}"),
+        };
+        report.jobs[k].elapsed += t.elapsed();
+        tracing::debug!(job, feature_rows = out.features.height(), flags = out.flags.len(), "Job computed.");
+        outputs.push((job, out));
+    }
+
+    let t = Instant::now();
+    let all_jobs = enabled.len() == DETECTORS.len();
+    for day in a..=b {
+        for (k, (job, out)) in outputs.iter().enumerate() {
+            let mut part = out.features.clone().lazy().filter(col("day").eq(lit(day))).collect()?;
+            report.jobs[k].feature_rows += part.height();
+            let table = format!("features/{job}");
+            lake.replace_partition(&table, day, |dir| {
+                let path = dir.join("part-0.parquet");
+                let file = std::fs::File::create(&path).map_err(boxed)?;
+                ParquetWriter::new(file).with_compression(ParquetCompression::Zstd(None)).finish(&mut part).map_err(boxed)?;
+                Ok(())
+            })?;
+        }
+        let in_day = |f: &Flag| f.window_start.div_euclid(DAY_US) == day;
+        let mut flags: Vec<Flag> = if all_jobs {
+            Vec::new()
+        } else {
+            read_flags(lake, day)?.into_iter().filter(|f| !enabled.contains(&f.detector.as_str())).collect()
+        };
+        for (k, (_, out)) in outputs.iter().enumerate() {
+            for f in out.flags.iter().filter(|f| in_day(f)) {
+                *report.jobs[k].flags.entry(f.rule.clone()).or_default() += 1;
+                flags.push(Flag { run_id: run_id.to_string(), ..f.clone() });
+            }
+        }
+        crate::flags::sort(&mut flags);
+        let batch = flags_batch(&flags);
+        lake.replace_partition("results/flags", day, |dir| {
+            let file = std::fs::File::create(dir.join("part-0.parquet")).map_err(boxed)?;
+            creditguard_lake::write_parquet_to(file, batch.schema(), &[batch]).map_err(boxed)?;
+            Ok(())
+        })?;
+        tracing::info!(day = %format_day(day), flags = flags.len(), "Day written.");
+    }
+    report.write += t.elapsed();
+    Ok(())
+}
+
+/// Earlier days' features of a job, `None` when there are none.
+fn prior_features(lake: &Lake, job: &str, from: i64, to: i64) -> Result<Option<LazyFrame>> {
+    if to < from {
+        return Ok(None);
+    }
+    let files = lake.files(&format!("features/{job}"), from, to)?;
+    if files.is_empty() {
+        return Ok(None);
+    }
+    let paths: Vec<PlRefPath> = files.iter().map(|p| PlRefPath::new(p.to_string_lossy().as_ref())).collect();
+    Ok(Some(LazyFrame::scan_parquet_files(paths.into_iter().collect(), ScanArgsParquet::default())?))
+}
+
+/// The flags of one day as written in `results/flags/dt=D/`.
+pub fn read_flags(lake: &Lake, day: i64) -> Result<Vec<Flag>> {
+    let mut out = Vec::new();
+    for path in lake.partition_files("results/flags", day)? {
+        let file = std::fs::File::open(&path).map_err(|e| Error::Io { path: path.display().to_string(), source: e })?;
+        let df = ParquetReader::new(file).finish()?;
+        let df = df
+            .lazy()
+            .with_columns([col("window_start").cast(DataType::Int64), col("window_end").cast(DataType::Int64)])
+            .collect()?;
+        let r = Rows(&df);
+        let s = |n: &str| r.str(n);
+        let (id, run, det, rule, user, org, course, ev, ex) = (
+            s("flag_id")?,
+            s("run_id")?,
+            s("detector")?,
+            s("rule")?,
+            s("user_id")?,
+            s("org_unit")?,
+            s("course_id")?,
+            s("evidence")?,
+            s("explanation")?,
+        );
+        let (ws, we, sev) = (r.i64("window_start")?, r.i64("window_end")?, r.f64("severity")?);
+        for i in 0..r.len() {
+            out.push(Flag {
+                flag_id: id.get(i).unwrap_or_default().to_string(),
+                run_id: run.get(i).unwrap_or_default().to_string(),
+                detector: det.get(i).unwrap_or_default().to_string(),
+                rule: rule.get(i).unwrap_or_default().to_string(),
+                user_id: user.get(i).unwrap_or_default().to_string(),
+                org_unit: org.get(i).map(str::to_string),
+                course_id: course.get(i).map(str::to_string),
+                window_start: ws.get(i).unwrap_or(0),
+                window_end: we.get(i).unwrap_or(0),
+                severity: sev.get(i).unwrap_or(0.0),
+                evidence: ev.get(i).unwrap_or_default().to_string(),
+                explanation: ex.get(i).unwrap_or_default().to_string(),
+            });
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testkit::*;
+    use creditguard_contract::{parse_event, EventBatchBuilder};
+
+    /// Writes lines into the lake's `events`, one file per event day (as ingest does).
+    fn ingest(lake: &Lake, lines: &[String], name: &str) {
+        let mut by_day: BTreeMap<i64, EventBatchBuilder> = BTreeMap::new();
+        for (i, l) in lines.iter().enumerate() {
+            let ev = parse_event(l.as_bytes()).unwrap();
+            by_day.entry(ev.ts_us.div_euclid(DAY_US)).or_default().push(&ev, "t", i as i64);
+        }
+        for (day, mut b) in by_day {
+            let batch = b.finish();
+            lake.write_parquet("events", day, name, batch.schema(), &[batch]).unwrap();
+        }
+    }
+
+    fn cheats() -> Vec<String> {
+        let mut ev = vec![
+            quiz("u1", "c1", "q1", 100.0, 20, 20.0, 20.0, 20.0),
+            checkin("u2", "c1", "phone", 200.0),
+            checkin("u3", "c1", "phone", 210.0),
+            checkin("u4", "c1", "phone", 220.0),
+        ];
+        // Background playback from 23:52 to 00:02 UTC of the next day (T0 is 08:00): 480 s
+        // before midnight (a flag, placed on the first day), 120 s after (too short for one).
+        for k in 0..31 {
+            let t = 15.0 * 3600.0 + 52.0 * 60.0 + k as f64 * 20.0;
+            ev.push(hb("u5", "s5", "c1", "l1", t, k as f64 * 20.0, true, false));
+        }
+        ev
+    }
+
+    #[test]
+    fn reruns_replace_and_flags_land_in_the_day_of_their_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
+        let events = cheats();
+        ingest(&lake, &events, "part-a.parquet");
+        let day = T0_US.div_euclid(DAY_US);
+        let cfg = JobsConfig::default();
+        let r1 = run_jobs(&lake, &catalog(), &cfg, day, day + 1, "run-1").unwrap();
+        assert_eq!(r1.total_flags(), 5, "{r1}");
+        let d0 = read_flags(&lake, day).unwrap();
+        let d1 = read_flags(&lake, day + 1).unwrap();
+        assert_eq!(rules(&d0), ["quiz_speed.too_fast", "shared_device.many_accounts", "shared_device.many_accounts", "shared_device.many_accounts", "watch_time.background_playback"]);
+        assert!(d1.is_empty(), "{d1:?}");
+        assert!(d0.iter().all(|f| f.run_id == "run-1"));
+        // Features of every job, every day.
+        for job in DETECTORS {
+            assert_eq!(lake.partition_files(&format!("features/{job}"), day).unwrap().len(), 1, "{job}");
+        }
+        // A re-run (and a re-delivery of every event) gives the same ids and nothing twice.
+        ingest(&lake, &events.iter().rev().cloned().collect::<Vec<_>>(), "part-b.parquet");
+        let days = |l: &Lake| (read_flags(l, day).unwrap(), read_flags(l, day + 1).unwrap());
+        let (a0, _) = days(&lake);
+        ingest(&lake, &events, "part-c.parquet");
+        run_jobs(&lake, &catalog(), &cfg, day, day + 1, "run-2").unwrap();
+        let (b0, b1) = days(&lake);
+        let ids = |v: &[Flag]| v.iter().map(|f| f.flag_id.clone()).collect::<Vec<_>>();
+        assert_eq!(ids(&a0), ids(&b0));
+        assert!(b1.is_empty());
+        assert!(b0.iter().all(|f| f.run_id == "run-2"));
+        // Running one job replaces only that detector's flags of the day.
+        let only_quiz = JobsConfig { enabled: vec!["quiz_speed".into()], ..JobsConfig::default() };
+        run_jobs(&lake, &catalog(), &only_quiz, day, day, "run-3").unwrap();
+        let c0 = read_flags(&lake, day).unwrap();
+        assert_eq!(ids(&c0), ids(&b0));
+        let runs: Vec<&str> = c0.iter().map(|f| f.run_id.as_str()).collect();
+        assert_eq!(runs, ["run-3", "run-2", "run-2", "run-2", "run-2"]);
+    }
+
+    #[test]
+    fn batches_of_one_day_and_of_seven_give_the_same_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
+        ingest(&lake, &cheats(), "part-a.parquet");
+        let day = T0_US.div_euclid(DAY_US);
+        let one = JobsConfig { batch_days: 1, ..JobsConfig::default() };
+        run_jobs(&lake, &catalog(), &one, day - 1, day + 2, "r").unwrap();
+        let a: Vec<Vec<Flag>> = (day - 1..=day + 2).map(|d| read_flags(&lake, d).unwrap()).collect();
+        run_jobs(&lake, &catalog(), &JobsConfig::default(), day - 1, day + 2, "r").unwrap();
+        let b: Vec<Vec<Flag>> = (day - 1..=day + 2).map(|d| read_flags(&lake, d).unwrap()).collect();
+        assert_eq!(a, b);
+        assert_eq!(a.iter().map(Vec::len).sum::<usize>(), 5);
+    }
+}

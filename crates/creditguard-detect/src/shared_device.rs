@@ -1,0 +1,139 @@
+//! `shared_device`: one device signing in many accounts in a day (proxy sign-in, 代签).
+//!
+//! Features (`features/shared_device`), one row per device × day that logged in or checked in
+//! any account: `accounts` (distinct users), `events`, `first_t`, `last_t`, `users` (sorted).
+//! Rule `many_accounts`: ≥ `min_accounts` accounts; one flag per account involved, so each
+//! learner's review shows it. Keyed on the device fingerprint, never the IP address: a whole
+//! office behind one Wi-Fi shares an address honestly.
+
+use polars::prelude::*;
+use serde_json::json;
+
+use crate::config::SharedDeviceConfig;
+use crate::events::{day_of, type_in};
+use crate::flags::{date, hhmm, list_strings, ramp, sort, Draft, Rows};
+use crate::{JobOutput, Result};
+
+/// The `shared_device` job over the events.
+pub fn detect(events: LazyFrame, cfg: &SharedDeviceConfig) -> Result<JobOutput> {
+    let types: Vec<&str> = cfg.event_types.iter().map(String::as_str).collect();
+    let rows = events
+        .filter(type_in(&types).and(col("device_id").is_not_null()))
+        .select([col("device_id"), col("user_id"), col("org_unit"), col("t"), day_of(col("t")).alias("day")]);
+    let features = rows
+        .clone()
+        .group_by([col("device_id"), col("day")])
+        .agg([
+            col("user_id").n_unique().cast(DataType::Int64).alias("accounts"),
+            len().cast(DataType::Int64).alias("events"),
+            col("t").min().alias("first_t"),
+            col("t").max().alias("last_t"),
+            col("user_id").unique().sort(SortOptions::default()).alias("users"),
+        ])
+        .sort(["device_id", "day"], crate::events::sort_opts())
+        .collect()?;
+    let shared = features.clone().lazy().filter(col("accounts").gt_eq(lit(cfg.min_accounts as i64))).collect()?;
+    // The org unit of each flagged account, for the flag rows.
+    let orgs = rows
+        .group_by([col("user_id")])
+        .agg([col("org_unit").drop_nulls().first()])
+        .collect()?;
+    let org_of: std::collections::HashMap<String, String> = {
+        let r = Rows(&orgs);
+        let (u, o) = (r.str("user_id")?, r.str("org_unit")?);
+        (0..r.len()).filter_map(|i| Some((u.get(i)?.to_string(), o.get(i)?.to_string()))).collect()
+    };
+    let r = Rows(&shared);
+    let (dev, acc, n_ev, first, last, users) =
+        (r.str("device_id")?, r.i64("accounts")?, r.i64("events")?, r.i64("first_t")?, r.i64("last_t")?, r.list("users")?);
+    let mut flags = Vec::new();
+    let min = cfg.min_accounts as f64;
+    for i in 0..r.len() {
+        let d = dev.get(i).unwrap_or_default();
+        let n = acc.get(i).unwrap_or(0);
+        let (ws, we) = (first.get(i).unwrap_or(0), last.get(i).unwrap_or(0));
+        let all = list_strings(users, i);
+        for u in &all {
+            flags.push(
+                Draft {
+                    rule: "shared_device.many_accounts",
+                    user_id: u.clone(),
+                    org_unit: org_of.get(u).cloned(),
+                    course_id: None,
+                    window_start: ws,
+                    window_end: we,
+                    severity: ramp((n as f64 - min) / min),
+                    key: d.to_string(),
+                    evidence: json!({
+                        "device_id": d, "accounts": n, "users": all, "events": n_ev.get(i).unwrap_or(0),
+                        "event_types": cfg.event_types, "threshold_accounts": cfg.min_accounts,
+                    })
+                    .as_object()
+                    .cloned()
+                    .unwrap_or_default(),
+                    en: format!(
+                        "Device {d} signed in {n} different accounts on {} between {} and {} (threshold {}), this account among them.",
+                        date(ws), hhmm(ws), hhmm(we), cfg.min_accounts
+                    ),
+                    zh: format!(
+                        "设备 {d} 于 {} {} 至 {} 期间为 {n} 个不同账号登录或签到（阈值 {} 个），其中包括本账号，疑似代签。",
+                        date(ws), hhmm(ws), hhmm(we), cfg.min_accounts
+                    ),
+                }
+                .finish(),
+            );
+        }
+    }
+    sort(&mut flags);
+    Ok(JobOutput { features, flags })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testkit::*;
+
+    fn run(ev: &[String]) -> JobOutput {
+        detect(frame(ev).lazy(), &SharedDeviceConfig::default()).unwrap()
+    }
+
+    #[test]
+    fn one_phone_checking_in_three_accounts_fires_for_each() {
+        let out = run(&[
+            checkin("u1", "c1", "phone-1", 0.0),
+            checkin("u2", "c1", "phone-1", 10.0),
+            checkin("u3", "c1", "phone-1", 20.0),
+            checkin("u4", "c1", "phone-4", 20.0),
+        ]);
+        let users: Vec<&str> = out.flags.iter().map(|f| f.user_id.as_str()).collect();
+        assert_eq!(users, ["u1", "u2", "u3"]);
+        assert!(out.flags[0].evidence.contains(r#""users":["u1","u2","u3"]"#), "{}", out.flags[0].evidence);
+        assert_eq!(out.flags[0].severity, 0.5);
+    }
+
+    #[test]
+    fn shared_office_wifi_and_two_accounts_do_not() {
+        // Ten colleagues behind one address, each on their own device; one device with two accounts.
+        let mut ev: Vec<String> =
+            (0..10).map(|i| act("login", &format!("u{i}"), &format!("s{i}"), &format!("pc{i}"), "203.0.113.7", i as f64, None)).collect();
+        ev.push(act("login", "u0", "s10", "shared-pc", "203.0.113.7", 100.0, None));
+        ev.push(act("login", "u1", "s11", "shared-pc", "203.0.113.7", 200.0, None));
+        let out = run(&ev);
+        assert!(out.flags.is_empty(), "{:?}", out.flags);
+        // The same device on two different days is two device-days of one account each.
+        let out = run(&[
+            checkin("u1", "c1", "phone-1", 0.0),
+            checkin("u2", "c1", "phone-1", 86_400.0),
+            checkin("u3", "c1", "phone-1", 2.0 * 86_400.0),
+        ]);
+        assert!(out.flags.is_empty());
+    }
+
+    #[test]
+    fn duplicates_and_order_do_not_matter() {
+        let ev: Vec<String> = (0..5).map(|i| checkin(&format!("u{i}"), "c1", "phone-1", i as f64)).collect();
+        let a = run(&ev);
+        assert_eq!(a.flags.len(), 5);
+        assert_eq!(a.flags, run(&shuffle_with_duplicates(&ev)).flags);
+    }
+}

@@ -1,0 +1,714 @@
+//! The ingest service: a consumer-group member that turns the telemetry topic into Parquet files
+//! in the lake, exactly once per offset.
+//!
+//! ## Threads
+//!
+//! - The **consumer thread** (the caller of [`run`]) polls librdkafka, decodes each message on the
+//!   spot (no per-message `await`), appends valid events to its partition's open range and sends
+//!   invalid ones to the dead-letter topic. Rebalance callbacks run on this thread, inside `poll`.
+//! - The **writer thread** encodes a closed range to Parquet, writes one file per event day
+//!   atomically (temporary name, fsync, rename, fsync directory), waits until the range's dead
+//!   letters are acknowledged, and reports back.
+//!
+//! ## Offset invariants
+//!
+//! 1. A range is a run of consecutive offsets of one partition; it becomes
+//!    `events/dt=<day>/part-<topic>-<partition>-<first>-<last>.parquet` for each event day in it.
+//! 2. The offset `last + 1` is stored and committed only after every file of the range is durable
+//!    and every dead letter of the range is acknowledged by the broker (`acks=all`).
+//! 3. Ranges of one partition are committed in order (one writer thread, FIFO).
+//! 4. After a crash, the next owner replays from the committed offset and reproduces the
+//!    boundaries of the files already written ([`crate::recover`]), so the rewrite replaces them.
+//! 5. On revocation, open ranges of the revoked partitions are dropped (the next owner reads them
+//!    again), ranges already handed to the writer are finished and committed before the
+//!    partitions are given up. On SIGTERM every open range is written and committed.
+//!
+//! Events are not de-duplicated by `event_id` here: a de-duplicator's memory would depend on
+//! where the process started, and file contents must be a function of the offsets alone.
+//! Jobs de-duplicate.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use creditguard_contract::time::{day_of_us, format_day};
+use creditguard_contract::{events_schema, parse_event, Event, EventBatchBuilder};
+use creditguard_ingest::DeadLetter;
+use creditguard_lake::Lake;
+use rdkafka::client::ClientContext;
+use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
+use rdkafka::message::{BorrowedMessage, Header, OwnedHeaders};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
+use rdkafka::topic_partition_list::TopicPartitionList;
+use rdkafka::Message;
+
+use crate::config::ClientSettings;
+use crate::fault::{Fault, FaultPoint, FaultWriter};
+use crate::metrics::{Metrics, PartitionPositions};
+use crate::recover::{existing_ranges, file_name, Plan};
+use crate::{Error, Result};
+
+/// When a partition's open range is closed and written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RollPolicy {
+    /// Valid events in the range.
+    pub rows: usize,
+    /// Payload bytes in the range.
+    pub bytes: u64,
+    /// Time since the range's first message (bounds how stale the lake is at steady load).
+    pub age: Duration,
+}
+
+impl Default for RollPolicy {
+    fn default() -> Self {
+        RollPolicy { rows: 200_000, bytes: 64 << 20, age: Duration::from_secs(5) }
+    }
+}
+
+/// Everything the ingest service needs.
+#[derive(Debug, Clone)]
+pub struct IngestConfig {
+    /// Brokers and raw librdkafka settings (applied to the consumer and the DLQ producer).
+    pub client: ClientSettings,
+    /// The telemetry topic.
+    pub topic: String,
+    /// The consumer group.
+    pub group: String,
+    /// The dead-letter topic.
+    pub dlq_topic: String,
+    /// When files roll.
+    pub roll: RollPolicy,
+}
+
+/// What a run of the service did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IngestSummary {
+    pub messages: u64,
+    pub events_committed: u64,
+    pub dead_letters: u64,
+    pub files_committed: u64,
+}
+
+/// Consumer settings creditguard chooses; the user's raw settings come on top of the first
+/// group, never of [`ENFORCED`].
+const CONSUMER_DEFAULTS: &[(&str, &str)] = &[
+    ("auto.offset.reset", "earliest"),
+    // librdkafka's default (1000 ms) leaves the consumer idle after each fetch queue refill.
+    ("fetch.queue.backoff.ms", "20"),
+    ("queued.max.messages.kbytes", "32768"),
+    ("fetch.max.bytes", "33554432"),
+    ("session.timeout.ms", "10000"),
+    ("heartbeat.interval.ms", "1000"),
+];
+
+/// What "offsets only after the file is durable" rests on.
+const ENFORCED: &[(&str, &str)] =
+    &[("enable.auto.commit", "false"), ("enable.auto.offset.store", "false"), ("enable.partition.eof", "false")];
+
+/// A DLQ delivery is retried this long before the service gives up (and exits non-zero, its
+/// offsets uncommitted).
+const DLQ_RETRY_FOR: Duration = Duration::from_secs(300);
+
+/// Valid events of one range, grouped by event day. (The NDJSON path's `EventBuffer` writes
+/// through `Lake::write_parquet`; the Kafka writer needs the batches itself, to hook the crash
+/// points into the file write.)
+#[derive(Default)]
+struct DayBatches {
+    days: BTreeMap<i64, EventBatchBuilder>,
+    last_day: Option<i64>,
+    rows: usize,
+}
+
+impl DayBatches {
+    fn push(&mut self, e: &Event<'_>, src: &str, pos: i64) {
+        let day = day_of_us(e.ts_us);
+        if self.last_day != Some(day) {
+            self.days.entry(day).or_default();
+            self.last_day = Some(day);
+        }
+        self.days.get_mut(&day).expect("day inserted above").push(e, src, pos);
+        self.rows += 1;
+    }
+}
+
+/// A dead letter sent to the DLQ topic, kept until acknowledged (to resend it if needed).
+struct PendingDead {
+    letter: DeadLetter,
+    key: Option<Vec<u8>>,
+    headers: OwnedHeaders,
+    delivery: DeliveryFuture,
+}
+
+/// A closed range, on its way to the writer.
+struct Job {
+    partition: i32,
+    generation: u64,
+    first: i64,
+    last: i64,
+    batches: DayBatches,
+    dead: Vec<PendingDead>,
+}
+
+/// The writer's answer.
+struct Done {
+    partition: i32,
+    generation: u64,
+    first: i64,
+    last: i64,
+    result: Result<(u64, u64)>,
+}
+
+/// State of one assigned partition.
+struct Part {
+    generation: u64,
+    src: String,
+    batches: DayBatches,
+    dead: Vec<PendingDead>,
+    first: i64,
+    last: i64,
+    opened: Instant,
+    bytes: u64,
+    /// `None` until the first message after the assignment tells where we resumed.
+    plan: Option<Plan>,
+    pos: PartitionPositions,
+}
+
+impl Part {
+    fn is_open(&self) -> bool {
+        self.first >= 0
+    }
+}
+
+/// Everything the consumer thread and the rebalance callbacks share.
+struct Core {
+    topic: String,
+    dlq_topic: String,
+    lake: Lake,
+    roll: RollPolicy,
+    parts: HashMap<i32, Part>,
+    jobs: Option<SyncSender<Job>>,
+    done: Receiver<Done>,
+    in_flight: HashMap<i32, usize>,
+    next_generation: u64,
+    metrics: Arc<Metrics>,
+    dlq: FutureProducer,
+    commit_sent: Arc<Mutex<VecDeque<Instant>>>,
+    /// Offsets stored since the last commit request.
+    dirty: bool,
+    /// An error raised inside a callback, surfaced by the loop.
+    fatal: Option<Error>,
+}
+
+struct Ctx {
+    core: Mutex<Core>,
+    commit_sent: Arc<Mutex<VecDeque<Instant>>>,
+    metrics: Arc<Metrics>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl ClientContext for Ctx {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
+        match level {
+            RDKafkaLogLevel::Emerg | RDKafkaLogLevel::Alert | RDKafkaLogLevel::Critical | RDKafkaLogLevel::Error => {
+                tracing::error!(target: "librdkafka", fac, "{message}")
+            }
+            RDKafkaLogLevel::Warning => tracing::warn!(target: "librdkafka", fac, "{message}"),
+            RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => tracing::info!(target: "librdkafka", fac, "{message}"),
+            RDKafkaLogLevel::Debug => tracing::debug!(target: "librdkafka", fac, "{message}"),
+        }
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        tracing::warn!(target: "librdkafka", error = %error, "{reason}");
+    }
+}
+
+impl ConsumerContext for Ctx {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(tpl) = rebalance {
+            let mut core = lock(&self.core);
+            if let Err(e) = core.revoke(consumer, tpl) {
+                core.fatal.get_or_insert(e);
+            }
+        }
+    }
+
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Assign(tpl) => lock(&self.core).assign(tpl),
+            Rebalance::Revoke(_) => {}
+            Rebalance::Error(e) => tracing::warn!(error = %e, "Rebalance error."),
+        }
+        self.metrics.set_ready(true);
+    }
+
+    fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
+        if let Some(sent) = lock(&self.commit_sent).pop_front() {
+            self.metrics.commit_latency.observe(sent.elapsed());
+        }
+        match result {
+            Ok(()) => tracing::debug!(offsets = ?offsets.to_topic_map(), "Offsets committed."),
+            Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
+            Err(e) => tracing::warn!(error = %e, "Offset commit failed; it is retried with the next one."),
+        }
+    }
+}
+
+impl Core {
+    fn assign(&mut self, tpl: &TopicPartitionList) {
+        self.metrics.rebalances.fetch_add(1, Relaxed);
+        for e in tpl.elements_for_topic(&self.topic) {
+            let p = e.partition();
+            if self.parts.contains_key(&p) {
+                continue;
+            }
+            self.next_generation += 1;
+            self.parts.insert(
+                p,
+                Part {
+                    generation: self.next_generation,
+                    src: format!("{}/{p}", self.topic),
+                    batches: DayBatches::default(),
+                    dead: Vec::new(),
+                    first: -1,
+                    last: -1,
+                    opened: Instant::now(),
+                    bytes: 0,
+                    plan: None,
+                    pos: PartitionPositions::default(),
+                },
+            );
+            self.metrics.set_partition(p, Some(PartitionPositions::default()));
+            tracing::info!(topic = %self.topic, partition = p, "Partition assigned; resuming from its committed offset.");
+        }
+    }
+
+    fn revoke(&mut self, consumer: &BaseConsumer<Ctx>, tpl: &TopicPartitionList) -> Result<()> {
+        self.metrics.rebalances.fetch_add(1, Relaxed);
+        let revoked: Vec<i32> = tpl.elements_for_topic(&self.topic).iter().map(|e| e.partition()).collect();
+        for p in &revoked {
+            if let Some(part) = self.parts.get_mut(p) {
+                if part.is_open() {
+                    tracing::info!(topic = %self.topic, partition = p, first_offset = part.first, last_offset = part.last,
+                        "Partition revoked: dropping its open range (the next owner reads it again).");
+                }
+                part.batches = DayBatches::default();
+                part.dead.clear();
+                part.first = -1;
+                part.bytes = 0;
+            }
+        }
+        // Ranges already with the writer are finished and committed while we still own them.
+        while revoked.iter().any(|p| self.in_flight.get(p).copied().unwrap_or(0) > 0) {
+            let done = self.done.recv().map_err(|_| Error::WriterGone)?;
+            self.finish(consumer, done)?;
+        }
+        self.commit(consumer, CommitMode::Sync);
+        for p in &revoked {
+            self.parts.remove(p);
+            self.metrics.set_partition(*p, None);
+            tracing::info!(topic = %self.topic, partition = p, "Partition revoked.");
+        }
+        Ok(())
+    }
+
+    fn on_message(&mut self, m: &BorrowedMessage<'_>) -> Result<()> {
+        let p = m.partition();
+        let o = m.offset();
+        let payload = m.payload().unwrap_or(&[]);
+        self.metrics.messages_in.fetch_add(1, Relaxed);
+        self.metrics.bytes_in.fetch_add(payload.len() as u64, Relaxed);
+        let Some(part) = self.parts.get_mut(&p) else {
+            tracing::debug!(topic = %self.topic, partition = p, offset = o, "Message of a partition not assigned; ignored.");
+            return Ok(());
+        };
+        if part.plan.is_none() {
+            let ranges = existing_ranges(&self.lake, &self.topic, p)?;
+            let plan = Plan::new(&ranges, o);
+            if !plan.is_empty() {
+                tracing::info!(topic = %self.topic, partition = p, offset = o, "Files past the committed offset exist: replaying their boundaries.");
+            }
+            part.plan = Some(plan);
+            part.pos = PartitionPositions { read: o, committed: o };
+        }
+        if o < part.pos.read {
+            tracing::debug!(topic = %self.topic, partition = p, offset = o, "Offset read twice; ignored.");
+            return Ok(());
+        }
+        let plan = part.plan.as_ref().expect("plan set above");
+        if part.is_open() && plan.boundary_in(part.last, o) {
+            self.close(p)?;
+        }
+        let part = self.parts.get_mut(&p).expect("partition present");
+        if !part.is_open() {
+            part.first = o;
+            part.opened = Instant::now();
+        }
+        part.last = o;
+        part.pos.read = o + 1;
+        part.bytes += payload.len() as u64;
+        match parse_event(payload) {
+            Ok(event) => {
+                part.batches.push(&event, &part.src, o);
+                self.metrics.events_in.fetch_add(1, Relaxed);
+            }
+            Err(rejection) => {
+                let letter = DeadLetter::new(payload, &part.src, o, &rejection);
+                tracing::debug!(topic = %self.topic, partition = p, offset = o, reason = %letter.reason, "Dead-lettering event.");
+                let key = m.key().map(<[u8]>::to_vec);
+                let mut headers = m.headers().map(|h| h.detach()).unwrap_or_default();
+                let (po, oo) = (p.to_string(), o.to_string());
+                for (k, v) in [
+                    ("error", letter.reason.as_str()),
+                    ("error_kind", letter.kind.as_str()),
+                    ("source_topic", self.topic.as_str()),
+                    ("source_partition", po.as_str()),
+                    ("source_offset", oo.as_str()),
+                ] {
+                    headers = headers.insert(Header { key: k, value: Some(v) });
+                }
+                let delivery = send_dead(&self.dlq, &self.dlq_topic, &letter.raw, key.as_deref(), &headers)?;
+                part.dead.push(PendingDead { letter, key, headers, delivery });
+            }
+        }
+        let plan = part.plan.as_ref().expect("plan set above");
+        let roll = if plan.active(o) {
+            plan.boundary_in(o, o + 1)
+        } else {
+            part.batches.rows >= self.roll.rows || part.bytes >= self.roll.bytes
+        };
+        if roll {
+            self.close(p)?;
+        }
+        Ok(())
+    }
+
+    /// Closes the open range of `p` and hands it to the writer (blocking while the writer is
+    /// two ranges behind: back-pressure instead of unbounded memory).
+    fn close(&mut self, p: i32) -> Result<()> {
+        let Some(part) = self.parts.get_mut(&p) else { return Ok(()) };
+        if !part.is_open() {
+            return Ok(());
+        }
+        let job = Job {
+            partition: p,
+            generation: part.generation,
+            first: part.first,
+            last: part.last,
+            batches: std::mem::take(&mut part.batches),
+            dead: std::mem::take(&mut part.dead),
+        };
+        part.first = -1;
+        part.bytes = 0;
+        self.metrics.set_partition(p, Some(part.pos));
+        *self.in_flight.entry(p).or_default() += 1;
+        self.jobs.as_ref().ok_or(Error::WriterGone)?.send(job).map_err(|_| Error::WriterGone)
+    }
+
+    /// Closes ranges older than the roll age (never inside a replayed region).
+    fn close_aged(&mut self) -> Result<()> {
+        let aged: Vec<i32> = self
+            .parts
+            .iter()
+            .filter(|(_, part)| {
+                part.is_open()
+                    && part.opened.elapsed() >= self.roll.age
+                    && !part.plan.as_ref().is_some_and(|plan| plan.active(part.last))
+            })
+            .map(|(p, _)| *p)
+            .collect();
+        for p in aged {
+            self.close(p)?;
+        }
+        Ok(())
+    }
+
+    /// Stores the offsets of a written range.
+    fn finish(&mut self, consumer: &BaseConsumer<Ctx>, done: Done) -> Result<()> {
+        if let Some(n) = self.in_flight.get_mut(&done.partition) {
+            *n = n.saturating_sub(1);
+        }
+        let (files, rows) = done.result?;
+        let Some(part) = self.parts.get_mut(&done.partition).filter(|part| part.generation == done.generation) else {
+            tracing::warn!(topic = %self.topic, partition = done.partition, "A range finished after its partition was given up; not committing it.");
+            return Ok(());
+        };
+        consumer
+            .store_offset(&self.topic, done.partition, done.last + 1)
+            .map_err(|e| Error::Kafka { what: format!("storing offset {} of partition {}", done.last + 1, done.partition), source: e })?;
+        part.pos.committed = done.last + 1;
+        self.metrics.set_partition(done.partition, Some(part.pos));
+        self.metrics.events_committed.fetch_add(rows, Relaxed);
+        self.metrics.files_committed.fetch_add(files, Relaxed);
+        self.metrics.ranges_committed.fetch_add(1, Relaxed);
+        self.dirty = true;
+        tracing::info!(topic = %self.topic, partition = done.partition, first_offset = done.first, last_offset = done.last,
+            rows, files, "Range durable; offset stored.");
+        Ok(())
+    }
+
+    /// Handles every range the writer finished so far, then commits what was stored.
+    fn drain_done(&mut self, consumer: &BaseConsumer<Ctx>) -> Result<()> {
+        while let Ok(done) = self.done.try_recv() {
+            self.finish(consumer, done)?;
+        }
+        if self.dirty {
+            self.commit(consumer, CommitMode::Async);
+        }
+        Ok(())
+    }
+
+    fn commit(&mut self, consumer: &BaseConsumer<Ctx>, mode: CommitMode) {
+        if !self.dirty {
+            return;
+        }
+        self.dirty = false;
+        let sent = Instant::now();
+        let sync = matches!(mode, CommitMode::Sync);
+        if !sync {
+            lock(&self.commit_sent).push_back(sent);
+        }
+        match consumer.commit_consumer_state(mode) {
+            Ok(()) if sync => self.metrics.commit_latency.observe(sent.elapsed()),
+            Ok(()) => {}
+            Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
+            Err(e) => {
+                // The stored offsets stay stored: the next commit carries them.
+                self.dirty = true;
+                tracing::warn!(error = %e, "Offset commit failed; retrying with the next one.");
+            }
+        }
+    }
+}
+
+fn send_dead(
+    producer: &FutureProducer,
+    topic: &str,
+    payload: &[u8],
+    key: Option<&[u8]>,
+    headers: &OwnedHeaders,
+) -> Result<DeliveryFuture> {
+    let mut record = FutureRecord::<[u8], [u8]>::to(topic).payload(payload).headers(headers.clone());
+    if let Some(k) = key {
+        record = record.key(k);
+    }
+    let deadline = Instant::now() + DLQ_RETRY_FOR;
+    loop {
+        match producer.send_result(record) {
+            Ok(delivery) => return Ok(delivery),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) if Instant::now() < deadline => {
+                record = r;
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err((e, _)) => return Err(Error::Delivery { topic: topic.to_string(), source: e }),
+        }
+    }
+}
+
+/// The writer thread's work on one range.
+struct Writer {
+    lake: Lake,
+    topic: String,
+    dlq_topic: String,
+    dlq: FutureProducer,
+    metrics: Arc<Metrics>,
+    fault: Arc<Fault>,
+    rt: tokio::runtime::Runtime,
+}
+
+impl Writer {
+    fn write(&self, job: Job) -> Result<(u64, u64)> {
+        let start = Instant::now();
+        let name = file_name(&self.topic, job.partition, job.first, job.last);
+        let schema = events_schema();
+        let (mut files, mut rows) = (0u64, 0u64);
+        let ndays = job.batches.days.len();
+        for (day, mut builder) in job.batches.days {
+            let batch = builder.finish();
+            rows += batch.num_rows() as u64;
+            let dir = self.lake.partition_dir("events", day);
+            self.lake.write_file_atomic(&dir, &name, |file| {
+                let out = FaultWriter { inner: file, fault: &self.fault, written: 0 };
+                creditguard_lake::write_parquet_to(out, schema.clone(), &[batch])
+                    .map_err(|e| std::io::Error::other(format!("parquet: {e}")))
+            })?;
+            files += 1;
+            tracing::debug!(topic = %self.topic, partition = job.partition, first_offset = job.first, last_offset = job.last,
+                day = %format_day(day), "Event file committed.");
+            if files < ndays as u64 {
+                self.fault.hit(FaultPoint::BetweenFiles);
+            }
+        }
+        for mut dead in job.dead {
+            let deadline = Instant::now() + DLQ_RETRY_FOR;
+            loop {
+                match self.rt.block_on(dead.delivery) {
+                    Ok(Ok(_)) => break,
+                    outcome => {
+                        let error = match outcome {
+                            Ok(Err((e, _))) => e.to_string(),
+                            _ => "delivery canceled".to_string(),
+                        };
+                        if Instant::now() >= deadline {
+                            return Err(Error::DeadLetter { topic: self.dlq_topic.clone(), error });
+                        }
+                        tracing::warn!(topic = %self.topic, partition = job.partition, offset = dead.letter.position, error,
+                            "Dead letter not acknowledged; sending it again.");
+                        std::thread::sleep(Duration::from_secs(1));
+                        dead.delivery = send_dead(&self.dlq, &self.dlq_topic, &dead.letter.raw, dead.key.as_deref(), &dead.headers)?;
+                    }
+                }
+            }
+            self.metrics.dead_letter(&dead.letter.kind, 1);
+        }
+        self.metrics.file_write.observe(start.elapsed());
+        self.fault.hit(FaultPoint::AfterFileBeforeCommit);
+        Ok((files, rows))
+    }
+}
+
+/// Runs the ingest service until `stop` is set, then drains: every open range is written and
+/// committed before it returns. Blocking: run it on its own thread.
+pub fn run(cfg: &IngestConfig, lake: &Lake, metrics: Arc<Metrics>, fault: Arc<Fault>, stop: &AtomicBool) -> Result<IngestSummary> {
+    tracing::info!(topic = %cfg.topic, group = %cfg.group, dlq_topic = %cfg.dlq_topic, settings = %cfg.client.redacted(), "Starting ingest.");
+    let dlq = crate::produce::producer(&cfg.client)?;
+    let (jobs_tx, jobs_rx) = mpsc::sync_channel::<Job>(2);
+    let (done_tx, done_rx) = mpsc::channel::<Done>();
+    let commit_sent = Arc::new(Mutex::new(VecDeque::new()));
+    let core = Core {
+        topic: cfg.topic.clone(),
+        dlq_topic: cfg.dlq_topic.clone(),
+        lake: lake.clone(),
+        roll: cfg.roll,
+        parts: HashMap::new(),
+        jobs: Some(jobs_tx),
+        done: done_rx,
+        in_flight: HashMap::new(),
+        next_generation: 0,
+        metrics: metrics.clone(),
+        dlq: dlq.clone(),
+        commit_sent: commit_sent.clone(),
+        dirty: false,
+        fatal: None,
+    };
+    let ctx = Ctx { core: Mutex::new(core), commit_sent, metrics: metrics.clone() };
+    let mut config = cfg.client.config(CONSUMER_DEFAULTS);
+    config.set("group.id", &cfg.group);
+    for (k, v) in ENFORCED {
+        config.set(*k, *v);
+    }
+    let consumer: BaseConsumer<Ctx> =
+        config.create_with_context(ctx).map_err(|e| Error::Kafka { what: "creating the consumer".into(), source: e })?;
+    for topic in [&cfg.topic, &cfg.dlq_topic] {
+        if crate::produce::topic_partitions(consumer.client(), topic, Duration::from_secs(15))?.is_none() {
+            return Err(Error::MissingTopic(topic.clone()));
+        }
+    }
+    let writer = Writer {
+        lake: lake.clone(),
+        topic: cfg.topic.clone(),
+        dlq_topic: cfg.dlq_topic.clone(),
+        dlq,
+        metrics: metrics.clone(),
+        fault,
+        rt: tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Error::Io { what: "starting the writer's runtime".into(), source: e })?,
+    };
+    let writer_thread = std::thread::Builder::new()
+        .name("creditguard-writer".into())
+        .spawn(move || {
+            for job in jobs_rx {
+                let (partition, generation, first, last) = (job.partition, job.generation, job.first, job.last);
+                let result = writer.write(job);
+                if done_tx.send(Done { partition, generation, first, last, result }).is_err() {
+                    break;
+                }
+            }
+        })
+        .map_err(|e| Error::Io { what: "starting the writer thread".into(), source: e })?;
+    consumer.subscribe(&[&cfg.topic]).map_err(|e| Error::Kafka { what: format!("subscribing to `{}`", cfg.topic), source: e })?;
+
+    let result = consume(&consumer, &metrics, stop);
+    // Drain: write and commit every open range, whatever stopped the loop (unless the writer
+    // itself failed: then nothing more can be made durable).
+    let drained = {
+        let mut core = lock(&consumer.context().core);
+        let parts: Vec<i32> = core.parts.keys().copied().collect();
+        let mut r = Ok(());
+        if result.is_ok() {
+            for p in parts {
+                if let Err(e) = core.close(p) {
+                    r = Err(e);
+                    break;
+                }
+            }
+        }
+        while r.is_ok() && core.in_flight.values().any(|n| *n > 0) {
+            match core.done.recv() {
+                Ok(done) => r = core.finish(&consumer, done),
+                Err(_) => r = Err(Error::WriterGone),
+            }
+        }
+        core.commit(&consumer, CommitMode::Sync);
+        core.jobs = None;
+        r
+    };
+    let _ = writer_thread.join();
+    result?;
+    drained?;
+    metrics.set_ready(false);
+    let summary = IngestSummary {
+        messages: metrics.messages_in.load(Relaxed),
+        events_committed: metrics.events_committed.load(Relaxed),
+        dead_letters: metrics.dead_letters_total(),
+        files_committed: metrics.files_committed.load(Relaxed),
+    };
+    tracing::info!(topic = %cfg.topic, messages = summary.messages, events = summary.events_committed,
+        dead_letters = summary.dead_letters, files = summary.files_committed, "Ingest stopped; everything read is committed.");
+    // Dropping the consumer leaves the group now, so the partitions move to the other members
+    // without waiting for the session timeout.
+    drop(consumer);
+    Ok(summary)
+}
+
+fn consume(consumer: &BaseConsumer<Ctx>, metrics: &Metrics, stop: &AtomicBool) -> Result<()> {
+    let ctx = consumer.context();
+    let mut since_check = 0u32;
+    while !stop.load(Relaxed) {
+        let polled = consumer.poll(Duration::from_millis(100));
+        let mut core = lock(&ctx.core);
+        if let Some(e) = core.fatal.take() {
+            return Err(e);
+        }
+        let idle = match polled {
+            None => true,
+            Some(Ok(m)) => {
+                core.on_message(&m)?;
+                false
+            }
+            Some(Err(e)) => {
+                tracing::warn!(error = %e, "Consumer error.");
+                true
+            }
+        };
+        since_check += 1;
+        // Time checks every few thousand messages or when idle: `Instant::now` per message
+        // would be a measurable share of the per-event budget.
+        if idle || since_check >= 4096 {
+            since_check = 0;
+            core.drain_done(consumer)?;
+            core.close_aged()?;
+            metrics.tick();
+        }
+    }
+    Ok(())
+}
