@@ -3,4 +3,3 @@
 mod util;
 
 mod cli;
-mod kafka;

@@ -6,7 +6,7 @@ use std::process::{Command, Output};
 /// The `creditguard` binary built for these tests.
 pub fn creditguard() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_creditguard"));
-    cmd.env_remove("RUST_LOG").env("CREDITGUARD_NO_PROGRESS", "1");
+    cmd.env_remove("RUST_LOG").env("CREDITGUARD_NO_PROGRESS", "true");
     cmd
 }
 
