@@ -21,7 +21,10 @@ fn telemetry(events: usize) -> Vec<u8> {
         let user = x % 20_000;
         let day = 2 + (i * 7 / events.max(1)) as u64;
         let (h, m, s) = ((x >> 20) % 24, (x >> 30) % 60, (x >> 40) % 60);
-        let ts = format!("2026-03-{day:02}T{h:02}:{m:02}:{s:02}.{:03}+08:00", (x >> 50) % 1000);
+        let ts = format!(
+            "2026-03-{day:02}T{h:02}:{m:02}:{s:02}.{:03}+08:00",
+            (x >> 50) % 1000
+        );
         let common = format!(
             r#""event_id":"ev-{i:012}","ts":"{ts}","received_at":"{ts}","user_id":"emp-{user:06}","org_unit":"branch-{:03}","session_id":"s-{user}-{day}","device_id":"dev-{user}-a","ip":"10.{}.{}.{}","platform":"web""#,
             user % 120,
@@ -80,9 +83,16 @@ fn main() {
 
     let mut best = f64::MAX;
     for round in 0..3 {
-        let lake = Lake::open(dir.path().join(format!("lake-{round}")).to_str().unwrap()).expect("lake");
+        let lake =
+            Lake::open(dir.path().join(format!("lake-{round}")).to_str().unwrap()).expect("lake");
         let t = Instant::now();
-        let stats = ingest(&lake, &[Input::Path(input.clone())], &IngestOptions::default(), &mut |_| {}).expect("ingest");
+        let stats = ingest(
+            &lake,
+            &[Input::Path(input.clone())],
+            &IngestOptions::default(),
+            &mut |_| {},
+        )
+        .expect("ingest");
         let secs = t.elapsed().as_secs_f64();
         assert_eq!(stats.valid + stats.dead_lettered, events as u64);
         println!(

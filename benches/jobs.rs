@@ -14,7 +14,9 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use creditguard::contract::{events_schema, Category, CheckinMethod, Event, EventBatchBuilder, EventType, Platform};
+use creditguard::contract::{
+    events_schema, Category, CheckinMethod, Event, EventBatchBuilder, EventType, Platform,
+};
 use creditguard::lake::Lake;
 use creditguard_detect::{run_jobs, Catalog, Course, JobsConfig};
 
@@ -52,7 +54,14 @@ fn catalog() -> Catalog {
     }))
 }
 
-const CITIES: [(f64, f64); 6] = [(39.9, 116.4), (31.2, 121.5), (23.1, 113.3), (30.6, 104.1), (22.5, 114.1), (34.3, 108.9)];
+const CITIES: [(f64, f64); 6] = [
+    (39.9, 116.4),
+    (31.2, 121.5),
+    (23.1, 113.3),
+    (30.6, 104.1),
+    (22.5, 114.1),
+    (34.3, 108.9),
+];
 
 /// Cheating patterns, by user index modulo 100 (so ~1 % of learners each).
 #[derive(Clone, Copy, PartialEq)]
@@ -103,7 +112,15 @@ impl Day<'_> {
     }
 }
 
-fn base(t: EventType, ts: i64, u: u64, session: &str, device: &str, ip: &str, geo: (f64, f64)) -> Event<'static> {
+fn base(
+    t: EventType,
+    ts: i64,
+    u: u64,
+    session: &str,
+    device: &str,
+    ip: &str,
+    geo: (f64, f64),
+) -> Event<'static> {
     Event {
         event_id: "".into(),
         event_type: t,
@@ -140,7 +157,18 @@ fn base(t: EventType, ts: i64, u: u64, session: &str, device: &str, ip: &str, ge
 
 /// One learning session: login, enter, play with heartbeats, pause, maybe quiz and completion.
 #[allow(clippy::too_many_arguments)]
-fn session(day: &mut Day<'_>, u: u64, k: Kind, t0: i64, sid: &str, dev: &str, ip: &str, geo: (f64, f64), course: usize, beats: u32) -> i64 {
+fn session(
+    day: &mut Day<'_>,
+    u: u64,
+    k: Kind,
+    t0: i64,
+    sid: &str,
+    dev: &str,
+    ip: &str,
+    geo: (f64, f64),
+    course: usize,
+    beats: u32,
+) -> i64 {
     let c = format!("course-{course:03}");
     let l = format!("lesson-{}", day.rng.below(4));
     let rate = match k {
@@ -176,14 +204,22 @@ fn session(day: &mut Day<'_>, u: u64, k: Kind, t0: i64, sid: &str, dev: &str, ip
         day.push(e);
     }
     t += 5_000_000;
-    day.push(media(EventType::VideoPause, t, beats as f64 * 20.0 * rate + 5.0));
+    day.push(media(
+        EventType::VideoPause,
+        t,
+        beats as f64 * 20.0 * rate + 5.0,
+    ));
     if day.rng.chance(0.15) || k == Kind::Quiz {
         t += 30_000_000;
         let mut e = base(EventType::QuizSubmit, t, u, sid, dev, ip, geo);
         e.course_id = Some(c.clone().into());
         e.quiz_id = Some(format!("quiz-{course}").into());
         e.questions = Some(10);
-        e.elapsed_s = Some(if k == Kind::Quiz { 12.0 } else { 60.0 + day.rng.below(240) as f64 });
+        e.elapsed_s = Some(if k == Kind::Quiz {
+            12.0
+        } else {
+            60.0 + day.rng.below(240) as f64
+        });
         e.max_score = Some(100.0);
         e.score = Some(60.0 + day.rng.below(41) as f64);
         day.push(e);
@@ -209,7 +245,12 @@ fn generate(lake: &Lake, events: u64, days: u32) -> u64 {
     for d in 0..days as i64 {
         let day_no = START_DAY + d;
         let mut b = EventBatchBuilder::new();
-        let mut day = Day { b: &mut b, rng: Rng(0x5eed ^ (day_no as u64) << 20), seq: 0, rows: 0 };
+        let mut day = Day {
+            b: &mut b,
+            rng: Rng(0x5eed ^ (day_no as u64) << 20),
+            seq: 0,
+            rows: 0,
+        };
         for u in 0..users {
             if !day.rng.chance(0.6) {
                 continue;
@@ -218,7 +259,9 @@ fn generate(lake: &Lake, events: u64, days: u32) -> u64 {
             let city = CITIES[(u % CITIES.len() as u64) as usize];
             let ip = format!("10.{}.{}.{}", u % 250, (u / 250) % 250, 1 + u % 7);
             let dev = format!("dev-{u}-a");
-            let t0 = day_no * DAY_US + (1 + day.rng.below(20)) as i64 * 3_600_000_000 + day.rng.below(3_000_000_000) as i64;
+            let t0 = day_no * DAY_US
+                + (1 + day.rng.below(20)) as i64 * 3_600_000_000
+                + day.rng.below(3_000_000_000) as i64;
             let course = day.rng.below(COURSES as u64) as usize;
             let sid = format!("s-{u}-{d}-a");
             let end = session(&mut day, u, k, t0, &sid, &dev, &ip, city, course, 22);
@@ -226,27 +269,79 @@ fn generate(lake: &Lake, events: u64, days: u32) -> u64 {
                 Kind::Concurrent => {
                     // A colleague's PC elsewhere, during the session.
                     let ip2 = format!("192.0.2.{}", 1 + u % 250);
-                    session(&mut day, u, Kind::Honest, t0 + 60_000_000, &format!("s-{u}-{d}-b"), &format!("dev-{u}-x"), &ip2, city, course, 18);
+                    session(
+                        &mut day,
+                        u,
+                        Kind::Honest,
+                        t0 + 60_000_000,
+                        &format!("s-{u}-{d}-b"),
+                        &format!("dev-{u}-x"),
+                        &ip2,
+                        city,
+                        course,
+                        18,
+                    );
                 }
                 Kind::Travel => {
                     let far = CITIES[((u + 3) % CITIES.len() as u64) as usize];
-                    session(&mut day, u, Kind::Honest, end + 600_000_000, &format!("s-{u}-{d}-b"), &format!("dev-{u}-b"), &ip, far, course, 5);
+                    session(
+                        &mut day,
+                        u,
+                        Kind::Honest,
+                        end + 600_000_000,
+                        &format!("s-{u}-{d}-b"),
+                        &format!("dev-{u}-b"),
+                        &ip,
+                        far,
+                        course,
+                        5,
+                    );
                 }
                 Kind::Parallel => {
-                    session(&mut day, u, Kind::Honest, t0 + 20_000_000, &format!("s-{u}-{d}-a"), &dev, &ip, city, (course + 1) % COURSES, 20);
+                    session(
+                        &mut day,
+                        u,
+                        Kind::Honest,
+                        t0 + 20_000_000,
+                        &format!("s-{u}-{d}-a"),
+                        &dev,
+                        &ip,
+                        city,
+                        (course + 1) % COURSES,
+                        20,
+                    );
                 }
                 Kind::Switching => {
                     for i in 0..12 {
-                        let mut e = base(EventType::CourseEnter, end + 60_000_000 + i * 30_000_000, u, &sid, &dev, &ip, city);
-                        e.course_id = Some(format!("course-{:03}", (course + i as usize % 3) % COURSES).into());
+                        let mut e = base(
+                            EventType::CourseEnter,
+                            end + 60_000_000 + i * 30_000_000,
+                            u,
+                            &sid,
+                            &dev,
+                            &ip,
+                            city,
+                        );
+                        e.course_id = Some(
+                            format!("course-{:03}", (course + i as usize % 3) % COURSES).into(),
+                        );
                         day.push(e);
                     }
                 }
                 Kind::Burst if d % 7 == 6 => {
                     for i in 0..8 {
-                        let mut e = base(EventType::CourseComplete, end + 60_000_000 + i * 60_000_000, u, &sid, &dev, &ip, city);
+                        let mut e = base(
+                            EventType::CourseComplete,
+                            end + 60_000_000 + i * 60_000_000,
+                            u,
+                            &sid,
+                            &dev,
+                            &ip,
+                            city,
+                        );
                         e.session_id = None;
-                        e.course_id = Some(format!("course-{:03}", (course + i as usize) % COURSES).into());
+                        e.course_id =
+                            Some(format!("course-{:03}", (course + i as usize) % COURSES).into());
                         e.credits = Some(3.0);
                         e.category = Some(Category::Elective);
                         day.push(e);
@@ -259,7 +354,15 @@ fn generate(lake: &Lake, events: u64, days: u32) -> u64 {
                 let team_phone = u % 50 == 0;
                 let members = if team_phone { 4 } else { 1 };
                 for m in 0..members {
-                    let mut e = base(EventType::Checkin, t0 - 3_600_000_000 + m * 20_000_000, u + m as u64, &sid, &dev, &ip, city);
+                    let mut e = base(
+                        EventType::Checkin,
+                        t0 - 3_600_000_000 + m * 20_000_000,
+                        u + m as u64,
+                        &sid,
+                        &dev,
+                        &ip,
+                        city,
+                    );
                     e.session_id = None;
                     e.course_id = Some(format!("course-{:03}", course).into());
                     e.method = Some(CheckinMethod::Qr);
@@ -269,7 +372,14 @@ fn generate(lake: &Lake, events: u64, days: u32) -> u64 {
         }
         total += day.rows;
         let batch = b.finish();
-        lake.write_parquet("events", day_no, "part-0.parquet", events_schema(), &[batch]).expect("write events");
+        lake.write_parquet(
+            "events",
+            day_no,
+            "part-0.parquet",
+            events_schema(),
+            &[batch],
+        )
+        .expect("write events");
     }
     total
 }
@@ -285,19 +395,34 @@ fn peak_rss_mib() -> f64 {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
-    let events: u64 = args.first().and_then(|s| s.replace('_', "").parse().ok()).unwrap_or(1_000_000);
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let events: u64 = args
+        .first()
+        .and_then(|s| s.replace('_', "").parse().ok())
+        .unwrap_or(1_000_000);
     let days: u32 = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(30);
-    let root: PathBuf = Path::new(env!("CARGO_MANIFEST_DIR")).join("target").join(format!("bench-lake-{events}-{days}"));
+    let root: PathBuf = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("target")
+        .join(format!("bench-lake-{events}-{days}"));
     let lake = Lake::open(root.to_str().expect("utf-8 path")).expect("lake");
     if lake.days("events").expect("days").len() != days as usize {
         let t = Instant::now();
         let n = generate(&lake, events, days);
         std::fs::write(root.join("catalog.csv"), catalog_csv()).expect("catalog");
-        println!("generated {n} event rows over {days} days in {:.1} s → {}", t.elapsed().as_secs_f64(), root.display());
+        println!(
+            "generated {n} event rows over {days} days in {:.1} s → {}",
+            t.elapsed().as_secs_f64(),
+            root.display()
+        );
     }
     let mut cfg = JobsConfig::default();
-    if let Some(b) = std::env::var("CG_BENCH_BATCH_DAYS").ok().and_then(|s| s.parse().ok()) {
+    if let Some(b) = std::env::var("CG_BENCH_BATCH_DAYS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+    {
         cfg.batch_days = b;
     }
     let (from, to) = (START_DAY, START_DAY + days as i64 - 1);
@@ -322,13 +447,20 @@ fn main() {
             println!("  {rule:<36} {n:>7}");
         }
     }
-    println!("peak RSS (VmHWM): {:.0} MiB (before jobs: {:.0} MiB)", peak_rss_mib(), rss_before);
+    println!(
+        "peak RSS (VmHWM): {:.0} MiB (before jobs: {:.0} MiB)",
+        peak_rss_mib(),
+        rss_before
+    );
 }
 
 fn catalog_csv() -> String {
     let mut s = String::from("course_id,title,category,credits,duration_s,min_watch_ratio\n");
     for c in catalog().courses() {
-        s.push_str(&format!("{},{},{},{},{},{}\n", c.course_id, c.title, c.category, c.credits, c.duration_s, c.min_watch_ratio));
+        s.push_str(&format!(
+            "{},{},{},{},{},{}\n",
+            c.course_id, c.title, c.category, c.credits, c.duration_s, c.min_watch_ratio
+        ));
     }
     s
 }

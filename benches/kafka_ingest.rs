@@ -27,8 +27,9 @@ fn tansu() -> Option<PathBuf> {
     if let Ok(p) = std::env::var("CREDITGUARD_TANSU") {
         return Some(PathBuf::from(p));
     }
-    let mut c: Vec<PathBuf> =
-        std::env::var_os("PATH").map(|p| std::env::split_paths(&p).map(|d| d.join("tansu")).collect()).unwrap_or_default();
+    let mut c: Vec<PathBuf> = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).map(|d| d.join("tansu")).collect())
+        .unwrap_or_default();
     if let Some(h) = std::env::var_os("HOME") {
         c.push(Path::new(&h).join(".local/bin/tansu"));
     }
@@ -36,7 +37,11 @@ fn tansu() -> Option<PathBuf> {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// CPU seconds (user + system) of a live process.
@@ -45,7 +50,8 @@ fn cpu_seconds(pid: u32) -> f64 {
     // Fields after the command name (which may contain spaces) start after the last ')'.
     let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
     let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: f64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0) + f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
+    let ticks: f64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0)
+        + f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
     // USER_HZ is 100 on every Linux this runs on.
     ticks / 100.0
 }
@@ -65,22 +71,40 @@ fn line(i: u64) -> String {
     let user = i.wrapping_mul(2654435761) % 20_000;
     let day = 1 + (i / 400_000) % 28;
     let secs = i % 86_400;
-    let ts = format!("2026-03-{day:02}T{:02}:{:02}:{:02}.{:03}Z", secs / 3600, secs / 60 % 60, secs % 60, i % 1000);
+    let ts = format!(
+        "2026-03-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60,
+        i % 1000
+    );
     if i % 10_000 == 9_999 {
-        return format!(r#"{{"event_id":"e{i}","type":"heartbeat","ts":"{ts}","user_id":"u{user}"}}"#);
+        return format!(
+            r#"{{"event_id":"e{i}","type":"heartbeat","ts":"{ts}","user_id":"u{user}"}}"#
+        );
     }
     match i % 20 {
         0 => format!(
             r#"{{"event_id":"e{i}","type":"login","ts":"{ts}","user_id":"u{user}","org_unit":"ou-{}","session_id":"s{user}-{day}","device_id":"d{user}","ip":"10.{}.{}.{}","platform":"web","geo_lat":31.23,"geo_lon":121.47}}"#,
-            user % 97, user % 250, i % 250, user % 200
+            user % 97,
+            user % 250,
+            i % 250,
+            user % 200
         ),
         1 => format!(
             r#"{{"event_id":"e{i}","type":"quiz_submit","ts":"{ts}","user_id":"u{user}","org_unit":"ou-{}","session_id":"s{user}-{day}","course_id":"c{}","quiz_id":"q{}","score":8,"max_score":10,"questions":10,"elapsed_s":{}.5}}"#,
-            user % 97, i % 300, i % 40, 30 + i % 300
+            user % 97,
+            i % 300,
+            i % 40,
+            30 + i % 300
         ),
         _ => format!(
             r#"{{"event_id":"e{i}","type":"heartbeat","ts":"{ts}","received_at":"{ts}","user_id":"u{user}","org_unit":"ou-{}","session_id":"s{user}-{day}","device_id":"d{user}","platform":"web","course_id":"c{}","lesson_id":"l{}","position_s":{}.25,"duration_s":1800,"playing":true,"visible":{},"muted":false,"rate":1.0}}"#,
-            user % 97, i % 300, i % 12, i % 1800, i % 3 != 0
+            user % 97,
+            i % 300,
+            i % 12,
+            i % 1800,
+            i % 3 != 0
         ),
     }
 }
@@ -105,7 +129,15 @@ fn main() {
     let url = format!("tcp://{addr}");
     let broker = Killed(
         Command::new(&tansu)
-            .args(["broker", "--storage-engine", "memory://tansu/", "--listener-url", &url, "--advertised-listener-url", &url])
+            .args([
+                "broker",
+                "--storage-engine",
+                "memory://tansu/",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -113,18 +145,31 @@ fn main() {
     );
     let t0 = Instant::now();
     while std::net::TcpStream::connect(&addr).is_err() {
-        assert!(t0.elapsed() < Duration::from_secs(10), "tansu did not start");
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "tansu did not start"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     let client = creditguard_kafka::ClientSettings::new(&addr);
     let topic = "bench.telemetry";
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    rt.block_on(creditguard_kafka::create_topics(&client, &[(topic, partitions), ("bench.telemetry.dlq", 1)])).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(creditguard_kafka::create_topics(
+        &client,
+        &[(topic, partitions), ("bench.telemetry.dlq", 1)],
+    ))
+    .unwrap();
 
     let invalid = (0..events).filter(|i| i % 10_000 == 9_999).count() as u64;
     let valid = events - invalid;
-    println!("kafka_ingest: producing {events} events ({invalid} invalid) to {partitions} partitions …");
-    let report = creditguard_kafka::produce_ndjson_lines(&client, topic, (0..events).map(line)).unwrap();
+    println!(
+        "kafka_ingest: producing {events} events ({invalid} invalid) to {partitions} partitions …"
+    );
+    let report =
+        creditguard_kafka::produce_ndjson_lines(&client, topic, (0..events).map(line)).unwrap();
     println!(
         "produce: {} records, {:.0} MB, {:.1} s, {:.0} records/s",
         report.records,
@@ -138,7 +183,17 @@ fn main() {
     let metrics_addr = format!("127.0.0.1:{}", free_port());
     let ingest = Killed(
         Command::new(env!("CARGO_BIN_EXE_creditguard"))
-            .args(["--log", "warn", "ingest", "--brokers", &addr, "--topic", topic, "--group", "bench"])
+            .args([
+                "--log",
+                "warn",
+                "ingest",
+                "--brokers",
+                &addr,
+                "--topic",
+                topic,
+                "--group",
+                "bench",
+            ])
             .arg("--lake")
             .arg(&lake)
             .args(["--metrics-addr", &metrics_addr])
@@ -156,7 +211,10 @@ fn main() {
     // Start the clock at the first message read: group join time is not ingest throughput.
     let wait_start = Instant::now();
     while sample("creditguard_kafka_messages_total") == 0.0 {
-        assert!(wait_start.elapsed() < Duration::from_secs(120), "ingest read nothing in 120 s");
+        assert!(
+            wait_start.elapsed() < Duration::from_secs(120),
+            "ingest read nothing in 120 s"
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
     let (start, cpu0) = (Instant::now(), cpu_seconds(pid));
@@ -167,25 +225,48 @@ fn main() {
             break;
         }
         if last_print.elapsed() > Duration::from_secs(5) {
-            println!("  … {committed} events committed after {:.1} s, RSS peak {:.0} MiB", start.elapsed().as_secs_f64(), peak_rss_mib(pid));
+            println!(
+                "  … {committed} events committed after {:.1} s, RSS peak {:.0} MiB",
+                start.elapsed().as_secs_f64(),
+                peak_rss_mib(pid)
+            );
             last_print = Instant::now();
         }
-        assert!(start.elapsed() < Duration::from_secs(1800), "ingest did not finish in 30 min");
+        assert!(
+            start.elapsed() < Duration::from_secs(1800),
+            "ingest did not finish in 30 min"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     let elapsed = start.elapsed().as_secs_f64();
     let cpu = cpu_seconds(pid) - cpu0;
     let rss = peak_rss_mib(pid);
     let files = sample("creditguard_files_committed_total");
-    let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+    let _ = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
     drop(ingest);
     drop(broker);
     let parquet_bytes: u64 = walk(&lake.join("events"));
     println!("kafka_ingest: {events} events ({valid} valid), {partitions} partitions, tansu on the same machine");
-    println!("  sustained ingest   {:>10.0} events/s   (target >= 300000)", valid as f64 / elapsed);
-    println!("  creditguard CPU    {:>10.2} µs/event   (target <= 2)", cpu * 1e6 / events as f64);
-    println!("  peak RSS           {:>10.0} MiB        (target <= 512)", rss);
-    println!("  wall               {:>10.2} s, {} files, {:.1} bytes/event on disk", elapsed, files, parquet_bytes as f64 / valid as f64);
+    println!(
+        "  sustained ingest   {:>10.0} events/s   (target >= 300000)",
+        valid as f64 / elapsed
+    );
+    println!(
+        "  creditguard CPU    {:>10.2} µs/event   (target <= 2)",
+        cpu * 1e6 / events as f64
+    );
+    println!(
+        "  peak RSS           {:>10.0} MiB        (target <= 512)",
+        rss
+    );
+    println!(
+        "  wall               {:>10.2} s, {} files, {:.1} bytes/event on disk",
+        elapsed,
+        files,
+        parquet_bytes as f64 / valid as f64
+    );
 }
 
 fn walk(dir: &Path) -> u64 {
@@ -193,7 +274,11 @@ fn walk(dir: &Path) -> u64 {
     if let Ok(entries) = std::fs::read_dir(dir) {
         for e in entries.flatten() {
             let p = e.path();
-            n += if p.is_dir() { walk(&p) } else { e.metadata().map(|m| m.len()).unwrap_or(0) };
+            n += if p.is_dir() {
+                walk(&p)
+            } else {
+                e.metadata().map(|m| m.len()).unwrap_or(0)
+            };
         }
     }
     n

@@ -3,10 +3,14 @@
 use crate::util::*;
 
 const EVENTS: &str = concat!(
-    r#"{"event_id":"e1","type":"login","ts":"2026-03-02T09:00:00+08:00","user_id":"u1","session_id":"s1"}"#, "\n",
-    r#"{"event_id":"e2","type":"heartbeat","ts":"2026-03-02T09:00:20+08:00","user_id":"u1","session_id":"s1","course_id":"c1","lesson_id":"l1","position_s":20,"playing":true,"visible":true}"#, "\n",
-    r#"{"event_id":"e2","type":"heartbeat","ts":"2026-03-02T09:00:20+08:00","user_id":"u1","session_id":"s1","course_id":"c1","lesson_id":"l1","position_s":20,"playing":true,"visible":true}"#, "\n",
-    r#"{"event_id":"e3","type":"heartbeat","ts":"2026-03-02T09:00:40+08:00","user_id":"u1"}"#, "\n",
+    r#"{"event_id":"e1","type":"login","ts":"2026-03-02T09:00:00+08:00","user_id":"u1","session_id":"s1"}"#,
+    "\n",
+    r#"{"event_id":"e2","type":"heartbeat","ts":"2026-03-02T09:00:20+08:00","user_id":"u1","session_id":"s1","course_id":"c1","lesson_id":"l1","position_s":20,"playing":true,"visible":true}"#,
+    "\n",
+    r#"{"event_id":"e2","type":"heartbeat","ts":"2026-03-02T09:00:20+08:00","user_id":"u1","session_id":"s1","course_id":"c1","lesson_id":"l1","position_s":20,"playing":true,"visible":true}"#,
+    "\n",
+    r#"{"event_id":"e3","type":"heartbeat","ts":"2026-03-02T09:00:40+08:00","user_id":"u1"}"#,
+    "\n",
 );
 
 fn pipeline(s: &Scratch, extra: &str) -> std::path::PathBuf {
@@ -30,7 +34,10 @@ fn run_ingests_and_prints_a_summary() {
     let stdout = String::from_utf8(out.stdout).unwrap();
     assert!(stdout.contains("valid                   2"), "{stdout}");
     assert!(stdout.contains("duplicates              1"), "{stdout}");
-    assert!(stdout.contains("dead-lettered           1  (missing_field 1)"), "{stdout}");
+    assert!(
+        stdout.contains("dead-lettered           1  (missing_field 1)"),
+        "{stdout}"
+    );
     assert_eq!(parquet_files(&s.lake().join("events")), 1);
     assert_eq!(parquet_files(&s.lake().join("dead_letters")), 1);
 
@@ -45,13 +52,22 @@ fn command_line_overrides_win_over_the_file() {
     let p = pipeline(&s, "");
     let other = s.write("other.ndjson", &EVENTS[..EVENTS.find('\n').unwrap() + 1]);
     let lake2 = s.path("lake2");
-    let out = run(creditguard().arg("run").arg(&p).arg("--input").arg(&other).arg("--lake").arg(&lake2));
+    let out = run(creditguard()
+        .arg("run")
+        .arg(&p)
+        .arg("--input")
+        .arg(&other)
+        .arg("--lake")
+        .arg(&lake2));
     assert!(out.status.success());
     assert_eq!(parquet_files(&lake2.join("events")), 1);
     assert!(!s.lake().exists());
     // And from the environment.
     let lake3 = s.path("lake3");
-    let out = run(creditguard().arg("run").arg(&p).env("CREDITGUARD_LAKE", &lake3));
+    let out = run(creditguard()
+        .arg("run")
+        .arg(&p)
+        .env("CREDITGUARD_LAKE", &lake3));
     assert!(out.status.success());
     assert_eq!(parquet_files(&lake3.join("events")), 1);
 }
@@ -67,32 +83,53 @@ fn stdin_is_a_source() {
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(EVENTS.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(EVENTS.as_bytes())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success());
-    assert!(String::from_utf8(out.stdout).unwrap().contains("valid                   2"));
+    assert!(String::from_utf8(out.stdout)
+        .unwrap()
+        .contains("valid                   2"));
 }
 
 #[test]
 fn a_bad_pipeline_file_exits_2_naming_file_and_keys() {
     let s = Scratch::new();
     let p = pipeline(&s, "[ingest]\nchunk_lines = 0\n");
-    let text = std::fs::read_to_string(&p).unwrap().replace("stages = [\"ingest\"]", "stages = [\"ingest\", \"teleport\"]");
+    let text = std::fs::read_to_string(&p).unwrap().replace(
+        "stages = [\"ingest\"]",
+        "stages = [\"ingest\", \"teleport\"]",
+    );
     std::fs::write(&p, text).unwrap();
     for cmd in ["validate", "run"] {
         let out = run(creditguard().arg(cmd).arg(&p));
         assert_eq!(out.status.code(), Some(2), "{cmd}");
         let stderr = String::from_utf8(out.stderr).unwrap();
-        assert!(stderr.contains(&format!("{}: 2 problems", p.display())), "{stderr}");
-        assert!(stderr.contains("key `pipeline.stages[1]`: unknown stage `teleport`"), "{stderr}");
-        assert!(stderr.contains("key `ingest.chunk_lines`: must be at least 1"), "{stderr}");
+        assert!(
+            stderr.contains(&format!("{}: 2 problems", p.display())),
+            "{stderr}"
+        );
+        assert!(
+            stderr.contains("key `pipeline.stages[1]`: unknown stage `teleport`"),
+            "{stderr}"
+        );
+        assert!(
+            stderr.contains("key `ingest.chunk_lines`: must be at least 1"),
+            "{stderr}"
+        );
     }
     assert!(!s.lake().exists(), "nothing ran");
 
     let typo = pipeline(&s, "[lake2]\nroot = \"x\"\n");
     let out = run(creditguard().arg("validate").arg(&typo));
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8(out.stderr).unwrap().contains("unknown field `lake2`"));
+    assert!(String::from_utf8(out.stderr)
+        .unwrap()
+        .contains("unknown field `lake2`"));
 }
 
 #[test]
@@ -100,9 +137,15 @@ fn an_unreadable_input_exits_1() {
     let s = Scratch::new();
     let p = pipeline(&s, "");
     s.write("in/broken.ndjson.gz", b"\x1f\x8b\x08\x00garbage");
-    let out = run(creditguard().arg("run").arg(&p).arg("--input").arg(s.path("in")));
+    let out = run(creditguard()
+        .arg("run")
+        .arg(&p)
+        .arg("--input")
+        .arg(s.path("in")));
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8(out.stderr).unwrap().contains("broken.ndjson.gz"));
+    assert!(String::from_utf8(out.stderr)
+        .unwrap()
+        .contains("broken.ndjson.gz"));
 }
 
 #[test]

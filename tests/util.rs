@@ -6,14 +6,19 @@ use std::process::{Command, Output};
 /// The `creditguard` binary built for these tests.
 pub fn creditguard() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_creditguard"));
-    cmd.env_remove("RUST_LOG").env("CREDITGUARD_NO_PROGRESS", "true");
+    cmd.env_remove("RUST_LOG")
+        .env("CREDITGUARD_NO_PROGRESS", "true");
     cmd
 }
 
 /// Runs a command and returns its output, printing it when the test fails.
 pub fn run(cmd: &mut Command) -> Output {
     let out = cmd.output().expect("spawn creditguard");
-    eprintln!("--- stdout\n{}--- stderr\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    eprintln!(
+        "--- stdout\n{}--- stderr\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     out
 }
 
@@ -29,7 +34,9 @@ pub struct Scratch {
 
 impl Scratch {
     pub fn new() -> Self {
-        Scratch { dir: tempfile::tempdir().unwrap() }
+        Scratch {
+            dir: tempfile::tempdir().unwrap(),
+        }
     }
 
     pub fn path(&self, rel: &str) -> PathBuf {
@@ -50,7 +57,9 @@ impl Scratch {
 
 /// Number of committed Parquet files under a directory, recursively.
 pub fn parquet_files(dir: &Path) -> usize {
-    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
     entries
         .flatten()
         .map(|e| {
@@ -58,7 +67,10 @@ pub fn parquet_files(dir: &Path) -> usize {
             if p.is_dir() {
                 parquet_files(&p)
             } else {
-                usize::from(p.extension().is_some_and(|x| x == "parquet") && !e.file_name().to_string_lossy().starts_with('.'))
+                usize::from(
+                    p.extension().is_some_and(|x| x == "parquet")
+                        && !e.file_name().to_string_lossy().starts_with('.'),
+                )
             }
         })
         .sum()

@@ -84,9 +84,14 @@ impl EventType {
             EventType::VideoRate => &["course_id", "lesson_id", "rate"],
             EventType::Visibility => &["visible"],
             EventType::CourseEnter | EventType::CourseLeave => &["course_id"],
-            EventType::QuizSubmit => {
-                &["course_id", "quiz_id", "score", "max_score", "questions", "elapsed_s"]
-            }
+            EventType::QuizSubmit => &[
+                "course_id",
+                "quiz_id",
+                "score",
+                "max_score",
+                "questions",
+                "elapsed_s",
+            ],
             EventType::CourseComplete => &["course_id", "credits", "category"],
             EventType::Checkin => &["course_id", "method", "device_id"],
         }
@@ -279,7 +284,11 @@ pub struct Rejection {
 
 impl Rejection {
     fn field(kind: RejectKind, field: &str, reason: impl Into<String>) -> Rejection {
-        Rejection { kind, field: Some(field.to_string()), reason: reason.into() }
+        Rejection {
+            kind,
+            field: Some(field.to_string()),
+            reason: reason.into(),
+        }
     }
 }
 
@@ -341,7 +350,11 @@ fn json_rejection(e: serde_json::Error) -> Rejection {
             Some(i) => &reason[..i],
             None => reason,
         };
-        return Rejection { kind, field: Some(field), reason: reason.to_string() };
+        return Rejection {
+            kind,
+            field: Some(field),
+            reason: reason.to_string(),
+        };
     }
     let reason = match e.classify() {
         serde_json::error::Category::Eof => format!("truncated JSON (column {})", e.column()),
@@ -354,11 +367,18 @@ fn json_rejection(e: serde_json::Error) -> Rejection {
             }
         }
     };
-    Rejection { kind: RejectKind::NotJson, field: None, reason }
+    Rejection {
+        kind: RejectKind::NotJson,
+        field: None,
+        reason,
+    }
 }
 
 fn field_err<E: de::Error>(kind: RejectKind, field: &str, reason: impl fmt::Display) -> E {
-    E::custom(format_args!("{MARK}{}{MARK}{field}{MARK}{reason}", kind.as_str()))
+    E::custom(format_args!(
+        "{MARK}{}{MARK}{field}{MARK}{reason}",
+        kind.as_str()
+    ))
 }
 
 /// What the wire carried, before the per-type rules.
@@ -554,7 +574,11 @@ where
     Typed<T>: Deserialize<'de>,
 {
     if slot.is_some() {
-        return Err(field_err(RejectKind::DuplicateField, field, format_args!("field `{field}` appears twice")));
+        return Err(field_err(
+            RejectKind::DuplicateField,
+            field,
+            format_args!("field `{field}` appears twice"),
+        ));
     }
     match map.next_value::<Typed<T>>() {
         Ok(Typed(v)) => {
@@ -566,7 +590,11 @@ where
             match msg.strip_prefix(TYPE_MARK) {
                 Some(m) => {
                     let m = m.rfind(" at line ").map_or(m, |i| &m[..i]);
-                    Err(field_err(RejectKind::WrongType, field, format_args!("field `{field}`: {m}")))
+                    Err(field_err(
+                        RejectKind::WrongType,
+                        field,
+                        format_args!("field `{field}`: {m}"),
+                    ))
                 }
                 // A syntax error inside the value: not the field's fault.
                 None => Err(e),
@@ -669,11 +697,19 @@ impl<'de> Deserialize<'de> for Wire<'de> {
 }
 
 fn missing(field: &str) -> Rejection {
-    Rejection::field(RejectKind::MissingField, field, format!("missing required field `{field}`"))
+    Rejection::field(
+        RejectKind::MissingField,
+        field,
+        format!("missing required field `{field}`"),
+    )
 }
 
 fn range(field: &str, reason: impl fmt::Display) -> Rejection {
-    Rejection::field(RejectKind::OutOfRange, field, format!("field `{field}`: {reason}"))
+    Rejection::field(
+        RejectKind::OutOfRange,
+        field,
+        format!("field `{field}`: {reason}"),
+    )
 }
 
 fn min0(field: &str, v: Option<f64>) -> Result<Option<f64>, Rejection> {
@@ -683,7 +719,11 @@ fn min0(field: &str, v: Option<f64>) -> Result<Option<f64>, Rejection> {
     }
 }
 
-fn non_empty<'a>(field: &str, v: Option<Cow<'a, str>>, max_chars: Option<usize>) -> Result<Option<Cow<'a, str>>, Rejection> {
+fn non_empty<'a>(
+    field: &str,
+    v: Option<Cow<'a, str>>,
+    max_chars: Option<usize>,
+) -> Result<Option<Cow<'a, str>>, Rejection> {
     if let Some(s) = &v {
         if s.is_empty() {
             return Err(range(field, "must not be empty"));
@@ -698,10 +738,17 @@ fn non_empty<'a>(field: &str, v: Option<Cow<'a, str>>, max_chars: Option<usize>)
     Ok(v)
 }
 
-fn one_of<T: Copy>(field: &str, v: Option<Cow<'_, str>>, parse: fn(&str) -> Option<T>, allowed: fn() -> String) -> Result<Option<T>, Rejection> {
+fn one_of<T: Copy>(
+    field: &str,
+    v: Option<Cow<'_, str>>,
+    parse: fn(&str) -> Option<T>,
+    allowed: fn() -> String,
+) -> Result<Option<T>, Rejection> {
     match v {
         None => Ok(None),
-        Some(s) => parse(&s).map(Some).ok_or_else(|| range(field, format_args!("`{s}` is not one of {}", allowed()))),
+        Some(s) => parse(&s)
+            .map(Some)
+            .ok_or_else(|| range(field, format_args!("`{s}` is not one of {}", allowed()))),
     }
 }
 
@@ -724,7 +771,11 @@ impl<'a> Wire<'a> {
         let event_id = non_empty("event_id", Some(event_id), Some(128))?.unwrap_or_default();
         let user_id = non_empty("user_id", Some(user_id), Some(256))?.unwrap_or_default();
         let event_type = EventType::parse(&type_name).ok_or_else(|| {
-            Rejection::field(RejectKind::UnknownType, "type", format!("field `type`: unknown event type `{type_name}`"))
+            Rejection::field(
+                RejectKind::UnknownType,
+                "type",
+                format!("field `type`: unknown event type `{type_name}`"),
+            )
         })?;
         if let Some(v) = self.schema_version {
             if v != 1 {
@@ -738,17 +789,26 @@ impl<'a> Wire<'a> {
         };
         if let Some(lat) = self.geo_lat {
             if !(-90.0..=90.0).contains(&lat) {
-                return Err(range("geo_lat", format_args!("must be within -90..90, got {lat}")));
+                return Err(range(
+                    "geo_lat",
+                    format_args!("must be within -90..90, got {lat}"),
+                ));
             }
         }
         if let Some(lon) = self.geo_lon {
             if !(-180.0..=180.0).contains(&lon) {
-                return Err(range("geo_lon", format_args!("must be within -180..180, got {lon}")));
+                return Err(range(
+                    "geo_lon",
+                    format_args!("must be within -180..180, got {lon}"),
+                ));
             }
         }
         if let Some(rate) = self.rate {
             if !(rate > 0.0 && rate <= 16.0) {
-                return Err(range("rate", format_args!("must be > 0 and ≤ 16, got {rate}")));
+                return Err(range(
+                    "rate",
+                    format_args!("must be > 0 and ≤ 16, got {rate}"),
+                ));
             }
         }
         if let Some(m) = self.max_score {
@@ -761,9 +821,24 @@ impl<'a> Wire<'a> {
                 return Err(range("questions", format_args!("must be ≥ 1, got {q}")));
             }
         }
-        let platform = one_of("platform", self.platform, Platform::parse, Platform::allowed)?;
-        let category = one_of("category", self.category, Category::parse, Category::allowed)?;
-        let method = one_of("method", self.method, CheckinMethod::parse, CheckinMethod::allowed)?;
+        let platform = one_of(
+            "platform",
+            self.platform,
+            Platform::parse,
+            Platform::allowed,
+        )?;
+        let category = one_of(
+            "category",
+            self.category,
+            Category::parse,
+            Category::allowed,
+        )?;
+        let method = one_of(
+            "method",
+            self.method,
+            CheckinMethod::parse,
+            CheckinMethod::allowed,
+        )?;
         let ev = Event {
             event_id,
             event_type,

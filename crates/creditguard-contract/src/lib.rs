@@ -27,7 +27,9 @@ mod results;
 mod schema;
 pub mod time;
 
-pub use event::{parse_event, Category, CheckinMethod, Event, EventType, Platform, RejectKind, Rejection};
+pub use event::{
+    parse_event, Category, CheckinMethod, Event, EventType, Platform, RejectKind, Rejection,
+};
 pub use results::{
     cases_schema, credits_schema, flags_schema, stable_id, Case, Credit, Flag, ResultRecord,
     DETECTORS, RULES,

@@ -13,8 +13,14 @@ use sha2::{Digest, Sha256};
 use crate::schema::ts_type;
 
 /// Every detector name of results-v1.
-pub const DETECTORS: [&str; 6] =
-    ["watch_time", "multi_login", "course_switching", "credit_burst", "quiz_speed", "shared_device"];
+pub const DETECTORS: [&str; 6] = [
+    "watch_time",
+    "multi_login",
+    "course_switching",
+    "credit_burst",
+    "quiz_speed",
+    "shared_device",
+];
 
 /// Every rule name of results-v1 (`<detector>.<rule>`).
 pub const RULES: [&str; 10] = [
@@ -222,7 +228,10 @@ mod tests {
         };
         let json = serde_json::to_string(&ResultRecord::Flag(f.clone())).unwrap();
         assert!(json.starts_with(r#"{"kind":"flag","flag_id":"#), "{json}");
-        assert!(json.contains(r#""window_end":"1970-01-01T00:00:01.000000Z""#), "{json}");
+        assert!(
+            json.contains(r#""window_end":"1970-01-01T00:00:01.000000Z""#),
+            "{json}"
+        );
         let back: ResultRecord = serde_json::from_str(&json).unwrap();
         assert_eq!(back, ResultRecord::Flag(f));
     }

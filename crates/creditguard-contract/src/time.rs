@@ -39,7 +39,11 @@ pub fn parse_rfc3339_us(s: &str) -> Result<i64, &'static str> {
         return Err("time out of range");
     }
     // A leap second is folded into the last microsecond of its minute.
-    let (second, leap) = if second == 60 { (59, true) } else { (second, false) };
+    let (second, leap) = if second == 60 {
+        (59, true)
+    } else {
+        (second, false)
+    };
     let mut i = 19;
     let mut micros: i64 = 0;
     if b[i] == b'.' {
@@ -169,9 +173,18 @@ mod tests {
     fn leap_years_and_fractions() {
         assert!(parse_rfc3339_us("2024-02-29T00:00:00Z").is_ok());
         assert!(parse_rfc3339_us("2100-02-29T00:00:00Z").is_err());
-        assert_eq!(parse_rfc3339_us("2000-03-01T00:00:00Z").unwrap(), 951_868_800_000_000);
-        assert_eq!(parse_rfc3339_us("1969-12-31T23:59:59.5Z").unwrap(), -500_000);
-        assert_eq!(parse_rfc3339_us("2026-01-01T00:00:00.123456789Z").unwrap() % 1_000_000, 123_456);
+        assert_eq!(
+            parse_rfc3339_us("2000-03-01T00:00:00Z").unwrap(),
+            951_868_800_000_000
+        );
+        assert_eq!(
+            parse_rfc3339_us("1969-12-31T23:59:59.5Z").unwrap(),
+            -500_000
+        );
+        assert_eq!(
+            parse_rfc3339_us("2026-01-01T00:00:00.123456789Z").unwrap() % 1_000_000,
+            123_456
+        );
     }
 }
 

@@ -9,7 +9,10 @@ const SCHEMA: &str = include_str!("../contract/telemetry-v1.schema.json");
 
 fn validator() -> jsonschema::Validator {
     let schema: Value = serde_json::from_str(SCHEMA).unwrap();
-    jsonschema::options().should_validate_formats(true).build(&schema).unwrap()
+    jsonschema::options()
+        .should_validate_formats(true)
+        .build(&schema)
+        .unwrap()
 }
 
 /// A valid event of `t` with every field it requires and nothing else.
@@ -35,7 +38,8 @@ fn good_value(field: &str) -> Value {
         "schema_version" => json!(1),
         "type" => json!("login"),
         "ts" | "received_at" => json!("2026-03-02T01:15:05Z"),
-        "user_id" | "org_unit" | "session_id" | "device_id" | "course_id" | "lesson_id" | "quiz_id" => json!("x-1"),
+        "user_id" | "org_unit" | "session_id" | "device_id" | "course_id" | "lesson_id"
+        | "quiz_id" => json!("x-1"),
         "ip" => json!("10.1.2.3"),
         "geo_lat" => json!(31.23),
         "geo_lon" => json!(121.47),
@@ -54,27 +58,75 @@ fn good_value(field: &str) -> Value {
 }
 
 const ALL_FIELDS: [&str; 31] = [
-    "event_id", "schema_version", "type", "ts", "received_at", "user_id", "org_unit", "session_id",
-    "device_id", "ip", "geo_lat", "geo_lon", "platform", "course_id", "lesson_id", "position_s",
-    "duration_s", "playing", "visible", "muted", "rate", "seek_from_s", "seek_to_s", "quiz_id",
-    "score", "max_score", "questions", "elapsed_s", "credits", "category", "method",
+    "event_id",
+    "schema_version",
+    "type",
+    "ts",
+    "received_at",
+    "user_id",
+    "org_unit",
+    "session_id",
+    "device_id",
+    "ip",
+    "geo_lat",
+    "geo_lon",
+    "platform",
+    "course_id",
+    "lesson_id",
+    "position_s",
+    "duration_s",
+    "playing",
+    "visible",
+    "muted",
+    "rate",
+    "seek_from_s",
+    "seek_to_s",
+    "quiz_id",
+    "score",
+    "max_score",
+    "questions",
+    "elapsed_s",
+    "credits",
+    "category",
+    "method",
 ];
 
 /// Values that break a field: (value, the kind of rejection expected).
 fn bad_values(field: &str) -> Vec<(Value, RejectKind)> {
     use RejectKind::*;
     let mut v = match good_value(field) {
-        Value::String(_) => vec![(json!(5), WrongType), (json!(null), WrongType), (json!(["a"]), WrongType)],
-        Value::Bool(_) => vec![(json!("true"), WrongType), (json!(1), WrongType), (json!(null), WrongType)],
-        Value::Number(_) => vec![(json!("1"), WrongType), (json!(true), WrongType), (json!({}), WrongType)],
+        Value::String(_) => vec![
+            (json!(5), WrongType),
+            (json!(null), WrongType),
+            (json!(["a"]), WrongType),
+        ],
+        Value::Bool(_) => vec![
+            (json!("true"), WrongType),
+            (json!(1), WrongType),
+            (json!(null), WrongType),
+        ],
+        Value::Number(_) => vec![
+            (json!("1"), WrongType),
+            (json!(true), WrongType),
+            (json!({}), WrongType),
+        ],
         _ => unreachable!(),
     };
     match field {
-        "event_id" => v.extend([(json!(""), OutOfRange), (json!("x".repeat(129)), OutOfRange)]),
-        "user_id" => v.extend([(json!(""), OutOfRange), (json!("u".repeat(257)), OutOfRange)]),
+        "event_id" => v.extend([
+            (json!(""), OutOfRange),
+            (json!("x".repeat(129)), OutOfRange),
+        ]),
+        "user_id" => v.extend([
+            (json!(""), OutOfRange),
+            (json!("u".repeat(257)), OutOfRange),
+        ]),
         "session_id" | "course_id" | "lesson_id" | "quiz_id" => v.push((json!(""), OutOfRange)),
         "schema_version" => v.extend([(json!(2), OutOfRange), (json!(1.5), WrongType)]),
-        "type" => v.extend([(json!("video_skip"), UnknownType), (json!("LOGIN"), UnknownType)]),
+        "type" => v.extend([
+            (json!("video_skip"), UnknownType),
+            (json!("LOGIN"), UnknownType),
+        ]),
         "ts" | "received_at" => v.extend([
             (json!("2026-03-02T09:15:04"), BadTimestamp),
             (json!("2026-03-02"), BadTimestamp),
@@ -85,10 +137,13 @@ fn bad_values(field: &str) -> Vec<(Value, RejectKind)> {
         "geo_lat" => v.extend([(json!(90.5), OutOfRange), (json!(-91), OutOfRange)]),
         "geo_lon" => v.extend([(json!(180.01), OutOfRange), (json!(-181), OutOfRange)]),
         "platform" => v.push((json!("windows"), OutOfRange)),
-        "position_s" | "duration_s" | "seek_from_s" | "seek_to_s" | "elapsed_s" | "score" | "credits" => {
-            v.push((json!(-0.5), OutOfRange))
-        }
-        "rate" => v.extend([(json!(0), OutOfRange), (json!(-1), OutOfRange), (json!(16.5), OutOfRange)]),
+        "position_s" | "duration_s" | "seek_from_s" | "seek_to_s" | "elapsed_s" | "score"
+        | "credits" => v.push((json!(-0.5), OutOfRange)),
+        "rate" => v.extend([
+            (json!(0), OutOfRange),
+            (json!(-1), OutOfRange),
+            (json!(16.5), OutOfRange),
+        ]),
         "max_score" => v.extend([(json!(0), OutOfRange), (json!(-3), OutOfRange)]),
         "questions" => v.extend([(json!(0), OutOfRange), (json!(2.5), WrongType)]),
         "category" => v.push((json!("optional"), OutOfRange)),
@@ -98,7 +153,10 @@ fn bad_values(field: &str) -> Vec<(Value, RejectKind)> {
     v
 }
 
-fn judge(v: &jsonschema::Validator, event: &Value) -> (bool, Result<(), creditguard_contract::Rejection>) {
+fn judge(
+    v: &jsonschema::Validator,
+    event: &Value,
+) -> (bool, Result<(), creditguard_contract::Rejection>) {
     let bytes = serde_json::to_vec(event).unwrap();
     (v.is_valid(event), parse_event(&bytes).map(|_| ()))
 }
@@ -121,7 +179,10 @@ fn every_type_valid_minimal_and_full_agree_with_the_schema() {
         full.insert("unknown_future_field".into(), json!({"nested": [1, 2, 3]}));
         let full = Value::Object(full);
         let (schema_ok, ours) = judge(&v, &full);
-        assert!(schema_ok && ours.is_ok(), "{t} with every field: schema {schema_ok}, ours {ours:?}");
+        assert!(
+            schema_ok && ours.is_ok(),
+            "{t} with every field: schema {schema_ok}, ours {ours:?}"
+        );
     }
 }
 
@@ -138,7 +199,11 @@ fn every_required_field_missing_is_rejected_by_both_and_named() {
             assert!(!schema_ok, "schema accepts {t} without {f}");
             let rej = ours.expect_err(&format!("we accept {t} without {f}"));
             assert_eq!(rej.kind, RejectKind::MissingField, "{t} without {f}: {rej}");
-            assert_eq!(rej.field.as_deref(), Some(f.as_str()), "{t} without {f}: {rej}");
+            assert_eq!(
+                rej.field.as_deref(),
+                Some(f.as_str()),
+                "{t} without {f}: {rej}"
+            );
             assert!(rej.reason.contains(&format!("`{f}`")), "{rej}");
             cases += 1;
         }
@@ -205,14 +270,26 @@ fn syntax_problems_are_not_json() {
         (b"{\"a\":1} {\"b\":2}", "invalid JSON"),
     ] {
         let rej = parse_event(line).unwrap_err();
-        assert_eq!(rej.kind, RejectKind::NotJson, "{}: {rej}", String::from_utf8_lossy(line));
-        assert!(rej.reason.contains(needle), "{}: {rej}", String::from_utf8_lossy(line));
+        assert_eq!(
+            rej.kind,
+            RejectKind::NotJson,
+            "{}: {rej}",
+            String::from_utf8_lossy(line)
+        );
+        assert!(
+            rej.reason.contains(needle),
+            "{}: {rej}",
+            String::from_utf8_lossy(line)
+        );
     }
     let rej = parse_event(b"{\"event_id\":\"\xff\xfe\"}").unwrap_err();
     assert_eq!(rej.kind, RejectKind::NotUtf8);
     assert_eq!(rej.reason, "not valid UTF-8 at byte 13");
     let rej = parse_event(br#"{"event_id":"e1","event_id":"e2"}"#).unwrap_err();
-    assert_eq!((rej.kind, rej.field.as_deref()), (RejectKind::DuplicateField, Some("event_id")));
+    assert_eq!(
+        (rej.kind, rej.field.as_deref()),
+        (RejectKind::DuplicateField, Some("event_id"))
+    );
 }
 
 #[test]
@@ -238,9 +315,18 @@ fn strings_borrow_from_the_input_unless_escaped() {
 /// when the project's shared contract is beside the repository, the two must be identical.
 #[test]
 fn the_vendored_schema_matches_the_shared_contract() {
-    let shared = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/contract/telemetry-v1.schema.json");
+    let shared = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/contract/telemetry-v1.schema.json");
     match std::fs::read_to_string(&shared) {
-        Ok(text) => assert_eq!(text, SCHEMA, "{} changed: update contract/ and the parser", shared.display()),
-        Err(_) => eprintln!("skipped: {} not found (the shared contract is not beside this checkout)", shared.display()),
+        Ok(text) => assert_eq!(
+            text,
+            SCHEMA,
+            "{} changed: update contract/ and the parser",
+            shared.display()
+        ),
+        Err(_) => eprintln!(
+            "skipped: {} not found (the shared contract is not beside this checkout)",
+            shared.display()
+        ),
     }
 }

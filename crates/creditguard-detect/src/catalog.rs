@@ -25,7 +25,14 @@ use polars::prelude::*;
 use crate::{Error, Result};
 
 /// The columns of a catalog, in order.
-pub const COLUMNS: [&str; 6] = ["course_id", "title", "category", "credits", "duration_s", "min_watch_ratio"];
+pub const COLUMNS: [&str; 6] = [
+    "course_id",
+    "title",
+    "category",
+    "credits",
+    "duration_s",
+    "min_watch_ratio",
+];
 
 /// Course categories of the contract.
 pub const CATEGORIES: [&str; 3] = ["mandatory", "elective", "practice"];
@@ -56,12 +63,21 @@ impl Catalog {
     /// Loads a catalog from CSV (`.csv`, header required) or Parquet (`.parquet`, `.pq`).
     pub fn load(path: &Path) -> Result<Catalog> {
         let name = path.display().to_string();
-        let fail = |message: String| Error::Catalog { path: name.clone(), message };
-        let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+        let fail = |message: String| Error::Catalog {
+            path: name.clone(),
+            message,
+        };
+        let ext = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .unwrap_or("")
+            .to_ascii_lowercase();
         let (df, first_row) = match ext.as_str() {
             "parquet" | "pq" => {
                 let file = std::fs::File::open(path).map_err(|e| fail(e.to_string()))?;
-                let df = ParquetReader::new(file).finish().map_err(|e| fail(e.to_string()))?;
+                let df = ParquetReader::new(file)
+                    .finish()
+                    .map_err(|e| fail(e.to_string()))?;
                 (df, RowLabel::Row)
             }
             _ => {
@@ -99,13 +115,25 @@ impl Catalog {
 
     fn from_frame(df: &DataFrame, label: RowLabel) -> std::result::Result<Catalog, Vec<String>> {
         let mut problems = Vec::new();
-        let missing: Vec<&str> = COLUMNS.iter().copied().filter(|c| df.column(c).is_err()).collect();
+        let missing: Vec<&str> = COLUMNS
+            .iter()
+            .copied()
+            .filter(|c| df.column(c).is_err())
+            .collect();
         if !missing.is_empty() {
-            let found: Vec<String> = df.get_column_names().iter().map(|s| s.to_string()).collect();
+            let found: Vec<String> = df
+                .get_column_names()
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
             return Err(vec![format!(
                 "missing column{} {} (found: {}; expected: {})",
                 if missing.len() == 1 { "" } else { "s" },
-                missing.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", "),
+                missing
+                    .iter()
+                    .map(|c| format!("`{c}`"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 found.join(","),
                 COLUMNS.join(",")
             )]);
@@ -113,7 +141,10 @@ impl Catalog {
         // Read every column as text so CSV and Parquet (numbers or strings) share one check.
         let text = |name: &str| -> std::result::Result<StringChunked, String> {
             let c = df.column(name).map_err(|e| e.to_string())?;
-            let s = c.as_materialized_series().cast(&DataType::String).map_err(|e| format!("column `{name}`: {e}"))?;
+            let s = c
+                .as_materialized_series()
+                .cast(&DataType::String)
+                .map_err(|e| format!("column `{name}`: {e}"))?;
             Ok(s.str().map_err(|e| e.to_string())?.clone())
         };
         let cols: Vec<StringChunked> = match COLUMNS.iter().map(|c| text(c)).collect() {
@@ -130,11 +161,16 @@ impl Catalog {
             if course_id.is_empty() {
                 problems.push(format!("{at}, column `course_id`: empty"));
             } else if let Some(prev) = seen.insert(course_id.to_string(), at.clone()) {
-                problems.push(format!("{at}, column `course_id`: `{course_id}` already defined at {prev}"));
+                problems.push(format!(
+                    "{at}, column `course_id`: `{course_id}` already defined at {prev}"
+                ));
             }
             let category = get(2);
             if !CATEGORIES.contains(&category) {
-                problems.push(format!("{at}, column `category`: `{category}` is not one of {}", CATEGORIES.join(", ")));
+                problems.push(format!(
+                    "{at}, column `category`: `{category}` is not one of {}",
+                    CATEGORIES.join(", ")
+                ));
             }
             let mut num = |k: usize, ok: fn(f64) -> bool, rule: &str| -> f64 {
                 let raw = get(k);
@@ -145,7 +181,10 @@ impl Catalog {
                         f64::NAN
                     }
                     Err(_) => {
-                        problems.push(format!("{at}, column `{}`: `{raw}` is not a number", COLUMNS[k]));
+                        problems.push(format!(
+                            "{at}, column `{}`: `{raw}` is not a number",
+                            COLUMNS[k]
+                        ));
                         f64::NAN
                     }
                 }
@@ -200,12 +239,30 @@ impl Catalog {
     pub fn frame(&self) -> DataFrame {
         let c = &self.courses;
         DataFrame::new_infer_height(vec![
-            Column::new("course_id".into(), c.iter().map(|x| x.course_id.as_str()).collect::<Vec<_>>()),
-            Column::new("title".into(), c.iter().map(|x| x.title.as_str()).collect::<Vec<_>>()),
-            Column::new("category".into(), c.iter().map(|x| x.category.as_str()).collect::<Vec<_>>()),
-            Column::new("credits".into(), c.iter().map(|x| x.credits).collect::<Vec<_>>()),
-            Column::new("duration_s".into(), c.iter().map(|x| x.duration_s).collect::<Vec<_>>()),
-            Column::new("min_watch_ratio".into(), c.iter().map(|x| x.min_watch_ratio).collect::<Vec<_>>()),
+            Column::new(
+                "course_id".into(),
+                c.iter().map(|x| x.course_id.as_str()).collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "title".into(),
+                c.iter().map(|x| x.title.as_str()).collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "category".into(),
+                c.iter().map(|x| x.category.as_str()).collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "credits".into(),
+                c.iter().map(|x| x.credits).collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "duration_s".into(),
+                c.iter().map(|x| x.duration_s).collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "min_watch_ratio".into(),
+                c.iter().map(|x| x.min_watch_ratio).collect::<Vec<_>>(),
+            ),
         ])
         .expect("catalog columns have one length")
     }
@@ -247,7 +304,10 @@ mod tests {
 
     #[test]
     fn loads_csv_with_quoted_titles() {
-        let c = load(&format!("{HEADER}c1,\"A, B\",mandatory,4,3600,0.8\nc2,X,practice,0.5,600,1\n")).unwrap();
+        let c = load(&format!(
+            "{HEADER}c1,\"A, B\",mandatory,4,3600,0.8\nc2,X,practice,0.5,600,1\n"
+        ))
+        .unwrap();
         assert_eq!(c.len(), 2);
         assert_eq!(c.course("c1").unwrap().title, "A, B");
         assert_eq!(c.course("c2").unwrap().min_watch_ratio, 1.0);
@@ -258,7 +318,11 @@ mod tests {
 
     #[test]
     fn every_bad_value_is_named_with_file_line_and_column() {
-        let err = load(&format!("{HEADER}c1,T,mandatory,x,3600,0.8\nc1,T,optional,1,-5,1.5\n")).unwrap_err().to_string();
+        let err = load(&format!(
+            "{HEADER}c1,T,mandatory,x,3600,0.8\nc1,T,optional,1,-5,1.5\n"
+        ))
+        .unwrap_err()
+        .to_string();
         for needle in [
             "catalog.csv",
             "line 2, column `credits`: `x` is not a number",
@@ -273,7 +337,9 @@ mod tests {
 
     #[test]
     fn a_missing_column_is_named() {
-        let err = load("course_id,title,category,credits,duration_s\nc1,T,mandatory,1,60\n").unwrap_err().to_string();
+        let err = load("course_id,title,category,credits,duration_s\nc1,T,mandatory,1,60\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("missing column `min_watch_ratio`"), "{err}");
     }
 
@@ -290,7 +356,9 @@ mod tests {
             min_watch_ratio: 0.7,
         }])
         .frame();
-        ParquetWriter::new(std::fs::File::create(&path).unwrap()).finish(&mut df).unwrap();
+        ParquetWriter::new(std::fs::File::create(&path).unwrap())
+            .finish(&mut df)
+            .unwrap();
         let c = Catalog::load(&path).unwrap();
         assert_eq!(c.course("c9").unwrap().duration_s, 1200.0);
     }

@@ -229,7 +229,11 @@ pub struct QuizSpeedConfig {
 
 impl Default for QuizSpeedConfig {
     fn default() -> Self {
-        QuizSpeedConfig { min_seconds_per_question: 3.0, min_score_ratio: 0.9, min_questions: 1 }
+        QuizSpeedConfig {
+            min_seconds_per_question: 3.0,
+            min_score_ratio: 0.9,
+            min_questions: 1,
+        }
     }
 }
 
@@ -246,7 +250,10 @@ pub struct SharedDeviceConfig {
 
 impl Default for SharedDeviceConfig {
     fn default() -> Self {
-        SharedDeviceConfig { min_accounts: 3, event_types: vec!["login".into(), "checkin".into()] }
+        SharedDeviceConfig {
+            min_accounts: 3,
+            event_types: vec!["login".into(), "checkin".into()],
+        }
     }
 }
 
@@ -256,7 +263,10 @@ impl JobsConfig {
         let mut p = Vec::new();
         for (i, name) in self.enabled.iter().enumerate() {
             if !DETECTORS.contains(&name.as_str()) {
-                p.push(format!("key `jobs.enabled[{i}]`: unknown job `{name}`, expected one of: {}", DETECTORS.join(", ")));
+                p.push(format!(
+                    "key `jobs.enabled[{i}]`: unknown job `{name}`, expected one of: {}",
+                    DETECTORS.join(", ")
+                ));
             }
         }
         let mut pos = |key: &str, v: f64| {
@@ -280,32 +290,55 @@ impl JobsConfig {
         pos("course_switching.min_overlap_s", c.min_overlap_s);
         let b = &self.credit_burst;
         pos("credit_burst.min_lambda", b.min_lambda);
-        pos("quiz_speed.min_seconds_per_question", self.quiz_speed.min_seconds_per_question);
+        pos(
+            "quiz_speed.min_seconds_per_question",
+            self.quiz_speed.min_seconds_per_question,
+        );
         let mut share = |key: &str, v: f64| {
             if !(0.0..=1.0).contains(&v) {
-                p.push(format!("key `jobs.{key}`: must be between 0 and 1, got {v}"));
+                p.push(format!(
+                    "key `jobs.{key}`: must be between 0 and 1, got {v}"
+                ));
             }
         };
         share("watch_time.hidden_share", w.hidden_share);
         share("watch_time.rate_tolerance", w.rate_tolerance);
-        share("watch_time.default_min_watch_ratio", w.default_min_watch_ratio);
-        share("quiz_speed.min_score_ratio", self.quiz_speed.min_score_ratio);
+        share(
+            "watch_time.default_min_watch_ratio",
+            w.default_min_watch_ratio,
+        );
+        share(
+            "quiz_speed.min_score_ratio",
+            self.quiz_speed.min_score_ratio,
+        );
         share("credit_burst.support_ratio", b.support_ratio);
         if !(b.alpha > 0.0 && b.alpha < 1.0) {
-            p.push(format!("key `jobs.credit_burst.alpha`: must be between 0 and 1 (exclusive), got {}", b.alpha));
+            p.push(format!(
+                "key `jobs.credit_burst.alpha`: must be between 0 and 1 (exclusive), got {}",
+                b.alpha
+            ));
         }
         if !(b.min_credits >= 0.0) {
-            p.push(format!("key `jobs.credit_burst.min_credits`: must be ≥ 0, got {}", b.min_credits));
+            p.push(format!(
+                "key `jobs.credit_burst.min_credits`: must be ≥ 0, got {}",
+                b.min_credits
+            ));
         }
         if m.min_distance_km < 0.0 {
-            p.push(format!("key `jobs.multi_login.min_distance_km`: must be ≥ 0, got {}", m.min_distance_km));
+            p.push(format!(
+                "key `jobs.multi_login.min_distance_km`: must be ≥ 0, got {}",
+                m.min_distance_km
+            ));
         }
         for (key, v) in [
             ("batch_days", self.batch_days),
             ("course_switching.min_changes", c.min_changes),
             ("credit_burst.baseline_days", b.baseline_days),
             ("credit_burst.support_days", b.support_days),
-            ("shared_device.min_accounts", self.shared_device.min_accounts),
+            (
+                "shared_device.min_accounts",
+                self.shared_device.min_accounts,
+            ),
         ] {
             if v == 0 {
                 p.push(format!("key `jobs.{key}`: must be at least 1"));
@@ -323,7 +356,9 @@ impl JobsConfig {
         ] {
             for t in list {
                 if creditguard_contract::EventType::parse(t).is_none() {
-                    p.push(format!("key `jobs.{key}`: `{t}` is not a telemetry-v1 event type"));
+                    p.push(format!(
+                        "key `jobs.{key}`: `{t}` is not a telemetry-v1 event type"
+                    ));
                 }
             }
         }

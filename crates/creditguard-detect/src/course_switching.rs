@@ -29,11 +29,26 @@ pub fn changes(events: LazyFrame, cfg: &CourseSwitchingConfig) -> LazyFrame {
     let types: Vec<&str> = cfg.switch_event_types.iter().map(String::as_str).collect();
     events
         .filter(type_in(&types).and(col("course_id").is_not_null()))
-        .select([col("user_id"), col("org_unit"), col("t"), col("event_id"), col("course_id")])
+        .select([
+            col("user_id"),
+            col("org_unit"),
+            col("t"),
+            col("event_id"),
+            col("course_id"),
+        ])
         .sort(["user_id", "t", "event_id"], sort_opts())
-        .with_columns([same_as_prev(&["user_id"]).alias("_same"), col("course_id").shift(lit(1)).alias("prev_course")])
+        .with_columns([
+            same_as_prev(&["user_id"]).alias("_same"),
+            col("course_id").shift(lit(1)).alias("prev_course"),
+        ])
         .filter(col("_same").and(col("course_id").neq(col("prev_course"))))
-        .select([col("user_id"), col("org_unit"), col("t"), col("course_id"), col("prev_course")])
+        .select([
+            col("user_id"),
+            col("org_unit"),
+            col("t"),
+            col("course_id"),
+            col("prev_course"),
+        ])
 }
 
 /// Playing episodes: runs of consecutive playing intervals of one lesson stream. Columns
@@ -58,21 +73,34 @@ pub fn playing_episodes(intervals: LazyFrame) -> LazyFrame {
             col("org_unit").drop_nulls().first(),
             col("course_id").first(),
             col("t").min().alias("start"),
-            (col("t") + (col("play_s") * lit(1e6)).cast(DataType::Int64)).max().alias("end"),
+            (col("t") + (col("play_s") * lit(1e6)).cast(DataType::Int64))
+                .max()
+                .alias("end"),
         ])
         .drop(cols(["_ep"]))
 }
 
 /// The `course_switching` job over the events and their [`watch_time::intervals`](crate::watch_time::intervals).
-pub fn detect(events: LazyFrame, intervals: LazyFrame, cfg: &CourseSwitchingConfig) -> Result<JobOutput> {
+pub fn detect(
+    events: LazyFrame,
+    intervals: LazyFrame,
+    cfg: &CourseSwitchingConfig,
+) -> Result<JobOutput> {
     let k = cfg.min_changes as i64;
     let window_us = (cfg.window_s * 1e6) as i64;
     let ch = changes(events, cfg)
         .with_columns([
-            col("user_id").eq(col("user_id").shift(lit(k - 1))).fill_null(lit(false)).alias("_k_same"),
+            col("user_id")
+                .eq(col("user_id").shift(lit(k - 1)))
+                .fill_null(lit(false))
+                .alias("_k_same"),
             col("t").shift(lit(k - 1)).alias("k_start"),
         ])
-        .with_column(col("_k_same").and((col("t") - col("k_start")).lt_eq(lit(window_us))).alias("burst_end"))
+        .with_column(
+            col("_k_same")
+                .and((col("t") - col("k_start")).lt_eq(lit(window_us)))
+                .alias("burst_end"),
+        )
         .collect()?;
     // Episodes: burst ends of a user no more than one window apart belong together.
     let bursts = ch
@@ -101,12 +129,21 @@ pub fn detect(events: LazyFrame, intervals: LazyFrame, cfg: &CourseSwitchingConf
     let in_burst = bursts
         .clone()
         .join(
-            ch.clone().lazy().select([col("user_id"), col("t").alias("ct"), col("course_id"), col("prev_course")]),
+            ch.clone().lazy().select([
+                col("user_id"),
+                col("t").alias("ct"),
+                col("course_id"),
+                col("prev_course"),
+            ]),
             [col("user_id")],
             [col("user_id")],
             JoinArgs::new(JoinType::Inner),
         )
-        .filter(col("ct").gt_eq(col("start")).and(col("ct").lt_eq(col("end"))))
+        .filter(
+            col("ct")
+                .gt_eq(col("start"))
+                .and(col("ct").lt_eq(col("end"))),
+        )
         .group_by([col("user_id"), col("start")])
         .agg([
             len().cast(DataType::Int64).alias("changes"),
@@ -114,15 +151,30 @@ pub fn detect(events: LazyFrame, intervals: LazyFrame, cfg: &CourseSwitchingConf
             col("prev_course").alias("c_prev"),
         ]);
     let bursts = bursts
-        .join(in_burst, [col("user_id"), col("start")], [col("user_id"), col("start")], JoinArgs::new(JoinType::Left))
+        .join(
+            in_burst,
+            [col("user_id"), col("start")],
+            [col("user_id"), col("start")],
+            JoinArgs::new(JoinType::Left),
+        )
         .sort(["user_id", "start"], sort_opts())
         .collect()?;
 
     let mut drafts = Vec::new();
     {
         let r = Rows(&bursts);
-        let (user, org, c_in, c_prev) = (r.str("user_id")?, r.str("org_unit")?, r.list("c_in")?, r.list("c_prev")?);
-        let (start, end, fastest, n) = (r.i64("start")?, r.i64("end")?, r.i64("fastest_us")?, r.i64("changes")?);
+        let (user, org, c_in, c_prev) = (
+            r.str("user_id")?,
+            r.str("org_unit")?,
+            r.list("c_in")?,
+            r.list("c_prev")?,
+        );
+        let (start, end, fastest, n) = (
+            r.i64("start")?,
+            r.i64("end")?,
+            r.i64("fastest_us")?,
+            r.i64("changes")?,
+        );
         for i in 0..r.len() {
             let (ws, we) = (start.get(i).unwrap_or(0), end.get(i).unwrap_or(0));
             let n = n.get(i).unwrap_or(k);
@@ -165,9 +217,17 @@ pub fn detect(events: LazyFrame, intervals: LazyFrame, cfg: &CourseSwitchingConf
     let user = [col("user_id")];
     let overlaps = episodes
         .clone()
-        .with_column(col("end").eq(col("end").cum_max(false).over(user.clone())?).alias("_is_max"))
+        .with_column(
+            col("end")
+                .eq(col("end").cum_max(false).over(user.clone())?)
+                .alias("_is_max"),
+        )
         .with_columns([
-            col("end").cum_max(false).shift(lit(1)).over(user.clone())?.alias("o_end"),
+            col("end")
+                .cum_max(false)
+                .shift(lit(1))
+                .over(user.clone())?
+                .alias("o_end"),
             when(col("_is_max"))
                 .then(col("course_id"))
                 .otherwise(lit(NULL).cast(DataType::String))
@@ -176,9 +236,17 @@ pub fn detect(events: LazyFrame, intervals: LazyFrame, cfg: &CourseSwitchingConf
                 .over(user.clone())?
                 .alias("o_course"),
         ])
-        .filter(col("o_course").is_not_null().and(col("o_course").neq(col("course_id"))))
+        .filter(
+            col("o_course")
+                .is_not_null()
+                .and(col("o_course").neq(col("course_id"))),
+        )
         .with_column(
-            (when(col("end").lt(col("o_end"))).then(col("end")).otherwise(col("o_end")) - col("start")).alias("overlap_us"),
+            (when(col("end").lt(col("o_end")))
+                .then(col("end"))
+                .otherwise(col("o_end"))
+                - col("start"))
+            .alias("overlap_us"),
         )
         .filter(col("overlap_us").gt(lit(0i64)))
         .collect()?;
@@ -191,16 +259,36 @@ pub fn detect(events: LazyFrame, intervals: LazyFrame, cfg: &CourseSwitchingConf
     let mut par: BTreeMap<(String, String, String, i64), Par> = BTreeMap::new();
     {
         let r = Rows(&overlaps);
-        let (user, org, c, oc) = (r.str("user_id")?, r.str("org_unit")?, r.str("course_id")?, r.str("o_course")?);
-        let (start, end, o_end, ov) = (r.i64("start")?, r.i64("end")?, r.i64("o_end")?, r.i64("overlap_us")?);
+        let (user, org, c, oc) = (
+            r.str("user_id")?,
+            r.str("org_unit")?,
+            r.str("course_id")?,
+            r.str("o_course")?,
+        );
+        let (start, end, o_end, ov) = (
+            r.i64("start")?,
+            r.i64("end")?,
+            r.i64("o_end")?,
+            r.i64("overlap_us")?,
+        );
         for i in 0..r.len() {
             let (a, b) = (c.get(i).unwrap_or_default(), oc.get(i).unwrap_or_default());
             let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
             let ws = start.get(i).unwrap_or(0);
             let we = end.get(i).unwrap_or(0).min(o_end.get(i).unwrap_or(0));
             let e = par
-                .entry((user.get(i).unwrap_or_default().to_string(), lo.to_string(), hi.to_string(), ws.div_euclid(crate::DAY_US)))
-                .or_insert(Par { org: org.get(i).map(str::to_string), overlap_us: 0, first: ws, last: we });
+                .entry((
+                    user.get(i).unwrap_or_default().to_string(),
+                    lo.to_string(),
+                    hi.to_string(),
+                    ws.div_euclid(crate::DAY_US),
+                ))
+                .or_insert(Par {
+                    org: org.get(i).map(str::to_string),
+                    overlap_us: 0,
+                    first: ws,
+                    last: we,
+                });
             e.overlap_us += ov.get(i).unwrap_or(0);
             e.first = e.first.min(ws);
             e.last = e.last.max(we);
@@ -241,9 +329,21 @@ pub fn detect(events: LazyFrame, intervals: LazyFrame, cfg: &CourseSwitchingConf
 
     // Features per user and day.
     let par_df = DataFrame::new_infer_height(vec![
-        Column::new("user_id".into(), parallel_rows.iter().map(|r| r.0.as_str()).collect::<Vec<_>>()),
-        Column::new("day".into(), parallel_rows.iter().map(|r| r.1).collect::<Vec<_>>()),
-        Column::new("parallel_s".into(), parallel_rows.iter().map(|r| r.2).collect::<Vec<_>>()),
+        Column::new(
+            "user_id".into(),
+            parallel_rows
+                .iter()
+                .map(|r| r.0.as_str())
+                .collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "day".into(),
+            parallel_rows.iter().map(|r| r.1).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "parallel_s".into(),
+            parallel_rows.iter().map(|r| r.2).collect::<Vec<_>>(),
+        ),
     ])?
     .lazy()
     .group_by([col("user_id"), col("day")])
@@ -256,25 +356,42 @@ pub fn detect(events: LazyFrame, intervals: LazyFrame, cfg: &CourseSwitchingConf
         .agg([
             col("org_unit").drop_nulls().first(),
             len().cast(DataType::Int64).alias("changes"),
-            col("course_id").n_unique().cast(DataType::Int64).alias("courses"),
+            col("course_id")
+                .n_unique()
+                .cast(DataType::Int64)
+                .alias("courses"),
         ]);
     let burst_days = bursts
         .lazy()
         .with_column(day_of(col("start")).alias("day"))
         .group_by(ud.clone())
-        .agg([len().cast(DataType::Int64).alias("bursts"), col("changes").max().alias("max_changes_in_burst")]);
+        .agg([
+            len().cast(DataType::Int64).alias("bursts"),
+            col("changes").max().alias("max_changes_in_burst"),
+        ]);
     let ep_days = episodes
         .with_column(day_of(col("start")).alias("day"))
         .group_by(ud.clone())
-        .agg([col("org_unit").drop_nulls().first().alias("org_unit_ep"), len().cast(DataType::Int64).alias("playing_episodes"), secs(col("end") - col("start")).sum().alias("playing_s")]);
+        .agg([
+            col("org_unit").drop_nulls().first().alias("org_unit_ep"),
+            len().cast(DataType::Int64).alias("playing_episodes"),
+            secs(col("end") - col("start")).sum().alias("playing_s"),
+        ]);
     let full = JoinArgs::new(JoinType::Full).with_coalesce(JoinCoalesce::CoalesceColumns);
     let features = change_days
         .join(ep_days, ud.clone(), ud.clone(), full.clone())
-        .join(burst_days, ud.clone(), ud.clone(), JoinArgs::new(JoinType::Left))
+        .join(
+            burst_days,
+            ud.clone(),
+            ud.clone(),
+            JoinArgs::new(JoinType::Left),
+        )
         .join(par_df, ud.clone(), ud, JoinArgs::new(JoinType::Left))
         .select([
             col("user_id"),
-            col("org_unit").fill_null(col("org_unit_ep")).alias("org_unit"),
+            col("org_unit")
+                .fill_null(col("org_unit_ep"))
+                .alias("org_unit"),
             col("day"),
             col("changes").fill_null(lit(0i64)),
             col("courses").fill_null(lit(0i64)),
@@ -300,28 +417,80 @@ mod tests {
 
     fn run(ev: &[String]) -> JobOutput {
         let f = frame(ev);
-        let iv = intervals(f.clone().lazy(), &WatchTimeConfig::default()).collect().unwrap();
+        let iv = intervals(f.clone().lazy(), &WatchTimeConfig::default())
+            .collect()
+            .unwrap();
         detect(f.lazy(), iv.lazy(), &CourseSwitchingConfig::default()).unwrap()
     }
 
     fn hops(u: &str, courses: &[&str], t0: f64, step: f64) -> Vec<String> {
-        courses.iter().enumerate().map(|(i, c)| enter(u, "s1", c, t0 + i as f64 * step)).collect()
+        courses
+            .iter()
+            .enumerate()
+            .map(|(i, c)| enter(u, "s1", c, t0 + i as f64 * step))
+            .collect()
     }
 
     #[test]
     fn six_changes_in_ten_minutes_fire_five_do_not() {
         // 7 entries = 6 changes, 90 s apart: 540 s.
-        let out = run(&hops("u1", &["c1", "c2", "c3", "c1", "c2", "c3", "c1"], 0.0, 90.0));
+        let out = run(&hops(
+            "u1",
+            &["c1", "c2", "c3", "c1", "c2", "c3", "c1"],
+            0.0,
+            90.0,
+        ));
         assert_eq!(rules(&out.flags), ["course_switching.rapid_switching"]);
-        assert!(out.flags[0].evidence.contains("\"changes\":6"), "{}", out.flags[0].evidence);
-        assert!(out.flags[0].evidence.contains(r#""courses":["c1","c2","c3"]"#), "{}", out.flags[0].evidence);
+        assert!(
+            out.flags[0].evidence.contains("\"changes\":6"),
+            "{}",
+            out.flags[0].evidence
+        );
+        assert!(
+            out.flags[0]
+                .evidence
+                .contains(r#""courses":["c1","c2","c3"]"#),
+            "{}",
+            out.flags[0].evidence
+        );
         // 6 changes spread over 12.5 minutes (150 s apart): no.
-        assert!(run(&hops("u1", &["c1", "c2", "c3", "c1", "c2", "c3", "c1"], 0.0, 150.0)).flags.is_empty());
+        assert!(run(&hops(
+            "u1",
+            &["c1", "c2", "c3", "c1", "c2", "c3", "c1"],
+            0.0,
+            150.0
+        ))
+        .flags
+        .is_empty());
         // Boundary: 6 changes in exactly 600 s fire, in 605 s do not.
-        assert_eq!(run(&hops("u1", &["c1", "c2", "c3", "c1", "c2", "c3", "c1"], 0.0, 120.0)).flags.len(), 1);
-        assert!(run(&hops("u1", &["c1", "c2", "c3", "c1", "c2", "c3", "c1"], 0.0, 121.0)).flags.is_empty());
+        assert_eq!(
+            run(&hops(
+                "u1",
+                &["c1", "c2", "c3", "c1", "c2", "c3", "c1"],
+                0.0,
+                120.0
+            ))
+            .flags
+            .len(),
+            1
+        );
+        assert!(run(&hops(
+            "u1",
+            &["c1", "c2", "c3", "c1", "c2", "c3", "c1"],
+            0.0,
+            121.0
+        ))
+        .flags
+        .is_empty());
         // Re-entering the same course is not a change.
-        assert!(run(&hops("u1", &["c1", "c1", "c1", "c1", "c1", "c1", "c1", "c2"], 0.0, 10.0)).flags.is_empty());
+        assert!(run(&hops(
+            "u1",
+            &["c1", "c1", "c1", "c1", "c1", "c1", "c1", "c2"],
+            0.0,
+            10.0
+        ))
+        .flags
+        .is_empty());
     }
 
     #[test]
@@ -329,7 +498,11 @@ mod tests {
         let courses: Vec<&str> = (0..30).map(|i| ["c1", "c2", "c3"][i % 3]).collect();
         let out = run(&hops("u1", &courses, 0.0, 30.0));
         assert_eq!(out.flags.len(), 1);
-        assert!(out.flags[0].evidence.contains("\"changes\":29"), "{}", out.flags[0].evidence);
+        assert!(
+            out.flags[0].evidence.contains("\"changes\":29"),
+            "{}",
+            out.flags[0].evidence
+        );
     }
 
     #[test]
@@ -342,26 +515,63 @@ mod tests {
         }
         let out = run(&ev);
         assert_eq!(rules(&out.flags), ["course_switching.parallel_playback"]);
-        assert!(out.flags[0].evidence.contains(r#""courses":["c1","c2"]"#), "{}", out.flags[0].evidence);
+        assert!(
+            out.flags[0].evidence.contains(r#""courses":["c1","c2"]"#),
+            "{}",
+            out.flags[0].evidence
+        );
         // One course, paused, then the other: play c1 0..300, pause; play c2 310..600.
         let mut ev = vec![video("video_play", "u2", "s1", "c1", "l1", 0.0, 0.0)];
-        ev.extend((1..15).map(|k| hb("u2", "s1", "c1", "l1", k as f64 * 20.0, k as f64 * 20.0, true, true)));
+        ev.extend((1..15).map(|k| {
+            hb(
+                "u2",
+                "s1",
+                "c1",
+                "l1",
+                k as f64 * 20.0,
+                k as f64 * 20.0,
+                true,
+                true,
+            )
+        }));
         ev.push(video("video_pause", "u2", "s1", "c1", "l1", 300.0, 300.0));
         ev.push(video("video_play", "u2", "s1", "c2", "l7", 310.0, 0.0));
-        ev.extend((1..15).map(|k| hb("u2", "s1", "c2", "l7", 310.0 + k as f64 * 20.0, k as f64 * 20.0, true, true)));
+        ev.extend((1..15).map(|k| {
+            hb(
+                "u2",
+                "s1",
+                "c2",
+                "l7",
+                310.0 + k as f64 * 20.0,
+                k as f64 * 20.0,
+                true,
+                true,
+            )
+        }));
         assert!(run(&ev).flags.is_empty(), "{:?}", run(&ev).flags);
     }
 
     #[test]
     fn duplicates_and_order_do_not_matter() {
-        let mut ev = hops("u1", &["c1", "c2", "c3", "c1", "c2", "c3", "c1", "c2"], 0.0, 60.0);
+        let mut ev = hops(
+            "u1",
+            &["c1", "c2", "c3", "c1", "c2", "c3", "c1", "c2"],
+            0.0,
+            60.0,
+        );
         for k in 0..31 {
             let t = 1000.0 + k as f64 * 20.0;
             ev.push(hb("u2", "s1", "c1", "l1", t, t, true, true));
             ev.push(hb("u2", "s2", "c2", "l7", t + 5.0, t, true, true));
         }
         let a = run(&ev);
-        assert_eq!(rules(&a.flags), ["course_switching.parallel_playback", "course_switching.rapid_switching"]);
+        assert_eq!(
+            rules(&a.flags),
+            [
+                "course_switching.parallel_playback",
+                "course_switching.rapid_switching"
+            ]
+        );
         let b = run(&shuffle_with_duplicates(&ev));
         assert_eq!(a.flags, b.flags);
         assert!(a.features.equals_missing(&b.features));

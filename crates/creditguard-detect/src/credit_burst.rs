@@ -45,24 +45,44 @@ pub fn upper_tail(x: u64, lambda: f64) -> f64 {
 /// `baseline_days` before it; `engaged`: engaged seconds per `user_id` and `day` (see
 /// [`watch_time::engaged_daily`](crate::watch_time::engaged_daily)) of the period and the
 /// `support_days` before it.
-pub fn detect(claims: LazyFrame, engaged: LazyFrame, catalog: &Catalog, cfg: &CreditBurstConfig) -> Result<JobOutput> {
+pub fn detect(
+    claims: LazyFrame,
+    engaged: LazyFrame,
+    catalog: &Catalog,
+    cfg: &CreditBurstConfig,
+) -> Result<JobOutput> {
     let b = cfg.baseline_days as i64;
-    let required = catalog.lazy().select([col("course_id"), (col("duration_s") * col("min_watch_ratio")).alias("req_s")]);
+    let required = catalog.lazy().select([
+        col("course_id"),
+        (col("duration_s") * col("min_watch_ratio")).alias("req_s"),
+    ]);
     let x_expr = match cfg.unit {
         BurstUnit::Completions => col("completions").cast(DataType::Float64),
         BurstUnit::Credits => col("credits").ceil(),
     };
     let daily = claims
         .with_column(day_of(col("t")).alias("day"))
-        .join(required, [col("course_id")], [col("course_id")], JoinArgs::new(JoinType::Left))
+        .join(
+            required,
+            [col("course_id")],
+            [col("course_id")],
+            JoinArgs::new(JoinType::Left),
+        )
         .group_by([col("user_id"), col("day")])
         .agg([
             col("org_unit").drop_nulls().first(),
             col("credits").sum(),
             len().cast(DataType::Int64).alias("completions"),
             col("req_s").fill_null(lit(0.0)).sum().alias("required_s"),
-            col("req_s").is_null().sum().cast(DataType::Int64).alias("courses_not_in_catalog"),
-            col("course_id").unique().sort(SortOptions::default()).alias("courses"),
+            col("req_s")
+                .is_null()
+                .sum()
+                .cast(DataType::Int64)
+                .alias("courses_not_in_catalog"),
+            col("course_id")
+                .unique()
+                .sort(SortOptions::default())
+                .alias("courses"),
             col("t").min().alias("first_t"),
             col("t").max().alias("last_t"),
         ])
@@ -76,12 +96,20 @@ pub fn detect(claims: LazyFrame, engaged: LazyFrame, catalog: &Catalog, cfg: &Cr
         .lazy()
         .select([col("user_id"), col("day")])
         .join(
-            daily.clone().lazy().select([col("user_id"), col("day").alias("d2"), col("x").alias("x2")]),
+            daily.clone().lazy().select([
+                col("user_id"),
+                col("day").alias("d2"),
+                col("x").alias("x2"),
+            ]),
             [col("user_id")],
             [col("user_id")],
             JoinArgs::new(JoinType::Inner),
         )
-        .filter(col("d2").lt(col("day")).and(col("d2").gt_eq(col("day") - lit(b))))
+        .filter(
+            col("d2")
+                .lt(col("day"))
+                .and(col("d2").gt_eq(col("day") - lit(b))),
+        )
         .group_by(ud.clone())
         .agg([(col("x2").sum() / lit(b as f64)).alias("lambda_user")]);
     // Peers: per org unit and day, the sum of x and the number of claiming users.
@@ -90,17 +118,29 @@ pub fn detect(claims: LazyFrame, engaged: LazyFrame, catalog: &Catalog, cfg: &Cr
         .lazy()
         .filter(col("org_unit").is_not_null())
         .group_by([col("org_unit"), col("day")])
-        .agg([col("x").sum().alias("org_x"), len().cast(DataType::Float64).alias("org_n")]);
+        .agg([
+            col("x").sum().alias("org_x"),
+            len().cast(DataType::Float64).alias("org_n"),
+        ]);
     let org_trailing = org_days
         .clone()
         .select([col("org_unit"), col("day")])
         .join(
-            org_days.clone().select([col("org_unit"), col("day").alias("d2"), col("org_x").alias("x2"), col("org_n").alias("n2")]),
+            org_days.clone().select([
+                col("org_unit"),
+                col("day").alias("d2"),
+                col("org_x").alias("x2"),
+                col("org_n").alias("n2"),
+            ]),
             [col("org_unit")],
             [col("org_unit")],
             JoinArgs::new(JoinType::Inner),
         )
-        .filter(col("d2").lt(col("day")).and(col("d2").gt_eq(col("day") - lit(b))))
+        .filter(
+            col("d2")
+                .lt(col("day"))
+                .and(col("d2").gt_eq(col("day") - lit(b))),
+        )
         .group_by([col("org_unit"), col("day")])
         .agg([(col("x2").sum() / col("n2").sum()).alias("lambda_peers_trailing")]);
     let od = [col("org_unit"), col("day")];
@@ -116,15 +156,29 @@ pub fn detect(claims: LazyFrame, engaged: LazyFrame, catalog: &Catalog, cfg: &Cr
             [col("user_id")],
             JoinArgs::new(JoinType::Inner),
         )
-        .filter(col("d2").lt_eq(col("day")).and(col("d2").gt(col("day") - lit(support))))
+        .filter(
+            col("d2")
+                .lt_eq(col("day"))
+                .and(col("d2").gt(col("day") - lit(support))),
+        )
         .group_by(ud.clone())
         .agg([col("engaged_s").sum()]);
     let mut features = daily
         .lazy()
         .join(own, ud.clone(), ud.clone(), JoinArgs::new(JoinType::Left))
-        .join(org_days, od.clone(), od.clone(), JoinArgs::new(JoinType::Left))
+        .join(
+            org_days,
+            od.clone(),
+            od.clone(),
+            JoinArgs::new(JoinType::Left),
+        )
         .join(org_trailing, od.clone(), od, JoinArgs::new(JoinType::Left))
-        .join(engaged_window, ud.clone(), ud, JoinArgs::new(JoinType::Left))
+        .join(
+            engaged_window,
+            ud.clone(),
+            ud,
+            JoinArgs::new(JoinType::Left),
+        )
         .with_columns([
             col("lambda_user").fill_null(lit(0.0)),
             when(col("org_n").gt(lit(1.0)))
@@ -135,7 +189,13 @@ pub fn detect(claims: LazyFrame, engaged: LazyFrame, catalog: &Catalog, cfg: &Cr
             col("engaged_s").fill_null(lit(0.0)),
         ])
         .with_column(
-            polars::lazy::dsl::max_horizontal([col("lambda_user"), col("lambda_peers_day"), col("lambda_peers_trailing"), floor])?.alias("lambda"),
+            polars::lazy::dsl::max_horizontal([
+                col("lambda_user"),
+                col("lambda_peers_day"),
+                col("lambda_peers_trailing"),
+                floor,
+            ])?
+            .alias("lambda"),
         )
         .select([
             col("user_id"),
@@ -162,17 +222,39 @@ pub fn detect(claims: LazyFrame, engaged: LazyFrame, catalog: &Catalog, cfg: &Cr
     let p_tail: Vec<f64> = {
         let r = Rows(&features);
         let (x, lambda) = (r.f64("x")?, r.f64("lambda")?);
-        (0..r.len()).map(|i| upper_tail(x.get(i).unwrap_or(0.0).max(0.0) as u64, lambda.get(i).unwrap_or(cfg.min_lambda))).collect()
+        (0..r.len())
+            .map(|i| {
+                upper_tail(
+                    x.get(i).unwrap_or(0.0).max(0.0) as u64,
+                    lambda.get(i).unwrap_or(cfg.min_lambda),
+                )
+            })
+            .collect()
     };
     features.with_column(Column::new("p_tail".into(), p_tail))?;
 
     let mut flags = Vec::new();
     let r = Rows(&features);
     let (user, org, courses) = (r.str("user_id")?, r.str("org_unit")?, r.list("courses")?);
-    let (credits, x, lambda, p, req, eng) =
-        (r.f64("credits")?, r.f64("x")?, r.f64("lambda")?, r.f64("p_tail")?, r.f64("required_s")?, r.f64("engaged_s")?);
-    let (lu, lpd, lpt) = (r.f64("lambda_user")?, r.f64("lambda_peers_day")?, r.f64("lambda_peers_trailing")?);
-    let (day, first, last, n) = (r.i64("day")?, r.i64("first_t")?, r.i64("last_t")?, r.i64("completions")?);
+    let (credits, x, lambda, p, req, eng) = (
+        r.f64("credits")?,
+        r.f64("x")?,
+        r.f64("lambda")?,
+        r.f64("p_tail")?,
+        r.f64("required_s")?,
+        r.f64("engaged_s")?,
+    );
+    let (lu, lpd, lpt) = (
+        r.f64("lambda_user")?,
+        r.f64("lambda_peers_day")?,
+        r.f64("lambda_peers_trailing")?,
+    );
+    let (day, first, last, n) = (
+        r.i64("day")?,
+        r.i64("first_t")?,
+        r.i64("last_t")?,
+        r.i64("completions")?,
+    );
     let unit = match cfg.unit {
         BurstUnit::Completions => "completions",
         BurstUnit::Credits => "credits",
@@ -182,7 +264,11 @@ pub fn detect(claims: LazyFrame, engaged: LazyFrame, catalog: &Catalog, cfg: &Cr
         if c < cfg.min_credits {
             continue;
         }
-        let (xv, lv, pv) = (x.get(i).unwrap_or(0.0), lambda.get(i).unwrap_or(0.0), p.get(i).unwrap_or(1.0));
+        let (xv, lv, pv) = (
+            x.get(i).unwrap_or(0.0),
+            lambda.get(i).unwrap_or(0.0),
+            p.get(i).unwrap_or(1.0),
+        );
         let (rq, en) = (req.get(i).unwrap_or(0.0), eng.get(i).unwrap_or(0.0));
         let tail = pv < cfg.alpha;
         let unsupported = rq > 0.0 && en < cfg.support_ratio * rq;
@@ -270,18 +356,40 @@ mod tests {
     fn run(ev: &[String]) -> JobOutput {
         let f = frame(ev);
         let iv = intervals(f.clone().lazy(), &Default::default());
-        detect(completions(f.lazy()), engaged_daily(iv), &catalog(), &CreditBurstConfig::default()).unwrap()
+        detect(
+            completions(f.lazy()),
+            engaged_daily(iv),
+            &catalog(),
+            &CreditBurstConfig::default(),
+        )
+        .unwrap()
     }
 
     /// An honest history: one 2-credit course every `every` days for 28 days before day 30.
     fn history(u: &str, ou: &str, every: usize) -> Vec<String> {
-        (2..30).step_by(every).map(|d| complete_in(u, ou, "c2", d as f64 * DAY, 2.0)).collect()
+        (2..30)
+            .step_by(every)
+            .map(|d| complete_in(u, ou, "c2", d as f64 * DAY, 2.0))
+            .collect()
     }
 
     /// Enough honest watching on day `d` to support `courses` 30-minute courses.
     fn watching(u: &str, d: f64, courses: usize) -> Vec<String> {
         let n = courses * 1800 / 20 + 1;
-        (0..n).map(|k| hb(u, &format!("s-{u}"), "c2", "l1", d * DAY + k as f64 * 20.0, k as f64 * 20.0, true, true)).collect()
+        (0..n)
+            .map(|k| {
+                hb(
+                    u,
+                    &format!("s-{u}"),
+                    "c2",
+                    "l1",
+                    d * DAY + k as f64 * 20.0,
+                    k as f64 * 20.0,
+                    true,
+                    true,
+                )
+            })
+            .collect()
     }
 
     #[test]
@@ -294,12 +402,30 @@ mod tests {
     #[test]
     fn ten_courses_in_a_day_without_watching_fire() {
         let mut ev = history("u1", "ou1", 7);
-        ev.extend((0..10).map(|i| complete_in("u1", "ou1", &format!("c{}", 2 + i % 8), 30.0 * DAY + i as f64 * 60.0, 2.0)));
+        ev.extend((0..10).map(|i| {
+            complete_in(
+                "u1",
+                "ou1",
+                &format!("c{}", 2 + i % 8),
+                30.0 * DAY + i as f64 * 60.0,
+                2.0,
+            )
+        }));
         let out = run(&ev);
         assert_eq!(rules(&out.flags), ["credit_burst.poisson_tail"]);
         let f = &out.flags[0];
-        assert!(f.evidence.contains(r#""conditions":["poisson_tail","unsupported_by_watch_time"]"#), "{}", f.evidence);
-        assert!(f.explanation.starts_with("20.0 credits from 10 completed course(s)"), "{}", f.explanation);
+        assert!(
+            f.evidence
+                .contains(r#""conditions":["poisson_tail","unsupported_by_watch_time"]"#),
+            "{}",
+            f.evidence
+        );
+        assert!(
+            f.explanation
+                .starts_with("20.0 credits from 10 completed course(s)"),
+            "{}",
+            f.explanation
+        );
         assert!(f.severity > 0.9);
     }
 
@@ -311,25 +437,57 @@ mod tests {
         for u in 0..8 {
             let u = format!("u{u}");
             ev.extend(history(&u, "ou1", 7));
-            ev.extend((0..5).map(|i| complete_in(&u, "ou1", &format!("c{}", 2 + i), 30.0 * DAY + 3600.0 * 20.0 + i as f64 * 60.0, 2.0)));
+            ev.extend((0..5).map(|i| {
+                complete_in(
+                    &u,
+                    "ou1",
+                    &format!("c{}", 2 + i),
+                    30.0 * DAY + 3600.0 * 20.0 + i as f64 * 60.0,
+                    2.0,
+                )
+            }));
             ev.extend(watching(&u, 30.0, 5));
         }
         let out = run(&ev);
         assert!(out.flags.is_empty(), "{:?}", out.flags);
         // Below min_credits nothing is judged: 4 courses (8 credits) with no watching at all.
         let mut ev = history("u9", "ou9", 7);
-        ev.extend((0..4).map(|i| complete_in("u9", "ou9", &format!("c{}", 2 + i), 30.0 * DAY + i as f64, 2.0)));
+        ev.extend((0..4).map(|i| {
+            complete_in(
+                "u9",
+                "ou9",
+                &format!("c{}", 2 + i),
+                30.0 * DAY + i as f64,
+                2.0,
+            )
+        }));
         assert!(run(&ev).flags.is_empty());
     }
 
     #[test]
     fn watched_but_unusual_fires_only_on_the_tail() {
         // 6 courses = 12 credits, all watched; a quiet user alone in the unit (λ = min_lambda 0.5).
-        let mut ev: Vec<String> = (0..6).map(|i| complete_in("u1", "ou1", &format!("c{}", 2 + i), 30.0 * DAY + 80_000.0 + i as f64, 2.0)).collect();
+        let mut ev: Vec<String> = (0..6)
+            .map(|i| {
+                complete_in(
+                    "u1",
+                    "ou1",
+                    &format!("c{}", 2 + i),
+                    30.0 * DAY + 80_000.0 + i as f64,
+                    2.0,
+                )
+            })
+            .collect();
         ev.extend(watching("u1", 30.0, 6));
         let out = run(&ev);
         assert_eq!(out.flags.len(), 1);
-        assert!(out.flags[0].evidence.contains(r#""conditions":["poisson_tail"]"#), "{}", out.flags[0].evidence);
+        assert!(
+            out.flags[0]
+                .evidence
+                .contains(r#""conditions":["poisson_tail"]"#),
+            "{}",
+            out.flags[0].evidence
+        );
         // The boundary of the tail test at x = 10: λ 2.9 is below α, λ 3.2 is not.
         assert!(upper_tail(10, 2.9) < 1e-3, "{}", upper_tail(10, 2.9));
         assert!(upper_tail(10, 3.2) > 1e-3, "{}", upper_tail(10, 3.2));
@@ -338,7 +496,15 @@ mod tests {
     #[test]
     fn duplicates_and_order_do_not_matter() {
         let mut ev = history("u1", "ou1", 3);
-        ev.extend((0..10).map(|i| complete_in("u1", "ou1", &format!("c{}", 2 + i % 8), 30.0 * DAY + i as f64 * 60.0, 2.0)));
+        ev.extend((0..10).map(|i| {
+            complete_in(
+                "u1",
+                "ou1",
+                &format!("c{}", 2 + i % 8),
+                30.0 * DAY + i as f64 * 60.0,
+                2.0,
+            )
+        }));
         let a = run(&ev);
         assert_eq!(a.flags.len(), 1);
         let b = run(&shuffle_with_duplicates(&ev));

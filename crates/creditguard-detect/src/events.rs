@@ -50,8 +50,8 @@ pub fn schema() -> Schema {
     for name in COLUMNS {
         let dt = match name {
             "ts" => DataType::Datetime(TimeUnit::Microseconds, Some(TimeZone::UTC)),
-            "geo_lat" | "geo_lon" | "position_s" | "duration_s" | "rate" | "seek_from_s" | "seek_to_s" | "score"
-            | "max_score" | "elapsed_s" | "credits" => DataType::Float64,
+            "geo_lat" | "geo_lon" | "position_s" | "duration_s" | "rate" | "seek_from_s"
+            | "seek_to_s" | "score" | "max_score" | "elapsed_s" | "credits" => DataType::Float64,
             "playing" | "visible" | "muted" => DataType::Boolean,
             "questions" => DataType::Int64,
             _ => DataType::String,
@@ -68,8 +68,12 @@ pub fn scan_days(lake: &Lake, from_day: i64, to_day: i64) -> Result<LazyFrame> {
     if files.is_empty() {
         return Ok(DataFrame::empty_with_schema(&schema()).lazy());
     }
-    let paths: Vec<PlRefPath> = files.iter().map(|p| PlRefPath::new(p.to_string_lossy().as_ref())).collect();
-    let lf = LazyFrame::scan_parquet_files(paths.into_iter().collect(), ScanArgsParquet::default())?;
+    let paths: Vec<PlRefPath> = files
+        .iter()
+        .map(|p| PlRefPath::new(p.to_string_lossy().as_ref()))
+        .collect();
+    let lf =
+        LazyFrame::scan_parquet_files(paths.into_iter().collect(), ScanArgsParquet::default())?;
     Ok(lf.select(COLUMNS.iter().map(|c| col(*c)).collect::<Vec<_>>()))
 }
 
@@ -79,7 +83,11 @@ pub fn scan_days(lake: &Lake, from_day: i64, to_day: i64) -> Result<LazyFrame> {
 /// by their own keys and `t` (ties broken by `event_id`), so no global sort is paid here.
 pub fn scan_events(lake: &Lake, from_day: i64, to_day: i64) -> Result<LazyFrame> {
     let lf = scan_days(lake, from_day - 1, to_day + 1)?;
-    Ok(prepare(lf).filter(col("t").gt_eq(lit((from_day - 1) * DAY_US)).and(col("t").lt(lit((to_day + 2) * DAY_US)))))
+    Ok(prepare(lf).filter(
+        col("t")
+            .gt_eq(lit((from_day - 1) * DAY_US))
+            .and(col("t").lt(lit((to_day + 2) * DAY_US))),
+    ))
 }
 
 /// De-duplicates raw event rows by `event_id` and adds `t`. Which copy of a duplicate is kept
@@ -92,7 +100,10 @@ pub fn prepare(lf: LazyFrame) -> LazyFrame {
 /// [`scan_events`], collected, ordered by `t` then `event_id`.
 pub fn load_events(lake: &Lake, from_day: i64, to_day: i64) -> Result<DataFrame> {
     Ok(scan_events(lake, from_day, to_day)?
-        .sort(["t", "event_id"], SortMultipleOptions::default().with_maintain_order(true))
+        .sort(
+            ["t", "event_id"],
+            SortMultipleOptions::default().with_maintain_order(true),
+        )
         .collect()?)
 }
 

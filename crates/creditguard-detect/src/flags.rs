@@ -31,7 +31,8 @@ impl Draft {
     pub fn finish(mut self) -> Flag {
         let start = format_rfc3339_us(self.window_start);
         let flag_id = stable_id(&[self.rule, &self.user_id, &start, &self.key]);
-        self.evidence.insert("explanation_zh".into(), Value::String(self.zh));
+        self.evidence
+            .insert("explanation_zh".into(), Value::String(self.zh));
         let detector = self.rule.split('.').next().unwrap_or(self.rule).to_string();
         Flag {
             flag_id,
@@ -73,12 +74,18 @@ pub(crate) fn r3(x: f64) -> f64 {
 /// Sorts flags into their table order: rule, user, window start, id.
 pub(crate) fn sort(flags: &mut [Flag]) {
     flags.sort_by(|a, b| {
-        (a.rule.as_str(), a.user_id.as_str(), a.window_start, a.flag_id.as_str()).cmp(&(
-            b.rule.as_str(),
-            b.user_id.as_str(),
-            b.window_start,
-            b.flag_id.as_str(),
-        ))
+        (
+            a.rule.as_str(),
+            a.user_id.as_str(),
+            a.window_start,
+            a.flag_id.as_str(),
+        )
+            .cmp(&(
+                b.rule.as_str(),
+                b.user_id.as_str(),
+                b.window_start,
+                b.flag_id.as_str(),
+            ))
     });
 }
 
@@ -107,7 +114,10 @@ impl<'a> Rows<'a> {
 pub(crate) fn list_strings(l: &ListChunked, i: usize) -> Vec<String> {
     match l.get_as_series(i) {
         Some(s) => match s.str() {
-            Ok(ca) => (0..ca.len()).filter_map(|i| ca.get(i)).map(str::to_string).collect(),
+            Ok(ca) => (0..ca.len())
+                .filter_map(|i| ca.get(i))
+                .map(str::to_string)
+                .collect(),
             Err(_) => Vec::new(),
         },
         None => Vec::new(),
@@ -161,13 +171,17 @@ pub fn flags_batch(flags: &[Flag]) -> RecordBatch {
 
 /// Flags as a polars frame in the results-v1 columns (timestamps as Datetime µs UTC).
 pub fn flags_frame(flags: &[Flag]) -> PolarsResult<DataFrame> {
-    let s = |name: &str, f: &dyn Fn(&Flag) -> &str| Column::new(name.into(), flags.iter().map(f).collect::<Vec<_>>());
+    let s = |name: &str, f: &dyn Fn(&Flag) -> &str| {
+        Column::new(name.into(), flags.iter().map(f).collect::<Vec<_>>())
+    };
     let o = |name: &str, f: &dyn Fn(&Flag) -> Option<&str>| {
         Column::new(name.into(), flags.iter().map(f).collect::<Vec<_>>())
     };
     let ts = |name: &str, f: &dyn Fn(&Flag) -> i64| -> PolarsResult<Column> {
-        Column::new(name.into(), flags.iter().map(f).collect::<Vec<_>>())
-            .cast(&DataType::Datetime(TimeUnit::Microseconds, Some(TimeZone::UTC)))
+        Column::new(name.into(), flags.iter().map(f).collect::<Vec<_>>()).cast(&DataType::Datetime(
+            TimeUnit::Microseconds,
+            Some(TimeZone::UTC),
+        ))
     };
     DataFrame::new_infer_height(vec![
         s("flag_id", &|f| &f.flag_id),
@@ -179,7 +193,10 @@ pub fn flags_frame(flags: &[Flag]) -> PolarsResult<DataFrame> {
         o("course_id", &|f| f.course_id.as_deref()),
         ts("window_start", &|f| f.window_start)?,
         ts("window_end", &|f| f.window_end)?,
-        Column::new("severity".into(), flags.iter().map(|f| f.severity).collect::<Vec<_>>()),
+        Column::new(
+            "severity".into(),
+            flags.iter().map(|f| f.severity).collect::<Vec<_>>(),
+        ),
         s("evidence", &|f| &f.evidence),
         s("explanation", &|f| &f.explanation),
     ])

@@ -77,7 +77,10 @@ pub enum Error {
     #[error("jobs settings: {}", .0.join("; "))]
     Config(Vec<String>),
     #[error("{path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("writing {path}: {message}")]
     Write { path: String, message: String },
 }

@@ -28,7 +28,15 @@ pub fn segments(events: LazyFrame, cfg: &MultiLoginConfig) -> LazyFrame {
     let idle_us = (cfg.idle_gap_s * 1e6) as i64;
     events
         .filter(col("session_id").is_not_null())
-        .select([col("user_id"), col("org_unit"), col("session_id"), col("device_id"), col("ip"), col("t"), col("event_id")])
+        .select([
+            col("user_id"),
+            col("org_unit"),
+            col("session_id"),
+            col("device_id"),
+            col("ip"),
+            col("t"),
+            col("event_id"),
+        ])
         .sort(["user_id", "session_id", "t", "event_id"], sort_opts())
         .with_column(
             same_as_prev(&["user_id", "session_id"])
@@ -103,9 +111,17 @@ fn concurrent(segments: &DataFrame, cfg: &MultiLoginConfig, out: &mut Vec<Draft>
     let pairs = segments
         .clone()
         .lazy()
-        .with_column(col("end").eq(col("end").cum_max(false).over(user.clone())?).alias("_is_max"))
+        .with_column(
+            col("end")
+                .eq(col("end").cum_max(false).over(user.clone())?)
+                .alias("_is_max"),
+        )
         .with_columns([
-            col("end").cum_max(false).shift(lit(1)).over(user.clone())?.alias("o_end"),
+            col("end")
+                .cum_max(false)
+                .shift(lit(1))
+                .over(user.clone())?
+                .alias("o_end"),
             carry("session_id", DataType::String)?.alias("o_session"),
             carry("device_id", DataType::String)?.alias("o_device"),
             carry("ip", DataType::String)?.alias("o_ip"),
@@ -119,7 +135,11 @@ fn concurrent(segments: &DataFrame, cfg: &MultiLoginConfig, out: &mut Vec<Draft>
                 .and(col("device_id").neq(col("o_device"))),
         )
         .with_column(
-            (when(col("end").lt(col("o_end"))).then(col("end")).otherwise(col("o_end")) - col("start")).alias("overlap_us"),
+            (when(col("end").lt(col("o_end")))
+                .then(col("end"))
+                .otherwise(col("o_end"))
+                - col("start"))
+            .alias("overlap_us"),
         )
         .filter(col("overlap_us").gt(lit(0i64)))
         .collect()?;
@@ -134,7 +154,12 @@ fn concurrent(segments: &DataFrame, cfg: &MultiLoginConfig, out: &mut Vec<Draft>
         r.str("ip")?,
         r.str("o_ip")?,
     );
-    let (start, end, o_end, ov) = (r.i64("start")?, r.i64("end")?, r.i64("o_end")?, r.i64("overlap_us")?);
+    let (start, end, o_end, ov) = (
+        r.i64("start")?,
+        r.i64("end")?,
+        r.i64("o_end")?,
+        r.i64("overlap_us")?,
+    );
     // One flag per user, session pair and day of the overlap's start.
     #[derive(Default)]
     struct Acc {
@@ -160,18 +185,32 @@ fn concurrent(segments: &DataFrame, cfg: &MultiLoginConfig, out: &mut Vec<Draft>
         let (sa, sb) = (s.get(i).unwrap_or_default(), os.get(i).unwrap_or_default());
         let ws = start.get(i).unwrap_or(0);
         let we = end.get(i).unwrap_or(0).min(o_end.get(i).unwrap_or(0));
-        let (lo, hi, flip) = if sa <= sb { (sa, sb, false) } else { (sb, sa, true) };
+        let (lo, hi, flip) = if sa <= sb {
+            (sa, sb, false)
+        } else {
+            (sb, sa, true)
+        };
         let day = ws.div_euclid(crate::DAY_US);
-        let e = acc.entry((user.get(i).unwrap_or_default().to_string(), lo.to_string(), hi.to_string(), day)).or_insert_with(|| Acc {
-            first: ws,
-            last: we,
-            ..Default::default()
-        });
+        let e = acc
+            .entry((
+                user.get(i).unwrap_or_default().to_string(),
+                lo.to_string(),
+                hi.to_string(),
+                day,
+            ))
+            .or_insert_with(|| Acc {
+                first: ws,
+                last: we,
+                ..Default::default()
+            });
         e.org = org.get(i).map(str::to_string);
         e.overlap_us += ov.get(i).unwrap_or(0);
         e.first = e.first.min(ws);
         e.last = e.last.max(we);
-        let mut devs = [d.get(i).unwrap_or_default().to_string(), od.get(i).unwrap_or_default().to_string()];
+        let mut devs = [
+            d.get(i).unwrap_or_default().to_string(),
+            od.get(i).unwrap_or_default().to_string(),
+        ];
         let mut ips = [ip_a.map(str::to_string), ip_b.map(str::to_string)];
         let mut nets = [net_a, net_b];
         if flip {
@@ -222,8 +261,20 @@ fn concurrent(segments: &DataFrame, cfg: &MultiLoginConfig, out: &mut Vec<Draft>
 fn travel(events: LazyFrame, cfg: &MultiLoginConfig, out: &mut Vec<Draft>) -> Result<()> {
     // Only the rows where a user's location changes matter; everything else is dropped in polars.
     let moves = events
-        .filter(col("geo_lat").is_not_null().and(col("geo_lon").is_not_null()))
-        .select([col("user_id"), col("org_unit"), col("t"), col("event_id"), col("geo_lat"), col("geo_lon"), col("ip")])
+        .filter(
+            col("geo_lat")
+                .is_not_null()
+                .and(col("geo_lon").is_not_null()),
+        )
+        .select([
+            col("user_id"),
+            col("org_unit"),
+            col("t"),
+            col("event_id"),
+            col("geo_lat"),
+            col("geo_lon"),
+            col("ip"),
+        ])
         .sort(["user_id", "t", "event_id"], sort_opts())
         .with_columns([
             same_as_prev(&["user_id"]).alias("_same"),
@@ -232,12 +283,28 @@ fn travel(events: LazyFrame, cfg: &MultiLoginConfig, out: &mut Vec<Draft>) -> Re
             col("t").shift(lit(1)).alias("p_t"),
             col("ip").shift(lit(1)).alias("p_ip"),
         ])
-        .filter(col("_same").and(col("geo_lat").neq(col("p_lat")).or(col("geo_lon").neq(col("p_lon")))))
+        .filter(
+            col("_same").and(
+                col("geo_lat")
+                    .neq(col("p_lat"))
+                    .or(col("geo_lon").neq(col("p_lon"))),
+            ),
+        )
         .collect()?;
     let r = Rows(&moves);
-    let (user, org, ip, pip) = (r.str("user_id")?, r.str("org_unit")?, r.str("ip")?, r.str("p_ip")?);
+    let (user, org, ip, pip) = (
+        r.str("user_id")?,
+        r.str("org_unit")?,
+        r.str("ip")?,
+        r.str("p_ip")?,
+    );
     let (t, pt) = (r.i64("t")?, r.i64("p_t")?);
-    let (lat, lon, plat, plon) = (r.f64("geo_lat")?, r.f64("geo_lon")?, r.f64("p_lat")?, r.f64("p_lon")?);
+    let (lat, lon, plat, plon) = (
+        r.f64("geo_lat")?,
+        r.f64("geo_lon")?,
+        r.f64("p_lat")?,
+        r.f64("p_lon")?,
+    );
     struct Hop {
         org: Option<String>,
         hops: u32,
@@ -250,7 +317,11 @@ fn travel(events: LazyFrame, cfg: &MultiLoginConfig, out: &mut Vec<Draft>) -> Re
     }
     let mut per_day: BTreeMap<(String, i64), Hop> = BTreeMap::new();
     for i in 0..r.len() {
-        let (Some(a), Some(b), Some(c), Some(d)) = (plat.get(i), plon.get(i), lat.get(i), lon.get(i)) else { continue };
+        let (Some(a), Some(b), Some(c), Some(d)) =
+            (plat.get(i), plon.get(i), lat.get(i), lon.get(i))
+        else {
+            continue;
+        };
         let km = haversine_km(a, b, c, d);
         if km < cfg.min_distance_km {
             continue;
@@ -262,16 +333,18 @@ fn travel(events: LazyFrame, cfg: &MultiLoginConfig, out: &mut Vec<Draft>) -> Re
             continue;
         }
         let u = user.get(i).unwrap_or_default().to_string();
-        let e = per_day.entry((u, t0.div_euclid(crate::DAY_US))).or_insert(Hop {
-            org: org.get(i).map(str::to_string),
-            hops: 0,
-            first: t0,
-            last: t1,
-            worst_kmh: 0.0,
-            worst: serde_json::Value::Null,
-            worst_km: 0.0,
-            worst_s: 0.0,
-        });
+        let e = per_day
+            .entry((u, t0.div_euclid(crate::DAY_US)))
+            .or_insert(Hop {
+                org: org.get(i).map(str::to_string),
+                hops: 0,
+                first: t0,
+                last: t1,
+                worst_kmh: 0.0,
+                worst: serde_json::Value::Null,
+                worst_km: 0.0,
+                worst_s: 0.0,
+            });
         e.hops += 1;
         e.first = e.first.min(t0);
         e.last = e.last.max(t1);
@@ -326,7 +399,16 @@ mod tests {
     }
 
     /// Events of one session every `step` s from `t0` to `t1`.
-    fn session(u: &str, s: &str, dev: &str, ip: &str, t0: f64, t1: f64, step: f64, geo: Option<(f64, f64)>) -> Vec<String> {
+    fn session(
+        u: &str,
+        s: &str,
+        dev: &str,
+        ip: &str,
+        t0: f64,
+        t1: f64,
+        step: f64,
+        geo: Option<(f64, f64)>,
+    ) -> Vec<String> {
         let mut v = vec![act("login", u, s, dev, ip, t0, geo)];
         let mut t = t0 + step;
         while t <= t1 {
@@ -342,13 +424,35 @@ mod tests {
     #[test]
     fn two_devices_at_once_fire_and_one_after_the_other_does_not() {
         let mut ev = session("u1", "s1", "laptop", "10.1.1.5", 0.0, 1800.0, 60.0, None);
-        ev.extend(session("u1", "s2", "phone", "172.16.4.4", 600.0, 1200.0, 60.0, None));
+        ev.extend(session(
+            "u1",
+            "s2",
+            "phone",
+            "172.16.4.4",
+            600.0,
+            1200.0,
+            60.0,
+            None,
+        ));
         let out = run(&ev);
         assert_eq!(rules(&out.flags), ["multi_login.concurrent_sessions"]);
-        assert!(out.flags[0].evidence.contains("\"overlap_s\":600.0"), "{}", out.flags[0].evidence);
+        assert!(
+            out.flags[0].evidence.contains("\"overlap_s\":600.0"),
+            "{}",
+            out.flags[0].evidence
+        );
         // Sequential: laptop until 1800, phone from 1830.
         let mut ev = session("u2", "s1", "laptop", "10.1.1.5", 0.0, 1800.0, 60.0, None);
-        ev.extend(session("u2", "s2", "phone", "172.16.4.4", 1830.0, 3600.0, 60.0, None));
+        ev.extend(session(
+            "u2",
+            "s2",
+            "phone",
+            "172.16.4.4",
+            1830.0,
+            3600.0,
+            60.0,
+            None,
+        ));
         assert!(run(&ev).flags.is_empty());
     }
 
@@ -357,43 +461,166 @@ mod tests {
         // 60 s overlap fires, 59 s does not.
         for (gap, fires) in [(60.0, true), (59.0, false)] {
             let mut ev = session("u1", "s1", "laptop", "10.1.1.5", 0.0, 600.0, 30.0, None);
-            ev.extend(session("u1", "s2", "phone", "172.16.4.4", 600.0 - gap, 1200.0, 30.0, None));
+            ev.extend(session(
+                "u1",
+                "s2",
+                "phone",
+                "172.16.4.4",
+                600.0 - gap,
+                1200.0,
+                30.0,
+                None,
+            ));
             assert_eq!(!run(&ev).flags.is_empty(), fires, "overlap {gap}");
         }
         // A tab left open (one event at 0 and one at 3000) does not make the session active meanwhile.
-        let mut ev = vec![act("login", "u1", "s1", "laptop", "10.1.1.5", 0.0, None), act("logout", "u1", "s1", "laptop", "10.1.1.5", 3000.0, None)];
-        ev.extend(session("u1", "s2", "phone", "172.16.4.4", 600.0, 1200.0, 60.0, None));
+        let mut ev = vec![
+            act("login", "u1", "s1", "laptop", "10.1.1.5", 0.0, None),
+            act("logout", "u1", "s1", "laptop", "10.1.1.5", 3000.0, None),
+        ];
+        ev.extend(session(
+            "u1",
+            "s2",
+            "phone",
+            "172.16.4.4",
+            600.0,
+            1200.0,
+            60.0,
+            None,
+        ));
         assert!(run(&ev).flags.is_empty());
         // Laptop and phone on the same home network at once: not flagged by default.
-        let mut ev = session("u1", "s1", "laptop", "192.168.1.10", 0.0, 1800.0, 60.0, None);
-        ev.extend(session("u1", "s2", "phone", "192.168.1.11", 600.0, 1200.0, 60.0, None));
+        let mut ev = session(
+            "u1",
+            "s1",
+            "laptop",
+            "192.168.1.10",
+            0.0,
+            1800.0,
+            60.0,
+            None,
+        );
+        ev.extend(session(
+            "u1",
+            "s2",
+            "phone",
+            "192.168.1.11",
+            600.0,
+            1200.0,
+            60.0,
+            None,
+        ));
         assert!(run(&ev).flags.is_empty());
     }
 
     #[test]
     fn impossible_travel_fires_and_a_flight_does_not() {
         // Beijing, then Shanghai (1070 km) 30 minutes later.
-        let mut ev = session("u1", "s1", "laptop", "10.1.1.5", 0.0, 600.0, 60.0, Some(BEIJING));
-        ev.extend(session("u1", "s2", "laptop", "10.9.9.9", 2400.0, 3000.0, 60.0, Some(SHANGHAI)));
+        let mut ev = session(
+            "u1",
+            "s1",
+            "laptop",
+            "10.1.1.5",
+            0.0,
+            600.0,
+            60.0,
+            Some(BEIJING),
+        );
+        ev.extend(session(
+            "u1",
+            "s2",
+            "laptop",
+            "10.9.9.9",
+            2400.0,
+            3000.0,
+            60.0,
+            Some(SHANGHAI),
+        ));
         let out = run(&ev);
         assert_eq!(rules(&out.flags), ["multi_login.impossible_travel"]);
-        assert!(out.flags[0].explanation.starts_with("Activity 1071 km apart 30.0 min apart"), "{}", out.flags[0].explanation);
+        assert!(
+            out.flags[0]
+                .explanation
+                .starts_with("Activity 1071 km apart 30.0 min apart"),
+            "{}",
+            out.flags[0].explanation
+        );
         // The same trip in 2.5 hours (≈ 430 km/h).
-        let mut ev = session("u2", "s1", "laptop", "10.1.1.5", 0.0, 600.0, 60.0, Some(BEIJING));
-        ev.extend(session("u2", "s2", "laptop", "10.9.9.9", 600.0 + 9000.0, 10800.0, 60.0, Some(SHANGHAI)));
+        let mut ev = session(
+            "u2",
+            "s1",
+            "laptop",
+            "10.1.1.5",
+            0.0,
+            600.0,
+            60.0,
+            Some(BEIJING),
+        );
+        ev.extend(session(
+            "u2",
+            "s2",
+            "laptop",
+            "10.9.9.9",
+            600.0 + 9000.0,
+            10800.0,
+            60.0,
+            Some(SHANGHAI),
+        ));
         assert!(run(&ev).flags.is_empty());
         // Geolocation jitter of 50 km within a minute is not travel.
-        let mut ev = session("u3", "s1", "laptop", "10.1.1.5", 0.0, 60.0, 60.0, Some(BEIJING));
-        ev.extend(session("u3", "s2", "laptop", "10.1.1.5", 90.0, 120.0, 60.0, Some((40.3, 116.6))));
+        let mut ev = session(
+            "u3",
+            "s1",
+            "laptop",
+            "10.1.1.5",
+            0.0,
+            60.0,
+            60.0,
+            Some(BEIJING),
+        );
+        ev.extend(session(
+            "u3",
+            "s2",
+            "laptop",
+            "10.1.1.5",
+            90.0,
+            120.0,
+            60.0,
+            Some((40.3, 116.6)),
+        ));
         assert!(run(&ev).flags.is_empty());
     }
 
     #[test]
     fn duplicates_and_order_do_not_matter() {
-        let mut ev = session("u1", "s1", "laptop", "10.1.1.5", 0.0, 1800.0, 60.0, Some(BEIJING));
-        ev.extend(session("u1", "s2", "phone", "172.16.4.4", 600.0, 1200.0, 60.0, Some(SHANGHAI)));
+        let mut ev = session(
+            "u1",
+            "s1",
+            "laptop",
+            "10.1.1.5",
+            0.0,
+            1800.0,
+            60.0,
+            Some(BEIJING),
+        );
+        ev.extend(session(
+            "u1",
+            "s2",
+            "phone",
+            "172.16.4.4",
+            600.0,
+            1200.0,
+            60.0,
+            Some(SHANGHAI),
+        ));
         let a = run(&ev);
-        assert_eq!(rules(&a.flags), ["multi_login.concurrent_sessions", "multi_login.impossible_travel"]);
+        assert_eq!(
+            rules(&a.flags),
+            [
+                "multi_login.concurrent_sessions",
+                "multi_login.impossible_travel"
+            ]
+        );
         let b = run(&shuffle_with_duplicates(&ev));
         assert_eq!(a.flags, b.flags);
         assert!(a.features.equals_missing(&b.features));

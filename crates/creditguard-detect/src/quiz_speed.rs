@@ -34,7 +34,8 @@ pub fn detect(events: LazyFrame, cfg: &QuizSpeedConfig) -> Result<JobOutput> {
             col("elapsed_s"),
             col("score"),
             col("max_score"),
-            (col("elapsed_s") / col("questions").cast(DataType::Float64)).alias("seconds_per_question"),
+            (col("elapsed_s") / col("questions").cast(DataType::Float64))
+                .alias("seconds_per_question"),
             (col("score") / col("max_score")).alias("score_ratio"),
         ])
         .sort(["user_id", "t", "event_id"], crate::events::sort_opts())
@@ -50,8 +51,13 @@ pub fn detect(events: LazyFrame, cfg: &QuizSpeedConfig) -> Result<JobOutput> {
         )
         .collect()?;
     let r = Rows(&hits);
-    let (ev, user, org, course, quiz) =
-        (r.str("event_id")?, r.str("user_id")?, r.str("org_unit")?, r.str("course_id")?, r.str("quiz_id")?);
+    let (ev, user, org, course, quiz) = (
+        r.str("event_id")?,
+        r.str("user_id")?,
+        r.str("org_unit")?,
+        r.str("course_id")?,
+        r.str("quiz_id")?,
+    );
     let (t, q, el, sc, mx, spq, ratio) = (
         r.i64("t")?,
         r.i64("questions")?,
@@ -72,7 +78,10 @@ pub fn detect(events: LazyFrame, cfg: &QuizSpeedConfig) -> Result<JobOutput> {
             spq.get(i).unwrap_or(0.0),
             ratio.get(i).unwrap_or(0.0),
         );
-        let (c, qz) = (course.get(i).unwrap_or_default(), quiz.get(i).unwrap_or_default());
+        let (c, qz) = (
+            course.get(i).unwrap_or_default(),
+            quiz.get(i).unwrap_or_default(),
+        );
         let start = te - (e.max(0.0) * 1e6) as i64;
         flags.push(
             Draft {
@@ -122,14 +131,18 @@ mod tests {
     #[test]
     fn fast_and_right_fires_fast_and_wrong_or_slow_does_not() {
         let out = run(&[
-            quiz("u1", "c1", "q1", 0.0, 20, 30.0, 19.0, 20.0),  // 1.5 s/q, 95 %
-            quiz("u2", "c1", "q1", 0.0, 20, 30.0, 8.0, 20.0),   // fast but 40 %: guessing
+            quiz("u1", "c1", "q1", 0.0, 20, 30.0, 19.0, 20.0), // 1.5 s/q, 95 %
+            quiz("u2", "c1", "q1", 0.0, 20, 30.0, 8.0, 20.0),  // fast but 40 %: guessing
             quiz("u3", "c1", "q1", 0.0, 20, 300.0, 20.0, 20.0), // 15 s/q
         ]);
         assert_eq!(rules(&out.flags), ["quiz_speed.too_fast"]);
         let f = &out.flags[0];
         assert_eq!(f.user_id, "u1");
-        assert!(f.explanation.contains("1.5 s per question"), "{}", f.explanation);
+        assert!(
+            f.explanation.contains("1.5 s per question"),
+            "{}",
+            f.explanation
+        );
         assert!(f.evidence.contains("每题"), "{}", f.evidence);
         assert_eq!(f.window_end - f.window_start, 30_000_000);
         assert_eq!(out.features.height(), 3);
@@ -138,16 +151,35 @@ mod tests {
     #[test]
     fn boundaries_are_strict_on_time_and_inclusive_on_score() {
         let out = run(&[
-            quiz("u1", "c1", "q1", 0.0, 10, 30.0, 9.0, 10.0),  // exactly 3.0 s/q: not under
-            quiz("u2", "c1", "q1", 0.0, 10, 29.9, 9.0, 10.0),  // 2.99 s/q, exactly 90 %: fires
-            quiz("u3", "c1", "q1", 0.0, 10, 29.9, 8.9, 10.0),  // 89 %: not
+            quiz("u1", "c1", "q1", 0.0, 10, 30.0, 9.0, 10.0), // exactly 3.0 s/q: not under
+            quiz("u2", "c1", "q1", 0.0, 10, 29.9, 9.0, 10.0), // 2.99 s/q, exactly 90 %: fires
+            quiz("u3", "c1", "q1", 0.0, 10, 29.9, 8.9, 10.0), // 89 %: not
         ]);
-        assert_eq!(out.flags.iter().map(|f| f.user_id.as_str()).collect::<Vec<_>>(), ["u2"]);
+        assert_eq!(
+            out.flags
+                .iter()
+                .map(|f| f.user_id.as_str())
+                .collect::<Vec<_>>(),
+            ["u2"]
+        );
     }
 
     #[test]
     fn duplicates_and_order_do_not_matter() {
-        let ev: Vec<String> = (0..9).map(|i| quiz(&format!("u{i}"), "c1", "q1", i as f64, 10, 10.0 + i as f64, 10.0, 10.0)).collect();
+        let ev: Vec<String> = (0..9)
+            .map(|i| {
+                quiz(
+                    &format!("u{i}"),
+                    "c1",
+                    "q1",
+                    i as f64,
+                    10,
+                    10.0 + i as f64,
+                    10.0,
+                    10.0,
+                )
+            })
+            .collect();
         assert_eq!(run(&ev).flags, run(&shuffle_with_duplicates(&ev)).flags);
         assert_eq!(run(&ev).flags.len(), 9);
     }

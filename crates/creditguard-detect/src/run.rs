@@ -73,14 +73,25 @@ impl fmt::Display for JobsReport {
                 j.job,
                 j.feature_rows,
                 j.elapsed.as_secs_f64(),
-                if flags.is_empty() { "none".to_string() } else { flags.join(", ") }
+                if flags.is_empty() {
+                    "none".to_string()
+                } else {
+                    flags.join(", ")
+                }
             )?;
         }
-        write!(f, "  total flags {}, {:.2} s", self.total_flags(), self.elapsed.as_secs_f64())
+        write!(
+            f,
+            "  total flags {}, {:.2} s",
+            self.total_flags(),
+            self.elapsed.as_secs_f64()
+        )
     }
 }
 
-fn boxed(e: impl std::error::Error + Send + Sync + 'static) -> Box<dyn std::error::Error + Send + Sync> {
+fn boxed(
+    e: impl std::error::Error + Send + Sync + 'static,
+) -> Box<dyn std::error::Error + Send + Sync> {
     Box::new(e)
 }
 
@@ -88,7 +99,14 @@ fn boxed(e: impl std::error::Error + Send + Sync + 'static) -> Box<dyn std::erro
 /// `features/<job>/dt=D/part-0.parquet` and `results/flags/dt=D/part-0.parquet`, each replacing
 /// the day's previous partition in one step. When only some jobs run, the day's flags of the
 /// other detectors are kept as they were.
-pub fn run_jobs(lake: &Lake, catalog: &Catalog, cfg: &JobsConfig, from_day: i64, to_day: i64, run_id: &str) -> Result<JobsReport> {
+pub fn run_jobs(
+    lake: &Lake,
+    catalog: &Catalog,
+    cfg: &JobsConfig,
+    from_day: i64,
+    to_day: i64,
+    run_id: &str,
+) -> Result<JobsReport> {
     cfg.validate()?;
     if to_day < from_day {
         return Err(Error::Config(vec![format!(
@@ -98,9 +116,23 @@ pub fn run_jobs(lake: &Lake, catalog: &Catalog, cfg: &JobsConfig, from_day: i64,
         )]));
     }
     let start = Instant::now();
-    let enabled: Vec<&str> = DETECTORS.iter().copied().filter(|d| cfg.is_enabled(d)).collect();
-    let mut report = JobsReport { from_day, to_day, ..Default::default() };
-    report.jobs = enabled.iter().map(|j| JobReport { job: j.to_string(), ..Default::default() }).collect();
+    let enabled: Vec<&str> = DETECTORS
+        .iter()
+        .copied()
+        .filter(|d| cfg.is_enabled(d))
+        .collect();
+    let mut report = JobsReport {
+        from_day,
+        to_day,
+        ..Default::default()
+    };
+    report.jobs = enabled
+        .iter()
+        .map(|j| JobReport {
+            job: j.to_string(),
+            ..Default::default()
+        })
+        .collect();
     let mut a = from_day;
     while a <= to_day {
         let b = (a + cfg.batch_days as i64 - 1).min(to_day);
@@ -129,11 +161,21 @@ fn run_batch(
     report.load += t.elapsed();
     tracing::debug!(from = %format_day(a), to = %format_day(b), events = events.height(), "Events loaded.");
 
-    let needs_intervals = enabled.iter().any(|j| matches!(*j, "watch_time" | "course_switching" | "credit_burst"));
+    let needs_intervals = enabled
+        .iter()
+        .any(|j| matches!(*j, "watch_time" | "course_switching" | "credit_burst"));
     let t = Instant::now();
-    let iv = if needs_intervals { Some(watch_time::intervals(events.clone().lazy(), &cfg.watch_time).collect()?) } else { None };
+    let iv = if needs_intervals {
+        Some(watch_time::intervals(events.clone().lazy(), &cfg.watch_time).collect()?)
+    } else {
+        None
+    };
     report.intervals += t.elapsed();
-    let iv_lazy = || iv.clone().map(|d| d.lazy()).expect("intervals computed for the jobs that need them");
+    let iv_lazy = || {
+        iv.clone()
+            .map(|d| d.lazy())
+            .expect("intervals computed for the jobs that need them")
+    };
 
     let mut outputs: Vec<(&str, JobOutput)> = Vec::new();
     for (k, job) in enabled.iter().enumerate() {
@@ -142,10 +184,18 @@ fn run_batch(
             "watch_time" => {
                 let lookback = cfg.watch_time.coverage_lookback_days as i64;
                 let prior = prior_features(lake, "watch_time", a - 1 - lookback, a - 2)?;
-                watch_time::detect(iv_lazy(), watch_time::completions(events.clone().lazy()), prior, catalog, &cfg.watch_time)?
+                watch_time::detect(
+                    iv_lazy(),
+                    watch_time::completions(events.clone().lazy()),
+                    prior,
+                    catalog,
+                    &cfg.watch_time,
+                )?
             }
             "multi_login" => multi_login::detect(events.clone().lazy(), &cfg.multi_login)?,
-            "course_switching" => course_switching::detect(events.clone().lazy(), iv_lazy(), &cfg.course_switching)?,
+            "course_switching" => {
+                course_switching::detect(events.clone().lazy(), iv_lazy(), &cfg.course_switching)?
+            }
             "credit_burst" => {
                 let c = &cfg.credit_burst;
                 let claims = prepare(
@@ -153,8 +203,12 @@ fn run_batch(
                         .filter(col("event_type").eq(lit("course_complete"))),
                 );
                 let mut engaged = watch_time::engaged_daily(iv_lazy());
-                if let Some(prior) = prior_features(lake, "watch_time", a - 1 - c.support_days as i64, a - 2)? {
-                    let old = prior.group_by([col("user_id"), col("day")]).agg([col("engaged_s").sum()]);
+                if let Some(prior) =
+                    prior_features(lake, "watch_time", a - 1 - c.support_days as i64, a - 2)?
+                {
+                    let old = prior
+                        .group_by([col("user_id"), col("day")])
+                        .agg([col("engaged_s").sum()]);
                     engaged = concat([engaged, old], UnionArgs::default())?;
                 }
                 credit_burst::detect(watch_time::completions(claims), engaged, catalog, c)?
@@ -164,7 +218,12 @@ fn run_batch(
             other => unreachable!("validated job name {other}"),
         };
         report.jobs[k].elapsed += t.elapsed();
-        tracing::debug!(job, feature_rows = out.features.height(), flags = out.flags.len(), "Job computed.");
+        tracing::debug!(
+            job,
+            feature_rows = out.features.height(),
+            flags = out.flags.len(),
+            "Job computed."
+        );
         outputs.push((job, out));
     }
 
@@ -172,13 +231,21 @@ fn run_batch(
     let all_jobs = enabled.len() == DETECTORS.len();
     for day in a..=b {
         for (k, (job, out)) in outputs.iter().enumerate() {
-            let mut part = out.features.clone().lazy().filter(col("day").eq(lit(day))).collect()?;
+            let mut part = out
+                .features
+                .clone()
+                .lazy()
+                .filter(col("day").eq(lit(day)))
+                .collect()?;
             report.jobs[k].feature_rows += part.height();
             let table = format!("features/{job}");
             lake.replace_partition(&table, day, |dir| {
                 let path = dir.join("part-0.parquet");
                 let file = std::fs::File::create(&path).map_err(boxed)?;
-                ParquetWriter::new(file).with_compression(ParquetCompression::Zstd(None)).finish(&mut part).map_err(boxed)?;
+                ParquetWriter::new(file)
+                    .with_compression(ParquetCompression::Zstd(None))
+                    .finish(&mut part)
+                    .map_err(boxed)?;
                 Ok(())
             })?;
         }
@@ -186,12 +253,18 @@ fn run_batch(
         let mut flags: Vec<Flag> = if all_jobs {
             Vec::new()
         } else {
-            read_flags(lake, day)?.into_iter().filter(|f| !enabled.contains(&f.detector.as_str())).collect()
+            read_flags(lake, day)?
+                .into_iter()
+                .filter(|f| !enabled.contains(&f.detector.as_str()))
+                .collect()
         };
         for (k, (_, out)) in outputs.iter().enumerate() {
             for f in out.flags.iter().filter(|f| in_day(f)) {
                 *report.jobs[k].flags.entry(f.rule.clone()).or_default() += 1;
-                flags.push(Flag { run_id: run_id.to_string(), ..f.clone() });
+                flags.push(Flag {
+                    run_id: run_id.to_string(),
+                    ..f.clone()
+                });
             }
         }
         crate::flags::sort(&mut flags);
@@ -216,19 +289,31 @@ fn prior_features(lake: &Lake, job: &str, from: i64, to: i64) -> Result<Option<L
     if files.is_empty() {
         return Ok(None);
     }
-    let paths: Vec<PlRefPath> = files.iter().map(|p| PlRefPath::new(p.to_string_lossy().as_ref())).collect();
-    Ok(Some(LazyFrame::scan_parquet_files(paths.into_iter().collect(), ScanArgsParquet::default())?))
+    let paths: Vec<PlRefPath> = files
+        .iter()
+        .map(|p| PlRefPath::new(p.to_string_lossy().as_ref()))
+        .collect();
+    Ok(Some(LazyFrame::scan_parquet_files(
+        paths.into_iter().collect(),
+        ScanArgsParquet::default(),
+    )?))
 }
 
 /// The flags of one day as written in `results/flags/dt=D/`.
 pub fn read_flags(lake: &Lake, day: i64) -> Result<Vec<Flag>> {
     let mut out = Vec::new();
     for path in lake.partition_files("results/flags", day)? {
-        let file = std::fs::File::open(&path).map_err(|e| Error::Io { path: path.display().to_string(), source: e })?;
+        let file = std::fs::File::open(&path).map_err(|e| Error::Io {
+            path: path.display().to_string(),
+            source: e,
+        })?;
         let df = ParquetReader::new(file).finish()?;
         let df = df
             .lazy()
-            .with_columns([col("window_start").cast(DataType::Int64), col("window_end").cast(DataType::Int64)])
+            .with_columns([
+                col("window_start").cast(DataType::Int64),
+                col("window_end").cast(DataType::Int64),
+            ])
             .collect()?;
         let r = Rows(&df);
         let s = |n: &str| r.str(n);
@@ -243,7 +328,11 @@ pub fn read_flags(lake: &Lake, day: i64) -> Result<Vec<Flag>> {
             s("evidence")?,
             s("explanation")?,
         );
-        let (ws, we, sev) = (r.i64("window_start")?, r.i64("window_end")?, r.f64("severity")?);
+        let (ws, we, sev) = (
+            r.i64("window_start")?,
+            r.i64("window_end")?,
+            r.f64("severity")?,
+        );
         for i in 0..r.len() {
             out.push(Flag {
                 flag_id: id.get(i).unwrap_or_default().to_string(),
@@ -275,11 +364,15 @@ mod tests {
         let mut by_day: BTreeMap<i64, EventBatchBuilder> = BTreeMap::new();
         for (i, l) in lines.iter().enumerate() {
             let ev = parse_event(l.as_bytes()).unwrap();
-            by_day.entry(ev.ts_us.div_euclid(DAY_US)).or_default().push(&ev, "t", i as i64);
+            by_day
+                .entry(ev.ts_us.div_euclid(DAY_US))
+                .or_default()
+                .push(&ev, "t", i as i64);
         }
         for (day, mut b) in by_day {
             let batch = b.finish();
-            lake.write_parquet("events", day, name, batch.schema(), &[batch]).unwrap();
+            lake.write_parquet("events", day, name, batch.schema(), &[batch])
+                .unwrap();
         }
     }
 
@@ -311,15 +404,34 @@ mod tests {
         assert_eq!(r1.total_flags(), 5, "{r1}");
         let d0 = read_flags(&lake, day).unwrap();
         let d1 = read_flags(&lake, day + 1).unwrap();
-        assert_eq!(rules(&d0), ["quiz_speed.too_fast", "shared_device.many_accounts", "shared_device.many_accounts", "shared_device.many_accounts", "watch_time.background_playback"]);
+        assert_eq!(
+            rules(&d0),
+            [
+                "quiz_speed.too_fast",
+                "shared_device.many_accounts",
+                "shared_device.many_accounts",
+                "shared_device.many_accounts",
+                "watch_time.background_playback"
+            ]
+        );
         assert!(d1.is_empty(), "{d1:?}");
         assert!(d0.iter().all(|f| f.run_id == "run-1"));
         // Features of every job, every day.
         for job in DETECTORS {
-            assert_eq!(lake.partition_files(&format!("features/{job}"), day).unwrap().len(), 1, "{job}");
+            assert_eq!(
+                lake.partition_files(&format!("features/{job}"), day)
+                    .unwrap()
+                    .len(),
+                1,
+                "{job}"
+            );
         }
         // A re-run (and a re-delivery of every event) gives the same ids and nothing twice.
-        ingest(&lake, &events.iter().rev().cloned().collect::<Vec<_>>(), "part-b.parquet");
+        ingest(
+            &lake,
+            &events.iter().rev().cloned().collect::<Vec<_>>(),
+            "part-b.parquet",
+        );
         let days = |l: &Lake| (read_flags(l, day).unwrap(), read_flags(l, day + 1).unwrap());
         let (a0, _) = days(&lake);
         ingest(&lake, &events, "part-c.parquet");
@@ -330,7 +442,10 @@ mod tests {
         assert!(b1.is_empty());
         assert!(b0.iter().all(|f| f.run_id == "run-2"));
         // Running one job replaces only that detector's flags of the day.
-        let only_quiz = JobsConfig { enabled: vec!["quiz_speed".into()], ..JobsConfig::default() };
+        let only_quiz = JobsConfig {
+            enabled: vec!["quiz_speed".into()],
+            ..JobsConfig::default()
+        };
         run_jobs(&lake, &catalog(), &only_quiz, day, day, "run-3").unwrap();
         let c0 = read_flags(&lake, day).unwrap();
         assert_eq!(ids(&c0), ids(&b0));
@@ -344,11 +459,26 @@ mod tests {
         let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
         ingest(&lake, &cheats(), "part-a.parquet");
         let day = T0_US.div_euclid(DAY_US);
-        let one = JobsConfig { batch_days: 1, ..JobsConfig::default() };
+        let one = JobsConfig {
+            batch_days: 1,
+            ..JobsConfig::default()
+        };
         run_jobs(&lake, &catalog(), &one, day - 1, day + 2, "r").unwrap();
-        let a: Vec<Vec<Flag>> = (day - 1..=day + 2).map(|d| read_flags(&lake, d).unwrap()).collect();
-        run_jobs(&lake, &catalog(), &JobsConfig::default(), day - 1, day + 2, "r").unwrap();
-        let b: Vec<Vec<Flag>> = (day - 1..=day + 2).map(|d| read_flags(&lake, d).unwrap()).collect();
+        let a: Vec<Vec<Flag>> = (day - 1..=day + 2)
+            .map(|d| read_flags(&lake, d).unwrap())
+            .collect();
+        run_jobs(
+            &lake,
+            &catalog(),
+            &JobsConfig::default(),
+            day - 1,
+            day + 2,
+            "r",
+        )
+        .unwrap();
+        let b: Vec<Vec<Flag>> = (day - 1..=day + 2)
+            .map(|d| read_flags(&lake, d).unwrap())
+            .collect();
         assert_eq!(a, b);
         assert_eq!(a.iter().map(Vec::len).sum::<usize>(), 5);
     }

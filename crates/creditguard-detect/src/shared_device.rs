@@ -19,20 +19,36 @@ pub fn detect(events: LazyFrame, cfg: &SharedDeviceConfig) -> Result<JobOutput> 
     let types: Vec<&str> = cfg.event_types.iter().map(String::as_str).collect();
     let rows = events
         .filter(type_in(&types).and(col("device_id").is_not_null()))
-        .select([col("device_id"), col("user_id"), col("org_unit"), col("t"), day_of(col("t")).alias("day")]);
+        .select([
+            col("device_id"),
+            col("user_id"),
+            col("org_unit"),
+            col("t"),
+            day_of(col("t")).alias("day"),
+        ]);
     let features = rows
         .clone()
         .group_by([col("device_id"), col("day")])
         .agg([
-            col("user_id").n_unique().cast(DataType::Int64).alias("accounts"),
+            col("user_id")
+                .n_unique()
+                .cast(DataType::Int64)
+                .alias("accounts"),
             len().cast(DataType::Int64).alias("events"),
             col("t").min().alias("first_t"),
             col("t").max().alias("last_t"),
-            col("user_id").unique().sort(SortOptions::default()).alias("users"),
+            col("user_id")
+                .unique()
+                .sort(SortOptions::default())
+                .alias("users"),
         ])
         .sort(["device_id", "day"], crate::events::sort_opts())
         .collect()?;
-    let shared = features.clone().lazy().filter(col("accounts").gt_eq(lit(cfg.min_accounts as i64))).collect()?;
+    let shared = features
+        .clone()
+        .lazy()
+        .filter(col("accounts").gt_eq(lit(cfg.min_accounts as i64)))
+        .collect()?;
     // The org unit of each flagged account, for the flag rows.
     let orgs = rows
         .group_by([col("user_id")])
@@ -41,11 +57,19 @@ pub fn detect(events: LazyFrame, cfg: &SharedDeviceConfig) -> Result<JobOutput> 
     let org_of: std::collections::HashMap<String, String> = {
         let r = Rows(&orgs);
         let (u, o) = (r.str("user_id")?, r.str("org_unit")?);
-        (0..r.len()).filter_map(|i| Some((u.get(i)?.to_string(), o.get(i)?.to_string()))).collect()
+        (0..r.len())
+            .filter_map(|i| Some((u.get(i)?.to_string(), o.get(i)?.to_string())))
+            .collect()
     };
     let r = Rows(&shared);
-    let (dev, acc, n_ev, first, last, users) =
-        (r.str("device_id")?, r.i64("accounts")?, r.i64("events")?, r.i64("first_t")?, r.i64("last_t")?, r.list("users")?);
+    let (dev, acc, n_ev, first, last, users) = (
+        r.str("device_id")?,
+        r.i64("accounts")?,
+        r.i64("events")?,
+        r.i64("first_t")?,
+        r.i64("last_t")?,
+        r.list("users")?,
+    );
     let mut flags = Vec::new();
     let min = cfg.min_accounts as f64;
     for i in 0..r.len() {
@@ -107,17 +131,50 @@ mod tests {
         ]);
         let users: Vec<&str> = out.flags.iter().map(|f| f.user_id.as_str()).collect();
         assert_eq!(users, ["u1", "u2", "u3"]);
-        assert!(out.flags[0].evidence.contains(r#""users":["u1","u2","u3"]"#), "{}", out.flags[0].evidence);
+        assert!(
+            out.flags[0]
+                .evidence
+                .contains(r#""users":["u1","u2","u3"]"#),
+            "{}",
+            out.flags[0].evidence
+        );
         assert_eq!(out.flags[0].severity, 0.5);
     }
 
     #[test]
     fn shared_office_wifi_and_two_accounts_do_not() {
         // Ten colleagues behind one address, each on their own device; one device with two accounts.
-        let mut ev: Vec<String> =
-            (0..10).map(|i| act("login", &format!("u{i}"), &format!("s{i}"), &format!("pc{i}"), "203.0.113.7", i as f64, None)).collect();
-        ev.push(act("login", "u0", "s10", "shared-pc", "203.0.113.7", 100.0, None));
-        ev.push(act("login", "u1", "s11", "shared-pc", "203.0.113.7", 200.0, None));
+        let mut ev: Vec<String> = (0..10)
+            .map(|i| {
+                act(
+                    "login",
+                    &format!("u{i}"),
+                    &format!("s{i}"),
+                    &format!("pc{i}"),
+                    "203.0.113.7",
+                    i as f64,
+                    None,
+                )
+            })
+            .collect();
+        ev.push(act(
+            "login",
+            "u0",
+            "s10",
+            "shared-pc",
+            "203.0.113.7",
+            100.0,
+            None,
+        ));
+        ev.push(act(
+            "login",
+            "u1",
+            "s11",
+            "shared-pc",
+            "203.0.113.7",
+            200.0,
+            None,
+        ));
         let out = run(&ev);
         assert!(out.flags.is_empty(), "{:?}", out.flags);
         // The same device on two different days is two device-days of one account each.
@@ -131,7 +188,9 @@ mod tests {
 
     #[test]
     fn duplicates_and_order_do_not_matter() {
-        let ev: Vec<String> = (0..5).map(|i| checkin(&format!("u{i}"), "c1", "phone-1", i as f64)).collect();
+        let ev: Vec<String> = (0..5)
+            .map(|i| checkin(&format!("u{i}"), "c1", "phone-1", i as f64))
+            .collect();
         let a = run(&ev);
         assert_eq!(a.flags.len(), 5);
         assert_eq!(a.flags, run(&shuffle_with_duplicates(&ev)).flags);

@@ -24,7 +24,16 @@ fn id() -> String {
 
 /// A heartbeat at `t` seconds.
 #[allow(clippy::too_many_arguments)]
-pub fn hb(u: &str, s: &str, c: &str, l: &str, t: f64, pos: f64, playing: bool, visible: bool) -> String {
+pub fn hb(
+    u: &str,
+    s: &str,
+    c: &str,
+    l: &str,
+    t: f64,
+    pos: f64,
+    playing: bool,
+    visible: bool,
+) -> String {
     format!(
         r#"{{"event_id":"{}","type":"heartbeat","ts":"{}","user_id":"{u}","org_unit":"ou1","session_id":"{s}","device_id":"d-{s}","course_id":"{c}","lesson_id":"{l}","position_s":{pos},"playing":{playing},"visible":{visible}}}"#,
         id(),
@@ -74,8 +83,18 @@ pub fn complete_in(u: &str, ou: &str, c: &str, t: f64, credits: f64) -> String {
 
 /// Any session-bearing event with device, address and optional location.
 #[allow(clippy::too_many_arguments)]
-pub fn act(kind: &str, u: &str, s: &str, dev: &str, ip: &str, t: f64, geo: Option<(f64, f64)>) -> String {
-    let geo = geo.map(|(a, b)| format!(r#","geo_lat":{a},"geo_lon":{b}"#)).unwrap_or_default();
+pub fn act(
+    kind: &str,
+    u: &str,
+    s: &str,
+    dev: &str,
+    ip: &str,
+    t: f64,
+    geo: Option<(f64, f64)>,
+) -> String {
+    let geo = geo
+        .map(|(a, b)| format!(r#","geo_lat":{a},"geo_lon":{b}"#))
+        .unwrap_or_default();
     format!(
         r#"{{"event_id":"{}","type":"{kind}","ts":"{}","user_id":"{u}","org_unit":"ou1","session_id":"{s}","device_id":"{dev}","ip":"{ip}","course_id":"c1"{geo}}}"#,
         id(),
@@ -92,7 +111,16 @@ pub fn enter(u: &str, s: &str, c: &str, t: f64) -> String {
 }
 
 #[allow(clippy::too_many_arguments)]
-pub fn quiz(u: &str, c: &str, q: &str, t: f64, questions: i64, elapsed: f64, score: f64, max: f64) -> String {
+pub fn quiz(
+    u: &str,
+    c: &str,
+    q: &str,
+    t: f64,
+    questions: i64,
+    elapsed: f64,
+    score: f64,
+    max: f64,
+) -> String {
     format!(
         r#"{{"event_id":"{}","type":"quiz_submit","ts":"{}","user_id":"{u}","org_unit":"ou1","session_id":"s-{u}","course_id":"{c}","quiz_id":"{q}","score":{score},"max_score":{max},"questions":{questions},"elapsed_s":{elapsed}}}"#,
         id(),
@@ -112,16 +140,26 @@ pub fn checkin(u: &str, c: &str, dev: &str, t: f64) -> String {
 pub fn frame(lines: &[String]) -> DataFrame {
     let mut b = EventBatchBuilder::new();
     for (i, line) in lines.iter().enumerate() {
-        let ev = parse_event(line.as_bytes()).unwrap_or_else(|e| panic!("test event {line}: {}", e.reason));
+        let ev = parse_event(line.as_bytes())
+            .unwrap_or_else(|e| panic!("test event {line}: {}", e.reason));
         b.push(&ev, "test", i as i64);
     }
     let batch = b.finish();
     let mut buf = Vec::new();
     creditguard_lake::write_parquet_to(&mut buf, batch.schema(), &[batch]).unwrap();
-    let raw = ParquetReader::new(std::io::Cursor::new(buf)).finish().unwrap();
-    crate::events::prepare(raw.lazy().select(crate::events::COLUMNS.iter().map(|c| col(*c)).collect::<Vec<_>>()))
-        .collect()
-        .unwrap()
+    let raw = ParquetReader::new(std::io::Cursor::new(buf))
+        .finish()
+        .unwrap();
+    crate::events::prepare(
+        raw.lazy().select(
+            crate::events::COLUMNS
+                .iter()
+                .map(|c| col(*c))
+                .collect::<Vec<_>>(),
+        ),
+    )
+    .collect()
+    .unwrap()
 }
 
 /// The same events reordered (reversed, then interleaved) with every third one delivered twice.

@@ -37,8 +37,15 @@ use crate::flags::{dur, dur_zh, hhmm, list_strings, r3, ramp, sort, Draft, Rows}
 use crate::{JobOutput, Result};
 
 /// Event types that drive a lesson stream.
-pub const MEDIA_TYPES: [&str; 7] =
-    ["heartbeat", "video_play", "video_pause", "video_ended", "video_seek", "video_rate", "visibility"];
+pub const MEDIA_TYPES: [&str; 7] = [
+    "heartbeat",
+    "video_play",
+    "video_pause",
+    "video_ended",
+    "video_seek",
+    "video_rate",
+    "visibility",
+];
 
 const STREAM: [&str; 4] = ["user_id", "session_id", "course_id", "lesson_id"];
 const LESSON_DAY: [&str; 4] = ["user_id", "course_id", "lesson_id", "day"];
@@ -60,25 +67,33 @@ pub fn intervals(events: LazyFrame, cfg: &WatchTimeConfig) -> LazyFrame {
     let ffill = |e: Expr| e.fill_null_with_strategy(FillNullStrategy::Forward(None));
     // Forward fill inside runs: the first row of each run is made non-null, so a plain forward
     // fill over the sorted frame never carries a value into the next run.
-    let fill_in_run = |raw: Expr, run_start: Expr, default: Expr| ffill(when(run_start.and(raw.clone().is_null())).then(default).otherwise(raw));
+    let fill_in_run = |raw: Expr, run_start: Expr, default: Expr| {
+        ffill(
+            when(run_start.and(raw.clone().is_null()))
+                .then(default)
+                .otherwise(raw),
+        )
+    };
 
-    let media = events.filter(type_in(&MEDIA_TYPES).and(col("session_id").is_not_null())).select([
-        col("user_id"),
-        col("org_unit"),
-        col("session_id"),
-        col("course_id"),
-        col("lesson_id"),
-        col("t"),
-        col("event_id"),
-        col("event_type"),
-        col("position_s"),
-        col("duration_s"),
-        col("playing"),
-        col("visible"),
-        col("muted"),
-        col("seek_from_s"),
-        col("seek_to_s"),
-    ]);
+    let media = events
+        .filter(type_in(&MEDIA_TYPES).and(col("session_id").is_not_null()))
+        .select([
+            col("user_id"),
+            col("org_unit"),
+            col("session_id"),
+            col("course_id"),
+            col("lesson_id"),
+            col("t"),
+            col("event_id"),
+            col("event_type"),
+            col("position_s"),
+            col("duration_s"),
+            col("playing"),
+            col("visible"),
+            col("muted"),
+            col("seek_from_s"),
+            col("seek_to_s"),
+        ]);
 
     // Visibility events may lack the lesson: give them the session's latest lesson.
     let session_start = same_as_prev(&["user_id", "session_id"]).not();
@@ -89,12 +104,29 @@ pub fn intervals(events: LazyFrame, cfg: &WatchTimeConfig) -> LazyFrame {
             fill_in_run(col("course_id"), col("_ss"), lit("")).alias("course_id"),
             fill_in_run(col("lesson_id"), col("_ss"), lit("")).alias("lesson_id"),
         ])
-        .filter(col("lesson_id").neq(lit("")).and(col("course_id").neq(lit(""))));
+        .filter(
+            col("lesson_id")
+                .neq(lit(""))
+                .and(col("course_id").neq(lit(""))),
+        );
 
     let is = |t: &str| col("event_type").eq(lit(t));
     let stream = filled
-        .sort(["user_id", "session_id", "course_id", "lesson_id", "t", "event_id"], sort_opts())
-        .with_columns([same_as_prev(&STREAM).not().alias("_start"), same_as_next(&STREAM).alias("_cont_next")])
+        .sort(
+            [
+                "user_id",
+                "session_id",
+                "course_id",
+                "lesson_id",
+                "t",
+                "event_id",
+            ],
+            sort_opts(),
+        )
+        .with_columns([
+            same_as_prev(&STREAM).not().alias("_start"),
+            same_as_next(&STREAM).alias("_cont_next"),
+        ])
         .with_columns([
             when(is("video_play"))
                 .then(lit(true))
@@ -104,10 +136,22 @@ pub fn intervals(events: LazyFrame, cfg: &WatchTimeConfig) -> LazyFrame {
                 .then(col("playing"))
                 .otherwise(null_bool())
                 .alias("_playing_raw"),
-            when(is("heartbeat").or(is("visibility"))).then(col("visible")).otherwise(null_bool()).alias("_visible_raw"),
-            when(is("heartbeat")).then(col("muted")).otherwise(null_bool()).alias("_muted_raw"),
-            when(is("video_seek")).then(col("seek_to_s")).otherwise(col("position_s")).alias("_pos_after"),
-            when(is("video_seek")).then(col("seek_from_s")).otherwise(col("position_s")).alias("_pos_before"),
+            when(is("heartbeat").or(is("visibility")))
+                .then(col("visible"))
+                .otherwise(null_bool())
+                .alias("_visible_raw"),
+            when(is("heartbeat"))
+                .then(col("muted"))
+                .otherwise(null_bool())
+                .alias("_muted_raw"),
+            when(is("video_seek"))
+                .then(col("seek_to_s"))
+                .otherwise(col("position_s"))
+                .alias("_pos_after"),
+            when(is("video_seek"))
+                .then(col("seek_from_s"))
+                .otherwise(col("position_s"))
+                .alias("_pos_before"),
         ])
         .with_columns([
             fill_in_run(col("_playing_raw"), col("_start"), lit(false)).alias("playing"),
@@ -115,7 +159,9 @@ pub fn intervals(events: LazyFrame, cfg: &WatchTimeConfig) -> LazyFrame {
             fill_in_run(col("_muted_raw"), col("_start"), lit(false)).alias("muted"),
             fill_in_run(col("_pos_after"), col("_start"), lit(NO_POS)).alias("_anchor_pos"),
             fill_in_run(
-                when(col("_pos_after").is_not_null()).then(col("t")).otherwise(lit(NULL).cast(DataType::Int64)),
+                when(col("_pos_after").is_not_null())
+                    .then(col("t"))
+                    .otherwise(lit(NULL).cast(DataType::Int64)),
                 col("_start"),
                 col("t"),
             )
@@ -126,44 +172,64 @@ pub fn intervals(events: LazyFrame, cfg: &WatchTimeConfig) -> LazyFrame {
                 .alias("_dt_us"),
         ])
         .with_columns([
-            when(col("_dt_us").gt(lit(max_gap_us))).then(lit(0.0)).otherwise(secs(col("_dt_us"))).alias("_dt_s"),
+            when(col("_dt_us").gt(lit(max_gap_us)))
+                .then(lit(0.0))
+                .otherwise(secs(col("_dt_us")))
+                .alias("_dt_s"),
             // The advance from the previous anchor (position-bearing event) to this event.
             secs(col("t") - col("_anchor_t").shift(lit(1))).alias("wall_s"),
             (col("_pos_before") - col("_anchor_pos").shift(lit(1))).alias("adv_s"),
             col("_anchor_pos").shift(lit(1)).alias("_from"),
             col("playing").shift(lit(1)).alias("_was_playing"),
         ])
-        .with_columns([
-            col("_start")
-                .not()
-                .and(col("_pos_before").is_not_null())
-                .and(col("_from").gt(lit(NO_POS / 2.0)))
-                .and(col("_was_playing"))
-                .and(col("wall_s").gt(lit(0.0)))
-                .and(col("wall_s").lt_eq(lit(cfg.max_gap_s)))
-                .fill_null(lit(false))
-                .alias("_pair"),
-        ])
+        .with_columns([col("_start")
+            .not()
+            .and(col("_pos_before").is_not_null())
+            .and(col("_from").gt(lit(NO_POS / 2.0)))
+            .and(col("_was_playing"))
+            .and(col("wall_s").gt(lit(0.0)))
+            .and(col("wall_s").lt_eq(lit(cfg.max_gap_s)))
+            .fill_null(lit(false))
+            .alias("_pair")])
         .with_columns([
             when(col("_pair").and(col("wall_s").gt_eq(lit(cfg.min_interval_s))))
                 .then(col("adv_s") / col("wall_s"))
                 .otherwise(null_f64())
                 .alias("rate"),
-            when(col("_pair").and(col("adv_s").gt(lit(0.0))).and(col("adv_s").lt_eq(col("wall_s") * lit(fast_rate))))
-                .then(col("_from"))
-                .otherwise(null_f64())
-                .alias("range_from"),
+            when(
+                col("_pair")
+                    .and(col("adv_s").gt(lit(0.0)))
+                    .and(col("adv_s").lt_eq(col("wall_s") * lit(fast_rate))),
+            )
+            .then(col("_from"))
+            .otherwise(null_f64())
+            .alias("range_from"),
         ])
         .with_columns([
-            when(col("range_from").is_not_null()).then(col("_pos_before")).otherwise(null_f64()).alias("range_to"),
-            when(col("rate").gt(lit(fast_rate))).then(col("wall_s")).otherwise(lit(0.0)).alias("fast_s"),
-            when(col("playing")).then(col("_dt_s")).otherwise(lit(0.0)).alias("play_s"),
+            when(col("range_from").is_not_null())
+                .then(col("_pos_before"))
+                .otherwise(null_f64())
+                .alias("range_to"),
+            when(col("rate").gt(lit(fast_rate)))
+                .then(col("wall_s"))
+                .otherwise(lit(0.0))
+                .alias("fast_s"),
+            when(col("playing"))
+                .then(col("_dt_s"))
+                .otherwise(lit(0.0))
+                .alias("play_s"),
             when(col("playing").and(col("visible")).and(col("muted").not()))
                 .then(col("_dt_s"))
                 .otherwise(lit(0.0))
                 .alias("engaged_s"),
-            when(col("playing").and(col("visible").not())).then(col("_dt_s")).otherwise(lit(0.0)).alias("hidden_s"),
-            when(col("playing").and(col("muted"))).then(col("_dt_s")).otherwise(lit(0.0)).alias("muted_s"),
+            when(col("playing").and(col("visible").not()))
+                .then(col("_dt_s"))
+                .otherwise(lit(0.0))
+                .alias("hidden_s"),
+            when(col("playing").and(col("muted")))
+                .then(col("_dt_s"))
+                .otherwise(lit(0.0))
+                .alias("muted_s"),
             day_of(col("t")).alias("day"),
         ]);
     stream.select([
@@ -240,7 +306,13 @@ pub fn union_ranges(ranges: LazyFrame, keys: &[&str]) -> PolarsResult<LazyFrame>
     group.push(col("_seg"));
     Ok(ranges
         .sort(by, sort_opts())
-        .with_column(col("to").cum_max(false).shift(lit(1)).over(key_exprs.clone())?.alias("_prev_max"))
+        .with_column(
+            col("to")
+                .cum_max(false)
+                .shift(lit(1))
+                .over(key_exprs.clone())?
+                .alias("_prev_max"),
+        )
         .with_column(
             col("_prev_max")
                 .is_null()
@@ -257,14 +329,27 @@ pub fn union_ranges(ranges: LazyFrame, keys: &[&str]) -> PolarsResult<LazyFrame>
 /// The `watch_time` features (see the module docs) of [`intervals`].
 pub fn features(intervals: LazyFrame) -> PolarsResult<LazyFrame> {
     let key_exprs: Vec<Expr> = LESSON_DAY.iter().map(|k| col(*k)).collect();
-    let covered = union_ranges(chains(intervals.clone()).select([col("user_id"), col("course_id"), col("lesson_id"), col("day"), col("from"), col("to")]), &LESSON_DAY)?
-        .sort(["user_id", "course_id", "lesson_id", "day", "from"], sort_opts())
-        .group_by(key_exprs.clone())
-        .agg([
-            (col("to") - col("from")).sum().alias("covered_s"),
-            col("from").alias("seg_from"),
-            col("to").alias("seg_to"),
-        ]);
+    let covered = union_ranges(
+        chains(intervals.clone()).select([
+            col("user_id"),
+            col("course_id"),
+            col("lesson_id"),
+            col("day"),
+            col("from"),
+            col("to"),
+        ]),
+        &LESSON_DAY,
+    )?
+    .sort(
+        ["user_id", "course_id", "lesson_id", "day", "from"],
+        sort_opts(),
+    )
+    .group_by(key_exprs.clone())
+    .agg([
+        (col("to") - col("from")).sum().alias("covered_s"),
+        col("from").alias("seg_from"),
+        col("to").alias("seg_to"),
+    ]);
     let agg = intervals.group_by(key_exprs.clone()).agg([
         col("org_unit").drop_nulls().first().alias("org_unit"),
         col("play_s").sum(),
@@ -278,7 +363,12 @@ pub fn features(intervals: LazyFrame) -> PolarsResult<LazyFrame> {
         col("t").max().alias("last_t"),
     ]);
     Ok(agg
-        .join(covered, key_exprs.clone(), key_exprs, JoinArgs::new(JoinType::Left))
+        .join(
+            covered,
+            key_exprs.clone(),
+            key_exprs,
+            JoinArgs::new(JoinType::Left),
+        )
         .with_columns([
             col("covered_s").fill_null(lit(0.0)),
             when(col("play_s").gt(lit(0.0)))
@@ -312,19 +402,29 @@ pub fn features(intervals: LazyFrame) -> PolarsResult<LazyFrame> {
 /// `course_complete` rows of the events: `event_id`, `user_id`, `org_unit`, `course_id`, `t`,
 /// `credits`, `category`.
 pub fn completions(events: LazyFrame) -> LazyFrame {
-    events.filter(col("event_type").eq(lit("course_complete")).and(col("course_id").is_not_null())).select([
-        col("event_id"),
-        col("user_id"),
-        col("org_unit"),
-        col("course_id"),
-        col("t"),
-        col("credits"),
-        col("category"),
-    ])
+    events
+        .filter(
+            col("event_type")
+                .eq(lit("course_complete"))
+                .and(col("course_id").is_not_null()),
+        )
+        .select([
+            col("event_id"),
+            col("user_id"),
+            col("org_unit"),
+            col("course_id"),
+            col("t"),
+            col("credits"),
+            col("category"),
+        ])
 }
 
 /// Runs `watch_time` from the events alone (no earlier features): [`intervals`], then [`detect`].
-pub fn detect_events(events: LazyFrame, catalog: &Catalog, cfg: &WatchTimeConfig) -> Result<JobOutput> {
+pub fn detect_events(
+    events: LazyFrame,
+    catalog: &Catalog,
+    cfg: &WatchTimeConfig,
+) -> Result<JobOutput> {
     let iv = intervals(events.clone(), cfg).collect()?;
     detect(iv.lazy(), completions(events), None, catalog, cfg)
 }
@@ -348,14 +448,22 @@ pub fn detect(
     Ok(JobOutput { features, flags })
 }
 
-fn course_day_rules(features: &DataFrame, cfg: &WatchTimeConfig, out: &mut Vec<Draft>) -> Result<()> {
+fn course_day_rules(
+    features: &DataFrame,
+    cfg: &WatchTimeConfig,
+    out: &mut Vec<Draft>,
+) -> Result<()> {
     let fast_rate = cfg.max_rate * (1.0 + cfg.rate_tolerance);
     let ucd = [col("user_id"), col("course_id"), col("day")];
     // Background playback: lessons over the thresholds, one flag per course and day.
     let bg = features
         .clone()
         .lazy()
-        .filter(col("play_s").gt_eq(lit(cfg.min_play_s)).and(col("hidden_share").gt_eq(lit(cfg.hidden_share))))
+        .filter(
+            col("play_s")
+                .gt_eq(lit(cfg.min_play_s))
+                .and(col("hidden_share").gt_eq(lit(cfg.hidden_share))),
+        )
         .group_by(ucd.clone())
         .agg([
             col("org_unit").drop_nulls().first(),
@@ -364,7 +472,10 @@ fn course_day_rules(features: &DataFrame, cfg: &WatchTimeConfig, out: &mut Vec<D
             col("engaged_s").sum(),
             col("muted_s").sum(),
             col("hidden_share").max().alias("max_lesson_share"),
-            col("lesson_id").unique().sort(SortOptions::default()).alias("lessons"),
+            col("lesson_id")
+                .unique()
+                .sort(SortOptions::default())
+                .alias("lessons"),
             col("first_t").min(),
             col("last_t").max(),
         ])
@@ -372,7 +483,12 @@ fn course_day_rules(features: &DataFrame, cfg: &WatchTimeConfig, out: &mut Vec<D
         .sort(["user_id", "course_id", "day"], sort_opts())
         .collect()?;
     let r = Rows(&bg);
-    let (user, org, course, lessons) = (r.str("user_id")?, r.str("org_unit")?, r.str("course_id")?, r.list("lessons")?);
+    let (user, org, course, lessons) = (
+        r.str("user_id")?,
+        r.str("org_unit")?,
+        r.str("course_id")?,
+        r.list("lessons")?,
+    );
     let (play, hidden, engaged, muted, share, max_share) = (
         r.f64("play_s")?,
         r.f64("hidden_s")?,
@@ -384,11 +500,20 @@ fn course_day_rules(features: &DataFrame, cfg: &WatchTimeConfig, out: &mut Vec<D
     let (first, last) = (r.i64("first_t")?, r.i64("last_t")?);
     for i in 0..r.len() {
         let c = course.get(i).unwrap_or_default().to_string();
-        let (p, h, e, m) = (play.get(i).unwrap_or(0.0), hidden.get(i).unwrap_or(0.0), engaged.get(i).unwrap_or(0.0), muted.get(i).unwrap_or(0.0));
+        let (p, h, e, m) = (
+            play.get(i).unwrap_or(0.0),
+            hidden.get(i).unwrap_or(0.0),
+            engaged.get(i).unwrap_or(0.0),
+            muted.get(i).unwrap_or(0.0),
+        );
         let (ws, we) = (first.get(i).unwrap_or(0), last.get(i).unwrap_or(0));
         let (sh, msh) = (share.get(i).unwrap_or(0.0), max_share.get(i).unwrap_or(0.0));
         let ls = list_strings(lessons, i);
-        let excess = if cfg.hidden_share < 1.0 { (msh - cfg.hidden_share) / (1.0 - cfg.hidden_share) } else { 1.0 };
+        let excess = if cfg.hidden_share < 1.0 {
+            (msh - cfg.hidden_share) / (1.0 - cfg.hidden_share)
+        } else {
+            1.0
+        };
         // Long background play weighs more than a lesson that barely reaches min_play_s.
         let sev = ramp(excess) * (0.75 + 0.25 * (p / (4.0 * cfg.min_play_s)).min(1.0));
         out.push(Draft {
@@ -429,7 +554,11 @@ fn course_day_rules(features: &DataFrame, cfg: &WatchTimeConfig, out: &mut Vec<D
             col("play_s").sum(),
             col("fast_s").sum(),
             col("max_rate").max(),
-            col("lesson_id").filter(col("fast_s").gt(lit(0.0))).unique().sort(SortOptions::default()).alias("lessons"),
+            col("lesson_id")
+                .filter(col("fast_s").gt(lit(0.0)))
+                .unique()
+                .sort(SortOptions::default())
+                .alias("lessons"),
             col("first_t").min(),
             col("last_t").max(),
         ])
@@ -437,7 +566,12 @@ fn course_day_rules(features: &DataFrame, cfg: &WatchTimeConfig, out: &mut Vec<D
         .sort(["user_id", "course_id", "day"], sort_opts())
         .collect()?;
     let r = Rows(&fast);
-    let (user, org, course, lessons) = (r.str("user_id")?, r.str("org_unit")?, r.str("course_id")?, r.list("lessons")?);
+    let (user, org, course, lessons) = (
+        r.str("user_id")?,
+        r.str("org_unit")?,
+        r.str("course_id")?,
+        r.list("lessons")?,
+    );
     let (play, fs, maxr) = (r.f64("play_s")?, r.f64("fast_s")?, r.f64("max_rate")?);
     let (first, last) = (r.i64("first_t")?, r.i64("last_t")?);
     for i in 0..r.len() {
@@ -446,7 +580,8 @@ fn course_day_rules(features: &DataFrame, cfg: &WatchTimeConfig, out: &mut Vec<D
         let (ws, we) = (first.get(i).unwrap_or(0), last.get(i).unwrap_or(0));
         let mr = maxr.get(i).unwrap_or(fast_rate);
         let ls = list_strings(lessons, i);
-        let sev = ramp((mr - fast_rate) / cfg.max_rate) * (0.75 + 0.25 * (f / (10.0 * cfg.min_fast_s)).min(1.0));
+        let sev = ramp((mr - fast_rate) / cfg.max_rate)
+            * (0.75 + 0.25 * (f / (10.0 * cfg.min_fast_s)).min(1.0));
         out.push(Draft {
             rule: "watch_time.speed",
             user_id: user.get(i).unwrap_or_default().to_string(),
@@ -488,15 +623,36 @@ fn low_coverage(
     if done.height() == 0 {
         return Ok(());
     }
-    let pairs = done.clone().lazy().select([col("user_id"), col("course_id")]).unique(None, UniqueKeepStrategy::Any);
+    let pairs = done
+        .clone()
+        .lazy()
+        .select([col("user_id"), col("course_id")])
+        .unique(None, UniqueKeepStrategy::Any);
     let uc = [col("user_id"), col("course_id")];
     // What was covered, with the time it was covered by: this period's chains, earlier days'
     // feature segments (as of the end of their day).
     let mut ranges = chains(intervals.clone())
-        .join(pairs.clone(), uc.clone(), uc.clone(), JoinArgs::new(JoinType::Semi))
-        .select([col("user_id"), col("course_id"), col("lesson_id"), col("t"), col("from"), col("to")]);
+        .join(
+            pairs.clone(),
+            uc.clone(),
+            uc.clone(),
+            JoinArgs::new(JoinType::Semi),
+        )
+        .select([
+            col("user_id"),
+            col("course_id"),
+            col("lesson_id"),
+            col("t"),
+            col("from"),
+            col("to"),
+        ]);
     let mut durations = intervals
-        .join(pairs.clone(), uc.clone(), uc.clone(), JoinArgs::new(JoinType::Semi))
+        .join(
+            pairs.clone(),
+            uc.clone(),
+            uc.clone(),
+            JoinArgs::new(JoinType::Semi),
+        )
         .group_by([col("user_id"), col("course_id"), col("lesson_id")])
         .agg([col("duration_s").max()]);
     if let Some(prior) = prior {
@@ -511,10 +667,21 @@ fn low_coverage(
                 col("seg_from").alias("from"),
                 col("seg_to").alias("to"),
             ])
-            .explode(cols(["from", "to"]), ExplodeOptions { empty_as_null: false, keep_nulls: false })
+            .explode(
+                cols(["from", "to"]),
+                ExplodeOptions {
+                    empty_as_null: false,
+                    keep_nulls: false,
+                },
+            )
             .filter(col("from").is_not_null());
         ranges = concat([ranges, old], UnionArgs::default())?;
-        let old_dur = prior.select([col("user_id"), col("course_id"), col("lesson_id"), col("duration_s")]);
+        let old_dur = prior.select([
+            col("user_id"),
+            col("course_id"),
+            col("lesson_id"),
+            col("duration_s"),
+        ]);
         durations = concat([durations, old_dur], UnionArgs::default())?
             .group_by([col("user_id"), col("course_id"), col("lesson_id")])
             .agg([col("duration_s").max()]);
@@ -523,27 +690,62 @@ fn low_coverage(
     let per_completion = done
         .clone()
         .lazy()
-        .select([col("event_id"), col("user_id"), col("course_id"), col("t").alias("t_done")])
-        .join(ranges, uc.clone(), uc.clone(), JoinArgs::new(JoinType::Inner))
+        .select([
+            col("event_id"),
+            col("user_id"),
+            col("course_id"),
+            col("t").alias("t_done"),
+        ])
+        .join(
+            ranges,
+            uc.clone(),
+            uc.clone(),
+            JoinArgs::new(JoinType::Inner),
+        )
         .filter(col("t").lt_eq(col("t_done")))
         .select([col("event_id"), col("lesson_id"), col("from"), col("to")]);
     let covered = union_ranges(per_completion, &["event_id", "lesson_id"])?
         .group_by([col("event_id"), col("lesson_id")])
         .agg([(col("to") - col("from")).sum().alias("covered_s")])
         .group_by([col("event_id")])
-        .agg([col("covered_s").sum(), col("lesson_id").n_unique().cast(DataType::Int64).alias("lessons_watched")]);
-    let lesson_total = durations.group_by(uc.clone()).agg([col("duration_s").sum().alias("lessons_duration_s")]);
+        .agg([
+            col("covered_s").sum(),
+            col("lesson_id")
+                .n_unique()
+                .cast(DataType::Int64)
+                .alias("lessons_watched"),
+        ]);
+    let lesson_total = durations
+        .group_by(uc.clone())
+        .agg([col("duration_s").sum().alias("lessons_duration_s")]);
     let judged = done
         .lazy()
-        .join(covered, [col("event_id")], [col("event_id")], JoinArgs::new(JoinType::Left))
+        .join(
+            covered,
+            [col("event_id")],
+            [col("event_id")],
+            JoinArgs::new(JoinType::Left),
+        )
         .join(lesson_total, uc.clone(), uc, JoinArgs::new(JoinType::Left))
-        .with_columns([col("covered_s").fill_null(lit(0.0)), col("lessons_watched").fill_null(lit(0i64))])
+        .with_columns([
+            col("covered_s").fill_null(lit(0.0)),
+            col("lessons_watched").fill_null(lit(0i64)),
+        ])
         .sort(["user_id", "t", "event_id"], sort_opts())
         .collect()?;
     let r = Rows(&judged);
-    let (ev, user, org, course) = (r.str("event_id")?, r.str("user_id")?, r.str("org_unit")?, r.str("course_id")?);
-    let (t, covered, lessons_dur, watched) =
-        (r.i64("t")?, r.f64("covered_s")?, r.f64("lessons_duration_s")?, r.i64("lessons_watched")?);
+    let (ev, user, org, course) = (
+        r.str("event_id")?,
+        r.str("user_id")?,
+        r.str("org_unit")?,
+        r.str("course_id")?,
+    );
+    let (t, covered, lessons_dur, watched) = (
+        r.i64("t")?,
+        r.f64("covered_s")?,
+        r.f64("lessons_duration_s")?,
+        r.i64("lessons_watched")?,
+    );
     for i in 0..r.len() {
         let c = course.get(i).unwrap_or_default();
         let entry = catalog.course(c);
@@ -552,7 +754,9 @@ fn low_coverage(
             (None, Some(d)) if d > 0.0 => (d, "player"),
             _ => continue, // Nothing says how long the course is: coverage cannot be judged.
         };
-        let need = entry.map(|e| e.min_watch_ratio).unwrap_or(cfg.default_min_watch_ratio);
+        let need = entry
+            .map(|e| e.min_watch_ratio)
+            .unwrap_or(cfg.default_min_watch_ratio);
         let cov = covered.get(i).unwrap_or(0.0);
         let ratio = (cov / duration).min(1.0);
         if ratio >= need || need <= 0.0 {
@@ -592,7 +796,9 @@ fn low_coverage(
 
 /// Engaged seconds per user and day, from [`intervals`]: `user_id`, `day`, `engaged_s`.
 pub fn engaged_daily(intervals: LazyFrame) -> LazyFrame {
-    intervals.group_by([col("user_id"), col("day")]).agg([col("engaged_s").sum()])
+    intervals
+        .group_by([col("user_id"), col("day")])
+        .agg([col("engaged_s").sum()])
 }
 
 #[cfg(test)]
@@ -606,7 +812,17 @@ mod tests {
     }
 
     /// Heartbeats every `step` s from `t0` for `n` beats, position advancing `rate`× wall time.
-    fn beats(u: &str, s: &str, c: &str, l: &str, t0: f64, n: usize, step: f64, rate: f64, visible: bool) -> Vec<String> {
+    fn beats(
+        u: &str,
+        s: &str,
+        c: &str,
+        l: &str,
+        t0: f64,
+        n: usize,
+        step: f64,
+        rate: f64,
+        visible: bool,
+    ) -> Vec<String> {
         (0..n)
             .map(|k| {
                 let t = t0 + k as f64 * step;
@@ -622,41 +838,79 @@ mod tests {
         assert_eq!(rules(&bg.flags), ["watch_time.background_playback"]);
         let f = &bg.flags[0];
         assert!(f.severity > 0.9, "{f:?}");
-        assert!(f.evidence.contains("\"hidden_share\":1.0"), "{}", f.evidence);
-        assert!(f.explanation.contains("100% of it in a hidden page"), "{}", f.explanation);
+        assert!(
+            f.evidence.contains("\"hidden_share\":1.0"),
+            "{}",
+            f.evidence
+        );
+        assert!(
+            f.explanation.contains("100% of it in a hidden page"),
+            "{}",
+            f.explanation
+        );
         // 20 min playing with a 2-minute tab switch in the middle: share 0.1. The visibility
         // events carry no lesson: they apply to the session's current one.
         let mut ev: Vec<String> = (0..61)
             .map(|k| {
                 let t = k as f64 * 20.0;
-                hb("u2", "s2", "c1", "l1", t, t, true, !(600.0..720.0).contains(&t))
+                hb(
+                    "u2",
+                    "s2",
+                    "c1",
+                    "l1",
+                    t,
+                    t,
+                    true,
+                    !(600.0..720.0).contains(&t),
+                )
             })
             .collect();
         ev.push(vis("u2", "s2", 601.0, false));
         ev.push(vis("u2", "s2", 721.0, true));
         let out = run(&ev);
         assert!(out.flags.is_empty(), "{:?}", out.flags);
-        let hidden: f64 = out.features.column("hidden_s").unwrap().f64().unwrap().sum().unwrap();
+        let hidden: f64 = out
+            .features
+            .column("hidden_s")
+            .unwrap()
+            .f64()
+            .unwrap()
+            .sum()
+            .unwrap();
         assert!((hidden - 120.0).abs() < 1e-6, "{hidden}");
     }
 
     #[test]
     fn background_playback_boundaries() {
         // Exactly 300 s of play (16 beats 20 s apart = 15 intervals), all hidden: fires.
-        assert_eq!(rules(&run(&beats("u1", "s1", "c1", "l1", 0.0, 16, 20.0, 1.0, false)).flags), ["watch_time.background_playback"]);
+        assert_eq!(
+            rules(&run(&beats("u1", "s1", "c1", "l1", 0.0, 16, 20.0, 1.0, false)).flags),
+            ["watch_time.background_playback"]
+        );
         // 280 s: does not.
-        assert!(run(&beats("u1", "s1", "c1", "l1", 0.0, 15, 20.0, 1.0, false)).flags.is_empty());
+        assert!(
+            run(&beats("u1", "s1", "c1", "l1", 0.0, 15, 20.0, 1.0, false))
+                .flags
+                .is_empty()
+        );
         // Gaps beyond max_gap_s count as nothing: 10 beats 120 s apart are 0 s of play.
         let out = run(&beats("u1", "s1", "c1", "l1", 0.0, 10, 120.0, 1.0, false));
         assert!(out.flags.is_empty());
-        assert_eq!(out.features.column("play_s").unwrap().f64().unwrap().sum(), Some(0.0));
+        assert_eq!(
+            out.features.column("play_s").unwrap().f64().unwrap().sum(),
+            Some(0.0)
+        );
     }
 
     #[test]
     fn speed_fires_at_4x_not_at_1_5x_or_2x() {
         let fast = run(&beats("u1", "s1", "c1", "l1", 0.0, 31, 20.0, 4.0, true));
         assert_eq!(rules(&fast.flags), ["watch_time.speed"]);
-        assert!(fast.flags[0].evidence.contains("\"max_rate\":4.0"), "{}", fast.flags[0].evidence);
+        assert!(
+            fast.flags[0].evidence.contains("\"max_rate\":4.0"),
+            "{}",
+            fast.flags[0].evidence
+        );
         for rate in [1.5, 2.0, 2.09] {
             let out = run(&beats("u1", "s1", "c1", "l1", 0.0, 31, 20.0, rate, true));
             assert!(out.flags.is_empty(), "rate {rate}: {:?}", out.flags);
@@ -664,9 +918,27 @@ mod tests {
         // Past the tolerance (2.3×), but only for 20 s of wall time (< min_fast_s 30): no flag;
         // for 40 s: a flag.
         let mut ev = beats("u1", "s1", "c1", "l1", 0.0, 10, 20.0, 1.0, true);
-        ev.push(hb("u1", "s1", "c1", "l1", 200.0, 180.0 + 20.0 * 2.3, true, true));
+        ev.push(hb(
+            "u1",
+            "s1",
+            "c1",
+            "l1",
+            200.0,
+            180.0 + 20.0 * 2.3,
+            true,
+            true,
+        ));
         assert!(run(&ev).flags.is_empty());
-        ev.push(hb("u1", "s1", "c1", "l1", 220.0, 180.0 + 40.0 * 2.3, true, true));
+        ev.push(hb(
+            "u1",
+            "s1",
+            "c1",
+            "l1",
+            220.0,
+            180.0 + 40.0 * 2.3,
+            true,
+            true,
+        ));
         assert_eq!(rules(&run(&ev).flags), ["watch_time.speed"]);
     }
 
@@ -692,7 +964,10 @@ mod tests {
         // The whole hour "played" in 4 minutes: speed flag and low coverage.
         let mut ev = beats("u1", "s1", "c1", "l1", 0.0, 12, 20.0, 16.0, true);
         ev.push(complete("u1", "c1", 300.0, 4.0));
-        assert_eq!(rules(&run(&ev).flags), ["watch_time.low_coverage", "watch_time.speed"]);
+        assert_eq!(
+            rules(&run(&ev).flags),
+            ["watch_time.low_coverage", "watch_time.speed"]
+        );
     }
 
     #[test]

@@ -28,11 +28,15 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use arrow_array::builder::{BinaryBuilder, Int64Builder, StringBuilder, TimestampMicrosecondBuilder};
+use arrow_array::builder::{
+    BinaryBuilder, Int64Builder, StringBuilder, TimestampMicrosecondBuilder,
+};
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use creditguard_contract::time::{day_of_us, format_day};
-use creditguard_contract::{events_schema, parse_event, ts_type, Event, EventBatchBuilder, Rejection};
+use creditguard_contract::{
+    events_schema, parse_event, ts_type, Event, EventBatchBuilder, Rejection,
+};
 use creditguard_lake::Lake;
 use xxhash_rust::xxh3::{xxh3_128, Xxh3};
 
@@ -72,7 +76,10 @@ impl EventBuffer {
 
     /// Appends one valid event read at `src` / `src_pos`.
     pub fn push(&mut self, event: &Event<'_>, src: &str, src_pos: i64) {
-        self.days.entry(day_of_us(event.ts_us)).or_default().push(event, src, src_pos);
+        self.days
+            .entry(day_of_us(event.ts_us))
+            .or_default()
+            .push(event, src, src_pos);
         self.len += 1;
     }
 
@@ -158,7 +165,12 @@ pub fn dead_letters_schema() -> SchemaRef {
 }
 
 /// Writes dead letters to `dead_letters/dt=<day>/<file_name>` atomically.
-pub fn write_dead_letters(lake: &Lake, day: i64, file_name: &str, letters: &[DeadLetter]) -> Result<PathBuf> {
+pub fn write_dead_letters(
+    lake: &Lake,
+    day: i64,
+    file_name: &str,
+    letters: &[DeadLetter],
+) -> Result<PathBuf> {
     let now = now_us();
     let mut raw = BinaryBuilder::new();
     let mut source = StringBuilder::new();
@@ -182,8 +194,15 @@ pub fn write_dead_letters(lake: &Lake, day: i64, file_name: &str, letters: &[Dea
         Arc::new(reason.finish()),
         Arc::new(at.finish()),
     ];
-    let batch = RecordBatch::try_new(dead_letters_schema(), columns).expect("columns match dead_letters_schema");
-    Ok(lake.write_parquet("dead_letters", day, file_name, dead_letters_schema(), &[batch])?)
+    let batch = RecordBatch::try_new(dead_letters_schema(), columns)
+        .expect("columns match dead_letters_schema");
+    Ok(lake.write_parquet(
+        "dead_letters",
+        day,
+        file_name,
+        dead_letters_schema(),
+        &[batch],
+    )?)
 }
 
 fn now_us() -> i64 {
@@ -212,7 +231,9 @@ pub struct IngestOptions {
 
 impl Default for IngestOptions {
     fn default() -> Self {
-        IngestOptions { chunk_lines: 500_000 }
+        IngestOptions {
+            chunk_lines: 500_000,
+        }
     }
 }
 
@@ -244,18 +265,29 @@ pub struct IngestStats {
 /// The files an input names, in a stable order: the file itself, or a directory's NDJSON files
 /// (`.ndjson`, `.jsonl`, `.json`, optionally `.gz` / `.zst`), sorted, hidden ones skipped.
 pub fn expand_input(path: &Path) -> Result<Vec<PathBuf>> {
-    let meta = std::fs::metadata(path).map_err(|source| Error::Input { path: path.display().to_string(), source })?;
+    let meta = std::fs::metadata(path).map_err(|source| Error::Input {
+        path: path.display().to_string(),
+        source,
+    })?;
     if !meta.is_dir() {
         return Ok(vec![path.to_path_buf()]);
     }
     let mut files = Vec::new();
-    let entries = std::fs::read_dir(path).map_err(|source| Error::Input { path: path.display().to_string(), source })?;
+    let entries = std::fs::read_dir(path).map_err(|source| Error::Input {
+        path: path.display().to_string(),
+        source,
+    })?;
     for entry in entries {
-        let entry = entry.map_err(|source| Error::Input { path: path.display().to_string(), source })?;
+        let entry = entry.map_err(|source| Error::Input {
+            path: path.display().to_string(),
+            source,
+        })?;
         let p = entry.path();
         let name = entry.file_name().to_string_lossy().into_owned();
         let base = name.trim_end_matches(".gz").trim_end_matches(".zst");
-        let is_ndjson = [".ndjson", ".jsonl", ".json"].iter().any(|ext| base.ends_with(ext));
+        let is_ndjson = [".ndjson", ".jsonl", ".json"]
+            .iter()
+            .any(|ext| base.ends_with(ext));
         if !name.starts_with('.') && is_ndjson && p.is_file() {
             files.push(p);
         }
@@ -294,11 +326,23 @@ fn open(path: &Path) -> io::Result<(Box<dyn BufRead>, Box<dyn Fn() -> u64>)> {
             Ok(n)
         }
     }
-    let raw = BufReader::with_capacity(1 << 20, Shared { inner: file, count: counter.clone() });
+    let raw = BufReader::with_capacity(
+        1 << 20,
+        Shared {
+            inner: file,
+            count: counter.clone(),
+        },
+    );
     let reader: Box<dyn BufRead> = if name.ends_with(".gz") {
-        Box::new(BufReader::with_capacity(1 << 20, flate2::bufread::MultiGzDecoder::new(raw)))
+        Box::new(BufReader::with_capacity(
+            1 << 20,
+            flate2::bufread::MultiGzDecoder::new(raw),
+        ))
     } else if name.ends_with(".zst") {
-        Box::new(BufReader::with_capacity(1 << 20, zstd::stream::read::Decoder::with_buffer(raw)?))
+        Box::new(BufReader::with_capacity(
+            1 << 20,
+            zstd::stream::read::Decoder::with_buffer(raw)?,
+        ))
     } else {
         Box::new(raw)
     };
@@ -307,14 +351,28 @@ fn open(path: &Path) -> io::Result<(Box<dyn BufRead>, Box<dyn Fn() -> u64>)> {
 
 /// Reads every input, validates each line, and commits events and dead letters to the lake.
 /// `progress` is called after each chunk with the input bytes read so far.
-pub fn ingest(lake: &Lake, inputs: &[Input], opts: &IngestOptions, progress: &mut dyn FnMut(u64)) -> Result<IngestStats> {
+pub fn ingest(
+    lake: &Lake,
+    inputs: &[Input],
+    opts: &IngestOptions,
+    progress: &mut dyn FnMut(u64),
+) -> Result<IngestStats> {
     let start = Instant::now();
-    let mut run = Run { lake, opts, stats: IngestStats::default(), dedup: Deduper::default(), base_bytes: 0 };
+    let mut run = Run {
+        lake,
+        opts,
+        stats: IngestStats::default(),
+        dedup: Deduper::default(),
+        base_bytes: 0,
+    };
     for input in inputs {
         match input {
             Input::Stdin => {
                 let stdin = io::stdin();
-                let mut reader = Counting { inner: stdin.lock(), count: 0 };
+                let mut reader = Counting {
+                    inner: stdin.lock(),
+                    count: 0,
+                };
                 let mut buffered = BufReader::with_capacity(1 << 20, &mut reader);
                 run.source("stdin", &mut buffered, &|| 0, progress)?;
                 run.stats.bytes += reader.count;
@@ -322,7 +380,10 @@ pub fn ingest(lake: &Lake, inputs: &[Input], opts: &IngestOptions, progress: &mu
             Input::Path(path) => {
                 for file in expand_input(path)? {
                     let shown = file.display().to_string();
-                    let (mut reader, count) = open(&file).map_err(|source| Error::Input { path: shown.clone(), source })?;
+                    let (mut reader, count) = open(&file).map_err(|source| Error::Input {
+                        path: shown.clone(),
+                        source,
+                    })?;
                     run.source(&shown, &mut reader, &*count, progress)?;
                     run.stats.bytes += count();
                     run.base_bytes = run.stats.bytes;
@@ -350,22 +411,37 @@ struct Chunk {
 }
 
 impl Run<'_> {
-    fn source(&mut self, source: &str, reader: &mut dyn BufRead, bytes_read: &dyn Fn() -> u64, progress: &mut dyn FnMut(u64)) -> Result<()> {
+    fn source(
+        &mut self,
+        source: &str,
+        reader: &mut dyn BufRead,
+        bytes_read: &dyn Fn() -> u64,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<()> {
         self.stats.sources += 1;
         // Names depend on the file's base name and the chunk's bytes, not on the path it was
         // reached by: re-ingesting the same data overwrites the same files.
-        let base = Path::new(source).file_name().map_or(source.to_string(), |n| n.to_string_lossy().into_owned());
+        let base = Path::new(source)
+            .file_name()
+            .map_or(source.to_string(), |n| n.to_string_lossy().into_owned());
         let ingest_day = day_of_us(now_us());
         let mut buffer = EventBuffer::new();
         let mut dead: Vec<DeadLetter> = Vec::new();
         let mut line = Vec::with_capacity(4096);
         let mut line_no: i64 = 0;
-        let mut chunk = Chunk { first_line: 1, last_line: 0, hash: Xxh3::new() };
+        let mut chunk = Chunk {
+            first_line: 1,
+            last_line: 0,
+            hash: Xxh3::new(),
+        };
         loop {
             line.clear();
             let n = reader
                 .read_until(b'\n', &mut line)
-                .map_err(|e| Error::Input { path: source.to_string(), source: io::Error::new(e.kind(), format!("after line {line_no}: {e}")) })?;
+                .map_err(|e| Error::Input {
+                    path: source.to_string(),
+                    source: io::Error::new(e.kind(), format!("after line {line_no}: {e}")),
+                })?;
             if n == 0 {
                 break;
             }
@@ -391,7 +467,11 @@ impl Run<'_> {
                     }
                     Err(rej) => {
                         tracing::debug!(source, line = line_no, reason = %rej, "Dead-lettered line.");
-                        *self.stats.dead_letter_kinds.entry(rej.kind.as_str().to_string()).or_default() += 1;
+                        *self
+                            .stats
+                            .dead_letter_kinds
+                            .entry(rej.kind.as_str().to_string())
+                            .or_default() += 1;
                         self.stats.dead_lettered += 1;
                         dead.push(DeadLetter::new(body, source, line_no, &rej));
                     }
@@ -400,7 +480,11 @@ impl Run<'_> {
             if (line_no - chunk.first_line + 1) as usize >= self.opts.chunk_lines {
                 self.flush(&base, &chunk, &mut buffer, &mut dead, ingest_day)?;
                 progress(self.base_bytes + bytes_read());
-                chunk = Chunk { first_line: line_no + 1, last_line: line_no, hash: Xxh3::new() };
+                chunk = Chunk {
+                    first_line: line_no + 1,
+                    last_line: line_no,
+                    hash: Xxh3::new(),
+                };
             }
         }
         if chunk.last_line >= chunk.first_line {
@@ -410,11 +494,24 @@ impl Run<'_> {
         Ok(())
     }
 
-    fn flush(&mut self, base: &str, chunk: &Chunk, buffer: &mut EventBuffer, dead: &mut Vec<DeadLetter>, ingest_day: i64) -> Result<()> {
+    fn flush(
+        &mut self,
+        base: &str,
+        chunk: &Chunk,
+        buffer: &mut EventBuffer,
+        dead: &mut Vec<DeadLetter>,
+        ingest_day: i64,
+    ) -> Result<()> {
         let mut tag = Xxh3::new();
         tag.update(base.as_bytes());
         tag.update(&chunk.hash.digest128().to_le_bytes());
-        let stem = format!("{}-{:016x}-{:09}-{:09}", sanitize(base), tag.digest(), chunk.first_line, chunk.last_line);
+        let stem = format!(
+            "{}-{:016x}-{:09}-{:09}",
+            sanitize(base),
+            tag.digest(),
+            chunk.first_line,
+            chunk.last_line
+        );
         if !buffer.is_empty() {
             let files = buffer.write(self.lake, &format!("part-{stem}.parquet"))?;
             self.stats.files_written += files.len();
@@ -431,7 +528,13 @@ impl Run<'_> {
 /// Keeps file names portable: letters, digits, `-`, `_` and `.`; at most 48 characters.
 fn sanitize(name: &str) -> String {
     name.chars()
-        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '_'
+            }
+        })
         .take(48)
         .collect()
 }

@@ -10,7 +10,9 @@ use creditguard_lake::Lake;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 fn login(id: &str, ts: &str) -> String {
-    format!(r#"{{"event_id":"{id}","type":"login","ts":"{ts}","user_id":"u1","session_id":"s1","device_id":"d1"}}"#)
+    format!(
+        r#"{{"event_id":"{id}","type":"login","ts":"{ts}","user_id":"u1","session_id":"s1","device_id":"d1"}}"#
+    )
 }
 
 fn heartbeat(id: &str, ts: &str) -> String {
@@ -38,15 +40,27 @@ impl Fixture {
     }
 
     fn ingest(&self, inputs: &[&Path], chunk_lines: usize) -> IngestStats {
-        let inputs: Vec<Input> = inputs.iter().map(|p| Input::Path(p.to_path_buf())).collect();
-        ingest(&self.lake, &inputs, &IngestOptions { chunk_lines }, &mut |_| {}).unwrap()
+        let inputs: Vec<Input> = inputs
+            .iter()
+            .map(|p| Input::Path(p.to_path_buf()))
+            .collect();
+        ingest(
+            &self.lake,
+            &inputs,
+            &IngestOptions { chunk_lines },
+            &mut |_| {},
+        )
+        .unwrap()
     }
 
     fn batches(&self, table: &str) -> Vec<RecordBatch> {
         let mut out = Vec::new();
         for day in self.lake.days(table).unwrap() {
             for f in self.lake.partition_files(table, day).unwrap() {
-                let reader = ParquetRecordBatchReaderBuilder::try_new(File::open(f).unwrap()).unwrap().build().unwrap();
+                let reader = ParquetRecordBatchReaderBuilder::try_new(File::open(f).unwrap())
+                    .unwrap()
+                    .build()
+                    .unwrap();
                 out.extend(reader.map(Result::unwrap));
             }
         }
@@ -58,7 +72,13 @@ impl Fixture {
             .batches(table)
             .iter()
             .flat_map(|b| {
-                let a = b.column_by_name(column).unwrap().as_any().downcast_ref::<StringArray>().unwrap().clone();
+                let a = b
+                    .column_by_name(column)
+                    .unwrap()
+                    .as_any()
+                    .downcast_ref::<StringArray>()
+                    .unwrap()
+                    .clone();
                 (0..a.len()).map(move |i| a.value(i).to_string())
             })
             .collect();
@@ -82,14 +102,36 @@ fn valid_events_land_in_their_utc_day_with_source_positions() {
     .join("\n");
     let input = fx.file("t.ndjson", text.as_bytes());
     let stats = fx.ingest(&[&input], 1000);
-    assert_eq!((stats.lines, stats.valid, stats.dead_lettered, stats.duplicates), (3, 3, 0, 0));
-    let days: Vec<String> = fx.lake.days("events").unwrap().into_iter().map(creditguard_contract::time::format_day).collect();
+    assert_eq!(
+        (
+            stats.lines,
+            stats.valid,
+            stats.dead_lettered,
+            stats.duplicates
+        ),
+        (3, 3, 0, 0)
+    );
+    let days: Vec<String> = fx
+        .lake
+        .days("events")
+        .unwrap()
+        .into_iter()
+        .map(creditguard_contract::time::format_day)
+        .collect();
     assert_eq!(days, ["2026-03-01", "2026-03-02"]);
     assert_eq!(stats.files_written, 2);
     let batches = fx.batches("events");
     let positions: Vec<i64> = batches
         .iter()
-        .flat_map(|b| b.column_by_name("src_pos").unwrap().as_any().downcast_ref::<Int64Array>().unwrap().values().to_vec())
+        .flat_map(|b| {
+            b.column_by_name("src_pos")
+                .unwrap()
+                .as_any()
+                .downcast_ref::<Int64Array>()
+                .unwrap()
+                .values()
+                .to_vec()
+        })
         .collect();
     assert_eq!(positions, [1, 2, 3]);
     assert_eq!(batches[0].schema(), creditguard_contract::events_schema());
@@ -98,8 +140,24 @@ fn valid_events_land_in_their_utc_day_with_source_positions() {
 #[test]
 fn duplicates_are_dropped_across_files_of_a_run() {
     let fx = Fixture::new();
-    let a = fx.file("a.ndjson", format!("{}\n{}\n", login("e1", "2026-03-02T09:00:00Z"), login("e1", "2026-03-02T09:00:00Z")).as_bytes());
-    let b = fx.file("b.ndjson", format!("{}\n{}\n", login("e1", "2026-03-02T09:00:00Z"), login("e2", "2026-03-02T09:01:00Z")).as_bytes());
+    let a = fx.file(
+        "a.ndjson",
+        format!(
+            "{}\n{}\n",
+            login("e1", "2026-03-02T09:00:00Z"),
+            login("e1", "2026-03-02T09:00:00Z")
+        )
+        .as_bytes(),
+    );
+    let b = fx.file(
+        "b.ndjson",
+        format!(
+            "{}\n{}\n",
+            login("e1", "2026-03-02T09:00:00Z"),
+            login("e2", "2026-03-02T09:01:00Z")
+        )
+        .as_bytes(),
+    );
     let stats = fx.ingest(&[&a, &b], 1000);
     assert_eq!((stats.valid, stats.duplicates), (2, 2));
     assert_eq!(fx.event_ids(), ["e1", "e2"]);
@@ -108,7 +166,14 @@ fn duplicates_are_dropped_across_files_of_a_run() {
 #[test]
 fn re_ingesting_the_same_file_does_not_duplicate_rows() {
     let fx = Fixture::new();
-    let lines: Vec<String> = (0..250).map(|i| heartbeat(&format!("e{i}"), &format!("2026-03-02T09:{:02}:{:02}Z", i / 60, i % 60))).collect();
+    let lines: Vec<String> = (0..250)
+        .map(|i| {
+            heartbeat(
+                &format!("e{i}"),
+                &format!("2026-03-02T09:{:02}:{:02}Z", i / 60, i % 60),
+            )
+        })
+        .collect();
     let input = fx.file("t.ndjson", lines.join("\n").as_bytes());
     let first = fx.ingest(&[&input], 100);
     assert_eq!(first.files_written, 3, "250 lines in chunks of 100");
@@ -138,18 +203,53 @@ fn invalid_lines_are_dead_lettered_with_original_bytes_and_reasons() {
     bytes.extend_from_slice(br#"{"event_id":"e5","type":"login","ts":"2026-03-02T09:00"#);
     let input = fx.file("bad.ndjson", &bytes);
     let stats = fx.ingest(&[&input], 1000);
-    assert_eq!((stats.lines, stats.valid, stats.blank, stats.dead_lettered), (7, 1, 2, 4));
-    let kinds: Vec<(&str, u64)> = stats.dead_letter_kinds.iter().map(|(k, n)| (k.as_str(), *n)).collect();
-    assert_eq!(kinds, [("bad_timestamp", 1), ("not_json", 1), ("not_utf8", 1), ("unknown_type", 1)]);
+    assert_eq!(
+        (stats.lines, stats.valid, stats.blank, stats.dead_lettered),
+        (7, 1, 2, 4)
+    );
+    let kinds: Vec<(&str, u64)> = stats
+        .dead_letter_kinds
+        .iter()
+        .map(|(k, n)| (k.as_str(), *n))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("bad_timestamp", 1),
+            ("not_json", 1),
+            ("not_utf8", 1),
+            ("unknown_type", 1)
+        ]
+    );
 
     let batches = fx.batches("dead_letters");
     let mut raws = Vec::new();
     let mut reasons = Vec::new();
     for b in &batches {
-        let raw = b.column_by_name("raw").unwrap().as_any().downcast_ref::<BinaryArray>().unwrap();
-        let pos = b.column_by_name("position").unwrap().as_any().downcast_ref::<Int64Array>().unwrap();
-        let src = b.column_by_name("source").unwrap().as_any().downcast_ref::<StringArray>().unwrap();
-        let reason = b.column_by_name("reason").unwrap().as_any().downcast_ref::<StringArray>().unwrap();
+        let raw = b
+            .column_by_name("raw")
+            .unwrap()
+            .as_any()
+            .downcast_ref::<BinaryArray>()
+            .unwrap();
+        let pos = b
+            .column_by_name("position")
+            .unwrap()
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .unwrap();
+        let src = b
+            .column_by_name("source")
+            .unwrap()
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .unwrap();
+        let reason = b
+            .column_by_name("reason")
+            .unwrap()
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .unwrap();
         for i in 0..b.num_rows() {
             raws.push((pos.value(i), raw.value(i).to_vec()));
             reasons.push(reason.value(i).to_string());
@@ -158,13 +258,33 @@ fn invalid_lines_are_dead_lettered_with_original_bytes_and_reasons() {
     }
     raws.sort();
     let lines: Vec<&[u8]> = bytes.split(|&c| c == b'\n').collect();
-    assert_eq!(raws.iter().map(|(p, _)| *p).collect::<Vec<_>>(), [2, 3, 6, 7]);
+    assert_eq!(
+        raws.iter().map(|(p, _)| *p).collect::<Vec<_>>(),
+        [2, 3, 6, 7]
+    );
     for (pos, raw) in &raws {
-        assert_eq!(raw.as_slice(), lines[(*pos - 1) as usize], "line {pos} kept byte for byte");
+        assert_eq!(
+            raw.as_slice(),
+            lines[(*pos - 1) as usize],
+            "line {pos} kept byte for byte"
+        );
     }
-    assert!(reasons.iter().any(|r| r == "field `type`: unknown event type `teleport`"), "{reasons:?}");
-    assert!(reasons.iter().any(|r| r.starts_with("truncated JSON")), "{reasons:?}");
-    assert!(reasons.iter().any(|r| r.starts_with("field `ts`: `2026-03-02 09:00:00` is not an RFC 3339")), "{reasons:?}");
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r == "field `type`: unknown event type `teleport`"),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons.iter().any(|r| r.starts_with("truncated JSON")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.starts_with("field `ts`: `2026-03-02 09:00:00` is not an RFC 3339")),
+        "{reasons:?}"
+    );
 }
 
 #[test]
@@ -184,10 +304,22 @@ fn gzip_and_zstd_inputs_and_directories() {
     fs::write(fx.dir.path().join("in/a.ndjson"), &plain).unwrap();
 
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    gz.write_all(format!("{}\n{}\n", login("g1", "2026-03-02T09:00:00Z"), heartbeat("g2", "2026-03-02T09:00:15Z")).as_bytes()).unwrap();
+    gz.write_all(
+        format!(
+            "{}\n{}\n",
+            login("g1", "2026-03-02T09:00:00Z"),
+            heartbeat("g2", "2026-03-02T09:00:15Z")
+        )
+        .as_bytes(),
+    )
+    .unwrap();
     fs::write(fx.dir.path().join("in/b.ndjson.gz"), gz.finish().unwrap()).unwrap();
 
-    let zst = zstd::encode_all(format!("{}\n", heartbeat("z1", "2026-03-02T09:00:30Z")).as_bytes(), 3).unwrap();
+    let zst = zstd::encode_all(
+        format!("{}\n", heartbeat("z1", "2026-03-02T09:00:30Z")).as_bytes(),
+        3,
+    )
+    .unwrap();
     fs::write(fx.dir.path().join("in/c.jsonl.zst"), zst).unwrap();
     fs::write(fx.dir.path().join("in/notes.txt"), "not telemetry").unwrap();
     fs::write(fx.dir.path().join("in/.hidden.ndjson"), "not telemetry").unwrap();
@@ -201,6 +333,12 @@ fn gzip_and_zstd_inputs_and_directories() {
 fn a_corrupt_compressed_file_is_an_input_error_naming_the_file() {
     let fx = Fixture::new();
     let input = fx.file("broken.ndjson.gz", b"\x1f\x8b\x08\x00garbage");
-    let err = ingest(&fx.lake, &[Input::Path(input)], &IngestOptions::default(), &mut |_| {}).unwrap_err();
+    let err = ingest(
+        &fx.lake,
+        &[Input::Path(input)],
+        &IngestOptions::default(),
+        &mut |_| {},
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("broken.ndjson.gz"), "{err}");
 }

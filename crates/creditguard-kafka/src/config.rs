@@ -99,8 +99,13 @@ impl KafkaSection {
         if let Err(e) = parse_duration(&self.roll_age) {
             p.push(format!("kafka.roll_age: {e}"));
         }
-        if !self.metrics_addr.is_empty() && self.metrics_addr.parse::<std::net::SocketAddr>().is_err() {
-            p.push(format!("kafka.metrics_addr: `{}` is not an address like 127.0.0.1:9464", self.metrics_addr));
+        if !self.metrics_addr.is_empty()
+            && self.metrics_addr.parse::<std::net::SocketAddr>().is_err()
+        {
+            p.push(format!(
+                "kafka.metrics_addr: `{}` is not an address like 127.0.0.1:9464",
+                self.metrics_addr
+            ));
         }
         for key in self.settings.keys() {
             if MANAGED.contains(&key.as_str()) {
@@ -112,7 +117,9 @@ impl KafkaSection {
 
     /// The dead-letter topic: `dlq_topic` or `<topic>.dlq`.
     pub fn dlq_topic(&self) -> String {
-        self.dlq_topic.clone().unwrap_or_else(|| format!("{}.dlq", self.topic))
+        self.dlq_topic
+            .clone()
+            .unwrap_or_else(|| format!("{}.dlq", self.topic))
     }
 
     /// The client settings of this section.
@@ -127,14 +134,23 @@ impl KafkaSection {
 
 /// Consumer settings the ingest service owns: overriding them would break "offsets only after
 /// the file is durable".
-const MANAGED: &[&str] = &["enable.auto.commit", "enable.auto.offset.store", "group.id", "enable.partition.eof"];
+const MANAGED: &[&str] = &[
+    "enable.auto.commit",
+    "enable.auto.offset.store",
+    "group.id",
+    "enable.partition.eof",
+];
 
 /// Parses a human duration: `250ms`, `5s`, `2m`, `1h`, or a bare number of seconds.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
-    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
-    let n: f64 = num.parse().map_err(|_| format!("`{s}` is not a duration like 5s, 500ms, 2m"))?;
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration like 5s, 500ms, 2m"))?;
     let secs = match unit.trim() {
         "ms" => n / 1000.0,
         "" | "s" => n,
@@ -188,7 +204,9 @@ impl ClientSettings {
             .ok_or_else(|| Error::Config(format!("-X `{pair}`: expected key=value")))?;
         let k = k.trim();
         if MANAGED.contains(&k) {
-            return Err(Error::Config(format!("-X {k}: set by creditguard itself (its delivery guarantees depend on it)")));
+            return Err(Error::Config(format!(
+                "-X {k}: set by creditguard itself (its delivery guarantees depend on it)"
+            )));
         }
         Ok(self.set(k, v.trim()))
     }
@@ -207,7 +225,13 @@ impl ClientSettings {
     pub fn redacted(&self) -> String {
         self.settings
             .iter()
-            .map(|(k, v)| if is_secret(k) { format!("{k}=***") } else { format!("{k}={v}") })
+            .map(|(k, v)| {
+                if is_secret(k) {
+                    format!("{k}=***")
+                } else {
+                    format!("{k}={v}")
+                }
+            })
             .collect::<Vec<_>>()
             .join(" ")
     }
@@ -241,7 +265,9 @@ mod tests {
         assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
         assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
         assert_eq!(parse_duration("3").unwrap(), Duration::from_secs(3));
-        assert!(parse_duration("5 parsecs").unwrap_err().contains("unknown unit"));
+        assert!(parse_duration("5 parsecs")
+            .unwrap_err()
+            .contains("unknown unit"));
         assert!(parse_duration("0s").is_err());
     }
 
@@ -252,8 +278,14 @@ mod tests {
         c.set_pair("ssl.key.password = s3cret").unwrap();
         c.set_pair("sasl.username=alice").unwrap();
         let shown = format!("{c:?} {}", c.redacted());
-        assert!(!shown.contains("hunter2") && !shown.contains("s3cret"), "{shown}");
-        assert!(shown.contains("sasl.username=alice") && shown.contains("sasl.password=***"), "{shown}");
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("s3cret"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("sasl.username=alice") && shown.contains("sasl.password=***"),
+            "{shown}"
+        );
         assert_eq!(c.get("sasl.password"), Some("hunter2"));
         assert!(c.set_pair("enable.auto.commit=true").is_err());
         assert!(c.set_pair("novalue").is_err());
@@ -269,7 +301,9 @@ mod tests {
         let p = s.problems();
         assert_eq!(p.len(), 4, "{p:?}");
         assert!(p.iter().any(|x| x.starts_with("kafka.roll_age")));
-        assert!(p.iter().any(|x| x.starts_with("kafka.settings.enable.auto.commit")));
+        assert!(p
+            .iter()
+            .any(|x| x.starts_with("kafka.settings.enable.auto.commit")));
         assert_eq!(s.client().get("fetch.min.bytes"), Some("1"));
         assert_eq!(s.dlq_topic(), "t.dlq");
         assert!(KafkaSection::default().problems().is_empty());

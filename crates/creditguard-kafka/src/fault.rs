@@ -26,7 +26,11 @@ pub enum FaultPoint {
 }
 
 impl FaultPoint {
-    const ALL: [FaultPoint; 3] = [FaultPoint::MidFile, FaultPoint::BetweenFiles, FaultPoint::AfterFileBeforeCommit];
+    const ALL: [FaultPoint; 3] = [
+        FaultPoint::MidFile,
+        FaultPoint::BetweenFiles,
+        FaultPoint::AfterFileBeforeCommit,
+    ];
 
     /// The name used in `CREDITGUARD_FAULT`.
     pub fn as_str(self) -> &'static str {
@@ -60,21 +64,35 @@ impl Fault {
 
     /// Crash the `after`-th time `point` is reached.
     pub fn at(point: FaultPoint, after: u64) -> Self {
-        Fault { point: Some(point), after: after.max(1), seen: AtomicU64::new(0) }
+        Fault {
+            point: Some(point),
+            after: after.max(1),
+            seen: AtomicU64::new(0),
+        }
     }
 
     /// From `CREDITGUARD_FAULT` / `CREDITGUARD_FAULT_AFTER`; an unknown name is an error.
     pub fn from_env() -> Result<Self> {
-        let Ok(name) = std::env::var("CREDITGUARD_FAULT") else { return Ok(Fault::none()) };
+        let Ok(name) = std::env::var("CREDITGUARD_FAULT") else {
+            return Ok(Fault::none());
+        };
         if name.is_empty() {
             return Ok(Fault::none());
         }
-        let point = FaultPoint::ALL.into_iter().find(|p| p.as_str() == name).ok_or_else(|| {
-            let known: Vec<_> = FaultPoint::ALL.iter().map(|p| p.as_str()).collect();
-            Error::Config(format!("CREDITGUARD_FAULT=`{name}`: unknown crash point (known: {})", known.join(", ")))
-        })?;
+        let point = FaultPoint::ALL
+            .into_iter()
+            .find(|p| p.as_str() == name)
+            .ok_or_else(|| {
+                let known: Vec<_> = FaultPoint::ALL.iter().map(|p| p.as_str()).collect();
+                Error::Config(format!(
+                    "CREDITGUARD_FAULT=`{name}`: unknown crash point (known: {})",
+                    known.join(", ")
+                ))
+            })?;
         let after = match std::env::var("CREDITGUARD_FAULT_AFTER") {
-            Ok(n) => n.parse().map_err(|_| Error::Config(format!("CREDITGUARD_FAULT_AFTER=`{n}`: not a number")))?,
+            Ok(n) => n.parse().map_err(|_| {
+                Error::Config(format!("CREDITGUARD_FAULT_AFTER=`{n}`: not a number"))
+            })?,
             Err(_) => 1,
         };
         tracing::warn!(point = %point, after, "Crash point armed (CREDITGUARD_FAULT): this process will abort.");

@@ -15,7 +15,11 @@ use crate::metrics::Metrics;
 pub const HEALTH_SILENCE: Duration = Duration::from_secs(60);
 
 /// Serves the endpoint on `listener` until `shutdown` completes.
-pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, shutdown: impl Future<Output = ()>) {
+pub async fn serve(
+    listener: TcpListener,
+    metrics: Arc<Metrics>,
+    shutdown: impl Future<Output = ()>,
+) {
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -52,12 +56,26 @@ async fn respond(mut stream: TcpStream, metrics: &Metrics) -> std::io::Result<()
     let path = path.split('?').next().unwrap_or("");
     let (status, ctype, body) = match (method, path) {
         ("GET", "/metrics") => ("200 OK", "text/plain; version=0.0.4", metrics.render()),
-        ("GET", "/healthz") if metrics.healthy(HEALTH_SILENCE) => ("200 OK", "text/plain", "ok\n".to_string()),
-        ("GET", "/healthz") => ("503 Service Unavailable", "text/plain", "consumer loop stalled\n".to_string()),
+        ("GET", "/healthz") if metrics.healthy(HEALTH_SILENCE) => {
+            ("200 OK", "text/plain", "ok\n".to_string())
+        }
+        ("GET", "/healthz") => (
+            "503 Service Unavailable",
+            "text/plain",
+            "consumer loop stalled\n".to_string(),
+        ),
         ("GET", "/readyz") if metrics.ready() => ("200 OK", "text/plain", "ready\n".to_string()),
-        ("GET", "/readyz") => ("503 Service Unavailable", "text/plain", "not in a consumer group yet\n".to_string()),
+        ("GET", "/readyz") => (
+            "503 Service Unavailable",
+            "text/plain",
+            "not in a consumer group yet\n".to_string(),
+        ),
         ("GET", _) => ("404 Not Found", "text/plain", "not found\n".to_string()),
-        _ => ("405 Method Not Allowed", "text/plain", "GET only\n".to_string()),
+        _ => (
+            "405 Method Not Allowed",
+            "text/plain",
+            "GET only\n".to_string(),
+        ),
     };
     let head = format!(
         "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
@@ -73,11 +91,21 @@ pub fn get(addr: &str, path: &str) -> std::io::Result<(u16, String)> {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(addr)?;
     s.set_read_timeout(Some(Duration::from_secs(5)))?;
-    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )?;
     let mut text = String::new();
     s.read_to_string(&mut text)?;
-    let status = text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
     Ok((status, body))
 }
 
@@ -87,7 +115,11 @@ mod tests {
 
     #[test]
     fn endpoints_answer() {
-        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
         let metrics = Arc::new(Metrics::new("t"));
         let listener = rt.block_on(TcpListener::bind("127.0.0.1:0")).unwrap();
         let addr = listener.local_addr().unwrap().to_string();
@@ -102,7 +134,10 @@ mod tests {
         assert_eq!(get(&addr, "/healthz").unwrap(), (200, "ok\n".to_string()));
         let (code, body) = get(&addr, "/metrics").unwrap();
         assert_eq!(code, 200);
-        assert!(body.contains("creditguard_events_in_total{topic=\"t\"} 0"), "{body}");
+        assert!(
+            body.contains("creditguard_events_in_total{topic=\"t\"} 0"),
+            "{body}"
+        );
         assert_eq!(get(&addr, "/nope").unwrap().0, 404);
         tx.send(()).unwrap();
         rt.block_on(server).unwrap();

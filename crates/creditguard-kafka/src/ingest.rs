@@ -65,7 +65,11 @@ pub struct RollPolicy {
 
 impl Default for RollPolicy {
     fn default() -> Self {
-        RollPolicy { rows: 200_000, bytes: 64 << 20, age: Duration::from_secs(5) }
+        RollPolicy {
+            rows: 200_000,
+            bytes: 64 << 20,
+            age: Duration::from_secs(5),
+        }
     }
 }
 
@@ -106,8 +110,11 @@ const CONSUMER_DEFAULTS: &[(&str, &str)] = &[
 ];
 
 /// What "offsets only after the file is durable" rests on.
-const ENFORCED: &[(&str, &str)] =
-    &[("enable.auto.commit", "false"), ("enable.auto.offset.store", "false"), ("enable.partition.eof", "false")];
+const ENFORCED: &[(&str, &str)] = &[
+    ("enable.auto.commit", "false"),
+    ("enable.auto.offset.store", "false"),
+    ("enable.partition.eof", "false"),
+];
 
 /// A DLQ delivery is retried this long before the service gives up (and exits non-zero, its
 /// offsets uncommitted).
@@ -130,7 +137,10 @@ impl DayBatches {
             self.days.entry(day).or_default();
             self.last_day = Some(day);
         }
-        self.days.get_mut(&day).expect("day inserted above").push(e, src, pos);
+        self.days
+            .get_mut(&day)
+            .expect("day inserted above")
+            .push(e, src, pos);
         self.rows += 1;
     }
 }
@@ -216,11 +226,16 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl ClientContext for Ctx {
     fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
         match level {
-            RDKafkaLogLevel::Emerg | RDKafkaLogLevel::Alert | RDKafkaLogLevel::Critical | RDKafkaLogLevel::Error => {
+            RDKafkaLogLevel::Emerg
+            | RDKafkaLogLevel::Alert
+            | RDKafkaLogLevel::Critical
+            | RDKafkaLogLevel::Error => {
                 tracing::error!(target: "librdkafka", fac, "{message}")
             }
             RDKafkaLogLevel::Warning => tracing::warn!(target: "librdkafka", fac, "{message}"),
-            RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => tracing::info!(target: "librdkafka", fac, "{message}"),
+            RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => {
+                tracing::info!(target: "librdkafka", fac, "{message}")
+            }
             RDKafkaLogLevel::Debug => tracing::debug!(target: "librdkafka", fac, "{message}"),
         }
     }
@@ -256,7 +271,9 @@ impl ConsumerContext for Ctx {
         match result {
             Ok(()) => tracing::debug!(offsets = ?offsets.to_topic_map(), "Offsets committed."),
             Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
-            Err(e) => tracing::warn!(error = %e, "Offset commit failed; it is retried with the next one."),
+            Err(e) => {
+                tracing::warn!(error = %e, "Offset commit failed; it is retried with the next one.")
+            }
         }
     }
 }
@@ -285,14 +302,19 @@ impl Core {
                     pos: PartitionPositions::default(),
                 },
             );
-            self.metrics.set_partition(p, Some(PartitionPositions::default()));
+            self.metrics
+                .set_partition(p, Some(PartitionPositions::default()));
             tracing::info!(topic = %self.topic, partition = p, "Partition assigned; resuming from its committed offset.");
         }
     }
 
     fn revoke(&mut self, consumer: &BaseConsumer<Ctx>, tpl: &TopicPartitionList) -> Result<()> {
         self.metrics.rebalances.fetch_add(1, Relaxed);
-        let revoked: Vec<i32> = tpl.elements_for_topic(&self.topic).iter().map(|e| e.partition()).collect();
+        let revoked: Vec<i32> = tpl
+            .elements_for_topic(&self.topic)
+            .iter()
+            .map(|e| e.partition())
+            .collect();
         for p in &revoked {
             if let Some(part) = self.parts.get_mut(p) {
                 if part.is_open() {
@@ -306,7 +328,10 @@ impl Core {
             }
         }
         // Ranges already with the writer are finished and committed while we still own them.
-        while revoked.iter().any(|p| self.in_flight.get(p).copied().unwrap_or(0) > 0) {
+        while revoked
+            .iter()
+            .any(|p| self.in_flight.get(p).copied().unwrap_or(0) > 0)
+        {
             let done = self.done.recv().map_err(|_| Error::WriterGone)?;
             self.finish(consumer, done)?;
         }
@@ -324,7 +349,9 @@ impl Core {
         let o = m.offset();
         let payload = m.payload().unwrap_or(&[]);
         self.metrics.messages_in.fetch_add(1, Relaxed);
-        self.metrics.bytes_in.fetch_add(payload.len() as u64, Relaxed);
+        self.metrics
+            .bytes_in
+            .fetch_add(payload.len() as u64, Relaxed);
         let Some(part) = self.parts.get_mut(&p) else {
             tracing::debug!(topic = %self.topic, partition = p, offset = o, "Message of a partition not assigned; ignored.");
             return Ok(());
@@ -336,7 +363,10 @@ impl Core {
                 tracing::info!(topic = %self.topic, partition = p, offset = o, "Files past the committed offset exist: replaying their boundaries.");
             }
             part.plan = Some(plan);
-            part.pos = PartitionPositions { read: o, committed: o };
+            part.pos = PartitionPositions {
+                read: o,
+                committed: o,
+            };
         }
         if o < part.pos.read {
             tracing::debug!(topic = %self.topic, partition = p, offset = o, "Offset read twice; ignored.");
@@ -372,10 +402,24 @@ impl Core {
                     ("source_partition", po.as_str()),
                     ("source_offset", oo.as_str()),
                 ] {
-                    headers = headers.insert(Header { key: k, value: Some(v) });
+                    headers = headers.insert(Header {
+                        key: k,
+                        value: Some(v),
+                    });
                 }
-                let delivery = send_dead(&self.dlq, &self.dlq_topic, &letter.raw, key.as_deref(), &headers)?;
-                part.dead.push(PendingDead { letter, key, headers, delivery });
+                let delivery = send_dead(
+                    &self.dlq,
+                    &self.dlq_topic,
+                    &letter.raw,
+                    key.as_deref(),
+                    &headers,
+                )?;
+                part.dead.push(PendingDead {
+                    letter,
+                    key,
+                    headers,
+                    delivery,
+                });
             }
         }
         let plan = part.plan.as_ref().expect("plan set above");
@@ -393,7 +437,9 @@ impl Core {
     /// Closes the open range of `p` and hands it to the writer (blocking while the writer is
     /// two ranges behind: back-pressure instead of unbounded memory).
     fn close(&mut self, p: i32) -> Result<()> {
-        let Some(part) = self.parts.get_mut(&p) else { return Ok(()) };
+        let Some(part) = self.parts.get_mut(&p) else {
+            return Ok(());
+        };
         if !part.is_open() {
             return Ok(());
         }
@@ -409,7 +455,11 @@ impl Core {
         part.bytes = 0;
         self.metrics.set_partition(p, Some(part.pos));
         *self.in_flight.entry(p).or_default() += 1;
-        self.jobs.as_ref().ok_or(Error::WriterGone)?.send(job).map_err(|_| Error::WriterGone)
+        self.jobs
+            .as_ref()
+            .ok_or(Error::WriterGone)?
+            .send(job)
+            .map_err(|_| Error::WriterGone)
     }
 
     /// Closes ranges older than the roll age (never inside a replayed region).
@@ -420,7 +470,10 @@ impl Core {
             .filter(|(_, part)| {
                 part.is_open()
                     && part.opened.elapsed() >= self.roll.age
-                    && !part.plan.as_ref().is_some_and(|plan| plan.active(part.last))
+                    && !part
+                        .plan
+                        .as_ref()
+                        .is_some_and(|plan| plan.active(part.last))
             })
             .map(|(p, _)| *p)
             .collect();
@@ -436,13 +489,24 @@ impl Core {
             *n = n.saturating_sub(1);
         }
         let (files, rows) = done.result?;
-        let Some(part) = self.parts.get_mut(&done.partition).filter(|part| part.generation == done.generation) else {
+        let Some(part) = self
+            .parts
+            .get_mut(&done.partition)
+            .filter(|part| part.generation == done.generation)
+        else {
             tracing::warn!(topic = %self.topic, partition = done.partition, "A range finished after its partition was given up; not committing it.");
             return Ok(());
         };
         consumer
             .store_offset(&self.topic, done.partition, done.last + 1)
-            .map_err(|e| Error::Kafka { what: format!("storing offset {} of partition {}", done.last + 1, done.partition), source: e })?;
+            .map_err(|e| Error::Kafka {
+                what: format!(
+                    "storing offset {} of partition {}",
+                    done.last + 1,
+                    done.partition
+                ),
+                source: e,
+            })?;
         part.pos.committed = done.last + 1;
         self.metrics.set_partition(done.partition, Some(part.pos));
         self.metrics.events_committed.fetch_add(rows, Relaxed);
@@ -495,7 +559,9 @@ fn send_dead(
     key: Option<&[u8]>,
     headers: &OwnedHeaders,
 ) -> Result<DeliveryFuture> {
-    let mut record = FutureRecord::<[u8], [u8]>::to(topic).payload(payload).headers(headers.clone());
+    let mut record = FutureRecord::<[u8], [u8]>::to(topic)
+        .payload(payload)
+        .headers(headers.clone());
     if let Some(k) = key {
         record = record.key(k);
     }
@@ -503,11 +569,18 @@ fn send_dead(
     loop {
         match producer.send_result(record) {
             Ok(delivery) => return Ok(delivery),
-            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) if Instant::now() < deadline => {
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r))
+                if Instant::now() < deadline =>
+            {
                 record = r;
                 std::thread::sleep(Duration::from_millis(5));
             }
-            Err((e, _)) => return Err(Error::Delivery { topic: topic.to_string(), source: e }),
+            Err((e, _)) => {
+                return Err(Error::Delivery {
+                    topic: topic.to_string(),
+                    source: e,
+                })
+            }
         }
     }
 }
@@ -535,7 +608,11 @@ impl Writer {
             rows += batch.num_rows() as u64;
             let dir = self.lake.partition_dir("events", day);
             self.lake.write_file_atomic(&dir, &name, |file| {
-                let out = FaultWriter { inner: file, fault: &self.fault, written: 0 };
+                let out = FaultWriter {
+                    inner: file,
+                    fault: &self.fault,
+                    written: 0,
+                };
                 creditguard_lake::write_parquet_to(out, schema.clone(), &[batch])
                     .map_err(|e| std::io::Error::other(format!("parquet: {e}")))
             })?;
@@ -557,12 +634,21 @@ impl Writer {
                             _ => "delivery canceled".to_string(),
                         };
                         if Instant::now() >= deadline {
-                            return Err(Error::DeadLetter { topic: self.dlq_topic.clone(), error });
+                            return Err(Error::DeadLetter {
+                                topic: self.dlq_topic.clone(),
+                                error,
+                            });
                         }
                         tracing::warn!(topic = %self.topic, partition = job.partition, offset = dead.letter.position, error,
                             "Dead letter not acknowledged; sending it again.");
                         std::thread::sleep(Duration::from_secs(1));
-                        dead.delivery = send_dead(&self.dlq, &self.dlq_topic, &dead.letter.raw, dead.key.as_deref(), &dead.headers)?;
+                        dead.delivery = send_dead(
+                            &self.dlq,
+                            &self.dlq_topic,
+                            &dead.letter.raw,
+                            dead.key.as_deref(),
+                            &dead.headers,
+                        )?;
                     }
                 }
             }
@@ -576,7 +662,13 @@ impl Writer {
 
 /// Runs the ingest service until `stop` is set, then drains: every open range is written and
 /// committed before it returns. Blocking: run it on its own thread.
-pub fn run(cfg: &IngestConfig, lake: &Lake, metrics: Arc<Metrics>, fault: Arc<Fault>, stop: &AtomicBool) -> Result<IngestSummary> {
+pub fn run(
+    cfg: &IngestConfig,
+    lake: &Lake,
+    metrics: Arc<Metrics>,
+    fault: Arc<Fault>,
+    stop: &AtomicBool,
+) -> Result<IngestSummary> {
     tracing::info!(topic = %cfg.topic, group = %cfg.group, dlq_topic = %cfg.dlq_topic, settings = %cfg.client.redacted(), "Starting ingest.");
     let dlq = crate::produce::producer(&cfg.client)?;
     let (jobs_tx, jobs_rx) = mpsc::sync_channel::<Job>(2);
@@ -598,16 +690,25 @@ pub fn run(cfg: &IngestConfig, lake: &Lake, metrics: Arc<Metrics>, fault: Arc<Fa
         dirty: false,
         fatal: None,
     };
-    let ctx = Ctx { core: Mutex::new(core), commit_sent, metrics: metrics.clone() };
+    let ctx = Ctx {
+        core: Mutex::new(core),
+        commit_sent,
+        metrics: metrics.clone(),
+    };
     let mut config = cfg.client.config(CONSUMER_DEFAULTS);
     config.set("group.id", &cfg.group);
     for (k, v) in ENFORCED {
         config.set(*k, *v);
     }
     let consumer: BaseConsumer<Ctx> =
-        config.create_with_context(ctx).map_err(|e| Error::Kafka { what: "creating the consumer".into(), source: e })?;
+        config.create_with_context(ctx).map_err(|e| Error::Kafka {
+            what: "creating the consumer".into(),
+            source: e,
+        })?;
     for topic in [&cfg.topic, &cfg.dlq_topic] {
-        if crate::produce::topic_partitions(consumer.client(), topic, Duration::from_secs(15))?.is_none() {
+        if crate::produce::topic_partitions(consumer.client(), topic, Duration::from_secs(15))?
+            .is_none()
+        {
             return Err(Error::MissingTopic(topic.clone()));
         }
     }
@@ -621,21 +722,42 @@ pub fn run(cfg: &IngestConfig, lake: &Lake, metrics: Arc<Metrics>, fault: Arc<Fa
         rt: tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-            .map_err(|e| Error::Io { what: "starting the writer's runtime".into(), source: e })?,
+            .map_err(|e| Error::Io {
+                what: "starting the writer's runtime".into(),
+                source: e,
+            })?,
     };
     let writer_thread = std::thread::Builder::new()
         .name("creditguard-writer".into())
         .spawn(move || {
             for job in jobs_rx {
-                let (partition, generation, first, last) = (job.partition, job.generation, job.first, job.last);
+                let (partition, generation, first, last) =
+                    (job.partition, job.generation, job.first, job.last);
                 let result = writer.write(job);
-                if done_tx.send(Done { partition, generation, first, last, result }).is_err() {
+                if done_tx
+                    .send(Done {
+                        partition,
+                        generation,
+                        first,
+                        last,
+                        result,
+                    })
+                    .is_err()
+                {
                     break;
                 }
             }
         })
-        .map_err(|e| Error::Io { what: "starting the writer thread".into(), source: e })?;
-    consumer.subscribe(&[&cfg.topic]).map_err(|e| Error::Kafka { what: format!("subscribing to `{}`", cfg.topic), source: e })?;
+        .map_err(|e| Error::Io {
+            what: "starting the writer thread".into(),
+            source: e,
+        })?;
+    consumer
+        .subscribe(&[&cfg.topic])
+        .map_err(|e| Error::Kafka {
+            what: format!("subscribing to `{}`", cfg.topic),
+            source: e,
+        })?;
 
     let result = consume(&consumer, &metrics, stop);
     // Drain: write and commit every open range, whatever stopped the loop (unless the writer

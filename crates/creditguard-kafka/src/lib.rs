@@ -37,7 +37,9 @@ pub use config::{ClientSettings, KafkaSection, SettingValue};
 pub use fault::{Fault, FaultPoint};
 pub use ingest::{IngestConfig, IngestSummary, RollPolicy};
 pub use metrics::Metrics;
-pub use produce::{create_topics, produce_ndjson_lines, produce_results, telemetry_key, ProduceReport};
+pub use produce::{
+    create_topics, produce_ndjson_lines, produce_results, telemetry_key, ProduceReport,
+};
 
 use rdkafka::error::KafkaError;
 
@@ -64,7 +66,10 @@ pub enum Error {
     Lake(#[from] creditguard_lake::Error),
     /// Local IO (threads, sockets).
     #[error("{what}: {source}")]
-    Io { what: String, source: std::io::Error },
+    Io {
+        what: String,
+        source: std::io::Error,
+    },
     /// The writer thread stopped (after an error it already reported).
     #[error("the file writer stopped")]
     WriterGone,

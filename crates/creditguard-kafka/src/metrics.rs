@@ -11,7 +11,9 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// Upper bounds (seconds) of the latency histograms' buckets.
-const BUCKETS: [f64; 12] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
+const BUCKETS: [f64; 12] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+];
 
 /// A cumulative histogram of durations.
 #[derive(Default)]
@@ -43,11 +45,19 @@ impl Histogram {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
         let sep = if labels.is_empty() { "" } else { "," };
         for (i, le) in BUCKETS.iter().enumerate() {
-            let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"{le}\"}} {}", self.counts[i].load(Relaxed));
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{{labels}{sep}le=\"{le}\"}} {}",
+                self.counts[i].load(Relaxed)
+            );
         }
         let n = self.count.load(Relaxed);
         let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {n}");
-        let _ = writeln!(out, "{name}_sum{{{labels}}} {}", self.sum_us.load(Relaxed) as f64 / 1e6);
+        let _ = writeln!(
+            out,
+            "{name}_sum{{{labels}}} {}",
+            self.sum_us.load(Relaxed) as f64 / 1e6
+        );
         let _ = writeln!(out, "{name}_count{{{labels}}} {n}");
     }
 }
@@ -114,12 +124,21 @@ impl Metrics {
 
     /// Counts one dead letter of `kind`.
     pub fn dead_letter(&self, kind: &str, n: u64) {
-        *self.dead_letters.lock().unwrap_or_else(|e| e.into_inner()).entry(kind.to_string()).or_default() += n;
+        *self
+            .dead_letters
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(kind.to_string())
+            .or_default() += n;
     }
 
     /// Dead letters confirmed so far, all kinds.
     pub fn dead_letters_total(&self) -> u64 {
-        self.dead_letters.lock().unwrap_or_else(|e| e.into_inner()).values().sum()
+        self.dead_letters
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .sum()
     }
 
     /// Sets (or with `None` removes) a partition's positions.
@@ -137,7 +156,10 @@ impl Metrics {
 
     /// The partitions this member owns, with their positions.
     pub fn partitions(&self) -> BTreeMap<i32, PartitionPositions> {
-        self.partitions.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.partitions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Marks the service ready (joined its group) or not.
@@ -152,7 +174,8 @@ impl Metrics {
 
     /// Called by the consumer loop on every turn: `/healthz` fails when the loop stops turning.
     pub fn tick(&self) {
-        self.last_tick_ms.store(self.started.elapsed().as_millis() as u64, Relaxed);
+        self.last_tick_ms
+            .store(self.started.elapsed().as_millis() as u64, Relaxed);
     }
 
     /// Whether the consumer loop turned within `max_silence`.
@@ -167,26 +190,68 @@ impl Metrics {
         let t = escape(&self.topic);
         let tl = format!("topic=\"{t}\"");
         let counter = |o: &mut String, name: &str, help: &str, v: u64| {
-            let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} counter\n{name}{{{tl}}} {v}");
+            let _ = writeln!(
+                o,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name}{{{tl}}} {v}"
+            );
         };
-        counter(&mut o, "creditguard_kafka_messages_total", "Messages read from the topic.", self.messages_in.load(Relaxed));
-        counter(&mut o, "creditguard_kafka_bytes_total", "Payload bytes read from the topic.", self.bytes_in.load(Relaxed));
-        counter(&mut o, "creditguard_events_in_total", "Valid events read.", self.events_in.load(Relaxed));
+        counter(
+            &mut o,
+            "creditguard_kafka_messages_total",
+            "Messages read from the topic.",
+            self.messages_in.load(Relaxed),
+        );
+        counter(
+            &mut o,
+            "creditguard_kafka_bytes_total",
+            "Payload bytes read from the topic.",
+            self.bytes_in.load(Relaxed),
+        );
+        counter(
+            &mut o,
+            "creditguard_events_in_total",
+            "Valid events read.",
+            self.events_in.load(Relaxed),
+        );
         counter(
             &mut o,
             "creditguard_events_committed_total",
             "Valid events in files whose offsets are committed.",
             self.events_committed.load(Relaxed),
         );
-        counter(&mut o, "creditguard_files_committed_total", "Event files committed to the lake.", self.files_committed.load(Relaxed));
-        counter(&mut o, "creditguard_ranges_committed_total", "Offset ranges committed.", self.ranges_committed.load(Relaxed));
-        counter(&mut o, "creditguard_rebalances_total", "Partition assignments and revocations.", self.rebalances.load(Relaxed));
+        counter(
+            &mut o,
+            "creditguard_files_committed_total",
+            "Event files committed to the lake.",
+            self.files_committed.load(Relaxed),
+        );
+        counter(
+            &mut o,
+            "creditguard_ranges_committed_total",
+            "Offset ranges committed.",
+            self.ranges_committed.load(Relaxed),
+        );
+        counter(
+            &mut o,
+            "creditguard_rebalances_total",
+            "Partition assignments and revocations.",
+            self.rebalances.load(Relaxed),
+        );
         let _ = writeln!(
             o,
             "# HELP creditguard_dead_letters_total Invalid events confirmed on the dead-letter topic.\n# TYPE creditguard_dead_letters_total counter"
         );
-        for (kind, n) in self.dead_letters.lock().unwrap_or_else(|e| e.into_inner()).iter() {
-            let _ = writeln!(o, "creditguard_dead_letters_total{{{tl},kind=\"{}\"}} {n}", escape(kind));
+        for (kind, n) in self
+            .dead_letters
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+        {
+            let _ = writeln!(
+                o,
+                "creditguard_dead_letters_total{{{tl},kind=\"{}\"}} {n}",
+                escape(kind)
+            );
         }
         self.commit_latency.render(
             &mut o,
@@ -194,18 +259,31 @@ impl Metrics {
             "Offset commit round trip to the group coordinator.",
             &tl,
         );
-        self.file_write.render(&mut o, "creditguard_file_write_seconds", "Writing and fsyncing one offset range's files.", &tl);
+        self.file_write.render(
+            &mut o,
+            "creditguard_file_write_seconds",
+            "Writing and fsyncing one offset range's files.",
+            &tl,
+        );
         let parts = self.partitions();
         let _ = writeln!(
             o,
             "# HELP creditguard_consumer_lag_messages Messages read but not yet committed (read offset - committed offset).\n# TYPE creditguard_consumer_lag_messages gauge"
         );
         for (p, pos) in &parts {
-            let _ = writeln!(o, "creditguard_consumer_lag_messages{{{tl},partition=\"{p}\"}} {}", (pos.read - pos.committed).max(0));
+            let _ = writeln!(
+                o,
+                "creditguard_consumer_lag_messages{{{tl},partition=\"{p}\"}} {}",
+                (pos.read - pos.committed).max(0)
+            );
         }
         let _ = writeln!(o, "# HELP creditguard_committed_offset Committed offset per partition.\n# TYPE creditguard_committed_offset gauge");
         for (p, pos) in &parts {
-            let _ = writeln!(o, "creditguard_committed_offset{{{tl},partition=\"{p}\"}} {}", pos.committed);
+            let _ = writeln!(
+                o,
+                "creditguard_committed_offset{{{tl},partition=\"{p}\"}} {}",
+                pos.committed
+            );
         }
         let _ = writeln!(
             o,
@@ -222,18 +300,25 @@ impl Metrics {
 }
 
 fn escape(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 /// Reads one sample (`name{labels} value`) from an exposition; `labels` must match exactly the
 /// text between the braces, or be empty for the first sample of `name`. For tests and benches.
 pub fn sample(exposition: &str, name: &str, labels: &str) -> Option<f64> {
-    exposition.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
-        let (key, value) = l.rsplit_once(' ')?;
-        let (n, rest) = key.split_once('{').unwrap_or((key, "}"));
-        let l = rest.strip_suffix('}')?;
-        (n == name && (labels.is_empty() || l == labels)).then(|| value.parse().ok()).flatten()
-    })
+    exposition
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|l| {
+            let (key, value) = l.rsplit_once(' ')?;
+            let (n, rest) = key.split_once('{').unwrap_or((key, "}"));
+            let l = rest.strip_suffix('}')?;
+            (n == name && (labels.is_empty() || l == labels))
+                .then(|| value.parse().ok())
+                .flatten()
+        })
 }
 
 #[cfg(test)]
@@ -246,17 +331,60 @@ mod tests {
         m.events_in.fetch_add(7, Relaxed);
         m.dead_letter("not_json", 2);
         m.commit_latency.observe(Duration::from_millis(3));
-        m.set_partition(2, Some(PartitionPositions { read: 120, committed: 100 }));
+        m.set_partition(
+            2,
+            Some(PartitionPositions {
+                read: 120,
+                committed: 100,
+            }),
+        );
         let text = m.render();
         let t = "topic=\"learning.telemetry\"";
         assert_eq!(sample(&text, "creditguard_events_in_total", t), Some(7.0));
-        assert_eq!(sample(&text, "creditguard_dead_letters_total", &format!("{t},kind=\"not_json\"")), Some(2.0));
-        assert_eq!(sample(&text, "creditguard_consumer_lag_messages", &format!("{t},partition=\"2\"")), Some(20.0));
-        assert_eq!(sample(&text, "creditguard_commit_latency_seconds_bucket", &format!("{t},le=\"0.0025\"")), Some(0.0));
-        assert_eq!(sample(&text, "creditguard_commit_latency_seconds_bucket", &format!("{t},le=\"0.005\"")), Some(1.0));
-        assert_eq!(sample(&text, "creditguard_commit_latency_seconds_count", t), Some(1.0));
-        assert_eq!(sample(&text, "creditguard_assigned_partitions", t), Some(1.0));
+        assert_eq!(
+            sample(
+                &text,
+                "creditguard_dead_letters_total",
+                &format!("{t},kind=\"not_json\"")
+            ),
+            Some(2.0)
+        );
+        assert_eq!(
+            sample(
+                &text,
+                "creditguard_consumer_lag_messages",
+                &format!("{t},partition=\"2\"")
+            ),
+            Some(20.0)
+        );
+        assert_eq!(
+            sample(
+                &text,
+                "creditguard_commit_latency_seconds_bucket",
+                &format!("{t},le=\"0.0025\"")
+            ),
+            Some(0.0)
+        );
+        assert_eq!(
+            sample(
+                &text,
+                "creditguard_commit_latency_seconds_bucket",
+                &format!("{t},le=\"0.005\"")
+            ),
+            Some(1.0)
+        );
+        assert_eq!(
+            sample(&text, "creditguard_commit_latency_seconds_count", t),
+            Some(1.0)
+        );
+        assert_eq!(
+            sample(&text, "creditguard_assigned_partitions", t),
+            Some(1.0)
+        );
         m.set_partition(2, None);
-        assert_eq!(sample(&m.render(), "creditguard_assigned_partitions", t), Some(0.0));
+        assert_eq!(
+            sample(&m.render(), "creditguard_assigned_partitions", t),
+            Some(0.0)
+        );
     }
 }

@@ -50,7 +50,13 @@ pub struct ProduceReport {
 }
 
 pub(crate) fn producer(settings: &ClientSettings) -> Result<FutureProducer> {
-    settings.config(PRODUCER_DEFAULTS).create().map_err(|e| Error::Kafka { what: "creating a producer".into(), source: e })
+    settings
+        .config(PRODUCER_DEFAULTS)
+        .create()
+        .map_err(|e| Error::Kafka {
+            what: "creating a producer".into(),
+            source: e,
+        })
 }
 
 /// Sends records one after another, keeping at most [`MAX_IN_FLIGHT`] unacknowledged, and
@@ -69,12 +75,20 @@ impl Sender {
             producer: producer(settings)?,
             topic: topic.to_string(),
             pending: VecDeque::new(),
-            report: ProduceReport { topic: topic.to_string(), ..Default::default() },
+            report: ProduceReport {
+                topic: topic.to_string(),
+                ..Default::default()
+            },
             start: Instant::now(),
         })
     }
 
-    async fn send(&mut self, key: Option<&[u8]>, payload: &[u8], headers: Option<OwnedHeaders>) -> Result<()> {
+    async fn send(
+        &mut self,
+        key: Option<&[u8]>,
+        payload: &[u8],
+        headers: Option<OwnedHeaders>,
+    ) -> Result<()> {
         if self.pending.len() >= MAX_IN_FLIGHT {
             self.settle_one().await?;
         }
@@ -99,7 +113,12 @@ impl Sender {
                         settle(&mut self.pending, &mut self.report, &self.topic).await?;
                     }
                 }
-                Err((e, _)) => return Err(Error::Delivery { topic: self.topic.clone(), source: e }),
+                Err((e, _)) => {
+                    return Err(Error::Delivery {
+                        topic: self.topic.clone(),
+                        source: e,
+                    })
+                }
             }
         }
     }
@@ -119,8 +138,14 @@ impl Sender {
 
 /// Waits for the oldest unacknowledged record (fields passed apart so a record borrowing the
 /// topic name can stay alive meanwhile).
-async fn settle(pending: &mut VecDeque<(DeliveryFuture, u64)>, report: &mut ProduceReport, topic: &str) -> Result<()> {
-    let Some((fut, bytes)) = pending.pop_front() else { return Ok(()) };
+async fn settle(
+    pending: &mut VecDeque<(DeliveryFuture, u64)>,
+    report: &mut ProduceReport,
+    topic: &str,
+) -> Result<()> {
+    let Some((fut, bytes)) = pending.pop_front() else {
+        return Ok(());
+    };
     match fut.await {
         Ok(Ok(delivery)) => {
             report.records += 1;
@@ -128,8 +153,14 @@ async fn settle(pending: &mut VecDeque<(DeliveryFuture, u64)>, report: &mut Prod
             *report.partitions.entry(delivery.partition).or_default() += 1;
             Ok(())
         }
-        Ok(Err((e, _))) => Err(Error::Delivery { topic: topic.to_string(), source: e }),
-        Err(_) => Err(Error::Delivery { topic: topic.to_string(), source: KafkaError::Canceled }),
+        Ok(Err((e, _))) => Err(Error::Delivery {
+            topic: topic.to_string(),
+            source: e,
+        }),
+        Err(_) => Err(Error::Delivery {
+            topic: topic.to_string(),
+            source: KafkaError::Canceled,
+        }),
     }
 }
 
@@ -145,9 +176,15 @@ pub async fn produce_results(
     let mut json = Vec::with_capacity(1024);
     for record in records {
         json.clear();
-        serde_json::to_writer(&mut json, &record).map_err(|e| Error::Config(format!("result record as JSON: {e}")))?;
-        let headers = OwnedHeaders::new().insert(Header { key: "schema_version", value: Some("1") });
-        sender.send(Some(record.user_id().as_bytes()), &json, Some(headers)).await?;
+        serde_json::to_writer(&mut json, &record)
+            .map_err(|e| Error::Config(format!("result record as JSON: {e}")))?;
+        let headers = OwnedHeaders::new().insert(Header {
+            key: "schema_version",
+            value: Some("1"),
+        });
+        sender
+            .send(Some(record.user_id().as_bytes()), &json, Some(headers))
+            .await?;
     }
     let report = sender.finish().await?;
     tracing::info!(topic, records = report.records, "Produced results.");
@@ -163,7 +200,9 @@ pub fn telemetry_key(line: &[u8]) -> Option<Cow<'_, str>> {
         #[serde(borrow)]
         user_id: Option<Cow<'a, str>>,
     }
-    serde_json::from_slice::<Key<'_>>(line).ok().and_then(|k| k.user_id)
+    serde_json::from_slice::<Key<'_>>(line)
+        .ok()
+        .and_then(|k| k.user_id)
 }
 
 /// Produces NDJSON lines (telemetry-v1 events, valid or not) to `topic`, one message per line,
@@ -177,7 +216,10 @@ pub fn produce_ndjson_lines<L: AsRef<[u8]>>(
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| Error::Io { what: "starting a runtime".into(), source: e })?;
+        .map_err(|e| Error::Io {
+            what: "starting a runtime".into(),
+            source: e,
+        })?;
     rt.block_on(async {
         let mut sender = Sender::new(settings, topic)?;
         for line in lines {
@@ -189,7 +231,9 @@ pub fn produce_ndjson_lines<L: AsRef<[u8]>>(
                 continue;
             }
             let key = telemetry_key(l);
-            sender.send(key.as_deref().map(str::as_bytes), l, None).await?;
+            sender
+                .send(key.as_deref().map(str::as_bytes), l, None)
+                .await?;
         }
         let report = sender.finish().await?;
         tracing::info!(topic, records = report.records, "Produced telemetry.");
@@ -202,15 +246,30 @@ pub fn produce_ndjson_lines<L: AsRef<[u8]>>(
 /// first use, so tests and first deployments call this.
 pub async fn create_topics(settings: &ClientSettings, topics: &[(&str, i32)]) -> Result<()> {
     let admin: AdminClient<DefaultClientContext> =
-        settings.config(&[]).create().map_err(|e| Error::Kafka { what: "creating an admin client".into(), source: e })?;
-    let new: Vec<NewTopic<'_>> = topics.iter().map(|(name, p)| NewTopic::new(name, *p, TopicReplication::Fixed(1))).collect();
+        settings.config(&[]).create().map_err(|e| Error::Kafka {
+            what: "creating an admin client".into(),
+            source: e,
+        })?;
+    let new: Vec<NewTopic<'_>> = topics
+        .iter()
+        .map(|(name, p)| NewTopic::new(name, *p, TopicReplication::Fixed(1)))
+        .collect();
     let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
-    let results = admin.create_topics(&new, &opts).await.map_err(|e| Error::Kafka { what: "creating topics".into(), source: e })?;
+    let results = admin
+        .create_topics(&new, &opts)
+        .await
+        .map_err(|e| Error::Kafka {
+            what: "creating topics".into(),
+            source: e,
+        })?;
     for r in results {
         match r {
             Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
             Err((topic, code)) => {
-                return Err(Error::Kafka { what: format!("creating topic `{topic}`"), source: KafkaError::AdminOp(code) })
+                return Err(Error::Kafka {
+                    what: format!("creating topic `{topic}`"),
+                    source: KafkaError::AdminOp(code),
+                })
             }
         }
     }
@@ -218,21 +277,31 @@ pub async fn create_topics(settings: &ClientSettings, topics: &[(&str, i32)]) ->
 }
 
 /// Whether `topic` exists, and with how many partitions.
-pub(crate) fn topic_partitions<C: rdkafka::client::ClientContext, T: Into<rdkafka::util::Timeout>>(
+pub(crate) fn topic_partitions<
+    C: rdkafka::client::ClientContext,
+    T: Into<rdkafka::util::Timeout>,
+>(
     client: &rdkafka::client::Client<C>,
     topic: &str,
     timeout: T,
 ) -> Result<Option<usize>> {
     let md = client
         .fetch_metadata(Some(topic), timeout)
-        .map_err(|e| Error::Kafka { what: format!("metadata of `{topic}`"), source: e })?;
-    Ok(md.topics().iter().find(|t| t.name() == topic).and_then(|t| {
-        if t.error().is_some() || t.partitions().is_empty() {
-            None
-        } else {
-            Some(t.partitions().len())
-        }
-    }))
+        .map_err(|e| Error::Kafka {
+            what: format!("metadata of `{topic}`"),
+            source: e,
+        })?;
+    Ok(md
+        .topics()
+        .iter()
+        .find(|t| t.name() == topic)
+        .and_then(|t| {
+            if t.error().is_some() || t.partitions().is_empty() {
+                None
+            } else {
+                Some(t.partitions().len())
+            }
+        }))
 }
 
 #[cfg(test)]
@@ -241,8 +310,14 @@ mod tests {
 
     #[test]
     fn key_is_the_user_even_for_invalid_events() {
-        assert_eq!(telemetry_key(br#"{"user_id":"u7","type":"nope"}"#).as_deref(), Some("u7"));
-        assert_eq!(telemetry_key(br#"{"user_id":"u\"8"}"#).as_deref(), Some("u\"8"));
+        assert_eq!(
+            telemetry_key(br#"{"user_id":"u7","type":"nope"}"#).as_deref(),
+            Some("u7")
+        );
+        assert_eq!(
+            telemetry_key(br#"{"user_id":"u\"8"}"#).as_deref(),
+            Some("u\"8")
+        );
         assert_eq!(telemetry_key(br#"{"user_id":3}"#), None);
         assert_eq!(telemetry_key(b"not json"), None);
     }

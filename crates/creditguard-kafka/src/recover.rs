@@ -26,10 +26,19 @@ pub fn existing_ranges(lake: &Lake, topic: &str, partition: i32) -> Result<Vec<(
     let mut ranges = Vec::new();
     for day in lake.days("events")? {
         for path in lake.partition_files("events", day)? {
-            let Some(name) = path.file_name().and_then(|n| n.to_str()) else { continue };
-            let Some(rest) = name.strip_prefix(&prefix).and_then(|r| r.strip_suffix(".parquet")) else { continue };
+            let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+                continue;
+            };
+            let Some(rest) = name
+                .strip_prefix(&prefix)
+                .and_then(|r| r.strip_suffix(".parquet"))
+            else {
+                continue;
+            };
             // Exactly two numbers: `t-1` partition 5 never matches topic `t` partition 1.
-            let Some((a, b)) = rest.split_once('-') else { continue };
+            let Some((a, b)) = rest.split_once('-') else {
+                continue;
+            };
             if let (Ok(first), Ok(last)) = (a.parse::<i64>(), b.parse::<i64>()) {
                 ranges.push((first, last));
             }
@@ -122,7 +131,10 @@ mod tests {
         // A crashed run wrote 10..=24 and 25..=31; committed offset was 10.
         let plan = Plan::new(&[(0, 9), (10, 24), (25, 31)], 10);
         let offsets: Vec<i64> = (10..50).collect();
-        assert_eq!(cut(&plan, &offsets, 7), vec![(10, 24), (25, 31), (32, 38), (39, 45), (46, 49)]);
+        assert_eq!(
+            cut(&plan, &offsets, 7),
+            vec![(10, 24), (25, 31), (32, 38), (39, 45), (46, 49)]
+        );
     }
 
     #[test]
@@ -130,8 +142,14 @@ mod tests {
         // 0..=4 were all dead letters (no file); a file covers 5..=9; offsets 7 and 8 vanished
         // (compaction) in the replay.
         let plan = Plan::new(&[(5, 9)], 0);
-        assert_eq!(cut(&plan, &[0, 1, 2, 3, 4, 5, 6, 9, 10, 11], 100), vec![(0, 4), (5, 9), (10, 11)]);
-        assert_eq!(cut(&plan, &[0, 1, 6, 10], 100), vec![(0, 1), (6, 6), (10, 10)]);
+        assert_eq!(
+            cut(&plan, &[0, 1, 2, 3, 4, 5, 6, 9, 10, 11], 100),
+            vec![(0, 4), (5, 9), (10, 11)]
+        );
+        assert_eq!(
+            cut(&plan, &[0, 1, 6, 10], 100),
+            vec![(0, 1), (6, 6), (10, 10)]
+        );
         assert!(Plan::new(&[(5, 9)], 10).is_empty());
     }
 
@@ -139,12 +157,25 @@ mod tests {
     fn file_names_round_trip_and_do_not_mix_topics() {
         let dir = tempfile::tempdir().unwrap();
         let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
-        for (topic, p, f, l, day) in [("t", 1, 0, 9, 20_000), ("t", 1, 10, 19, 20_001), ("t", 1, 10, 19, 20_000), ("t-1", 5, 9, 12, 20_000), ("t", 2, 0, 3, 20_000)] {
+        for (topic, p, f, l, day) in [
+            ("t", 1, 0, 9, 20_000),
+            ("t", 1, 10, 19, 20_001),
+            ("t", 1, 10, 19, 20_000),
+            ("t-1", 5, 9, 12, 20_000),
+            ("t", 2, 0, 3, 20_000),
+        ] {
             let d = lake.partition_dir("events", day);
-            lake.write_file_atomic(&d, &file_name(topic, p, f, l), |_| Ok(())).unwrap();
+            lake.write_file_atomic(&d, &file_name(topic, p, f, l), |_| Ok(()))
+                .unwrap();
         }
-        assert_eq!(existing_ranges(&lake, "t", 1).unwrap(), vec![(0, 9), (10, 19)]);
+        assert_eq!(
+            existing_ranges(&lake, "t", 1).unwrap(),
+            vec![(0, 9), (10, 19)]
+        );
         assert_eq!(existing_ranges(&lake, "t-1", 5).unwrap(), vec![(9, 12)]);
-        assert_eq!(file_name("learning.telemetry", 0, 5, 9), "part-learning.telemetry-0-5-9.parquet");
+        assert_eq!(
+            file_name("learning.telemetry", 0, 5, 9),
+            "part-learning.telemetry-0-5-9.parquet"
+        );
     }
 }

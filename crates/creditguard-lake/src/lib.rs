@@ -50,18 +50,28 @@ pub enum Error {
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: io::Error },
     #[error("{path}: writing Parquet: {source}")]
-    Parquet { path: PathBuf, source: parquet::errors::ParquetError },
+    Parquet {
+        path: PathBuf,
+        source: parquet::errors::ParquetError,
+    },
     #[error("lake location `{0}`: only local paths and file:// URLs are supported so far")]
     Unsupported(String),
     #[error("filling partition {table}/dt={day}: {source}")]
-    Fill { table: String, day: String, source: Box<dyn std::error::Error + Send + Sync> },
+    Fill {
+        table: String,
+        day: String,
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
 }
 
 /// `Result` of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> Error + '_ {
-    move |source| Error::Io { path: path.to_path_buf(), source }
+    move |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// Rows per Parquet row group: large enough for scans to be sequential, small enough that a
@@ -71,7 +81,9 @@ pub const ROW_GROUP_ROWS: usize = 1 << 20;
 /// The writer properties of every lake table: zstd(1), dictionary encoding, page statistics.
 pub fn writer_properties() -> WriterProperties {
     WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).expect("zstd level 1 is valid")))
+        .set_compression(Compression::ZSTD(
+            ZstdLevel::try_new(1).expect("zstd level 1 is valid"),
+        ))
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
         .set_created_by(concat!("creditguard ", env!("CARGO_PKG_VERSION")).to_string())
         .build()
@@ -84,7 +96,11 @@ fn nonce() -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())
         .unwrap_or(0);
-    format!("{}-{t}-{}", std::process::id(), NONCE.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "{}-{t}-{}",
+        std::process::id(),
+        NONCE.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 /// A lake rooted at a local directory.
@@ -105,7 +121,9 @@ impl Lake {
             PathBuf::from(location)
         };
         fs::create_dir_all(&path).map_err(io_err(&path))?;
-        Ok(Lake { root: Arc::new(path) })
+        Ok(Lake {
+            root: Arc::new(path),
+        })
     }
 
     /// The root directory.
@@ -120,7 +138,8 @@ impl Lake {
 
     /// The directory of one day of a table: `<table>/dt=YYYY-MM-DD`.
     pub fn partition_dir(&self, table: &str, day: i64) -> PathBuf {
-        self.table_dir(table).join(format!("dt={}", format_day(day)))
+        self.table_dir(table)
+            .join(format!("dt={}", format_day(day)))
     }
 
     /// The days a table has partitions for, ascending.
@@ -130,12 +149,21 @@ impl Lake {
         let entries = match fs::read_dir(&dir) {
             Ok(e) => e,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(days),
-            Err(e) => return Err(Error::Io { path: dir, source: e }),
+            Err(e) => {
+                return Err(Error::Io {
+                    path: dir,
+                    source: e,
+                })
+            }
         };
         for entry in entries {
             let entry = entry.map_err(io_err(&dir))?;
             let name = entry.file_name();
-            if let Some(day) = name.to_str().and_then(|n| n.strip_prefix("dt=")).and_then(|d| parse_day(d).ok()) {
+            if let Some(day) = name
+                .to_str()
+                .and_then(|n| n.strip_prefix("dt="))
+                .and_then(|d| parse_day(d).ok())
+            {
                 days.push(day);
             }
         }
@@ -151,7 +179,12 @@ impl Lake {
         let entries = match fs::read_dir(&dir) {
             Ok(e) => e,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(files),
-            Err(e) => return Err(Error::Io { path: dir, source: e }),
+            Err(e) => {
+                return Err(Error::Io {
+                    path: dir,
+                    source: e,
+                })
+            }
         };
         for entry in entries {
             let entry = entry.map_err(io_err(&dir))?;
@@ -168,7 +201,11 @@ impl Lake {
     /// The committed Parquet files of a table for the days `from..=to`.
     pub fn files(&self, table: &str, from: i64, to: i64) -> Result<Vec<PathBuf>> {
         let mut files = Vec::new();
-        for day in self.days(table)?.into_iter().filter(|d| (from..=to).contains(d)) {
+        for day in self
+            .days(table)?
+            .into_iter()
+            .filter(|d| (from..=to).contains(d))
+        {
             files.extend(self.partition_files(table, day)?);
         }
         Ok(files)
@@ -194,7 +231,10 @@ impl Lake {
         })();
         if let Err(e) = result {
             let _ = fs::remove_file(&tmp);
-            return Err(Error::Io { path: target, source: e });
+            return Err(Error::Io {
+                path: target,
+                source: e,
+            });
         }
         fs::rename(&tmp, &target).map_err(io_err(&target))?;
         sync_dir(dir)?;
@@ -221,7 +261,10 @@ impl Lake {
             })
         });
         match (written, parquet_err) {
-            (_, Some(source)) => Err(Error::Parquet { path: target, source }),
+            (_, Some(source)) => Err(Error::Parquet {
+                path: target,
+                source,
+            }),
             (r, None) => r,
         }
     }
@@ -235,15 +278,26 @@ impl Lake {
         F: FnOnce(&Path) -> std::result::Result<(), Box<dyn std::error::Error + Send + Sync>>,
     {
         let staging_root = self.root.join("_staging");
-        let staging = staging_root.join(format!("{}-dt={}-{}", table.replace('/', "__"), format_day(day), nonce()));
+        let staging = staging_root.join(format!(
+            "{}-dt={}-{}",
+            table.replace('/', "__"),
+            format_day(day),
+            nonce()
+        ));
         fs::create_dir_all(&staging).map_err(io_err(&staging))?;
         if let Err(source) = fill(&staging) {
             let _ = fs::remove_dir_all(&staging);
-            return Err(Error::Fill { table: table.to_string(), day: format_day(day), source });
+            return Err(Error::Fill {
+                table: table.to_string(),
+                day: format_day(day),
+                source,
+            });
         }
         for entry in fs::read_dir(&staging).map_err(io_err(&staging))? {
             let path = entry.map_err(io_err(&staging))?.path();
-            File::open(&path).and_then(|f| f.sync_all()).map_err(io_err(&path))?;
+            File::open(&path)
+                .and_then(|f| f.sync_all())
+                .map_err(io_err(&path))?;
         }
         sync_dir(&staging)?;
         let target = self.partition_dir(table, day);
@@ -268,7 +322,11 @@ impl Lake {
         if let Ok(entries) = fs::read_dir(&staging_root) {
             let prefix = format!("{}-dt=", table.replace('/', "__"));
             for entry in entries.flatten() {
-                if entry.file_name().to_str().is_some_and(|n| n.starts_with(&prefix)) {
+                if entry
+                    .file_name()
+                    .to_str()
+                    .is_some_and(|n| n.starts_with(&prefix))
+                {
                     fs::remove_dir_all(entry.path()).map_err(io_err(&entry.path()))?;
                     removed += 1;
                 }
@@ -278,7 +336,10 @@ impl Lake {
             let dir = self.partition_dir(table, day);
             for entry in fs::read_dir(&dir).map_err(io_err(&dir))?.flatten() {
                 let name = entry.file_name();
-                if name.to_str().is_some_and(|n| n.starts_with('.') && n.contains(".tmp-")) {
+                if name
+                    .to_str()
+                    .is_some_and(|n| n.starts_with('.') && n.contains(".tmp-"))
+                {
                     fs::remove_file(entry.path()).map_err(io_err(&entry.path()))?;
                     removed += 1;
                 }
@@ -303,7 +364,9 @@ pub fn write_parquet_to<W: Write + Send>(
 }
 
 fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir).and_then(|d| d.sync_all()).map_err(io_err(dir))
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err(dir))
 }
 
 /// Exchanges two directories atomically (Linux `renameat2(RENAME_EXCHANGE)`); where the file
@@ -315,7 +378,12 @@ fn swap_dirs(a: &Path, b: &Path) -> Result<()> {
         match renameat_with(CWD, a, CWD, b, RenameFlags::EXCHANGE) {
             Ok(()) => return Ok(()),
             Err(e) if e == rustix::io::Errno::INVAL || e == rustix::io::Errno::NOSYS => {}
-            Err(e) => return Err(Error::Io { path: b.to_path_buf(), source: e.into() }),
+            Err(e) => {
+                return Err(Error::Io {
+                    path: b.to_path_buf(),
+                    source: e.into(),
+                })
+            }
         }
     }
     let old = a.with_extension(format!("old-{}", nonce()));
@@ -340,17 +408,29 @@ mod tests {
 
     fn batch(values: &[i64]) -> (SchemaRef, RecordBatch) {
         let schema = Arc::new(Schema::new(vec![Field::new("x", DataType::Int64, false)]));
-        let b = RecordBatch::try_new(schema.clone(), vec![Arc::new(Int64Array::from(values.to_vec()))]).unwrap();
+        let b = RecordBatch::try_new(
+            schema.clone(),
+            vec![Arc::new(Int64Array::from(values.to_vec()))],
+        )
+        .unwrap();
         (schema, b)
     }
 
     fn read_x(path: &Path) -> Vec<i64> {
-        let reader = ParquetRecordBatchReaderBuilder::try_new(File::open(path).unwrap()).unwrap().build().unwrap();
+        let reader = ParquetRecordBatchReaderBuilder::try_new(File::open(path).unwrap())
+            .unwrap()
+            .build()
+            .unwrap();
         assert_eq!(reader.schema().field(0).name(), "x");
         reader
             .flat_map(|b| {
                 let b = b.unwrap();
-                b.column(0).as_any().downcast_ref::<Int64Array>().unwrap().values().to_vec()
+                b.column(0)
+                    .as_any()
+                    .downcast_ref::<Int64Array>()
+                    .unwrap()
+                    .values()
+                    .to_vec()
             })
             .collect()
     }
@@ -359,11 +439,18 @@ mod tests {
     fn parquet_round_trip_and_deterministic_overwrite() {
         let (_d, lake) = lake();
         let (schema, b) = batch(&[1, 2, 3]);
-        let p1 = lake.write_parquet("events", 20_514, "part-a.parquet", schema.clone(), &[b]).unwrap();
+        let p1 = lake
+            .write_parquet("events", 20_514, "part-a.parquet", schema.clone(), &[b])
+            .unwrap();
         let (_, b2) = batch(&[4, 5]);
-        let p2 = lake.write_parquet("events", 20_514, "part-a.parquet", schema, &[b2]).unwrap();
+        let p2 = lake
+            .write_parquet("events", 20_514, "part-a.parquet", schema, &[b2])
+            .unwrap();
         assert_eq!(p1, p2);
-        assert_eq!(lake.partition_files("events", 20_514).unwrap(), vec![p1.clone()]);
+        assert_eq!(
+            lake.partition_files("events", 20_514).unwrap(),
+            vec![p1.clone()]
+        );
         assert_eq!(read_x(&p1), vec![4, 5]);
         assert!(p1.ends_with("events/dt=2026-03-02/part-a.parquet"));
         assert_eq!(lake.days("events").unwrap(), vec![20_514]);
@@ -382,7 +469,11 @@ mod tests {
             .unwrap_err();
         assert!(err.to_string().contains("disk full"), "{err}");
         assert!(lake.partition_files("events", 20_514).unwrap().is_empty());
-        assert_eq!(fs::read_dir(&dir).unwrap().count(), 0, "temporary file removed");
+        assert_eq!(
+            fs::read_dir(&dir).unwrap().count(),
+            0,
+            "temporary file removed"
+        );
         // A crashed writer's temporary file (killed before rename) is not listed, and clean() removes it.
         fs::write(dir.join(".part-y.parquet.tmp-123-456-0"), b"PAR1 partial").unwrap();
         assert!(lake.partition_files("events", 20_514).unwrap().is_empty());
@@ -412,9 +503,16 @@ mod tests {
                 Err("detector blew up".into())
             })
             .unwrap_err();
-        assert!(err.to_string().contains("results/flags/dt=2026-03-02: detector blew up"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("results/flags/dt=2026-03-02: detector blew up"),
+            "{err}"
+        );
         assert_eq!(lake.partition_files("results/flags", day).unwrap(), files);
-        assert_eq!(fs::read_dir(lake.root().join("_staging")).unwrap().count(), 0);
+        assert_eq!(
+            fs::read_dir(lake.root().join("_staging")).unwrap().count(),
+            0
+        );
     }
 
     #[test]

@@ -22,7 +22,10 @@ fn main() {
     let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
     let mut csv = String::from("course_id,title,category,credits,duration_s,min_watch_ratio\n");
     for c in 0..50 {
-        csv.push_str(&format!("c{c},Course {c},{},2,1800,0.8\n", if c % 3 == 0 { "mandatory" } else { "elective" }));
+        csv.push_str(&format!(
+            "c{c},Course {c},{},2,1800,0.8\n",
+            if c % 3 == 0 { "mandatory" } else { "elective" }
+        ));
     }
     let catalog = Catalog::parse(&csv).unwrap();
     let first = parse_day("2026-03-01").unwrap();
@@ -59,7 +62,11 @@ fn main() {
             if u % 20 == 0 {
                 for (det, rule, c) in [
                     ("multi_login", "multi_login.concurrent_sessions", None),
-                    ("watch_time", "watch_time.background_playback", Some(course.clone())),
+                    (
+                        "watch_time",
+                        "watch_time.background_playback",
+                        Some(course.clone()),
+                    ),
                 ] {
                     flags.push(Flag {
                         flag_id: stable_id(&[rule, &u.to_string(), &d.to_string()]),
@@ -79,7 +86,14 @@ fn main() {
                 }
             }
         }
-        lake.write_parquet("events", d, "part-0.parquet", events_schema(), &[b.finish()]).unwrap();
+        lake.write_parquet(
+            "events",
+            d,
+            "part-0.parquet",
+            events_schema(),
+            &[b.finish()],
+        )
+        .unwrap();
         tables::write_flags(&lake, d, &flags).unwrap();
     }
     println!(

@@ -24,13 +24,26 @@ pub struct Catalog {
     pub courses: BTreeMap<String, Course>,
 }
 
-const COLUMNS: [&str; 6] = ["course_id", "title", "category", "credits", "duration_s", "min_watch_ratio"];
+const COLUMNS: [&str; 6] = [
+    "course_id",
+    "title",
+    "category",
+    "credits",
+    "duration_s",
+    "min_watch_ratio",
+];
 
 impl Catalog {
     /// Reads a catalog CSV file.
     pub fn load(path: &Path) -> Result<Catalog> {
-        let text = std::fs::read_to_string(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
-        Catalog::parse(&text).map_err(|msg| Error::Catalog { path: path.to_path_buf(), msg })
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Catalog::parse(&text).map_err(|msg| Error::Catalog {
+            path: path.to_path_buf(),
+            msg,
+        })
     }
 
     /// Parses catalog CSV text. Columns are found by header name, so their order may differ;
@@ -46,13 +59,17 @@ impl Catalog {
     pub fn parse(text: &str) -> std::result::Result<Catalog, String> {
         let rows = parse_csv(text)?;
         let mut rows = rows.into_iter();
-        let Some((_, header)) = rows.next() else { return Err("empty file, expected a header row".into()) };
+        let Some((_, header)) = rows.next() else {
+            return Err("empty file, expected a header row".into());
+        };
         let mut idx = [0usize; 6];
         for (i, name) in COLUMNS.iter().enumerate() {
             idx[i] = header
                 .iter()
                 .position(|h| h.trim() == *name)
-                .ok_or_else(|| format!("header lacks column `{name}` (has: {})", header.join(",")))?;
+                .ok_or_else(|| {
+                    format!("header lacks column `{name}` (has: {})", header.join(","))
+                })?;
         }
         let mut courses = BTreeMap::new();
         let mut errs = Vec::new();
@@ -64,7 +81,11 @@ impl Catalog {
             let num = |i: usize, errs: &mut Vec<String>| match get(i).parse::<f64>() {
                 Ok(v) if v.is_finite() && v >= 0.0 => v,
                 _ => {
-                    errs.push(format!("line {line}: `{}` must be a number ≥ 0, got `{}`", COLUMNS[i], get(i)));
+                    errs.push(format!(
+                        "line {line}: `{}` must be a number ≥ 0, got `{}`",
+                        COLUMNS[i],
+                        get(i)
+                    ));
                     0.0
                 }
             };
@@ -79,7 +100,10 @@ impl Catalog {
             if course.course_id.is_empty() {
                 errs.push(format!("line {line}: empty course_id"));
             }
-            if !matches!(course.category.as_str(), "mandatory" | "elective" | "practice") {
+            if !matches!(
+                course.category.as_str(),
+                "mandatory" | "elective" | "practice"
+            ) {
                 errs.push(format!(
                     "line {line}: category must be mandatory, elective or practice, got `{}`",
                     course.category
@@ -173,6 +197,8 @@ mod tests {
         .unwrap();
         assert_eq!(c.courses["c9"].title, "He said \"hi\"\nthen left");
         assert_eq!(c.courses["c9"].credits, 3.0);
-        assert!(Catalog::parse("course_id,title\n").unwrap_err().contains("lacks column `category`"));
+        assert!(Catalog::parse("course_id,title\n")
+            .unwrap_err()
+            .contains("lacks column `category`"));
     }
 }

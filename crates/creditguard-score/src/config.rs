@@ -52,7 +52,10 @@ pub struct ScoreConfig {
 impl Default for ScoreConfig {
     fn default() -> Self {
         ScoreConfig {
-            weights: creditguard_contract::DETECTORS.iter().map(|d| (d.to_string(), 1.0)).collect(),
+            weights: creditguard_contract::DETECTORS
+                .iter()
+                .map(|d| (d.to_string(), 1.0))
+                .collect(),
             review_threshold: 0.5,
             withhold_severity: 0.5,
             target_credits: 150.0,
@@ -77,14 +80,22 @@ impl ScoreConfig {
         let unit = |v: f64| (0.0..=1.0).contains(&v);
         for (d, w) in &self.weights {
             if !w.is_finite() || *w < 0.0 {
-                errs.push(format!("key `score.weights.{d}`: must be a finite number ≥ 0, got {w}"));
+                errs.push(format!(
+                    "key `score.weights.{d}`: must be a finite number ≥ 0, got {w}"
+                ));
             }
         }
         if !unit(self.review_threshold) || self.review_threshold == 0.0 {
-            errs.push(format!("key `score.review_threshold`: must be in (0, 1], got {}", self.review_threshold));
+            errs.push(format!(
+                "key `score.review_threshold`: must be in (0, 1], got {}",
+                self.review_threshold
+            ));
         }
         if !unit(self.withhold_severity) || self.withhold_severity == 0.0 {
-            errs.push(format!("key `score.withhold_severity`: must be in (0, 1], got {}", self.withhold_severity));
+            errs.push(format!(
+                "key `score.withhold_severity`: must be in (0, 1], got {}",
+                self.withhold_severity
+            ));
         }
         if self.withhold_severity < self.review_threshold {
             errs.push(format!(
@@ -94,7 +105,10 @@ impl ScoreConfig {
             ));
         }
         if !(self.target_credits >= 0.0) {
-            errs.push(format!("key `score.target_credits`: must be ≥ 0, got {}", self.target_credits));
+            errs.push(format!(
+                "key `score.target_credits`: must be ≥ 0, got {}",
+                self.target_credits
+            ));
         }
         if !(self.mandatory_credits >= 0.0 && self.mandatory_credits <= self.target_credits) {
             errs.push(format!(
@@ -103,13 +117,22 @@ impl ScoreConfig {
             ));
         }
         if !(self.activity_slack_s >= 0.0) {
-            errs.push(format!("key `score.activity_slack_s`: must be ≥ 0, got {}", self.activity_slack_s));
+            errs.push(format!(
+                "key `score.activity_slack_s`: must be ≥ 0, got {}",
+                self.activity_slack_s
+            ));
         }
         if !(self.activity_gap_s > 0.0) {
-            errs.push(format!("key `score.activity_gap_s`: must be > 0, got {}", self.activity_gap_s));
+            errs.push(format!(
+                "key `score.activity_gap_s`: must be > 0, got {}",
+                self.activity_gap_s
+            ));
         }
         if !(0..=366).contains(&self.lookback_days) {
-            errs.push(format!("key `score.lookback_days`: must be in 0..=366, got {}", self.lookback_days));
+            errs.push(format!(
+                "key `score.lookback_days`: must be in 0..=366, got {}",
+                self.lookback_days
+            ));
         }
         if errs.is_empty() {
             Ok(())

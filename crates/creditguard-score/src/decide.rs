@@ -3,7 +3,9 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use creditguard_contract::time::{civil_from_days, day_of_us, days_from_civil, format_day, format_rfc3339_us};
+use creditguard_contract::time::{
+    civil_from_days, day_of_us, days_from_civil, format_day, format_rfc3339_us,
+};
 use creditguard_contract::{stable_id, Case, Credit, Flag};
 
 use crate::catalog::Catalog;
@@ -32,7 +34,9 @@ pub fn weighted(flag: &Flag, cfg: &ScoreConfig) -> f64 {
 
 /// Noisy-OR: the probability that at least one of independent signals is right.
 pub fn noisy_or(ps: impl IntoIterator<Item = f64>) -> f64 {
-    1.0 - ps.into_iter().fold(1.0, |acc, p| acc * (1.0 - p.clamp(0.0, 1.0)))
+    1.0 - ps
+        .into_iter()
+        .fold(1.0, |acc, p| acc * (1.0 - p.clamp(0.0, 1.0)))
 }
 
 /// Whether `flag` touches `claim` (the DESIGN's linking rules):
@@ -48,7 +52,11 @@ pub fn touches(flag: &Flag, claim: &Claim, activity: &Activity, cfg: &ScoreConfi
     if flag.user_id != claim.user_id {
         return false;
     }
-    if flag.course_id.as_ref().is_some_and(|c| *c != claim.course_id) {
+    if flag
+        .course_id
+        .as_ref()
+        .is_some_and(|c| *c != claim.course_id)
+    {
         return false;
     }
     let slack = (cfg.activity_slack_s * 1e6) as i64;
@@ -60,9 +68,13 @@ pub fn touches(flag: &Flag, claim: &Claim, activity: &Activity, cfg: &ScoreConfi
     if flag.course_id.is_some() {
         return flag.window_start <= claim.completed_at + slack;
     }
-    let Some(stretches) = activity.get(&(claim.user_id.clone(), claim.course_id.clone())) else { return false };
+    let Some(stretches) = activity.get(&(claim.user_id.clone(), claim.course_id.clone())) else {
+        return false;
+    };
     let (lo, hi) = (flag.window_start - slack, flag.window_end + slack);
-    stretches.iter().any(|&(s, e)| s <= claim.completed_at + slack && s <= hi && e >= lo)
+    stretches
+        .iter()
+        .any(|&(s, e)| s <= claim.completed_at + slack && s <= hi && e >= lo)
 }
 
 /// Everything the scorer decides for one period.
@@ -129,7 +141,10 @@ pub fn decide(
                     issue(
                         "category_mismatch",
                         Some(c.credits),
-                        format!("Claimed as {cat} but the catalog lists course {} as {}.", c.course_id, c.category),
+                        format!(
+                            "Claimed as {cat} but the catalog lists course {} as {}.",
+                            c.course_id, c.category
+                        ),
                     );
                 }
                 (c.credits, c.category.clone())
@@ -143,7 +158,13 @@ pub fn decide(
                         claim.course_id
                     ),
                 );
-                (claimed, claim.category.clone().unwrap_or_else(|| "unknown".to_string()))
+                (
+                    claimed,
+                    claim
+                        .category
+                        .clone()
+                        .unwrap_or_else(|| "unknown".to_string()),
+                )
             }
         };
         // Credit accrues once per course: a second completion of the same course is reported and
@@ -170,13 +191,19 @@ pub fn decide(
             .get(claim.user_id.as_str())
             .into_iter()
             .flatten()
-            .filter(|f| weighted(&f.flag, cfg) >= cfg.withhold_severity - EPS && touches(&f.flag, claim, activity, cfg))
+            .filter(|f| {
+                weighted(&f.flag, cfg) >= cfg.withhold_severity - EPS
+                    && touches(&f.flag, claim, activity, cfg)
+            })
             .map(|f| f.flag.flag_id.clone())
             .collect();
         let withheld = !flag_ids.is_empty();
         if withheld {
             *withheld_value.entry(claim.user_id.clone()).or_default() += value;
-            linked_flags.entry(claim.user_id.clone()).or_default().extend(flag_ids.iter().cloned());
+            linked_flags
+                .entry(claim.user_id.clone())
+                .or_default()
+                .extend(flag_ids.iter().cloned());
         }
         out.credits.push(Credit {
             credit_id,
@@ -211,9 +238,15 @@ pub fn decide(
         }
         let risk = noisy_or(case_flags.values().map(|f| weighted(f, cfg)));
         let detectors: BTreeSet<String> = case_flags.values().map(|f| f.detector.clone()).collect();
-        let org_unit = case_flags.values().find_map(|f| f.org_unit.clone()).or_else(|| {
-            claims.iter().find(|c| c.user_id == user).and_then(|c| c.org_unit.clone())
-        });
+        let org_unit = case_flags
+            .values()
+            .find_map(|f| f.org_unit.clone())
+            .or_else(|| {
+                claims
+                    .iter()
+                    .find(|c| c.user_id == user)
+                    .and_then(|c| c.org_unit.clone())
+            });
         out.cases.push(Case {
             case_id: stable_id(&[user, &period]),
             run_id: run_id.to_string(),
@@ -225,7 +258,12 @@ pub fn decide(
             flag_ids: case_flags.keys().map(|s| s.to_string()).collect(),
             detectors: detectors.into_iter().collect(),
             credits_withheld: withheld_value.get(user).copied().unwrap_or(0.0),
-            status: if risk >= cfg.review_threshold - EPS { "open" } else { "below_threshold" }.to_string(),
+            status: if risk >= cfg.review_threshold - EPS {
+                "open"
+            } else {
+                "below_threshold"
+            }
+            .to_string(),
         });
     }
     out
@@ -254,12 +292,17 @@ pub fn progress(
         if day < jan1 || day > as_of_day {
             continue;
         }
-        let e = per_course.entry((&c.user_id, &c.course_id)).or_insert((0.0, 0.0, false));
+        let e = per_course
+            .entry((&c.user_id, &c.course_id))
+            .or_insert((0.0, 0.0, false));
         e.2 |= c.category == "mandatory";
         if c.status == "granted" {
             e.0 = e.0.max(c.credits_granted);
         } else {
-            let value = catalog.get(&c.course_id).map(|k| k.credits).unwrap_or(c.credits_claimed);
+            let value = catalog
+                .get(&c.course_id)
+                .map(|k| k.credits)
+                .unwrap_or(c.credits_claimed);
             e.1 = e.1.max(value);
         }
         let o = org.entry(c.user_id.clone()).or_insert((i64::MIN, None));
@@ -296,7 +339,10 @@ pub fn progress(
             } else {
                 "behind"
             };
-            let org_unit = org.get(&user).and_then(|o| o.1.clone()).or_else(|| extra_users.get(&user).cloned().flatten());
+            let org_unit = org
+                .get(&user)
+                .and_then(|o| o.1.clone())
+                .or_else(|| extra_users.get(&user).cloned().flatten());
             Progress {
                 progress_id: stable_id(&[&user, &year.to_string(), &format_day(as_of_day)]),
                 run_id: run_id.to_string(),
@@ -311,8 +357,16 @@ pub fn progress(
                 target_credits: cfg.target_credits,
                 mandatory_target: cfg.mandatory_credits,
                 expected_by_now: expected,
-                share_of_target: if cfg.target_credits > 0.0 { g / cfg.target_credits } else { 1.0 },
-                mandatory_share: if cfg.mandatory_credits > 0.0 { mg / cfg.mandatory_credits } else { 1.0 },
+                share_of_target: if cfg.target_credits > 0.0 {
+                    g / cfg.target_credits
+                } else {
+                    1.0
+                },
+                mandatory_share: if cfg.mandatory_credits > 0.0 {
+                    mg / cfg.mandatory_credits
+                } else {
+                    1.0
+                },
                 status: status.to_string(),
             }
         })

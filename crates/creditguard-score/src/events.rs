@@ -29,7 +29,16 @@ pub struct Claim {
 /// deliver twice), sorted by (completed_at, event_id).
 pub fn read_claims(lake: &Lake, from: i64, to: i64) -> Result<Vec<Claim>> {
     let files = lake.files(EVENTS, from, to)?;
-    let cols = ["event_id", "event_type", "ts", "user_id", "org_unit", "course_id", "credits", "category"];
+    let cols = [
+        "event_id",
+        "event_type",
+        "ts",
+        "user_id",
+        "org_unit",
+        "course_id",
+        "credits",
+        "category",
+    ];
     let mut seen = HashSet::new();
     let mut out = Vec::new();
     for b in read_columns(&files, &cols)? {
@@ -46,7 +55,9 @@ pub fn read_claims(lake: &Lake, from: i64, to: i64) -> Result<Vec<Claim>> {
             if ty.get(i) != Some("course_complete") {
                 continue;
             }
-            let (Some(t), Some(course_id)) = (ts.get(i), course.get(i)) else { continue };
+            let (Some(t), Some(course_id)) = (ts.get(i), course.get(i)) else {
+                continue;
+            };
             // Late events land in their own day; a file of another day never holds them, but a
             // range read must still keep to the range.
             if !(from..=to).contains(&day_of_us(t)) || !seen.insert(id.string(i)) {
@@ -72,22 +83,40 @@ pub type Activity = HashMap<(String, String), Vec<(i64, i64)>>;
 
 /// Builds the [`Activity`] of `users` over the days `from..=to`: every event naming a course
 /// counts; events closer than `gap_us` join one stretch.
-pub fn read_activity(lake: &Lake, from: i64, to: i64, users: &HashSet<String>, gap_us: i64) -> Result<Activity> {
+pub fn read_activity(
+    lake: &Lake,
+    from: i64,
+    to: i64,
+    users: &HashSet<String>,
+    gap_us: i64,
+) -> Result<Activity> {
     let mut times: HashMap<(String, String), Vec<i64>> = HashMap::new();
     if users.is_empty() {
         return Ok(Activity::new());
     }
     let files = lake.files(EVENTS, from, to)?;
     for b in read_columns(&files, &["ts", "user_id", "course_id"])? {
-        let (user, course, ts) = (Strs::of(&b, "user_id")?, Strs::of(&b, "course_id")?, Times::of(&b, "ts")?);
+        let (user, course, ts) = (
+            Strs::of(&b, "user_id")?,
+            Strs::of(&b, "course_id")?,
+            Times::of(&b, "ts")?,
+        );
         for i in 0..b.num_rows() {
-            let (Some(u), Some(c), Some(t)) = (user.get(i), course.get(i), ts.get(i)) else { continue };
+            let (Some(u), Some(c), Some(t)) = (user.get(i), course.get(i), ts.get(i)) else {
+                continue;
+            };
             if users.contains(u) {
-                times.entry((u.to_string(), c.to_string())).or_default().push(t);
+                times
+                    .entry((u.to_string(), c.to_string()))
+                    .or_default()
+                    .push(t);
             }
         }
     }
-    Ok(times.into_iter().map(|(k, v)| (k, stretches(v, gap_us))).collect())
+    Ok(times
+        .into_iter()
+        .map(|(k, v)| (k, stretches(v, gap_us)))
+        .collect())
 }
 
 /// Sorted instants → maximal stretches whose consecutive instants are at most `gap_us` apart.
@@ -125,23 +154,55 @@ pub fn read_sessions(
     users: &HashSet<String>,
     gap_us: i64,
 ) -> Result<BTreeMap<String, Vec<SessionSpan>>> {
-    let mut rows: BTreeMap<(String, String), Vec<(i64, Option<String>, Option<String>, Option<String>, Option<String>)>> =
-        BTreeMap::new();
+    let mut rows: BTreeMap<
+        (String, String),
+        Vec<(
+            i64,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+        )>,
+    > = BTreeMap::new();
     if !users.is_empty() {
         let files = lake.files(EVENTS, from, to)?;
-        let cols = ["event_type", "ts", "user_id", "session_id", "device_id", "platform", "ip", "course_id"];
+        let cols = [
+            "event_type",
+            "ts",
+            "user_id",
+            "session_id",
+            "device_id",
+            "platform",
+            "ip",
+            "course_id",
+        ];
         for b in read_columns(&files, &cols)? {
             let s = |n| Strs::of(&b, n);
-            let (ty, user, session, device, platform, ip, course) =
-                (s("event_type")?, s("user_id")?, s("session_id")?, s("device_id")?, s("platform")?, s("ip")?, s("course_id")?);
+            let (ty, user, session, device, platform, ip, course) = (
+                s("event_type")?,
+                s("user_id")?,
+                s("session_id")?,
+                s("device_id")?,
+                s("platform")?,
+                s("ip")?,
+                s("course_id")?,
+            );
             let ts = Times::of(&b, "ts")?;
             for i in 0..b.num_rows() {
-                let (Some(u), Some(t)) = (user.get(i), ts.get(i)) else { continue };
+                let (Some(u), Some(t)) = (user.get(i), ts.get(i)) else {
+                    continue;
+                };
                 // Completions are drawn as claims, not as activity of a device.
-                if !users.contains(u) || !(from * DAY_US..(to + 1) * DAY_US).contains(&t) || ty.get(i) == Some("course_complete") {
+                if !users.contains(u)
+                    || !(from * DAY_US..(to + 1) * DAY_US).contains(&t)
+                    || ty.get(i) == Some("course_complete")
+                {
                     continue;
                 }
-                let sid = session.get(i).map(str::to_string).unwrap_or_else(|| format!("({})", ty.string(i)));
+                let sid = session
+                    .get(i)
+                    .map(str::to_string)
+                    .unwrap_or_else(|| format!("({})", ty.string(i)));
                 rows.entry((u.to_string(), sid)).or_default().push((
                     t,
                     device.opt(i),
@@ -158,7 +219,9 @@ pub fn read_sessions(
         let mut cur: Option<(SessionSpan, BTreeSet<String>)> = None;
         let spans = out.entry(user).or_default();
         for (t, device, platform, ip, course) in evs {
-            let split = cur.as_ref().is_some_and(|(s, _)| t - s.end > gap_us || s.device_id != device && device.is_some());
+            let split = cur.as_ref().is_some_and(|(s, _)| {
+                t - s.end > gap_us || s.device_id != device && device.is_some()
+            });
             if split {
                 let (mut s, courses) = cur.take().expect("checked");
                 s.courses = courses.into_iter().collect();
@@ -207,7 +270,10 @@ mod tests {
 
     #[test]
     fn stretches_split_at_long_pauses() {
-        assert_eq!(stretches(vec![50, 0, 10, 200, 205], 40), vec![(0, 50), (200, 205)]);
+        assert_eq!(
+            stretches(vec![50, 0, 10, 200, 205], 40),
+            vec![(0, 50), (200, 205)]
+        );
         assert!(stretches(vec![], 1).is_empty());
     }
 }

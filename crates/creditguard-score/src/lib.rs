@@ -56,7 +56,10 @@ pub use tables::{ClaimIssue, Progress};
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Lake(#[from] creditguard_lake::Error),
     #[error("{path}: {msg}")]
@@ -97,7 +100,11 @@ impl ScoreReport {
     /// the Kafka sink produces (key = [`ResultRecord::user_id`]).
     pub fn records(&self) -> Vec<ResultRecord> {
         let mut out = Vec::with_capacity(self.flags.len() + self.credits.len() + self.cases.len());
-        out.extend(self.flags.iter().map(|(_, f)| ResultRecord::Flag(f.clone())));
+        out.extend(
+            self.flags
+                .iter()
+                .map(|(_, f)| ResultRecord::Flag(f.clone())),
+        );
         out.extend(self.credits.iter().cloned().map(ResultRecord::Credit));
         out.extend(self.cases.iter().cloned().map(ResultRecord::Case));
         out
@@ -107,9 +114,18 @@ impl ScoreReport {
     /// on the last day of the period).
     pub fn records_of_day(&self, day: i64) -> Vec<ResultRecord> {
         let mut out = Vec::new();
-        out.extend(self.flags.iter().filter(|(d, _)| *d == day).map(|(_, f)| ResultRecord::Flag(f.clone())));
         out.extend(
-            self.credits.iter().filter(|c| day_of_us(c.completed_at) == day).cloned().map(ResultRecord::Credit),
+            self.flags
+                .iter()
+                .filter(|(d, _)| *d == day)
+                .map(|(_, f)| ResultRecord::Flag(f.clone())),
+        );
+        out.extend(
+            self.credits
+                .iter()
+                .filter(|c| day_of_us(c.completed_at) == day)
+                .cloned()
+                .map(ResultRecord::Credit),
         );
         if day == self.to_day {
             out.extend(self.cases.iter().cloned().map(ResultRecord::Case));
@@ -128,7 +144,11 @@ impl ScoreReport {
 
     /// Counts for logs, metrics and the summary.
     pub fn totals(&self) -> Totals {
-        let mut t = Totals { claims: self.credits.len(), flags: self.flags.len(), ..Totals::default() };
+        let mut t = Totals {
+            claims: self.credits.len(),
+            flags: self.flags.len(),
+            ..Totals::default()
+        };
         for c in &self.credits {
             if c.status == "withheld" {
                 t.withheld += 1;
@@ -175,19 +195,32 @@ pub struct Totals {
 impl fmt::Display for ScoreReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let t = self.totals();
-        writeln!(f, "scored {} .. {} (run {})", format_day(self.from_day), format_day(self.to_day), self.run_id)?;
+        writeln!(
+            f,
+            "scored {} .. {} (run {})",
+            format_day(self.from_day),
+            format_day(self.to_day),
+            self.run_id
+        )?;
         writeln!(f, "  flags:   {}", t.flags)?;
         writeln!(
             f,
             "  claims:  {} ({} granted, {} withheld); credits granted {:.1}, withheld {:.1}",
             t.claims, t.granted, t.withheld, t.credits_granted, t.credits_withheld
         )?;
-        writeln!(f, "  cases:   {} open, {} below threshold", t.cases_open, t.cases_below)?;
+        writeln!(
+            f,
+            "  cases:   {} open, {} below threshold",
+            t.cases_open, t.cases_below
+        )?;
         let join = |m: &BTreeMap<String, usize>| {
             if m.is_empty() {
                 "none".to_string()
             } else {
-                m.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ")
+                m.iter()
+                    .map(|(k, v)| format!("{k} {v}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             }
         };
         writeln!(f, "  claim issues: {}", join(&t.issues))?;
@@ -206,7 +239,10 @@ pub fn compute(
 ) -> Result<ScoreReport> {
     cfg.validate().map_err(Error::Config)?;
     if from_day > to_day {
-        return Err(Error::Period { from: format_day(from_day), to: format_day(to_day) });
+        return Err(Error::Period {
+            from: format_day(from_day),
+            to: format_day(to_day),
+        });
     }
     let lookback_from = from_day - cfg.lookback_days;
     let mut flags: Vec<ScoredFlag> = Vec::new();
@@ -233,9 +269,16 @@ pub fn compute(
         .filter(|f| f.flag.course_id.is_none() && claimants.contains(f.flag.user_id.as_str()))
         .map(|f| f.flag.user_id.clone())
         .collect();
-    let activity =
-        events::read_activity(lake, lookback_from, to_day, &users, (cfg.activity_gap_s * 1e6) as i64)?;
-    let d = decide::decide(&claims, &flags, &activity, catalog, cfg, from_day, to_day, run_id);
+    let activity = events::read_activity(
+        lake,
+        lookback_from,
+        to_day,
+        &users,
+        (cfg.activity_gap_s * 1e6) as i64,
+    )?;
+    let d = decide::decide(
+        &claims, &flags, &activity, catalog, cfg, from_day, to_day, run_id,
+    );
     let mut credits = d.credits;
     credits.sort_by(|a, b| (a.completed_at, &a.credit_id).cmp(&(b.completed_at, &b.credit_id)));
     let mut issues = d.issues;
@@ -251,8 +294,11 @@ pub fn compute(
         Vec::new()
     };
     year_credits.extend(credits.iter().cloned());
-    let extra: BTreeMap<String, Option<String>> =
-        d.cases.iter().map(|c| (c.user_id.clone(), c.org_unit.clone())).collect();
+    let extra: BTreeMap<String, Option<String>> = d
+        .cases
+        .iter()
+        .map(|c| (c.user_id.clone(), c.org_unit.clone()))
+        .collect();
     let progress = decide::progress(&year_credits, &extra, catalog, cfg, to_day, run_id);
     Ok(ScoreReport {
         run_id: run_id.to_string(),
@@ -271,15 +317,37 @@ pub fn compute(
 /// `results/stream/dt=D/part-0.ndjson`.
 pub fn write_results(lake: &Lake, report: &ScoreReport, stream: bool) -> Result<()> {
     let (from, to) = (report.from_day, report.to_day);
-    tables::write_days(lake, tables::CREDITS, from, to, &report.credits, |c| day_of_us(c.completed_at), tables::credits_batch)?;
-    tables::write_days(lake, tables::CLAIM_ISSUES, from, to, &report.issues, |c| day_of_us(c.completed_at), tables::claim_issues_batch)?;
+    tables::write_days(
+        lake,
+        tables::CREDITS,
+        from,
+        to,
+        &report.credits,
+        |c| day_of_us(c.completed_at),
+        tables::credits_batch,
+    )?;
+    tables::write_days(
+        lake,
+        tables::CLAIM_ISSUES,
+        from,
+        to,
+        &report.issues,
+        |c| day_of_us(c.completed_at),
+        tables::claim_issues_batch,
+    )?;
     tables::replace_day(lake, tables::CASES, to, tables::cases_batch(&report.cases)?)?;
-    tables::replace_day(lake, tables::PROGRESS, to, tables::progress_batch(&report.progress)?)?;
+    tables::replace_day(
+        lake,
+        tables::PROGRESS,
+        to,
+        tables::progress_batch(&report.progress)?,
+    )?;
     if stream {
         for day in from..=to {
             let records = report.records_of_day(day);
             lake.replace_partition(tables::STREAM, day, |staging| {
-                let mut out = std::io::BufWriter::new(std::fs::File::create(staging.join("part-0.ndjson"))?);
+                let mut out =
+                    std::io::BufWriter::new(std::fs::File::create(staging.join("part-0.ndjson"))?);
                 for r in &records {
                     serde_json::to_writer(&mut out, r)?;
                     out.write_all(b"\n")?;

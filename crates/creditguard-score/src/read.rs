@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{
-    Float32Type, Float64Type, Int32Type, Int64Type, TimestampMicrosecondType, TimestampMillisecondType,
-    TimestampNanosecondType, TimestampSecondType,
+    Float32Type, Float64Type, Int32Type, Int64Type, TimestampMicrosecondType,
+    TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType,
 };
 use arrow_array::{Array, ArrayRef, RecordBatch};
 use arrow_schema::{DataType, TimeUnit};
@@ -25,22 +25,36 @@ use crate::{Error, Result};
 pub(crate) fn read_columns(paths: &[PathBuf], columns: &[&str]) -> Result<Vec<RecordBatch>> {
     let mut out = Vec::new();
     for path in paths {
-        let file = File::open(path).map_err(|source| Error::Io { path: path.clone(), source })?;
-        let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| parquet_err(path, e))?;
+        let file = File::open(path).map_err(|source| Error::Io {
+            path: path.clone(),
+            source,
+        })?;
+        let builder =
+            ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| parquet_err(path, e))?;
         let descr = builder.parquet_schema();
         let fields = descr.root_schema().get_fields();
         let mut roots = Vec::with_capacity(columns.len());
         for c in columns {
-            let i = fields.iter().position(|f| f.name() == *c).ok_or_else(|| Error::Schema {
-                path: path.clone(),
-                msg: format!("no column `{c}`"),
-            })?;
+            let i = fields
+                .iter()
+                .position(|f| f.name() == *c)
+                .ok_or_else(|| Error::Schema {
+                    path: path.clone(),
+                    msg: format!("no column `{c}`"),
+                })?;
             roots.push(i);
         }
         let mask = ProjectionMask::roots(descr, roots);
-        let reader = builder.with_projection(mask).with_batch_size(64 * 1024).build().map_err(|e| parquet_err(path, e))?;
+        let reader = builder
+            .with_projection(mask)
+            .with_batch_size(64 * 1024)
+            .build()
+            .map_err(|e| parquet_err(path, e))?;
         for batch in reader {
-            let batch = batch.map_err(|e| Error::Schema { path: path.clone(), msg: e.to_string() })?;
+            let batch = batch.map_err(|e| Error::Schema {
+                path: path.clone(),
+                msg: e.to_string(),
+            })?;
             out.push(batch);
         }
     }
@@ -48,15 +62,24 @@ pub(crate) fn read_columns(paths: &[PathBuf], columns: &[&str]) -> Result<Vec<Re
 }
 
 fn parquet_err(path: &Path, e: parquet::errors::ParquetError) -> Error {
-    Error::Schema { path: path.to_path_buf(), msg: e.to_string() }
+    Error::Schema {
+        path: path.to_path_buf(),
+        msg: e.to_string(),
+    }
 }
 
 fn column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a ArrayRef> {
-    batch.column_by_name(name).ok_or_else(|| Error::Schema { path: PathBuf::new(), msg: format!("no column `{name}`") })
+    batch.column_by_name(name).ok_or_else(|| Error::Schema {
+        path: PathBuf::new(),
+        msg: format!("no column `{name}`"),
+    })
 }
 
 fn type_err(name: &str, dt: &DataType, want: &str) -> Error {
-    Error::Schema { path: PathBuf::new(), msg: format!("column `{name}` is {dt}, expected {want}") }
+    Error::Schema {
+        path: PathBuf::new(),
+        msg: format!("column `{name}` is {dt}, expected {want}"),
+    }
 }
 
 /// A string column of any Arrow string layout.
@@ -110,17 +133,23 @@ impl Times {
         let a = column(batch, name)?;
         let collect = |v: Box<dyn Iterator<Item = Option<i64>> + '_>| v.collect::<Vec<_>>();
         let values = match a.data_type() {
-            DataType::Timestamp(TimeUnit::Microsecond, _) => {
-                collect(Box::new(a.as_primitive::<TimestampMicrosecondType>().iter()))
-            }
-            DataType::Timestamp(TimeUnit::Millisecond, _) => {
-                collect(Box::new(a.as_primitive::<TimestampMillisecondType>().iter().map(|v| v.map(|v| v * 1000))))
-            }
+            DataType::Timestamp(TimeUnit::Microsecond, _) => collect(Box::new(
+                a.as_primitive::<TimestampMicrosecondType>().iter(),
+            )),
+            DataType::Timestamp(TimeUnit::Millisecond, _) => collect(Box::new(
+                a.as_primitive::<TimestampMillisecondType>()
+                    .iter()
+                    .map(|v| v.map(|v| v * 1000)),
+            )),
             DataType::Timestamp(TimeUnit::Nanosecond, _) => collect(Box::new(
-                a.as_primitive::<TimestampNanosecondType>().iter().map(|v| v.map(|v| v.div_euclid(1000))),
+                a.as_primitive::<TimestampNanosecondType>()
+                    .iter()
+                    .map(|v| v.map(|v| v.div_euclid(1000))),
             )),
             DataType::Timestamp(TimeUnit::Second, _) => collect(Box::new(
-                a.as_primitive::<TimestampSecondType>().iter().map(|v| v.map(|v| v * 1_000_000)),
+                a.as_primitive::<TimestampSecondType>()
+                    .iter()
+                    .map(|v| v.map(|v| v * 1_000_000)),
             )),
             dt => return Err(type_err(name, dt, "a timestamp")),
         };
@@ -142,9 +171,21 @@ impl Nums {
         let a = column(batch, name)?;
         let values = match a.data_type() {
             DataType::Float64 => a.as_primitive::<Float64Type>().iter().collect(),
-            DataType::Float32 => a.as_primitive::<Float32Type>().iter().map(|v| v.map(f64::from)).collect(),
-            DataType::Int64 => a.as_primitive::<Int64Type>().iter().map(|v| v.map(|v| v as f64)).collect(),
-            DataType::Int32 => a.as_primitive::<Int32Type>().iter().map(|v| v.map(f64::from)).collect(),
+            DataType::Float32 => a
+                .as_primitive::<Float32Type>()
+                .iter()
+                .map(|v| v.map(f64::from))
+                .collect(),
+            DataType::Int64 => a
+                .as_primitive::<Int64Type>()
+                .iter()
+                .map(|v| v.map(|v| v as f64))
+                .collect(),
+            DataType::Int32 => a
+                .as_primitive::<Int32Type>()
+                .iter()
+                .map(|v| v.map(f64::from))
+                .collect(),
             DataType::Null => vec![None; a.len()],
             dt => return Err(type_err(name, dt, "a number")),
         };

@@ -43,8 +43,16 @@ pub struct ReportData {
 /// Reads the result tables of `from..=to`, and the sessions of the `timelines` riskiest cases.
 pub fn load(lake: &Lake, from: i64, to: i64, timelines: usize) -> Result<ReportData> {
     let mut cases = tables::read_cases(lake, from, to)?;
-    cases.sort_by(|a, b| b.risk.total_cmp(&a.risk).then_with(|| a.user_id.cmp(&b.user_id)).then(a.case_id.cmp(&b.case_id)));
-    let wanted: HashSet<&str> = cases.iter().flat_map(|c| c.flag_ids.iter().map(String::as_str)).collect();
+    cases.sort_by(|a, b| {
+        b.risk
+            .total_cmp(&a.risk)
+            .then_with(|| a.user_id.cmp(&b.user_id))
+            .then(a.case_id.cmp(&b.case_id))
+    });
+    let wanted: HashSet<&str> = cases
+        .iter()
+        .flat_map(|c| c.flag_ids.iter().map(String::as_str))
+        .collect();
     let mut flags = BTreeMap::new();
     let mut period_flags = BTreeSet::new();
     for (day, f) in tables::read_flags(lake, from - FLAG_LOOKBACK_DAYS, to)? {
@@ -57,13 +65,33 @@ pub fn load(lake: &Lake, from: i64, to: i64, timelines: usize) -> Result<ReportD
     }
     let credits = tables::read_credits(lake, from, to)?;
     let issues = tables::read_claim_issues(lake, from, to)?;
-    let progress = match lake.days(tables::PROGRESS)?.into_iter().filter(|d| *d <= to).max() {
+    let progress = match lake
+        .days(tables::PROGRESS)?
+        .into_iter()
+        .filter(|d| *d <= to)
+        .max()
+    {
         Some(day) => tables::read_progress(lake, day)?,
         None => Vec::new(),
     };
-    let users: HashSet<String> = cases.iter().take(timelines).map(|c| c.user_id.clone()).collect();
+    let users: HashSet<String> = cases
+        .iter()
+        .take(timelines)
+        .map(|c| c.user_id.clone())
+        .collect();
     let sessions = read_sessions(lake, from, to, &users, 30 * 60 * 1_000_000)?;
-    Ok(ReportData { from_day: from, to_day: to, flags, period_flags, credits, cases, issues, progress, sessions, timelines })
+    Ok(ReportData {
+        from_day: from,
+        to_day: to,
+        flags,
+        period_flags,
+        credits,
+        cases,
+        issues,
+        progress,
+        sessions,
+        timelines,
+    })
 }
 
 struct Tallies {
@@ -82,18 +110,28 @@ struct Tallies {
 fn tally(d: &ReportData) -> Tallies {
     let mut by_org: BTreeMap<String, (usize, usize, f64)> = BTreeMap::new();
     for c in &d.cases {
-        let e = by_org.entry(c.org_unit.clone().unwrap_or_else(|| "(none)".into())).or_default();
+        let e = by_org
+            .entry(c.org_unit.clone().unwrap_or_else(|| "(none)".into()))
+            .or_default();
         e.1 += 1;
         if c.status == "open" {
             e.0 += 1;
         }
         e.2 += c.credits_withheld;
     }
-    let open_flags: HashSet<&str> =
-        d.cases.iter().filter(|c| c.status == "open").flat_map(|c| c.flag_ids.iter().map(String::as_str)).collect();
+    let open_flags: HashSet<&str> = d
+        .cases
+        .iter()
+        .filter(|c| c.status == "open")
+        .flat_map(|c| c.flag_ids.iter().map(String::as_str))
+        .collect();
     let mut learners: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
     let mut by_detector: BTreeMap<String, (usize, usize, usize)> = BTreeMap::new();
-    for f in d.flags.values().filter(|f| d.period_flags.contains(&f.flag_id)) {
+    for f in d
+        .flags
+        .values()
+        .filter(|f| d.period_flags.contains(&f.flag_id))
+    {
         let e = by_detector.entry(f.detector.clone()).or_default();
         e.0 += 1;
         if open_flags.contains(f.flag_id.as_str()) {
@@ -139,7 +177,10 @@ fn join_counts(m: &BTreeMap<String, usize>) -> String {
     if m.is_empty() {
         return "none".into();
     }
-    m.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ")
+    m.iter()
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The terminal summary: totals, cases by org unit, flags by detector, the `top` riskiest cases
@@ -148,7 +189,12 @@ pub fn render_text(d: &ReportData, top: usize) -> String {
     let t = tally(d);
     let mut s = String::new();
     let open = d.cases.iter().filter(|c| c.status == "open").count();
-    let _ = writeln!(s, "creditguard report {} .. {}", format_day(d.from_day), format_day(d.to_day));
+    let _ = writeln!(
+        s,
+        "creditguard report {} .. {}",
+        format_day(d.from_day),
+        format_day(d.to_day)
+    );
     let _ = writeln!(s);
     let _ = writeln!(s, "flags          {}", d.period_flags.len());
     let _ = writeln!(
@@ -158,19 +204,36 @@ pub fn render_text(d: &ReportData, top: usize) -> String {
         t.granted,
         t.withheld
     );
-    let _ = writeln!(s, "credits        {:.1} granted, {:.1} withheld pending review", t.credits_granted, t.credits_withheld);
-    let _ = writeln!(s, "cases          {} open, {} below threshold", open, d.cases.len() - open);
+    let _ = writeln!(
+        s,
+        "credits        {:.1} granted, {:.1} withheld pending review",
+        t.credits_granted, t.credits_withheld
+    );
+    let _ = writeln!(
+        s,
+        "cases          {} open, {} below threshold",
+        open,
+        d.cases.len() - open
+    );
     let _ = writeln!(s, "claim issues   {}", join_counts(&t.issues));
     let _ = writeln!(s, "progress       {}", join_counts(&t.progress));
     let _ = writeln!(s);
     let _ = writeln!(s, "cases by org unit");
-    let _ = writeln!(s, "  {:<24} {:>6} {:>6} {:>16}", "org_unit", "open", "all", "credits_withheld");
+    let _ = writeln!(
+        s,
+        "  {:<24} {:>6} {:>6} {:>16}",
+        "org_unit", "open", "all", "credits_withheld"
+    );
     for (org, (open, all, w)) in &t.by_org {
         let _ = writeln!(s, "  {:<24} {:>6} {:>6} {:>16.1}", org, open, all, w);
     }
     let _ = writeln!(s);
     let _ = writeln!(s, "flags by detector");
-    let _ = writeln!(s, "  {:<24} {:>6} {:>9} {:>14}", "detector", "flags", "learners", "in_open_cases");
+    let _ = writeln!(
+        s,
+        "  {:<24} {:>6} {:>9} {:>14}",
+        "detector", "flags", "learners", "in_open_cases"
+    );
     for (det, (n, users, in_open)) in &t.by_detector {
         let _ = writeln!(s, "  {:<24} {:>6} {:>9} {:>14}", det, n, users, in_open);
     }
@@ -189,7 +252,11 @@ pub fn render_text(d: &ReportData, top: usize) -> String {
             c.detectors.join(", ")
         );
         let mut fl: Vec<&Flag> = c.flag_ids.iter().filter_map(|id| d.flags.get(id)).collect();
-        fl.sort_by(|a, b| b.severity.total_cmp(&a.severity).then(a.window_start.cmp(&b.window_start)));
+        fl.sort_by(|a, b| {
+            b.severity
+                .total_cmp(&a.severity)
+                .then(a.window_start.cmp(&b.window_start))
+        });
         for f in fl.iter().take(5) {
             let _ = writeln!(s, "     - [{} {:.2}] {}", f.rule, f.severity, f.explanation);
         }
@@ -218,7 +285,9 @@ fn esc(s: &str) -> String {
     o
 }
 
-const DEVICE_COLOURS: [&str; 8] = ["#2f6db5", "#e08a1e", "#2a9d8f", "#8e5bb5", "#c4452f", "#5c7a29", "#b5487d", "#6b6b6b"];
+const DEVICE_COLOURS: [&str; 8] = [
+    "#2f6db5", "#e08a1e", "#2a9d8f", "#8e5bb5", "#c4452f", "#5c7a29", "#b5487d", "#6b6b6b",
+];
 
 fn detector_colour(d: &str) -> &'static str {
     match d {
@@ -240,7 +309,12 @@ fn short_time(us: i64) -> String {
 
 /// The timeline of one case: a lane per device with its sessions, a lane per flag rule with the
 /// flags' windows (opacity = severity), and a lane of credit claims (green granted, red withheld).
-pub fn timeline_svg(case: &Case, sessions: &[SessionSpan], flags: &[&Flag], credits: &[&Credit]) -> String {
+pub fn timeline_svg(
+    case: &Case,
+    sessions: &[SessionSpan],
+    flags: &[&Flag],
+    credits: &[&Credit],
+) -> String {
     const W: f64 = 1100.0;
     const LABEL: f64 = 190.0;
     const LANE: f64 = 26.0;
@@ -273,7 +347,12 @@ pub fn timeline_svg(case: &Case, sessions: &[SessionSpan], flags: &[&Flag], cred
             devices.push(d);
         }
     }
-    let mut rules: Vec<&str> = flags.iter().map(|f| f.rule.as_str()).collect::<BTreeSet<_>>().into_iter().collect();
+    let mut rules: Vec<&str> = flags
+        .iter()
+        .map(|f| f.rule.as_str())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
     rules.sort_unstable();
     let lanes = devices.len() + rules.len() + 1;
     let h = 30.0 + lanes as f64 * LANE + 30.0;
@@ -287,15 +366,26 @@ pub fn timeline_svg(case: &Case, sessions: &[SessionSpan], flags: &[&Flag], cred
     let lane_y = |i: usize| 30.0 + i as f64 * LANE;
     for i in 0..lanes {
         if i % 2 == 0 {
-            let _ = write!(o, r##"<rect x="0" y="{}" width="{W}" height="{LANE}" fill="#f4f6f8"/>"##, lane_y(i));
+            let _ = write!(
+                o,
+                r##"<rect x="0" y="{}" width="{W}" height="{LANE}" fill="#f4f6f8"/>"##,
+                lane_y(i)
+            );
         }
     }
     // Day and hour grid.
     let span = t1 - t0;
-    let step = [900_000_000i64, 1_800_000_000, 3_600_000_000, 6 * 3_600_000_000, DAY_US, 7 * DAY_US]
-        .into_iter()
-        .find(|s| span / s <= 12)
-        .unwrap_or(30 * DAY_US);
+    let step = [
+        900_000_000i64,
+        1_800_000_000,
+        3_600_000_000,
+        6 * 3_600_000_000,
+        DAY_US,
+        7 * DAY_US,
+    ]
+    .into_iter()
+    .find(|s| span / s <= 12)
+    .unwrap_or(30 * DAY_US);
     let mut tick = (t0 / step + 1) * step;
     while tick < t1 {
         let tx = x(tick);
@@ -316,7 +406,10 @@ pub fn timeline_svg(case: &Case, sessions: &[SessionSpan], flags: &[&Flag], cred
             y + 17.0,
             esc(&truncate(d, 22))
         );
-        for s in sessions.iter().filter(|s| s.device_id.as_deref().unwrap_or("(no device)") == d) {
+        for s in sessions
+            .iter()
+            .filter(|s| s.device_id.as_deref().unwrap_or("(no device)") == d)
+        {
             let (a, b) = (x(s.start), x(s.end));
             let _ = write!(
                 o,
@@ -336,7 +429,12 @@ pub fn timeline_svg(case: &Case, sessions: &[SessionSpan], flags: &[&Flag], cred
     }
     for (j, rule) in rules.iter().enumerate() {
         let y = lane_y(devices.len() + j);
-        let _ = write!(o, r##"<text x="6" y="{:.1}" font-size="11" fill="#333">{}</text>"##, y + 17.0, esc(&truncate(rule, 28)));
+        let _ = write!(
+            o,
+            r##"<text x="6" y="{:.1}" font-size="11" fill="#333">{}</text>"##,
+            y + 17.0,
+            esc(&truncate(rule, 28))
+        );
         for f in flags.iter().filter(|f| f.rule == *rule) {
             let (a, b) = (x(f.window_start), x(f.window_end));
             let _ = write!(
@@ -350,17 +448,28 @@ pub fn timeline_svg(case: &Case, sessions: &[SessionSpan], flags: &[&Flag], cred
                 detector_colour(&f.detector),
                 esc(&f.rule),
                 f.severity,
-                f.course_id.as_deref().map(|c| format!(", course {}", esc(c))).unwrap_or_default(),
+                f.course_id
+                    .as_deref()
+                    .map(|c| format!(", course {}", esc(c)))
+                    .unwrap_or_default(),
                 esc(&f.explanation)
             );
         }
     }
     let y = lane_y(lanes - 1);
-    let _ = write!(o, r##"<text x="6" y="{:.1}" font-size="11" fill="#333">credit claims</text>"##, y + 17.0);
+    let _ = write!(
+        o,
+        r##"<text x="6" y="{:.1}" font-size="11" fill="#333">credit claims</text>"##,
+        y + 17.0
+    );
     for c in credits {
         let cx = x(c.completed_at);
         let cy = y + LANE / 2.0;
-        let colour = if c.status == "withheld" { "#c0392b" } else { "#27ae60" };
+        let colour = if c.status == "withheld" {
+            "#c0392b"
+        } else {
+            "#27ae60"
+        };
         let _ = write!(
             o,
             r#"<path d="M{:.1} {:.1} l7 7 l-7 7 l-7 -7 z" fill="{colour}"><title>{} {}: claimed {} credits at {}</title></path>"#,
@@ -395,7 +504,9 @@ fn truncate(s: &str, n: usize) -> String {
 fn bar_chart(rows: &[(String, f64, &str)]) -> String {
     let max = rows.iter().map(|r| r.1).fold(0.0f64, f64::max).max(1.0);
     let h = 22.0 * rows.len() as f64 + 6.0;
-    let mut o = format!(r#"<svg xmlns="http://www.w3.org/2000/svg" width="520" height="{h}" viewBox="0 0 520 {h}">"#);
+    let mut o = format!(
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="520" height="{h}" viewBox="0 0 520 {h}">"#
+    );
     for (i, (label, v, colour)) in rows.iter().enumerate() {
         let y = 4.0 + 22.0 * i as f64;
         let w = 300.0 * v / max;
@@ -441,7 +552,11 @@ pub fn render_html(d: &ReportData) -> String {
     let t = tally(d);
     let open = d.cases.iter().filter(|c| c.status == "open").count();
     let mut o = String::new();
-    let title = format!("creditguard report {} – {}", format_day(d.from_day), format_day(d.to_day));
+    let title = format!(
+        "creditguard report {} – {}",
+        format_day(d.from_day),
+        format_day(d.to_day)
+    );
     let _ = write!(
         o,
         "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{}</title><style>{CSS}</style></head><body>",
@@ -458,7 +573,12 @@ pub fn render_html(d: &ReportData) -> String {
         ("credits withheld", format!("{:.1}", t.credits_withheld)),
         ("claim issues", t.issues.values().sum::<usize>().to_string()),
     ] {
-        let _ = write!(o, "<div class=\"card\"><b>{}</b>{}</div>", esc(&value), esc(label));
+        let _ = write!(
+            o,
+            "<div class=\"card\"><b>{}</b>{}</div>",
+            esc(&value),
+            esc(label)
+        );
     }
     o.push_str("</div>");
 
@@ -469,10 +589,15 @@ pub fn render_html(d: &ReportData) -> String {
     o.push_str("</table>");
 
     o.push_str("<h2>Flags by detector</h2>");
-    let rows: Vec<(String, f64, &str)> =
-        t.by_detector.iter().map(|(k, v)| (k.clone(), v.0 as f64, detector_colour(k))).collect();
+    let rows: Vec<(String, f64, &str)> = t
+        .by_detector
+        .iter()
+        .map(|(k, v)| (k.clone(), v.0 as f64, detector_colour(k)))
+        .collect();
     o.push_str(&bar_chart(&rows));
-    o.push_str("<table><tr><th>detector</th><th>flags</th><th>learners</th><th>in open cases</th></tr>");
+    o.push_str(
+        "<table><tr><th>detector</th><th>flags</th><th>learners</th><th>in open cases</th></tr>",
+    );
     for (det, (n, users, in_open)) in &t.by_detector {
         let _ = write!(
             o,
@@ -503,9 +628,21 @@ pub fn render_html(d: &ReportData) -> String {
 
     if !d.progress.is_empty() {
         let (year, _, _) = civil_from_days(d.to_day);
-        let _ = write!(o, "<h2>Progress towards the {year} target</h2><p>{}</p>", esc(&join_counts(&t.progress)));
-        let mut behind: Vec<&Progress> = d.progress.iter().filter(|p| p.status == "behind" || p.status == "at_risk").collect();
-        behind.sort_by(|a, b| a.share_of_target.total_cmp(&b.share_of_target).then(a.user_id.cmp(&b.user_id)));
+        let _ = write!(
+            o,
+            "<h2>Progress towards the {year} target</h2><p>{}</p>",
+            esc(&join_counts(&t.progress))
+        );
+        let mut behind: Vec<&Progress> = d
+            .progress
+            .iter()
+            .filter(|p| p.status == "behind" || p.status == "at_risk")
+            .collect();
+        behind.sort_by(|a, b| {
+            a.share_of_target
+                .total_cmp(&b.share_of_target)
+                .then(a.user_id.cmp(&b.user_id))
+        });
         if !behind.is_empty() {
             o.push_str("<table><tr><th>learner</th><th>org unit</th><th>status</th><th>granted</th><th>withheld</th><th>expected by now</th><th>mandatory</th></tr>");
             for p in behind.iter().take(50) {
@@ -526,15 +663,27 @@ pub fn render_html(d: &ReportData) -> String {
         }
     }
 
-    let _ = write!(o, "<h2>Cases ({} shown with timelines)</h2>", d.timelines.min(d.cases.len()));
+    let _ = write!(
+        o,
+        "<h2>Cases ({} shown with timelines)</h2>",
+        d.timelines.min(d.cases.len())
+    );
     if d.cases.is_empty() {
         o.push_str("<p>No cases in this period.</p>");
     }
     let empty = Vec::new();
     for c in d.cases.iter().take(d.timelines) {
         let mut fl: Vec<&Flag> = c.flag_ids.iter().filter_map(|id| d.flags.get(id)).collect();
-        fl.sort_by(|a, b| a.window_start.cmp(&b.window_start).then(a.flag_id.cmp(&b.flag_id)));
-        let cr: Vec<&Credit> = d.credits.iter().filter(|k| k.user_id == c.user_id).collect();
+        fl.sort_by(|a, b| {
+            a.window_start
+                .cmp(&b.window_start)
+                .then(a.flag_id.cmp(&b.flag_id))
+        });
+        let cr: Vec<&Credit> = d
+            .credits
+            .iter()
+            .filter(|k| k.user_id == c.user_id)
+            .collect();
         let _ = write!(
             o,
             "<div class=\"case\" id=\"case-{}\"><h3>{} <small>{}</small> <span class=\"{}\">{}</span> risk {:.2}<span class=risk><i style=\"width:{:.0}%\"></i></span> {:.1} credits withheld</h3>",
@@ -562,7 +711,9 @@ pub fn render_html(d: &ReportData) -> String {
         }
         o.push_str("</ul>");
         if !cr.is_empty() {
-            o.push_str("<table><tr><th>course</th><th>completed</th><th>claimed</th><th>status</th></tr>");
+            o.push_str(
+                "<table><tr><th>course</th><th>completed</th><th>claimed</th><th>status</th></tr>",
+            );
             for k in &cr {
                 let _ = write!(
                     o,

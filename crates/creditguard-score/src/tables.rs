@@ -6,9 +6,13 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow_array::builder::{ListBuilder, StringBuilder};
-use arrow_array::{ArrayRef, Float64Array, Int32Array, RecordBatch, StringArray, TimestampMicrosecondArray};
+use arrow_array::{
+    ArrayRef, Float64Array, Int32Array, RecordBatch, StringArray, TimestampMicrosecondArray,
+};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
-use creditguard_contract::{cases_schema, credits_schema, flags_schema, ts_type, Case, Credit, Flag};
+use creditguard_contract::{
+    cases_schema, credits_schema, flags_schema, ts_type, Case, Credit, Flag,
+};
 use creditguard_lake::Lake;
 use serde::{Deserialize, Serialize};
 
@@ -99,7 +103,8 @@ fn lists(v: Vec<Vec<String>>) -> ArrayRef {
 }
 
 fn batch(schema: SchemaRef, columns: Vec<ArrayRef>) -> Result<RecordBatch> {
-    RecordBatch::try_new(schema, columns).map_err(|e| Error::Internal(format!("building a batch: {e}")))
+    RecordBatch::try_new(schema, columns)
+        .map_err(|e| Error::Internal(format!("building a batch: {e}")))
 }
 
 /// `results/flags` rows as one Arrow batch of [`flags_schema`].
@@ -197,7 +202,9 @@ pub fn claim_issues_batch(rows: &[ClaimIssue]) -> Result<RecordBatch> {
             ts(rows.iter().map(|c| c.completed_at).collect()),
             utf8(m(|c| c.issue.clone())),
             f64s(rows.iter().map(|c| c.credits_claimed).collect()),
-            Arc::new(Float64Array::from(rows.iter().map(|c| c.catalog_credits).collect::<Vec<_>>())),
+            Arc::new(Float64Array::from(
+                rows.iter().map(|c| c.catalog_credits).collect::<Vec<_>>(),
+            )),
             utf8(m(|c| c.detail.clone())),
         ],
     )
@@ -237,7 +244,9 @@ pub fn progress_batch(rows: &[Progress]) -> Result<RecordBatch> {
             utf8(m(|p| p.run_id.clone())),
             utf8(m(|p| p.user_id.clone())),
             utf8_opt(rows.iter().map(|p| p.org_unit.clone()).collect()),
-            Arc::new(Int32Array::from(rows.iter().map(|p| p.year).collect::<Vec<_>>())),
+            Arc::new(Int32Array::from(
+                rows.iter().map(|p| p.year).collect::<Vec<_>>(),
+            )),
             ts(rows.iter().map(|p| p.as_of).collect()),
             n(|p| p.credits_granted),
             n(|p| p.credits_withheld),
@@ -295,11 +304,25 @@ where
 /// The flags of the days `from..=to`, each with the day of the partition it was read from.
 pub fn read_flags(lake: &Lake, from: i64, to: i64) -> Result<Vec<(i64, Flag)>> {
     let mut out = Vec::new();
-    for day in lake.days(FLAGS)?.into_iter().filter(|d| (from..=to).contains(d)) {
+    for day in lake
+        .days(FLAGS)?
+        .into_iter()
+        .filter(|d| (from..=to).contains(d))
+    {
         let files = lake.partition_files(FLAGS, day)?;
         let cols = [
-            "flag_id", "run_id", "detector", "rule", "user_id", "org_unit", "course_id", "window_start", "window_end",
-            "severity", "evidence", "explanation",
+            "flag_id",
+            "run_id",
+            "detector",
+            "rule",
+            "user_id",
+            "org_unit",
+            "course_id",
+            "window_start",
+            "window_end",
+            "severity",
+            "evidence",
+            "explanation",
         ];
         for b in read_columns(&files, &cols)? {
             let s = |n| Strs::of(&b, n);
@@ -314,7 +337,11 @@ pub fn read_flags(lake: &Lake, from: i64, to: i64) -> Result<Vec<(i64, Flag)>> {
                 s("evidence")?,
                 s("explanation")?,
             );
-            let (ws, we, sev) = (Times::of(&b, "window_start")?, Times::of(&b, "window_end")?, Nums::of(&b, "severity")?);
+            let (ws, we, sev) = (
+                Times::of(&b, "window_start")?,
+                Times::of(&b, "window_end")?,
+                Nums::of(&b, "severity")?,
+            );
             for i in 0..b.num_rows() {
                 let window_start = ws.get(i).unwrap_or(0);
                 out.push((
@@ -348,10 +375,20 @@ pub fn read_credits(lake: &Lake, from: i64, to: i64) -> Result<Vec<Credit>> {
     let mut out = Vec::new();
     for b in read_columns(&files, &names)? {
         let s = |n| Strs::of(&b, n);
-        let (id, run, user, org, course, cat, status) =
-            (s("credit_id")?, s("run_id")?, s("user_id")?, s("org_unit")?, s("course_id")?, s("category")?, s("status")?);
+        let (id, run, user, org, course, cat, status) = (
+            s("credit_id")?,
+            s("run_id")?,
+            s("user_id")?,
+            s("org_unit")?,
+            s("course_id")?,
+            s("category")?,
+            s("status")?,
+        );
         let at = Times::of(&b, "completed_at")?;
-        let (claimed, granted) = (Nums::of(&b, "credits_claimed")?, Nums::of(&b, "credits_granted")?);
+        let (claimed, granted) = (
+            Nums::of(&b, "credits_claimed")?,
+            Nums::of(&b, "credits_granted")?,
+        );
         let mut flag_ids = StrLists::of(&b, "flag_ids")?;
         for i in 0..b.num_rows() {
             out.push(Credit {
@@ -380,10 +417,19 @@ pub fn read_cases(lake: &Lake, from: i64, to: i64) -> Result<Vec<Case>> {
     let mut out = Vec::new();
     for b in read_columns(&files, &names)? {
         let s = |n| Strs::of(&b, n);
-        let (id, run, user, org, status) = (s("case_id")?, s("run_id")?, s("user_id")?, s("org_unit")?, s("status")?);
+        let (id, run, user, org, status) = (
+            s("case_id")?,
+            s("run_id")?,
+            s("user_id")?,
+            s("org_unit")?,
+            s("status")?,
+        );
         let (ps, pe) = (Times::of(&b, "period_start")?, Times::of(&b, "period_end")?);
         let (risk, withheld) = (Nums::of(&b, "risk")?, Nums::of(&b, "credits_withheld")?);
-        let (mut flag_ids, mut detectors) = (StrLists::of(&b, "flag_ids")?, StrLists::of(&b, "detectors")?);
+        let (mut flag_ids, mut detectors) = (
+            StrLists::of(&b, "flag_ids")?,
+            StrLists::of(&b, "detectors")?,
+        );
         for i in 0..b.num_rows() {
             out.push(Case {
                 case_id: id.string(i),
@@ -411,10 +457,20 @@ pub fn read_claim_issues(lake: &Lake, from: i64, to: i64) -> Result<Vec<ClaimIss
     let mut out = Vec::new();
     for b in read_columns(&files, &names)? {
         let s = |n| Strs::of(&b, n);
-        let (id, run, credit, user, course, issue, detail) =
-            (s("issue_id")?, s("run_id")?, s("credit_id")?, s("user_id")?, s("course_id")?, s("issue")?, s("detail")?);
+        let (id, run, credit, user, course, issue, detail) = (
+            s("issue_id")?,
+            s("run_id")?,
+            s("credit_id")?,
+            s("user_id")?,
+            s("course_id")?,
+            s("issue")?,
+            s("detail")?,
+        );
         let at = Times::of(&b, "completed_at")?;
-        let (claimed, cat) = (Nums::of(&b, "credits_claimed")?, Nums::of(&b, "catalog_credits")?);
+        let (claimed, cat) = (
+            Nums::of(&b, "credits_claimed")?,
+            Nums::of(&b, "catalog_credits")?,
+        );
         for i in 0..b.num_rows() {
             out.push(ClaimIssue {
                 issue_id: id.string(i),
@@ -441,7 +497,13 @@ pub fn read_progress(lake: &Lake, day: i64) -> Result<Vec<Progress>> {
     let mut out = Vec::new();
     for b in read_columns(&files, &names)? {
         let s = |n| Strs::of(&b, n);
-        let (id, run, user, org, status) = (s("progress_id")?, s("run_id")?, s("user_id")?, s("org_unit")?, s("status")?);
+        let (id, run, user, org, status) = (
+            s("progress_id")?,
+            s("run_id")?,
+            s("user_id")?,
+            s("org_unit")?,
+            s("status")?,
+        );
         let as_of = Times::of(&b, "as_of")?;
         let year = Nums::of(&b, "year")?;
         let n = |name| Nums::of(&b, name);

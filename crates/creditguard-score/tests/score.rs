@@ -37,10 +37,24 @@ impl Fixture {
     fn new() -> Fixture {
         let dir = tempfile::tempdir().unwrap();
         let lake = Lake::open(dir.path().join("lake").to_str().unwrap()).unwrap();
-        Fixture { _dir: dir, lake, catalog: Catalog::parse(CATALOG).unwrap(), events: Vec::new(), flags: BTreeMap::new() }
+        Fixture {
+            _dir: dir,
+            lake,
+            catalog: Catalog::parse(CATALOG).unwrap(),
+            events: Vec::new(),
+            flags: BTreeMap::new(),
+        }
     }
 
-    fn complete(&mut self, id: &str, user: &str, course: &str, at: &str, credits: f64, category: &str) -> &mut Self {
+    fn complete(
+        &mut self,
+        id: &str,
+        user: &str,
+        course: &str,
+        at: &str,
+        credits: f64,
+        category: &str,
+    ) -> &mut Self {
         self.events.push(format!(
             r#"{{"event_id":"{id}","type":"course_complete","ts":"{at}","user_id":"{user}","org_unit":"org-{}","course_id":"{course}","credits":{credits},"category":"{category}"}}"#,
             &user[..2]
@@ -49,7 +63,15 @@ impl Fixture {
     }
 
     /// Heartbeats every 30 s from `from` for `minutes`, on one session and device.
-    fn watch(&mut self, user: &str, course: &str, session: &str, device: &str, from: &str, minutes: i64) -> &mut Self {
+    fn watch(
+        &mut self,
+        user: &str,
+        course: &str,
+        session: &str,
+        device: &str,
+        from: &str,
+        minutes: i64,
+    ) -> &mut Self {
         let start = ts(from);
         for k in 0..minutes * 2 {
             let t = creditguard_contract::time::format_rfc3339_us(start + k * 30_000_000);
@@ -62,7 +84,16 @@ impl Fixture {
         self
     }
 
-    fn flag(&mut self, detector: &str, rule: &str, user: &str, course: Option<&str>, from: &str, to: &str, severity: f64) -> String {
+    fn flag(
+        &mut self,
+        detector: &str,
+        rule: &str,
+        user: &str,
+        course: Option<&str>,
+        from: &str,
+        to: &str,
+        severity: f64,
+    ) -> String {
         let (ws, we) = (ts(from), ts(to));
         let id = stable_id(&[rule, user, from, course.unwrap_or("")]);
         let f = Flag {
@@ -79,7 +110,10 @@ impl Fixture {
             evidence: format!(r#"{{"severity":{severity}}}"#),
             explanation: format!("{rule} for {user} with severity {severity}."),
         };
-        self.flags.entry(creditguard_contract::time::day_of_us(ws)).or_default().push(f);
+        self.flags
+            .entry(creditguard_contract::time::day_of_us(ws))
+            .or_default()
+            .push(f);
         id
     }
 
@@ -87,13 +121,25 @@ impl Fixture {
     fn commit(&self) {
         let mut by_day: BTreeMap<i64, EventBatchBuilder> = BTreeMap::new();
         for (i, line) in self.events.iter().enumerate() {
-            let ev = parse_event(line.as_bytes()).unwrap_or_else(|e| panic!("{line}: {}", e.reason));
+            let ev =
+                parse_event(line.as_bytes()).unwrap_or_else(|e| panic!("{line}: {}", e.reason));
             let d = creditguard_contract::time::day_of_us(ev.ts_us);
-            by_day.entry(d).or_default().push(&ev, "fixture.ndjson", i as i64 + 1);
+            by_day
+                .entry(d)
+                .or_default()
+                .push(&ev, "fixture.ndjson", i as i64 + 1);
         }
         for (d, mut b) in by_day {
             let batch = b.finish();
-            self.lake.write_parquet("events", d, "part-0.parquet", creditguard_contract::events_schema(), &[batch]).unwrap();
+            self.lake
+                .write_parquet(
+                    "events",
+                    d,
+                    "part-0.parquet",
+                    creditguard_contract::events_schema(),
+                    &[batch],
+                )
+                .unwrap();
         }
         for (d, flags) in &self.flags {
             tables::write_flags(&self.lake, *d, flags).unwrap();
@@ -106,7 +152,11 @@ impl Fixture {
 }
 
 fn status_of(r: &ScoreReport, course: &str, user: &str) -> (String, Vec<String>, f64) {
-    let c = r.credits.iter().find(|c| c.course_id == course && c.user_id == user).unwrap();
+    let c = r
+        .credits
+        .iter()
+        .find(|c| c.course_id == course && c.user_id == user)
+        .unwrap();
     (c.status.clone(), c.flag_ids.clone(), c.credits_granted)
 }
 
@@ -121,13 +171,27 @@ fn no_flags_grants_every_claim() {
     f.commit();
     let r = f.score(&ScoreConfig::default(), "2026-03-02", "2026-03-03");
     assert_eq!(r.credits.len(), 3);
-    assert!(r.credits.iter().all(|c| c.status == "granted" && c.flag_ids.is_empty()));
-    assert_eq!(r.credits.iter().map(|c| c.credits_granted).sum::<f64>(), 6.0);
+    assert!(r
+        .credits
+        .iter()
+        .all(|c| c.status == "granted" && c.flag_ids.is_empty()));
+    assert_eq!(
+        r.credits.iter().map(|c| c.credits_granted).sum::<f64>(),
+        6.0
+    );
     assert!(r.cases.is_empty());
     assert!(r.issues.is_empty());
     // Read back from the lake: the same records, partitioned by completion day.
-    assert_eq!(read_credits(&f.lake, day("2026-03-02"), day("2026-03-03")).unwrap(), r.credits);
-    assert_eq!(read_credits(&f.lake, day("2026-03-03"), day("2026-03-03")).unwrap().len(), 1);
+    assert_eq!(
+        read_credits(&f.lake, day("2026-03-02"), day("2026-03-03")).unwrap(),
+        r.credits
+    );
+    assert_eq!(
+        read_credits(&f.lake, day("2026-03-03"), day("2026-03-03"))
+            .unwrap()
+            .len(),
+        1
+    );
     assert_eq!(r.credits[0].credit_id, stable_id(&["u1", "c1", "e1"]));
     let p = read_progress(&f.lake, day("2026-03-03")).unwrap();
     assert_eq!(p.len(), 2);
@@ -144,10 +208,26 @@ fn a_flag_on_course_a_never_withholds_course_b() {
         .watch("u1", "c2", "s2", "d1", "2026-03-02T14:00:00Z", 30)
         .complete("e1", "u1", "c1", "2026-03-02T08:31:00Z", 2.0, "mandatory")
         .complete("e2", "u1", "c2", "2026-03-02T14:31:00Z", 3.0, "elective");
-    let wt = f.flag("watch_time", "watch_time.background_playback", "u1", Some("c1"), "2026-03-02T08:00:00Z", "2026-03-02T08:30:00Z", 0.9);
+    let wt = f.flag(
+        "watch_time",
+        "watch_time.background_playback",
+        "u1",
+        Some("c1"),
+        "2026-03-02T08:00:00Z",
+        "2026-03-02T08:30:00Z",
+        0.9,
+    );
     // A multi-login flag names no course: it touches the course whose activity it overlaps (c1,
     // 08:00–08:30, within the 5-minute slack), not c2 (14:00–14:30).
-    let ml = f.flag("multi_login", "multi_login.concurrent_sessions", "u1", None, "2026-03-02T08:20:00Z", "2026-03-02T08:50:00Z", 0.8);
+    let ml = f.flag(
+        "multi_login",
+        "multi_login.concurrent_sessions",
+        "u1",
+        None,
+        "2026-03-02T08:20:00Z",
+        "2026-03-02T08:50:00Z",
+        0.8,
+    );
     f.commit();
     let r = f.score(&ScoreConfig::default(), "2026-03-02", "2026-03-02");
     let (s1, ids1, g1) = status_of(&r, "c1", "u1");
@@ -158,15 +238,30 @@ fn a_flag_on_course_a_never_withholds_course_b() {
     assert_eq!(status_of(&r, "c2", "u1"), ("granted".into(), vec![], 3.0));
     assert_eq!(r.cases.len(), 1);
     assert_eq!(r.cases[0].credits_withheld, 2.0);
-    assert_eq!(r.cases[0].detectors, vec!["multi_login".to_string(), "watch_time".to_string()]);
+    assert_eq!(
+        r.cases[0].detectors,
+        vec!["multi_login".to_string(), "watch_time".to_string()]
+    );
     assert_eq!(r.cases[0].status, "open");
     // The same multi-login flag at noon touches neither course.
     let mut g = Fixture::new();
     g.events = f.events.clone();
-    g.flag("multi_login", "multi_login.concurrent_sessions", "u1", None, "2026-03-02T11:00:00Z", "2026-03-02T12:00:00Z", 0.8);
+    g.flag(
+        "multi_login",
+        "multi_login.concurrent_sessions",
+        "u1",
+        None,
+        "2026-03-02T11:00:00Z",
+        "2026-03-02T12:00:00Z",
+        0.8,
+    );
     g.commit();
     let r = g.score(&ScoreConfig::default(), "2026-03-02", "2026-03-02");
-    assert!(r.credits.iter().all(|c| c.status == "granted"), "{:?}", r.credits);
+    assert!(
+        r.credits.iter().all(|c| c.status == "granted"),
+        "{:?}",
+        r.credits
+    );
     assert_eq!(r.cases[0].status, "open", "the flag still opens a case");
 }
 
@@ -177,12 +272,24 @@ fn a_burst_withholds_the_claims_of_its_day_only() {
         .complete("e2", "u1", "c2", "2026-03-05T23:59:00Z", 3.0, "elective")
         .complete("e3", "u1", "c3", "2026-03-06T00:01:00Z", 1.0, "practice")
         .complete("e4", "u2", "c1", "2026-03-05T10:00:00Z", 2.0, "mandatory");
-    let b = f.flag("credit_burst", "credit_burst.poisson_tail", "u1", None, "2026-03-05T00:00:00Z", "2026-03-06T00:00:00Z", 0.95);
+    let b = f.flag(
+        "credit_burst",
+        "credit_burst.poisson_tail",
+        "u1",
+        None,
+        "2026-03-05T00:00:00Z",
+        "2026-03-06T00:00:00Z",
+        0.95,
+    );
     f.commit();
     let r = f.score(&ScoreConfig::default(), "2026-03-05", "2026-03-06");
     assert_eq!(status_of(&r, "c1", "u1").0, "withheld");
     assert_eq!(status_of(&r, "c2", "u1"), ("withheld".into(), vec![b], 0.0));
-    assert_eq!(status_of(&r, "c3", "u1").0, "granted", "the next day is not the burst's");
+    assert_eq!(
+        status_of(&r, "c3", "u1").0,
+        "granted",
+        "the next day is not the burst's"
+    );
     assert_eq!(status_of(&r, "c1", "u2").0, "granted", "another learner");
     assert_eq!(r.cases.len(), 1);
     assert_eq!(r.cases[0].credits_withheld, 5.0);
@@ -197,7 +304,11 @@ fn claims_that_disagree_with_the_catalog_are_reported() {
         .complete("e4", "u1", "c3", "2026-03-02T13:00:00Z", 1.0, "practice");
     f.commit();
     let r = f.score(&ScoreConfig::default(), "2026-03-02", "2026-03-02");
-    let issues: Vec<(String, String)> = r.issues.iter().map(|i| (i.course_id.clone(), i.issue.clone())).collect();
+    let issues: Vec<(String, String)> = r
+        .issues
+        .iter()
+        .map(|i| (i.course_id.clone(), i.issue.clone()))
+        .collect();
     assert_eq!(
         issues,
         vec![
@@ -210,28 +321,84 @@ fn claims_that_disagree_with_the_catalog_are_reported() {
     // Unknown course: the claim cannot be checked, so it is granted as claimed and reported.
     assert_eq!(status_of(&r, "c99", "u1"), ("granted".into(), vec![], 4.0));
     let c1 = r.credits.iter().find(|c| c.course_id == "c1").unwrap();
-    assert_eq!((c1.credits_claimed, c1.credits_granted, c1.category.as_str()), (5.0, 2.0, "mandatory"));
-    let c3: Vec<f64> = r.credits.iter().filter(|c| c.course_id == "c3").map(|c| c.credits_granted).collect();
+    assert_eq!(
+        (c1.credits_claimed, c1.credits_granted, c1.category.as_str()),
+        (5.0, 2.0, "mandatory")
+    );
+    let c3: Vec<f64> = r
+        .credits
+        .iter()
+        .filter(|c| c.course_id == "c3")
+        .map(|c| c.credits_granted)
+        .collect();
     assert_eq!(c3, vec![1.0, 0.0], "a repeat completion adds nothing");
     assert!(r.to_string().contains("claim issues: category_mismatch 1, credits_mismatch 1, repeat_completion 1, unknown_course 1"), "{r}");
-    assert_eq!(read_claim_issues(&f.lake, day("2026-03-02"), day("2026-03-02")).unwrap(), r.issues);
+    assert_eq!(
+        read_claim_issues(&f.lake, day("2026-03-02"), day("2026-03-02")).unwrap(),
+        r.issues
+    );
 }
 
 #[test]
 fn cases_at_exactly_the_threshold_open() {
     let mut f = Fixture::new();
-    f.flag("quiz_speed", "quiz_speed.too_fast", "u1", Some("c1"), "2026-03-02T10:00:00Z", "2026-03-02T10:01:00Z", 0.5);
-    f.flag("quiz_speed", "quiz_speed.too_fast", "u2", Some("c1"), "2026-03-02T10:00:00Z", "2026-03-02T10:01:00Z", 0.4999);
+    f.flag(
+        "quiz_speed",
+        "quiz_speed.too_fast",
+        "u1",
+        Some("c1"),
+        "2026-03-02T10:00:00Z",
+        "2026-03-02T10:01:00Z",
+        0.5,
+    );
+    f.flag(
+        "quiz_speed",
+        "quiz_speed.too_fast",
+        "u2",
+        Some("c1"),
+        "2026-03-02T10:00:00Z",
+        "2026-03-02T10:01:00Z",
+        0.4999,
+    );
     // Noisy-OR of 0.25 and 1/3 is 0.5 up to rounding: still at the threshold.
-    f.flag("quiz_speed", "quiz_speed.too_fast", "u3", Some("c1"), "2026-03-02T10:00:00Z", "2026-03-02T10:01:00Z", 0.25);
-    f.flag("watch_time", "watch_time.speed", "u3", Some("c2"), "2026-03-02T11:00:00Z", "2026-03-02T11:01:00Z", 1.0 / 3.0);
+    f.flag(
+        "quiz_speed",
+        "quiz_speed.too_fast",
+        "u3",
+        Some("c1"),
+        "2026-03-02T10:00:00Z",
+        "2026-03-02T10:01:00Z",
+        0.25,
+    );
+    f.flag(
+        "watch_time",
+        "watch_time.speed",
+        "u3",
+        Some("c2"),
+        "2026-03-02T11:00:00Z",
+        "2026-03-02T11:01:00Z",
+        1.0 / 3.0,
+    );
     f.commit();
     let r = f.score(&ScoreConfig::default(), "2026-03-02", "2026-03-02");
-    let st: Vec<(&str, &str)> = r.cases.iter().map(|c| (c.user_id.as_str(), c.status.as_str())).collect();
-    assert_eq!(st, vec![("u1", "open"), ("u2", "below_threshold"), ("u3", "open")]);
+    let st: Vec<(&str, &str)> = r
+        .cases
+        .iter()
+        .map(|c| (c.user_id.as_str(), c.status.as_str()))
+        .collect();
+    assert_eq!(
+        st,
+        vec![("u1", "open"), ("u2", "below_threshold"), ("u3", "open")]
+    );
     assert_eq!(r.cases[0].risk, 0.5);
-    assert_eq!(r.cases[0].case_id, stable_id(&["u1", "2026-03-02/2026-03-02"]));
-    assert_eq!(read_cases(&f.lake, day("2026-03-02"), day("2026-03-02")).unwrap(), r.cases);
+    assert_eq!(
+        r.cases[0].case_id,
+        stable_id(&["u1", "2026-03-02/2026-03-02"])
+    );
+    assert_eq!(
+        read_cases(&f.lake, day("2026-03-02"), day("2026-03-02")).unwrap(),
+        r.cases
+    );
 }
 
 fn mixed() -> Fixture {
@@ -242,10 +409,42 @@ fn mixed() -> Fixture {
         .complete("e2", "u1", "c2", "2026-03-02T09:21:00Z", 3.0, "elective")
         .complete("e3", "u2", "c1", "2026-03-03T08:00:00Z", 2.0, "mandatory")
         .complete("e4", "u3", "c3", "2026-03-03T08:00:00Z", 1.0, "practice");
-    f.flag("watch_time", "watch_time.low_coverage", "u1", Some("c1"), "2026-03-02T08:00:00Z", "2026-03-02T08:21:00Z", 0.6);
-    f.flag("quiz_speed", "quiz_speed.too_fast", "u1", Some("c2"), "2026-03-02T09:15:00Z", "2026-03-02T09:16:00Z", 0.9);
-    f.flag("watch_time", "watch_time.speed", "u2", Some("c1"), "2026-03-03T07:00:00Z", "2026-03-03T07:30:00Z", 0.45);
-    f.flag("shared_device", "shared_device.many_accounts", "u3", Some("c3"), "2026-03-03T07:55:00Z", "2026-03-03T08:00:00Z", 0.75);
+    f.flag(
+        "watch_time",
+        "watch_time.low_coverage",
+        "u1",
+        Some("c1"),
+        "2026-03-02T08:00:00Z",
+        "2026-03-02T08:21:00Z",
+        0.6,
+    );
+    f.flag(
+        "quiz_speed",
+        "quiz_speed.too_fast",
+        "u1",
+        Some("c2"),
+        "2026-03-02T09:15:00Z",
+        "2026-03-02T09:16:00Z",
+        0.9,
+    );
+    f.flag(
+        "watch_time",
+        "watch_time.speed",
+        "u2",
+        Some("c1"),
+        "2026-03-03T07:00:00Z",
+        "2026-03-03T07:30:00Z",
+        0.45,
+    );
+    f.flag(
+        "shared_device",
+        "shared_device.many_accounts",
+        "u3",
+        Some("c3"),
+        "2026-03-03T07:55:00Z",
+        "2026-03-03T08:00:00Z",
+        0.75,
+    );
     f.commit();
     f
 }
@@ -256,12 +455,33 @@ fn a_rerun_gives_identical_ids_and_rows() {
     let cfg = ScoreConfig::default();
     let a = f.score(&cfg, "2026-03-02", "2026-03-03");
     let files = |t: &str| -> Vec<Vec<u8>> {
-        f.lake.files(t, day("2026-03-02"), day("2026-03-03")).unwrap().iter().map(|p| std::fs::read(p).unwrap()).collect()
+        f.lake
+            .files(t, day("2026-03-02"), day("2026-03-03"))
+            .unwrap()
+            .iter()
+            .map(|p| std::fs::read(p).unwrap())
+            .collect()
     };
-    let before: Vec<_> = [tables::CREDITS, tables::CASES, tables::CLAIM_ISSUES, tables::PROGRESS].iter().map(|t| files(t)).collect();
+    let before: Vec<_> = [
+        tables::CREDITS,
+        tables::CASES,
+        tables::CLAIM_ISSUES,
+        tables::PROGRESS,
+    ]
+    .iter()
+    .map(|t| files(t))
+    .collect();
     let b = f.score(&cfg, "2026-03-02", "2026-03-03");
     assert_eq!(a, b);
-    let after: Vec<_> = [tables::CREDITS, tables::CASES, tables::CLAIM_ISSUES, tables::PROGRESS].iter().map(|t| files(t)).collect();
+    let after: Vec<_> = [
+        tables::CREDITS,
+        tables::CASES,
+        tables::CLAIM_ISSUES,
+        tables::PROGRESS,
+    ]
+    .iter()
+    .map(|t| files(t))
+    .collect();
     assert_eq!(before, after, "byte-identical Parquet files");
     // Scoring day by day gives the same credit records as scoring the range.
     let d1 = f.score(&cfg, "2026-03-02", "2026-03-02");
@@ -277,33 +497,67 @@ fn a_changed_threshold_changes_only_what_it_should() {
     let base = f.score(&ScoreConfig::default(), "2026-03-02", "2026-03-03");
     // Review threshold down: the same credits, the same cases with the same risks; only u2's case
     // (risk 0.45) changes status.
-    let lower = ScoreConfig { review_threshold: 0.4, ..ScoreConfig::default() };
+    let lower = ScoreConfig {
+        review_threshold: 0.4,
+        ..ScoreConfig::default()
+    };
     let r = f.score(&lower, "2026-03-02", "2026-03-03");
     assert_eq!(r.credits, base.credits);
     assert_eq!(r.cases.len(), base.cases.len());
     for (a, b) in base.cases.iter().zip(&r.cases) {
-        assert_eq!((&a.case_id, a.risk, &a.flag_ids, a.credits_withheld), (&b.case_id, b.risk, &b.flag_ids, b.credits_withheld));
+        assert_eq!(
+            (&a.case_id, a.risk, &a.flag_ids, a.credits_withheld),
+            (&b.case_id, b.risk, &b.flag_ids, b.credits_withheld)
+        );
         let changed = a.status != b.status;
-        assert_eq!(changed, a.user_id == "u2", "{} {} → {}", a.user_id, a.status, b.status);
+        assert_eq!(
+            changed,
+            a.user_id == "u2",
+            "{} {} → {}",
+            a.user_id,
+            a.status,
+            b.status
+        );
     }
     // Withholding threshold up to 0.7: u1's c1 claim (its only flag is 0.6) is granted now; the
     // cases keep their risks and statuses; u1's withheld credits drop by c1's 2 credits.
-    let stricter = ScoreConfig { withhold_severity: 0.7, ..ScoreConfig::default() };
+    let stricter = ScoreConfig {
+        withhold_severity: 0.7,
+        ..ScoreConfig::default()
+    };
     let r = f.score(&stricter, "2026-03-02", "2026-03-03");
     for (a, b) in base.credits.iter().zip(&r.credits) {
         assert_eq!(a.credit_id, b.credit_id);
         let changed = a != b;
-        assert_eq!(changed, a.course_id == "c1" && a.user_id == "u1", "{a:?} → {b:?}");
+        assert_eq!(
+            changed,
+            a.course_id == "c1" && a.user_id == "u1",
+            "{a:?} → {b:?}"
+        );
     }
     assert_eq!(status_of(&r, "c1", "u1").0, "granted");
     for (a, b) in base.cases.iter().zip(&r.cases) {
-        assert_eq!((&a.case_id, a.risk, &a.status), (&b.case_id, b.risk, &b.status));
+        assert_eq!(
+            (&a.case_id, a.risk, &a.status),
+            (&b.case_id, b.risk, &b.status)
+        );
         let dw = a.credits_withheld - b.credits_withheld;
         assert_eq!(dw, if a.user_id == "u1" { 2.0 } else { 0.0 });
     }
     // A config that would withhold credits in cases nobody opens is refused.
-    let bad = ScoreConfig { review_threshold: 0.8, ..ScoreConfig::default() };
-    let err = score(&f.lake, &f.catalog, &bad, day("2026-03-02"), day("2026-03-02"), "r").unwrap_err();
+    let bad = ScoreConfig {
+        review_threshold: 0.8,
+        ..ScoreConfig::default()
+    };
+    let err = score(
+        &f.lake,
+        &f.catalog,
+        &bad,
+        day("2026-03-02"),
+        day("2026-03-02"),
+        "r",
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("withhold_severity"), "{err}");
 }
 
@@ -311,14 +565,34 @@ fn a_changed_threshold_changes_only_what_it_should() {
 fn an_earlier_flag_in_the_lookback_withholds_and_joins_the_case() {
     let mut f = Fixture::new();
     f.complete("e1", "u1", "c1", "2026-03-10T10:00:00Z", 2.0, "mandatory");
-    let old = f.flag("watch_time", "watch_time.background_playback", "u1", Some("c1"), "2026-03-04T10:00:00Z", "2026-03-04T11:00:00Z", 0.8);
+    let old = f.flag(
+        "watch_time",
+        "watch_time.background_playback",
+        "u1",
+        Some("c1"),
+        "2026-03-04T10:00:00Z",
+        "2026-03-04T11:00:00Z",
+        0.8,
+    );
     f.commit();
     let r = f.score(&ScoreConfig::default(), "2026-03-10", "2026-03-10");
-    assert_eq!(status_of(&r, "c1", "u1"), ("withheld".into(), vec![old.clone()], 0.0));
+    assert_eq!(
+        status_of(&r, "c1", "u1"),
+        ("withheld".into(), vec![old.clone()], 0.0)
+    );
     assert_eq!(r.cases[0].flag_ids, vec![old]);
-    assert!(r.flags.is_empty(), "the stream carries the period's flags only");
-    let none = ScoreConfig { lookback_days: 0, ..ScoreConfig::default() };
-    assert_eq!(f.score(&none, "2026-03-10", "2026-03-10").credits[0].status, "granted");
+    assert!(
+        r.flags.is_empty(),
+        "the stream carries the period's flags only"
+    );
+    let none = ScoreConfig {
+        lookback_days: 0,
+        ..ScoreConfig::default()
+    };
+    assert_eq!(
+        f.score(&none, "2026-03-10", "2026-03-10").credits[0].status,
+        "granted"
+    );
 }
 
 #[test]
@@ -335,22 +609,35 @@ fn the_stream_holds_every_record_once_with_its_kind() {
     assert_eq!((r.flags.len(), r.credits.len(), r.cases.len()), (4, 4, 3));
     // Compared as JSON text: serde_json parses floats to the nearest value only with its
     // `float_roundtrip` feature, and the producer side only ever serializes.
-    let expected: Vec<String> = r.records().iter().map(|r| serde_json::to_string(r).unwrap()).collect();
+    let expected: Vec<String> = r
+        .records()
+        .iter()
+        .map(|r| serde_json::to_string(r).unwrap())
+        .collect();
     let mut kinds = BTreeMap::new();
     for l in &lines {
         let v: serde_json::Value = serde_json::from_str(l).unwrap();
-        *kinds.entry(v["kind"].as_str().unwrap().to_string()).or_insert(0) += 1;
+        *kinds
+            .entry(v["kind"].as_str().unwrap().to_string())
+            .or_insert(0) += 1;
         assert!(serde_json::from_str::<ResultRecord>(l).is_ok(), "{l}");
         assert!(expected.contains(l), "{l}");
     }
-    assert_eq!(kinds, BTreeMap::from([("case".into(), 3), ("credit".into(), 4), ("flag".into(), 4)]));
+    assert_eq!(
+        kinds,
+        BTreeMap::from([("case".into(), 3), ("credit".into(), 4), ("flag".into(), 4)])
+    );
     let mut buf = Vec::new();
     r.write_ndjson(&mut buf).unwrap();
     assert_eq!(String::from_utf8(buf).unwrap().lines().count(), lines.len());
 }
 
 fn python_duckdb() -> bool {
-    Command::new("python3").args(["-c", "import duckdb"]).output().map(|o| o.status.success()).unwrap_or(false)
+    Command::new("python3")
+        .args(["-c", "import duckdb"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
 }
 
 #[test]
@@ -362,8 +649,17 @@ fn duckdb_reads_every_result_table() {
     let f = mixed();
     let r = f.score(&ScoreConfig::default(), "2026-03-02", "2026-03-03");
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/duckdb_results.py");
-    let out = Command::new("python3").arg(&script).arg(f.lake.root()).output().unwrap();
-    assert!(out.status.success(), "{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("python3")
+        .arg(&script)
+        .arg(f.lake.root())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let t = r.totals();
     assert_eq!(v["flags"]["rows"], 4);
@@ -374,19 +670,35 @@ fn duckdb_reads_every_result_table() {
     assert_eq!(v["claim_issues"]["rows"], r.issues.len());
     assert_eq!(v["progress"]["rows"], r.progress.len());
     // The days come from the hive partition column, as dashboards read them.
-    assert_eq!(v["credits"]["days"], serde_json::json!(["2026-03-02", "2026-03-03"]));
+    assert_eq!(
+        v["credits"]["days"],
+        serde_json::json!(["2026-03-02", "2026-03-03"])
+    );
     // Types as results-v1 says, as DuckDB sees them.
     assert_eq!(v["credits"]["types"]["flag_ids"], "VARCHAR[]");
-    assert_eq!(v["credits"]["types"]["completed_at"], "TIMESTAMP WITH TIME ZONE");
+    assert_eq!(
+        v["credits"]["types"]["completed_at"],
+        "TIMESTAMP WITH TIME ZONE"
+    );
     assert_eq!(v["cases"]["types"]["detectors"], "VARCHAR[]");
     assert_eq!(v["cases"]["types"]["risk"], "DOUBLE");
-    assert_eq!(v["flags"]["types"]["window_start"], "TIMESTAMP WITH TIME ZONE");
+    assert_eq!(
+        v["flags"]["types"]["window_start"],
+        "TIMESTAMP WITH TIME ZONE"
+    );
 }
 
 fn chromium() -> Option<String> {
-    ["chromium", "chromium-browser", "google-chrome"].into_iter().map(str::to_string).find(|b| {
-        Command::new(b).arg("--version").output().map(|o| o.status.success()).unwrap_or(false)
-    })
+    ["chromium", "chromium-browser", "google-chrome"]
+        .into_iter()
+        .map(str::to_string)
+        .find(|b| {
+            Command::new(b)
+                .arg("--version")
+                .output()
+                .map(|o| o.status.success())
+                .unwrap_or(false)
+        })
 }
 
 #[test]
@@ -395,14 +707,27 @@ fn the_html_report_renders_in_a_headless_browser() {
     f.score(&ScoreConfig::default(), "2026-03-02", "2026-03-03");
     let data = report::load(&f.lake, day("2026-03-02"), day("2026-03-03"), 20).unwrap();
     let html = report::render_html(&data);
-    assert!(!html.contains("http://") || !html.contains("src=\"http"), "no network resources");
+    assert!(
+        !html.contains("http://") || !html.contains("src=\"http"),
+        "no network resources"
+    );
     assert!(!html.contains("<script"), "no scripts");
-    assert_eq!(html.matches("<svg class=\"timeline\"").count(), 3, "one timeline per case");
+    assert_eq!(
+        html.matches("<svg class=\"timeline\"").count(),
+        3,
+        "one timeline per case"
+    );
     assert!(html.contains("device d1"), "sessions by device");
     assert!(html.contains("quiz_speed.too_fast"));
     let text = report::render_text(&data, 10);
-    assert!(text.contains("cases          2 open, 1 below threshold"), "{text}");
-    assert!(text.contains("quiz_speed.too_fast for u1 with severity 0.9."), "{text}");
+    assert!(
+        text.contains("cases          2 open, 1 below threshold"),
+        "{text}"
+    );
+    assert!(
+        text.contains("quiz_speed.too_fast for u1 with severity 0.9."),
+        "{text}"
+    );
     let Some(browser) = chromium() else {
         eprintln!("SKIPPED the_html_report_renders_in_a_headless_browser (screenshot part): no chromium (apt-get install -y chromium)");
         return;
@@ -430,7 +755,11 @@ fn the_html_report_renders_in_a_headless_browser() {
         .arg(format!("file://{}", page.display()))
         .output()
         .unwrap();
-    assert!(png.exists(), "no screenshot: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        png.exists(),
+        "no screenshot: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // For a person to look at: `CREDITGUARD_KEEP_REPORT=/tmp/r cargo test …` keeps the page and
     // the screenshot as /tmp/r.html and /tmp/r.png.
     if let Ok(keep) = std::env::var("CREDITGUARD_KEEP_REPORT") {
@@ -438,13 +767,19 @@ fn the_html_report_renders_in_a_headless_browser() {
         std::fs::copy(&png, format!("{keep}.png")).unwrap();
     }
     let colours = distinct_colours(&std::fs::read(&png).unwrap());
-    assert!(colours > 50, "screenshot looks blank: {colours} distinct colours");
+    assert!(
+        colours > 50,
+        "screenshot looks blank: {colours} distinct colours"
+    );
 }
 
 /// Distinct RGB colours of a PNG screenshot (8-bit RGB or RGBA, non-interlaced, as Chromium
 /// writes them).
 fn distinct_colours(png: &[u8]) -> usize {
-    png_pixels(png).into_iter().collect::<std::collections::HashSet<_>>().len()
+    png_pixels(png)
+        .into_iter()
+        .collect::<std::collections::HashSet<_>>()
+        .len()
 }
 
 fn png_pixels(png: &[u8]) -> Vec<[u8; 3]> {
@@ -492,7 +827,11 @@ fn png_pixels(png: &[u8]) -> Vec<[u8; 3]> {
                 3 => ((a as u16 + b as u16) / 2) as u8,
                 4 => {
                     let p = a as i16 + b as i16 - c as i16;
-                    let (pa, pb, pc) = ((p - a as i16).abs(), (p - b as i16).abs(), (p - c as i16).abs());
+                    let (pa, pb, pc) = (
+                        (p - a as i16).abs(),
+                        (p - b as i16).abs(),
+                        (p - c as i16).abs(),
+                    );
                     if pa <= pb && pa <= pc {
                         a
                     } else if pb <= pc {

@@ -93,19 +93,29 @@ impl Catalog {
                 let n = rng.random_range(2..=5usize);
                 // Lessons 4–14 minutes, whole seconds; at least one of 7+ minutes so every course
                 // can host a lesson long enough for the watch-time rules' 5-minute floor.
-                let mut lessons_ms: Vec<i64> = (0..n).map(|_| rng.random_range(240..=840i64) * 1000).collect();
+                let mut lessons_ms: Vec<i64> = (0..n)
+                    .map(|_| rng.random_range(240..=840i64) * 1000)
+                    .collect();
                 if lessons_ms.iter().all(|&d| d < 420_000) {
                     lessons_ms[0] = rng.random_range(420..=840i64) * 1000;
                 }
                 let total_s = (lessons_ms.iter().sum::<i64>() / 1000) as u32;
                 // One credit per 15 minutes of content, in halves, at least half a credit.
                 let credits = ((f64::from(total_s) / 900.0 * 2.0).round() / 2.0).max(0.5);
-                let category = if i % 4 == 0 { Category::Mandatory } else { Category::Elective };
+                let category = if i % 4 == 0 {
+                    Category::Mandatory
+                } else {
+                    Category::Elective
+                };
                 let ratios = [0.8, 0.85, 0.9, 0.95];
                 courses.push(Course {
                     lesson_ids: (1..=n).map(|l| format!("{id}-L{l}")).collect(),
                     id,
-                    title: if part > 1 { format!("{topic} {part}") } else { topic.to_string() },
+                    title: if part > 1 {
+                        format!("{topic} {part}")
+                    } else {
+                        topic.to_string()
+                    },
                     category,
                     credits,
                     duration_s: total_s,
@@ -131,20 +141,36 @@ impl Catalog {
 
     /// Indices of the online (video) courses.
     pub(crate) fn online(&self) -> impl Iterator<Item = usize> + '_ {
-        self.courses.iter().enumerate().filter(|(_, c)| !c.is_classroom()).map(|(i, _)| i)
+        self.courses
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| !c.is_classroom())
+            .map(|(i, _)| i)
     }
 
     /// Indices of the classroom courses.
     pub(crate) fn classroom(&self) -> Vec<usize> {
-        self.courses.iter().enumerate().filter(|(_, c)| c.is_classroom()).map(|(i, _)| i).collect()
+        self.courses
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.is_classroom())
+            .map(|(i, _)| i)
+            .collect()
     }
 
     /// Writes `course_id,title,category,credits,duration_s,min_watch_ratio` CSV (titles never
     /// contain commas or quotes, so no quoting is needed).
     pub fn write_csv<W: Write>(&self, mut w: W) -> Result<()> {
-        writeln!(w, "course_id,title,category,credits,duration_s,min_watch_ratio")?;
+        writeln!(
+            w,
+            "course_id,title,category,credits,duration_s,min_watch_ratio"
+        )?;
         for c in &self.courses {
-            writeln!(w, "{},{},{},{},{},{}", c.id, c.title, c.category, c.credits, c.duration_s, c.min_watch_ratio)?;
+            writeln!(
+                w,
+                "{},{},{},{},{},{}",
+                c.id, c.title, c.category, c.credits, c.duration_s, c.min_watch_ratio
+            )?;
         }
         w.flush()?;
         Ok(())

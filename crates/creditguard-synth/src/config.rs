@@ -58,7 +58,9 @@ impl Pattern {
 
     /// Parses a short name or a full rule name.
     pub fn parse(s: &str) -> Option<Pattern> {
-        Pattern::ALL.into_iter().find(|p| p.name() == s || p.rule() == s)
+        Pattern::ALL
+            .into_iter()
+            .find(|p| p.name() == s || p.rule() == s)
     }
 }
 
@@ -167,7 +169,10 @@ impl Config {
         for p in Pattern::ALL {
             let s = self.share(p);
             if !(0.0..=1.0).contains(&s) {
-                problems.push(format!("share of {} must be within 0..1, got {s}", p.name()));
+                problems.push(format!(
+                    "share of {} must be within 0..1, got {s}",
+                    p.name()
+                ));
             }
         }
         let total: f64 = self.shares.iter().sum();
@@ -175,7 +180,10 @@ impl Config {
             problems.push(format!("the pattern shares add up to {total:.3}; keep them ≤ 0.9 so honest learners remain"));
         }
         if !(0.0..=0.2).contains(&self.fault_rate) {
-            problems.push(format!("fault_rate must be within 0..0.2, got {}", self.fault_rate));
+            problems.push(format!(
+                "fault_rate must be within 0..0.2, got {}",
+                self.fault_rate
+            ));
         }
         if problems.is_empty() {
             Ok(())

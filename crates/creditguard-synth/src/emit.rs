@@ -36,7 +36,16 @@ pub(crate) struct Ctx {
 impl Ctx {
     /// A server-side event of the platform (no session, device or address).
     pub(crate) fn server(tz_min: i32) -> Ctx {
-        Ctx { sess: 0, device: 0, ip: 0, geo: None, platform: Platform::Other, tz_min, skew_us: 0, latency_us: 30 * MS }
+        Ctx {
+            sess: 0,
+            device: 0,
+            ip: 0,
+            geo: None,
+            platform: Platform::Other,
+            tz_min,
+            skew_us: 0,
+            latency_us: 30 * MS,
+        }
     }
 }
 
@@ -67,7 +76,21 @@ pub(crate) struct Rec {
 
 impl Rec {
     pub(crate) fn new(kind: EventType, t: i64) -> Rec {
-        Rec { kind, t, course: None, lesson: None, pos: None, dur: None, playing: None, visible: None, muted: false, rate_pm: 0, seek: None, quiz: None, method: None }
+        Rec {
+            kind,
+            t,
+            course: None,
+            lesson: None,
+            pos: None,
+            dur: None,
+            playing: None,
+            visible: None,
+            muted: false,
+            rate_pm: 0,
+            seek: None,
+            quiz: None,
+            method: None,
+        }
     }
     pub(crate) fn course(mut self, c: usize) -> Rec {
         self.course = Some(c);
@@ -135,7 +158,13 @@ enum Corrupt {
 }
 
 impl Corrupt {
-    const ALL: [Corrupt; 5] = [Corrupt::Truncated, Corrupt::MissingTs, Corrupt::NoOffset, Corrupt::UnknownType, Corrupt::StringVersion];
+    const ALL: [Corrupt; 5] = [
+        Corrupt::Truncated,
+        Corrupt::MissingTs,
+        Corrupt::NoOffset,
+        Corrupt::UnknownType,
+        Corrupt::StringVersion,
+    ];
 
     fn reject_kind(self) -> &'static str {
         match self {
@@ -182,7 +211,8 @@ impl Chunk {
         self.spare_slots.clear();
         for s in &self.slots[split..] {
             let start = self.spare_arena.len();
-            self.spare_arena.extend_from_slice(&self.arena[s.start..s.start + s.len as usize]);
+            self.spare_arena
+                .extend_from_slice(&self.arena[s.start..s.start + s.len as usize]);
             self.spare_slots.push(Slot { start, ..*s });
         }
         std::mem::swap(&mut self.arena, &mut self.spare_arena);
@@ -192,7 +222,13 @@ impl Chunk {
 
     fn push_slot(&mut self, key: i64, user: u32, line: u32, start: usize) {
         let len = (self.arena.len() - start) as u32;
-        self.slots.push(Slot { key, user, line, start, len });
+        self.slots.push(Slot {
+            key,
+            user,
+            line,
+            start,
+            len,
+        });
     }
 }
 
@@ -294,7 +330,8 @@ impl Emitter {
                 }
                 55..65 => {
                     // Buffered offline on the device and uploaded hours later.
-                    recv += self.frng.random_range(1..=8i64) * HOUR + self.frng.random_range(0..3_600_000i64) * MS;
+                    recv += self.frng.random_range(1..=8i64) * HOUR
+                        + self.frng.random_range(0..3_600_000i64) * MS;
                     self.stats.late += 1;
                 }
                 65..80 => extra = true,
@@ -328,7 +365,11 @@ impl Emitter {
             out.push_slot(key, self.idx, self.line, start);
             self.stats.invalid_lines += 1;
             self.stats.lines += 1;
-            *self.stats.invalid_by_kind.entry(kind.reject_kind().to_string()).or_default() += 1;
+            *self
+                .stats
+                .invalid_by_kind
+                .entry(kind.reject_kind().to_string())
+                .or_default() += 1;
         }
     }
 
@@ -365,7 +406,16 @@ impl Emitter {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn write_line(&mut self, b: &mut Vec<u8>, ctx: &Ctx, r: &Rec, recv: i64, corrupt: Corrupt, extra: bool, catalog: &Catalog) {
+    fn write_line(
+        &mut self,
+        b: &mut Vec<u8>,
+        ctx: &Ctx,
+        r: &Rec,
+        recv: i64,
+        corrupt: Corrupt,
+        extra: bool,
+        catalog: &Catalog,
+    ) {
         let line_start = b.len();
         b.extend_from_slice(b"{\"event_id\":\"");
         b.extend_from_slice(self.user_id.as_bytes());
@@ -446,7 +496,11 @@ impl Emitter {
         }
         if r.kind == EventType::VideoRate || (r.rate_pm != 0 && r.rate_pm != 1000) {
             b.extend_from_slice(b",\"rate\":");
-            push_fixed(b, i64::from(if r.rate_pm == 0 { 1000 } else { r.rate_pm }), 3);
+            push_fixed(
+                b,
+                i64::from(if r.rate_pm == 0 { 1000 } else { r.rate_pm }),
+                3,
+            );
         }
         if let Some(m) = r.method {
             push_str_field(b, b",\"method\":\"", m.as_str().as_bytes());

@@ -151,10 +151,20 @@ pub fn evaluate(
             q.unknown_users += 1;
             continue;
         }
-        flagged.entry(u.to_string()).or_default().insert(r.to_string());
+        flagged
+            .entry(u.to_string())
+            .or_default()
+            .insert(r.to_string());
     }
-    let mut names: Vec<String> = creditguard_contract::RULES.iter().map(|r| r.to_string()).collect();
-    let extra: BTreeSet<&String> = flagged.values().flatten().filter(|r| !names.contains(r)).collect();
+    let mut names: Vec<String> = creditguard_contract::RULES
+        .iter()
+        .map(|r| r.to_string())
+        .collect();
+    let extra: BTreeSet<&String> = flagged
+        .values()
+        .flatten()
+        .filter(|r| !names.contains(r))
+        .collect();
     names.extend(extra.into_iter().cloned());
 
     let count = |row: &mut RuleQuality, labelled: Option<Strength>, hit: bool| {
@@ -174,7 +184,13 @@ pub fn evaluate(
             }
         }
     };
-    q.rules = names.iter().map(|n| RuleQuality { rule: n.clone(), ..RuleQuality::default() }).collect();
+    q.rules = names
+        .iter()
+        .map(|n| RuleQuality {
+            rule: n.clone(),
+            ..RuleQuality::default()
+        })
+        .collect();
     q.overall.rule = "any rule".to_string();
     for l in &labels.learners {
         let rules = &truth[l.user_id.as_str()];
@@ -244,7 +260,11 @@ impl fmt::Display for Quality {
         writeln!(f, "| rule | labelled | flagged | TP | FP | FN | precision | recall | recall blatant | recall subtle |")?;
         writeln!(f, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")?;
         for r in self.rules.iter().chain(std::iter::once(&self.overall)) {
-            let name = if r.rule == "any rule" { "**any rule**".to_string() } else { format!("`{}`", r.rule) };
+            let name = if r.rule == "any rule" {
+                "**any rule**".to_string()
+            } else {
+                format!("`{}`", r.rule)
+            };
             writeln!(
                 f,
                 "| {name} | {} | {} | {} | {} | {} | {} | {} | {} ({}) | {} ({}) |",
@@ -264,12 +284,36 @@ impl fmt::Display for Quality {
         writeln!(f)?;
         writeln!(f, "| learner-level measure | count | share |")?;
         writeln!(f, "|---|---:|---:|")?;
-        share(f, "honest learners flagged", self.honest_flagged, self.honest_learners)?;
-        share(f, "honest credit claims withheld", self.honest_claims_withheld, self.honest_claims)?;
-        share(f, "cheaters' tainted claims withheld", self.tainted_claims_withheld, self.tainted_claims)?;
-        share(f, "cheaters' claims withheld (all)", self.cheater_claims_withheld, self.cheater_claims)?;
+        share(
+            f,
+            "honest learners flagged",
+            self.honest_flagged,
+            self.honest_learners,
+        )?;
+        share(
+            f,
+            "honest credit claims withheld",
+            self.honest_claims_withheld,
+            self.honest_claims,
+        )?;
+        share(
+            f,
+            "cheaters' tainted claims withheld",
+            self.tainted_claims_withheld,
+            self.tainted_claims,
+        )?;
+        share(
+            f,
+            "cheaters' claims withheld (all)",
+            self.cheater_claims_withheld,
+            self.cheater_claims,
+        )?;
         if self.unknown_users > 0 {
-            writeln!(f, "| flags/credits of users not in the labels (ignored) | {} | |", self.unknown_users)?;
+            writeln!(
+                f,
+                "| flags/credits of users not in the labels (ignored) | {} | |",
+                self.unknown_users
+            )?;
         }
         Ok(())
     }
@@ -310,7 +354,13 @@ mod tests {
             learners: vec![
                 learner("a", &[(speed, Strength::Blatant, &["C1"])]),
                 learner("b", &[(speed, Strength::Subtle, &["C2"])]),
-                learner("c", &[(quiz, Strength::Blatant, &["C3"]), (quiz, Strength::Subtle, &["C4"])]),
+                learner(
+                    "c",
+                    &[
+                        (quiz, Strength::Blatant, &["C3"]),
+                        (quiz, Strength::Subtle, &["C4"]),
+                    ],
+                ),
                 learner("h1", &[]),
                 learner("h2", &[]),
                 learner("h3", &[]),
@@ -332,7 +382,10 @@ mod tests {
         ];
         let q = evaluate(&labels, flags, Vec::<(&str, &str, &str)>::new());
         let speed = q.rule("watch_time.speed").unwrap();
-        assert_eq!((speed.labelled, speed.flagged, speed.true_positives), (2, 3, 1));
+        assert_eq!(
+            (speed.labelled, speed.flagged, speed.true_positives),
+            (2, 3, 1)
+        );
         assert_eq!((speed.false_positives(), speed.false_negatives()), (2, 1));
         assert_eq!(speed.precision(), Some(1.0 / 3.0));
         assert_eq!(speed.recall(), Some(0.5));
@@ -340,11 +393,24 @@ mod tests {
         assert_eq!(speed.recall_subtle(), Some(0.0));
         let quiz = q.rule("quiz_speed.too_fast").unwrap();
         // Two episodes of both strengths on one learner: one learner, counted as blatant.
-        assert_eq!((quiz.labelled, quiz.labelled_blatant, quiz.true_positives), (1, 1, 1));
+        assert_eq!(
+            (quiz.labelled, quiz.labelled_blatant, quiz.true_positives),
+            (1, 1, 1)
+        );
         let bg = q.rule("watch_time.background_playback").unwrap();
-        assert_eq!((bg.labelled, bg.flagged, bg.precision(), bg.recall()), (0, 0, None, None));
+        assert_eq!(
+            (bg.labelled, bg.flagged, bg.precision(), bg.recall()),
+            (0, 0, None, None)
+        );
         // Any rule: cheaters a, b, c; flagged a, c, h1.
-        assert_eq!((q.overall.labelled, q.overall.flagged, q.overall.true_positives), (3, 3, 2));
+        assert_eq!(
+            (
+                q.overall.labelled,
+                q.overall.flagged,
+                q.overall.true_positives
+            ),
+            (3, 3, 2)
+        );
         assert_eq!((q.honest_learners, q.honest_flagged), (4, 1));
         assert_eq!(q.honest_flagged_share(), Some(0.25));
         assert_eq!(q.unknown_users, 1);
@@ -376,12 +442,24 @@ mod tests {
     #[test]
     fn unknown_rule_names_get_their_own_row_and_the_table_renders() {
         let labels = population();
-        let q = evaluate(&labels, [("h2", "watch_time.experimental")], [("h2", "C1", "granted")]);
+        let q = evaluate(
+            &labels,
+            [("h2", "watch_time.experimental")],
+            [("h2", "C1", "granted")],
+        );
         let row = q.rule("watch_time.experimental").unwrap();
         assert_eq!((row.flagged, row.false_positives()), (1, 1));
         let table = q.to_string();
-        assert!(table.contains("| `watch_time.speed` | 2 | 0 | 0 | 0 | 2 | – | 0.000 | 0.000 (1) | 0.000 (1) |"), "{table}");
-        assert!(table.contains("| honest learners flagged | 1 / 4 | 25.00 % |"), "{table}");
+        assert!(
+            table.contains(
+                "| `watch_time.speed` | 2 | 0 | 0 | 0 | 2 | – | 0.000 | 0.000 (1) | 0.000 (1) |"
+            ),
+            "{table}"
+        );
+        assert!(
+            table.contains("| honest learners flagged | 1 / 4 | 25.00 % |"),
+            "{table}"
+        );
         assert!(table.contains("**any rule**"));
     }
 }

@@ -116,7 +116,13 @@ mod tests {
 
     #[test]
     fn fixed_point_numbers() {
-        let cases = [(12_500, 3, "12.5"), (12_000, 3, "12"), (5, 3, "0.005"), (-1_234_567, 4, "-123.4567"), (0, 3, "0")];
+        let cases = [
+            (12_500, 3, "12.5"),
+            (12_000, 3, "12"),
+            (5, 3, "0.005"),
+            (-1_234_567, 4, "-123.4567"),
+            (0, 3, "0"),
+        ];
         for (v, d, want) in cases {
             let mut b = Vec::new();
             push_fixed(&mut b, v, d);
@@ -127,7 +133,12 @@ mod tests {
     #[test]
     fn timestamps_round_trip_through_the_contract_parser() {
         let mut f = TsFormatter::default();
-        for (ts, off) in [(1_772_414_104_250_000i64, 480), (1_772_414_104_250_000, -300), (0, 0), (1_772_414_104_001_999, 330)] {
+        for (ts, off) in [
+            (1_772_414_104_250_000i64, 480),
+            (1_772_414_104_250_000, -300),
+            (0, 0),
+            (1_772_414_104_001_999, 330),
+        ] {
             let mut b = Vec::new();
             f.push(&mut b, ts, off, true);
             let s = std::str::from_utf8(&b).unwrap();

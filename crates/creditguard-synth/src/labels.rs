@@ -79,16 +79,28 @@ impl Labels {
     /// Reads `labels.json`.
     pub fn read(path: impl AsRef<Path>) -> Result<Labels> {
         let path = path.as_ref();
-        let bytes = std::fs::read(path).map_err(|e| Error::Io { path: path.display().to_string(), source: e })?;
-        serde_json::from_slice(&bytes).map_err(|e| Error::Labels { path: path.display().to_string(), source: e })
+        let bytes = std::fs::read(path).map_err(|e| Error::Io {
+            path: path.display().to_string(),
+            source: e,
+        })?;
+        serde_json::from_slice(&bytes).map_err(|e| Error::Labels {
+            path: path.display().to_string(),
+            source: e,
+        })
     }
 
     /// Writes `labels.json` (pretty, stable order).
     pub fn write(&self, path: impl AsRef<Path>) -> Result<()> {
         let path = path.as_ref();
-        let mut text = serde_json::to_string_pretty(self).map_err(|e| Error::Labels { path: path.display().to_string(), source: e })?;
+        let mut text = serde_json::to_string_pretty(self).map_err(|e| Error::Labels {
+            path: path.display().to_string(),
+            source: e,
+        })?;
         text.push('\n');
-        std::fs::write(path, text).map_err(|e| Error::Io { path: path.display().to_string(), source: e })
+        std::fs::write(path, text).map_err(|e| Error::Io {
+            path: path.display().to_string(),
+            source: e,
+        })
     }
 
     /// The learner with this id.

@@ -47,7 +47,7 @@ use std::io::Write;
 
 pub use catalog::{Catalog, Course};
 pub use config::{Config, Pattern, Strength, StrengthMix};
-pub use labels::{Label, LearnerLabel, Labels, Summary};
+pub use labels::{Label, Labels, LearnerLabel, Summary};
 pub use output::{read_ndjson, Output};
 
 /// What can go wrong generating or reading generator files.
@@ -58,9 +58,15 @@ pub enum Error {
     #[error("writing the telemetry: {0}")]
     Write(#[from] std::io::Error),
     #[error("{path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{path}: not a labels file: {source}")]
-    Labels { path: String, source: serde_json::Error },
+    Labels {
+        path: String,
+        source: serde_json::Error,
+    },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -74,7 +80,9 @@ impl Generator {
     /// Validates the settings and plans the population (cheap: no events yet).
     pub fn new(cfg: Config) -> Result<Generator> {
         cfg.validate()?;
-        Ok(Generator { plan: plan::Plan::new(cfg) })
+        Ok(Generator {
+            plan: plan::Plan::new(cfg),
+        })
     }
 
     pub fn config(&self) -> &Config {
@@ -92,7 +100,12 @@ impl Generator {
     /// and the lines that can no longer be preceded by anything are written out.
     pub fn write<W: Write>(&self, mut out: W) -> Result<Labels> {
         let cfg = &self.plan.cfg;
-        let mut sims: Vec<sim::UserSim<'_>> = self.plan.users.iter().map(|u| sim::UserSim::new(&self.plan, u)).collect();
+        let mut sims: Vec<sim::UserSim<'_>> = self
+            .plan
+            .users
+            .iter()
+            .map(|u| sim::UserSim::new(&self.plan, u))
+            .collect();
         let mut chunk = emit::Chunk::default();
         for d in 0..cfg.days {
             for s in &mut sims {
@@ -126,6 +139,10 @@ impl Generator {
             }
             learners.push(label);
         }
-        Ok(Labels { config: cfg.clone(), summary, learners })
+        Ok(Labels {
+            config: cfg.clone(),
+            summary,
+            learners,
+        })
     }
 }

@@ -21,14 +21,20 @@ pub struct Output {
 }
 
 fn io_err(path: &Path, e: io::Error) -> Error {
-    Error::Io { path: path.display().to_string(), source: e }
+    Error::Io {
+        path: path.display().to_string(),
+        source: e,
+    }
 }
 
 impl Output {
     /// `-` is stdout (never compressed); a path ending in `.zst` is compressed at `zstd_level`.
     pub fn create(path: &Path, zstd_level: i32) -> Result<Output> {
         if path.as_os_str() == "-" {
-            return Ok(Output { sink: Sink::Stdout(BufWriter::with_capacity(1 << 20, io::stdout())), paths: None });
+            return Ok(Output {
+                sink: Sink::Stdout(BufWriter::with_capacity(1 << 20, io::stdout())),
+                paths: None,
+            });
         }
         let mut tmp = path.as_os_str().to_owned();
         tmp.push(".tmp");
@@ -38,13 +44,17 @@ impl Output {
         let sink = if path.extension().is_some_and(|e| e == "zst") {
             let mut enc = zstd::Encoder::new(buf, zstd_level).map_err(|e| io_err(path, e))?;
             // Long-distance matching finds the repeats of a learner's ids minutes of data apart.
-            enc.long_distance_matching(true).map_err(|e| io_err(path, e))?;
+            enc.long_distance_matching(true)
+                .map_err(|e| io_err(path, e))?;
             enc.window_log(27).map_err(|e| io_err(path, e))?;
             Sink::Zstd(enc)
         } else {
             Sink::Plain(buf)
         };
-        Ok(Output { sink, paths: Some((tmp, path.to_path_buf())) })
+        Ok(Output {
+            sink,
+            paths: Some((tmp, path.to_path_buf())),
+        })
     }
 
     /// Flushes, closes and renames the file into place.
@@ -55,7 +65,10 @@ impl Output {
                 return Ok(());
             }
             Sink::Plain(w) => w.into_inner().map_err(|e| Error::Write(e.into_error()))?,
-            Sink::Zstd(enc) => enc.finish()?.into_inner().map_err(|e| Error::Write(e.into_error()))?,
+            Sink::Zstd(enc) => enc
+                .finish()?
+                .into_inner()
+                .map_err(|e| Error::Write(e.into_error()))?,
         };
         file.sync_all()?;
         if let Some((tmp, path)) = self.paths {

@@ -20,18 +20,78 @@ pub(crate) struct City {
 }
 
 pub(crate) const CITIES: [City; 12] = [
-    City { name: "shanghai", lat_e4: 312_304, lon_e4: 1_214_737, tz_min: 480 },
-    City { name: "beijing", lat_e4: 399_042, lon_e4: 1_164_074, tz_min: 480 },
-    City { name: "shenzhen", lat_e4: 225_431, lon_e4: 1_140_579, tz_min: 480 },
-    City { name: "chengdu", lat_e4: 305_728, lon_e4: 1_040_668, tz_min: 480 },
-    City { name: "wuhan", lat_e4: 305_928, lon_e4: 1_143_055, tz_min: 480 },
-    City { name: "singapore", lat_e4: 13_521, lon_e4: 1_038_198, tz_min: 480 },
-    City { name: "bangalore", lat_e4: 129_716, lon_e4: 775_946, tz_min: 330 },
-    City { name: "frankfurt", lat_e4: 501_109, lon_e4: 86_821, tz_min: 60 },
-    City { name: "london", lat_e4: 515_074, lon_e4: -1_278, tz_min: 0 },
-    City { name: "newyork", lat_e4: 407_128, lon_e4: -740_060, tz_min: -300 },
-    City { name: "tokyo", lat_e4: 356_762, lon_e4: 1_396_503, tz_min: 540 },
-    City { name: "saopaulo", lat_e4: -235_505, lon_e4: -466_333, tz_min: -180 },
+    City {
+        name: "shanghai",
+        lat_e4: 312_304,
+        lon_e4: 1_214_737,
+        tz_min: 480,
+    },
+    City {
+        name: "beijing",
+        lat_e4: 399_042,
+        lon_e4: 1_164_074,
+        tz_min: 480,
+    },
+    City {
+        name: "shenzhen",
+        lat_e4: 225_431,
+        lon_e4: 1_140_579,
+        tz_min: 480,
+    },
+    City {
+        name: "chengdu",
+        lat_e4: 305_728,
+        lon_e4: 1_040_668,
+        tz_min: 480,
+    },
+    City {
+        name: "wuhan",
+        lat_e4: 305_928,
+        lon_e4: 1_143_055,
+        tz_min: 480,
+    },
+    City {
+        name: "singapore",
+        lat_e4: 13_521,
+        lon_e4: 1_038_198,
+        tz_min: 480,
+    },
+    City {
+        name: "bangalore",
+        lat_e4: 129_716,
+        lon_e4: 775_946,
+        tz_min: 330,
+    },
+    City {
+        name: "frankfurt",
+        lat_e4: 501_109,
+        lon_e4: 86_821,
+        tz_min: 60,
+    },
+    City {
+        name: "london",
+        lat_e4: 515_074,
+        lon_e4: -1_278,
+        tz_min: 0,
+    },
+    City {
+        name: "newyork",
+        lat_e4: 407_128,
+        lon_e4: -740_060,
+        tz_min: -300,
+    },
+    City {
+        name: "tokyo",
+        lat_e4: 356_762,
+        lon_e4: 1_396_503,
+        tz_min: 540,
+    },
+    City {
+        name: "saopaulo",
+        lat_e4: -235_505,
+        lon_e4: -466_333,
+        tz_min: -180,
+    },
 ];
 
 /// Org unit k sits in `CITIES[ORG_CITY[k % len]]`: mostly China, some elsewhere.
@@ -124,7 +184,9 @@ pub(crate) enum Stream {
 
 /// SplitMix64 finaliser: spreads (seed, stream, index) into a well-mixed 64-bit value.
 pub(crate) fn mix(seed: u64, stream: Stream, idx: u64) -> u64 {
-    let mut z = seed ^ (stream as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ idx.wrapping_mul(0xD1B5_4A32_D192_ED03);
+    let mut z = seed
+        ^ (stream as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        ^ idx.wrapping_mul(0xD1B5_4A32_D192_ED03);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^ (z >> 31)
@@ -139,7 +201,9 @@ impl Plan {
         let catalog = Catalog::generate(&mut rng_for(cfg.seed, Stream::Catalog, 0));
         let classrooms = catalog.classroom();
         let days = cfg.days;
-        let mut users: Vec<UserSpec> = (0..cfg.users).map(|i| draw_user(&cfg, i, &classrooms)).collect();
+        let mut users: Vec<UserSpec> = (0..cfg.users)
+            .map(|i| draw_user(&cfg, i, &classrooms))
+            .collect();
 
         // Proxy check-in groups: the shared-device learners, in user order, chunked into groups.
         let shared: Vec<u32> = users
@@ -152,7 +216,10 @@ impl Plan {
         while i < shared.len() {
             let g = groups.len() as u32;
             let mut rng = rng_for(cfg.seed, Stream::Group, u64::from(g));
-            let strength = users[shared[i] as usize].pattern.map(|p| p.1).unwrap_or(Strength::Blatant);
+            let strength = users[shared[i] as usize]
+                .pattern
+                .map(|p| p.1)
+                .unwrap_or(Strength::Blatant);
             let size = match strength {
                 Strength::Blatant => rng.random_range(5..=8usize),
                 Strength::Subtle => 3,
@@ -172,7 +239,11 @@ impl Plan {
                 continue;
             }
             // A blatant group cut short by the end of the list is no longer blatant.
-            let strength = if members.len() < 5 && cfg.strength == StrengthMix::Mixed { Strength::Subtle } else { strength };
+            let strength = if members.len() < 5 && cfg.strength == StrengthMix::Mixed {
+                Strength::Subtle
+            } else {
+                strength
+            };
             groups.push(Group {
                 members,
                 strength,
@@ -217,7 +288,12 @@ impl Plan {
                 }
             }
         }
-        Plan { cfg, catalog, users, groups }
+        Plan {
+            cfg,
+            catalog,
+            users,
+            groups,
+        }
     }
 
     pub(crate) fn org_name(&self, org: u32) -> String {
@@ -241,15 +317,24 @@ fn draw_user(cfg: &Config, i: u32, classrooms: &[usize]) -> UserSpec {
     let org = rng.random_range(0..cfg.org_units);
     let org_city = ORG_CITY[org as usize % ORG_CITY.len()];
     // A few work remotely from another site.
-    let city = if rng.random_bool(0.1) { rng.random_range(0..CITIES.len()) } else { org_city };
+    let city = if rng.random_bool(0.1) {
+        rng.random_range(0..CITIES.len())
+    } else {
+        org_city
+    };
     let chrono = match rng.random_range(0..100) {
         0..55 => Chrono::Office,
         55..80 => Chrono::Commuter,
         _ => Chrono::NightOwl,
     };
     let has_phone = chrono == Chrono::Commuter || rng.random_bool(0.6);
-    let pc_platform = if rng.random_bool(0.8) { Platform::Web } else { Platform::Desktop };
-    let phone_platform = [Platform::Android, Platform::Ios, Platform::MiniProgram][rng.random_range(0..3)];
+    let pc_platform = if rng.random_bool(0.8) {
+        Platform::Web
+    } else {
+        Platform::Desktop
+    };
+    let phone_platform =
+        [Platform::Android, Platform::Ios, Platform::MiniProgram][rng.random_range(0..3)];
     let pref_rate_pm = match rng.random_range(0..100) {
         0..65 => 1000,
         65..80 => 1250,

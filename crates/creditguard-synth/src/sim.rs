@@ -14,7 +14,7 @@ use crate::catalog::Course;
 use crate::config::{Pattern, Strength};
 use crate::emit::{Chunk, Ctx, Emitter, Quiz, Rec};
 use crate::labels::{Label, LearnerLabel};
-use crate::plan::{distance_km, mobile_ip, mix, rng_for, Chrono, Plan, Stream, UserSpec, CITIES};
+use crate::plan::{distance_km, mix, mobile_ip, rng_for, Chrono, Plan, Stream, UserSpec, CITIES};
 
 pub(crate) const MS: i64 = 1_000;
 pub(crate) const SEC: i64 = 1_000_000;
@@ -64,7 +64,13 @@ struct Style {
 
 impl Style {
     fn plain() -> Style {
-        Style { honest: false, adv_pm: 1000, report_pm: 0, hide_after: None, stop_at_ms: None }
+        Style {
+            honest: false,
+            adv_pm: 1000,
+            report_pm: 0,
+            hide_after: None,
+            stop_at_ms: None,
+        }
     }
 }
 
@@ -109,7 +115,12 @@ impl<'p> UserSim<'p> {
         UserSim {
             plan,
             u,
-            em: Emitter::new(u, &org_name, rng_for(seed, Stream::Faults, u64::from(u.idx)), plan.cfg.fault_rate),
+            em: Emitter::new(
+                u,
+                &org_name,
+                rng_for(seed, Stream::Faults, u64::from(u.idx)),
+                plan.cfg.fault_rate,
+            ),
             org_name,
             rng: rng_for(seed, Stream::Behaviour, u64::from(u.idx)),
             sess_no: 0,
@@ -165,7 +176,11 @@ impl<'p> UserSim<'p> {
     }
 
     fn device_id(&self, kind: u64) -> u64 {
-        mix(self.plan.cfg.seed, Stream::Device, u64::from(self.u.idx) << 8 | kind)
+        mix(
+            self.plan.cfg.seed,
+            Stream::Device,
+            u64::from(self.u.idx) << 8 | kind,
+        )
     }
 
     // ---------------------------------------------------------------- days
@@ -199,12 +214,25 @@ impl<'p> UserSim<'p> {
         }
         // (from, to) minutes after local midnight, and the device used then.
         let slots: &[(i64, i64, Dev)] = match (self.u.chrono, weekend) {
-            (_, true) => &[(600, 720, Dev::HomePc), (900, 1020, Dev::Phone), (1200, 1320, Dev::HomePc)],
-            (Chrono::Office, false) => &[(720, 795, Dev::OfficePc), (900, 1020, Dev::OfficePc), (1170, 1290, Dev::Phone)],
-            (Chrono::Commuter, false) => &[(435, 495, Dev::Phone), (730, 780, Dev::OfficePc), (1080, 1140, Dev::Phone)],
+            (_, true) => &[
+                (600, 720, Dev::HomePc),
+                (900, 1020, Dev::Phone),
+                (1200, 1320, Dev::HomePc),
+            ],
+            (Chrono::Office, false) => &[
+                (720, 795, Dev::OfficePc),
+                (900, 1020, Dev::OfficePc),
+                (1170, 1290, Dev::Phone),
+            ],
+            (Chrono::Commuter, false) => &[
+                (435, 495, Dev::Phone),
+                (730, 780, Dev::OfficePc),
+                (1080, 1140, Dev::Phone),
+            ],
             (Chrono::NightOwl, false) => &[(1260, 1320, Dev::HomePc), (1380, 1470, Dev::Phone)],
         };
-        let mut k = 1 + usize::from(self.rng.random_bool(0.35)) + usize::from(self.rng.random_bool(0.12));
+        let mut k =
+            1 + usize::from(self.rng.random_bool(0.35)) + usize::from(self.rng.random_bool(0.12));
         k = k.min(slots.len());
         let mut chosen: Vec<usize> = (0..slots.len()).collect();
         while chosen.len() > k {
@@ -229,7 +257,11 @@ impl<'p> UserSim<'p> {
     /// Moves a session start past the previous session (with the device-switch gap).
     fn fit(&mut self, start: i64, dev: Dev, d: u32) -> i64 {
         let device = self.pick_device(dev, d);
-        let gap = if device == self.last_device { self.r(5, 15) * MIN } else { DEVICE_SWITCH_GAP + self.r(0, 30) * MIN };
+        let gap = if device == self.last_device {
+            self.r(5, 15) * MIN
+        } else {
+            DEVICE_SWITCH_GAP + self.r(0, 30) * MIN
+        };
         start.max(self.busy_until + gap)
     }
 
@@ -238,7 +270,11 @@ impl<'p> UserSim<'p> {
         match dev {
             // Pairs use the training-room PC every other day, both of them on the same days.
             Dev::OfficePc => match self.u.shared_pc {
-                Some(pair) if d % 2 == 0 => mix(self.plan.cfg.seed, Stream::Device, 0xFFFF_0000 | u64::from(pair)),
+                Some(pair) if d % 2 == 0 => mix(
+                    self.plan.cfg.seed,
+                    Stream::Device,
+                    0xFFFF_0000 | u64::from(pair),
+                ),
                 _ => self.device_id(1),
             },
             Dev::HomePc => self.device_id(1),
@@ -259,7 +295,16 @@ impl<'p> UserSim<'p> {
         let c = &CITIES[city];
         let latency = self.r(60, 600) * MS;
         let skew = if skew_allowed { self.em.draw_skew() } else { 0 };
-        Ctx { sess: self.sess_no, device, ip, geo: Some((c.lat_e4, c.lon_e4)), platform, tz_min: c.tz_min, skew_us: skew, latency_us: latency }
+        Ctx {
+            sess: self.sess_no,
+            device,
+            ip,
+            geo: Some((c.lat_e4, c.lon_e4)),
+            platform,
+            tz_min: c.tz_min,
+            skew_us: skew,
+            latency_us: latency,
+        }
     }
 
     fn emit(&mut self, out: &mut Chunk, ctx: &Ctx, r: Rec) {
@@ -278,7 +323,9 @@ impl<'p> UserSim<'p> {
         // At most two courses per session, the second only after 5 minutes: honest navigation
         // stays far below rapid_switching's 6 changes in 10 minutes.
         while courses < 2 && t < end && (courses == 0 || t - start >= 5 * MIN) {
-            let Some(c) = self.pick_course(last) else { break };
+            let Some(c) = self.pick_course(last) else {
+                break;
+            };
             courses += 1;
             last = Some(c);
             self.progress[c].started = true;
@@ -288,7 +335,9 @@ impl<'p> UserSim<'p> {
             loop {
                 if self.all_watched(c) {
                     let credits = self.course(c).credits_x2();
-                    if !self.progress[c].quiz_passed && self.credits_24h(t) + credits <= HONEST_CAP_X2 {
+                    if !self.progress[c].quiz_passed
+                        && self.credits_24h(t) + credits <= HONEST_CAP_X2
+                    {
                         let (t2, passed) = self.quiz(out, &ctx, c, t, None);
                         t = t2;
                         if passed {
@@ -300,8 +349,16 @@ impl<'p> UserSim<'p> {
                 if t >= end {
                     break;
                 }
-                let l = (0..n).find(|&l| self.progress[c].watched & (1 << l) == 0).unwrap_or(0);
-                let style = Style { honest: true, adv_pm: self.u.pref_rate_pm, report_pm: self.u.pref_rate_pm, hide_after: None, stop_at_ms: None };
+                let l = (0..n)
+                    .find(|&l| self.progress[c].watched & (1 << l) == 0)
+                    .unwrap_or(0);
+                let style = Style {
+                    honest: true,
+                    adv_pm: self.u.pref_rate_pm,
+                    report_pm: self.u.pref_rate_pm,
+                    hide_after: None,
+                    stop_at_ms: None,
+                };
                 let (t2, ended) = self.play(out, &ctx, c, l, t, end, style);
                 t = t2;
                 if !ended {
@@ -336,8 +393,20 @@ impl<'p> UserSim<'p> {
             ctx.sess = 0;
             ctx
         };
-        let method = if self.u.has_phone { if self.rng.random_bool(0.7) { CheckinMethod::Qr } else { CheckinMethod::Face } } else { CheckinMethod::Manual };
-        self.emit(out, &ctx, Rec::new(EventType::Checkin, start).course(c).method(method));
+        let method = if self.u.has_phone {
+            if self.rng.random_bool(0.7) {
+                CheckinMethod::Qr
+            } else {
+                CheckinMethod::Face
+            }
+        } else {
+            CheckinMethod::Manual
+        };
+        self.emit(
+            out,
+            &ctx,
+            Rec::new(EventType::Checkin, start).course(c).method(method),
+        );
         let end = start + i64::from(course.duration_s) * SEC + self.r(5, 30) * MIN;
         if self.credits_24h(end) + course.credits_x2() <= HONEST_CAP_X2 {
             self.complete(out, c, end);
@@ -352,7 +421,11 @@ impl<'p> UserSim<'p> {
     }
 
     fn credits_24h(&self, t: i64) -> u32 {
-        self.claims.iter().filter(|(at, _)| *at > t - DAY).map(|(_, c)| c).sum()
+        self.claims
+            .iter()
+            .filter(|(at, _)| *at > t - DAY)
+            .map(|(_, c)| c)
+            .sum()
     }
 
     /// The course to study next: one in progress first, else a new one (mandatory ones more
@@ -369,15 +442,30 @@ impl<'p> UserSim<'p> {
     }
 
     /// A random online course not started yet, matching `want` when one does.
-    fn fresh_course(&mut self, want: impl Fn(&Course) -> bool, exclude: Option<usize>) -> Option<usize> {
+    fn fresh_course(
+        &mut self,
+        want: impl Fn(&Course) -> bool,
+        exclude: Option<usize>,
+    ) -> Option<usize> {
         let catalog = &self.plan.catalog;
-        let fresh: Vec<usize> = catalog.online().filter(|&c| !self.progress[c].started && Some(c) != exclude).collect();
+        let fresh: Vec<usize> = catalog
+            .online()
+            .filter(|&c| !self.progress[c].started && Some(c) != exclude)
+            .collect();
         if fresh.is_empty() {
             return None;
         }
-        let good: Vec<usize> = fresh.iter().copied().filter(|&c| want(&catalog.courses[c])).collect();
+        let good: Vec<usize> = fresh
+            .iter()
+            .copied()
+            .filter(|&c| want(&catalog.courses[c]))
+            .collect();
         let pool = if good.is_empty() { &fresh } else { &good };
-        let mandatory: Vec<usize> = pool.iter().copied().filter(|&c| catalog.courses[c].category == Category::Mandatory).collect();
+        let mandatory: Vec<usize> = pool
+            .iter()
+            .copied()
+            .filter(|&c| catalog.courses[c].category == Category::Mandatory)
+            .collect();
         let c = if !mandatory.is_empty() && self.rng.random_bool(0.4) {
             mandatory[self.rng.random_range(0..mandatory.len())]
         } else {
@@ -390,7 +478,16 @@ impl<'p> UserSim<'p> {
     /// Plays lesson `l` of course `c` from the saved position until it ends (`true`) or the
     /// deadline passes (`false`, paused, position saved).
     #[allow(clippy::too_many_arguments)]
-    fn play(&mut self, out: &mut Chunk, ctx: &Ctx, c: usize, l: usize, mut t: i64, deadline: i64, style: Style) -> (i64, bool) {
+    fn play(
+        &mut self,
+        out: &mut Chunk,
+        ctx: &Ctx,
+        c: usize,
+        l: usize,
+        mut t: i64,
+        deadline: i64,
+        style: Style,
+    ) -> (i64, bool) {
         let dur = self.course(c).lessons_ms[l];
         let mut pos = self.progress[c].pos_ms;
         if pos >= dur - 1000 {
@@ -399,22 +496,41 @@ impl<'p> UserSim<'p> {
         let mut adv = i64::from(style.adv_pm);
         let mut rep = style.report_pm;
         if style.honest && rep != 1000 {
-            self.emit(out, ctx, Rec::new(EventType::VideoRate, t).lesson(c, l).rate(rep));
+            self.emit(
+                out,
+                ctx,
+                Rec::new(EventType::VideoRate, t).lesson(c, l).rate(rep),
+            );
         }
-        self.emit(out, ctx, Rec::new(EventType::VideoPlay, t).lesson(c, l).pos(pos).dur(dur).rate(rep));
+        self.emit(
+            out,
+            ctx,
+            Rec::new(EventType::VideoPlay, t)
+                .lesson(c, l)
+                .pos(pos)
+                .dur(dur)
+                .rate(rep),
+        );
         let lesson_start = t;
         let (mut seg_t, mut seg_p) = (t, pos);
         let mut hidden_until: Option<i64> = None;
         let mut last_hidden_end = t - 10 * MIN;
         let mut stop_at = style.stop_at_ms;
-        let pos_at = |seg_t: i64, seg_p: i64, adv: i64, at: i64| seg_p + (at - seg_t) / MS * adv / 1000;
+        let pos_at =
+            |seg_t: i64, seg_p: i64, adv: i64, at: i64| seg_p + (at - seg_t) / MS * adv / 1000;
         loop {
             let next = t + self.hb();
             let end_t = seg_t + (((dur - seg_p) * 1000 + adv - 1) / adv) * MS;
             if let Some(h) = style.hide_after {
                 let at = lesson_start + h;
                 if self.page_visible && at < next.min(end_t) {
-                    self.emit(out, ctx, Rec::new(EventType::Visibility, at).lesson(c, l).visible(false));
+                    self.emit(
+                        out,
+                        ctx,
+                        Rec::new(EventType::Visibility, at)
+                            .lesson(c, l)
+                            .visible(false),
+                    );
                     self.page_visible = false;
                     self.muted = true;
                 }
@@ -424,12 +540,32 @@ impl<'p> UserSim<'p> {
                 if t_stop <= next && t_stop < end_t {
                     // Drag the progress bar to the end: pause, seek, play out the last 3 s.
                     let p_stop = pos_at(seg_t, seg_p, adv, t_stop);
-                    self.emit(out, ctx, Rec::new(EventType::VideoPause, t_stop).lesson(c, l).pos(p_stop).dur(dur));
+                    self.emit(
+                        out,
+                        ctx,
+                        Rec::new(EventType::VideoPause, t_stop)
+                            .lesson(c, l)
+                            .pos(p_stop)
+                            .dur(dur),
+                    );
                     let t_seek = t_stop + self.r(800, 2_500) * MS;
                     let to = dur - 3_000;
-                    self.emit(out, ctx, Rec::new(EventType::VideoSeek, t_seek).lesson(c, l).seek(p_stop, to));
+                    self.emit(
+                        out,
+                        ctx,
+                        Rec::new(EventType::VideoSeek, t_seek)
+                            .lesson(c, l)
+                            .seek(p_stop, to),
+                    );
                     t = t_seek + self.r(500, 2_000) * MS;
-                    self.emit(out, ctx, Rec::new(EventType::VideoPlay, t).lesson(c, l).pos(to).dur(dur));
+                    self.emit(
+                        out,
+                        ctx,
+                        Rec::new(EventType::VideoPlay, t)
+                            .lesson(c, l)
+                            .pos(to)
+                            .dur(dur),
+                    );
                     (seg_t, seg_p) = (t, to);
                     stop_at = None;
                     continue;
@@ -437,9 +573,22 @@ impl<'p> UserSim<'p> {
             }
             if end_t <= next {
                 if let Some(h) = hidden_until.take() {
-                    self.emit(out, ctx, Rec::new(EventType::Visibility, h.min(end_t)).lesson(c, l).visible(true));
+                    self.emit(
+                        out,
+                        ctx,
+                        Rec::new(EventType::Visibility, h.min(end_t))
+                            .lesson(c, l)
+                            .visible(true),
+                    );
                 }
-                self.emit(out, ctx, Rec::new(EventType::VideoEnded, end_t).lesson(c, l).pos(dur).dur(dur));
+                self.emit(
+                    out,
+                    ctx,
+                    Rec::new(EventType::VideoEnded, end_t)
+                        .lesson(c, l)
+                        .pos(dur)
+                        .dur(dur),
+                );
                 self.progress[c].pos_ms = 0;
                 self.progress[c].watched |= 1 << l;
                 return (end_t, true);
@@ -447,17 +596,36 @@ impl<'p> UserSim<'p> {
             if next > deadline {
                 let mut pause_t = t;
                 if let Some(h) = hidden_until.take() {
-                    self.emit(out, ctx, Rec::new(EventType::Visibility, h).lesson(c, l).visible(true));
+                    self.emit(
+                        out,
+                        ctx,
+                        Rec::new(EventType::Visibility, h)
+                            .lesson(c, l)
+                            .visible(true),
+                    );
                     pause_t = pause_t.max(h);
                 }
                 let p = pos_at(seg_t, seg_p, adv, pause_t);
-                self.emit(out, ctx, Rec::new(EventType::VideoPause, pause_t).lesson(c, l).pos(p).dur(dur));
+                self.emit(
+                    out,
+                    ctx,
+                    Rec::new(EventType::VideoPause, pause_t)
+                        .lesson(c, l)
+                        .pos(p)
+                        .dur(dur),
+                );
                 self.progress[c].pos_ms = p;
                 return (pause_t, false);
             }
             if let Some(h) = hidden_until {
                 if h <= next {
-                    self.emit(out, ctx, Rec::new(EventType::Visibility, h).lesson(c, l).visible(true));
+                    self.emit(
+                        out,
+                        ctx,
+                        Rec::new(EventType::Visibility, h)
+                            .lesson(c, l)
+                            .visible(true),
+                    );
                     hidden_until = None;
                     last_hidden_end = h;
                 }
@@ -465,33 +633,77 @@ impl<'p> UserSim<'p> {
             t = next;
             pos = pos_at(seg_t, seg_p, adv, t);
             let visible = self.page_visible && hidden_until.is_none();
-            self.emit(out, ctx, Rec::new(EventType::Heartbeat, t).lesson(c, l).pos(pos).playing(true).visible(visible).muted(self.muted).rate(rep));
+            self.emit(
+                out,
+                ctx,
+                Rec::new(EventType::Heartbeat, t)
+                    .lesson(c, l)
+                    .pos(pos)
+                    .playing(true)
+                    .visible(visible)
+                    .muted(self.muted)
+                    .rate(rep),
+            );
             if !style.honest || hidden_until.is_some() {
                 continue;
             }
             let x: f64 = self.rng.random();
             if x < 0.02 && pos < dur - 20_000 {
                 // A pause: the page stays open and keeps sending heartbeats.
-                self.emit(out, ctx, Rec::new(EventType::VideoPause, t).lesson(c, l).pos(pos).dur(dur));
+                self.emit(
+                    out,
+                    ctx,
+                    Rec::new(EventType::VideoPause, t)
+                        .lesson(c, l)
+                        .pos(pos)
+                        .dur(dur),
+                );
                 let resume = t + self.r(20, 240) * SEC;
                 let mut tp = t + self.hb();
                 while tp < resume {
-                    self.emit(out, ctx, Rec::new(EventType::Heartbeat, tp).lesson(c, l).pos(pos).playing(false).visible(true).rate(rep));
+                    self.emit(
+                        out,
+                        ctx,
+                        Rec::new(EventType::Heartbeat, tp)
+                            .lesson(c, l)
+                            .pos(pos)
+                            .playing(false)
+                            .visible(true)
+                            .rate(rep),
+                    );
                     tp += self.hb();
                 }
-                self.emit(out, ctx, Rec::new(EventType::VideoPlay, resume).lesson(c, l).pos(pos).dur(dur).rate(rep));
+                self.emit(
+                    out,
+                    ctx,
+                    Rec::new(EventType::VideoPlay, resume)
+                        .lesson(c, l)
+                        .pos(pos)
+                        .dur(dur)
+                        .rate(rep),
+                );
                 (seg_t, seg_p, t) = (resume, pos, resume);
             } else if x < 0.05 && t - last_hidden_end >= 3 * MIN {
                 // A short look at another tab: 5–45 s, at most one per 3 minutes, so the hidden
                 // share of any lesson stays below 0.25.
                 let h0 = t + self.r(1_000, 5_000) * MS;
-                self.emit(out, ctx, Rec::new(EventType::Visibility, h0).lesson(c, l).visible(false));
+                self.emit(
+                    out,
+                    ctx,
+                    Rec::new(EventType::Visibility, h0)
+                        .lesson(c, l)
+                        .visible(false),
+                );
                 hidden_until = Some(h0 + self.r(5, 45) * SEC);
             } else if x < 0.062 {
                 let rates = [1000u32, 1250, 1500, 1750, 2000];
                 let new = rates[self.rng.random_range(0..rates.len())];
                 if new != rep {
-                    self.emit(out, ctx, Rec::new(EventType::VideoRate, t).lesson(c, l).rate(new));
+                    self.emit(
+                        out,
+                        ctx,
+                        Rec::new(EventType::VideoRate, t).lesson(c, l).rate(new),
+                    );
                     rep = new;
                     adv = i64::from(new);
                     (seg_t, seg_p) = (t, pos);
@@ -499,27 +711,53 @@ impl<'p> UserSim<'p> {
             } else if x < 0.075 && pos > 40_000 {
                 // Re-watch: seek backwards only (an honest learner never skips ahead).
                 let back = self.r(10, (pos / 1000 - 5).min(60)) * 1000;
-                self.emit(out, ctx, Rec::new(EventType::VideoSeek, t).lesson(c, l).seek(pos, pos - back));
+                self.emit(
+                    out,
+                    ctx,
+                    Rec::new(EventType::VideoSeek, t)
+                        .lesson(c, l)
+                        .seek(pos, pos - back),
+                );
                 (seg_t, seg_p) = (t, pos - back);
             }
         }
     }
 
     /// Hands in the course quiz; `fast` = Some((seconds per question ×1000 range, min score)).
-    fn quiz(&mut self, out: &mut Chunk, ctx: &Ctx, c: usize, t: i64, fast: Option<((i64, i64), i64)>) -> (i64, bool) {
+    fn quiz(
+        &mut self,
+        out: &mut Chunk,
+        ctx: &Ctx,
+        c: usize,
+        t: i64,
+        fast: Option<((i64, i64), i64)>,
+    ) -> (i64, bool) {
         let questions = self.r(8, 20);
         let (spq_ms, score) = match fast {
             None => {
                 // Honest: at least 4 s per question, whatever the score.
                 let spq = (self.u.quiz_pace_s * self.rng.random_range(0.6..1.6)).max(4.0);
-                let correct = (0..questions).filter(|_| self.rng.random_bool(self.u.ability)).count() as i64;
-                ((spq * 1000.0) as i64, (correct * 100 + questions / 2) / questions)
+                let correct = (0..questions)
+                    .filter(|_| self.rng.random_bool(self.u.ability))
+                    .count() as i64;
+                (
+                    (spq * 1000.0) as i64,
+                    (correct * 100 + questions / 2) / questions,
+                )
             }
             Some(((lo, hi), min_score)) => (self.r(lo, hi), self.r(min_score, 100)),
         };
         let elapsed = spq_ms * questions;
         let at = t + self.r(3, 20) * SEC + elapsed * MS;
-        self.emit(out, ctx, Rec::new(EventType::QuizSubmit, at).course(c).quiz(Quiz { score, questions, elapsed_ms: elapsed }));
+        self.emit(
+            out,
+            ctx,
+            Rec::new(EventType::QuizSubmit, at).course(c).quiz(Quiz {
+                score,
+                questions,
+                elapsed_ms: elapsed,
+            }),
+        );
         self.last_quiz = (at, elapsed, questions);
         let passed = score >= 60;
         if passed {
@@ -540,7 +778,16 @@ impl<'p> UserSim<'p> {
 
     // ---------------------------------------------------------------- episodes
 
-    fn label(&mut self, p: Pattern, s: Strength, course: Option<usize>, from: i64, to: i64, claims: &[usize], detail: String) {
+    fn label(
+        &mut self,
+        p: Pattern,
+        s: Strength,
+        course: Option<usize>,
+        from: i64,
+        to: i64,
+        claims: &[usize],
+        detail: String,
+    ) {
         let catalog = &self.plan.catalog;
         self.labels.push(Label {
             rule: p.rule().to_string(),
@@ -548,7 +795,10 @@ impl<'p> UserSim<'p> {
             window_start: format_rfc3339_us(from / MS * MS),
             window_end: format_rfc3339_us(to / MS * MS),
             strength: s,
-            claims: claims.iter().map(|&c| catalog.courses[c].id.clone()).collect(),
+            claims: claims
+                .iter()
+                .map(|&c| catalog.courses[c].id.clone())
+                .collect(),
             detail,
         });
     }
@@ -583,7 +833,14 @@ impl<'p> UserSim<'p> {
     }
 
     /// Plays the unwatched lessons of `c` plainly, then quiz and completion; returns the time.
-    fn finish_course(&mut self, out: &mut Chunk, ctx: &Ctx, c: usize, mut t: i64, fast_quiz: Option<((i64, i64), i64)>) -> i64 {
+    fn finish_course(
+        &mut self,
+        out: &mut Chunk,
+        ctx: &Ctx,
+        c: usize,
+        mut t: i64,
+        fast_quiz: Option<((i64, i64), i64)>,
+    ) -> i64 {
         let n = self.course(c).lessons_ms.len();
         for l in 0..n {
             if self.progress[c].watched & (1 << l) == 0 {
@@ -615,7 +872,9 @@ impl<'p> UserSim<'p> {
     }
 
     fn ep_background(&mut self, out: &mut Chunk, d: u32, s: Strength) {
-        let Some(c) = self.fresh_course(|c| Self::short(c) && c.credits <= 4.0, None) else { return };
+        let Some(c) = self.fresh_course(|c| Self::short(c) && c.credits <= 4.0, None) else {
+            return;
+        };
         let t0 = self.episode_start(d);
         let ctx = self.open_session(out, Dev::HomePc, d, t0);
         let mut t = t0 + self.r(2_000, 8_000) * MS;
@@ -658,12 +917,27 @@ impl<'p> UserSim<'p> {
         let t = t + self.r(2_000, 5_000) * MS;
         self.emit(out, &ctx, Rec::new(EventType::CourseLeave, t).course(c));
         self.close_session(out, &ctx, t);
-        let detail = format!("hidden and muted {:.0} s of {:.0} s played (share {:.2})", hidden_ms as f64 / 1e3, play_ms as f64 / 1e3, hidden_ms as f64 / play_ms as f64);
-        self.label(Pattern::BackgroundPlayback, s, Some(c), from, to, &[c], detail);
+        let detail = format!(
+            "hidden and muted {:.0} s of {:.0} s played (share {:.2})",
+            hidden_ms as f64 / 1e3,
+            play_ms as f64 / 1e3,
+            hidden_ms as f64 / play_ms as f64
+        );
+        self.label(
+            Pattern::BackgroundPlayback,
+            s,
+            Some(c),
+            from,
+            to,
+            &[c],
+            detail,
+        );
     }
 
     fn ep_speed(&mut self, out: &mut Chunk, d: u32, s: Strength) {
-        let Some(c) = self.fresh_course(|c| Self::short(c) && c.credits <= 4.0, None) else { return };
+        let Some(c) = self.fresh_course(|c| Self::short(c) && c.credits <= 4.0, None) else {
+            return;
+        };
         let t0 = self.episode_start(d);
         let ctx = self.open_session(out, Dev::HomePc, d, t0);
         let mut t = t0 + self.r(2_000, 8_000) * MS;
@@ -696,11 +970,21 @@ impl<'p> UserSim<'p> {
         let t = t + self.r(2_000, 5_000) * MS;
         self.emit(out, &ctx, Rec::new(EventType::CourseLeave, t).course(c));
         self.close_session(out, &ctx, t);
-        self.label(Pattern::Speed, s, Some(c), from, to, &[c], format!("position advances {factor:.2}× wall clock while the player reports 1.0×"));
+        self.label(
+            Pattern::Speed,
+            s,
+            Some(c),
+            from,
+            to,
+            &[c],
+            format!("position advances {factor:.2}× wall clock while the player reports 1.0×"),
+        );
     }
 
     fn ep_low_coverage(&mut self, out: &mut Chunk, d: u32, s: Strength) {
-        let Some(c) = self.fresh_course(|c| Self::short(c) && c.credits <= 4.0, None) else { return };
+        let Some(c) = self.fresh_course(|c| Self::short(c) && c.credits <= 4.0, None) else {
+            return;
+        };
         let course = self.course(c);
         let lessons = course.lessons_ms.clone();
         let total: i64 = lessons.iter().sum();
@@ -720,7 +1004,10 @@ impl<'p> UserSim<'p> {
         for (l, &dur) in lessons.iter().enumerate() {
             let stop = ((frac * dur as f64) as i64).max(5_000);
             covered += stop + 3_000;
-            let style = Style { stop_at_ms: Some(stop), ..Style::plain() };
+            let style = Style {
+                stop_at_ms: Some(stop),
+                ..Style::plain()
+            };
             let (t2, _) = self.play(out, &ctx, c, l, t, i64::MAX, style);
             t = t2 + self.r(2_000, 6_000) * MS;
         }
@@ -730,23 +1017,65 @@ impl<'p> UserSim<'p> {
         self.emit(out, &ctx, Rec::new(EventType::CourseLeave, t).course(c));
         self.close_session(out, &ctx, t);
         let ratio = self.course(c).min_watch_ratio;
-        self.label(Pattern::LowCoverage, s, Some(c), t0, end, &[c], format!("covered {:.2} of the content, {ratio} required", covered as f64 / total as f64));
+        self.label(
+            Pattern::LowCoverage,
+            s,
+            Some(c),
+            t0,
+            end,
+            &[c],
+            format!(
+                "covered {:.2} of the content, {ratio} required",
+                covered as f64 / total as f64
+            ),
+        );
     }
 
-    fn new_track(&mut self, ctx: Ctx, c: usize, l: usize, t: i64, muted: bool, cycle: bool) -> Track {
-        Track { ctx, c, l, seg_t: t, seg_p: 0, next: t + self.hb(), last: t, muted, cycle, active: true }
+    fn new_track(
+        &mut self,
+        ctx: Ctx,
+        c: usize,
+        l: usize,
+        t: i64,
+        muted: bool,
+        cycle: bool,
+    ) -> Track {
+        Track {
+            ctx,
+            c,
+            l,
+            seg_t: t,
+            seg_p: 0,
+            next: t + self.hb(),
+            last: t,
+            muted,
+            cycle,
+            active: true,
+        }
     }
 
     fn start_track(&mut self, out: &mut Chunk, tr: &Track) {
         let dur = self.course(tr.c).lessons_ms[tr.l];
-        self.emit(out, &tr.ctx, Rec::new(EventType::VideoPlay, tr.seg_t).lesson(tr.c, tr.l).pos(tr.seg_p).dur(dur));
+        self.emit(
+            out,
+            &tr.ctx,
+            Rec::new(EventType::VideoPlay, tr.seg_t)
+                .lesson(tr.c, tr.l)
+                .pos(tr.seg_p)
+                .dur(dur),
+        );
     }
 
     /// Plays several tracks at once (1×, visible) until `until` or until all have run out of
     /// lessons; active tracks are paused at their last heartbeat.
     fn run_tracks(&mut self, out: &mut Chunk, tracks: &mut [Track], until: i64, pause: bool) {
         loop {
-            let Some(i) = (0..tracks.len()).filter(|&i| tracks[i].active).min_by_key(|&i| tracks[i].next) else { break };
+            let Some(i) = (0..tracks.len())
+                .filter(|&i| tracks[i].active)
+                .min_by_key(|&i| tracks[i].next)
+            else {
+                break;
+            };
             if tracks[i].next > until {
                 break;
             }
@@ -755,7 +1084,14 @@ impl<'p> UserSim<'p> {
             let end_t = tracks[i].seg_t + (dur - tracks[i].seg_p) * MS;
             if end_t <= tracks[i].next {
                 let ctx = tracks[i].ctx;
-                self.emit(out, &ctx, Rec::new(EventType::VideoEnded, end_t).lesson(c, l).pos(dur).dur(dur));
+                self.emit(
+                    out,
+                    &ctx,
+                    Rec::new(EventType::VideoEnded, end_t)
+                        .lesson(c, l)
+                        .pos(dur)
+                        .dur(dur),
+                );
                 self.progress[c].watched |= 1 << l;
                 let n = self.course(c).lessons_ms.len();
                 let tr = &mut tracks[i];
@@ -778,7 +1114,16 @@ impl<'p> UserSim<'p> {
             let pos = tr.seg_p + (at - tr.seg_t) / MS;
             let ctx = tr.ctx;
             let muted = tr.muted;
-            self.emit(out, &ctx, Rec::new(EventType::Heartbeat, at).lesson(c, l).pos(pos).playing(true).visible(true).muted(muted));
+            self.emit(
+                out,
+                &ctx,
+                Rec::new(EventType::Heartbeat, at)
+                    .lesson(c, l)
+                    .pos(pos)
+                    .playing(true)
+                    .visible(true)
+                    .muted(muted),
+            );
             let hb = self.hb();
             let tr = &mut tracks[i];
             tr.last = at;
@@ -791,7 +1136,14 @@ impl<'p> UserSim<'p> {
                 let pos = tr.seg_p + (at - tr.seg_t) / MS;
                 let dur = self.course(c).lessons_ms[l];
                 let ctx = tr.ctx;
-                self.emit(out, &ctx, Rec::new(EventType::VideoPause, at).lesson(c, l).pos(pos).dur(dur));
+                self.emit(
+                    out,
+                    &ctx,
+                    Rec::new(EventType::VideoPause, at)
+                        .lesson(c, l)
+                        .pos(pos)
+                        .dur(dur),
+                );
                 self.progress[c].pos_ms = pos;
                 tracks[i].active = false;
             }
@@ -799,7 +1151,9 @@ impl<'p> UserSim<'p> {
     }
 
     fn ep_concurrent(&mut self, out: &mut Chunk, d: u32, s: Strength) {
-        let Some(c) = self.fresh_course(|c| Self::short(c) && c.lessons_ms.len() >= 2, None) else { return };
+        let Some(c) = self.fresh_course(|c| Self::short(c) && c.lessons_ms.len() >= 2, None) else {
+            return;
+        };
         let n = self.course(c).lessons_ms.len();
         let t0 = self.episode_start(d);
         let dev = self.own_dev();
@@ -830,7 +1184,11 @@ impl<'p> UserSim<'p> {
         // Play A alone until B logs in.
         self.run_tracks(out, std::slice::from_mut(&mut ta), tb0, false);
         self.emit(out, &b, Rec::new(EventType::Login, tb0));
-        self.emit(out, &b, Rec::new(EventType::CourseEnter, tb0 + 2 * SEC).course(c));
+        self.emit(
+            out,
+            &b,
+            Rec::new(EventType::CourseEnter, tb0 + 2 * SEC).course(c),
+        );
         let tbp = tb0 + 4 * SEC;
         let tb = self.new_track(b, c, n / 2, tbp, false, true);
         self.start_track(out, &tb);
@@ -840,7 +1198,11 @@ impl<'p> UserSim<'p> {
         // Both devices played parts of lessons: restart the current one from its beginning.
         self.progress[c].pos_ms = 0;
         let b_last = tracks[1].last.max(tb_end - 10 * SEC);
-        self.emit(out, &b, Rec::new(EventType::CourseLeave, b_last + 2 * SEC).course(c));
+        self.emit(
+            out,
+            &b,
+            Rec::new(EventType::CourseLeave, b_last + 2 * SEC).course(c),
+        );
         let tb1 = b_last + 4 * SEC;
         self.emit(out, &b, Rec::new(EventType::Logout, tb1));
         let t = tracks[0].last.max(tb1) + self.r(3_000, 10_000) * MS;
@@ -848,15 +1210,30 @@ impl<'p> UserSim<'p> {
         let t = t + self.r(2_000, 5_000) * MS;
         self.emit(out, &a, Rec::new(EventType::CourseLeave, t).course(c));
         self.close_session(out, &a, t);
-        self.label(Pattern::ConcurrentSessions, s, Some(c), tb0, tb1, &[c], format!("second device on another network for {:.0} s during the session", (tb1 - tb0) as f64 / 1e6));
+        self.label(
+            Pattern::ConcurrentSessions,
+            s,
+            Some(c),
+            tb0,
+            tb1,
+            &[c],
+            format!(
+                "second device on another network for {:.0} s during the session",
+                (tb1 - tb0) as f64 / 1e6
+            ),
+        );
     }
 
     fn ep_travel(&mut self, out: &mut Chunk, d: u32, s: Strength) {
-        let Some(c) = self.fresh_course(|c| Self::short(c), None) else { return };
+        let Some(c) = self.fresh_course(|c| Self::short(c), None) else {
+            return;
+        };
         let home = &CITIES[self.u.city];
         let (far, dist, gap) = match s {
             Strength::Blatant => {
-                let far = (0..CITIES.len()).max_by_key(|&k| distance_km(home, &CITIES[k]) as i64).unwrap_or(0);
+                let far = (0..CITIES.len())
+                    .max_by_key(|&k| distance_km(home, &CITIES[k]) as i64)
+                    .unwrap_or(0);
                 (far, distance_km(home, &CITIES[far]), self.r(10, 40) * MIN)
             }
             Strength::Subtle => {
@@ -905,11 +1282,28 @@ impl<'p> UserSim<'p> {
         // Nothing from home until a plane could have brought the learner back.
         self.busy_until = end + (dist / 500.0 * 3600.0 * 1e6) as i64;
         let kmh = dist / ((t2 - t1) as f64 / 3.6e9);
-        self.label(Pattern::ImpossibleTravel, s, None, t1, t2, &[c], format!("{} → {}: {dist:.0} km in {:.0} min = {kmh:.0} km/h", home.name, city.name, (t2 - t1) as f64 / 6e7));
+        self.label(
+            Pattern::ImpossibleTravel,
+            s,
+            None,
+            t1,
+            t2,
+            &[c],
+            format!(
+                "{} → {}: {dist:.0} km in {:.0} min = {kmh:.0} km/h",
+                home.name,
+                city.name,
+                (t2 - t1) as f64 / 6e7
+            ),
+        );
     }
 
     fn ep_switching(&mut self, out: &mut Chunk, d: u32, s: Strength) {
-        let k = if s == Strength::Blatant { self.r(4, 5) } else { 3 } as usize;
+        let k = if s == Strength::Blatant {
+            self.r(4, 5)
+        } else {
+            3
+        } as usize;
         let mut set = Vec::new();
         for _ in 0..k {
             if let Some(c) = self.fresh_course(|c| Self::short(c), None) {
@@ -937,32 +1331,74 @@ impl<'p> UserSim<'p> {
             }
             self.emit(out, &ctx, Rec::new(EventType::CourseEnter, t).course(c));
             let tp = t + SEC;
-            self.emit(out, &ctx, Rec::new(EventType::VideoPlay, tp).lesson(c, 0).pos(pos).dur(dur));
+            self.emit(
+                out,
+                &ctx,
+                Rec::new(EventType::VideoPlay, tp)
+                    .lesson(c, 0)
+                    .pos(pos)
+                    .dur(dur),
+            );
             let stop = t + visit - 2 * SEC;
             let mut th = tp + self.r(3750, 4500) * 4 * MS;
             while th < stop {
-                self.emit(out, &ctx, Rec::new(EventType::Heartbeat, th).lesson(c, 0).pos(pos + (th - tp) / MS).playing(true).visible(true));
+                self.emit(
+                    out,
+                    &ctx,
+                    Rec::new(EventType::Heartbeat, th)
+                        .lesson(c, 0)
+                        .pos(pos + (th - tp) / MS)
+                        .playing(true)
+                        .visible(true),
+                );
                 th += self.hb();
             }
             let p = pos + (stop - tp) / MS;
-            self.emit(out, &ctx, Rec::new(EventType::VideoPause, stop).lesson(c, 0).pos(p).dur(dur));
+            self.emit(
+                out,
+                &ctx,
+                Rec::new(EventType::VideoPause, stop)
+                    .lesson(c, 0)
+                    .pos(p)
+                    .dur(dur),
+            );
             self.progress[c].pos_ms = p;
             to = t + visit - SEC;
             self.emit(out, &ctx, Rec::new(EventType::CourseLeave, to).course(c));
             t += visit;
         }
         let c = set[0];
-        self.emit(out, &ctx, Rec::new(EventType::CourseEnter, t + 3 * SEC).course(c));
+        self.emit(
+            out,
+            &ctx,
+            Rec::new(EventType::CourseEnter, t + 3 * SEC).course(c),
+        );
         let t = self.finish_course(out, &ctx, c, t + 5 * SEC, None);
         let t = t + self.r(2_000, 5_000) * MS;
         self.emit(out, &ctx, Rec::new(EventType::CourseLeave, t).course(c));
         self.close_session(out, &ctx, t);
-        self.label(Pattern::RapidSwitching, s, None, from, to, &[c], format!("{changes} course changes in {:.0} s", (to - from) as f64 / 1e6));
+        self.label(
+            Pattern::RapidSwitching,
+            s,
+            None,
+            from,
+            to,
+            &[c],
+            format!(
+                "{changes} course changes in {:.0} s",
+                (to - from) as f64 / 1e6
+            ),
+        );
     }
 
     fn ep_parallel(&mut self, out: &mut Chunk, d: u32, s: Strength) {
-        let Some(x) = self.fresh_course(|c| Self::short(c) && c.duration_s >= 15 * 60, None) else { return };
-        let Some(y) = self.fresh_course(|c| Self::short(c) && c.duration_s >= 15 * 60, Some(x)) else { return };
+        let Some(x) = self.fresh_course(|c| Self::short(c) && c.duration_s >= 15 * 60, None) else {
+            return;
+        };
+        let Some(y) = self.fresh_course(|c| Self::short(c) && c.duration_s >= 15 * 60, Some(x))
+        else {
+            return;
+        };
         let t0 = self.episode_start(d);
         let ctx = self.open_session(out, Dev::HomePc, d, t0);
         let mut t = t0 + self.r(2_000, 8_000) * MS;
@@ -994,7 +1430,18 @@ impl<'p> UserSim<'p> {
         let t = t + self.r(2_000, 5_000) * MS;
         self.emit(out, &ctx, Rec::new(EventType::CourseLeave, t).course(x));
         self.close_session(out, &ctx, t);
-        self.label(Pattern::ParallelPlayback, s, Some(x), ty0 + 2 * SEC, overlap_end, &claims, format!("two courses playing together for {:.0} s", (overlap_end - ty0) as f64 / 1e6));
+        self.label(
+            Pattern::ParallelPlayback,
+            s,
+            Some(x),
+            ty0 + 2 * SEC,
+            overlap_end,
+            &claims,
+            format!(
+                "two courses playing together for {:.0} s",
+                (overlap_end - ty0) as f64 / 1e6
+            ),
+        );
     }
 
     fn ep_burst(&mut self, out: &mut Chunk, d: u32, s: Strength) {
@@ -1015,10 +1462,14 @@ impl<'p> UserSim<'p> {
             let session_end = t + self.r(80, 110) * MIN;
             t += self.r(2_000, 8_000) * MS;
             while claimed < target_x2 && t < session_end {
-                let Some(c) = self.fresh_course(|c| c.credits >= 1.0 && Self::short(c), None) else { break 'sessions };
+                let Some(c) = self.fresh_course(|c| c.credits >= 1.0 && Self::short(c), None)
+                else {
+                    break 'sessions;
+                };
                 // A binge at an honest 1.5–2×: fully watched, quizzes at a reading pace.
                 let rate = [1500u32, 1750, 2000][self.rng.random_range(0..3)];
-                let need = self.course(c).lessons_ms.iter().sum::<i64>() * 1000 / i64::from(rate) * MS;
+                let need =
+                    self.course(c).lessons_ms.iter().sum::<i64>() * 1000 / i64::from(rate) * MS;
                 if t + need + 10 * MIN > hi {
                     self.progress[c].started = false;
                     break 'sessions;
@@ -1027,7 +1478,11 @@ impl<'p> UserSim<'p> {
                 t += 2 * SEC;
                 let n = self.course(c).lessons_ms.len();
                 for l in 0..n {
-                    let style = Style { adv_pm: rate, report_pm: rate, ..Style::plain() };
+                    let style = Style {
+                        adv_pm: rate,
+                        report_pm: rate,
+                        ..Style::plain()
+                    };
                     let (t2, _) = self.play(out, &ctx, c, l, t, i64::MAX, style);
                     t = t2 + self.r(2_000, 5_000) * MS;
                 }
@@ -1046,12 +1501,26 @@ impl<'p> UserSim<'p> {
             t = self.close_session(out, &ctx, t) + self.r(5, 15) * MIN;
         }
         if !done.is_empty() {
-            self.label(Pattern::CreditBurst, s, None, first, last, &done, format!("{} credits claimed from {} courses in one day", f64::from(claimed) / 2.0, done.len()));
+            self.label(
+                Pattern::CreditBurst,
+                s,
+                None,
+                first,
+                last,
+                &done,
+                format!(
+                    "{} credits claimed from {} courses in one day",
+                    f64::from(claimed) / 2.0,
+                    done.len()
+                ),
+            );
         }
     }
 
     fn ep_quiz(&mut self, out: &mut Chunk, d: u32, s: Strength) {
-        let Some(c) = self.fresh_course(|c| Self::short(c), None) else { return };
+        let Some(c) = self.fresh_course(|c| Self::short(c), None) else {
+            return;
+        };
         let t0 = self.episode_start(d);
         let dev = self.own_dev();
         let ctx = self.open_session(out, dev, d, t0);
@@ -1067,7 +1536,18 @@ impl<'p> UserSim<'p> {
         let t = t + self.r(2_000, 5_000) * MS;
         self.emit(out, &ctx, Rec::new(EventType::CourseLeave, t).course(c));
         self.close_session(out, &ctx, t);
-        self.label(Pattern::QuizTooFast, s, Some(c), quiz_at - elapsed * MS, quiz_at, &[c], format!("quiz answered in {:.1} s per question", elapsed as f64 / 1e3 / questions as f64));
+        self.label(
+            Pattern::QuizTooFast,
+            s,
+            Some(c),
+            quiz_at - elapsed * MS,
+            quiz_at,
+            &[c],
+            format!(
+                "quiz answered in {:.1} s per question",
+                elapsed as f64 / 1e3 / questions as f64
+            ),
+        );
     }
 
     fn ep_shared_device(&mut self, out: &mut Chunk, d: u32, s: Strength) {
@@ -1081,7 +1561,11 @@ impl<'p> UserSim<'p> {
         let last = start + (group.members.len() as i64 - 1) * group.gap_s * SEC;
         let ctx = Ctx {
             sess: 0,
-            device: mix(self.plan.cfg.seed, Stream::Device, u64::from(owner.idx) << 8 | 2),
+            device: mix(
+                self.plan.cfg.seed,
+                Stream::Device,
+                u64::from(owner.idx) << 8 | 2,
+            ),
             ip: group.ip,
             geo: Some((city.lat_e4, city.lon_e4)),
             platform: owner.phone_platform,
@@ -1089,12 +1573,30 @@ impl<'p> UserSim<'p> {
             skew_us: 0,
             latency_us: 200 * MS,
         };
-        self.emit(out, &ctx, Rec::new(EventType::Checkin, at).course(group.course).method(CheckinMethod::Qr));
+        self.emit(
+            out,
+            &ctx,
+            Rec::new(EventType::Checkin, at)
+                .course(group.course)
+                .method(CheckinMethod::Qr),
+        );
         let course = self.course(group.course);
         let end = start + i64::from(course.duration_s) * SEC + self.r(5, 30) * MIN;
         self.complete(out, group.course, end);
         self.busy_until = self.busy_until.max(end);
-        self.label(Pattern::SharedDevice, s, Some(group.course), start, last, &[group.course], format!("one phone checked in {} accounts within {} s", group.members.len(), (last - start) / SEC));
+        self.label(
+            Pattern::SharedDevice,
+            s,
+            Some(group.course),
+            start,
+            last,
+            &[group.course],
+            format!(
+                "one phone checked in {} accounts within {} s",
+                group.members.len(),
+                (last - start) / SEC
+            ),
+        );
     }
 }
 

@@ -28,7 +28,10 @@ fn events_by_user(bytes: &[u8]) -> BTreeMap<String, Vec<Event<'static>>> {
     for line in lines(bytes) {
         if let Ok(ev) = parse_event(line) {
             if seen.insert(ev.event_id.to_string()) {
-                by_user.entry(ev.user_id.to_string()).or_default().push(ev.into_owned());
+                by_user
+                    .entry(ev.user_id.to_string())
+                    .or_default()
+                    .push(ev.into_owned());
             }
         }
     }
@@ -39,12 +42,23 @@ fn events_by_user(bytes: &[u8]) -> BTreeMap<String, Vec<Event<'static>>> {
 }
 
 fn population() -> Config {
-    Config { users: 400, days: 10, seed: 11, fault_rate: 0.01, ..Config::default() }.with_share_each(0.03)
+    Config {
+        users: 400,
+        days: 10,
+        seed: 11,
+        fault_rate: 0.01,
+        ..Config::default()
+    }
+    .with_share_each(0.03)
 }
 
 #[test]
 fn same_seed_gives_the_same_bytes_and_another_seed_does_not() {
-    let cfg = Config { users: 60, days: 6, ..Config::default() };
+    let cfg = Config {
+        users: 60,
+        days: 6,
+        ..Config::default()
+    };
     let (a, la, _) = generate(cfg.clone());
     let (b, lb, _) = generate(cfg.clone());
     assert!(a == b, "two runs with one seed differ");
@@ -57,13 +71,24 @@ fn same_seed_gives_the_same_bytes_and_another_seed_does_not() {
 fn a_learner_does_not_depend_on_who_comes_after() {
     // Per-learner random streams: the first 30 learners behave the same in a population of 30
     // and of 60 (only the proxy check-in groups, formed across learners, may differ).
-    let base = Config { days: 6, fault_rate: 0.0, ..Config::default() }.with_share_each(0.0);
-    let (a, _, _) = generate(Config { users: 30, ..base.clone() });
+    let base = Config {
+        days: 6,
+        fault_rate: 0.0,
+        ..Config::default()
+    }
+    .with_share_each(0.0);
+    let (a, _, _) = generate(Config {
+        users: 30,
+        ..base.clone()
+    });
     let (b, _, _) = generate(Config { users: 60, ..base });
     let a = events_by_user(&a);
     let b = events_by_user(&b);
     for (user, evs) in &a {
-        assert_eq!(evs, &b[user], "{user} changed when more learners were added");
+        assert_eq!(
+            evs, &b[user],
+            "{user} changed when more learners were added"
+        );
     }
 }
 
@@ -89,25 +114,46 @@ fn output_is_contract_valid_except_the_counted_invalid_lines() {
         }
     }
     assert_eq!(n, s.lines);
-    assert!(s.invalid_lines > 20, "too few invalid lines to mean anything: {}", s.invalid_lines);
+    assert!(
+        s.invalid_lines > 20,
+        "too few invalid lines to mean anything: {}",
+        s.invalid_lines
+    );
     assert_eq!(rejected.values().sum::<u64>(), s.invalid_lines);
-    assert_eq!(rejected, s.invalid_by_kind, "each invalid line is rejected for the reason it was made invalid");
+    assert_eq!(
+        rejected, s.invalid_by_kind,
+        "each invalid line is rejected for the reason it was made invalid"
+    );
     assert_eq!(ids.len() as u64, s.events);
-    assert_eq!(ids.values().map(|&c| u64::from(c - 1)).sum::<u64>(), s.duplicates);
+    assert_eq!(
+        ids.values().map(|&c| u64::from(c - 1)).sum::<u64>(),
+        s.duplicates
+    );
     assert_eq!(completions, s.course_completions);
-    assert!(s.late > 0 && s.out_of_order > 0 && s.skewed_sessions > 0 && s.extra_fields > 0, "{s:?}");
+    assert!(
+        s.late > 0 && s.out_of_order > 0 && s.skewed_sessions > 0 && s.extra_fields > 0,
+        "{s:?}"
+    );
 }
 
 #[test]
 fn timestamps_carry_local_offsets_and_received_at_is_near_ts() {
-    let (bytes, _, _) = generate(Config { users: 80, days: 5, fault_rate: 0.0, ..Config::default() });
+    let (bytes, _, _) = generate(Config {
+        users: 80,
+        days: 5,
+        fault_rate: 0.0,
+        ..Config::default()
+    });
     let text = std::str::from_utf8(&bytes).unwrap();
     assert!(text.contains("+08:00\""));
     assert!(text.contains("+05:30\"") || text.contains("+01:00\"") || text.contains("-05:00\""));
     for line in lines(&bytes) {
         let ev = parse_event(line).unwrap();
         let lag = ev.received_at_us.unwrap() - ev.ts_us;
-        assert!((0..=1_000_000).contains(&lag), "received {lag} µs after ts without faults");
+        assert!(
+            (0..=1_000_000).contains(&lag),
+            "received {lag} µs after ts without faults"
+        );
     }
 }
 
@@ -144,12 +190,18 @@ fn km(a: (f64, f64), b: (f64, f64)) -> f64 {
 }
 
 fn measure(evs: &[Event<'static>], catalog: &Catalog) -> Measures {
-    let mut m = Measures { overlap_s: f64::NEG_INFINITY, min_coverage_margin: f64::INFINITY, ..Measures::default() };
+    let mut m = Measures {
+        overlap_s: f64::NEG_INFINITY,
+        min_coverage_margin: f64::INFINITY,
+        ..Measures::default()
+    };
     // Sessions: device and ts span.
     let mut sessions: BTreeMap<&str, (Option<&str>, i64, i64)> = BTreeMap::new();
     for e in evs {
         if let Some(s) = &e.session_id {
-            let entry = sessions.entry(s).or_insert((e.device_id.as_deref(), e.ts_us, e.ts_us));
+            let entry = sessions
+                .entry(s)
+                .or_insert((e.device_id.as_deref(), e.ts_us, e.ts_us));
             entry.1 = entry.1.min(e.ts_us);
             entry.2 = entry.2.max(e.ts_us);
         }
@@ -180,7 +232,10 @@ fn measure(evs: &[Event<'static>], catalog: &Catalog) -> Measures {
             if e.event_type == EventType::Visibility {
                 visible = e.visible.unwrap();
             }
-            let (Some(lesson), Some(course)) = (e.lesson_id.as_deref(), e.course_id.as_deref()) else { continue };
+            let (Some(lesson), Some(course)) = (e.lesson_id.as_deref(), e.course_id.as_deref())
+            else {
+                continue;
+            };
             let pos = match e.event_type {
                 EventType::VideoSeek => {
                     if let Some(p) = playing.get_mut(lesson) {
@@ -208,7 +263,10 @@ fn measure(evs: &[Event<'static>], catalog: &Catalog) -> Measures {
                         entry.1 += dt;
                     }
                     if pos >= p0 {
-                        covered.entry(lesson.to_string()).or_default().push((p0, pos));
+                        covered
+                            .entry(lesson.to_string())
+                            .or_default()
+                            .push((p0, pos));
                     }
                     intervals.push((t0, e.ts_us, course.to_string()));
                 }
@@ -231,7 +289,10 @@ fn measure(evs: &[Event<'static>], catalog: &Catalog) -> Measures {
         }
     }
     // Coverage of each claimed course: union of played ranges per lesson over its whole history.
-    for e in evs.iter().filter(|e| e.event_type == EventType::CourseComplete) {
+    for e in evs
+        .iter()
+        .filter(|e| e.event_type == EventType::CourseComplete)
+    {
         let course = catalog.get(e.course_id.as_deref().unwrap()).unwrap();
         if course.is_classroom() {
             continue;
@@ -264,7 +325,11 @@ fn measure(evs: &[Event<'static>], catalog: &Catalog) -> Measures {
         .filter(|e| e.session_id.is_some())
         .filter_map(|e| Some((e.ts_us, e.course_id.as_deref()?)))
         .collect();
-    let changes: Vec<i64> = seq.windows(2).filter(|w| w[0].1 != w[1].1).map(|w| w[1].0).collect();
+    let changes: Vec<i64> = seq
+        .windows(2)
+        .filter(|w| w[0].1 != w[1].1)
+        .map(|w| w[1].0)
+        .collect();
     let mut j = 0;
     for i in 0..changes.len() {
         while changes[i] - changes[j] > 600_000_000 {
@@ -294,13 +359,18 @@ fn measure(evs: &[Event<'static>], catalog: &Catalog) -> Measures {
                 }
             }
             EventType::CourseComplete => {
-                *credits.entry(e.ts_us.div_euclid(86_400_000_000)).or_default() += e.credits.unwrap();
+                *credits
+                    .entry(e.ts_us.div_euclid(86_400_000_000))
+                    .or_default() += e.credits.unwrap();
             }
             _ => {}
         }
     }
     m.max_credits_day = credits.values().copied().fold(0.0, f64::max);
-    let located: Vec<(i64, (f64, f64))> = evs.iter().filter_map(|e| Some((e.ts_us, (e.geo_lat?, e.geo_lon?)))).collect();
+    let located: Vec<(i64, (f64, f64))> = evs
+        .iter()
+        .filter_map(|e| Some((e.ts_us, (e.geo_lat?, e.geo_lon?))))
+        .collect();
     for w in located.windows(2) {
         let d = km(w[0].1, w[1].1);
         if d > 50.0 {
@@ -312,13 +382,17 @@ fn measure(evs: &[Event<'static>], catalog: &Catalog) -> Measures {
 }
 
 /// Accounts per (device, UTC day) from logins and check-ins.
-fn accounts_per_device_day(by_user: &BTreeMap<String, Vec<Event<'static>>>) -> HashMap<(String, i64), BTreeSet<String>> {
+fn accounts_per_device_day(
+    by_user: &BTreeMap<String, Vec<Event<'static>>>,
+) -> HashMap<(String, i64), BTreeSet<String>> {
     let mut map: HashMap<(String, i64), BTreeSet<String>> = HashMap::new();
     for evs in by_user.values() {
         for e in evs {
             if matches!(e.event_type, EventType::Login | EventType::Checkin) {
                 if let Some(d) = &e.device_id {
-                    map.entry((d.to_string(), e.ts_us.div_euclid(86_400_000_000))).or_default().insert(e.user_id.to_string());
+                    map.entry((d.to_string(), e.ts_us.div_euclid(86_400_000_000)))
+                        .or_default()
+                        .insert(e.user_id.to_string());
                 }
             }
         }
@@ -358,56 +432,110 @@ fn every_pattern_is_present_labelled_and_crosses_its_threshold_and_honest_learne
         shared_users.extend(users.iter().cloned());
     }
     // The honest look-alike: two colleagues on one training-room PC on the same day.
-    assert!(devices.values().any(|u| u.len() == 2), "no device shared by two accounts");
+    assert!(
+        devices.values().any(|u| u.len() == 2),
+        "no device shared by two accounts"
+    );
     let mut seen: BTreeMap<(Pattern, String), usize> = BTreeMap::new();
     let mut cross_triggers = Vec::new();
     let mut honest = 0;
     for learner in &labels.learners {
-        let evs = by_user.get(&learner.user_id).map(Vec::as_slice).unwrap_or(&[]);
+        let evs = by_user
+            .get(&learner.user_id)
+            .map(Vec::as_slice)
+            .unwrap_or(&[]);
         let m = measure(evs, &catalog);
         let got = crossed(&m, shared_users.contains(&learner.user_id));
         if learner.honest {
             honest += 1;
-            assert!(got.is_empty(), "honest {} crosses {got:?}: {m:?}", learner.user_id);
+            assert!(
+                got.is_empty(),
+                "honest {} crosses {got:?}: {m:?}",
+                learner.user_id
+            );
             assert!(learner.labels.is_empty());
             continue;
         }
-        let rules: BTreeSet<Pattern> = learner.labels.iter().map(|l| Pattern::parse(&l.rule).unwrap()).collect();
+        let rules: BTreeSet<Pattern> = learner
+            .labels
+            .iter()
+            .map(|l| Pattern::parse(&l.rule).unwrap())
+            .collect();
         for l in &learner.labels {
             let p = Pattern::parse(&l.rule).unwrap();
-            *seen.entry((p, l.strength.as_str().to_string())).or_default() += 1;
-            assert!(got.contains(&p), "{} labelled {} ({:?}, {}) does not cross it: {m:?}", learner.user_id, l.rule, l.strength, l.detail);
-            assert!(!l.claims.is_empty(), "{}: a cheat taints at least one claim", learner.user_id);
+            *seen
+                .entry((p, l.strength.as_str().to_string()))
+                .or_default() += 1;
+            assert!(
+                got.contains(&p),
+                "{} labelled {} ({:?}, {}) does not cross it: {m:?}",
+                learner.user_id,
+                l.rule,
+                l.strength,
+                l.detail
+            );
+            assert!(
+                !l.claims.is_empty(),
+                "{}: a cheat taints at least one claim",
+                learner.user_id
+            );
             for c in &l.claims {
                 assert!(
-                    evs.iter().any(|e| e.event_type == EventType::CourseComplete && e.course_id.as_deref() == Some(c.as_str())),
+                    evs.iter().any(|e| e.event_type == EventType::CourseComplete
+                        && e.course_id.as_deref() == Some(c.as_str())),
                     "{} has no completion for tainted course {c}",
                     learner.user_id
                 );
             }
         }
         for extra in got.difference(&rules) {
-            cross_triggers.push(format!("{} {:?} also crosses {:?}", learner.user_id, rules, extra));
+            cross_triggers.push(format!(
+                "{} {:?} also crosses {:?}",
+                learner.user_id, rules, extra
+            ));
         }
     }
     assert!(honest > 250);
     for p in Pattern::ALL {
         for s in ["blatant", "subtle"] {
-            assert!(seen.contains_key(&(p, s.to_string())), "no {s} {p:?} in the population: {seen:?}");
+            assert!(
+                seen.contains_key(&(p, s.to_string())),
+                "no {s} {p:?} in the population: {seen:?}"
+            );
         }
     }
     // Only parallel playback may also look like switching (two players interleave their course
     // ids); every other pattern is planted so that it crosses its own rule alone.
-    let unexpected: Vec<&String> = cross_triggers.iter().filter(|c| !c.contains("{ParallelPlayback} also crosses RapidSwitching")).collect();
+    let unexpected: Vec<&String> = cross_triggers
+        .iter()
+        .filter(|c| !c.contains("{ParallelPlayback} also crosses RapidSwitching"))
+        .collect();
     assert!(unexpected.is_empty(), "{unexpected:#?}");
 }
 
 #[test]
 fn strengths_follow_the_setting() {
-    let base = Config { users: 200, days: 6, fault_rate: 0.0, ..Config::default() }.with_share_each(0.04);
-    for (mix, want) in [(StrengthMix::Blatant, "blatant"), (StrengthMix::Subtle, "subtle")] {
-        let (_, labels, _) = generate(Config { strength: mix, ..base.clone() });
-        let all: Vec<&str> = labels.learners.iter().flat_map(|l| &l.labels).map(|l| l.strength.as_str()).collect();
+    let base = Config {
+        users: 200,
+        days: 6,
+        fault_rate: 0.0,
+        ..Config::default()
+    }
+    .with_share_each(0.04);
+    for (mix, want) in [
+        (StrengthMix::Blatant, "blatant"),
+        (StrengthMix::Subtle, "subtle"),
+    ] {
+        let (_, labels, _) = generate(Config {
+            strength: mix,
+            ..base.clone()
+        });
+        let all: Vec<&str> = labels
+            .learners
+            .iter()
+            .flat_map(|l| &l.labels)
+            .map(|l| l.strength.as_str())
+            .collect();
         assert!(!all.is_empty());
         assert!(all.iter().all(|&s| s == want), "{mix:?}: {all:?}");
     }
@@ -415,7 +543,11 @@ fn strengths_follow_the_setting() {
 
 #[test]
 fn labels_round_trip_through_a_file() {
-    let (_, labels, catalog) = generate(Config { users: 40, days: 5, ..Config::default() });
+    let (_, labels, catalog) = generate(Config {
+        users: 40,
+        days: 5,
+        ..Config::default()
+    });
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("labels.json");
     labels.write(&path).unwrap();
@@ -427,7 +559,6 @@ fn labels_round_trip_through_a_file() {
     assert_eq!(text.lines().count(), catalog.courses.len() + 1);
     assert!(text.lines().skip(1).all(|l| l.split(',').count() == 6));
 }
-
 
 /// The committed sample is what its labels' settings generate today, and is valid except its
 /// counted invalid lines. Regenerate it with the command in `sample-data/README.md` when the
@@ -443,9 +574,14 @@ fn committed_sample_is_current() {
     let committed = creditguard_synth::read_ndjson(&telemetry).unwrap();
     let labels = Labels::read(&labels_path).unwrap();
     let (fresh, fresh_labels, catalog) = generate(labels.config.clone());
-    assert!(committed == fresh, "sample-data/ is stale: regenerate it (sample-data/README.md)");
+    assert!(
+        committed == fresh,
+        "sample-data/ is stale: regenerate it (sample-data/README.md)"
+    );
     assert_eq!(fresh_labels, labels);
-    let invalid = lines(&committed).filter(|l| parse_event(l).is_err()).count() as u64;
+    let invalid = lines(&committed)
+        .filter(|l| parse_event(l).is_err())
+        .count() as u64;
     assert_eq!(invalid, labels.summary.invalid_lines);
     let mut csv = Vec::new();
     catalog.write_csv(&mut csv).unwrap();

@@ -27,7 +27,11 @@ impl Stage {
 
     /// The stage's name in `[pipeline] stages`.
     pub fn name(self) -> &'static str {
-        Stage::ALL.iter().find(|(_, s)| *s == self).map(|(n, _)| *n).unwrap_or("?")
+        Stage::ALL
+            .iter()
+            .find(|(_, s)| *s == self)
+            .map(|(n, _)| *n)
+            .unwrap_or("?")
     }
 }
 
@@ -41,7 +45,12 @@ pub struct ConfigError {
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let n = self.problems.len();
-        writeln!(f, "{}: {n} problem{} in the pipeline file", self.file.display(), if n == 1 { "" } else { "s" })?;
+        writeln!(
+            f,
+            "{}: {n} problem{} in the pipeline file",
+            self.file.display(),
+            if n == 1 { "" } else { "s" }
+        )?;
         for p in &self.problems {
             // Multi-line TOML diagnostics stay readable when indented under their file.
             for (i, line) in p.lines().enumerate() {
@@ -116,7 +125,9 @@ pub struct IngestSection {
 
 impl Default for IngestSection {
     fn default() -> Self {
-        IngestSection { chunk_lines: creditguard_ingest::IngestOptions::default().chunk_lines }
+        IngestSection {
+            chunk_lines: creditguard_ingest::IngestOptions::default().chunk_lines,
+        }
     }
 }
 
@@ -174,32 +185,46 @@ pub struct Overrides {
 impl Pipeline {
     /// Reads and checks a pipeline file. Every problem found is in the error, each naming its key.
     pub fn load(file: &Path, overrides: &Overrides) -> Result<Pipeline, ConfigError> {
-        let fail = |problems: Vec<String>| ConfigError { file: file.to_path_buf(), problems };
-        let text = std::fs::read_to_string(file).map_err(|e| fail(vec![format!("cannot read the file: {e}")]))?;
+        let fail = |problems: Vec<String>| ConfigError {
+            file: file.to_path_buf(),
+            problems,
+        };
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| fail(vec![format!("cannot read the file: {e}")]))?;
         Pipeline::parse(file, &text, overrides)
     }
 
     /// Checks pipeline text as if read from `file`.
     pub fn parse(file: &Path, text: &str, overrides: &Overrides) -> Result<Pipeline, ConfigError> {
-        let fail = |problems: Vec<String>| ConfigError { file: file.to_path_buf(), problems };
-        let raw: RawFile = toml::from_str(text).map_err(|e| fail(vec![e.to_string().trim_end().to_string()]))?;
+        let fail = |problems: Vec<String>| ConfigError {
+            file: file.to_path_buf(),
+            problems,
+        };
+        let raw: RawFile =
+            toml::from_str(text).map_err(|e| fail(vec![e.to_string().trim_end().to_string()]))?;
         let mut problems = Vec::new();
 
         let mut stages = Vec::new();
         for (i, name) in raw.pipeline.stages.iter().enumerate() {
             match Stage::ALL.iter().find(|(n, _)| n == name) {
-                Some((_, s)) if stages.contains(s) => {
-                    problems.push(format!("key `pipeline.stages[{i}]`: stage `{name}` is listed twice"))
-                }
+                Some((_, s)) if stages.contains(s) => problems.push(format!(
+                    "key `pipeline.stages[{i}]`: stage `{name}` is listed twice"
+                )),
                 Some((_, s)) => stages.push(*s),
                 None => problems.push(format!(
                     "key `pipeline.stages[{i}]`: unknown stage `{name}`, expected one of: {}",
-                    Stage::ALL.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
+                    Stage::ALL
+                        .iter()
+                        .map(|(n, _)| *n)
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 )),
             }
         }
         if stages.windows(2).any(|w| w[0] > w[1]) {
-            problems.push("key `pipeline.stages`: stages must be listed in the order they run".to_string());
+            problems.push(
+                "key `pipeline.stages`: stages must be listed in the order they run".to_string(),
+            );
         }
         if raw.pipeline.name.trim().is_empty() {
             problems.push("key `pipeline.name`: must not be empty".to_string());
@@ -208,7 +233,8 @@ impl Pipeline {
         let source = match raw.source.kind {
             SourceKind::Kafka => {
                 if raw.kafka.is_none() {
-                    problems.push("key `source.kind`: `kafka` needs a `[kafka]` section".to_string());
+                    problems
+                        .push("key `source.kind`: `kafka` needs a `[kafka]` section".to_string());
                 }
                 Source::Kafka
             }
@@ -216,7 +242,11 @@ impl Pipeline {
                 Some(p) if p.as_os_str() == "-" => Source::Ndjson(creditguard_ingest::Input::Stdin),
                 Some(p) => {
                     if !p.exists() {
-                        let key = if overrides.input.is_some() { "--input" } else { "key `source.path`" };
+                        let key = if overrides.input.is_some() {
+                            "--input"
+                        } else {
+                            "key `source.path`"
+                        };
                         problems.push(format!("{key}: `{}` does not exist", p.display()));
                     }
                     Source::Ndjson(creditguard_ingest::Input::Path(p))
@@ -232,13 +262,19 @@ impl Pipeline {
         if lake.trim().is_empty() {
             problems.push("key `lake.root`: must not be empty".to_string());
         } else if lake.contains("://") && !lake.starts_with("file://") {
-            problems.push(format!("key `lake.root`: `{lake}`: only local paths and file:// URLs are supported so far"));
+            problems.push(format!(
+                "key `lake.root`: `{lake}`: only local paths and file:// URLs are supported so far"
+            ));
         }
 
         let catalog = overrides.catalog.clone().or(raw.catalog.map(|c| c.path));
         if let Some(c) = &catalog {
             if !c.is_file() {
-                let key = if overrides.catalog.is_some() { "--catalog" } else { "key `catalog.path`" };
+                let key = if overrides.catalog.is_some() {
+                    "--catalog"
+                } else {
+                    "key `catalog.path`"
+                };
                 problems.push(format!("{key}: `{}` is not a file", c.display()));
             }
         }
@@ -249,7 +285,11 @@ impl Pipeline {
         }
 
         let mut sections = toml::Table::new();
-        for (key, section) in [("jobs", raw.jobs), ("score", raw.score), ("kafka", raw.kafka)] {
+        for (key, section) in [
+            ("jobs", raw.jobs),
+            ("score", raw.score),
+            ("kafka", raw.kafka),
+        ] {
             if let Some(s) = section {
                 sections.insert(key.to_string(), toml::Value::Table(s));
             }
@@ -284,7 +324,10 @@ impl Pipeline {
     pub fn section<T: DeserializeOwned + Default>(&self, name: &str) -> Result<T, String> {
         match self.sections.get(name) {
             None => Ok(T::default()),
-            Some(value) => value.clone().try_into::<T>().map_err(|e| format!("section `[{name}]`: {}", e.to_string().trim_end())),
+            Some(value) => value
+                .clone()
+                .try_into::<T>()
+                .map_err(|e| format!("section `[{name}]`: {}", e.to_string().trim_end())),
         }
     }
 }
@@ -294,7 +337,11 @@ mod tests {
     use super::*;
 
     fn parse(text: &str) -> Result<Pipeline, ConfigError> {
-        Pipeline::parse(Path::new("pipelines/test.toml"), text, &Overrides::default())
+        Pipeline::parse(
+            Path::new("pipelines/test.toml"),
+            text,
+            &Overrides::default(),
+        )
     }
 
     const OK: &str = r#"
@@ -329,19 +376,35 @@ root = "./lake"
         let text = OK
             .replace(r#"stages = ["ingest"]"#, r#"stages = ["ingest", "scor"]"#)
             .replace(r#"path = "-""#, r#"path = "/nonexistent/telemetry.ndjson""#)
-            .replace("[lake]", "[catalog]\npath = \"/nonexistent/catalog.csv\"\n[ingest]\nchunk_lines = 0\n[lake]");
+            .replace(
+                "[lake]",
+                "[catalog]\npath = \"/nonexistent/catalog.csv\"\n[ingest]\nchunk_lines = 0\n[lake]",
+            );
         let err = parse(&text).unwrap_err();
         let msg = err.to_string();
         assert_eq!(err.problems.len(), 4, "{msg}");
-        for needle in ["pipeline.stages[1]", "source.path", "catalog.path", "ingest.chunk_lines"] {
+        for needle in [
+            "pipeline.stages[1]",
+            "source.path",
+            "catalog.path",
+            "ingest.chunk_lines",
+        ] {
             assert!(msg.contains(needle), "{needle} missing in {msg}");
         }
     }
 
     #[test]
     fn overrides_win_and_are_named_when_wrong() {
-        let o = Overrides { input: Some("/nonexistent/x.ndjson".into()), lake: Some("/tmp/l".into()), catalog: None };
+        let o = Overrides {
+            input: Some("/nonexistent/x.ndjson".into()),
+            lake: Some("/tmp/l".into()),
+            catalog: None,
+        };
         let err = Pipeline::parse(Path::new("p.toml"), OK, &o).unwrap_err();
-        assert!(err.to_string().contains("--input: `/nonexistent/x.ndjson` does not exist"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("--input: `/nonexistent/x.ndjson` does not exist"),
+            "{err}"
+        );
     }
 }

@@ -66,7 +66,8 @@ struct RunArgs {
 }
 
 fn parse_day(s: &str) -> Result<i64, String> {
-    creditguard_contract::time::parse_day(s).map_err(|e| format!("`{s}`: {e} (expected YYYY-MM-DD)"))
+    creditguard_contract::time::parse_day(s)
+        .map_err(|e| format!("`{s}`: {e} (expected YYYY-MM-DD)"))
 }
 
 fn init_logs(format: LogFormat, filter: &str) {
@@ -74,7 +75,9 @@ fn init_logs(format: LogFormat, filter: &str) {
         eprintln!("creditguard: ignoring log filter `{filter}`: {e}");
         tracing_subscriber::EnvFilter::new("warn")
     });
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Pretty => builder.init(),
         LogFormat::Json => builder.json().init(),
@@ -103,7 +106,11 @@ fn main() -> ExitCode {
 fn execute(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Run(args) => {
-            let overrides = Overrides { input: args.input, catalog: args.catalog, lake: args.lake };
+            let overrides = Overrides {
+                input: args.input,
+                catalog: args.catalog,
+                lake: args.lake,
+            };
             let pipeline = Pipeline::load(&args.pipeline, &overrides)?;
             let opts = RunOptions {
                 progress: !args.no_progress && std::io::stderr().is_terminal(),
@@ -117,7 +124,12 @@ fn execute(command: Command) -> anyhow::Result<()> {
         Command::Validate { pipeline } => {
             let p = Pipeline::load(&pipeline, &Overrides::default())?;
             let stages: Vec<&str> = p.stages.iter().map(|s| s.name()).collect();
-            println!("{}: ok (pipeline `{}`, stages: {})", pipeline.display(), p.name, stages.join(", "));
+            println!(
+                "{}: ok (pipeline `{}`, stages: {})",
+                pipeline.display(),
+                p.name,
+                stages.join(", ")
+            );
             Ok(())
         }
     }

@@ -37,7 +37,8 @@ pub struct RunOptions {
 /// Runs every stage of `pipeline`.
 pub fn run(pipeline: &Pipeline, opts: &RunOptions) -> anyhow::Result<RunSummary> {
     let start = Instant::now();
-    let lake = Lake::open(&pipeline.lake).with_context(|| format!("opening the lake at {}", pipeline.lake))?;
+    let lake = Lake::open(&pipeline.lake)
+        .with_context(|| format!("opening the lake at {}", pipeline.lake))?;
     let mut summary = RunSummary::default();
     for stage in &pipeline.stages {
         let _span = tracing::info_span!("stage", stage = stage.name()).entered();
@@ -49,7 +50,11 @@ pub fn run(pipeline: &Pipeline, opts: &RunOptions) -> anyhow::Result<RunSummary>
     Ok(summary)
 }
 
-fn ingest_stage(pipeline: &Pipeline, lake: &Lake, opts: &RunOptions) -> anyhow::Result<IngestStats> {
+fn ingest_stage(
+    pipeline: &Pipeline,
+    lake: &Lake,
+    opts: &RunOptions,
+) -> anyhow::Result<IngestStats> {
     let input = match &pipeline.source {
         Source::Ndjson(input) => input.clone(),
         Source::Kafka => anyhow::bail!(
@@ -69,17 +74,22 @@ fn ingest_stage(pipeline: &Pipeline, lake: &Lake, opts: &RunOptions) -> anyhow::
     let bar = (opts.progress && total > 0).then(|| {
         let bar = indicatif::ProgressBar::new(total);
         bar.set_style(
-            indicatif::ProgressStyle::with_template("ingest {bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
-                .expect("progress template is valid"),
+            indicatif::ProgressStyle::with_template(
+                "ingest {bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+            )
+            .expect("progress template is valid"),
         );
         bar
     });
-    let options = IngestOptions { chunk_lines: pipeline.ingest.chunk_lines };
-    let stats = creditguard_ingest::ingest(lake, std::slice::from_ref(&input), &options, &mut |bytes| {
-        if let Some(bar) = &bar {
-            bar.set_position(bytes);
-        }
-    })?;
+    let options = IngestOptions {
+        chunk_lines: pipeline.ingest.chunk_lines,
+    };
+    let stats =
+        creditguard_ingest::ingest(lake, std::slice::from_ref(&input), &options, &mut |bytes| {
+            if let Some(bar) = &bar {
+                bar.set_position(bytes);
+            }
+        })?;
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
@@ -96,25 +106,58 @@ fn ingest_stage(pipeline: &Pipeline, lake: &Lake, opts: &RunOptions) -> anyhow::
 /// The human summary printed at the end of a run.
 pub fn render_summary(pipeline: &Pipeline, summary: &RunSummary) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "creditguard run {} ({})", pipeline.name, pipeline.file.display());
+    let _ = writeln!(
+        out,
+        "creditguard run {} ({})",
+        pipeline.name,
+        pipeline.file.display()
+    );
     if let Some(s) = &summary.ingest {
         let secs = s.elapsed.as_secs_f64().max(1e-9);
-        let _ = writeln!(out, "ingest     {} source(s), {} lines, {:.1} MB read", s.sources, s.lines, s.bytes as f64 / 1e6);
+        let _ = writeln!(
+            out,
+            "ingest     {} source(s), {} lines, {:.1} MB read",
+            s.sources,
+            s.lines,
+            s.bytes as f64 / 1e6
+        );
         let _ = writeln!(out, "  valid          {:>10}", s.valid);
-        let _ = writeln!(out, "  duplicates     {:>10}  (second deliveries of an event_id, dropped)", s.duplicates);
-        let kinds: Vec<String> = s.dead_letter_kinds.iter().map(|(k, n)| format!("{k} {n}")).collect();
+        let _ = writeln!(
+            out,
+            "  duplicates     {:>10}  (second deliveries of an event_id, dropped)",
+            s.duplicates
+        );
+        let kinds: Vec<String> = s
+            .dead_letter_kinds
+            .iter()
+            .map(|(k, n)| format!("{k} {n}"))
+            .collect();
         let _ = writeln!(
             out,
             "  dead-lettered  {:>10}  {}→ {}/dead_letters/",
             s.dead_lettered,
-            if kinds.is_empty() { String::new() } else { format!("({}) ", kinds.join(", ")) },
+            if kinds.is_empty() {
+                String::new()
+            } else {
+                format!("({}) ", kinds.join(", "))
+            },
             pipeline.lake.trim_end_matches('/')
         );
         if s.blank > 0 {
             let _ = writeln!(out, "  blank lines    {:>10}  (skipped)", s.blank);
         }
-        let _ = writeln!(out, "  files written  {:>10}  → {}/events/", s.files_written, pipeline.lake.trim_end_matches('/'));
-        let _ = writeln!(out, "  time           {:>10.2} s  ({:.0} lines/s)", secs, s.lines as f64 / secs);
+        let _ = writeln!(
+            out,
+            "  files written  {:>10}  → {}/events/",
+            s.files_written,
+            pipeline.lake.trim_end_matches('/')
+        );
+        let _ = writeln!(
+            out,
+            "  time           {:>10.2} s  ({:.0} lines/s)",
+            secs,
+            s.lines as f64 / secs
+        );
     }
     let _ = writeln!(out, "total time {:.2} s", summary.elapsed.as_secs_f64());
     out
