@@ -21,10 +21,12 @@
 //! assert_eq!((stats.valid, stats.duplicates, stats.dead_lettered), (1, 1, 1));
 //! ```
 
+use std::cell::Cell;
 use std::collections::{BTreeMap, HashSet};
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -296,39 +298,28 @@ pub fn expand_input(path: &Path) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-/// Counts the compressed bytes pulled from the underlying reader, for progress.
+/// Counts the bytes pulled from the underlying reader (compressed, for files), for progress and
+/// the summary. The count is shared so it can be read while the reader is borrowed.
 struct Counting<R> {
     inner: R,
-    count: u64,
+    count: Rc<Cell<u64>>,
 }
 
 impl<R: Read> Read for Counting<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.count += n as u64;
+        self.count.set(self.count.get() + n as u64);
         Ok(n)
     }
 }
 
-fn open(path: &Path) -> io::Result<(Box<dyn BufRead>, Box<dyn Fn() -> u64>)> {
+fn open(path: &Path) -> io::Result<(Box<dyn BufRead>, Rc<Cell<u64>>)> {
     let file = File::open(path)?;
     let name = path.to_string_lossy();
-    // The progress counter is shared through an Rc so the closure can read what the reader counted.
-    let counter = std::rc::Rc::new(std::cell::Cell::new(0u64));
-    struct Shared<R> {
-        inner: R,
-        count: std::rc::Rc<std::cell::Cell<u64>>,
-    }
-    impl<R: Read> Read for Shared<R> {
-        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-            let n = self.inner.read(buf)?;
-            self.count.set(self.count.get() + n as u64);
-            Ok(n)
-        }
-    }
+    let counter = Rc::new(Cell::new(0u64));
     let raw = BufReader::with_capacity(
         1 << 20,
-        Shared {
+        Counting {
             inner: file,
             count: counter.clone(),
         },
@@ -346,7 +337,7 @@ fn open(path: &Path) -> io::Result<(Box<dyn BufRead>, Box<dyn Fn() -> u64>)> {
     } else {
         Box::new(raw)
     };
-    Ok((reader, Box::new(move || counter.get())))
+    Ok((reader, counter))
 }
 
 /// Reads every input, validates each line, and commits events and dead letters to the lake.
@@ -369,13 +360,16 @@ pub fn ingest(
         match input {
             Input::Stdin => {
                 let stdin = io::stdin();
-                let mut reader = Counting {
-                    inner: stdin.lock(),
-                    count: 0,
-                };
-                let mut buffered = BufReader::with_capacity(1 << 20, &mut reader);
-                run.source("stdin", &mut buffered, &|| 0, progress)?;
-                run.stats.bytes += reader.count;
+                let count = Rc::new(Cell::new(0u64));
+                let mut buffered = BufReader::with_capacity(
+                    1 << 20,
+                    Counting {
+                        inner: stdin.lock(),
+                        count: count.clone(),
+                    },
+                );
+                run.source("stdin", &mut buffered, &|| count.get(), progress)?;
+                run.stats.bytes += count.get();
             }
             Input::Path(path) => {
                 for file in expand_input(path)? {
@@ -384,8 +378,8 @@ pub fn ingest(
                         path: shown.clone(),
                         source,
                     })?;
-                    run.source(&shown, &mut reader, &*count, progress)?;
-                    run.stats.bytes += count();
+                    run.source(&shown, &mut reader, &|| count.get(), progress)?;
+                    run.stats.bytes += count.get();
                     run.base_bytes = run.stats.bytes;
                 }
             }
