@@ -19,11 +19,19 @@ use serde::Deserialize;
 pub enum Stage {
     /// Read the source (NDJSON files) into the lake's `events` table.
     Ingest,
+    /// The detection jobs (`[jobs]`): `features/<job>/` and `results/flags/` per day.
+    Jobs,
+    /// The scorer (`[score]`): `results/{credits,cases,claim_issues,progress,stream}/` per day.
+    Score,
 }
 
 impl Stage {
     /// Every stage this build knows, by name.
-    pub const ALL: &'static [(&'static str, Stage)] = &[("ingest", Stage::Ingest)];
+    pub const ALL: &'static [(&'static str, Stage)] = &[
+        ("ingest", Stage::Ingest),
+        ("jobs", Stage::Jobs),
+        ("score", Stage::Score),
+    ];
 
     /// The stage's name in `[pipeline] stages`.
     pub fn name(self) -> &'static str {

@@ -6,7 +6,10 @@
 //! lake).
 
 pub mod config;
+pub mod jobs;
+pub mod report;
 pub mod run;
+pub mod score;
 
 pub use creditguard_contract as contract;
 pub use creditguard_ingest as ingest;

@@ -8,6 +8,9 @@ use clap::{Parser, Subcommand, ValueEnum};
 use creditguard::config::{ConfigError, Overrides, Pipeline};
 use creditguard::run::{render_summary, run, RunOptions};
 
+mod generate;
+mod kafka_cmd;
+
 /// Catches cheating in corporate training from learning-platform telemetry.
 #[derive(Debug, Parser)]
 #[command(name = "creditguard", version, about)]
@@ -32,6 +35,16 @@ enum LogFormat {
 enum Command {
     /// Run the stages of a pipeline file (ingest, jobs, score, …).
     Run(RunArgs),
+    /// Consume the Kafka telemetry topic into the lake (long-running; SIGTERM drains and exits 0).
+    Ingest(kafka_cmd::IngestArgs),
+    /// Run one detection job (or `all`) for a day (`--day`) or a range (`--from`/`--to`): backfills.
+    Job(creditguard::jobs::JobArgs),
+    /// Score a day (`--day`) or a range (`--from`/`--to`): credit decisions, cases, progress.
+    Score(creditguard::score::ScoreArgs),
+    /// Summarise the result tables of a period in the terminal, and as HTML with `--html`.
+    Report(creditguard::report::ReportArgs),
+    /// Generate synthetic telemetry with labelled cheating, its course catalog and the labels.
+    Generate(generate::GenerateArgs),
     /// Check a pipeline file without running it (exit 2 and every problem when it is wrong).
     Validate {
         /// The pipeline file.
@@ -105,6 +118,11 @@ fn main() -> ExitCode {
 
 fn execute(command: Command) -> anyhow::Result<()> {
     match command {
+        Command::Job(args) => creditguard::jobs::execute(args),
+        Command::Score(args) => creditguard::score::execute(args),
+        Command::Report(args) => creditguard::report::execute(args),
+        Command::Generate(args) => generate::run(args),
+        Command::Ingest(args) => kafka_cmd::execute(args),
         Command::Run(args) => {
             let overrides = Overrides {
                 input: args.input,

@@ -12,8 +12,9 @@ use crate::config::{Pipeline, Source, Stage};
 /// Checks the stage sections (`[jobs]`, `[score]`, `[kafka]`) of a pipeline with the stages'
 /// own settings types; each problem names its section and key.
 pub fn check_sections(pipeline: &Pipeline) -> Vec<String> {
-    let problems = Vec::new();
-    let _ = pipeline;
+    let mut problems = Vec::new();
+    problems.extend(crate::jobs::check(pipeline));
+    problems.extend(crate::score::check(pipeline));
     problems
 }
 
@@ -21,6 +22,8 @@ pub fn check_sections(pipeline: &Pipeline) -> Vec<String> {
 #[derive(Debug, Default)]
 pub struct RunSummary {
     pub ingest: Option<IngestStats>,
+    pub jobs: Option<creditguard_detect::JobsReport>,
+    pub score: Option<creditguard_score::ScoreReport>,
     pub elapsed: Duration,
 }
 
@@ -44,6 +47,14 @@ pub fn run(pipeline: &Pipeline, opts: &RunOptions) -> anyhow::Result<RunSummary>
         let _span = tracing::info_span!("stage", stage = stage.name()).entered();
         match stage {
             Stage::Ingest => summary.ingest = Some(ingest_stage(pipeline, &lake, opts)?),
+            Stage::Jobs => {
+                let run_id = crate::jobs::run_id(pipeline, "jobs", opts.from_day, opts.to_day);
+                summary.jobs = Some(crate::jobs::run_stage(pipeline, &lake, opts.from_day, opts.to_day, &run_id)?)
+            }
+            Stage::Score => {
+                let run_id = crate::jobs::run_id(pipeline, "score", opts.from_day, opts.to_day);
+                summary.score = crate::score::run_stage(pipeline, &lake, opts.from_day, opts.to_day, &run_id)?;
+            }
         }
     }
     summary.elapsed = start.elapsed();
@@ -158,6 +169,12 @@ pub fn render_summary(pipeline: &Pipeline, summary: &RunSummary) -> String {
             secs,
             s.lines as f64 / secs
         );
+    }
+    if let Some(j) = &summary.jobs {
+        let _ = writeln!(out, "{j}");
+    }
+    if let Some(s) = &summary.score {
+        let _ = writeln!(out, "{s}");
     }
     let _ = writeln!(out, "total time {:.2} s", summary.elapsed.as_secs_f64());
     out

@@ -1,0 +1,139 @@
+//! The `jobs` stage of a pipeline and `creditguard job <name> --day D` (or `--from D --to D`):
+//! the detection jobs of `creditguard-detect` over days of the lake.
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use creditguard_contract::stable_id;
+use creditguard_contract::time::format_day;
+use creditguard_detect::{Catalog, JobsConfig, JobsReport};
+use creditguard_lake::Lake;
+
+use crate::config::{Overrides, Pipeline};
+
+/// The `[jobs]` settings of a pipeline (defaults when the section is absent).
+pub fn settings(pipeline: &Pipeline) -> Result<JobsConfig, String> {
+    pipeline.section::<JobsConfig>("jobs")
+}
+
+/// Problems of the `[jobs]` section, each naming its key (for `Pipeline::parse`).
+pub fn check(pipeline: &Pipeline) -> Vec<String> {
+    match settings(pipeline) {
+        Ok(cfg) => cfg.problems(),
+        Err(e) => vec![e],
+    }
+}
+
+/// The pipeline's course catalog; an empty one (with a warning) when the pipeline has none, in
+/// which case coverage is judged from the lesson lengths the player reports and unsupported
+/// credits are not judged.
+pub fn catalog(pipeline: &Pipeline) -> anyhow::Result<Catalog> {
+    match &pipeline.catalog {
+        Some(path) => Ok(Catalog::load(path)?),
+        None => {
+            tracing::warn!(pipeline = %pipeline.file.display(), "No `[catalog]`: course lengths and credits are unknown to the jobs.");
+            Ok(Catalog::default())
+        }
+    }
+}
+
+/// The first and last day of the lake's `events`, for runs without `--from`/`--to`.
+pub fn event_days(lake: &Lake) -> anyhow::Result<Option<(i64, i64)>> {
+    let days = lake.days("events")?;
+    Ok(days.first().copied().zip(days.last().copied()))
+}
+
+/// The `jobs` stage: runs the pipeline's enabled jobs for `from..=to` (default: every day that has
+/// events) and writes features and flags to the lake.
+pub fn run_stage(pipeline: &Pipeline, lake: &Lake, from: Option<i64>, to: Option<i64>, run_id: &str) -> anyhow::Result<JobsReport> {
+    let cfg = settings(pipeline).map_err(|e| anyhow::anyhow!("{}: {e}", pipeline.file.display()))?;
+    let catalog = catalog(pipeline)?;
+    let Some((first, last)) = event_days(lake)? else {
+        tracing::warn!(lake = %pipeline.lake, "The lake has no events: no jobs to run.");
+        return Ok(JobsReport::default());
+    };
+    let (from, to) = (from.unwrap_or(first), to.unwrap_or(last));
+    creditguard_detect::run_jobs(lake, &catalog, &cfg, from, to, run_id)
+        .with_context(|| format!("running the jobs for {} .. {}", format_day(from), format_day(to)))
+}
+
+/// A run id for jobs over `from..=to` of this pipeline: derived from the pipeline text (a changed
+/// setting is a different run), what runs and the days, so a re-run of the same thing carries
+/// the same id.
+pub fn run_id(pipeline: &Pipeline, what: &str, from: Option<i64>, to: Option<i64>) -> String {
+    let day = |d: Option<i64>| d.map(format_day).unwrap_or_else(|| "all".to_string());
+    let id = stable_id(&[&pipeline.text, what, &day(from), &day(to)]);
+    format!("{}-{}", pipeline.name, &id[..16])
+}
+
+/// `creditguard job`: run one detection job (or `all`) for a day or a range of days.
+#[derive(Debug, clap::Args)]
+pub struct JobArgs {
+    /// The job: watch_time, multi_login, course_switching, credit_burst, quiz_speed,
+    /// shared_device, or `all`.
+    pub name: String,
+    /// The pipeline file (lake, catalog and `[jobs]` thresholds).
+    #[arg(long, env = "CREDITGUARD_PIPELINE")]
+    pub pipeline: PathBuf,
+    /// One day (YYYY-MM-DD).
+    #[arg(long, env = "CREDITGUARD_DAY", value_parser = parse_day, conflicts_with_all = ["from", "to"])]
+    pub day: Option<i64>,
+    /// First day of a range (YYYY-MM-DD); default: the first day with events.
+    #[arg(long, env = "CREDITGUARD_FROM", value_parser = parse_day)]
+    pub from: Option<i64>,
+    /// Last day of a range, inclusive; default: the last day with events.
+    #[arg(long, env = "CREDITGUARD_TO", value_parser = parse_day)]
+    pub to: Option<i64>,
+    /// Lake directory instead of `lake.root`.
+    #[arg(long, env = "CREDITGUARD_LAKE")]
+    pub lake: Option<String>,
+    /// Course catalog instead of `catalog.path`.
+    #[arg(long, env = "CREDITGUARD_CATALOG")]
+    pub catalog: Option<PathBuf>,
+    /// Run id written into the flags; default: derived from the pipeline text, job and days, so
+    /// a re-run of the same thing carries the same id.
+    #[arg(long, env = "CREDITGUARD_RUN_ID")]
+    pub run_id: Option<String>,
+}
+
+fn parse_day(s: &str) -> Result<i64, String> {
+    creditguard_contract::time::parse_day(s).map_err(|e| format!("`{s}`: {e} (expected YYYY-MM-DD)"))
+}
+
+/// Runs `creditguard job`, prints the report.
+pub fn execute(args: JobArgs) -> anyhow::Result<()> {
+    let overrides = Overrides { input: None, catalog: args.catalog.clone(), lake: args.lake.clone() };
+    let pipeline = Pipeline::load(&args.pipeline, &overrides)?;
+    let mut cfg = settings(&pipeline).map_err(|e| anyhow::anyhow!("{}: {e}", pipeline.file.display()))?;
+    if args.name != "all" {
+        if !creditguard_contract::DETECTORS.contains(&args.name.as_str()) {
+            return Err(crate::config::ConfigError {
+                file: args.pipeline.clone(),
+                problems: vec![format!(
+                    "job `{}`: unknown, expected one of: all, {}",
+                    args.name,
+                    creditguard_contract::DETECTORS.join(", ")
+                )],
+            }
+            .into());
+        }
+        cfg.enabled = vec![args.name.clone()];
+    }
+    let lake = Lake::open(&pipeline.lake).with_context(|| format!("opening the lake at {}", pipeline.lake))?;
+    let (from, to) = match (args.day, args.from, args.to) {
+        (Some(d), _, _) => (d, d),
+        (None, f, t) => {
+            let Some((first, last)) = event_days(&lake)? else {
+                anyhow::bail!("the lake at {} has no events", pipeline.lake);
+            };
+            (f.unwrap_or(first), t.unwrap_or(last))
+        }
+    };
+    let run_id = args.run_id.clone().unwrap_or_else(|| run_id(&pipeline, &args.name, Some(from), Some(to)));
+    let catalog = catalog(&pipeline)?;
+    let report = creditguard_detect::run_jobs(&lake, &catalog, &cfg, from, to, &run_id)
+        .with_context(|| format!("running {} for {} .. {}", args.name, format_day(from), format_day(to)))?;
+    println!("creditguard job {} (run {run_id})", args.name);
+    println!("{report}");
+    Ok(())
+}

@@ -1,0 +1,167 @@
+//! `creditguard ingest`: the long-running Kafka ingest service (see `creditguard_kafka::ingest`).
+//!
+//! Settings come from the pipeline file's `[kafka]` and `[lake]` sections when `--pipeline` is
+//! given, and from flags (each with an environment fallback) on top. SIGTERM / SIGINT: stop
+//! reading, write and commit what was read, exit 0; a second signal exits at once (nothing
+//! uncommitted is lost, it is read again on restart).
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use creditguard::config::{ConfigError, Overrides, Pipeline};
+use creditguard_kafka::config::parse_duration;
+use creditguard_kafka::{Fault, IngestConfig, KafkaSection, Metrics, RollPolicy};
+use creditguard_lake::Lake;
+
+/// Consume the telemetry topic into the lake (a consumer-group member; run one per machine).
+#[derive(Debug, clap::Args)]
+pub struct IngestArgs {
+    /// Pipeline file whose `[kafka]` and `[lake]` sections give the defaults.
+    #[arg(long, env = "CREDITGUARD_PIPELINE")]
+    pipeline: Option<PathBuf>,
+    /// Bootstrap brokers (`host:port,…`).
+    #[arg(long, env = "CREDITGUARD_KAFKA_BROKERS")]
+    brokers: Option<String>,
+    /// The telemetry topic.
+    #[arg(long, env = "CREDITGUARD_KAFKA_TOPIC")]
+    topic: Option<String>,
+    /// The consumer group.
+    #[arg(long, env = "CREDITGUARD_KAFKA_GROUP")]
+    group: Option<String>,
+    /// The dead-letter topic (default `<topic>.dlq`).
+    #[arg(long, env = "CREDITGUARD_KAFKA_DLQ_TOPIC")]
+    dlq_topic: Option<String>,
+    /// Lake directory (or `file://` URL) instead of the pipeline's `lake.root`.
+    #[arg(long, env = "CREDITGUARD_LAKE")]
+    lake: Option<String>,
+    /// Raw librdkafka setting `key=value`, repeatable (SASL, TLS, …); in the environment,
+    /// several separated by `;`. Secrets are never logged.
+    #[arg(short = 'X', value_name = "KEY=VALUE", env = "CREDITGUARD_KAFKA_SETTINGS", value_delimiter = ';')]
+    settings: Vec<String>,
+    /// Roll a partition's file after this many valid events.
+    #[arg(long, env = "CREDITGUARD_KAFKA_ROLL_ROWS")]
+    roll_rows: Option<usize>,
+    /// Roll a partition's file after this many payload bytes.
+    #[arg(long, env = "CREDITGUARD_KAFKA_ROLL_BYTES")]
+    roll_bytes: Option<u64>,
+    /// Roll a partition's file this long after its first message (`5s`, `500ms`).
+    #[arg(long, env = "CREDITGUARD_KAFKA_ROLL_AGE")]
+    roll_age: Option<String>,
+    /// Address of `/metrics`, `/healthz`, `/readyz` (`none` to disable).
+    #[arg(long, env = "CREDITGUARD_METRICS_ADDR")]
+    metrics_addr: Option<String>,
+}
+
+/// Runs `creditguard ingest` until SIGTERM / SIGINT.
+pub fn execute(args: IngestArgs) -> anyhow::Result<()> {
+    let (mut section, lake_root, file) = match &args.pipeline {
+        Some(path) => {
+            let overrides = Overrides { lake: args.lake.clone(), ..Overrides::default() };
+            let pipeline = Pipeline::load(path, &overrides)?;
+            let section: KafkaSection = pipeline
+                .section("kafka")
+                .map_err(|p| ConfigError { file: path.clone(), problems: vec![p] })?;
+            (section, Some(pipeline.lake.clone()), path.clone())
+        }
+        None => (KafkaSection::default(), args.lake.clone(), PathBuf::from("creditguard ingest")),
+    };
+    let set = |target: &mut String, value: &Option<String>| {
+        if let Some(v) = value {
+            target.clone_from(v);
+        }
+    };
+    set(&mut section.brokers, &args.brokers);
+    set(&mut section.topic, &args.topic);
+    set(&mut section.group, &args.group);
+    set(&mut section.roll_age, &args.roll_age);
+    set(&mut section.metrics_addr, &args.metrics_addr);
+    if args.dlq_topic.is_some() {
+        section.dlq_topic.clone_from(&args.dlq_topic);
+    }
+    section.roll_rows = args.roll_rows.unwrap_or(section.roll_rows);
+    section.roll_bytes = args.roll_bytes.unwrap_or(section.roll_bytes);
+    if section.metrics_addr == "none" {
+        section.metrics_addr.clear();
+    }
+    let mut problems = section.problems();
+    let mut client = section.client();
+    for pair in &args.settings {
+        if let Err(e) = client.set_pair(pair) {
+            problems.push(e.to_string());
+        }
+    }
+    if lake_root.is_none() {
+        problems.push("--lake (or CREDITGUARD_LAKE, or --pipeline) is required".to_string());
+    }
+    let fault = match Fault::from_env() {
+        Ok(f) => f,
+        Err(e) => {
+            problems.push(e.to_string());
+            Fault::none()
+        }
+    };
+    if !problems.is_empty() {
+        return Err(ConfigError { file, problems }.into());
+    }
+    let lake_root = lake_root.expect("checked above");
+    let lake = Lake::open(&lake_root).with_context(|| format!("opening the lake at {lake_root}"))?;
+    let cfg = IngestConfig {
+        client,
+        topic: section.topic.clone(),
+        group: section.group.clone(),
+        dlq_topic: section.dlq_topic(),
+        roll: RollPolicy {
+            rows: section.roll_rows,
+            bytes: section.roll_bytes,
+            age: parse_duration(&section.roll_age).map_err(anyhow::Error::msg)?,
+        },
+    };
+
+    let metrics = Arc::new(Metrics::new(&cfg.topic));
+    let stop = Arc::new(AtomicBool::new(false));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    let (quit_tx, quit_rx) = tokio::sync::oneshot::channel::<()>();
+    if !section.metrics_addr.is_empty() {
+        let listener = rt
+            .block_on(tokio::net::TcpListener::bind(&section.metrics_addr))
+            .with_context(|| format!("listening on {} for /metrics", section.metrics_addr))?;
+        tracing::info!(addr = %section.metrics_addr, "Serving /metrics, /healthz, /readyz.");
+        rt.spawn(creditguard_kafka::http::serve(listener, metrics.clone(), async {
+            let _ = quit_rx.await;
+        }));
+    }
+    let stop_signal = stop.clone();
+    rt.spawn(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+            tracing::error!("Cannot install signal handlers.");
+            return;
+        };
+        for round in 0.. {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+            if round == 0 {
+                tracing::info!("Signal received: draining (write, commit, exit).");
+                stop_signal.store(true, Ordering::Relaxed);
+            } else {
+                tracing::warn!("Second signal: exiting without draining; uncommitted messages are read again on restart.");
+                std::process::exit(130);
+            }
+        }
+    });
+    let summary = creditguard_kafka::ingest::run(&cfg, &lake, metrics, Arc::new(fault), &stop)?;
+    let _ = quit_tx.send(());
+    eprintln!(
+        "creditguard ingest: {} messages, {} events committed in {} files, {} dead letters",
+        summary.messages, summary.events_committed, summary.files_committed, summary.dead_letters
+    );
+    Ok(())
+}

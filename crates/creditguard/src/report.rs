@@ -1,0 +1,60 @@
+//! `creditguard report --lake DIR [--from D --to D] [--html out.html]`: the result tables of a
+//! period for people (`creditguard_score::report`).
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use creditguard_lake::Lake;
+use creditguard_score::tables;
+
+/// `creditguard report`.
+#[derive(Debug, clap::Args)]
+pub struct ReportArgs {
+    /// The lake directory.
+    #[arg(long, env = "CREDITGUARD_LAKE")]
+    pub lake: String,
+    /// First day (YYYY-MM-DD); default: the first day with credits or cases.
+    #[arg(long, env = "CREDITGUARD_FROM", value_parser = parse_day)]
+    pub from: Option<i64>,
+    /// Last day, inclusive; default: the last day with credits or cases.
+    #[arg(long, env = "CREDITGUARD_TO", value_parser = parse_day)]
+    pub to: Option<i64>,
+    /// Also write a self-contained HTML report (inline CSS and SVG) with a timeline per case.
+    #[arg(long, env = "CREDITGUARD_REPORT_HTML")]
+    pub html: Option<PathBuf>,
+    /// How many of the riskiest cases the terminal summary lists.
+    #[arg(long, default_value_t = 10)]
+    pub top: usize,
+    /// How many of the riskiest cases get a timeline in the HTML report.
+    #[arg(long, default_value_t = 50)]
+    pub timelines: usize,
+}
+
+fn parse_day(s: &str) -> Result<i64, String> {
+    creditguard_contract::time::parse_day(s).map_err(|e| format!("`{s}`: {e} (expected YYYY-MM-DD)"))
+}
+
+/// Runs `creditguard report`.
+pub fn execute(args: ReportArgs) -> anyhow::Result<()> {
+    if !std::path::Path::new(args.lake.trim_start_matches("file://")).is_dir() {
+        anyhow::bail!("no lake at {}", args.lake);
+    }
+    let lake = Lake::open(&args.lake).with_context(|| format!("opening the lake at {}", args.lake))?;
+    let mut days = lake.days(tables::CREDITS)?;
+    days.extend(lake.days(tables::CASES)?);
+    let (Some(first), Some(last)) = (days.iter().min().copied(), days.iter().max().copied()) else {
+        anyhow::bail!("the lake at {} has no result tables yet: run the `score` stage first", args.lake);
+    };
+    let (from, to) = (args.from.unwrap_or(first), args.to.unwrap_or(last));
+    if from > to {
+        anyhow::bail!("--from is after --to");
+    }
+    let data = creditguard_score::report::load(&lake, from, to, args.timelines).context("reading the result tables")?;
+    print!("{}", creditguard_score::report::render_text(&data, args.top));
+    if let Some(path) = &args.html {
+        let html = creditguard_score::report::render_html(&data);
+        std::fs::write(path, html).with_context(|| format!("writing {}", path.display()))?;
+        println!("\nHTML report: {}", path.display());
+    }
+    Ok(())
+}

@@ -1,0 +1,9 @@
+//! The Kafka path against a real broker (tansu): ingest end to end, dead letters, crashes at
+//! random and named points, rebalances, the results topic.
+
+pub mod harness;
+
+mod crash;
+mod ingest;
+mod rebalance;
+mod results;
