@@ -44,7 +44,7 @@ use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Header, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use rdkafka::topic_partition_list::TopicPartitionList;
-use rdkafka::Message;
+use rdkafka::{Message, Offset};
 
 use crate::config::ClientSettings;
 use crate::fault::{Fault, FaultPoint, FaultWriter};
@@ -497,8 +497,17 @@ impl Core {
             tracing::warn!(topic = %self.topic, partition = done.partition, "A range finished after its partition was given up; not committing it.");
             return Ok(());
         };
+        // `store_offsets` stores exactly the offset given (the next one to read);
+        // `store_offset` (librdkafka's `rd_kafka_offset_store`) would add one more and skip a
+        // message after a restart.
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(&self.topic, done.partition, Offset::Offset(done.last + 1))
+            .map_err(|e| Error::Kafka {
+                what: format!("offset {} of partition {}", done.last + 1, done.partition),
+                source: e,
+            })?;
         consumer
-            .store_offset(&self.topic, done.partition, done.last + 1)
+            .store_offsets(&tpl)
             .map_err(|e| Error::Kafka {
                 what: format!(
                     "storing offset {} of partition {}",

@@ -13,7 +13,7 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 use serde::Deserialize;
 
 use crate::config::ClientSettings;
@@ -22,6 +22,8 @@ use crate::{Error, Result};
 /// Producer settings creditguard relies on; raw settings from the user come on top.
 pub(crate) const PRODUCER_DEFAULTS: &[(&str, &str)] = &[
     ("enable.idempotence", "true"),
+    // Metadata requests must not create topics: a missing results topic is an error.
+    ("allow.auto.create.topics", "false"),
     ("acks", "all"),
     ("linger.ms", "20"),
     ("batch.num.messages", "10000"),
@@ -70,9 +72,15 @@ struct Sender {
 }
 
 impl Sender {
+    /// A sender to `topic`, which must exist: producing to a missing topic would, on brokers
+    /// that auto-create on produce (tansu does), make a one-partition topic nobody configured.
     fn new(settings: &ClientSettings, topic: &str) -> Result<Self> {
+        let producer = producer(settings)?;
+        if topic_partitions(producer.client(), topic, Duration::from_secs(15))?.is_none() {
+            return Err(Error::MissingTopic(topic.to_string()));
+        }
         Ok(Sender {
-            producer: producer(settings)?,
+            producer,
             topic: topic.to_string(),
             pending: VecDeque::new(),
             report: ProduceReport {
