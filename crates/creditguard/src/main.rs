@@ -9,6 +9,7 @@ use creditguard::config::{ConfigError, Overrides, Pipeline};
 use creditguard::run::{render_summary, run, RunOptions};
 
 mod generate;
+mod import;
 mod kafka_cmd;
 
 /// Catches cheating in corporate training from learning-platform telemetry.
@@ -45,6 +46,8 @@ enum Command {
     Report(creditguard::report::ReportArgs),
     /// Generate synthetic telemetry with labelled cheating, its course catalog and the labels.
     Generate(generate::GenerateArgs),
+    /// Convert public logs (EdNet KT4/KT1, Open edX tracking logs) to telemetry-v1 NDJSON.
+    Import(import::ImportArgs),
     /// Check a pipeline file without running it (exit 2 and every problem when it is wrong).
     Validate {
         /// The pipeline file.
@@ -122,6 +125,7 @@ fn execute(command: Command) -> anyhow::Result<()> {
         Command::Score(args) => creditguard::score::execute(args),
         Command::Report(args) => creditguard::report::execute(args),
         Command::Generate(args) => generate::run(args),
+        Command::Import(args) => import::execute(args),
         Command::Ingest(args) => kafka_cmd::execute(args),
         Command::Run(args) => {
             let overrides = Overrides {
