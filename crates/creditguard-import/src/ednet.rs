@@ -16,7 +16,8 @@
 //! - `enter` → `course_enter` (course of the item); a bundle's `enter` also opens a quiz;
 //! - `respond` → folded into the open bundle's quiz (the last answer per question counts);
 //! - `submit` → `quiz_submit`: `questions` = the bundle's questions (contents), `score` = correct
-//!   answers among them, `max_score` = `questions`, `elapsed_s` = submit − enter;
+//!   answers among them (a submit with no answer, e.g. a listening item left unanswered,
+//!   scores 0), `max_score` = `questions`, `elapsed_s` = submit − enter;
 //! - `play_video` / `play_audio` → `video_play`, `pause_*` → `video_pause`, `lesson_id` = item,
 //!   `position_s` = `cursor_time` / 1000, `duration_s` = the lecture's `video_length` when known;
 //! - `quit` → `course_leave`;
@@ -120,9 +121,13 @@ impl Contents {
     }
 }
 
-/// The course id of a TOEIC part.
+/// The course id of a TOEIC part; lectures of no part (`-1` in EdNet-Contents) are
+/// `ednet-general`.
 fn course_of_part(part: &str) -> String {
-    format!("ednet-part-{part}")
+    match part.parse::<i64>() {
+        Ok(p) if p >= 1 => format!("ednet-part-{p}"),
+        _ => "ednet-general".to_string(),
+    }
 }
 
 /// The synthesized catalog of the courses that occur in the output (an assumption, documented
@@ -136,17 +141,23 @@ fn catalog(courses: &BTreeSet<String>, contents: Option<&Contents>) -> Vec<Catal
             let name = part
                 .parse::<usize>()
                 .ok()
-                .and_then(|n| PARTS.get(n.wrapping_sub(1)))
-                .copied()
-                .unwrap_or("Unknown");
+                .and_then(|n| PARTS.get(n.wrapping_sub(1)));
+            let title = match name {
+                Some(name) => format!("TOEIC Part {part} {name} (EdNet Santa)"),
+                None => "TOEIC general lectures (EdNet Santa)".to_string(),
+            };
             CatalogRow {
                 course_id: course.clone(),
-                title: format!("TOEIC Part {part} {name} (EdNet Santa)"),
+                title,
                 category: "elective",
                 credits: 1.0,
                 duration_s: contents
-                    .and_then(|c| c.part_video_s.get(part))
-                    .copied()
+                    .map(|c| {
+                        c.part_video_s
+                            .iter()
+                            .filter(|(p, _)| course_of_part(p) == *course)
+                            .fold(0.0, |acc, (_, s)| acc + s)
+                    })
                     .unwrap_or(0.0),
                 min_watch_ratio: 0.8,
             }
@@ -367,7 +378,7 @@ fn kt4_file(
                 }
             }
             "submit" => match open.take() {
-                Some(b) if b.bundle == item && !b.answers.is_empty() => {
+                Some(b) if b.bundle == item => {
                     let size = contents.bundle_size.get(item).copied().unwrap_or(0);
                     let questions = size.max(b.answers.len() as i64);
                     let correct = b
@@ -394,7 +405,7 @@ fn kt4_file(
                 other => {
                     abandon(&mut { other }, out);
                     out.stats
-                        .skip("ednet-kt4: submit without its bundle's enter and answers before it");
+                        .skip("ednet-kt4: submit without its bundle's enter before it");
                 }
             },
             "quit" => {

@@ -50,6 +50,7 @@ q3,b2,e2,c,3,1,0
 const LECTURES: &str = "lecture_id,part,tags,video_length,deployed_at
 l7,4,5,120000,0
 l8,4,5,-1,-1
+l9,-1,5,60000,-1
 ";
 
 #[test]
@@ -79,6 +80,7 @@ fn ednet_kt4_actions_map_to_exact_events() {
 1565100000000,enter,b1,,review,,web
 1565100005000,submit,b1,,review,,web
 1565100006000,play_video,l7,,archive,,web
+1565100010000,enter,l9,,archive,,web
 ",
     );
     let out = import(
@@ -180,9 +182,28 @@ fn ednet_kt4_actions_map_to_exact_events() {
             "course_id": "ednet-part-2", "session_id": "ednet-kt4:u42:web:s1",
             "device_id": "ednet-kt4:u42:web", "platform": "web"}),
         ),
+        // A submit with no answer (a listening item left unanswered) scores 0.
+        m(
+            18,
+            "quiz_submit",
+            "2019-08-06T14:00:05.000000Z",
+            json!({
+            "course_id": "ednet-part-2", "quiz_id": "b1", "questions": 1, "score": 0,
+            "max_score": 1, "elapsed_s": 5.0, "session_id": "ednet-kt4:u42:web:s1",
+            "device_id": "ednet-kt4:u42:web", "platform": "web"}),
+        ),
+        // A lecture of no TOEIC part.
+        m(
+            20,
+            "course_enter",
+            "2019-08-06T14:00:10.000000Z",
+            json!({
+            "course_id": "ednet-general", "session_id": "ednet-kt4:u42:web:s1",
+            "device_id": "ednet-kt4:u42:web", "platform": "web"}),
+        ),
     ];
     assert_eq!(parsed(&out), expected);
-    assert_eq!(out.stats.records, 18);
+    assert_eq!(out.stats.records, 19);
     assert_eq!(
         reasons(&out),
         vec![
@@ -192,10 +213,6 @@ fn ednet_kt4_actions_map_to_exact_events() {
             ),
             ("ednet-kt4: pay (a purchase; no telemetry-v1 equivalent)".into(), 1),
             ("ednet-kt4: play_video without cursor_time".into(), 1),
-            (
-                "ednet-kt4: submit without its bundle's enter and answers before it".into(),
-                1
-            ),
         ]
     );
     assert_eq!(
@@ -209,6 +226,7 @@ fn ednet_kt4_actions_map_to_exact_events() {
     assert_eq!(
         catalog_csv(&out.catalog),
         "course_id,title,category,credits,duration_s,min_watch_ratio
+ednet-general,TOEIC general lectures (EdNet Santa),elective,1,60,0.8
 ednet-part-2,TOEIC Part 2 Question-Response (EdNet Santa),elective,1,0,0.8
 ednet-part-3,TOEIC Part 3 Conversations (EdNet Santa),elective,1,0,0.8
 ednet-part-4,TOEIC Part 4 Talks (EdNet Santa),elective,1,120,0.8
