@@ -132,7 +132,8 @@ fn course_of_part(part: &str) -> String {
 
 /// The synthesized catalog of the courses that occur in the output (an assumption, documented
 /// in the README: EdNet has no credits): every part is an `elective` worth 1 credit, its duration
-/// is the summed length of the part's lecture videos (0 when unknown), min_watch_ratio 0.8.
+/// is the summed length of the part's lecture videos (a part without any is left out of the
+/// catalog, see [`Import::uncatalogued`](crate::Import::uncatalogued)), min_watch_ratio 0.8.
 fn catalog(courses: &BTreeSet<String>, contents: Option<&Contents>) -> Vec<CatalogRow> {
     courses
         .iter()

@@ -132,6 +132,10 @@ impl fmt::Display for Stats {
 pub struct Import {
     pub lines: Vec<String>,
     pub catalog: Vec<CatalogRow>,
+    /// Courses in the events left out of the catalog because the data shows no length for them
+    /// (the catalog requires `duration_s` > 0): no video length in EdNet-Contents, no video
+    /// position in Open edX. Their events are kept; a completion of one has no catalog row.
+    pub uncatalogued: Vec<String>,
     pub stats: Stats,
 }
 
@@ -181,11 +185,16 @@ pub type Result<T> = std::result::Result<T, Error>;
 
 /// Imports `opts.input` in `format`.
 pub fn import(format: Format, opts: &Options) -> Result<Import> {
-    match format {
+    let mut out = match format {
         Format::EdnetKt4 => ednet::import_kt4(opts),
         Format::EdnetKt1 => ednet::import_kt1(opts),
         Format::OpenEdx => openedx::import(opts),
-    }
+    }?;
+    let (known, unknown): (Vec<CatalogRow>, Vec<CatalogRow>) =
+        out.catalog.drain(..).partition(|r| r.duration_s > 0.0);
+    out.catalog = known;
+    out.uncatalogued = unknown.into_iter().map(|r| r.course_id).collect();
+    Ok(out)
 }
 
 /// Writes the lines as NDJSON; zstd-compressed when the name ends in `.zst`.

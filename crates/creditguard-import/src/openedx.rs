@@ -35,8 +35,8 @@
 //!   and AJAX calls are counted together).
 //!
 //! The synthesized catalog has one row per course seen: `elective`, 1 credit, `duration_s` = the
-//! sum over its videos of the reported `duration` or else the furthest position seen,
-//! `min_watch_ratio` 0.8.
+//! sum over its videos of the reported `duration` or else the furthest position seen (a course
+//! with no video position is left out, see `Import::uncatalogued`), `min_watch_ratio` 0.8.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};

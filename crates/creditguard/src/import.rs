@@ -69,6 +69,12 @@ pub fn execute(args: ImportArgs) -> anyhow::Result<()> {
             c.display()
         );
     }
+    if !result.uncatalogued.is_empty() {
+        println!(
+            "not in the catalog (the data shows no length for them): {}",
+            result.uncatalogued.join(", ")
+        );
+    }
     anyhow::ensure!(
         !result.lines.is_empty(),
         "no event could be mapped from {} (see the reasons above)",
