@@ -90,6 +90,14 @@ impl KafkaSection {
         if self.group.trim().is_empty() {
             p.push("kafka.group: must not be empty".to_string());
         }
+        if let Some(t) = &self.results_topic {
+            if t.trim().is_empty() {
+                p.push(
+                    "kafka.results_topic: must not be empty (leave it out to produce no results)"
+                        .to_string(),
+                );
+            }
+        }
         if self.roll_rows == 0 {
             p.push("kafka.roll_rows: must be at least 1".to_string());
         }
@@ -265,9 +273,11 @@ mod tests {
         assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
         assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
         assert_eq!(parse_duration("3").unwrap(), Duration::from_secs(3));
-        assert!(parse_duration("5 parsecs")
-            .unwrap_err()
-            .contains("unknown unit"));
+        assert!(
+            parse_duration("5 parsecs")
+                .unwrap_err()
+                .contains("unknown unit")
+        );
         assert!(parse_duration("0s").is_err());
     }
 
@@ -301,9 +311,10 @@ mod tests {
         let p = s.problems();
         assert_eq!(p.len(), 4, "{p:?}");
         assert!(p.iter().any(|x| x.starts_with("kafka.roll_age")));
-        assert!(p
-            .iter()
-            .any(|x| x.starts_with("kafka.settings.enable.auto.commit")));
+        assert!(
+            p.iter()
+                .any(|x| x.starts_with("kafka.settings.enable.auto.commit"))
+        );
         assert_eq!(s.client().get("fetch.min.bytes"), Some("1"));
         assert_eq!(s.dlq_topic(), "t.dlq");
         assert!(KafkaSection::default().problems().is_empty());

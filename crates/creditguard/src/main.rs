@@ -111,6 +111,10 @@ fn main() -> ExitCode {
                 eprint!("creditguard: {config}");
                 ExitCode::from(2)
             }
+            None if e.downcast_ref::<generate::UsageError>().is_some() => {
+                eprint!("creditguard: {e}");
+                ExitCode::from(2)
+            }
             None => {
                 eprintln!("creditguard: error: {e:#}");
                 ExitCode::from(1)

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use creditguard_ingest::{IngestOptions, IngestStats};
+use creditguard_kafka::{KafkaSection, ProduceReport};
 use creditguard_lake::Lake;
 
 use crate::config::{Pipeline, Source, Stage};
@@ -15,7 +16,16 @@ pub fn check_sections(pipeline: &Pipeline) -> Vec<String> {
     let mut problems = Vec::new();
     problems.extend(crate::jobs::check(pipeline));
     problems.extend(crate::score::check(pipeline));
+    problems.extend(kafka_problems(pipeline));
     problems
+}
+
+/// Problems of the `[kafka]` section (absent: none), each naming its key.
+fn kafka_problems(pipeline: &Pipeline) -> Vec<String> {
+    match pipeline.section::<KafkaSection>("kafka") {
+        Ok(section) => section.problems(),
+        Err(e) => vec![e],
+    }
 }
 
 /// What a run did, stage by stage.
@@ -24,6 +34,8 @@ pub struct RunSummary {
     pub ingest: Option<IngestStats>,
     pub jobs: Option<creditguard_detect::JobsReport>,
     pub score: Option<creditguard_score::ScoreReport>,
+    /// What went to `[kafka] results_topic` after the score stage (acknowledged by the broker).
+    pub results_topic: Option<ProduceReport>,
     pub elapsed: Duration,
 }
 
@@ -54,11 +66,53 @@ pub fn run(pipeline: &Pipeline, opts: &RunOptions) -> anyhow::Result<RunSummary>
             Stage::Score => {
                 let run_id = crate::jobs::run_id(pipeline, "score", opts.from_day, opts.to_day);
                 summary.score = crate::score::run_stage(pipeline, &lake, opts.from_day, opts.to_day, &run_id)?;
+                if let Some(report) = &summary.score {
+                    summary.results_topic = produce_results(pipeline, report)?;
+                }
             }
         }
     }
     summary.elapsed = start.elapsed();
     Ok(summary)
+}
+
+/// The results-topic sink: when the pipeline's `[kafka]` section names a `results_topic`,
+/// produces the score report's records (the same records as the results stream: flags, credits,
+/// cases) there, key = `user_id`, header `schema_version: 1`, with an idempotent `acks=all`
+/// producer, and returns only once the broker acknowledged every one of them. `None` when the
+/// pipeline has no results topic. An error names the topic; the run then fails (exit 1).
+pub fn produce_results(
+    pipeline: &Pipeline,
+    report: &creditguard_score::ScoreReport,
+) -> anyhow::Result<Option<ProduceReport>> {
+    let section: KafkaSection = pipeline
+        .section("kafka")
+        .map_err(|e| anyhow::anyhow!("{}: {e}", pipeline.file.display()))?;
+    let Some(topic) = section.results_topic.clone() else {
+        return Ok(None);
+    };
+    let records = report.records();
+    let n = records.len() as u64;
+    let client = section.client();
+    let _span = tracing::info_span!("results_topic", topic = %topic).entered();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting a runtime for the Kafka producer")?;
+    let delivered = rt
+        .block_on(creditguard_kafka::produce_results(&client, &topic, records))
+        .with_context(|| {
+            format!(
+                "producing {n} result records to Kafka topic `{topic}` at {} (the run did not complete; a re-run sends the same record ids)",
+                client.brokers()
+            )
+        })?;
+    anyhow::ensure!(
+        delivered.records == n,
+        "Kafka topic `{topic}`: {} of {n} result records acknowledged",
+        delivered.records
+    );
+    Ok(Some(delivered))
 }
 
 fn ingest_stage(
@@ -175,6 +229,17 @@ pub fn render_summary(pipeline: &Pipeline, summary: &RunSummary) -> String {
     }
     if let Some(s) = &summary.score {
         let _ = writeln!(out, "{s}");
+    }
+    if let Some(r) = &summary.results_topic {
+        let _ = writeln!(
+            out,
+            "results topic  {} records ({:.1} kB) → Kafka topic `{}` ({} partitions written), all acknowledged, {:.2} s",
+            r.records,
+            r.bytes as f64 / 1e3,
+            r.topic,
+            r.partitions.len(),
+            r.elapsed.as_secs_f64()
+        );
     }
     let _ = writeln!(out, "total time {:.2} s", summary.elapsed.as_secs_f64());
     out
