@@ -74,8 +74,20 @@ pub fn scan_days(lake: &Lake, from_day: i64, to_day: i64) -> Result<LazyFrame> {
         .collect();
     let lf =
         LazyFrame::scan_parquet_files(paths.into_iter().collect(), ScanArgsParquet::default())?;
-    Ok(lf.select(COLUMNS.iter().map(|c| col(*c)).collect::<Vec<_>>()))
+    Ok(lf.select(scan_columns()))
 }
+
+/// What [`prepare`] reads: [`COLUMNS`] and `received_at` (for the clock-skew bound).
+pub fn scan_columns() -> Vec<Expr> {
+    COLUMNS
+        .iter()
+        .chain(std::iter::once(&"received_at"))
+        .map(|c| col(*c))
+        .collect()
+}
+
+/// A client clock this far ahead of the platform's receive time (or more) is corrected.
+pub const SKEW_TOLERANCE_US: i64 = 1_000_000;
 
 /// The events a job for days `from_day..=to_day` needs: those of `from_day-1..=to_day+1` (one
 /// day of context each side, for intervals and sessions that cross midnight), de-duplicated by
@@ -83,18 +95,38 @@ pub fn scan_days(lake: &Lake, from_day: i64, to_day: i64) -> Result<LazyFrame> {
 /// by their own keys and `t` (ties broken by `event_id`), so no global sort is paid here.
 pub fn scan_events(lake: &Lake, from_day: i64, to_day: i64) -> Result<LazyFrame> {
     let lf = scan_days(lake, from_day - 1, to_day + 1)?;
-    Ok(prepare(lf).filter(
+    Ok(prepare(lf)?.filter(
         col("t")
             .gt_eq(lit((from_day - 1) * DAY_US))
             .and(col("t").lt(lit((to_day + 2) * DAY_US))),
     ))
 }
 
-/// De-duplicates raw event rows by `event_id` and adds `t`. Which copy of a duplicate is kept
-/// does not matter: copies of one `event_id` are the same event.
-pub fn prepare(lf: LazyFrame) -> LazyFrame {
-    lf.unique(Some(cols(["event_id"])), UniqueKeepStrategy::Any)
-        .with_column(col("ts").cast(DataType::Int64).alias("t"))
+/// De-duplicates raw event rows by `event_id` and adds `t`, the event time in UTC microseconds
+/// with client clock skew bounded by `received_at` (then dropped). Which copy of a duplicate is
+/// kept does not matter: copies of one `event_id` are the same event.
+///
+/// The skew bound: an event cannot happen after the platform received it. When a session's
+/// events claim times after their receipt (the client clock runs ahead, by the largest such
+/// excess over the session), every event of that session is moved back by that excess, which
+/// keeps the intervals between them. A clock that runs behind cannot be told apart from a late
+/// delivery and is left alone. Server-side events (no session) are not moved unless they too
+/// claim a time after their receipt.
+pub fn prepare(lf: LazyFrame) -> Result<LazyFrame> {
+    let ts = col("ts").cast(DataType::Int64);
+    // received_at − ts, smallest per session: below −tolerance means the clock is ahead.
+    let ahead = (col("received_at").cast(DataType::Int64) - ts.clone())
+        .min()
+        .over([col("user_id"), col("session_id")])?;
+    Ok(lf
+        .unique(Some(cols(["event_id"])), UniqueKeepStrategy::Any)
+        .with_column(
+            when(ahead.clone().lt(lit(-SKEW_TOLERANCE_US)))
+                .then(ts.clone() + ahead)
+                .otherwise(ts)
+                .alias("t"),
+        )
+        .drop(cols(["received_at"])))
 }
 
 /// [`scan_events`], collected, ordered by `t` then `event_id`.

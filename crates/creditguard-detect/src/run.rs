@@ -201,7 +201,7 @@ fn run_batch(
                 let claims = prepare(
                     scan_days(lake, a - 1 - c.baseline_days as i64, b + 1)?
                         .filter(col("event_type").eq(lit("course_complete"))),
-                );
+                )?;
                 let mut engaged = watch_time::engaged_daily(iv_lazy());
                 if let Some(prior) =
                     prior_features(lake, "watch_time", a - 1 - c.support_days as i64, a - 2)?

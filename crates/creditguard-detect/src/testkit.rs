@@ -41,6 +41,12 @@ pub fn hb(
     )
 }
 
+/// `line` with `received_at` set to `t` seconds (the platform's receipt time).
+pub fn received(line: &str, t: f64) -> String {
+    let body = line.strip_suffix('}').expect("a JSON object");
+    format!(r#"{body},"received_at":"{}"}}"#, ts(t))
+}
+
 pub fn vis(u: &str, s: &str, t: f64, visible: bool) -> String {
     format!(
         r#"{{"event_id":"{}","type":"visibility","ts":"{}","user_id":"{u}","org_unit":"ou1","session_id":"{s}","visible":{visible}}}"#,
@@ -150,15 +156,9 @@ pub fn frame(lines: &[String]) -> DataFrame {
     let raw = ParquetReader::new(std::io::Cursor::new(buf))
         .finish()
         .unwrap();
-    crate::events::prepare(
-        raw.lazy().select(
-            crate::events::COLUMNS
-                .iter()
-                .map(|c| col(*c))
-                .collect::<Vec<_>>(),
-        ),
-    )
-    .collect()
+    crate::events::prepare(raw.lazy().select(crate::events::scan_columns()))
+        .unwrap()
+        .collect()
     .unwrap()
 }
 

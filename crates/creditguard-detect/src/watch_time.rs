@@ -960,6 +960,32 @@ mod tests {
     }
 
     #[test]
+    fn a_client_clock_running_ahead_is_bounded_by_received_at() {
+        // The hour played at 1× from t = 0 and the server stamps the completion at 3700 s. The
+        // client clock runs 30 min ahead: its heartbeats claim t + 1800 s and arrive at t + 1 s.
+        let ahead = beats("u1", "s1", "c1", "l1", 1800.0, 181, 20.0, 1.0, true);
+        let mut raw = ahead.clone();
+        raw.push(complete("u1", "c1", 3700.0, 4.0));
+        // Taken at its word, the clock says half the hour played after the completion.
+        assert_eq!(rules(&run(&raw).flags), ["watch_time.low_coverage"]);
+        let mut ev: Vec<String> = ahead
+            .iter()
+            .enumerate()
+            .map(|(k, l)| received(l, k as f64 * 20.0 + 1.0))
+            .collect();
+        ev.push(received(&complete("u1", "c1", 3700.0, 4.0), 3700.5));
+        assert!(run(&ev).flags.is_empty(), "{:?}", run(&ev).flags);
+        // A clock behind (or a late delivery) is left alone: received long after, nothing moves.
+        let mut late: Vec<String> = beats("u2", "s2", "c1", "l1", 0.0, 181, 20.0, 1.0, true)
+            .iter()
+            .enumerate()
+            .map(|(k, l)| received(l, k as f64 * 20.0 + 7200.0))
+            .collect();
+        late.push(complete("u2", "c1", 3700.0, 4.0));
+        assert!(run(&late).flags.is_empty(), "{:?}", run(&late).flags);
+    }
+
+    #[test]
     fn coverage_at_16x_is_not_coverage() {
         // The whole hour "played" in 4 minutes: speed flag and low coverage.
         let mut ev = beats("u1", "s1", "c1", "l1", 0.0, 12, 20.0, 16.0, true);

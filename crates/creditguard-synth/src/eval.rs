@@ -98,7 +98,43 @@ pub struct Quality {
     pub unknown_users: u64,
 }
 
+impl RuleQuality {
+    fn add(&mut self, o: &RuleQuality) {
+        self.labelled += o.labelled;
+        self.flagged += o.flagged;
+        self.true_positives += o.true_positives;
+        self.labelled_blatant += o.labelled_blatant;
+        self.found_blatant += o.found_blatant;
+        self.labelled_subtle += o.labelled_subtle;
+        self.found_subtle += o.found_subtle;
+    }
+}
+
 impl Quality {
+    /// Adds the counts of another evaluation (another seed or population) to these, rule by
+    /// rule, so several populations give one table.
+    pub fn merge(&mut self, other: &Quality) {
+        for r in &other.rules {
+            match self.rules.iter_mut().find(|m| m.rule == r.rule) {
+                Some(m) => m.add(r),
+                None => self.rules.push(r.clone()),
+            }
+        }
+        if self.overall.rule.is_empty() {
+            self.overall.rule = other.overall.rule.clone();
+        }
+        self.overall.add(&other.overall);
+        self.honest_learners += other.honest_learners;
+        self.honest_flagged += other.honest_flagged;
+        self.honest_claims += other.honest_claims;
+        self.honest_claims_withheld += other.honest_claims_withheld;
+        self.tainted_claims += other.tainted_claims;
+        self.tainted_claims_withheld += other.tainted_claims_withheld;
+        self.cheater_claims += other.cheater_claims;
+        self.cheater_claims_withheld += other.cheater_claims_withheld;
+        self.unknown_users += other.unknown_users;
+    }
+
     /// The row of one rule.
     pub fn rule(&self, rule: &str) -> Option<&RuleQuality> {
         self.rules.iter().find(|r| r.rule == rule)
@@ -367,6 +403,25 @@ mod tests {
                 learner("h4", &[]),
             ],
         }
+    }
+
+    #[test]
+    fn merging_two_populations_adds_their_counts() {
+        let labels = population();
+        let one = evaluate(&labels, [("a", "watch_time.speed"), ("h1", "x.extra")], [("a", "C1", "withheld"), ("h2", "C9", "granted")]);
+        let two = evaluate(&labels, [("b", "watch_time.speed")], [("h2", "C9", "withheld")]);
+        let mut m = Quality::default();
+        m.merge(&one);
+        m.merge(&two);
+        let speed = m.rule("watch_time.speed").unwrap();
+        assert_eq!((speed.labelled, speed.flagged, speed.true_positives), (4, 2, 2));
+        assert_eq!((speed.found_blatant, speed.found_subtle), (1, 1));
+        // A rule only one population raised is kept.
+        assert_eq!(m.rule("x.extra").unwrap().flagged, 1);
+        assert_eq!(m.overall.rule, "any rule");
+        assert_eq!((m.honest_learners, m.honest_flagged), (8, 1));
+        assert_eq!((m.honest_claims, m.honest_claims_withheld), (2, 1));
+        assert_eq!((m.tainted_claims, m.tainted_claims_withheld), (1, 1));
     }
 
     #[test]

@@ -39,6 +39,9 @@ impl Output {
         let mut tmp = path.as_os_str().to_owned();
         tmp.push(".tmp");
         let tmp = PathBuf::from(tmp);
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
+        }
         let file = File::create(&tmp).map_err(|e| io_err(&tmp, e))?;
         let buf = BufWriter::with_capacity(1 << 20, file);
         let sink = if path.extension().is_some_and(|e| e == "zst") {

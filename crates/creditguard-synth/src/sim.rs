@@ -979,6 +979,30 @@ impl<'p> UserSim<'p> {
             &[c],
             format!("position advances {factor:.2}× wall clock while the player reports 1.0×"),
         );
+        // Content that advanced faster than 2× was not watched: when what played at a plausible
+        // speed falls short of the course's minimum, the completion claim is low coverage too.
+        let total: i64 = lessons.iter().sum();
+        let plausible: i64 = (0..lessons.len())
+            .filter(|&l| !(s == Strength::Blatant || l == target))
+            .map(|l| lessons[l])
+            .sum();
+        let share = plausible as f64 / total.max(1) as f64;
+        let need = self.course(c).min_watch_ratio;
+        if share < need {
+            self.label(
+                Pattern::LowCoverage,
+                s,
+                Some(c),
+                from,
+                to,
+                &[c],
+                format!(
+                    "{:.0} % of the content played at a plausible speed (≤ 2×); the course requires {:.0} %",
+                    share * 100.0,
+                    need * 100.0
+                ),
+            );
+        }
     }
 
     fn ep_low_coverage(&mut self, out: &mut Chunk, d: u32, s: Strength) {

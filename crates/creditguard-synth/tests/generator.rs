@@ -262,7 +262,9 @@ fn measure(evs: &[Event<'static>], catalog: &Catalog) -> Measures {
                     if !visible {
                         entry.1 += dt;
                     }
-                    if pos >= p0 {
+                    // Only content played at a plausible speed (≤ 2× with the detectors' 5 %
+                    // tolerance) is covered: a position moved faster was not watched.
+                    if pos >= p0 && (pos - p0) / dt <= 2.0 * 1.05 {
                         covered
                             .entry(lesson.to_string())
                             .or_default()
