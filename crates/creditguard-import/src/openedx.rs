@@ -21,10 +21,11 @@
 //!   `edx.video.speed.changed` → `video_rate` (`new_speed`);
 //! - server `problem_check` (with `grade`, `max_grade`) → `quiz_submit`: `questions` = the
 //!   submitted inputs, `score` = `grade`, `max_score` = `max_grade`. Open edX logs no time on
-//!   task, so `elapsed_s` is *derived*: the time since the learner's previous event of the same
-//!   session that is not part of a check (browser `problem_check`, `problem_graded`, the
-//!   `…/problem_check` AJAX call, `edx.grades.*`), at most 30 minutes back; without one the check
-//!   is skipped. The browser `problem_check` (answers only, no grade) is skipped: its server twin
+//!   task, so `elapsed_s` is *derived*: the time since the session last displayed a unit
+//!   (courseware page view, `seq_goto` / `seq_next` / `seq_prev`, `problem_show`, the
+//!   `…/problem_get` and `…/goto_position` calls, `edx.ui.lms.sequence.*`), at most 30 minutes
+//!   back; without one the check is skipped. (Timing from the previous event of any kind measured
+//!   0.02 s on the real logs: hint feedback and AJAX calls accompany the check itself.) The browser `problem_check` (answers only, no grade) is skipped: its server twin
 //!   carries the grade;
 //! - server page views of courseware (`/courses/<id>/courseware…`) → `course_enter`;
 //! - events whose type names a login (`/user_api/v1/account/login_session/`, `/accounts/login`,
@@ -119,13 +120,18 @@ fn course_from_url(url: &str) -> Option<String> {
     }
 }
 
-/// Part of a problem check itself, so not the start of the time spent on it.
-fn part_of_check(r: &Rec) -> bool {
-    (r.event_type == "problem_check" && r.source != "server")
-        || r.event_type == "problem_graded"
-        || r.event_type == "problem_check_fail"
-        || r.event_type.ends_with("/problem_check")
-        || r.event_type.starts_with("edx.grades.")
+/// A navigation that displays a unit (and so its problems): where the time spent on a problem
+/// can start. Events that accompany a check (`problem_graded`, the `…/problem_check` AJAX call,
+/// hint feedback) or typing (`…/input_ajax`) are not: timing from them measured fractions of a
+/// second on the real logs.
+fn displays_unit(r: &Rec) -> bool {
+    let et = r.event_type.as_str();
+    (et.starts_with("/courses/") && et.contains("/courseware"))
+        || et.ends_with("/problem_get")
+        || et.ends_with("/goto_position")
+        || matches!(et, "seq_goto" | "seq_next" | "seq_prev" | "problem_show")
+        || et.starts_with("edx.ui.lms.sequence.")
+        || et == "edx.ui.lms.outline.selected"
 }
 
 fn parse_doc(
@@ -239,15 +245,15 @@ pub fn import(opts: &Options) -> Result<Import> {
     // Videos per course: (reported duration, furthest position) for the catalog.
     let mut videos: BTreeMap<String, BTreeMap<String, (Option<f64>, f64)>> = BTreeMap::new();
     let mut events: Vec<(usize, Map<String, Value>)> = Vec::new();
-    // Last non-check event time per (user, session), for problem_check elapsed.
-    let mut last_activity: HashMap<(String, String), i64> = HashMap::new();
+    // Last unit display per (user, session), for problem_check elapsed.
+    let mut last_display: HashMap<(String, String), i64> = HashMap::new();
 
     for (i, r) in recs.iter().enumerate() {
         let session = sessions[i].clone();
         let skey = (r.user.clone(), session.clone());
-        let prev_activity = last_activity.get(&skey).copied();
-        if !part_of_check(r) && !(r.event_type == "problem_check" && r.source == "server") {
-            last_activity.insert(skey.clone(), r.t);
+        let displayed_at = last_display.get(&skey).copied();
+        if displays_unit(r) {
+            last_display.insert(skey.clone(), r.t);
         }
         let course = str_of(&r.context, "course_id")
             .map(str::to_string)
@@ -399,9 +405,9 @@ pub fn import(opts: &Options) -> Result<Import> {
                 out.stats.skip("openedx: problem_check without a course");
                 continue;
             };
-            let Some(start) = prev_activity.filter(|s| r.t - s <= SESSION_GAP_US) else {
+            let Some(start) = displayed_at.filter(|s| r.t - s <= SESSION_GAP_US) else {
                 out.stats.skip(
-                    "openedx: problem_check with no earlier event of its session in 30 min (no start to time it from)",
+                    "openedx: problem_check with no display of its unit in the 30 min before (no start to time it from)",
                 );
                 continue;
             };

@@ -485,6 +485,11 @@ fn openedx_tracking_log_maps_video_problem_navigation_and_completion() {
             r#"{{"username": "ann", "event_type": "edx.forum.thread.created", "event_source": "server", "event": {{}}, {server_ctx}, "time": "2014-05-02T16:06:00.000000+00:00"}}"#
         ),
         play,
+        // Hint feedback the server sends with the check: not where the time on the problem starts
+        // (the courseware page view at 16:01:00 is).
+        format!(
+            r#"{{"username": "ann", "event_type": "edx.problem.hint.feedback_displayed", "event_source": "server", "event": {{}}, {server_ctx}, "time": "2014-05-02T16:01:40.100000+00:00"}}"#
+        ),
     ];
     write(dir.path(), "logs/tracking.log", &(lines.join("\n") + "\n"));
     write(
@@ -569,7 +574,7 @@ fn openedx_tracking_log_maps_video_problem_navigation_and_completion() {
         }),
     ];
     assert_eq!(parsed(&out), expected);
-    assert_eq!(out.stats.records, 12);
+    assert_eq!(out.stats.records, 13);
     assert_eq!(
         reasons(&out),
         vec![
@@ -579,6 +584,10 @@ fn openedx_tracking_log_maps_video_problem_navigation_and_completion() {
             ),
             (
                 "openedx: edx.forum.thread.created (no telemetry-v1 equivalent)".into(),
+                1
+            ),
+            (
+                "openedx: edx.problem.hint.feedback_displayed (no telemetry-v1 equivalent)".into(),
                 1
             ),
             ("openedx: no username (anonymous event)".into(), 1),
