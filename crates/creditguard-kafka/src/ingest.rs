@@ -506,16 +506,14 @@ impl Core {
                 what: format!("offset {} of partition {}", done.last + 1, done.partition),
                 source: e,
             })?;
-        consumer
-            .store_offsets(&tpl)
-            .map_err(|e| Error::Kafka {
-                what: format!(
-                    "storing offset {} of partition {}",
-                    done.last + 1,
-                    done.partition
-                ),
-                source: e,
-            })?;
+        consumer.store_offsets(&tpl).map_err(|e| Error::Kafka {
+            what: format!(
+                "storing offset {} of partition {}",
+                done.last + 1,
+                done.partition
+            ),
+            source: e,
+        })?;
         part.pos.committed = done.last + 1;
         self.metrics.set_partition(done.partition, Some(part.pos));
         self.metrics.events_committed.fetch_add(rows, Relaxed);
@@ -594,6 +592,21 @@ fn send_dead(
     }
 }
 
+/// Columns of `events` whose values (almost) never repeat inside a file: a dictionary page
+/// only costs hashing every value before the writer falls back to plain encoding.
+const NO_DICTIONARY: &[&str] = &["event_id", "ts", "received_at", "position_s", "src_pos"];
+
+/// The lake's writer properties ([`creditguard_lake::writer_properties`]: zstd(1), statistics,
+/// row groups) without dictionaries for [`NO_DICTIONARY`]. Same schema and compression as the
+/// file path's files; measured in `benches/kafka_ingest.rs`.
+fn event_writer_properties() -> parquet::file::properties::WriterProperties {
+    let mut b = creditguard_lake::writer_properties().into_builder();
+    for c in NO_DICTIONARY {
+        b = b.set_column_dictionary_enabled(parquet::schema::types::ColumnPath::from(*c), false);
+    }
+    b.build()
+}
+
 /// The writer thread's work on one range.
 struct Writer {
     lake: Lake,
@@ -603,6 +616,7 @@ struct Writer {
     metrics: Arc<Metrics>,
     fault: Arc<Fault>,
     rt: tokio::runtime::Runtime,
+    props: parquet::file::properties::WriterProperties,
 }
 
 impl Writer {
@@ -622,8 +636,17 @@ impl Writer {
                     fault: &self.fault,
                     written: 0,
                 };
-                creditguard_lake::write_parquet_to(out, schema.clone(), &[batch])
-                    .map_err(|e| std::io::Error::other(format!("parquet: {e}")))
+                let parquet = |e: parquet::errors::ParquetError| {
+                    std::io::Error::other(format!("parquet: {e}"))
+                };
+                let mut writer = parquet::arrow::ArrowWriter::try_new(
+                    out,
+                    schema.clone(),
+                    Some(self.props.clone()),
+                )
+                .map_err(parquet)?;
+                writer.write(&batch).map_err(parquet)?;
+                writer.close().map_err(parquet).map(|_| ())
             })?;
             files += 1;
             tracing::debug!(topic = %self.topic, partition = job.partition, first_offset = job.first, last_offset = job.last,
@@ -735,6 +758,7 @@ pub fn run(
                 what: "starting the writer's runtime".into(),
                 source: e,
             })?,
+        props: event_writer_properties(),
     };
     let writer_thread = std::thread::Builder::new()
         .name("creditguard-writer".into())
