@@ -44,7 +44,8 @@ pub const COLUMNS: [&str; 28] = [
     "method",
 ];
 
-/// The polars schema of [`COLUMNS`] (with `ts` as UTC microseconds), for empty inputs.
+/// The polars schema of [`scan_columns`] (`ts` and `received_at` as UTC microseconds), for
+/// empty inputs.
 pub fn schema() -> Schema {
     let mut s = Schema::default();
     for name in COLUMNS {
@@ -58,6 +59,11 @@ pub fn schema() -> Schema {
         };
         s.with_column(name.into(), dt);
     }
+    // Read by `prepare` (the clock-skew bound) and dropped there.
+    s.with_column(
+        "received_at".into(),
+        DataType::Datetime(TimeUnit::Microseconds, Some(TimeZone::UTC)),
+    );
     s
 }
 

@@ -393,6 +393,21 @@ mod tests {
     }
 
     #[test]
+    fn days_without_events_inside_and_around_a_range_are_fine() {
+        // Events on the first day only; the range runs on for ten more days, so batches (and
+        // the credit baseline) scan days with no files at all.
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
+        ingest(&lake, &cheats(), "part-a.parquet");
+        let day = T0_US.div_euclid(DAY_US);
+        let cfg = JobsConfig { batch_days: 3, ..JobsConfig::default() };
+        let r = run_jobs(&lake, &catalog(), &cfg, day, day + 10, "run-gap").unwrap();
+        assert_eq!(r.total_flags(), 5, "{r}");
+        let later = run_jobs(&lake, &catalog(), &cfg, day + 5, day + 10, "run-empty").unwrap();
+        assert_eq!(later.total_flags(), 0, "{later}");
+    }
+
+    #[test]
     fn reruns_replace_and_flags_land_in_the_day_of_their_start() {
         let dir = tempfile::tempdir().unwrap();
         let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();

@@ -9,7 +9,7 @@ use creditguard_contract::time::format_day;
 use creditguard_detect::{Catalog, JobsConfig, JobsReport};
 use creditguard_lake::Lake;
 
-use crate::config::{Overrides, Pipeline};
+use crate::config::{parse_day_arg, Overrides, Pipeline};
 
 /// The `[jobs]` settings of a pipeline (defaults when the section is absent).
 pub fn settings(pipeline: &Pipeline) -> Result<JobsConfig, String> {
@@ -66,23 +66,21 @@ pub fn run_id(pipeline: &Pipeline, what: &str, from: Option<i64>, to: Option<i64
     format!("{}-{}", pipeline.name, &id[..16])
 }
 
-/// `creditguard job`: run one detection job (or `all`) for a day or a range of days.
+/// The flags `job` and `score` share: the pipeline, the period, and overrides of where to read
+/// and write.
 #[derive(Debug, clap::Args)]
-pub struct JobArgs {
-    /// The job: watch_time, multi_login, course_switching, credit_burst, quiz_speed,
-    /// shared_device, or `all`.
-    pub name: String,
-    /// The pipeline file (lake, catalog and `[jobs]` thresholds).
+pub struct PeriodArgs {
+    /// The pipeline file (lake, catalog and the stage's settings).
     #[arg(long, env = "CREDITGUARD_PIPELINE")]
     pub pipeline: PathBuf,
     /// One day (YYYY-MM-DD).
-    #[arg(long, env = "CREDITGUARD_DAY", value_parser = parse_day, conflicts_with_all = ["from", "to"])]
+    #[arg(long, env = "CREDITGUARD_DAY", value_parser = parse_day_arg, conflicts_with_all = ["from", "to"])]
     pub day: Option<i64>,
     /// First day of a range (YYYY-MM-DD); default: the first day with events.
-    #[arg(long, env = "CREDITGUARD_FROM", value_parser = parse_day)]
+    #[arg(long, env = "CREDITGUARD_FROM", value_parser = parse_day_arg)]
     pub from: Option<i64>,
     /// Last day of a range, inclusive; default: the last day with events.
-    #[arg(long, env = "CREDITGUARD_TO", value_parser = parse_day)]
+    #[arg(long, env = "CREDITGUARD_TO", value_parser = parse_day_arg)]
     pub to: Option<i64>,
     /// Lake directory instead of `lake.root`.
     #[arg(long, env = "CREDITGUARD_LAKE")]
@@ -90,25 +88,55 @@ pub struct JobArgs {
     /// Course catalog instead of `catalog.path`.
     #[arg(long, env = "CREDITGUARD_CATALOG")]
     pub catalog: Option<PathBuf>,
-    /// Run id written into the flags; default: derived from the pipeline text, job and days, so
-    /// a re-run of the same thing carries the same id.
+    /// Run id written into the output; default: derived from the pipeline text, what runs and
+    /// the days, so a re-run of the same thing carries the same id.
     #[arg(long, env = "CREDITGUARD_RUN_ID")]
     pub run_id: Option<String>,
 }
 
-fn parse_day(s: &str) -> Result<i64, String> {
-    creditguard_contract::time::parse_day(s).map_err(|e| format!("`{s}`: {e} (expected YYYY-MM-DD)"))
+impl PeriodArgs {
+    /// The pipeline (with the overrides), its lake, and the period: `--day`, or `--from`/`--to`
+    /// defaulting to the lake's first and last event days.
+    pub fn open(&self) -> anyhow::Result<(Pipeline, Lake, i64, i64)> {
+        let overrides = Overrides { input: None, catalog: self.catalog.clone(), lake: self.lake.clone() };
+        let pipeline = Pipeline::load(&self.pipeline, &overrides)?;
+        let lake = Lake::open(&pipeline.lake).with_context(|| format!("opening the lake at {}", pipeline.lake))?;
+        let (from, to) = match (self.day, self.from, self.to) {
+            (Some(d), _, _) => (d, d),
+            (None, f, t) => {
+                let Some((first, last)) = event_days(&lake)? else {
+                    anyhow::bail!("the lake at {} has no events", pipeline.lake);
+                };
+                (f.unwrap_or(first), t.unwrap_or(last))
+            }
+        };
+        Ok((pipeline, lake, from, to))
+    }
+
+    /// `--run-id`, or the derived id of `what` over the period.
+    pub fn run_id(&self, pipeline: &Pipeline, what: &str, from: i64, to: i64) -> String {
+        self.run_id.clone().unwrap_or_else(|| run_id(pipeline, what, Some(from), Some(to)))
+    }
+}
+
+/// `creditguard job`: run one detection job (or `all`) for a day or a range of days.
+#[derive(Debug, clap::Args)]
+pub struct JobArgs {
+    /// The job: watch_time, multi_login, course_switching, credit_burst, quiz_speed,
+    /// shared_device, or `all`.
+    pub name: String,
+    #[command(flatten)]
+    pub period: PeriodArgs,
 }
 
 /// Runs `creditguard job`, prints the report.
 pub fn execute(args: JobArgs) -> anyhow::Result<()> {
-    let overrides = Overrides { input: None, catalog: args.catalog.clone(), lake: args.lake.clone() };
-    let pipeline = Pipeline::load(&args.pipeline, &overrides)?;
+    let (pipeline, lake, from, to) = args.period.open()?;
     let mut cfg = settings(&pipeline).map_err(|e| anyhow::anyhow!("{}: {e}", pipeline.file.display()))?;
     if args.name != "all" {
         if !creditguard_contract::DETECTORS.contains(&args.name.as_str()) {
             return Err(crate::config::ConfigError {
-                file: args.pipeline.clone(),
+                file: args.period.pipeline.clone(),
                 problems: vec![format!(
                     "job `{}`: unknown, expected one of: all, {}",
                     args.name,
@@ -119,17 +147,7 @@ pub fn execute(args: JobArgs) -> anyhow::Result<()> {
         }
         cfg.enabled = vec![args.name.clone()];
     }
-    let lake = Lake::open(&pipeline.lake).with_context(|| format!("opening the lake at {}", pipeline.lake))?;
-    let (from, to) = match (args.day, args.from, args.to) {
-        (Some(d), _, _) => (d, d),
-        (None, f, t) => {
-            let Some((first, last)) = event_days(&lake)? else {
-                anyhow::bail!("the lake at {} has no events", pipeline.lake);
-            };
-            (f.unwrap_or(first), t.unwrap_or(last))
-        }
-    };
-    let run_id = args.run_id.clone().unwrap_or_else(|| run_id(&pipeline, &args.name, Some(from), Some(to)));
+    let run_id = args.period.run_id(&pipeline, &args.name, from, to);
     let catalog = catalog(&pipeline)?;
     let report = creditguard_detect::run_jobs(&lake, &catalog, &cfg, from, to, &run_id)
         .with_context(|| format!("running {} for {} .. {}", args.name, format_day(from), format_day(to)))?;

@@ -71,20 +71,16 @@ struct RunArgs {
     #[arg(long, env = "CREDITGUARD_LAKE")]
     lake: Option<String>,
     /// First event day (YYYY-MM-DD) for the stages after ingest; default: the first in the lake.
-    #[arg(long, env = "CREDITGUARD_FROM", value_parser = parse_day)]
+    #[arg(long, env = "CREDITGUARD_FROM", value_parser = creditguard::config::parse_day_arg)]
     from: Option<i64>,
     /// Last event day (YYYY-MM-DD), inclusive; default: the last in the lake.
-    #[arg(long, env = "CREDITGUARD_TO", value_parser = parse_day)]
+    #[arg(long, env = "CREDITGUARD_TO", value_parser = creditguard::config::parse_day_arg)]
     to: Option<i64>,
     /// Never show a progress bar (it is shown only on a terminal anyway).
     #[arg(long, env = "CREDITGUARD_NO_PROGRESS")]
     no_progress: bool,
 }
 
-fn parse_day(s: &str) -> Result<i64, String> {
-    creditguard_contract::time::parse_day(s)
-        .map_err(|e| format!("`{s}`: {e} (expected YYYY-MM-DD)"))
-}
 
 fn init_logs(format: LogFormat, filter: &str) {
     let filter = tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|e| {

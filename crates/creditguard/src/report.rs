@@ -14,10 +14,10 @@ pub struct ReportArgs {
     #[arg(long, env = "CREDITGUARD_LAKE")]
     pub lake: String,
     /// First day (YYYY-MM-DD); default: the first day with credits or cases.
-    #[arg(long, env = "CREDITGUARD_FROM", value_parser = parse_day)]
+    #[arg(long, env = "CREDITGUARD_FROM", value_parser = crate::config::parse_day_arg)]
     pub from: Option<i64>,
     /// Last day, inclusive; default: the last day with credits or cases.
-    #[arg(long, env = "CREDITGUARD_TO", value_parser = parse_day)]
+    #[arg(long, env = "CREDITGUARD_TO", value_parser = crate::config::parse_day_arg)]
     pub to: Option<i64>,
     /// Also write a self-contained HTML report (inline CSS and SVG) with a timeline per case.
     #[arg(long, env = "CREDITGUARD_REPORT_HTML")]
@@ -30,9 +30,6 @@ pub struct ReportArgs {
     pub timelines: usize,
 }
 
-fn parse_day(s: &str) -> Result<i64, String> {
-    creditguard_contract::time::parse_day(s).map_err(|e| format!("`{s}`: {e} (expected YYYY-MM-DD)"))
-}
 
 /// Runs `creditguard report`.
 pub fn execute(args: ReportArgs) -> anyhow::Result<()> {

@@ -2,14 +2,13 @@
 //! and credit claims → `results/{credits,cases,claim_issues,progress,stream}` (`creditguard-score`).
 
 use std::io::Write as _;
-use std::path::PathBuf;
 
 use anyhow::Context as _;
 use creditguard_contract::time::format_day;
 use creditguard_lake::Lake;
 use creditguard_score::{Catalog, ScoreConfig, ScoreReport};
 
-use crate::config::{Overrides, Pipeline};
+use crate::config::Pipeline;
 
 /// The `[score]` settings of a pipeline (defaults when the section is absent).
 pub fn settings(pipeline: &Pipeline) -> Result<ScoreConfig, String> {
@@ -69,52 +68,18 @@ pub enum Emit {
 /// `creditguard score`: score a day or a range of days.
 #[derive(Debug, clap::Args)]
 pub struct ScoreArgs {
-    /// The pipeline file (lake, catalog and `[score]` settings).
-    #[arg(long, env = "CREDITGUARD_PIPELINE")]
-    pub pipeline: PathBuf,
-    /// One day (YYYY-MM-DD).
-    #[arg(long, env = "CREDITGUARD_DAY", value_parser = parse_day, conflicts_with_all = ["from", "to"])]
-    pub day: Option<i64>,
-    /// First day of the period (YYYY-MM-DD); default: the first day with events.
-    #[arg(long, env = "CREDITGUARD_FROM", value_parser = parse_day)]
-    pub from: Option<i64>,
-    /// Last day of the period, inclusive; default: the last day with events.
-    #[arg(long, env = "CREDITGUARD_TO", value_parser = parse_day)]
-    pub to: Option<i64>,
-    /// Lake directory instead of `lake.root`.
-    #[arg(long, env = "CREDITGUARD_LAKE")]
-    pub lake: Option<String>,
-    /// Course catalog instead of `catalog.path`.
-    #[arg(long, env = "CREDITGUARD_CATALOG")]
-    pub catalog: Option<PathBuf>,
-    /// Run id written into the records; default: derived from the pipeline text and the days.
-    #[arg(long, env = "CREDITGUARD_RUN_ID")]
-    pub run_id: Option<String>,
+    #[command(flatten)]
+    pub period: crate::jobs::PeriodArgs,
     /// Also write the results stream to stdout.
     #[arg(long, value_enum, default_value_t = Emit::None, env = "CREDITGUARD_EMIT")]
     pub emit: Emit,
 }
 
-fn parse_day(s: &str) -> Result<i64, String> {
-    creditguard_contract::time::parse_day(s).map_err(|e| format!("`{s}`: {e} (expected YYYY-MM-DD)"))
-}
-
 /// Runs `creditguard score`: the summary on stdout, or with `--emit ndjson` the records on
 /// stdout and the summary on stderr.
 pub fn execute(args: ScoreArgs) -> anyhow::Result<()> {
-    let overrides = Overrides { input: None, catalog: args.catalog.clone(), lake: args.lake.clone() };
-    let pipeline = Pipeline::load(&args.pipeline, &overrides)?;
-    let lake = Lake::open(&pipeline.lake).with_context(|| format!("opening the lake at {}", pipeline.lake))?;
-    let (from, to) = match (args.day, args.from, args.to) {
-        (Some(d), _, _) => (d, d),
-        (None, f, t) => {
-            let Some((first, last)) = crate::jobs::event_days(&lake)? else {
-                anyhow::bail!("the lake at {} has no events", pipeline.lake);
-            };
-            (f.unwrap_or(first), t.unwrap_or(last))
-        }
-    };
-    let run_id = args.run_id.clone().unwrap_or_else(|| crate::jobs::run_id(&pipeline, "score", Some(from), Some(to)));
+    let (pipeline, lake, from, to) = args.period.open()?;
+    let run_id = args.period.run_id(&pipeline, "score", from, to);
     let report = run_stage(&pipeline, &lake, Some(from), Some(to), &run_id)?.expect("the lake has events");
     match args.emit {
         Emit::Ndjson => {
