@@ -2,6 +2,10 @@
 //!
 //! `cargo bench --bench ingest -- [EVENTS]` (default 1 000 000). Prints events/s and MB/s of
 //! NDJSON; the README's figure comes from here. Target: ≥ 500 k events/s on one core.
+//!
+//! Besides wall time it reads the CPU time the ingesting thread got (`/proc/self/schedstat`,
+//! nanoseconds on the CPU), so the per-core figure holds on a shared machine too: events per
+//! CPU-second is what one core does.
 
 use std::fmt::Write as _;
 use std::time::Instant;
@@ -68,6 +72,16 @@ fn telemetry(events: usize) -> Vec<u8> {
     out.into_bytes()
 }
 
+/// Nanoseconds the main thread has spent on a CPU (Linux); `None` elsewhere.
+fn cpu_ns() -> Option<u64> {
+    std::fs::read_to_string("/proc/self/schedstat")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
 fn main() {
     let events: usize = std::env::args()
         .skip(1)
@@ -82,10 +96,12 @@ fn main() {
     drop(data);
 
     let mut best = f64::MAX;
+    let mut best_cpu = f64::MAX;
     for round in 0..3 {
         let lake =
             Lake::open(dir.path().join(format!("lake-{round}")).to_str().unwrap()).expect("lake");
         let t = Instant::now();
+        let cpu0 = cpu_ns();
         let stats = ingest(
             &lake,
             &[Input::Path(input.clone())],
@@ -94,17 +110,28 @@ fn main() {
         )
         .expect("ingest");
         let secs = t.elapsed().as_secs_f64();
+        let cpu = match (cpu0, cpu_ns()) {
+            (Some(a), Some(b)) => (b - a) as f64 / 1e9,
+            _ => secs,
+        };
         assert_eq!(stats.valid + stats.dead_lettered, events as u64);
         println!(
-            "ingest round {round}: {events} events ({mb:.0} MB NDJSON, {} valid, {} dead-lettered) in {secs:.2} s",
+            "ingest round {round}: {events} events ({mb:.0} MB NDJSON, {} valid, {} dead-lettered) in {secs:.2} s wall, {cpu:.2} s CPU",
             stats.valid, stats.dead_lettered
         );
         best = best.min(secs);
+        best_cpu = best_cpu.min(cpu);
     }
     println!(
         "ingest (one thread, parse + validate + Arrow + zstd Parquet): {:.0} events/s, {:.1} MB/s, {:.2} µs/event (best of 3)",
         events as f64 / best,
         mb / best,
         best * 1e6 / events as f64
+    );
+    println!(
+        "ingest per CPU-second of the ingesting thread: {:.0} events/s, {:.1} MB/s, {:.2} µs CPU/event (best of 3)",
+        events as f64 / best_cpu,
+        mb / best_cpu,
+        best_cpu * 1e6 / events as f64
     );
 }
