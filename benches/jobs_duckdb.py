@@ -3,7 +3,8 @@
 generates, for a side-by-side figure with the polars jobs.
 
     pip install duckdb
-    cargo bench --bench jobs -- 10000000 30          # generates target/bench-lake-10000000-30
+    cargo build --release --workspace --all-targets
+    target/release/examples/jobs_bench 10000000 30   # generates target/bench-lake-10000000-30
     python3 benches/jobs_duckdb.py target/bench-lake-10000000-30 [THREADS]
 
 Each job computes what its polars counterpart computes (same keys, same windows, same

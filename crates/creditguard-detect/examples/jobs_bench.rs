@@ -1,8 +1,8 @@
-//! (A copy of `benches/jobs.rs` that builds with this crate alone: `cargo run --release -p creditguard-detect --example jobs_bench -- EVENTS DAYS`.)
+//! Detection-job benchmark (an example of `creditguard-detect`, so it builds with that crate: `cargo build --release --workspace --all-targets && target/release/examples/jobs_bench EVENTS DAYS`).
 //!
 //! Detection-job throughput: all six jobs over a lake of generated events.
 //!
-//! `cargo bench --bench jobs -- [EVENTS] [DAYS]` (default 1 000 000 events over 30 days;
+//! `target/release/examples/jobs_bench [EVENTS] [DAYS]` (default 1 000 000 events over 30 days;
 //! `CG_BENCH_BATCH_DAYS` sets `[jobs] batch_days`, default 7). The lake is generated once into
 //! `target/bench-lake-<EVENTS>-<DAYS>/` (kept, so `benches/jobs_duckdb.py` can run the same
 //! computations in DuckDB on the same Parquet) and the jobs' output goes there too.
