@@ -154,6 +154,17 @@ pub struct CourseSwitchingConfig {
     /// `parallel_playback`: minimum time (seconds) two courses play at once. Playing intervals
     /// are `watch_time`'s (its `max_gap_s` applies). 60.
     pub min_overlap_s: f64,
+    /// `rapid_switching`: also count changes of course out of a visit that did work (a
+    /// `work_event_types` event of the visited course before the change). Default false: an
+    /// app's mixed review quiz moves a learner to the next question in another course after each
+    /// submitted answer (EdNet KT4's review/tutor modes: 6–18 quizzes per burst, 17–92 s each),
+    /// which is working, not hopping. The farming pattern plays a little of each course and
+    /// hands nothing in, so it is counted either way.
+    pub count_working_visits: bool,
+    /// `rapid_switching`: event types that make a visit a working one. Default `quiz_submit`
+    /// only: playing is not work here, because playing a little of each course is exactly what
+    /// time farming by switching looks like. Must not overlap `switch_event_types`.
+    pub work_event_types: Vec<String>,
 }
 
 impl Default for CourseSwitchingConfig {
@@ -163,6 +174,8 @@ impl Default for CourseSwitchingConfig {
             window_s: 600.0,
             switch_event_types: vec!["course_enter".into(), "video_play".into()],
             min_overlap_s: 60.0,
+            count_working_visits: false,
+            work_event_types: vec!["quiz_submit".into()],
         }
     }
 }
@@ -225,6 +238,23 @@ pub struct QuizSpeedConfig {
     pub min_score_ratio: f64,
     /// Quizzes with fewer questions are not judged. 1.
     pub min_questions: i64,
+    /// Leave re-submissions alone: a quiz whose `quiz_id` the learner already submitted earlier
+    /// is a retry (often right after reading the explanation), and recognising items is not
+    /// reading them too fast (79 % of EdNet KT1's flags without it). Default true. The lookback
+    /// is the data the job reads: its batch of days plus one day of context before it; an
+    /// earlier attempt outside that is not seen (reading earlier days' `features/quiz_speed`
+    /// would need the job runner to pass them in).
+    pub exempt_resubmissions: bool,
+    /// Per learner and day, at least this many first-attempt quizzes must be too fast (and
+    /// right) before any of them is flagged. Default 1: the cheating pattern can be a single
+    /// fast quiz of 8–20 questions in a day (the synthetic cheaters hand in exactly one per
+    /// episode), so a higher count loses them; the share below is what separates them from
+    /// heavy learners. At least 1.
+    pub min_fast_per_day: u32,
+    /// …and they must be at least this share of the learner's first-attempt quizzes that day.
+    /// Default 0.25: a heavy learner recognising a few items among 40–160 a day stays under it
+    /// (EdNet KT1: at most 24 %). 0 turns the share test off. Between 0 and 1.
+    pub min_fast_share: f64,
 }
 
 impl Default for QuizSpeedConfig {
@@ -233,6 +263,9 @@ impl Default for QuizSpeedConfig {
             min_seconds_per_question: 3.0,
             min_score_ratio: 0.9,
             min_questions: 1,
+            exempt_resubmissions: true,
+            min_fast_per_day: 1,
+            min_fast_share: 0.25,
         }
     }
 }
@@ -312,6 +345,7 @@ impl JobsConfig {
             self.quiz_speed.min_score_ratio,
         );
         share("credit_burst.support_ratio", b.support_ratio);
+        share("quiz_speed.min_fast_share", self.quiz_speed.min_fast_share);
         if !(b.alpha > 0.0 && b.alpha < 1.0) {
             p.push(format!(
                 "key `jobs.credit_burst.alpha`: must be between 0 and 1 (exclusive), got {}",
@@ -336,6 +370,10 @@ impl JobsConfig {
             ("credit_burst.baseline_days", b.baseline_days),
             ("credit_burst.support_days", b.support_days),
             (
+                "quiz_speed.min_fast_per_day",
+                self.quiz_speed.min_fast_per_day,
+            ),
+            (
                 "shared_device.min_accounts",
                 self.shared_device.min_accounts,
             ),
@@ -347,11 +385,19 @@ impl JobsConfig {
         if c.switch_event_types.is_empty() {
             p.push("key `jobs.course_switching.switch_event_types`: must not be empty".into());
         }
+        for t in &c.work_event_types {
+            if c.switch_event_types.contains(t) {
+                p.push(format!(
+                    "key `jobs.course_switching.work_event_types`: `{t}` is also a switch event type"
+                ));
+            }
+        }
         if self.shared_device.event_types.is_empty() {
             p.push("key `jobs.shared_device.event_types`: must not be empty".into());
         }
         for (key, list) in [
             ("course_switching.switch_event_types", &c.switch_event_types),
+            ("course_switching.work_event_types", &c.work_event_types),
             ("shared_device.event_types", &self.shared_device.event_types),
         ] {
             for t in list {

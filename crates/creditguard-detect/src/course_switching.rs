@@ -10,8 +10,13 @@
 //!   overlapping ≥ `min_overlap_s`; swept in start order like `multi_login`. One flag per user,
 //!   pair of courses and day.
 //!
-//! Features (`features/course_switching`), one row per user × day: `changes`, `courses`,
-//! `bursts`, `max_changes_in_burst`, `playing_episodes`, `parallel_s`.
+//!   Only changes out of visits that did no work count (see [`changes`]): a learner who hands
+//!   in a quiz and is taken to the next question in another course (an app's mixed review quiz)
+//!   is working, not hopping; `count_working_visits = true` counts every change.
+//!
+//! Features (`features/course_switching`), one row per user × day: `changes` (counted),
+//! `changes_not_counted` (out of visits with work), `courses`, `bursts`, `max_changes_in_burst`,
+//! `playing_episodes`, `parallel_s`.
 
 use std::collections::BTreeMap;
 
@@ -20,35 +25,100 @@ use serde_json::json;
 
 use crate::config::CourseSwitchingConfig;
 use crate::events::{day_of, same_as_prev, secs, sort_opts, type_in};
-use crate::flags::{date, dur, dur_zh, hhmm, list_strings, r3, ramp, sort, Draft, Rows};
+use crate::flags::{Draft, Rows, date, dur, dur_zh, hhmm, list_strings, r3, ramp, sort};
 use crate::{JobOutput, Result};
 
 /// Changes of course per user: rows of the switch events where the course differs from the
-/// user's previous one. Columns `user_id`, `org_unit`, `t`, `course_id`, `prev_course`.
-pub fn changes(events: LazyFrame, cfg: &CourseSwitchingConfig) -> LazyFrame {
+/// user's previous one. Columns `user_id`, `org_unit`, `t`, `course_id`, `prev_course`,
+/// `after_work` and `counted`.
+///
+/// A *visit* runs from a switch event into a course to the next change of course. `after_work`
+/// is true when the visit the change leaves holds a work event (`work_event_types`, by default a
+/// `quiz_submit`) of that visit's course, at or before the change: the learner moved on after
+/// handing in work, as an app's mixed review quiz does when it picks the next question from
+/// another course. `counted` is what `rapid_switching` counts: every change with
+/// `count_working_visits`, otherwise only changes out of visits that did no work. Playing is
+/// not work: farming time by hopping between courses is playing a little of each.
+pub fn changes(events: LazyFrame, cfg: &CourseSwitchingConfig) -> Result<LazyFrame> {
     let types: Vec<&str> = cfg.switch_event_types.iter().map(String::as_str).collect();
-    events
-        .filter(type_in(&types).and(col("course_id").is_not_null()))
+    let work: Vec<&str> = cfg.work_event_types.iter().map(String::as_str).collect();
+    let user = [col("user_id")];
+    Ok(events
+        .filter(
+            col("course_id")
+                .is_not_null()
+                .and(type_in(&types).or(type_in(&work))),
+        )
         .select([
             col("user_id"),
             col("org_unit"),
             col("t"),
             col("event_id"),
             col("course_id"),
+            type_in(&types).alias("_sw"),
         ])
-        .sort(["user_id", "t", "event_id"], sort_opts())
+        // At the same instant, work belongs to the visit being left.
+        .sort(["user_id", "t", "_sw", "event_id"], sort_opts())
         .with_columns([
             same_as_prev(&["user_id"]).alias("_same"),
-            col("course_id").shift(lit(1)).alias("prev_course"),
+            // The course of the visit in progress after each row (null before the first one).
+            when(col("_sw"))
+                .then(col("course_id"))
+                .otherwise(lit(NULL).cast(DataType::String))
+                .fill_null_with_strategy(FillNullStrategy::Forward(None))
+                .over(user.clone())?
+                .alias("_cur"),
         ])
-        .filter(col("_same").and(col("course_id").neq(col("prev_course"))))
+        .with_column(
+            when(col("_same"))
+                .then(col("_cur").shift(lit(1)))
+                .otherwise(lit(NULL).cast(DataType::String))
+                .alias("prev_course"),
+        )
+        .with_column(
+            col("_sw")
+                .and(col("course_id").neq_missing(col("prev_course")))
+                .alias("_new"),
+        )
+        .with_column(
+            col("_new")
+                .cast(DataType::UInt32)
+                .cum_sum(false)
+                .alias("_v"),
+        )
+        .with_column(
+            col("_sw")
+                .not()
+                .and(col("course_id").eq(col("_cur")).fill_null(lit(false)))
+                .any(true)
+                .over([col("_v")])?
+                .alias("_worked"),
+        )
+        .with_column(
+            col("_worked")
+                .shift(lit(1))
+                .fill_null(lit(false))
+                .alias("after_work"),
+        )
+        .filter(
+            col("_new")
+                .and(col("_same"))
+                .and(col("prev_course").is_not_null()),
+        )
         .select([
             col("user_id"),
             col("org_unit"),
             col("t"),
             col("course_id"),
             col("prev_course"),
-        ])
+            col("after_work"),
+            if cfg.count_working_visits {
+                lit(true)
+            } else {
+                col("after_work").not()
+            }
+            .alias("counted"),
+        ]))
 }
 
 /// Playing episodes: runs of consecutive playing intervals of one lesson stream. Columns
@@ -88,7 +158,11 @@ pub fn detect(
 ) -> Result<JobOutput> {
     let k = cfg.min_changes as i64;
     let window_us = (cfg.window_s * 1e6) as i64;
-    let ch = changes(events, cfg)
+    let all = changes(events, cfg)?.collect()?;
+    let ch = all
+        .clone()
+        .lazy()
+        .filter(col("counted"))
         .with_columns([
             col("user_id")
                 .eq(col("user_id").shift(lit(k - 1)))
@@ -129,11 +203,12 @@ pub fn detect(
     let in_burst = bursts
         .clone()
         .join(
-            ch.clone().lazy().select([
+            all.clone().lazy().select([
                 col("user_id"),
                 col("t").alias("ct"),
                 col("course_id"),
                 col("prev_course"),
+                col("counted"),
             ]),
             [col("user_id")],
             [col("user_id")],
@@ -146,9 +221,14 @@ pub fn detect(
         )
         .group_by([col("user_id"), col("start")])
         .agg([
-            len().cast(DataType::Int64).alias("changes"),
-            col("course_id").alias("c_in"),
-            col("prev_course").alias("c_prev"),
+            col("counted").sum().cast(DataType::Int64).alias("changes"),
+            col("counted")
+                .not()
+                .sum()
+                .cast(DataType::Int64)
+                .alias("not_counted"),
+            col("course_id").filter(col("counted")).alias("c_in"),
+            col("prev_course").filter(col("counted")).alias("c_prev"),
         ]);
     let bursts = bursts
         .join(
@@ -169,15 +249,31 @@ pub fn detect(
             r.list("c_in")?,
             r.list("c_prev")?,
         );
-        let (start, end, fastest, n) = (
+        let (start, end, fastest, n, skipped) = (
             r.i64("start")?,
             r.i64("end")?,
             r.i64("fastest_us")?,
             r.i64("changes")?,
+            r.i64("not_counted")?,
         );
         for i in 0..r.len() {
             let (ws, we) = (start.get(i).unwrap_or(0), end.get(i).unwrap_or(0));
             let n = n.get(i).unwrap_or(k);
+            let skipped = skipped.get(i).unwrap_or(0);
+            let (not_en, not_zh) = if cfg.count_working_visits {
+                (String::new(), String::new())
+            } else {
+                (
+                    format!(
+                        " Counted: changes out of visits with no {}; {skipped} change(s) after such work in this window were not counted.",
+                        cfg.work_event_types.join("/")
+                    ),
+                    format!(
+                        "仅计入未做功（无 {}）的访问之后的切换；此时段内另有 {skipped} 次做功后的切换未计入。",
+                        cfg.work_event_types.join("/")
+                    ),
+                )
+            };
             let fastest_s = fastest.get(i).unwrap_or(0) as f64 / 1e6;
             let mut cs = list_strings(c_in, i);
             cs.extend(list_strings(c_prev, i));
@@ -196,16 +292,19 @@ pub fn detect(
                     "changes": n, "courses": cs, "burst_s": r3((we - ws) as f64 / 1e6),
                     "fastest_window_s": r3(fastest_s),
                     "threshold_changes": k, "threshold_window_s": cfg.window_s,
+                    "changes_after_work_not_counted": skipped,
+                    "count_working_visits": cfg.count_working_visits,
+                    "work_event_types": cfg.work_event_types,
                 })
                 .as_object()
                 .cloned()
                 .unwrap_or_default(),
                 en: format!(
-                    "Switched course {n} times between {} and {} on {} across {} courses ({k} changes took only {}; threshold {k} changes in {}).",
+                    "Switched course {n} times between {} and {} on {} across {} courses ({k} changes took only {}; threshold {k} changes in {}).{not_en}",
                     hhmm(ws), hhmm(we), date(ws), cs.len(), dur(fastest_s), dur(cfg.window_s)
                 ),
                 zh: format!(
-                    "{} {} 至 {} 期间在 {} 门课程之间切换了 {n} 次（{k} 次切换仅用时 {}；阈值为 {} 内 {k} 次）。",
+                    "{} {} 至 {} 期间在 {} 门课程之间切换了 {n} 次（{k} 次切换仅用时 {}；阈值为 {} 内 {k} 次）。{not_zh}",
                     date(ws), hhmm(ws), hhmm(we), cs.len(), dur_zh(fastest_s), dur_zh(cfg.window_s)
                 ),
             });
@@ -349,14 +448,20 @@ pub fn detect(
     .group_by([col("user_id"), col("day")])
     .agg([col("parallel_s").sum()]);
     let ud = [col("user_id"), col("day")];
-    let change_days = ch
+    let change_days = all
         .lazy()
         .with_column(day_of(col("t")).alias("day"))
         .group_by(ud.clone())
         .agg([
             col("org_unit").drop_nulls().first(),
-            len().cast(DataType::Int64).alias("changes"),
+            col("counted").sum().cast(DataType::Int64).alias("changes"),
+            col("counted")
+                .not()
+                .sum()
+                .cast(DataType::Int64)
+                .alias("changes_not_counted"),
             col("course_id")
+                .filter(col("counted"))
                 .n_unique()
                 .cast(DataType::Int64)
                 .alias("courses"),
@@ -394,6 +499,7 @@ pub fn detect(
                 .alias("org_unit"),
             col("day"),
             col("changes").fill_null(lit(0i64)),
+            col("changes_not_counted").fill_null(lit(0i64)),
             col("courses").fill_null(lit(0i64)),
             col("bursts").fill_null(lit(0i64)),
             col("max_changes_in_burst"),
@@ -454,14 +560,16 @@ mod tests {
             out.flags[0].evidence
         );
         // 6 changes spread over 12.5 minutes (150 s apart): no.
-        assert!(run(&hops(
-            "u1",
-            &["c1", "c2", "c3", "c1", "c2", "c3", "c1"],
-            0.0,
-            150.0
-        ))
-        .flags
-        .is_empty());
+        assert!(
+            run(&hops(
+                "u1",
+                &["c1", "c2", "c3", "c1", "c2", "c3", "c1"],
+                0.0,
+                150.0
+            ))
+            .flags
+            .is_empty()
+        );
         // Boundary: 6 changes in exactly 600 s fire, in 605 s do not.
         assert_eq!(
             run(&hops(
@@ -474,23 +582,156 @@ mod tests {
             .len(),
             1
         );
-        assert!(run(&hops(
-            "u1",
-            &["c1", "c2", "c3", "c1", "c2", "c3", "c1"],
-            0.0,
-            121.0
-        ))
-        .flags
-        .is_empty());
+        assert!(
+            run(&hops(
+                "u1",
+                &["c1", "c2", "c3", "c1", "c2", "c3", "c1"],
+                0.0,
+                121.0
+            ))
+            .flags
+            .is_empty()
+        );
         // Re-entering the same course is not a change.
-        assert!(run(&hops(
-            "u1",
-            &["c1", "c1", "c1", "c1", "c1", "c1", "c1", "c2"],
-            0.0,
-            10.0
-        ))
-        .flags
-        .is_empty());
+        assert!(
+            run(&hops(
+                "u1",
+                &["c1", "c1", "c1", "c1", "c1", "c1", "c1", "c2"],
+                0.0,
+                10.0
+            ))
+            .flags
+            .is_empty()
+        );
+    }
+
+    fn run_with(ev: &[String], cfg: &CourseSwitchingConfig) -> JobOutput {
+        let f = frame(ev);
+        let iv = intervals(f.clone().lazy(), &WatchTimeConfig::default())
+            .collect()
+            .unwrap();
+        detect(f.lazy(), iv.lazy(), cfg).unwrap()
+    }
+
+    /// Visits of `step` seconds: enter, then a quiz of that course handed in 5 s before leaving.
+    fn quiz_visits(u: &str, courses: &[&str], t0: f64, step: f64) -> Vec<String> {
+        let mut ev = Vec::new();
+        for (i, c) in courses.iter().enumerate() {
+            let t = t0 + i as f64 * step;
+            ev.push(enter(u, "s1", c, t));
+            ev.push(quiz(
+                u,
+                c,
+                &format!("q{i}"),
+                t + step - 5.0,
+                1,
+                step - 6.0,
+                0.0,
+                1.0,
+            ));
+        }
+        ev
+    }
+
+    #[test]
+    fn moving_on_after_a_submitted_quiz_is_not_a_change_that_counts() {
+        // A mixed review quiz: 12 visits 40 s apart, each ending with a submitted answer.
+        let courses: Vec<&str> = (0..12).map(|i| ["c1", "c2", "c3"][i % 3]).collect();
+        let ev = quiz_visits("u1", &courses, 0.0, 40.0);
+        let out = run(&ev);
+        assert!(out.flags.is_empty(), "{:?}", out.flags);
+        let f = &out.features;
+        assert_eq!(f.column("changes").unwrap().i64().unwrap().get(0), Some(0));
+        assert_eq!(
+            f.column("changes_not_counted")
+                .unwrap()
+                .i64()
+                .unwrap()
+                .get(0),
+            Some(11)
+        );
+        // Counting working visits too, as before.
+        let cfg = CourseSwitchingConfig {
+            count_working_visits: true,
+            ..Default::default()
+        };
+        assert_eq!(
+            rules(&run_with(&ev, &cfg).flags),
+            ["course_switching.rapid_switching"]
+        );
+        // A quiz of another course does not make the visit a working one.
+        let mut ev = hops("u2", &["c1", "c2", "c3", "c1", "c2", "c3", "c1"], 0.0, 60.0);
+        ev.push(quiz("u2", "c9", "q9", 30.0, 1, 20.0, 1.0, 1.0));
+        assert_eq!(run(&ev).flags.len(), 1);
+        // A quiz handed in at the very instant of the next entry belongs to the visit it ends.
+        let mut ev = hops("u3", &["c1", "c2", "c3", "c1", "c2", "c3", "c1"], 0.0, 60.0);
+        ev.push(quiz("u3", "c2", "q2", 120.0, 1, 50.0, 1.0, 1.0));
+        assert!(run(&ev).flags.is_empty());
+    }
+
+    #[test]
+    fn farming_by_playing_a_little_of_each_course_still_fires() {
+        // The synthetic pattern: enter, play, heartbeats, pause, leave; 14 changes, 25 s each.
+        let mut ev = Vec::new();
+        for v in 0..15 {
+            let c = ["c1", "c2", "c3", "c4"][v % 4];
+            let t = v as f64 * 25.0;
+            ev.push(enter("u1", "s1", c, t));
+            ev.push(video("video_play", "u1", "s1", c, "l1", t + 1.0, 0.0));
+            ev.push(hb("u1", "s1", c, "l1", t + 16.0, 15.0, true, true));
+            ev.push(video("video_pause", "u1", "s1", c, "l1", t + 23.0, 22.0));
+        }
+        let out = run(&ev);
+        assert_eq!(rules(&out.flags), ["course_switching.rapid_switching"]);
+        let f = &out.flags[0];
+        assert!(f.evidence.contains("\"changes\":14"), "{}", f.evidence);
+        assert!(
+            f.evidence.contains("\"changes_after_work_not_counted\":0"),
+            "{}",
+            f.evidence
+        );
+        assert!(
+            f.explanation.contains("were not counted"),
+            "{}",
+            f.explanation
+        );
+    }
+
+    #[test]
+    fn six_changes_without_work_fire_among_working_ones_five_do_not() {
+        // 9 visits 60 s apart = 8 changes; the visits left by `work` changes did work.
+        let courses = ["c1", "c2", "c3", "c1", "c2", "c3", "c1", "c2", "c3"];
+        let build = |u: &str, worked: &[usize]| {
+            let mut ev = hops(u, &courses, 0.0, 60.0);
+            for &i in worked {
+                let c = courses[i];
+                ev.push(quiz(
+                    u,
+                    c,
+                    &format!("q{i}"),
+                    i as f64 * 60.0 + 50.0,
+                    1,
+                    40.0,
+                    1.0,
+                    1.0,
+                ));
+            }
+            ev
+        };
+        // Visits 0 and 4 worked: 6 of 8 changes counted.
+        let out = run(&build("u1", &[0, 4]));
+        assert_eq!(out.flags.len(), 1);
+        let e = &out.flags[0].evidence;
+        assert!(e.contains("\"changes\":6"), "{e}");
+        assert!(e.contains("\"changes_after_work_not_counted\":2"), "{e}");
+        // Visits 0, 4 and 7 worked: 5 counted, under 6.
+        assert!(run(&build("u2", &[0, 4, 7])).flags.is_empty());
+        // Work in the last visit leaves no change behind: still 8 counted.
+        assert!(
+            run(&build("u3", &[8])).flags[0]
+                .evidence
+                .contains("\"changes\":8")
+        );
     }
 
     #[test]

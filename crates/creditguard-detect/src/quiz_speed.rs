@@ -4,13 +4,25 @@
 //! (`elapsed_s / questions`) and `score_ratio` (`score / max_score`). Rule `too_fast`: fewer than
 //! `min_seconds_per_question` seconds per question and a score ratio ≥ `min_score_ratio`. A fast
 //! quiz with a poor score is guessing, not cheating, and is left alone.
+//!
+//! Two more conditions keep heavy learners out (EdNet KT1: 1,109 flags on 10 of 12 honest
+//! learners without them):
+//! - `exempt_resubmissions`: a quiz whose `quiz_id` the learner submitted before is a retry and
+//!   is not judged (feature `first_attempt` false). Earlier attempts are looked for in the data
+//!   the job reads (its batch plus one day of context before), not in older days.
+//! - Per learner and day, the fast first attempts must number ≥ `min_fast_per_day` and be
+//!   ≥ `min_fast_share` of that day's first attempts: a few recognised items among a hundred
+//!   answered at a reading pace are not a pattern.
+//!
+//! Features also carry `first_attempt`, and per learner-day `first_attempts_day` and
+//! `fast_first_attempts_day`.
 
 use polars::prelude::*;
 use serde_json::json;
 
 use crate::config::QuizSpeedConfig;
 use crate::events::day_of;
-use crate::flags::{hhmm, r3, ramp, sort, Draft, Rows};
+use crate::flags::{Draft, Rows, hhmm, r3, ramp, sort};
 use crate::{JobOutput, Result};
 
 /// The `quiz_speed` job over the events.
@@ -39,17 +51,53 @@ pub fn detect(events: LazyFrame, cfg: &QuizSpeedConfig) -> Result<JobOutput> {
             (col("score") / col("max_score")).alias("score_ratio"),
         ])
         .sort(["user_id", "t", "event_id"], crate::events::sort_opts())
+        .with_columns([
+            // Rows are in time order, so the count so far says whether this is the first.
+            (col("t")
+                .cum_count(false)
+                .over([col("user_id"), col("quiz_id")])?
+                .eq(lit(1))
+                .or(col("quiz_id").is_null())
+                .or(lit(!cfg.exempt_resubmissions)))
+            .alias("first_attempt"),
+            col("seconds_per_question")
+                .lt(lit(cfg.min_seconds_per_question))
+                .and(col("score_ratio").gt_eq(lit(cfg.min_score_ratio)))
+                .and(col("questions").gt_eq(lit(cfg.min_questions)))
+                .alias("_fast"),
+        ])
+        .with_columns([
+            col("first_attempt")
+                .sum()
+                .cast(DataType::Int64)
+                .over([col("user_id"), col("day")])?
+                .alias("first_attempts_day"),
+            col("first_attempt")
+                .and(col("_fast"))
+                .sum()
+                .cast(DataType::Int64)
+                .over([col("user_id"), col("day")])?
+                .alias("fast_first_attempts_day"),
+        ])
         .collect()?;
     let hits = features
         .clone()
         .lazy()
         .filter(
-            col("seconds_per_question")
-                .lt(lit(cfg.min_seconds_per_question))
-                .and(col("score_ratio").gt_eq(lit(cfg.min_score_ratio)))
-                .and(col("questions").gt_eq(lit(cfg.min_questions))),
+            col("_fast")
+                .and(col("first_attempt"))
+                .and(col("fast_first_attempts_day").gt_eq(lit(cfg.min_fast_per_day as i64)))
+                .and(
+                    col("fast_first_attempts_day")
+                        .cast(DataType::Float64)
+                        .gt_eq(
+                            col("first_attempts_day").cast(DataType::Float64)
+                                * lit(cfg.min_fast_share),
+                        ),
+                ),
         )
         .collect()?;
+    let features = features.drop("_fast")?;
     let r = Rows(&hits);
     let (ev, user, org, course, quiz) = (
         r.str("event_id")?,
@@ -57,6 +105,10 @@ pub fn detect(events: LazyFrame, cfg: &QuizSpeedConfig) -> Result<JobOutput> {
         r.str("org_unit")?,
         r.str("course_id")?,
         r.str("quiz_id")?,
+    );
+    let (n_first, n_fast) = (
+        r.i64("first_attempts_day")?,
+        r.i64("fast_first_attempts_day")?,
     );
     let (t, q, el, sc, mx, spq, ratio) = (
         r.i64("t")?,
@@ -83,6 +135,7 @@ pub fn detect(events: LazyFrame, cfg: &QuizSpeedConfig) -> Result<JobOutput> {
             quiz.get(i).unwrap_or_default(),
         );
         let start = te - (e.max(0.0) * 1e6) as i64;
+        let (nf, nd) = (n_fast.get(i).unwrap_or(0), n_first.get(i).unwrap_or(0));
         flags.push(
             Draft {
                 rule: "quiz_speed.too_fast",
@@ -99,17 +152,23 @@ pub fn detect(events: LazyFrame, cfg: &QuizSpeedConfig) -> Result<JobOutput> {
                     "threshold_seconds_per_question": cfg.min_seconds_per_question,
                     "threshold_score_ratio": cfg.min_score_ratio,
                     "event_id": ev.get(i).unwrap_or_default(),
+                    "fast_first_attempts_day": nf, "first_attempts_day": nd,
+                    "threshold_fast_per_day": cfg.min_fast_per_day,
+                    "threshold_fast_share": cfg.min_fast_share,
+                    "resubmissions_exempt": cfg.exempt_resubmissions,
                 })
                 .as_object()
                 .cloned()
                 .unwrap_or_default(),
                 en: format!(
-                    "Quiz {qz} of course {c} was submitted at {} after {:.0} s for {n} questions ({:.1} s per question, under {:.1} s) with a score of {:.0}%.",
-                    hhmm(te), e, p, cfg.min_seconds_per_question, ra * 100.0
+                    "Quiz {qz} of course {c} was submitted at {} after {:.0} s for {n} questions ({:.1} s per question, under {:.1} s) with a score of {:.0}%; {nf} of the learner's {nd} first-attempt quizzes that day were this fast{}.",
+                    hhmm(te), e, p, cfg.min_seconds_per_question, ra * 100.0,
+                    if cfg.exempt_resubmissions { " (re-submissions not judged)" } else { "" }
                 ),
                 zh: format!(
-                    "课程 {c} 的测验 {qz} 于 {} 提交，{n} 道题仅用时 {:.0} 秒（每题 {:.1} 秒，低于 {:.1} 秒），得分率 {:.0}%。",
-                    hhmm(te), e, p, cfg.min_seconds_per_question, ra * 100.0
+                    "课程 {c} 的测验 {qz} 于 {} 提交，{n} 道题仅用时 {:.0} 秒（每题 {:.1} 秒，低于 {:.1} 秒），得分率 {:.0}%；当天 {nd} 次首次作答中有 {nf} 次如此之快{}。",
+                    hhmm(te), e, p, cfg.min_seconds_per_question, ra * 100.0,
+                    if cfg.exempt_resubmissions { "（重复提交不计）" } else { "" }
                 ),
             }
             .finish(),
@@ -162,6 +221,125 @@ mod tests {
                 .collect::<Vec<_>>(),
             ["u2"]
         );
+    }
+
+    #[test]
+    fn a_fast_resubmission_is_a_retry_not_judged() {
+        let ev = [
+            quiz("u1", "c1", "q1", 0.0, 5, 100.0, 3.0, 5.0), // read: 20 s/q, 60 %
+            quiz("u1", "c1", "q1", 2820.0, 5, 6.0, 5.0, 5.0), // 47 min later: 1.2 s/q, 100 %
+        ];
+        let out = run(&ev);
+        assert!(out.flags.is_empty(), "{:?}", out.flags);
+        let first = out.features.column("first_attempt").unwrap();
+        let first: Vec<_> = (0..first.len())
+            .map(|i| first.bool().unwrap().get(i))
+            .collect();
+        assert_eq!(first, [Some(true), Some(false)]);
+        // Without the exemption the retry fires.
+        let cfg = QuizSpeedConfig {
+            exempt_resubmissions: false,
+            ..Default::default()
+        };
+        let flags = detect(frame(&ev).lazy(), &cfg).unwrap().flags;
+        assert_eq!(rules(&flags), ["quiz_speed.too_fast"]);
+        // Another learner's earlier submission of the same quiz does not make it a retry.
+        let out = run(&[
+            quiz("u2", "c1", "q1", 0.0, 5, 100.0, 3.0, 5.0),
+            quiz("u3", "c1", "q1", 60.0, 5, 6.0, 5.0, 5.0),
+        ]);
+        assert_eq!(out.flags.len(), 1);
+        assert_eq!(out.flags[0].user_id, "u3");
+    }
+
+    /// `slow` first attempts at a reading pace and `fast` ones at 1 s per question, one day.
+    fn day(u: &str, slow: usize, fast: usize) -> Vec<String> {
+        let mut ev = Vec::new();
+        for i in 0..slow {
+            ev.push(quiz(
+                u,
+                "c1",
+                &format!("s{i}"),
+                i as f64 * 300.0,
+                10,
+                200.0,
+                9.0,
+                10.0,
+            ));
+        }
+        for i in 0..fast {
+            ev.push(quiz(
+                u,
+                "c2",
+                &format!("f{i}"),
+                20_000.0 + i as f64 * 60.0,
+                10,
+                10.0,
+                10.0,
+                10.0,
+            ));
+        }
+        ev
+    }
+
+    #[test]
+    fn the_day_share_of_fast_first_attempts_decides() {
+        // 1 fast of 4 first attempts: exactly 25 %, fires; 1 of 5 (20 %) does not.
+        let out = run(&day("u1", 3, 1));
+        assert_eq!(out.flags.len(), 1);
+        assert!(
+            out.flags[0]
+                .explanation
+                .contains("1 of the learner's 4 first-attempt"),
+            "{}",
+            out.flags[0].explanation
+        );
+        assert!(run(&day("u2", 4, 1)).flags.is_empty());
+        // 2 of 8: fires, both.
+        assert_eq!(run(&day("u3", 6, 2)).flags.len(), 2);
+        // Re-submissions are not first attempts: they do not dilute the share.
+        let mut ev = day("u4", 3, 1);
+        ev.extend((0..5).map(|i| {
+            quiz(
+                "u4",
+                "c1",
+                "s0",
+                10_000.0 + i as f64 * 60.0,
+                10,
+                200.0,
+                9.0,
+                10.0,
+            )
+        }));
+        assert_eq!(run(&ev).flags.len(), 1);
+        // The same counts on another day are judged apart: 3 fast tomorrow among 30 slow today.
+        let mut ev = day("u5", 30, 0);
+        ev.extend((0..3).map(|i| {
+            quiz(
+                "u5",
+                "c2",
+                &format!("g{i}"),
+                86_400.0 + i as f64 * 60.0,
+                10,
+                10.0,
+                10.0,
+                10.0,
+            )
+        }));
+        assert_eq!(run(&ev).flags.len(), 3);
+    }
+
+    #[test]
+    fn min_fast_per_day_is_inclusive() {
+        let cfg = QuizSpeedConfig {
+            min_fast_per_day: 3,
+            ..Default::default()
+        };
+        let go = |ev: Vec<String>| detect(frame(&ev).lazy(), &cfg).unwrap().flags.len();
+        assert_eq!(go(day("u1", 0, 2)), 0);
+        assert_eq!(go(day("u2", 0, 3)), 3);
+        // 3 fast of 13 (23 %) stays under the 25 % share.
+        assert_eq!(go(day("u3", 10, 3)), 0);
     }
 
     #[test]
