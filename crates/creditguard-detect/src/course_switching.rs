@@ -723,7 +723,10 @@ mod tests {
         assert_eq!(out.flags.len(), 1);
         let e = &out.flags[0].evidence;
         assert!(e.contains("\"changes\":6"), "{e}");
-        assert!(e.contains("\"changes_after_work_not_counted\":2"), "{e}");
+        // The burst runs from the first counted change (120 s) to the last: only the change
+        // out of visit 4 lies inside it.
+        assert!(e.contains("\"changes_after_work_not_counted\":1"), "{e}");
+        assert!(e.contains("\"burst_s\":360.0"), "{e}");
         // Visits 0, 4 and 7 worked: 5 counted, under 6.
         assert!(run(&build("u2", &[0, 4, 7])).flags.is_empty());
         // Work in the last visit leaves no change behind: still 8 counted.
