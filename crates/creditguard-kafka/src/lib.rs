@@ -44,19 +44,22 @@ pub use produce::{
 use rdkafka::error::KafkaError;
 
 /// Errors of the Kafka path. Invalid events are not errors: they are dead letters.
+///
+/// The underlying client or IO error is the [`std::error::Error::source`], not repeated in the
+/// message: print with `{:#}` (anyhow) or walk the chain to see both.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A setting is wrong (names the key).
     #[error("{0}")]
     Config(String),
     /// A Kafka client operation failed.
-    #[error("kafka: {what}: {source}")]
+    #[error("kafka: {what}")]
     Kafka { what: String, source: KafkaError },
     /// A topic the service needs does not exist (tansu and many clusters do not auto-create).
     #[error("topic `{0}` does not exist (create it first; topics are not created automatically)")]
     MissingTopic(String),
     /// A record could not be delivered.
-    #[error("delivery to `{topic}` failed: {source}")]
+    #[error("delivery to `{topic}` failed")]
     Delivery { topic: String, source: KafkaError },
     /// A dead letter could not be delivered within the retry time.
     #[error("dead letter not acknowledged by `{topic}` after retrying: {error}")]
@@ -65,7 +68,7 @@ pub enum Error {
     #[error(transparent)]
     Lake(#[from] creditguard_lake::Error),
     /// Local IO (threads, sockets).
-    #[error("{what}: {source}")]
+    #[error("{what}")]
     Io {
         what: String,
         source: std::io::Error,
