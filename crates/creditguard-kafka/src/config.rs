@@ -273,11 +273,9 @@ mod tests {
         assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
         assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
         assert_eq!(parse_duration("3").unwrap(), Duration::from_secs(3));
-        assert!(
-            parse_duration("5 parsecs")
-                .unwrap_err()
-                .contains("unknown unit")
-        );
+        assert!(parse_duration("5 parsecs")
+            .unwrap_err()
+            .contains("unknown unit"));
         assert!(parse_duration("0s").is_err());
     }
 
@@ -311,10 +309,9 @@ mod tests {
         let p = s.problems();
         assert_eq!(p.len(), 4, "{p:?}");
         assert!(p.iter().any(|x| x.starts_with("kafka.roll_age")));
-        assert!(
-            p.iter()
-                .any(|x| x.starts_with("kafka.settings.enable.auto.commit"))
-        );
+        assert!(p
+            .iter()
+            .any(|x| x.starts_with("kafka.settings.enable.auto.commit")));
         assert_eq!(s.client().get("fetch.min.bytes"), Some("1"));
         assert_eq!(s.dlq_topic(), "t.dlq");
         assert!(KafkaSection::default().problems().is_empty());
