@@ -10,7 +10,7 @@ use std::time::Duration;
 use arrow_array::{Array, BinaryArray};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
-use super::harness::{self, IngestOpts, IngestProc, with_broker};
+use super::harness::{self, with_broker, IngestOpts, IngestProc};
 use crate::util::{creditguard, run};
 
 /// A result record with what legitimately differs between the two runs removed, as sorted-key
