@@ -27,7 +27,20 @@ use crate::{JobOutput, Result};
 
 /// The `quiz_speed` job over the events.
 pub fn detect(events: LazyFrame, cfg: &QuizSpeedConfig) -> Result<JobOutput> {
-    let features = events
+    detect_with_prior(events, None, cfg)
+}
+
+/// [`detect`] with the `features/quiz_speed` rows of earlier days (`user_id`, `quiz_id`; any
+/// days before the events' first one): a quiz the learner submitted there is a re-submission
+/// too. Without them an attempt older than the events read is not seen (on EdNet KT1, run in
+/// 7-day batches, 4 retries of quizzes first handed in 26–53 days earlier are then judged as
+/// first attempts). The job runner passes `None` until it reads them.
+pub fn detect_with_prior(
+    events: LazyFrame,
+    prior: Option<LazyFrame>,
+    cfg: &QuizSpeedConfig,
+) -> Result<JobOutput> {
+    let mut subs = events
         .filter(
             col("event_type")
                 .eq(lit("quiz_submit"))
@@ -65,7 +78,29 @@ pub fn detect(events: LazyFrame, cfg: &QuizSpeedConfig) -> Result<JobOutput> {
                 .and(col("score_ratio").gt_eq(lit(cfg.min_score_ratio)))
                 .and(col("questions").gt_eq(lit(cfg.min_questions)))
                 .alias("_fast"),
-        ])
+        ]);
+    if let (Some(prior), true) = (prior, cfg.exempt_resubmissions) {
+        let seen = prior
+            .select([col("user_id"), col("quiz_id")])
+            .filter(col("quiz_id").is_not_null())
+            .unique(None, UniqueKeepStrategy::Any)
+            .with_column(lit(true).alias("_seen"));
+        subs = subs
+            .join(
+                seen,
+                [col("user_id"), col("quiz_id")],
+                [col("user_id"), col("quiz_id")],
+                JoinArgs::new(JoinType::Left),
+            )
+            .with_column(
+                col("first_attempt")
+                    .and(col("_seen").is_null())
+                    .alias("first_attempt"),
+            )
+            .drop(cols(["_seen"]))
+            .sort(["user_id", "t", "event_id"], crate::events::sort_opts());
+    }
+    let features = subs
         .with_columns([
             col("first_attempt")
                 .sum()
@@ -340,6 +375,26 @@ mod tests {
         assert_eq!(go(day("u2", 0, 3)), 3);
         // 3 fast of 13 (23 %) stays under the 25 % share.
         assert_eq!(go(day("u3", 10, 3)), 0);
+    }
+
+    #[test]
+    fn an_attempt_on_an_earlier_day_read_from_prior_features_is_a_retry() {
+        let first = run(&[quiz("u1", "c1", "q1", 0.0, 5, 100.0, 3.0, 5.0)]).features;
+        let later = [
+            quiz("u1", "c1", "q1", 40.0 * 86_400.0, 5, 6.0, 5.0, 5.0),
+            quiz("u2", "c1", "q1", 40.0 * 86_400.0, 5, 6.0, 5.0, 5.0),
+        ];
+        assert_eq!(run(&later).flags.len(), 2);
+        let cfg = QuizSpeedConfig::default();
+        let out = detect_with_prior(frame(&later).lazy(), Some(first.lazy()), &cfg).unwrap();
+        assert_eq!(
+            out.flags
+                .iter()
+                .map(|f| f.user_id.as_str())
+                .collect::<Vec<_>>(),
+            ["u2"]
+        );
+        assert_eq!(out.features.height(), 2);
     }
 
     #[test]
