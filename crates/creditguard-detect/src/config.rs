@@ -241,10 +241,13 @@ pub struct QuizSpeedConfig {
     /// Leave re-submissions alone: a quiz whose `quiz_id` the learner already submitted earlier
     /// is a retry (often right after reading the explanation), and recognising items is not
     /// reading them too fast (79 % of EdNet KT1's flags without it). Default true. The lookback
-    /// is the data the job reads: its batch of days plus one day of context before it; an
-    /// earlier attempt outside that is not seen (reading earlier days' `features/quiz_speed`
-    /// would need the job runner to pass them in).
+    /// covers the data the job reads (its batch of days plus one day of context before it) and
+    /// the `resubmission_lookback_days` before that, from earlier days' `features/quiz_speed`.
     pub exempt_resubmissions: bool,
+    /// Days before a batch whose quiz submissions (read from `features/quiz_speed`) make a later
+    /// submission of the same quiz a retry. Default 90 (EdNet KT1 has retries 26–53 days after
+    /// the first attempt). At most 3660.
+    pub resubmission_lookback_days: u32,
     /// Per learner and day, at least this many first-attempt quizzes must be too fast (and
     /// right) before any of them is flagged. Default 1: the cheating pattern can be a single
     /// fast quiz of 8–20 questions in a day (the synthetic cheaters hand in exactly one per
@@ -264,6 +267,7 @@ impl Default for QuizSpeedConfig {
             min_score_ratio: 0.9,
             min_questions: 1,
             exempt_resubmissions: true,
+            resubmission_lookback_days: 90,
             min_fast_per_day: 1,
             min_fast_share: 0.25,
         }
@@ -346,6 +350,12 @@ impl JobsConfig {
         );
         share("credit_burst.support_ratio", b.support_ratio);
         share("quiz_speed.min_fast_share", self.quiz_speed.min_fast_share);
+        if self.quiz_speed.resubmission_lookback_days > 3660 {
+            p.push(format!(
+                "key `jobs.quiz_speed.resubmission_lookback_days`: must be at most 3660, got {}",
+                self.quiz_speed.resubmission_lookback_days
+            ));
+        }
         if !(b.alpha > 0.0 && b.alpha < 1.0) {
             p.push(format!(
                 "key `jobs.credit_burst.alpha`: must be between 0 and 1 (exclusive), got {}",

@@ -213,7 +213,17 @@ fn run_batch(
                 }
                 credit_burst::detect(watch_time::completions(claims), engaged, catalog, c)?
             }
-            "quiz_speed" => quiz_speed::detect(events.clone().lazy(), &cfg.quiz_speed)?,
+            "quiz_speed" => {
+                let q = &cfg.quiz_speed;
+                // Earlier days' submissions, so a retry of a quiz first handed in before this
+                // batch is recognised as one.
+                let prior = if q.exempt_resubmissions {
+                    prior_features(lake, "quiz_speed", a - 1 - q.resubmission_lookback_days as i64, a - 2)?
+                } else {
+                    None
+                };
+                quiz_speed::detect_with_prior(events.clone().lazy(), prior, q)?
+            }
             "shared_device" => shared_device::detect(events.clone().lazy(), &cfg.shared_device)?,
             other => unreachable!("validated job name {other}"),
         };
@@ -390,6 +400,32 @@ mod tests {
             ev.push(hb("u5", "s5", "c1", "l1", t, k as f64 * 20.0, true, false));
         }
         ev
+    }
+
+    #[test]
+    fn a_retry_of_a_quiz_first_handed_in_an_earlier_batch_is_not_judged() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
+        let day = T0_US.div_euclid(DAY_US);
+        // A slow first attempt on day 0, a fast, perfect retry three days later.
+        let events = vec![
+            quiz("u9", "c1", "q7", 100.0, 20, 400.0, 14.0, 20.0),
+            quiz("u9", "c1", "q7", 3.0 * 86_400.0 + 100.0, 20, 20.0, 20.0, 20.0),
+        ];
+        ingest(&lake, &events, "part-q.parquet");
+        let one_day = JobsConfig {
+            enabled: vec!["quiz_speed".into()],
+            batch_days: 1,
+            ..JobsConfig::default()
+        };
+        let r = run_jobs(&lake, &catalog(), &one_day, day, day + 3, "run-q").unwrap();
+        assert_eq!(r.total_flags(), 0, "{r}");
+        // Without the lookback the batch of day 3 cannot see day 0: the retry looks like a
+        // first attempt and is flagged.
+        let mut blind = one_day.clone();
+        blind.quiz_speed.resubmission_lookback_days = 0;
+        let r = run_jobs(&lake, &catalog(), &blind, day, day + 3, "run-q").unwrap();
+        assert_eq!(r.total_flags(), 1, "{r}");
     }
 
     #[test]
