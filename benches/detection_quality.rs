@@ -166,8 +166,13 @@ fn main() -> anyhow::Result<()> {
     for strength in &args.strengths {
         let mut total = Quality::default();
         for &seed in &args.seeds {
-            let q = one(&args, strength, seed, &root.join(format!("{strength}-{seed}")))?;
+            let dir = root.join(format!("{strength}-{seed}"));
+            let q = one(&args, strength, seed, &dir)?;
             total.merge(&q);
+            // A population is ≈ 2 GB of NDJSON and lake: keep only what --keep asks for.
+            if args.keep.is_none() {
+                std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
+            }
         }
         println!("\n### {strength} cheating, seeds {:?} ({} users × {} days each)\n", args.seeds, args.users, args.days);
         println!("{total}");
