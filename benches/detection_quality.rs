@@ -95,7 +95,9 @@ fn one(args: &Args, strength: &str, seed: u64, dir: &Path) -> anyhow::Result<Qua
     let labels = generator.write(&mut out)?;
     out.finish()?;
     let catalog = dir.join("catalog.csv");
-    generator.catalog().write_csv(std::io::BufWriter::new(std::fs::File::create(&catalog)?))?;
+    generator
+        .catalog()
+        .write_csv(std::io::BufWriter::new(std::fs::File::create(&catalog)?))?;
     labels.write(dir.join("labels.json"))?;
     let generated = started.elapsed();
 
@@ -110,13 +112,18 @@ fn one(args: &Args, strength: &str, seed: u64, dir: &Path) -> anyhow::Result<Qua
     std::fs::write(&file, &text)?;
     let pipeline = Pipeline::parse(&file, &text, &Overrides::default())?;
     let summary = run(&pipeline, &RunOptions::default())?;
-    let records = summary.score.context("the score stage produced no report")?.records();
+    let records = summary
+        .score
+        .context("the score stage produced no report")?
+        .records();
     let flags = records.iter().filter_map(|r| match r {
         ResultRecord::Flag(f) => Some((f.user_id.as_str(), f.rule.as_str())),
         _ => None,
     });
     let credits = records.iter().filter_map(|r| match r {
-        ResultRecord::Credit(c) => Some((c.user_id.as_str(), c.course_id.as_str(), c.status.as_str())),
+        ResultRecord::Credit(c) => {
+            Some((c.user_id.as_str(), c.course_id.as_str(), c.status.as_str()))
+        }
         _ => None,
     });
     let q = evaluate(&labels, flags, credits);
@@ -157,7 +164,10 @@ fn check(label: &str, value: Option<f64>, ok: impl Fn(f64) -> bool, target: &str
 fn main() -> anyhow::Result<()> {
     let args = parse_args()?;
     let tmp = tempfile::tempdir()?;
-    let root = args.keep.clone().unwrap_or_else(|| tmp.path().to_path_buf());
+    let root = args
+        .keep
+        .clone()
+        .unwrap_or_else(|| tmp.path().to_path_buf());
     println!(
         "detection quality: {} users × {} days per population, cheat share {} per pattern, fault rate {}, seeds {:?}",
         args.users, args.days, args.cheat_share, args.fault_rate, args.seeds
@@ -171,16 +181,30 @@ fn main() -> anyhow::Result<()> {
             total.merge(&q);
             // A population is ≈ 2 GB of NDJSON and lake: keep only what --keep asks for.
             if args.keep.is_none() {
-                std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
+                std::fs::remove_dir_all(&dir)
+                    .with_context(|| format!("removing {}", dir.display()))?;
             }
         }
-        println!("\n### {strength} cheating, seeds {:?} ({} users × {} days each)\n", args.seeds, args.users, args.days);
+        println!(
+            "\n### {strength} cheating, seeds {:?} ({} users × {} days each)\n",
+            args.seeds, args.users, args.days
+        );
         println!("{total}");
         println!("targets:");
         if strength == "blatant" {
             for r in total.rules.iter().filter(|r| r.labelled > 0) {
-                misses += usize::from(!check(&format!("{} precision", r.rule), r.precision(), |v| v >= 0.95, "≥ 0.95"));
-                misses += usize::from(!check(&format!("{} recall", r.rule), r.recall(), |v| v >= 0.90, "≥ 0.90"));
+                misses += usize::from(!check(
+                    &format!("{} precision", r.rule),
+                    r.precision(),
+                    |v| v >= 0.95,
+                    "≥ 0.95",
+                ));
+                misses += usize::from(!check(
+                    &format!("{} recall", r.rule),
+                    r.recall(),
+                    |v| v >= 0.90,
+                    "≥ 0.90",
+                ));
             }
             misses += usize::from(!check(
                 "cheaters' tainted claims withheld",
@@ -189,7 +213,12 @@ fn main() -> anyhow::Result<()> {
                 "≥ 0.95",
             ));
         }
-        misses += usize::from(!check("honest learners flagged", total.honest_flagged_share(), |v| v <= 0.01, "≤ 0.01"));
+        misses += usize::from(!check(
+            "honest learners flagged",
+            total.honest_flagged_share(),
+            |v| v <= 0.01,
+            "≤ 0.01",
+        ));
         misses += usize::from(!check(
             "honest claims withheld",
             total.honest_claims_withheld_share(),

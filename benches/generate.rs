@@ -25,10 +25,17 @@ impl Write for Counting {
 
 fn main() {
     // `cargo bench` passes `--bench`; positional numbers are ours.
-    let nums: Vec<u32> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
+    let nums: Vec<u32> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
     let users = nums.first().copied().unwrap_or(2000);
     let days = nums.get(1).copied().unwrap_or(30);
-    let cfg = Config { users, days, ..Config::default() };
+    let cfg = Config {
+        users,
+        days,
+        ..Config::default()
+    };
     let gen = Generator::new(cfg).expect("valid settings");
     let mut best = f64::INFINITY;
     let (mut lines, mut bytes) = (0, 0);

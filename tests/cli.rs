@@ -166,13 +166,18 @@ fn the_shipped_pipelines_validate() {
 #[test]
 fn the_reference_pipeline_holds_the_built_in_defaults() {
     use creditguard::config::{Overrides, Pipeline};
-    let p = Pipeline::load(&repo().join("pipelines/reference.toml"), &Overrides::default()).unwrap();
+    let p = Pipeline::load(
+        &repo().join("pipelines/reference.toml"),
+        &Overrides::default(),
+    )
+    .unwrap();
     assert_eq!(
         p.section::<creditguard_detect::JobsConfig>("jobs").unwrap(),
         creditguard_detect::JobsConfig::default()
     );
     assert_eq!(
-        p.section::<creditguard_score::ScoreConfig>("score").unwrap(),
+        p.section::<creditguard_score::ScoreConfig>("score")
+            .unwrap(),
         creditguard_score::ScoreConfig::default()
     );
     assert_eq!(
@@ -192,18 +197,45 @@ fn the_default_pipeline_goes_from_the_sample_to_results_and_a_report() {
         .arg(s.lake()));
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
-    for needle in ["ingest", "jobs", "total flags", "claims:", "cases:", "progress:"] {
-        assert!(text.contains(needle), "`{needle}` missing from the summary:\n{text}");
+    for needle in [
+        "ingest",
+        "jobs",
+        "total flags",
+        "claims:",
+        "cases:",
+        "progress:",
+    ] {
+        assert!(
+            text.contains(needle),
+            "`{needle}` missing from the summary:\n{text}"
+        );
     }
-    for table in ["events", "results/flags", "results/credits", "results/cases", "results/progress"] {
-        assert!(parquet_files(&s.lake().join(table)) > 0, "no files in {table}");
+    for table in [
+        "events",
+        "results/flags",
+        "results/credits",
+        "results/cases",
+        "results/progress",
+    ] {
+        assert!(
+            parquet_files(&s.lake().join(table)) > 0,
+            "no files in {table}"
+        );
     }
     for job in creditguard_contract::DETECTORS {
-        assert!(parquet_files(&s.lake().join("features").join(job)) > 0, "no features of {job}");
+        assert!(
+            parquet_files(&s.lake().join("features").join(job)) > 0,
+            "no features of {job}"
+        );
     }
 
     let html = s.path("report.html");
-    let out = run(creditguard().arg("report").arg("--lake").arg(s.lake()).arg("--html").arg(&html));
+    let out = run(creditguard()
+        .arg("report")
+        .arg("--lake")
+        .arg(s.lake())
+        .arg("--html")
+        .arg(&html));
     assert!(out.status.success());
     let report = String::from_utf8(out.stdout).unwrap();
     assert!(report.contains("withheld"), "{report}");
@@ -214,7 +246,15 @@ fn the_default_pipeline_goes_from_the_sample_to_results_and_a_report() {
     let flags_before = parquet_files(&s.lake().join("results/flags"));
     let out = run(creditguard()
         .current_dir(repo())
-        .args(["job", "watch_time", "--pipeline", "pipelines/default.toml", "--day", "2026-03-05", "--lake"])
+        .args([
+            "job",
+            "watch_time",
+            "--pipeline",
+            "pipelines/default.toml",
+            "--day",
+            "2026-03-05",
+            "--lake",
+        ])
         .arg(s.lake()));
     assert!(out.status.success());
     assert_eq!(parquet_files(&s.lake().join("results/flags")), flags_before);
@@ -223,10 +263,20 @@ fn the_default_pipeline_goes_from_the_sample_to_results_and_a_report() {
 #[test]
 fn generate_writes_contract_valid_telemetry_catalog_and_labels() {
     let s = Scratch::new();
-    let out = run(creditguard().args([
-        "generate", "--users", "40", "--days", "6", "--seed", "3", "--fault-rate", "0.01", "--out",
-    ])
-    .arg(s.path("g/telemetry.ndjson")));
+    let out = run(creditguard()
+        .args([
+            "generate",
+            "--users",
+            "40",
+            "--days",
+            "6",
+            "--seed",
+            "3",
+            "--fault-rate",
+            "0.01",
+            "--out",
+        ])
+        .arg(s.path("g/telemetry.ndjson")));
     assert!(out.status.success());
     let body = std::fs::read_to_string(s.path("g/telemetry.ndjson")).unwrap();
     let labels = creditguard_synth::Labels::read(s.path("g/telemetry.labels.json")).unwrap();
@@ -235,7 +285,10 @@ fn generate_writes_contract_valid_telemetry_catalog_and_labels() {
         .lines()
         .filter(|l| creditguard_contract::parse_event(l.as_bytes()).is_err())
         .count() as u64;
-    assert_eq!(invalid, labels.summary.invalid_lines, "only the deliberately invalid lines fail");
+    assert_eq!(
+        invalid, labels.summary.invalid_lines,
+        "only the deliberately invalid lines fail"
+    );
     assert_eq!(body.lines().count() as u64, labels.summary.lines);
     let catalog = std::fs::read_to_string(s.path("g/telemetry.catalog.csv")).unwrap();
     assert!(catalog.starts_with("course_id,title,category,credits,duration_s,min_watch_ratio"));

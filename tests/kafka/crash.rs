@@ -15,20 +15,53 @@ fn crash_at(point: &str, after: u32) {
     let lake = dir.path().join("lake");
     let group = format!("g-{point}");
 
-    let mut crashing = IngestProc::start(b, &topic, &group, &lake, IngestOpts { roll_rows: 400, fault: Some((point, after)) });
-    let status = crashing.wait(Duration::from_secs(60)).unwrap_or_else(|| panic!("no crash at {point}; log:\n{}", crashing.log_text()));
+    let mut crashing = IngestProc::start(
+        b,
+        &topic,
+        &group,
+        &lake,
+        IngestOpts {
+            roll_rows: 400,
+            fault: Some((point, after)),
+        },
+    );
+    let status = crashing
+        .wait(Duration::from_secs(60))
+        .unwrap_or_else(|| panic!("no crash at {point}; log:\n{}", crashing.log_text()));
     use std::os::unix::process::ExitStatusExt;
-    assert_eq!(status.signal(), Some(6), "aborted at {point}: {status:?}\n{}", crashing.log_text());
-    assert!(crashing.log_text().contains(&format!("CREDITGUARD_FAULT={point}")));
+    assert_eq!(
+        status.signal(),
+        Some(6),
+        "aborted at {point}: {status:?}\n{}",
+        crashing.log_text()
+    );
+    assert!(crashing
+        .log_text()
+        .contains(&format!("CREDITGUARD_FAULT={point}")));
     // What the crash left is either complete or invisible (lake_rows panics on a torn file).
     let (before, _) = harness::lake_rows(&lake);
     assert!(before.len() < fx.valid.len());
     if point == "mid_file" {
-        let tmp = walk(&lake).into_iter().filter(|p| p.contains(".tmp-")).count();
-        assert!(tmp >= 1, "a partial temporary file is left behind, invisible to readers");
+        let tmp = walk(&lake)
+            .into_iter()
+            .filter(|p| p.contains(".tmp-"))
+            .count();
+        assert!(
+            tmp >= 1,
+            "a partial temporary file is left behind, invisible to readers"
+        );
     }
 
-    let ingest = IngestProc::start(b, &topic, &group, &lake, IngestOpts { roll_rows: 400, fault: None });
+    let ingest = IngestProc::start(
+        b,
+        &topic,
+        &group,
+        &lake,
+        IngestOpts {
+            roll_rows: 400,
+            fault: None,
+        },
+    );
     harness::wait_for_rows(&lake, fx.valid.len(), Duration::from_secs(60), &[&ingest]);
     assert!(ingest.terminate().success());
     harness::assert_exactly_once(&lake, &fx);
@@ -76,16 +109,38 @@ fn sigkill_at_random_moments_loses_and_doubles_nothing() {
     // A fixed seed: the kill moments differ between runs only by scheduling noise.
     let mut seed: u64 = 0x5eed_cafe;
     for round in 0..3 {
-        let ingest = IngestProc::start(b, &topic, "g-sigkill", &lake, IngestOpts { roll_rows: 500, fault: None });
+        let ingest = IngestProc::start(
+            b,
+            &topic,
+            "g-sigkill",
+            &lake,
+            IngestOpts {
+                roll_rows: 500,
+                fault: None,
+            },
+        );
         // Kill once it is reading: after its first commit of this round, plus a random delay.
         let start_rows = harness::lake_rows(&lake).0.len();
-        harness::wait_until(Duration::from_secs(20), || harness::lake_rows(&lake).0.len() > start_rows);
-        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        harness::wait_until(Duration::from_secs(20), || {
+            harness::lake_rows(&lake).0.len() > start_rows
+        });
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         std::thread::sleep(Duration::from_millis(20 + (seed >> 33) % 300));
         eprintln!("round {round}: SIGKILL");
         ingest.kill();
     }
-    let ingest = IngestProc::start(b, &topic, "g-sigkill", &lake, IngestOpts { roll_rows: 500, fault: None });
+    let ingest = IngestProc::start(
+        b,
+        &topic,
+        "g-sigkill",
+        &lake,
+        IngestOpts {
+            roll_rows: 500,
+            fault: None,
+        },
+    );
     harness::wait_for_rows(&lake, fx.valid.len(), Duration::from_secs(90), &[&ingest]);
     assert!(ingest.terminate().success());
     harness::assert_exactly_once(&lake, &fx);

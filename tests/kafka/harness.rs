@@ -45,7 +45,11 @@ fn tansu_path() -> Option<PathBuf> {
 }
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// The broker of this test binary, started on first use; `None` (after printing SKIP) when
@@ -101,9 +105,17 @@ impl Broker {
 
     /// A topic name no other test uses, created with `partitions` partitions, and its DLQ.
     pub fn topic(&self, tag: &str, partitions: i32) -> String {
-        let name = format!("t-{tag}-{}-{}", std::process::id(), SEQ.fetch_add(1, Ordering::Relaxed));
+        let name = format!(
+            "t-{tag}-{}-{}",
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::Relaxed)
+        );
         let dlq = format!("{name}.dlq");
-        block_on(creditguard_kafka::create_topics(&self.client(), &[(&name, partitions), (&dlq, 1)])).expect("create topics");
+        block_on(creditguard_kafka::create_topics(
+            &self.client(),
+            &[(&name, partitions), (&dlq, 1)],
+        ))
+        .expect("create topics");
         name
     }
 
@@ -115,18 +127,29 @@ impl Broker {
 
     /// Every message of `topic` from the beginning until `done` holds for what was read, or
     /// `timeout` passed.
-    pub fn read_until(&self, topic: &str, timeout: Duration, done: impl Fn(&[Record]) -> bool) -> Vec<Record> {
+    pub fn read_until(
+        &self,
+        topic: &str,
+        timeout: Duration,
+        done: impl Fn(&[Record]) -> bool,
+    ) -> Vec<Record> {
         let consumer: BaseConsumer = rdkafka::ClientConfig::new()
             .set("bootstrap.servers", &self.addr)
-            .set("group.id", format!("reader-{}", SEQ.fetch_add(1, Ordering::Relaxed)))
+            .set(
+                "group.id",
+                format!("reader-{}", SEQ.fetch_add(1, Ordering::Relaxed)),
+            )
             .set("enable.auto.commit", "false")
             .set("fetch.queue.backoff.ms", "10")
             .create()
             .unwrap();
-        let md = consumer.fetch_metadata(Some(topic), Duration::from_secs(5)).unwrap();
+        let md = consumer
+            .fetch_metadata(Some(topic), Duration::from_secs(5))
+            .unwrap();
         let mut tpl = TopicPartitionList::new();
         for p in md.topics()[0].partitions() {
-            tpl.add_partition_offset(topic, p.id(), Offset::Beginning).unwrap();
+            tpl.add_partition_offset(topic, p.id(), Offset::Beginning)
+                .unwrap();
         }
         consumer.assign(&tpl).unwrap();
         let mut out = Vec::new();
@@ -135,7 +158,18 @@ impl Broker {
             if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
                 let headers = m
                     .headers()
-                    .map(|h| h.iter().map(|h| (h.key.to_string(), h.value.map(|v| String::from_utf8_lossy(v).into_owned()).unwrap_or_default())).collect())
+                    .map(|h| {
+                        h.iter()
+                            .map(|h| {
+                                (
+                                    h.key.to_string(),
+                                    h.value
+                                        .map(|v| String::from_utf8_lossy(v).into_owned())
+                                        .unwrap_or_default(),
+                                )
+                            })
+                            .collect()
+                    })
                     .unwrap_or_default();
                 out.push(Record {
                     partition: m.partition(),
@@ -160,12 +194,19 @@ pub struct Record {
 
 impl Record {
     pub fn header(&self, key: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 }
 
 pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(f)
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
 }
 
 /// Polls `cond` every 50 ms until it holds or `timeout` passes.
@@ -191,14 +232,24 @@ pub struct Fixture {
 }
 
 pub fn fixture(tag: &str, n: usize, invalid_every: usize) -> Fixture {
-    let mut f = Fixture { lines: Vec::new(), valid: BTreeSet::new(), invalid: BTreeSet::new() };
+    let mut f = Fixture {
+        lines: Vec::new(),
+        valid: BTreeSet::new(),
+        invalid: BTreeSet::new(),
+    };
     for i in 0..n {
         let id = format!("{tag}-{i}");
         if invalid_every > 0 && i % invalid_every == invalid_every - 1 {
             let line = match (i / invalid_every) % 3 {
                 0 => format!("not json {id}"),
-                1 => format!(r#"{{"event_id":"{id}","type":"login","user_id":"u{}","session_id":"s"}}"#, i % 37),
-                _ => format!(r#"{{"event_id":"{id}","type":"heartbeat","ts":"2026-03-02T10:00:00Z","user_id":"u{}","session_id":"s","course_id":"c","lesson_id":"l","position_s":"12","playing":true,"visible":true}}"#, i % 37),
+                1 => format!(
+                    r#"{{"event_id":"{id}","type":"login","user_id":"u{}","session_id":"s"}}"#,
+                    i % 37
+                ),
+                _ => format!(
+                    r#"{{"event_id":"{id}","type":"heartbeat","ts":"2026-03-02T10:00:00Z","user_id":"u{}","session_id":"s","course_id":"c","lesson_id":"l","position_s":"12","playing":true,"visible":true}}"#,
+                    i % 37
+                ),
             };
             f.invalid.insert(line.clone());
             f.lines.push(line);
@@ -235,17 +286,42 @@ pub fn lake_rows(lake: &Path) -> (Vec<Row>, Vec<String>) {
     for day in lake.days("events").unwrap() {
         for path in lake.partition_files("events", day).unwrap() {
             names.push(path.file_name().unwrap().to_string_lossy().into_owned());
-            let reader = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&path).unwrap())
-                .unwrap_or_else(|e| panic!("{} is not a complete Parquet file: {e}", path.display()))
-                .build()
-                .unwrap();
+            let reader =
+                ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&path).unwrap())
+                    .unwrap_or_else(|e| {
+                        panic!("{} is not a complete Parquet file: {e}", path.display())
+                    })
+                    .build()
+                    .unwrap();
             for batch in reader {
                 let batch = batch.unwrap();
-                let ids = batch.column_by_name("event_id").unwrap().as_any().downcast_ref::<StringArray>().unwrap().clone();
-                let src = batch.column_by_name("src").unwrap().as_any().downcast_ref::<StringArray>().unwrap().clone();
-                let pos = batch.column_by_name("src_pos").unwrap().as_any().downcast_ref::<Int64Array>().unwrap().clone();
+                let ids = batch
+                    .column_by_name("event_id")
+                    .unwrap()
+                    .as_any()
+                    .downcast_ref::<StringArray>()
+                    .unwrap()
+                    .clone();
+                let src = batch
+                    .column_by_name("src")
+                    .unwrap()
+                    .as_any()
+                    .downcast_ref::<StringArray>()
+                    .unwrap()
+                    .clone();
+                let pos = batch
+                    .column_by_name("src_pos")
+                    .unwrap()
+                    .as_any()
+                    .downcast_ref::<Int64Array>()
+                    .unwrap()
+                    .clone();
                 for i in 0..batch.num_rows() {
-                    rows.push(Row { event_id: ids.value(i).to_string(), src: src.value(i).to_string(), src_pos: pos.value(i) });
+                    rows.push(Row {
+                        event_id: ids.value(i).to_string(),
+                        src: src.value(i).to_string(),
+                        src_pos: pos.value(i),
+                    });
                 }
                 assert_eq!(ids.null_count(), 0);
             }
@@ -262,10 +338,25 @@ pub fn assert_exactly_once(lake: &Path, fx: &Fixture) {
         *counts.entry(r.event_id.as_str()).or_default() += 1;
     }
     let doubled: Vec<_> = counts.iter().filter(|(_, n)| **n > 1).take(5).collect();
-    assert!(doubled.is_empty(), "events in the lake more than once: {doubled:?} (files: {names:?})");
-    let missing: Vec<_> = fx.valid.iter().filter(|id| !counts.contains_key(id.as_str())).take(5).collect();
-    assert!(missing.is_empty(), "valid events missing from the lake: {missing:?}");
-    assert_eq!(rows.len(), fx.valid.len(), "rows that are not fixture events");
+    assert!(
+        doubled.is_empty(),
+        "events in the lake more than once: {doubled:?} (files: {names:?})"
+    );
+    let missing: Vec<_> = fx
+        .valid
+        .iter()
+        .filter(|id| !counts.contains_key(id.as_str()))
+        .take(5)
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "valid events missing from the lake: {missing:?}"
+    );
+    assert_eq!(
+        rows.len(),
+        fx.valid.len(),
+        "rows that are not fixture events"
+    );
 }
 
 /// The dead letters of `topic` are exactly the fixture's invalid lines (each at least once:
@@ -274,15 +365,32 @@ pub fn assert_dead_letters(b: &Broker, topic: &str, fx: &Fixture, at_least: usiz
     // A replay after a crash may deliver a dead letter twice: read until every distinct
     // payload (and at least `at_least` records) arrived.
     let dlq = b.read_until(&format!("{topic}.dlq"), Duration::from_secs(30), |out| {
-        out.len() >= at_least && out.iter().map(|r| &r.payload).collect::<BTreeSet<_>>().len() >= fx.invalid.len()
+        out.len() >= at_least
+            && out
+                .iter()
+                .map(|r| &r.payload)
+                .collect::<BTreeSet<_>>()
+                .len()
+                >= fx.invalid.len()
     });
-    let got: BTreeSet<String> = dlq.iter().map(|r| String::from_utf8(r.payload.clone()).unwrap()).collect();
+    let got: BTreeSet<String> = dlq
+        .iter()
+        .map(|r| String::from_utf8(r.payload.clone()).unwrap())
+        .collect();
     assert_eq!(got, fx.invalid, "dead-letter topic payloads");
     for r in &dlq {
         assert_eq!(r.header("source_topic"), Some(topic), "{r:?}");
         assert!(r.header("error").is_some_and(|e| !e.is_empty()), "{r:?}");
-        assert!(r.header("source_partition").is_some_and(|p| p.parse::<i32>().is_ok()), "{r:?}");
-        assert!(r.header("source_offset").is_some_and(|p| p.parse::<i64>().is_ok()), "{r:?}");
+        assert!(
+            r.header("source_partition")
+                .is_some_and(|p| p.parse::<i32>().is_ok()),
+            "{r:?}"
+        );
+        assert!(
+            r.header("source_offset")
+                .is_some_and(|p| p.parse::<i64>().is_ok()),
+            "{r:?}"
+        );
     }
     dlq
 }
@@ -301,30 +409,65 @@ pub struct IngestOpts<'a> {
 
 impl Default for IngestOpts<'_> {
     fn default() -> Self {
-        IngestOpts { roll_rows: 1000, fault: None }
+        IngestOpts {
+            roll_rows: 1000,
+            fault: None,
+        }
     }
 }
 
 impl IngestProc {
-    pub fn start(b: &Broker, topic: &str, group: &str, lake: &Path, opts: IngestOpts<'_>) -> IngestProc {
+    pub fn start(
+        b: &Broker,
+        topic: &str,
+        group: &str,
+        lake: &Path,
+        opts: IngestOpts<'_>,
+    ) -> IngestProc {
         let metrics_addr = format!("127.0.0.1:{}", free_port());
-        let log = lake.with_file_name(format!("ingest-{}.log", SEQ.fetch_add(1, Ordering::Relaxed)));
+        let log = lake.with_file_name(format!(
+            "ingest-{}.log",
+            SEQ.fetch_add(1, Ordering::Relaxed)
+        ));
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_creditguard"));
-        cmd.args(["--log-format", "json", "--log", "info,librdkafka=warn", "ingest"])
-            .args(["--brokers", &b.addr, "--topic", topic, "--group", group])
-            .arg("--lake")
-            .arg(lake)
-            .args(["--metrics-addr", &metrics_addr, "--roll-rows", &opts.roll_rows.to_string(), "--roll-age", "500ms"])
-            .args(["-X", "session.timeout.ms=6000", "-X", "heartbeat.interval.ms=500"])
-            .env_remove("CREDITGUARD_FAULT")
-            .env_remove("CREDITGUARD_FAULT_AFTER")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap());
+        cmd.args([
+            "--log-format",
+            "json",
+            "--log",
+            "info,librdkafka=warn",
+            "ingest",
+        ])
+        .args(["--brokers", &b.addr, "--topic", topic, "--group", group])
+        .arg("--lake")
+        .arg(lake)
+        .args([
+            "--metrics-addr",
+            &metrics_addr,
+            "--roll-rows",
+            &opts.roll_rows.to_string(),
+            "--roll-age",
+            "500ms",
+        ])
+        .args([
+            "-X",
+            "session.timeout.ms=6000",
+            "-X",
+            "heartbeat.interval.ms=500",
+        ])
+        .env_remove("CREDITGUARD_FAULT")
+        .env_remove("CREDITGUARD_FAULT_AFTER")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap());
         if let Some((point, after)) = opts.fault {
-            cmd.env("CREDITGUARD_FAULT", point).env("CREDITGUARD_FAULT_AFTER", after.to_string());
+            cmd.env("CREDITGUARD_FAULT", point)
+                .env("CREDITGUARD_FAULT_AFTER", after.to_string());
         }
         let child = cmd.spawn().expect("start creditguard ingest");
-        IngestProc { child: Some(child), metrics_addr, log }
+        IngestProc {
+            child: Some(child),
+            metrics_addr,
+            log,
+        }
     }
 
     pub fn pid(&self) -> u32 {
@@ -333,24 +476,37 @@ impl IngestProc {
 
     /// The `/metrics` text, if the endpoint answers.
     pub fn metrics(&self) -> Option<String> {
-        creditguard_kafka::http::get(&self.metrics_addr, "/metrics").ok().filter(|(c, _)| *c == 200).map(|(_, b)| b)
+        creditguard_kafka::http::get(&self.metrics_addr, "/metrics")
+            .ok()
+            .filter(|(c, _)| *c == 200)
+            .map(|(_, b)| b)
     }
 
     pub fn metric(&self, name: &str) -> f64 {
-        self.metrics().and_then(|m| creditguard_kafka::metrics::sample(&m, name, "")).unwrap_or(0.0)
+        self.metrics()
+            .and_then(|m| creditguard_kafka::metrics::sample(&m, name, ""))
+            .unwrap_or(0.0)
     }
 
     /// The sum of every sample of `name` (all label sets).
     pub fn metric_sum(&self, name: &str) -> f64 {
-        let Some(text) = self.metrics() else { return 0.0 };
+        let Some(text) = self.metrics() else {
+            return 0.0;
+        };
         text.lines()
-            .filter(|l| !l.starts_with('#') && (l.starts_with(&format!("{name}{{")) || l.starts_with(&format!("{name} "))))
+            .filter(|l| {
+                !l.starts_with('#')
+                    && (l.starts_with(&format!("{name}{{")) || l.starts_with(&format!("{name} ")))
+            })
             .filter_map(|l| l.rsplit_once(' ').and_then(|(_, v)| v.parse::<f64>().ok()))
             .sum()
     }
 
     fn signal(&self, sig: &str) {
-        let status = Command::new("kill").args([sig, &self.pid().to_string()]).status().unwrap();
+        let status = Command::new("kill")
+            .args([sig, &self.pid().to_string()])
+            .status()
+            .unwrap();
         assert!(status.success());
     }
 
@@ -373,14 +529,17 @@ impl IngestProc {
     /// SIGTERM and wait: the exit status.
     pub fn terminate(mut self) -> ExitStatus {
         self.signal("-TERM");
-        let status = self.wait(Duration::from_secs(30)).unwrap_or_else(|| panic!("no exit 30 s after SIGTERM; log:\n{}", self.log_text()));
+        let status = self
+            .wait(Duration::from_secs(30))
+            .unwrap_or_else(|| panic!("no exit 30 s after SIGTERM; log:\n{}", self.log_text()));
         status
     }
 
     /// SIGKILL and wait.
     pub fn kill(mut self) {
         self.signal("-KILL");
-        self.wait(Duration::from_secs(10)).expect("exit after SIGKILL");
+        self.wait(Duration::from_secs(10))
+            .expect("exit after SIGKILL");
     }
 
     pub fn log_text(&self) -> String {
@@ -399,7 +558,8 @@ impl Drop for IngestProc {
 
 /// Produces the fixture's lines (key = user).
 pub fn produce(b: &Broker, topic: &str, lines: &[String]) {
-    let report = creditguard_kafka::produce_ndjson_lines(&b.client(), topic, lines).expect("produce");
+    let report =
+        creditguard_kafka::produce_ndjson_lines(&b.client(), topic, lines).expect("produce");
     assert_eq!(report.records as usize, lines.len());
 }
 
@@ -410,6 +570,9 @@ pub fn wait_for_rows(lake: &Path, n: usize, timeout: Duration, procs: &[&IngestP
         for p in procs {
             eprintln!("--- ingest log {}\n{}", p.log.display(), p.log_text());
         }
-        panic!("the lake did not reach {n} rows in {timeout:?} (has {})", lake_rows(lake).0.len());
+        panic!(
+            "the lake did not reach {n} rows in {timeout:?} (has {})",
+            lake_rows(lake).0.len()
+        );
     }
 }

@@ -14,23 +14,41 @@ fn every_valid_event_lands_once_and_invalid_ones_go_to_the_dlq_with_their_bytes(
     harness::produce(b, &topic, &fx.lines);
     // One more poison message with a header of its own, which the DLQ copy must keep.
     let poison = b"\xff\xfe not even utf-8".to_vec();
-    let producer: FutureProducer = rdkafka::ClientConfig::new().set("bootstrap.servers", &b.addr).create().unwrap();
-    harness::block_on(producer.send(
-        FutureRecord::to(&topic)
-            .key("u1")
-            .payload(&poison)
-            .headers(OwnedHeaders::new().insert(Header { key: "trace_id", value: Some("abc") })),
-        Duration::from_secs(10),
-    ))
+    let producer: FutureProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &b.addr)
+        .create()
+        .unwrap();
+    harness::block_on(
+        producer.send(
+            FutureRecord::to(&topic).key("u1").payload(&poison).headers(
+                OwnedHeaders::new().insert(Header {
+                    key: "trace_id",
+                    value: Some("abc"),
+                }),
+            ),
+            Duration::from_secs(10),
+        ),
+    )
     .unwrap();
 
     let dir = tempfile::tempdir().unwrap();
     let lake = dir.path().join("lake");
-    let ingest = IngestProc::start(b, &topic, "g-e2e", &lake, IngestOpts { roll_rows: 700, fault: None });
+    let ingest = IngestProc::start(
+        b,
+        &topic,
+        "g-e2e",
+        &lake,
+        IngestOpts {
+            roll_rows: 700,
+            fault: None,
+        },
+    );
     harness::wait_for_rows(&lake, fx.valid.len(), Duration::from_secs(60), &[&ingest]);
     let dead = fx.invalid.len() as f64 + 1.0;
     assert!(
-        harness::wait_until(Duration::from_secs(20), || ingest.metric_sum("creditguard_dead_letters_total") == dead),
+        harness::wait_until(Duration::from_secs(20), || ingest
+            .metric_sum("creditguard_dead_letters_total")
+            == dead),
         "dead letters confirmed: {}",
         ingest.metric_sum("creditguard_dead_letters_total")
     );
@@ -38,11 +56,23 @@ fn every_valid_event_lands_once_and_invalid_ones_go_to_the_dlq_with_their_bytes(
     // Operations endpoint while running.
     let (code, _) = creditguard_kafka::http::get(&ingest.metrics_addr, "/readyz").unwrap();
     assert_eq!(code, 200);
-    assert_eq!(creditguard_kafka::http::get(&ingest.metrics_addr, "/healthz").unwrap().0, 200);
+    assert_eq!(
+        creditguard_kafka::http::get(&ingest.metrics_addr, "/healthz")
+            .unwrap()
+            .0,
+        200
+    );
     let m = ingest.metrics().unwrap();
-    assert_eq!(creditguard_kafka::metrics::sample(&m, "creditguard_events_in_total", ""), Some(fx.valid.len() as f64));
+    assert_eq!(
+        creditguard_kafka::metrics::sample(&m, "creditguard_events_in_total", ""),
+        Some(fx.valid.len() as f64)
+    );
     for p in 0..3 {
-        let lag = creditguard_kafka::metrics::sample(&m, "creditguard_consumer_lag_messages", &format!("topic=\"{topic}\",partition=\"{p}\""));
+        let lag = creditguard_kafka::metrics::sample(
+            &m,
+            "creditguard_consumer_lag_messages",
+            &format!("topic=\"{topic}\",partition=\"{p}\""),
+        );
         assert!(lag.is_some(), "lag of partition {p} in {m}");
     }
 
@@ -56,21 +86,39 @@ fn every_valid_event_lands_once_and_invalid_ones_go_to_the_dlq_with_their_bytes(
         let (t, p) = r.src.rsplit_once('/').unwrap();
         assert_eq!(t, topic);
         let name_prefix = format!("part-{topic}-{p}-");
-        assert!(names.iter().any(|n| n.starts_with(&name_prefix)), "{name_prefix} in {names:?}");
+        assert!(
+            names.iter().any(|n| n.starts_with(&name_prefix)),
+            "{name_prefix} in {names:?}"
+        );
     }
     for n in &names {
-        let rest = n.strip_prefix(&format!("part-{topic}-")).unwrap().strip_suffix(".parquet").unwrap();
+        let rest = n
+            .strip_prefix(&format!("part-{topic}-"))
+            .unwrap()
+            .strip_suffix(".parquet")
+            .unwrap();
         let nums: Vec<i64> = rest.split('-').map(|x| x.parse().unwrap()).collect();
         assert_eq!(nums.len(), 3, "{n}");
         assert!(nums[1] <= nums[2], "{n}");
     }
 
     let mut fx_with_poison = fx;
-    fx_with_poison.invalid.insert(String::from_utf8_lossy(&poison).into_owned());
-    let dlq = b.read_all(&format!("{topic}.dlq"), fx_with_poison.invalid.len(), Duration::from_secs(20));
+    fx_with_poison
+        .invalid
+        .insert(String::from_utf8_lossy(&poison).into_owned());
+    let dlq = b.read_all(
+        &format!("{topic}.dlq"),
+        fx_with_poison.invalid.len(),
+        Duration::from_secs(20),
+    );
     let payloads: BTreeSet<Vec<u8>> = dlq.iter().map(|r| r.payload.clone()).collect();
     assert!(payloads.contains(&poison), "original bytes kept exactly");
-    let mut expected: BTreeSet<Vec<u8>> = fx_with_poison.invalid.iter().filter(|l| !l.contains('\u{fffd}')).map(|l| l.as_bytes().to_vec()).collect();
+    let mut expected: BTreeSet<Vec<u8>> = fx_with_poison
+        .invalid
+        .iter()
+        .filter(|l| !l.contains('\u{fffd}'))
+        .map(|l| l.as_bytes().to_vec())
+        .collect();
     expected.insert(poison.clone());
     assert_eq!(payloads, expected);
     let p = dlq.iter().find(|r| r.payload == poison).unwrap();
@@ -93,7 +141,12 @@ fn a_restart_resumes_from_committed_offsets_without_rereading() {
     let first = harness::fixture("resume-a", 800, 0);
     harness::produce(b, &topic, &first.lines);
     let ingest = IngestProc::start(b, &topic, "g-resume", &lake, IngestOpts::default());
-    harness::wait_for_rows(&lake, first.valid.len(), Duration::from_secs(60), &[&ingest]);
+    harness::wait_for_rows(
+        &lake,
+        first.valid.len(),
+        Duration::from_secs(60),
+        &[&ingest],
+    );
     assert!(ingest.terminate().success());
     let (_, files_before) = harness::lake_rows(&lake);
 
@@ -107,7 +160,9 @@ fn a_restart_resumes_from_committed_offsets_without_rereading() {
     };
     harness::wait_for_rows(&lake, all.valid.len(), Duration::from_secs(60), &[&ingest]);
     // Only the new offsets were read the second time.
-    assert!(harness::wait_until(Duration::from_secs(10), || ingest.metric("creditguard_kafka_messages_total") >= 500.0));
+    assert!(harness::wait_until(Duration::from_secs(10), || ingest
+        .metric("creditguard_kafka_messages_total")
+        >= 500.0));
     assert_eq!(ingest.metric("creditguard_kafka_messages_total"), 500.0);
     assert!(ingest.terminate().success());
     harness::assert_exactly_once(&lake, &all);

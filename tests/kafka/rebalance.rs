@@ -12,17 +12,48 @@ fn a_second_consumer_joining_mid_stream_loses_and_doubles_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let lake = dir.path().join("lake");
 
-    let a = IngestProc::start(b, &topic, "g-rebalance", &lake, IngestOpts { roll_rows: 300, fault: None });
-    assert!(harness::wait_until(Duration::from_secs(30), || a.metric("creditguard_files_committed_total") > 0.0), "{}", a.log_text());
-    let second = IngestProc::start(b, &topic, "g-rebalance", &lake, IngestOpts { roll_rows: 300, fault: None });
+    let a = IngestProc::start(
+        b,
+        &topic,
+        "g-rebalance",
+        &lake,
+        IngestOpts {
+            roll_rows: 300,
+            fault: None,
+        },
+    );
+    assert!(
+        harness::wait_until(Duration::from_secs(30), || a
+            .metric("creditguard_files_committed_total")
+            > 0.0),
+        "{}",
+        a.log_text()
+    );
+    let second = IngestProc::start(
+        b,
+        &topic,
+        "g-rebalance",
+        &lake,
+        IngestOpts {
+            roll_rows: 300,
+            fault: None,
+        },
+    );
     harness::produce(b, &topic, tail);
     // The newcomer gets partitions, the first member gives some up.
     assert!(
-        harness::wait_until(Duration::from_secs(30), || second.metric("creditguard_assigned_partitions") > 0.0),
+        harness::wait_until(Duration::from_secs(30), || second
+            .metric("creditguard_assigned_partitions")
+            > 0.0),
         "second member never got a partition:\n{}",
         second.log_text()
     );
-    harness::wait_for_rows(&lake, fx.valid.len(), Duration::from_secs(60), &[&a, &second]);
+    harness::wait_for_rows(
+        &lake,
+        fx.valid.len(),
+        Duration::from_secs(60),
+        &[&a, &second],
+    );
     assert!(a.metric("creditguard_rebalances_total") >= 2.0);
     assert!(a.terminate().success());
     assert!(second.terminate().success());

@@ -58,7 +58,12 @@ fn results_round_trip_through_the_topic() {
     let b = with_broker!();
     let topic = b.topic("results", 3);
     let sent = records();
-    let report = harness::block_on(creditguard_kafka::produce_results(&b.client(), &topic, sent.clone())).unwrap();
+    let report = harness::block_on(creditguard_kafka::produce_results(
+        &b.client(),
+        &topic,
+        sent.clone(),
+    ))
+    .unwrap();
     assert_eq!(report.records as usize, sent.len());
     assert_eq!(report.partitions.values().sum::<u64>() as usize, sent.len());
 
@@ -71,7 +76,9 @@ fn results_round_trip_through_the_topic() {
         let rec: ResultRecord = serde_json::from_slice(&r.payload).unwrap();
         assert_eq!(r.key.as_deref(), Some(rec.user_id()));
         // One learner's records share a partition (and so keep their order).
-        let p = *partition_of_user.entry(rec.user_id().to_string()).or_insert(r.partition);
+        let p = *partition_of_user
+            .entry(rec.user_id().to_string())
+            .or_insert(r.partition);
         assert_eq!(p, r.partition);
         decoded.push(rec);
     }
@@ -88,6 +95,10 @@ fn producing_to_a_missing_topic_fails_instead_of_reporting_success() {
     let b = with_broker!();
     let mut client = b.client();
     client.set("message.timeout.ms", "3000");
-    let err = harness::block_on(creditguard_kafka::produce_results(&client, "no-such-topic-results", records().into_iter().take(1)));
+    let err = harness::block_on(creditguard_kafka::produce_results(
+        &client,
+        "no-such-topic-results",
+        records().into_iter().take(1),
+    ));
     assert!(err.is_err(), "{err:?}");
 }

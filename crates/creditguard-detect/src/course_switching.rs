@@ -25,7 +25,7 @@ use serde_json::json;
 
 use crate::config::CourseSwitchingConfig;
 use crate::events::{day_of, same_as_prev, secs, sort_opts, type_in};
-use crate::flags::{Draft, Rows, date, dur, dur_zh, hhmm, list_strings, r3, ramp, sort};
+use crate::flags::{date, dur, dur_zh, hhmm, list_strings, r3, ramp, sort, Draft, Rows};
 use crate::{JobOutput, Result};
 
 /// Changes of course per user: rows of the switch events where the course differs from the
@@ -560,16 +560,14 @@ mod tests {
             out.flags[0].evidence
         );
         // 6 changes spread over 12.5 minutes (150 s apart): no.
-        assert!(
-            run(&hops(
-                "u1",
-                &["c1", "c2", "c3", "c1", "c2", "c3", "c1"],
-                0.0,
-                150.0
-            ))
-            .flags
-            .is_empty()
-        );
+        assert!(run(&hops(
+            "u1",
+            &["c1", "c2", "c3", "c1", "c2", "c3", "c1"],
+            0.0,
+            150.0
+        ))
+        .flags
+        .is_empty());
         // Boundary: 6 changes in exactly 600 s fire, in 605 s do not.
         assert_eq!(
             run(&hops(
@@ -582,27 +580,23 @@ mod tests {
             .len(),
             1
         );
-        assert!(
-            run(&hops(
-                "u1",
-                &["c1", "c2", "c3", "c1", "c2", "c3", "c1"],
-                0.0,
-                121.0
-            ))
-            .flags
-            .is_empty()
-        );
+        assert!(run(&hops(
+            "u1",
+            &["c1", "c2", "c3", "c1", "c2", "c3", "c1"],
+            0.0,
+            121.0
+        ))
+        .flags
+        .is_empty());
         // Re-entering the same course is not a change.
-        assert!(
-            run(&hops(
-                "u1",
-                &["c1", "c1", "c1", "c1", "c1", "c1", "c1", "c2"],
-                0.0,
-                10.0
-            ))
-            .flags
-            .is_empty()
-        );
+        assert!(run(&hops(
+            "u1",
+            &["c1", "c1", "c1", "c1", "c1", "c1", "c1", "c2"],
+            0.0,
+            10.0
+        ))
+        .flags
+        .is_empty());
     }
 
     fn run_with(ev: &[String], cfg: &CourseSwitchingConfig) -> JobOutput {
@@ -730,11 +724,9 @@ mod tests {
         // Visits 0, 4 and 7 worked: 5 counted, under 6.
         assert!(run(&build("u2", &[0, 4, 7])).flags.is_empty());
         // Work in the last visit leaves no change behind: still 8 counted.
-        assert!(
-            run(&build("u3", &[8])).flags[0]
-                .evidence
-                .contains("\"changes\":8")
-        );
+        assert!(run(&build("u3", &[8])).flags[0]
+            .evidence
+            .contains("\"changes\":8"));
     }
 
     #[test]

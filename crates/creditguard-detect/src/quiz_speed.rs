@@ -22,7 +22,7 @@ use serde_json::json;
 
 use crate::config::QuizSpeedConfig;
 use crate::events::day_of;
-use crate::flags::{Draft, Rows, hhmm, r3, ramp, sort};
+use crate::flags::{hhmm, r3, ramp, sort, Draft, Rows};
 use crate::{JobOutput, Result};
 
 /// The `quiz_speed` job over the events.

@@ -218,7 +218,12 @@ fn run_batch(
                 // Earlier days' submissions, so a retry of a quiz first handed in before this
                 // batch is recognised as one.
                 let prior = if q.exempt_resubmissions {
-                    prior_features(lake, "quiz_speed", a - 1 - q.resubmission_lookback_days as i64, a - 2)?
+                    prior_features(
+                        lake,
+                        "quiz_speed",
+                        a - 1 - q.resubmission_lookback_days as i64,
+                        a - 2,
+                    )?
                 } else {
                     None
                 };
@@ -410,7 +415,16 @@ mod tests {
         // A slow first attempt on day 0, a fast, perfect retry three days later.
         let events = vec![
             quiz("u9", "c1", "q7", 100.0, 20, 400.0, 14.0, 20.0),
-            quiz("u9", "c1", "q7", 3.0 * 86_400.0 + 100.0, 20, 20.0, 20.0, 20.0),
+            quiz(
+                "u9",
+                "c1",
+                "q7",
+                3.0 * 86_400.0 + 100.0,
+                20,
+                20.0,
+                20.0,
+                20.0,
+            ),
         ];
         ingest(&lake, &events, "part-q.parquet");
         let one_day = JobsConfig {
@@ -436,7 +450,10 @@ mod tests {
         let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
         ingest(&lake, &cheats(), "part-a.parquet");
         let day = T0_US.div_euclid(DAY_US);
-        let cfg = JobsConfig { batch_days: 3, ..JobsConfig::default() };
+        let cfg = JobsConfig {
+            batch_days: 3,
+            ..JobsConfig::default()
+        };
         let r = run_jobs(&lake, &catalog(), &cfg, day, day + 10, "run-gap").unwrap();
         assert_eq!(r.total_flags(), 5, "{r}");
         let later = run_jobs(&lake, &catalog(), &cfg, day + 5, day + 10, "run-empty").unwrap();

@@ -159,7 +159,7 @@ pub fn frame(lines: &[String]) -> DataFrame {
     crate::events::prepare(raw.lazy().select(crate::events::scan_columns()))
         .unwrap()
         .collect()
-    .unwrap()
+        .unwrap()
 }
 
 /// The same events reordered (reversed, then interleaved) with every third one delivered twice.

@@ -34,10 +34,10 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
-use serde_json::{Value, json};
+use serde_json::{json, Value};
 
 use crate::{
-    CatalogRow, Csv, Error, Import, Options, Result, event, field, file_name, files_in, rfc3339_ms,
+    event, field, file_name, files_in, rfc3339_ms, CatalogRow, Csv, Error, Import, Options, Result,
 };
 
 /// A session ends after this much silence.

@@ -43,9 +43,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use creditguard_contract::time::parse_rfc3339_us;
-use serde_json::{Map, Value, json};
+use serde_json::{json, Map, Value};
 
-use crate::{CatalogRow, Error, Import, Options, Result, event, file_name};
+use crate::{event, file_name, CatalogRow, Error, Import, Options, Result};
 
 const SESSION_GAP_US: i64 = 30 * 60 * 1_000_000;
 

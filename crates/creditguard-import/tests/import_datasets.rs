@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use creditguard_import::{Format, Import, Options, import};
+use creditguard_import::{import, Format, Import, Options};
 
 fn datasets() -> Option<PathBuf> {
     let root = Path::new(concat!(

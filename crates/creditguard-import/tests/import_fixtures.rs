@@ -3,8 +3,8 @@
 
 use std::path::Path;
 
-use creditguard_import::{Format, Import, Options, catalog_csv, import};
-use serde_json::{Value, json};
+use creditguard_import::{catalog_csv, import, Format, Import, Options};
+use serde_json::{json, Value};
 
 fn write(dir: &Path, rel: &str, text: &str) {
     let p = dir.join(rel);

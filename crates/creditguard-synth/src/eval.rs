@@ -408,13 +408,24 @@ mod tests {
     #[test]
     fn merging_two_populations_adds_their_counts() {
         let labels = population();
-        let one = evaluate(&labels, [("a", "watch_time.speed"), ("h1", "x.extra")], [("a", "C1", "withheld"), ("h2", "C9", "granted")]);
-        let two = evaluate(&labels, [("b", "watch_time.speed")], [("h2", "C9", "withheld")]);
+        let one = evaluate(
+            &labels,
+            [("a", "watch_time.speed"), ("h1", "x.extra")],
+            [("a", "C1", "withheld"), ("h2", "C9", "granted")],
+        );
+        let two = evaluate(
+            &labels,
+            [("b", "watch_time.speed")],
+            [("h2", "C9", "withheld")],
+        );
         let mut m = Quality::default();
         m.merge(&one);
         m.merge(&two);
         let speed = m.rule("watch_time.speed").unwrap();
-        assert_eq!((speed.labelled, speed.flagged, speed.true_positives), (4, 2, 2));
+        assert_eq!(
+            (speed.labelled, speed.flagged, speed.true_positives),
+            (4, 2, 2)
+        );
         assert_eq!((speed.found_blatant, speed.found_subtle), (1, 1));
         // A rule only one population raised is kept.
         assert_eq!(m.rule("x.extra").unwrap().flagged, 1);

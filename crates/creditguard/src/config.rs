@@ -342,7 +342,8 @@ impl Pipeline {
 
 /// A `YYYY-MM-DD` command-line value as days since 1970-01-01 (clap `value_parser`).
 pub fn parse_day_arg(s: &str) -> Result<i64, String> {
-    creditguard_contract::time::parse_day(s).map_err(|e| format!("`{s}`: {e} (expected YYYY-MM-DD)"))
+    creditguard_contract::time::parse_day(s)
+        .map_err(|e| format!("`{s}`: {e} (expected YYYY-MM-DD)"))
 }
 
 #[cfg(test)]

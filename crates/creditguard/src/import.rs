@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use creditguard_import::{Format, Options, import, write_catalog, write_ndjson};
+use creditguard_import::{import, write_catalog, write_ndjson, Format, Options};
 
 /// The source formats on the command line.
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]

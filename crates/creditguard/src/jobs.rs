@@ -45,16 +45,28 @@ pub fn event_days(lake: &Lake) -> anyhow::Result<Option<(i64, i64)>> {
 
 /// The `jobs` stage: runs the pipeline's enabled jobs for `from..=to` (default: every day that has
 /// events) and writes features and flags to the lake.
-pub fn run_stage(pipeline: &Pipeline, lake: &Lake, from: Option<i64>, to: Option<i64>, run_id: &str) -> anyhow::Result<JobsReport> {
-    let cfg = settings(pipeline).map_err(|e| anyhow::anyhow!("{}: {e}", pipeline.file.display()))?;
+pub fn run_stage(
+    pipeline: &Pipeline,
+    lake: &Lake,
+    from: Option<i64>,
+    to: Option<i64>,
+    run_id: &str,
+) -> anyhow::Result<JobsReport> {
+    let cfg =
+        settings(pipeline).map_err(|e| anyhow::anyhow!("{}: {e}", pipeline.file.display()))?;
     let catalog = catalog(pipeline)?;
     let Some((first, last)) = event_days(lake)? else {
         tracing::warn!(lake = %pipeline.lake, "The lake has no events: no jobs to run.");
         return Ok(JobsReport::default());
     };
     let (from, to) = (from.unwrap_or(first), to.unwrap_or(last));
-    creditguard_detect::run_jobs(lake, &catalog, &cfg, from, to, run_id)
-        .with_context(|| format!("running the jobs for {} .. {}", format_day(from), format_day(to)))
+    creditguard_detect::run_jobs(lake, &catalog, &cfg, from, to, run_id).with_context(|| {
+        format!(
+            "running the jobs for {} .. {}",
+            format_day(from),
+            format_day(to)
+        )
+    })
 }
 
 /// A run id for jobs over `from..=to` of this pipeline: derived from the pipeline text (a changed
@@ -98,9 +110,14 @@ impl PeriodArgs {
     /// The pipeline (with the overrides), its lake, and the period: `--day`, or `--from`/`--to`
     /// defaulting to the lake's first and last event days.
     pub fn open(&self) -> anyhow::Result<(Pipeline, Lake, i64, i64)> {
-        let overrides = Overrides { input: None, catalog: self.catalog.clone(), lake: self.lake.clone() };
+        let overrides = Overrides {
+            input: None,
+            catalog: self.catalog.clone(),
+            lake: self.lake.clone(),
+        };
         let pipeline = Pipeline::load(&self.pipeline, &overrides)?;
-        let lake = Lake::open(&pipeline.lake).with_context(|| format!("opening the lake at {}", pipeline.lake))?;
+        let lake = Lake::open(&pipeline.lake)
+            .with_context(|| format!("opening the lake at {}", pipeline.lake))?;
         let (from, to) = match (self.day, self.from, self.to) {
             (Some(d), _, _) => (d, d),
             (None, f, t) => {
@@ -115,7 +132,9 @@ impl PeriodArgs {
 
     /// `--run-id`, or the derived id of `what` over the period.
     pub fn run_id(&self, pipeline: &Pipeline, what: &str, from: i64, to: i64) -> String {
-        self.run_id.clone().unwrap_or_else(|| run_id(pipeline, what, Some(from), Some(to)))
+        self.run_id
+            .clone()
+            .unwrap_or_else(|| run_id(pipeline, what, Some(from), Some(to)))
     }
 }
 
@@ -132,7 +151,8 @@ pub struct JobArgs {
 /// Runs `creditguard job`, prints the report.
 pub fn execute(args: JobArgs) -> anyhow::Result<()> {
     let (pipeline, lake, from, to) = args.period.open()?;
-    let mut cfg = settings(&pipeline).map_err(|e| anyhow::anyhow!("{}: {e}", pipeline.file.display()))?;
+    let mut cfg =
+        settings(&pipeline).map_err(|e| anyhow::anyhow!("{}: {e}", pipeline.file.display()))?;
     if args.name != "all" {
         if !creditguard_contract::DETECTORS.contains(&args.name.as_str()) {
             return Err(crate::config::ConfigError {
@@ -150,7 +170,14 @@ pub fn execute(args: JobArgs) -> anyhow::Result<()> {
     let run_id = args.period.run_id(&pipeline, &args.name, from, to);
     let catalog = catalog(&pipeline)?;
     let report = creditguard_detect::run_jobs(&lake, &catalog, &cfg, from, to, &run_id)
-        .with_context(|| format!("running {} for {} .. {}", args.name, format_day(from), format_day(to)))?;
+        .with_context(|| {
+            format!(
+                "running {} for {} .. {}",
+                args.name,
+                format_day(from),
+                format_day(to)
+            )
+        })?;
     println!("creditguard job {} (run {run_id})", args.name);
     println!("{report}");
     Ok(())

@@ -38,7 +38,12 @@ pub struct IngestArgs {
     lake: Option<String>,
     /// Raw librdkafka setting `key=value`, repeatable (SASL, TLS, …); in the environment,
     /// several separated by `;`. Secrets are never logged.
-    #[arg(short = 'X', value_name = "KEY=VALUE", env = "CREDITGUARD_KAFKA_SETTINGS", value_delimiter = ';')]
+    #[arg(
+        short = 'X',
+        value_name = "KEY=VALUE",
+        env = "CREDITGUARD_KAFKA_SETTINGS",
+        value_delimiter = ';'
+    )]
     settings: Vec<String>,
     /// Roll a partition's file after this many valid events.
     #[arg(long, env = "CREDITGUARD_KAFKA_ROLL_ROWS")]
@@ -58,14 +63,22 @@ pub struct IngestArgs {
 pub fn execute(args: IngestArgs) -> anyhow::Result<()> {
     let (mut section, lake_root, file) = match &args.pipeline {
         Some(path) => {
-            let overrides = Overrides { lake: args.lake.clone(), ..Overrides::default() };
+            let overrides = Overrides {
+                lake: args.lake.clone(),
+                ..Overrides::default()
+            };
             let pipeline = Pipeline::load(path, &overrides)?;
-            let section: KafkaSection = pipeline
-                .section("kafka")
-                .map_err(|p| ConfigError { file: path.clone(), problems: vec![p] })?;
+            let section: KafkaSection = pipeline.section("kafka").map_err(|p| ConfigError {
+                file: path.clone(),
+                problems: vec![p],
+            })?;
             (section, Some(pipeline.lake.clone()), path.clone())
         }
-        None => (KafkaSection::default(), args.lake.clone(), PathBuf::from("creditguard ingest")),
+        None => (
+            KafkaSection::default(),
+            args.lake.clone(),
+            PathBuf::from("creditguard ingest"),
+        ),
     };
     let set = |target: &mut String, value: &Option<String>| {
         if let Some(v) = value {
@@ -106,7 +119,8 @@ pub fn execute(args: IngestArgs) -> anyhow::Result<()> {
         return Err(ConfigError { file, problems }.into());
     }
     let lake_root = lake_root.expect("checked above");
-    let lake = Lake::open(&lake_root).with_context(|| format!("opening the lake at {lake_root}"))?;
+    let lake =
+        Lake::open(&lake_root).with_context(|| format!("opening the lake at {lake_root}"))?;
     let cfg = IngestConfig {
         client,
         topic: section.topic.clone(),
@@ -132,9 +146,13 @@ pub fn execute(args: IngestArgs) -> anyhow::Result<()> {
             .block_on(tokio::net::TcpListener::bind(&section.metrics_addr))
             .with_context(|| format!("listening on {} for /metrics", section.metrics_addr))?;
         tracing::info!(addr = %section.metrics_addr, "Serving /metrics, /healthz, /readyz.");
-        rt.spawn(creditguard_kafka::http::serve(listener, metrics.clone(), async {
-            let _ = quit_rx.await;
-        }));
+        rt.spawn(creditguard_kafka::http::serve(
+            listener,
+            metrics.clone(),
+            async {
+                let _ = quit_rx.await;
+            },
+        ));
     }
     let stop_signal = stop.clone();
     rt.spawn(async move {

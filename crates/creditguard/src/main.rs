@@ -81,7 +81,6 @@ struct RunArgs {
     no_progress: bool,
 }
 
-
 fn init_logs(format: LogFormat, filter: &str) {
     let filter = tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|e| {
         eprintln!("creditguard: ignoring log filter `{filter}`: {e}");

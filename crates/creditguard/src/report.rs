@@ -30,24 +30,31 @@ pub struct ReportArgs {
     pub timelines: usize,
 }
 
-
 /// Runs `creditguard report`.
 pub fn execute(args: ReportArgs) -> anyhow::Result<()> {
     if !std::path::Path::new(args.lake.trim_start_matches("file://")).is_dir() {
         anyhow::bail!("no lake at {}", args.lake);
     }
-    let lake = Lake::open(&args.lake).with_context(|| format!("opening the lake at {}", args.lake))?;
+    let lake =
+        Lake::open(&args.lake).with_context(|| format!("opening the lake at {}", args.lake))?;
     let mut days = lake.days(tables::CREDITS)?;
     days.extend(lake.days(tables::CASES)?);
     let (Some(first), Some(last)) = (days.iter().min().copied(), days.iter().max().copied()) else {
-        anyhow::bail!("the lake at {} has no result tables yet: run the `score` stage first", args.lake);
+        anyhow::bail!(
+            "the lake at {} has no result tables yet: run the `score` stage first",
+            args.lake
+        );
     };
     let (from, to) = (args.from.unwrap_or(first), args.to.unwrap_or(last));
     if from > to {
         anyhow::bail!("--from is after --to");
     }
-    let data = creditguard_score::report::load(&lake, from, to, args.timelines).context("reading the result tables")?;
-    print!("{}", creditguard_score::report::render_text(&data, args.top));
+    let data = creditguard_score::report::load(&lake, from, to, args.timelines)
+        .context("reading the result tables")?;
+    print!(
+        "{}",
+        creditguard_score::report::render_text(&data, args.top)
+    );
     if let Some(path) = &args.html {
         let html = creditguard_score::report::render_html(&data);
         std::fs::write(path, html).with_context(|| format!("writing {}", path.display()))?;

@@ -61,11 +61,18 @@ pub fn run(pipeline: &Pipeline, opts: &RunOptions) -> anyhow::Result<RunSummary>
             Stage::Ingest => summary.ingest = Some(ingest_stage(pipeline, &lake, opts)?),
             Stage::Jobs => {
                 let run_id = crate::jobs::run_id(pipeline, "jobs", opts.from_day, opts.to_day);
-                summary.jobs = Some(crate::jobs::run_stage(pipeline, &lake, opts.from_day, opts.to_day, &run_id)?)
+                summary.jobs = Some(crate::jobs::run_stage(
+                    pipeline,
+                    &lake,
+                    opts.from_day,
+                    opts.to_day,
+                    &run_id,
+                )?)
             }
             Stage::Score => {
                 let run_id = crate::jobs::run_id(pipeline, "score", opts.from_day, opts.to_day);
-                summary.score = crate::score::run_stage(pipeline, &lake, opts.from_day, opts.to_day, &run_id)?;
+                summary.score =
+                    crate::score::run_stage(pipeline, &lake, opts.from_day, opts.to_day, &run_id)?;
                 if let Some(report) = &summary.score {
                     summary.results_topic = produce_results(pipeline, report)?;
                 }

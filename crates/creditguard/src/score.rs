@@ -44,7 +44,8 @@ pub fn run_stage(
     to: Option<i64>,
     run_id: &str,
 ) -> anyhow::Result<Option<ScoreReport>> {
-    let cfg = settings(pipeline).map_err(|e| anyhow::anyhow!("{}: {e}", pipeline.file.display()))?;
+    let cfg =
+        settings(pipeline).map_err(|e| anyhow::anyhow!("{}: {e}", pipeline.file.display()))?;
     let catalog = catalog(pipeline)?;
     let Some((first, last)) = crate::jobs::event_days(lake)? else {
         tracing::warn!(lake = %pipeline.lake, "The lake has no events: nothing to score.");
@@ -80,13 +81,17 @@ pub struct ScoreArgs {
 pub fn execute(args: ScoreArgs) -> anyhow::Result<()> {
     let (pipeline, lake, from, to) = args.period.open()?;
     let run_id = args.period.run_id(&pipeline, "score", from, to);
-    let report = run_stage(&pipeline, &lake, Some(from), Some(to), &run_id)?.expect("the lake has events");
+    let report =
+        run_stage(&pipeline, &lake, Some(from), Some(to), &run_id)?.expect("the lake has events");
     match args.emit {
         Emit::Ndjson => {
             let stdout = std::io::stdout().lock();
             let mut out = std::io::BufWriter::new(stdout);
-            report.write_ndjson(&mut out).context("writing the results stream to stdout")?;
-            out.flush().context("writing the results stream to stdout")?;
+            report
+                .write_ndjson(&mut out)
+                .context("writing the results stream to stdout")?;
+            out.flush()
+                .context("writing the results stream to stdout")?;
             eprintln!("{report}");
         }
         Emit::None => println!("{report}"),
@@ -117,14 +122,36 @@ root = "./lake"
 
     #[test]
     fn the_score_section_is_checked_with_the_pipeline() {
-        let p = parse(&format!("{BASE}[score]\nreview_threshold = 0.6\nwithhold_severity = 0.7\n")).unwrap();
+        let p = parse(&format!(
+            "{BASE}[score]\nreview_threshold = 0.6\nwithhold_severity = 0.7\n"
+        ))
+        .unwrap();
         assert_eq!(p.stages, vec![Stage::Ingest, Stage::Score]);
         let cfg = super::settings(&p).unwrap();
-        assert_eq!((cfg.review_threshold, cfg.withhold_severity, cfg.target_credits), (0.6, 0.7, 150.0));
+        assert_eq!(
+            (
+                cfg.review_threshold,
+                cfg.withhold_severity,
+                cfg.target_credits
+            ),
+            (0.6, 0.7, 150.0)
+        );
 
-        let err = parse(&format!("{BASE}[score]\nreview_threshold = 0.9\n")).unwrap_err().to_string();
-        assert!(err.contains("key `score.withhold_severity`: 0.5 is below `score.review_threshold` (0.9)"), "{err}");
-        let err = parse(&format!("{BASE}[score]\nreview_treshold = 0.9\n")).unwrap_err().to_string();
-        assert!(err.contains("section `[score]`") && err.contains("review_treshold"), "{err}");
+        let err = parse(&format!("{BASE}[score]\nreview_threshold = 0.9\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(
+                "key `score.withhold_severity`: 0.5 is below `score.review_threshold` (0.9)"
+            ),
+            "{err}"
+        );
+        let err = parse(&format!("{BASE}[score]\nreview_treshold = 0.9\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("section `[score]`") && err.contains("review_treshold"),
+            "{err}"
+        );
     }
 }
