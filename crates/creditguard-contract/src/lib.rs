@@ -23,6 +23,7 @@
 //! ```
 
 mod event;
+mod fast;
 mod results;
 mod schema;
 pub mod time;

@@ -23,6 +23,7 @@
 
 use std::cell::Cell;
 use std::collections::{BTreeMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -40,6 +41,8 @@ use creditguard_contract::{
     events_schema, parse_event, ts_type, Event, EventBatchBuilder, Rejection,
 };
 use creditguard_lake::Lake;
+use parquet::file::properties::WriterProperties;
+use parquet::schema::types::ColumnPath;
 use xxhash_rust::xxh3::{xxh3_128, Xxh3};
 
 /// Errors that stop an ingest: the input cannot be read or the lake cannot be written.
@@ -99,11 +102,19 @@ impl EventBuffer {
     /// uses the same deterministic name replaces instead of duplicating) and empties the buffer.
     pub fn write(&mut self, lake: &Lake, file_name: &str) -> Result<Vec<WrittenFile>> {
         let schema = events_schema();
+        let props = event_writer_properties();
         let mut written = Vec::with_capacity(self.days.len());
         for (day, mut builder) in std::mem::take(&mut self.days) {
             let batch = builder.finish();
             let rows = batch.num_rows();
-            let path = lake.write_parquet("events", day, file_name, schema.clone(), &[batch])?;
+            let path = lake.write_parquet_with(
+                "events",
+                day,
+                file_name,
+                schema.clone(),
+                &[batch],
+                props.clone(),
+            )?;
             tracing::debug!(day = %format_day(day), rows, path = %path.display(), "Committed events file.");
             written.push(WrittenFile { path, day, rows });
         }
@@ -112,11 +123,47 @@ impl EventBuffer {
     }
 }
 
+/// Columns of `events` whose values (almost) never repeat inside a file: a dictionary page
+/// only costs hashing every value before the writer falls back to plain encoding.
+pub const NO_DICTIONARY: &[&str] = &["event_id", "ts", "received_at", "position_s", "src_pos"];
+
+/// The writer properties of `events` files, from the file path and from Kafka alike: the lake's
+/// ([`creditguard_lake::writer_properties`]: zstd(1), statistics, row groups) without
+/// dictionaries for [`NO_DICTIONARY`]. Measured in `benches/ingest.rs`.
+pub fn event_writer_properties() -> WriterProperties {
+    let mut b = creditguard_lake::writer_properties().into_builder();
+    for c in NO_DICTIONARY {
+        b = b.set_column_dictionary_enabled(ColumnPath::from(*c), false);
+    }
+    b.build()
+}
+
 /// Drops second deliveries of an `event_id` (producers deliver twice). Keeps a 128-bit hash per
 /// id: 16 bytes an event, and a collision (which would drop a real event) is out of reach.
 #[derive(Default)]
 pub struct Deduper {
-    seen: HashSet<u128>,
+    seen: HashSet<u128, BuildHasherDefault<FoldHasher>>,
+}
+
+/// The set's keys are already xxh3 hashes: folding them to 64 bits is all the hashing needed
+/// (SipHash over them cost more than the xxh3 itself).
+#[derive(Default)]
+struct FoldHasher(u64);
+
+impl Hasher for FoldHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.0 = self.0.rotate_left(5) ^ u64::from_le_bytes(word);
+        }
+    }
+    fn write_u128(&mut self, v: u128) {
+        self.0 ^= (v as u64) ^ ((v >> 64) as u64);
+    }
 }
 
 impl Deduper {

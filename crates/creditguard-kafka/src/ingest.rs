@@ -592,21 +592,6 @@ fn send_dead(
     }
 }
 
-/// Columns of `events` whose values (almost) never repeat inside a file: a dictionary page
-/// only costs hashing every value before the writer falls back to plain encoding.
-const NO_DICTIONARY: &[&str] = &["event_id", "ts", "received_at", "position_s", "src_pos"];
-
-/// The lake's writer properties ([`creditguard_lake::writer_properties`]: zstd(1), statistics,
-/// row groups) without dictionaries for [`NO_DICTIONARY`]. Same schema and compression as the
-/// file path's files; measured in `benches/kafka_ingest.rs`.
-fn event_writer_properties() -> parquet::file::properties::WriterProperties {
-    let mut b = creditguard_lake::writer_properties().into_builder();
-    for c in NO_DICTIONARY {
-        b = b.set_column_dictionary_enabled(parquet::schema::types::ColumnPath::from(*c), false);
-    }
-    b.build()
-}
-
 /// The writer thread's work on one range.
 struct Writer {
     lake: Lake,
@@ -758,7 +743,7 @@ pub fn run(
                 what: "starting the writer's runtime".into(),
                 source: e,
             })?,
-        props: event_writer_properties(),
+        props: creditguard_ingest::event_writer_properties(),
     };
     let writer_thread = std::thread::Builder::new()
         .name("creditguard-writer".into())

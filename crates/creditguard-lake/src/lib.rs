@@ -250,11 +250,25 @@ impl Lake {
         schema: SchemaRef,
         batches: &[RecordBatch],
     ) -> Result<PathBuf> {
+        self.write_parquet_with(table, day, name, schema, batches, writer_properties())
+    }
+
+    /// [`write_parquet`](Self::write_parquet) with other writer properties (a table whose
+    /// columns want other encodings).
+    pub fn write_parquet_with(
+        &self,
+        table: &str,
+        day: i64,
+        name: &str,
+        schema: SchemaRef,
+        batches: &[RecordBatch],
+        props: WriterProperties,
+    ) -> Result<PathBuf> {
         let dir = self.partition_dir(table, day);
         let target = dir.join(name);
         let mut parquet_err = None;
         let written = self.write_file_atomic(&dir, name, |file| {
-            let result = write_parquet_to(file, schema, batches);
+            let result = write_parquet_to_with(file, schema, batches, props);
             result.map_err(|e| {
                 parquet_err = Some(e);
                 io::Error::other("parquet")
@@ -355,7 +369,17 @@ pub fn write_parquet_to<W: Write + Send>(
     schema: SchemaRef,
     batches: &[RecordBatch],
 ) -> Result<(), parquet::errors::ParquetError> {
-    let mut writer = ArrowWriter::try_new(out, schema, Some(writer_properties()))?;
+    write_parquet_to_with(out, schema, batches, writer_properties())
+}
+
+/// Writes batches as Parquet with the given writer properties.
+pub fn write_parquet_to_with<W: Write + Send>(
+    out: W,
+    schema: SchemaRef,
+    batches: &[RecordBatch],
+    props: WriterProperties,
+) -> Result<(), parquet::errors::ParquetError> {
+    let mut writer = ArrowWriter::try_new(out, schema, Some(props))?;
     for batch in batches {
         writer.write(batch)?;
     }
