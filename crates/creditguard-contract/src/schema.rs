@@ -103,39 +103,49 @@ impl Default for EventBatchBuilder {
 impl EventBatchBuilder {
     /// An empty builder.
     pub fn new() -> Self {
+        Self::with_capacity(0)
+    }
+
+    /// An empty builder with room for `rows` events without reallocating (strings are assumed
+    /// to average 16 bytes).
+    pub fn with_capacity(rows: usize) -> Self {
+        let s = || StringBuilder::with_capacity(rows, rows * 16);
+        let f = || Float64Builder::with_capacity(rows);
+        let b = || BooleanBuilder::with_capacity(rows);
+        let t = || TimestampMicrosecondBuilder::with_capacity(rows).with_timezone("UTC");
         EventBatchBuilder {
-            event_id: StringBuilder::new(),
-            event_type: StringBuilder::new(),
-            ts: TimestampMicrosecondBuilder::new().with_timezone("UTC"),
-            received_at: TimestampMicrosecondBuilder::new().with_timezone("UTC"),
-            user_id: StringBuilder::new(),
-            org_unit: StringBuilder::new(),
-            session_id: StringBuilder::new(),
-            device_id: StringBuilder::new(),
-            ip: StringBuilder::new(),
-            geo_lat: Float64Builder::new(),
-            geo_lon: Float64Builder::new(),
-            platform: StringBuilder::new(),
-            course_id: StringBuilder::new(),
-            lesson_id: StringBuilder::new(),
-            position_s: Float64Builder::new(),
-            duration_s: Float64Builder::new(),
-            playing: BooleanBuilder::new(),
-            visible: BooleanBuilder::new(),
-            muted: BooleanBuilder::new(),
-            rate: Float64Builder::new(),
-            seek_from_s: Float64Builder::new(),
-            seek_to_s: Float64Builder::new(),
-            quiz_id: StringBuilder::new(),
-            score: Float64Builder::new(),
-            max_score: Float64Builder::new(),
-            questions: Int64Builder::new(),
-            elapsed_s: Float64Builder::new(),
-            credits: Float64Builder::new(),
-            category: StringBuilder::new(),
-            method: StringBuilder::new(),
-            src: StringBuilder::new(),
-            src_pos: Int64Builder::new(),
+            event_id: s(),
+            event_type: s(),
+            ts: t(),
+            received_at: t(),
+            user_id: s(),
+            org_unit: s(),
+            session_id: s(),
+            device_id: s(),
+            ip: s(),
+            geo_lat: f(),
+            geo_lon: f(),
+            platform: s(),
+            course_id: s(),
+            lesson_id: s(),
+            position_s: f(),
+            duration_s: f(),
+            playing: b(),
+            visible: b(),
+            muted: b(),
+            rate: f(),
+            seek_from_s: f(),
+            seek_to_s: f(),
+            quiz_id: s(),
+            score: f(),
+            max_score: f(),
+            questions: Int64Builder::with_capacity(rows),
+            elapsed_s: f(),
+            credits: f(),
+            category: s(),
+            method: s(),
+            src: s(),
+            src_pos: Int64Builder::with_capacity(rows),
             len: 0,
         }
     }

@@ -22,8 +22,7 @@
 //! ```
 
 use std::cell::Cell;
-use std::collections::{BTreeMap, HashSet};
-use std::hash::{BuildHasherDefault, Hasher};
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -63,6 +62,10 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub struct EventBuffer {
     days: BTreeMap<i64, EventBatchBuilder>,
     len: usize,
+    /// Rows reserved for a day when its first event arrives: the largest day of the previous
+    /// contents (see [`take`](Self::take)), so steady traffic fills its columns without
+    /// growing them.
+    reserve: usize,
 }
 
 /// One Parquet file committed to the lake.
@@ -73,6 +76,9 @@ pub struct WrittenFile {
     pub rows: usize,
 }
 
+/// At most this many rows are reserved up front for one day of an [`EventBuffer`].
+const MAX_RESERVE: usize = 1 << 20;
+
 impl EventBuffer {
     /// An empty buffer.
     pub fn new() -> Self {
@@ -81,9 +87,10 @@ impl EventBuffer {
 
     /// Appends one valid event read at `src` / `src_pos`.
     pub fn push(&mut self, event: &Event<'_>, src: &str, src_pos: i64) {
+        let reserve = self.reserve;
         self.days
             .entry(day_of_us(event.ts_us))
-            .or_default()
+            .or_insert_with(|| EventBatchBuilder::with_capacity(reserve))
             .push(event, src, src_pos);
         self.len += 1;
     }
@@ -98,14 +105,41 @@ impl EventBuffer {
         self.len == 0
     }
 
+    /// Event days buffered.
+    pub fn days(&self) -> usize {
+        self.days.len()
+    }
+
+    /// Moves the buffered events out, leaving an empty buffer that reserves as many rows for
+    /// each new day as the largest day taken had.
+    pub fn take(&mut self) -> EventBuffer {
+        let largest = self.days.values().map(EventBatchBuilder::len).max();
+        let reserve = largest.map_or(self.reserve, |n| n.min(MAX_RESERVE));
+        std::mem::replace(
+            self,
+            EventBuffer {
+                reserve,
+                ..EventBuffer::default()
+            },
+        )
+    }
+
+    /// The buffered events as one batch per day, in day order.
+    pub fn finish(self) -> Vec<(i64, RecordBatch)> {
+        self.days
+            .into_iter()
+            .map(|(day, mut builder)| (day, builder.finish()))
+            .collect()
+    }
+
     /// Writes each day's events to `events/dt=<day>/<file_name>` (atomically, so a replay that
     /// uses the same deterministic name replaces instead of duplicating) and empties the buffer.
     pub fn write(&mut self, lake: &Lake, file_name: &str) -> Result<Vec<WrittenFile>> {
         let schema = events_schema();
         let props = event_writer_properties();
-        let mut written = Vec::with_capacity(self.days.len());
-        for (day, mut builder) in std::mem::take(&mut self.days) {
-            let batch = builder.finish();
+        let batches = self.take().finish();
+        let mut written = Vec::with_capacity(batches.len());
+        for (day, batch) in batches {
             let rows = batch.num_rows();
             let path = lake.write_parquet_with(
                 "events",
@@ -118,7 +152,6 @@ impl EventBuffer {
             tracing::debug!(day = %format_day(day), rows, path = %path.display(), "Committed events file.");
             written.push(WrittenFile { path, day, rows });
         }
-        self.len = 0;
         Ok(written)
     }
 }
@@ -140,36 +173,73 @@ pub fn event_writer_properties() -> WriterProperties {
 
 /// Drops second deliveries of an `event_id` (producers deliver twice). Keeps a 128-bit hash per
 /// id: 16 bytes an event, and a collision (which would drop a real event) is out of reach.
-#[derive(Default)]
+///
+/// The set is an open-addressing table of the hashes themselves (linear probing, at most 3/4
+/// full, 0 marks a free slot): a lookup is one random memory access plus a short sequential
+/// probe, which is what matters once the set outgrows the CPU caches.
 pub struct Deduper {
-    seen: HashSet<u128, BuildHasherDefault<FoldHasher>>,
+    slots: Vec<u128>,
+    len: usize,
+    /// Whether the one id that hashes to 0 (the free-slot mark) was seen.
+    zero: bool,
 }
 
-/// The set's keys are already xxh3 hashes: folding them to 64 bits is all the hashing needed
-/// (SipHash over them cost more than the xxh3 itself).
-#[derive(Default)]
-struct FoldHasher(u64);
-
-impl Hasher for FoldHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            self.0 = self.0.rotate_left(5) ^ u64::from_le_bytes(word);
+impl Default for Deduper {
+    fn default() -> Self {
+        Deduper {
+            slots: vec![0; 1 << 16],
+            len: 0,
+            zero: false,
         }
-    }
-    fn write_u128(&mut self, v: u128) {
-        self.0 ^= (v as u64) ^ ((v >> 64) as u64);
     }
 }
 
 impl Deduper {
     /// Whether `event_id` is seen for the first time (and remembers it).
     pub fn first(&mut self, event_id: &str) -> bool {
-        self.seen.insert(xxh3_128(event_id.as_bytes()))
+        let h = xxh3_128(event_id.as_bytes());
+        if h == 0 {
+            return !std::mem::replace(&mut self.zero, true);
+        }
+        if (self.len + 1) * 4 > self.slots.len() * 3 {
+            self.grow();
+        }
+        let inserted = Self::insert(&mut self.slots, h);
+        self.len += usize::from(inserted);
+        inserted
+    }
+
+    /// Ids remembered.
+    pub fn len(&self) -> usize {
+        self.len + usize::from(self.zero)
+    }
+
+    /// Whether no id is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn insert(slots: &mut [u128], h: u128) -> bool {
+        let mask = slots.len() - 1;
+        let mut i = (h >> 64) as usize & mask;
+        loop {
+            match slots[i] {
+                0 => {
+                    slots[i] = h;
+                    return true;
+                }
+                s if s == h => return false,
+                _ => i = (i + 1) & mask,
+            }
+        }
+    }
+
+    fn grow(&mut self) {
+        let bigger = vec![0; self.slots.len() * 2];
+        let old = std::mem::replace(&mut self.slots, bigger);
+        for h in old.into_iter().filter(|&h| h != 0) {
+            Self::insert(&mut self.slots, h);
+        }
     }
 }
 
@@ -578,4 +648,25 @@ fn sanitize(name: &str) -> String {
         })
         .take(48)
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_dedupe_set_remembers_every_id_across_growth() {
+        let mut d = Deduper::default();
+        assert!(d.is_empty());
+        let ids: Vec<String> = (0..300_000).map(|i| format!("ev-{i:09}")).collect();
+        // Each id twice in a row, then all of them again after the table has grown five times.
+        for id in &ids {
+            assert!(d.first(id), "{id} is new");
+            assert!(!d.first(id), "{id} was just seen");
+        }
+        assert_eq!(d.len(), ids.len());
+        assert!(ids.iter().all(|id| !d.first(id)));
+        assert!(d.first("ev-x"));
+        assert_eq!(d.len(), ids.len() + 1);
+    }
 }

@@ -27,15 +27,15 @@
 //! where the process started, and file contents must be a function of the offsets alone.
 //! Jobs de-duplicate.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use creditguard_contract::time::{day_of_us, format_day};
-use creditguard_contract::{events_schema, parse_event, Event, EventBatchBuilder};
-use creditguard_ingest::DeadLetter;
+use creditguard_contract::time::format_day;
+use creditguard_contract::{events_schema, parse_event};
+use creditguard_ingest::{DeadLetter, EventBuffer};
 use creditguard_lake::Lake;
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
@@ -120,31 +120,6 @@ const ENFORCED: &[(&str, &str)] = &[
 /// offsets uncommitted).
 const DLQ_RETRY_FOR: Duration = Duration::from_secs(300);
 
-/// Valid events of one range, grouped by event day. (The NDJSON path's `EventBuffer` writes
-/// through `Lake::write_parquet`; the Kafka writer needs the batches itself, to hook the crash
-/// points into the file write.)
-#[derive(Default)]
-struct DayBatches {
-    days: BTreeMap<i64, EventBatchBuilder>,
-    last_day: Option<i64>,
-    rows: usize,
-}
-
-impl DayBatches {
-    fn push(&mut self, e: &Event<'_>, src: &str, pos: i64) {
-        let day = day_of_us(e.ts_us);
-        if self.last_day != Some(day) {
-            self.days.entry(day).or_default();
-            self.last_day = Some(day);
-        }
-        self.days
-            .get_mut(&day)
-            .expect("day inserted above")
-            .push(e, src, pos);
-        self.rows += 1;
-    }
-}
-
 /// A dead letter sent to the DLQ topic, kept until acknowledged (to resend it if needed).
 struct PendingDead {
     letter: DeadLetter,
@@ -159,7 +134,7 @@ struct Job {
     generation: u64,
     first: i64,
     last: i64,
-    batches: DayBatches,
+    batches: EventBuffer,
     dead: Vec<PendingDead>,
 }
 
@@ -176,7 +151,7 @@ struct Done {
 struct Part {
     generation: u64,
     src: String,
-    batches: DayBatches,
+    batches: EventBuffer,
     dead: Vec<PendingDead>,
     first: i64,
     last: i64,
@@ -292,7 +267,7 @@ impl Core {
                 Part {
                     generation: self.next_generation,
                     src: format!("{}/{p}", self.topic),
-                    batches: DayBatches::default(),
+                    batches: EventBuffer::new(),
                     dead: Vec::new(),
                     first: -1,
                     last: -1,
@@ -321,7 +296,7 @@ impl Core {
                     tracing::info!(topic = %self.topic, partition = p, first_offset = part.first, last_offset = part.last,
                         "Partition revoked: dropping its open range (the next owner reads it again).");
                 }
-                part.batches = DayBatches::default();
+                part.batches = EventBuffer::new();
                 part.dead.clear();
                 part.first = -1;
                 part.bytes = 0;
@@ -426,7 +401,7 @@ impl Core {
         let roll = if plan.active(o) {
             plan.boundary_in(o, o + 1)
         } else {
-            part.batches.rows >= self.roll.rows || part.bytes >= self.roll.bytes
+            part.batches.len() >= self.roll.rows || part.bytes >= self.roll.bytes
         };
         if roll {
             self.close(p)?;
@@ -448,7 +423,7 @@ impl Core {
             generation: part.generation,
             first: part.first,
             last: part.last,
-            batches: std::mem::take(&mut part.batches),
+            batches: part.batches.take(),
             dead: std::mem::take(&mut part.dead),
         };
         part.first = -1;
@@ -610,9 +585,8 @@ impl Writer {
         let name = file_name(&self.topic, job.partition, job.first, job.last);
         let schema = events_schema();
         let (mut files, mut rows) = (0u64, 0u64);
-        let ndays = job.batches.days.len();
-        for (day, mut builder) in job.batches.days {
-            let batch = builder.finish();
+        let ndays = job.batches.days();
+        for (day, batch) in job.batches.finish() {
             rows += batch.num_rows() as u64;
             let dir = self.lake.partition_dir("events", day);
             self.lake.write_file_atomic(&dir, &name, |file| {
