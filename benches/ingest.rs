@@ -73,6 +73,20 @@ fn telemetry(events: usize) -> Vec<u8> {
     out.into_bytes()
 }
 
+/// About `lines` lines of the generator's telemetry (≈ 76 lines per learner-day, 30 days).
+fn synth_telemetry(lines: usize) -> Vec<u8> {
+    let users = (lines as f64 / (76.0 * 30.0)).ceil().max(1.0) as u32;
+    let generator = creditguard_synth::Generator::new(creditguard_synth::Config {
+        users,
+        days: 30,
+        ..creditguard_synth::Config::default()
+    })
+    .expect("valid generator settings");
+    let mut out = Vec::with_capacity(lines * 400);
+    generator.write(&mut out).expect("writing to memory");
+    out
+}
+
 /// Nanoseconds the main thread has spent on a CPU (Linux); `None` elsewhere.
 fn cpu_ns() -> Option<u64> {
     std::fs::read_to_string("/proc/self/schedstat")
@@ -91,7 +105,25 @@ fn main() {
         .unwrap_or(1_000_000);
     let dir = tempfile::tempdir().expect("temp dir");
     let input = dir.path().join("telemetry.ndjson");
-    let data = telemetry(events);
+    // `--synth`: the generator's population instead (about EVENTS lines of simulated learners,
+    // honest and cheating, with the platform's real cardinalities: one IP and device per
+    // session, a catalog of courses), the telemetry `creditguard run` sees on the sample.
+    let synth = std::env::args().any(|a| a == "--synth");
+    let data = if synth {
+        synth_telemetry(events)
+    } else {
+        telemetry(events)
+    };
+    let events = data.iter().filter(|&&b| b == b'\n').count();
+    println!(
+        "input: {events} lines, {:.0} bytes a line ({})",
+        data.len() as f64 / events as f64,
+        if synth {
+            "creditguard-synth population"
+        } else {
+            "heartbeat-heavy pattern, random IPs"
+        }
+    );
     std::fs::write(&input, &data).expect("write input");
     let mb = data.len() as f64 / 1e6;
 
@@ -120,7 +152,10 @@ fn main() {
             (Some(a), Some(b)) => (b - a) as f64 / 1e9,
             _ => secs,
         };
-        assert_eq!(stats.valid + stats.dead_lettered, events as u64);
+        assert_eq!(
+            stats.valid + stats.dead_lettered + stats.duplicates + stats.blank,
+            events as u64
+        );
         println!(
             "ingest round {round}: {events} events ({mb:.0} MB NDJSON, {} valid, {} dead-lettered) in {secs:.2} s wall, {cpu:.2} s CPU",
             stats.valid, stats.dead_lettered
@@ -131,7 +166,10 @@ fn main() {
     if rounds > 0 {
         report(events, mb, best, best_cpu);
     }
-    stages(&data, &Lake::open(dir.path().join("lake-stages").to_str().unwrap()).expect("lake"));
+    stages(
+        &data,
+        &Lake::open(dir.path().join("lake-stages").to_str().unwrap()).expect("lake"),
+    );
 }
 
 fn report(events: usize, mb: f64, best: f64, best_cpu: f64) {
@@ -217,15 +255,23 @@ fn stages(data: &[u8], lake: &Lake) {
         }
         batches.len()
     });
+    let parquet_bytes: u64 = batches
+        .iter()
+        .map(|(day, _)| {
+            std::fs::metadata(lake.partition_dir("events", *day).join("stages.parquet"))
+                .map_or(0, |m| m.len())
+        })
+        .sum();
     let us = |s: f64| s * 1e6 / n;
     println!(
-        "stages (CPU µs per input line, best of 3, {valid} valid of {} lines): decode + validate {:.2}, de-duplication {:.2}, Arrow builders {:.2}, Parquet zstd write {:.2} ({} files); sum {:.2}",
+        "stages (CPU µs per input line, best of 3, {valid} valid of {} lines): decode + validate {:.2}, de-duplication {:.2}, Arrow builders {:.2}, Parquet zstd write {:.2} ({} files, {:.1} bytes/event); sum {:.2}",
         lines.len(),
         us(decode),
         us(dedupe - decode),
         us(build - dedupe),
         us(write),
         files,
+        parquet_bytes as f64 / valid as f64,
         us(build + write)
     );
 }

@@ -40,7 +40,7 @@ use creditguard_contract::{
     events_schema, parse_event, ts_type, Event, EventBatchBuilder, Rejection,
 };
 use creditguard_lake::Lake;
-use parquet::file::properties::WriterProperties;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 use xxhash_rust::xxh3::{xxh3_128, Xxh3};
 
@@ -160,13 +160,30 @@ impl EventBuffer {
 /// only costs hashing every value before the writer falls back to plain encoding.
 pub const NO_DICTIONARY: &[&str] = &["event_id", "ts", "received_at", "position_s", "src_pos"];
 
+/// Columns of `events` that readers select on (time ranges, one learner, one type, one course):
+/// only these carry min/max statistics. Computing them for all 32 columns cost about 0.1 µs an
+/// event (`benches/ingest.rs --stages`), for statistics nobody filters by.
+pub const WITH_STATISTICS: &[&str] = &[
+    "ts",
+    "received_at",
+    "user_id",
+    "event_type",
+    "course_id",
+    "session_id",
+];
+
 /// The writer properties of `events` files, from the file path and from Kafka alike: the lake's
-/// ([`creditguard_lake::writer_properties`]: zstd(1), statistics, row groups) without
-/// dictionaries for [`NO_DICTIONARY`]. Measured in `benches/ingest.rs`.
+/// ([`creditguard_lake::writer_properties`]: zstd(1), row groups) without dictionaries for
+/// [`NO_DICTIONARY`] and with column-chunk statistics for [`WITH_STATISTICS`] only.
 pub fn event_writer_properties() -> WriterProperties {
-    let mut b = creditguard_lake::writer_properties().into_builder();
+    let mut b = creditguard_lake::writer_properties()
+        .into_builder()
+        .set_statistics_enabled(EnabledStatistics::None);
     for c in NO_DICTIONARY {
         b = b.set_column_dictionary_enabled(ColumnPath::from(*c), false);
+    }
+    for c in WITH_STATISTICS {
+        b = b.set_column_statistics_enabled(ColumnPath::from(*c), EnabledStatistics::Chunk);
     }
     b.build()
 }
