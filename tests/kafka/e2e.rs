@@ -270,6 +270,41 @@ fn generate_to_kafka_ingest_jobs_score_results_topic_equal_a_file_mode_run() {
         got.iter().zip(&expected).find(|(a, b)| a != b)
     );
 
+    // `creditguard score` on its own (the scheduled batch job) sends to the results topic too.
+    let results2 = b.topic("e2e-results-score", 3);
+    let pipeline_score = dir.join("score.toml");
+    std::fs::write(
+        &pipeline_score,
+        std::fs::read_to_string(&pipeline_a).unwrap().replace(
+            &format!("results_topic = \"{results}\""),
+            &format!("results_topic = \"{results2}\""),
+        ),
+    )
+    .unwrap();
+    let out = run(creditguard()
+        .arg("score")
+        .arg("--pipeline")
+        .arg(&pipeline_score));
+    assert!(out.status.success(), "creditguard score failed");
+    let summary = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        summary.contains(&format!("{} records", expected.len()))
+            && summary.contains(&format!("`{results2}`")),
+        "{summary}"
+    );
+    let mut got2: Vec<String> = b
+        .read_all(&results2, expected.len() + 1, Duration::from_secs(20))
+        .iter()
+        .map(|r| normalized(&r.payload))
+        .collect();
+    got2.sort();
+    assert!(
+        got2 == expected,
+        "`creditguard score` sent {} records, expected the {} of the stream",
+        got2.len(),
+        expected.len()
+    );
+
     // Invalid lines: on the DLQ (original bytes) and in lake B's dead letters, the same set.
     let dlq = b.read_until(&format!("{topic}.dlq"), Duration::from_secs(20), |out| {
         out.iter()

@@ -83,6 +83,18 @@ pub fn run(pipeline: &Pipeline, opts: &RunOptions) -> anyhow::Result<RunSummary>
     Ok(summary)
 }
 
+/// The summary line of a results-topic delivery.
+pub fn results_topic_line(r: &ProduceReport) -> String {
+    format!(
+        "results topic  {} records ({:.1} kB) → Kafka topic `{}` ({} partitions written), all acknowledged, {:.2} s",
+        r.records,
+        r.bytes as f64 / 1e3,
+        r.topic,
+        r.partitions.len(),
+        r.elapsed.as_secs_f64()
+    )
+}
+
 /// The results-topic sink: when the pipeline's `[kafka]` section names a `results_topic`,
 /// produces the score report's records (the same records as the results stream: flags, credits,
 /// cases) there, key = `user_id`, header `schema_version: 1`, with an idempotent `acks=all`
@@ -238,15 +250,7 @@ pub fn render_summary(pipeline: &Pipeline, summary: &RunSummary) -> String {
         let _ = writeln!(out, "{s}");
     }
     if let Some(r) = &summary.results_topic {
-        let _ = writeln!(
-            out,
-            "results topic  {} records ({:.1} kB) → Kafka topic `{}` ({} partitions written), all acknowledged, {:.2} s",
-            r.records,
-            r.bytes as f64 / 1e3,
-            r.topic,
-            r.partitions.len(),
-            r.elapsed.as_secs_f64()
-        );
+        let _ = writeln!(out, "{}", results_topic_line(r));
     }
     let _ = writeln!(out, "total time {:.2} s", summary.elapsed.as_secs_f64());
     out

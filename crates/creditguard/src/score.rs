@@ -83,6 +83,10 @@ pub fn execute(args: ScoreArgs) -> anyhow::Result<()> {
     let run_id = args.period.run_id(&pipeline, "score", from, to);
     let report =
         run_stage(&pipeline, &lake, Some(from), Some(to), &run_id)?.expect("the lake has events");
+    // Like `creditguard run`: a pipeline with `[kafka] results_topic` also gets the records
+    // there, acknowledged before this command reports success.
+    let produced = crate::run::produce_results(&pipeline, &report)?;
+    let topic_line = produced.as_ref().map(crate::run::results_topic_line);
     match args.emit {
         Emit::Ndjson => {
             let stdout = std::io::stdout().lock();
@@ -93,8 +97,16 @@ pub fn execute(args: ScoreArgs) -> anyhow::Result<()> {
             out.flush()
                 .context("writing the results stream to stdout")?;
             eprintln!("{report}");
+            if let Some(line) = &topic_line {
+                eprintln!("{line}");
+            }
         }
-        Emit::None => println!("{report}"),
+        Emit::None => {
+            println!("{report}");
+            if let Some(line) = &topic_line {
+                println!("{line}");
+            }
+        }
     }
     Ok(())
 }
