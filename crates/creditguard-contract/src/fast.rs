@@ -424,7 +424,10 @@ mod tests {
         }
         // Most mutations break the syntax; a fair share (in a value, or harmless) survive.
         assert!(tried > 30_000, "{tried}");
-        assert!(answered > 2_000, "only {answered} of {tried} took the fast path");
+        assert!(
+            answered > 2_000,
+            "only {answered} of {tried} took the fast path"
+        );
     }
 
     #[test]
@@ -437,9 +440,12 @@ mod tests {
             // Bias towards the interesting bytes: quotes, backslashes, controls, UTF-8.
             let mut w = x;
             if round % 2 == 0 {
-                let pool = [b'"', b'\\', 0x00, 0x1f, 0x20, 0x21, 0x5b, 0x5d, 0x7f, 0x80, 0xa0, 0xff];
+                let pool = [
+                    b'"', b'\\', 0x00, 0x1f, 0x20, 0x21, 0x5b, 0x5d, 0x7f, 0x80, 0xa0, 0xff,
+                ];
                 let at = (x >> 3) % 8;
-                w = (w & !(0xff << (at * 8))) | (u64::from(pool[(x >> 11) as usize % pool.len()]) << (at * 8));
+                w = (w & !(0xff << (at * 8)))
+                    | (u64::from(pool[(x >> 11) as usize % pool.len()]) << (at * 8));
             }
             let naive = w
                 .to_le_bytes()
@@ -456,9 +462,28 @@ mod tests {
     #[test]
     fn numbers_convert_exactly_as_serde_json_converts_them() {
         for n in [
-            "0", "-0", "7", "-7", "0.5", "12.5", "1800", "3.14159", "1e3", "1E-3", "2.5e+2",
-            "123456789012345678", "0.000001", "99999.99999", "1e22", "-1e-22", "0.1", "0.2",
-            "0.30000000000000004", "4.35", "1.005", "100000000000000.1",
+            "0",
+            "-0",
+            "7",
+            "-7",
+            "0.5",
+            "12.5",
+            "1800",
+            "3.14159",
+            "1e3",
+            "1E-3",
+            "2.5e+2",
+            "123456789012345678",
+            "0.000001",
+            "99999.99999",
+            "1e22",
+            "-1e-22",
+            "0.1",
+            "0.2",
+            "0.30000000000000004",
+            "4.35",
+            "1.005",
+            "100000000000000.1",
         ] {
             let line = format!(r#"{{"position_s":{n}}}"#);
             if decode(&line).is_some() {

@@ -342,3 +342,114 @@ fn a_corrupt_compressed_file_is_an_input_error_naming_the_file() {
     .unwrap_err();
     assert!(err.to_string().contains("broken.ndjson.gz"), "{err}");
 }
+
+/// Every (event_id, src_pos) pair and every dead letter's (position, raw) of the lake, sorted.
+fn positions(fx: &Fixture) -> (Vec<(String, i64)>, Vec<(i64, Vec<u8>)>) {
+    let mut events = Vec::new();
+    for b in fx.batches("events") {
+        let ids = b
+            .column_by_name("event_id")
+            .unwrap()
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .unwrap()
+            .clone();
+        let pos = b
+            .column_by_name("src_pos")
+            .unwrap()
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .unwrap()
+            .clone();
+        events.extend((0..b.num_rows()).map(|i| (ids.value(i).to_string(), pos.value(i))));
+    }
+    let mut dead = Vec::new();
+    for b in fx.batches("dead_letters") {
+        let raw = b
+            .column_by_name("raw")
+            .unwrap()
+            .as_any()
+            .downcast_ref::<BinaryArray>()
+            .unwrap()
+            .clone();
+        let pos = b
+            .column_by_name("position")
+            .unwrap()
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .unwrap()
+            .clone();
+        dead.extend((0..b.num_rows()).map(|i| (pos.value(i), raw.value(i).to_vec())));
+    }
+    events.sort();
+    dead.sort();
+    (events, dead)
+}
+
+#[test]
+fn chunk_sizes_change_the_files_but_not_a_row() {
+    // 1 000 lines (line n: event `e{n}`; every 97th a duplicate of the line before, every 89th
+    // invalid, every 131st blank) read with chunks smaller than, equal to, and larger than
+    // the reader's internal batches, and not dividing the file.
+    let mut lines = Vec::new();
+    for n in 1..=1000 {
+        let ts = format!("2026-03-{:02}T10:00:00Z", 1 + n % 3);
+        lines.push(if n % 131 == 0 {
+            "   ".to_string()
+        } else if n % 89 == 0 {
+            format!(r#"{{"event_id":"bad{n}","type":"login"}}"#)
+        } else if n % 97 == 0 {
+            login(&format!("e{}", n - 1), &ts)
+        } else {
+            login(&format!("e{n}"), &ts)
+        });
+    }
+    let input_text = lines.join("\n");
+    let mut seen = None;
+    for chunk in [1, 7, 64, 65, 150, 1000, 5000] {
+        let fx = Fixture::new();
+        let input = fx.file("t.ndjson", input_text.as_bytes());
+        let stats = fx.ingest(&[&input], chunk);
+        assert_eq!(stats.lines, 1000, "chunk {chunk}");
+        assert_eq!(
+            stats.valid + stats.duplicates + stats.dead_lettered + stats.blank,
+            1000,
+            "chunk {chunk}: {stats:?}"
+        );
+        let got = positions(&fx);
+        // Each valid event at its own line; each dead letter at its line, bytes intact.
+        for (id, pos) in &got.0 {
+            assert_eq!(id, &format!("e{pos}"), "chunk {chunk}");
+        }
+        for (pos, raw) in &got.1 {
+            assert_eq!(raw, lines[*pos as usize - 1].as_bytes(), "chunk {chunk}");
+        }
+        let files = fx.lake.days("events").unwrap().len();
+        assert!(files >= 1);
+        match &seen {
+            None => {
+                seen = Some((
+                    got,
+                    stats.valid,
+                    stats.duplicates,
+                    stats.dead_lettered,
+                    stats.blank,
+                ))
+            }
+            Some(first) => assert!(
+                (&first.0, first.1, first.2, first.3, first.4)
+                    == (
+                        &got,
+                        stats.valid,
+                        stats.duplicates,
+                        stats.dead_lettered,
+                        stats.blank
+                    ),
+                "chunk {chunk} differs"
+            ),
+        }
+    }
+    let (rows, valid, duplicates, dead, blank) = seen.unwrap();
+    assert_eq!((duplicates, dead, blank), (10, 11, 7));
+    assert_eq!(rows.0.len() as u64, valid);
+}
