@@ -343,42 +343,29 @@ fn a_corrupt_compressed_file_is_an_input_error_naming_the_file() {
     assert!(err.to_string().contains("broken.ndjson.gz"), "{err}");
 }
 
+/// Column `name` of `b` as its concrete array type.
+fn col<'a, A: Array + 'static>(b: &'a RecordBatch, name: &str) -> &'a A {
+    b.column_by_name(name)
+        .and_then(|c| c.as_any().downcast_ref::<A>())
+        .unwrap_or_else(|| panic!("column {name}"))
+}
+
 /// Every (event_id, src_pos) pair and every dead letter's (position, raw) of the lake, sorted.
 fn positions(fx: &Fixture) -> (Vec<(String, i64)>, Vec<(i64, Vec<u8>)>) {
     let mut events = Vec::new();
     for b in fx.batches("events") {
-        let ids = b
-            .column_by_name("event_id")
-            .unwrap()
-            .as_any()
-            .downcast_ref::<StringArray>()
-            .unwrap()
-            .clone();
-        let pos = b
-            .column_by_name("src_pos")
-            .unwrap()
-            .as_any()
-            .downcast_ref::<Int64Array>()
-            .unwrap()
-            .clone();
+        let (ids, pos) = (
+            col::<StringArray>(&b, "event_id"),
+            col::<Int64Array>(&b, "src_pos"),
+        );
         events.extend((0..b.num_rows()).map(|i| (ids.value(i).to_string(), pos.value(i))));
     }
     let mut dead = Vec::new();
     for b in fx.batches("dead_letters") {
-        let raw = b
-            .column_by_name("raw")
-            .unwrap()
-            .as_any()
-            .downcast_ref::<BinaryArray>()
-            .unwrap()
-            .clone();
-        let pos = b
-            .column_by_name("position")
-            .unwrap()
-            .as_any()
-            .downcast_ref::<Int64Array>()
-            .unwrap()
-            .clone();
+        let (raw, pos) = (
+            col::<BinaryArray>(&b, "raw"),
+            col::<Int64Array>(&b, "position"),
+        );
         dead.extend((0..b.num_rows()).map(|i| (pos.value(i), raw.value(i).to_vec())));
     }
     events.sort();
