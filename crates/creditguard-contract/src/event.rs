@@ -898,42 +898,75 @@ impl<'a> Wire<'a> {
         if event_type.requires_session() && ev.session_id.is_none() {
             return Err(missing("session_id"));
         }
-        for &field in event_type.required_fields() {
-            if !ev.has(field) {
-                return Err(Rejection::field(
-                    RejectKind::MissingField,
-                    field,
-                    format!("missing field `{field}`, required for `{event_type}` events"),
-                ));
-            }
+        if let Some(field) = ev.first_missing() {
+            return Err(Rejection::field(
+                RejectKind::MissingField,
+                field,
+                format!("missing field `{field}`, required for `{event_type}` events"),
+            ));
         }
         Ok(ev)
     }
 }
 
 impl Event<'_> {
-    /// Whether a type-specific field is present.
-    fn has(&self, field: &str) -> bool {
-        match field {
-            "course_id" => self.course_id.is_some(),
-            "lesson_id" => self.lesson_id.is_some(),
-            "position_s" => self.position_s.is_some(),
-            "playing" => self.playing.is_some(),
-            "visible" => self.visible.is_some(),
-            "seek_from_s" => self.seek_from_s.is_some(),
-            "seek_to_s" => self.seek_to_s.is_some(),
-            "rate" => self.rate.is_some(),
-            "quiz_id" => self.quiz_id.is_some(),
-            "score" => self.score.is_some(),
-            "max_score" => self.max_score.is_some(),
-            "questions" => self.questions.is_some(),
-            "elapsed_s" => self.elapsed_s.is_some(),
-            "credits" => self.credits.is_some(),
-            "category" => self.category.is_some(),
-            "method" => self.method.is_some(),
-            "device_id" => self.device_id.is_some(),
-            other => unreachable!("required_fields names unknown field {other}"),
-        }
+    /// The first field of [`EventType::required_fields`] this event lacks.
+    fn first_missing(&self) -> Option<&'static str> {
+        let e = self;
+        // Presence per field, in the order of `required_fields` (a test checks they agree).
+        let present: &[bool] = match e.event_type {
+            EventType::Login | EventType::Logout => &[],
+            EventType::Heartbeat => &[
+                e.course_id.is_some(),
+                e.lesson_id.is_some(),
+                e.position_s.is_some(),
+                e.playing.is_some(),
+                e.visible.is_some(),
+            ],
+            EventType::VideoPlay | EventType::VideoPause | EventType::VideoEnded => &[
+                e.course_id.is_some(),
+                e.lesson_id.is_some(),
+                e.position_s.is_some(),
+            ],
+            EventType::VideoSeek => &[
+                e.course_id.is_some(),
+                e.lesson_id.is_some(),
+                e.seek_from_s.is_some(),
+                e.seek_to_s.is_some(),
+            ],
+            EventType::VideoRate => &[
+                e.course_id.is_some(),
+                e.lesson_id.is_some(),
+                e.rate.is_some(),
+            ],
+            EventType::Visibility => &[e.visible.is_some()],
+            EventType::CourseEnter | EventType::CourseLeave => &[e.course_id.is_some()],
+            EventType::QuizSubmit => &[
+                e.course_id.is_some(),
+                e.quiz_id.is_some(),
+                e.score.is_some(),
+                e.max_score.is_some(),
+                e.questions.is_some(),
+                e.elapsed_s.is_some(),
+            ],
+            EventType::CourseComplete => &[
+                e.course_id.is_some(),
+                e.credits.is_some(),
+                e.category.is_some(),
+            ],
+            EventType::Checkin => &[
+                e.course_id.is_some(),
+                e.method.is_some(),
+                e.device_id.is_some(),
+            ],
+        };
+        let names = e.event_type.required_fields();
+        debug_assert_eq!(names.len(), present.len());
+        names
+            .iter()
+            .zip(present)
+            .find(|(_, &here)| !here)
+            .map(|(&name, _)| name)
     }
 }
 
