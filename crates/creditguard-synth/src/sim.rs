@@ -810,6 +810,23 @@ impl<'p> UserSim<'p> {
         start.max(self.busy_until + DEVICE_SWITCH_GAP + self.r(0, 10) * MIN)
     }
 
+    /// Opens a session on the home PC in the evening of day `d` and enters course `c`; returns
+    /// the session, its login time and when its first lesson can start.
+    fn evening_session_in(&mut self, out: &mut Chunk, d: u32, c: usize) -> (Ctx, i64, i64) {
+        let t0 = self.episode_start(d);
+        let ctx = self.open_session(out, Dev::HomePc, d, t0);
+        let t = t0 + self.r(2_000, 8_000) * MS;
+        self.emit(out, &ctx, Rec::new(EventType::CourseEnter, t).course(c));
+        (ctx, t0, t + self.r(1_000, 3_000) * MS)
+    }
+
+    /// Leaves course `c` a few seconds after `t` and logs out.
+    fn leave_and_log_out(&mut self, out: &mut Chunk, ctx: &Ctx, c: usize, t: i64) {
+        let t = t + self.r(2_000, 5_000) * MS;
+        self.emit(out, ctx, Rec::new(EventType::CourseLeave, t).course(c));
+        self.close_session(out, ctx, t);
+    }
+
     fn own_dev(&self) -> Dev {
         if self.u.has_phone && self.u.chrono == Chrono::Commuter {
             Dev::Phone
@@ -875,11 +892,7 @@ impl<'p> UserSim<'p> {
         let Some(c) = self.fresh_course(|c| Self::short(c) && c.credits <= 4.0, None) else {
             return;
         };
-        let t0 = self.episode_start(d);
-        let ctx = self.open_session(out, Dev::HomePc, d, t0);
-        let mut t = t0 + self.r(2_000, 8_000) * MS;
-        self.emit(out, &ctx, Rec::new(EventType::CourseEnter, t).course(c));
-        t += self.r(1_000, 3_000) * MS;
+        let (ctx, _, mut t) = self.evening_session_in(out, d, c);
         let lessons = self.course(c).lessons_ms.clone();
         // Subtle: only the longest lesson (≥ 7 min) plays in the background, hidden share 0.84–0.9.
         let target = (0..lessons.len()).max_by_key(|&l| lessons[l]).unwrap_or(0);
@@ -914,9 +927,7 @@ impl<'p> UserSim<'p> {
             t += self.r(2_000, 6_000) * MS;
         }
         let t = self.finish_course(out, &ctx, c, t, None);
-        let t = t + self.r(2_000, 5_000) * MS;
-        self.emit(out, &ctx, Rec::new(EventType::CourseLeave, t).course(c));
-        self.close_session(out, &ctx, t);
+        self.leave_and_log_out(out, &ctx, c, t);
         let detail = format!(
             "hidden and muted {:.0} s of {:.0} s played (share {:.2})",
             hidden_ms as f64 / 1e3,
@@ -938,11 +949,7 @@ impl<'p> UserSim<'p> {
         let Some(c) = self.fresh_course(|c| Self::short(c) && c.credits <= 4.0, None) else {
             return;
         };
-        let t0 = self.episode_start(d);
-        let ctx = self.open_session(out, Dev::HomePc, d, t0);
-        let mut t = t0 + self.r(2_000, 8_000) * MS;
-        self.emit(out, &ctx, Rec::new(EventType::CourseEnter, t).course(c));
-        t += self.r(1_000, 3_000) * MS;
+        let (ctx, _, mut t) = self.evening_session_in(out, d, c);
         let lessons = self.course(c).lessons_ms.clone();
         let target = (0..lessons.len()).max_by_key(|&l| lessons[l]).unwrap_or(0);
         let (mut from, mut to, mut factor) = (i64::MAX, 0, 0.0f64);
@@ -967,9 +974,7 @@ impl<'p> UserSim<'p> {
             t += self.r(2_000, 6_000) * MS;
         }
         let t = self.finish_course(out, &ctx, c, t, None);
-        let t = t + self.r(2_000, 5_000) * MS;
-        self.emit(out, &ctx, Rec::new(EventType::CourseLeave, t).course(c));
-        self.close_session(out, &ctx, t);
+        self.leave_and_log_out(out, &ctx, c, t);
         self.label(
             Pattern::Speed,
             s,
@@ -1019,11 +1024,7 @@ impl<'p> UserSim<'p> {
         };
         // Each lesson: the first `frac` of it, then the last 3 s; together `target` of the course.
         let frac = ((target * total as f64 - tail as f64) / total as f64).max(0.01);
-        let t0 = self.episode_start(d);
-        let ctx = self.open_session(out, Dev::HomePc, d, t0);
-        let mut t = t0 + self.r(2_000, 8_000) * MS;
-        self.emit(out, &ctx, Rec::new(EventType::CourseEnter, t).course(c));
-        t += self.r(1_000, 3_000) * MS;
+        let (ctx, t0, mut t) = self.evening_session_in(out, d, c);
         let mut covered = 0;
         for (l, &dur) in lessons.iter().enumerate() {
             let stop = ((frac * dur as f64) as i64).max(5_000);
@@ -1037,9 +1038,7 @@ impl<'p> UserSim<'p> {
         }
         let t = self.finish_course(out, &ctx, c, t, None);
         let end = t;
-        let t = t + self.r(2_000, 5_000) * MS;
-        self.emit(out, &ctx, Rec::new(EventType::CourseLeave, t).course(c));
-        self.close_session(out, &ctx, t);
+        self.leave_and_log_out(out, &ctx, c, t);
         let ratio = self.course(c).min_watch_ratio;
         self.label(
             Pattern::LowCoverage,
@@ -1398,9 +1397,7 @@ impl<'p> UserSim<'p> {
             Rec::new(EventType::CourseEnter, t + 3 * SEC).course(c),
         );
         let t = self.finish_course(out, &ctx, c, t + 5 * SEC, None);
-        let t = t + self.r(2_000, 5_000) * MS;
-        self.emit(out, &ctx, Rec::new(EventType::CourseLeave, t).course(c));
-        self.close_session(out, &ctx, t);
+        self.leave_and_log_out(out, &ctx, c, t);
         self.label(
             Pattern::RapidSwitching,
             s,
@@ -1557,9 +1554,7 @@ impl<'p> UserSim<'p> {
         let t = self.finish_course(out, &ctx, c, t + 2 * SEC, Some(fast));
         // The quiz_submit came just before the completion; its window is what the rule sees.
         let (quiz_at, elapsed, questions) = self.last_quiz;
-        let t = t + self.r(2_000, 5_000) * MS;
-        self.emit(out, &ctx, Rec::new(EventType::CourseLeave, t).course(c));
-        self.close_session(out, &ctx, t);
+        self.leave_and_log_out(out, &ctx, c, t);
         self.label(
             Pattern::QuizTooFast,
             s,
