@@ -247,6 +247,9 @@ fn main() {
     let load1 = loadavg();
     let rss = peak_rss_mib(pid);
     let files = sample("creditguard_files_committed_total");
+    let fresh = freshness(&client, topic, events, FRESH_RATE, FRESH_SECS, &|| {
+        sample("creditguard_events_committed_total")
+    });
     let _ = Command::new("kill")
         .args(["-TERM", &pid.to_string()])
         .status();
@@ -282,6 +285,85 @@ fn main() {
         "  load average       {load0} at the start, {load1} at the end ({} cores)",
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
+    println!(
+        "  freshness at {FRESH_RATE} events/s for {FRESH_SECS} s, produce → committed: p50 {:.1} s, p99 {:.1} s, max {:.1} s (target: queryable <= 10 s)",
+        fresh.0, fresh.1, fresh.2
+    );
+}
+
+/// Steady load of the freshness phase: events/s and seconds.
+const FRESH_RATE: u64 = 20_000;
+const FRESH_SECS: u64 = 20;
+
+/// Freshness at steady load, after the backlog is drained: produces `rate` valid events a second
+/// for `secs` seconds (ids after the backlog's), and measures for every 100th how long after it
+/// was handed to the producer the ingest had committed that many of them. Offsets are committed
+/// only once their file is in the lake, so this bounds the time until an event is queryable from
+/// above. Matching the n-th sent with the n-th committed is exact per partition (both in offset
+/// order) and a close estimate across partitions. Returns p50, p99 and max in seconds.
+fn freshness(
+    client: &creditguard_kafka::ClientSettings,
+    topic: &str,
+    first: u64,
+    rate: u64,
+    secs: u64,
+    committed: &dyn Fn() -> f64,
+) -> (f64, f64, f64) {
+    use std::sync::{Arc, Mutex};
+    let total = rate * secs;
+    let base = committed() as u64;
+    let sent: Arc<Mutex<Vec<(Duration, u64)>>> = Arc::default();
+    let start = Instant::now();
+    let producer = {
+        let (client, topic, sent) = (client.clone(), topic.to_string(), sent.clone());
+        std::thread::spawn(move || {
+            let lines = (first..)
+                .filter(|i| i % 10_000 != 9_999)
+                .take(total as usize)
+                .enumerate()
+                .map(move |(k, i)| {
+                    if k % 100 == 0 {
+                        let due = Duration::from_secs_f64(k as f64 / rate as f64);
+                        if let Some(wait) = due.checked_sub(start.elapsed()) {
+                            std::thread::sleep(wait);
+                        }
+                        sent.lock().unwrap().push((start.elapsed(), k as u64));
+                    }
+                    line(i)
+                });
+            creditguard_kafka::produce_ndjson_lines(&client, &topic, lines).expect("produce")
+        })
+    };
+    let mut done: Vec<(Duration, u64)> = Vec::new();
+    loop {
+        let n = (committed() as u64).saturating_sub(base);
+        done.push((start.elapsed(), n));
+        if n >= total || start.elapsed() > Duration::from_secs(secs + 120) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    producer.join().expect("producer thread");
+    let sent = sent.lock().unwrap().clone();
+    let mut lat: Vec<f64> = sent
+        .iter()
+        .filter_map(|&(t_sent, k)| {
+            let t_done = done.iter().find(|&&(_, n)| n > k)?.0;
+            Some(t_done.saturating_sub(t_sent).as_secs_f64())
+        })
+        .collect();
+    if lat.len() < sent.len() {
+        println!(
+            "  freshness: {} of {} sampled events not committed within {} s",
+            sent.len() - lat.len(),
+            sent.len(),
+            secs + 120
+        );
+        return (f64::NAN, f64::NAN, f64::NAN);
+    }
+    lat.sort_by(f64::total_cmp);
+    let at = |q: f64| lat[((lat.len() - 1) as f64 * q).round() as usize];
+    (at(0.5), at(0.99), at(1.0))
 }
 
 /// The 1-minute load average of the machine.
