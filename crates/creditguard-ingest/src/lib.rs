@@ -607,13 +607,15 @@ impl Run<'_> {
                     break;
                 }
                 line_no += 1;
-                chunk.hash.update(&arena[start..]);
                 let mut body = &arena[start..];
                 if let Some(b) = body.strip_suffix(b"\n") {
                     body = b.strip_suffix(b"\r").unwrap_or(b);
                 }
                 spans.push((start, start + body.len()));
             }
+            // The arena is the batch's lines as read, so this hashes the same bytes in the same
+            // order as hashing each line would.
+            chunk.hash.update(&arena);
             self.batch(source, &arena, &spans, line_no, &mut buffer, &mut dead);
             chunk.last_line = line_no;
             if (line_no - chunk.first_line + 1) as usize >= chunk_lines {
