@@ -327,21 +327,27 @@ impl std::error::Error for Rejection {}
 /// assert_eq!(bad.reason, "missing required field `ts`");
 /// ```
 pub fn parse_event(bytes: &[u8]) -> Result<Event<'_>, Rejection> {
-    let text = match std::str::from_utf8(bytes) {
-        Ok(t) => t,
-        Err(e) => {
-            return Err(Rejection {
-                kind: RejectKind::NotUtf8,
-                field: None,
-                reason: format!("not valid UTF-8 at byte {}", e.valid_up_to()),
-            })
-        }
-    };
+    let text = utf8(bytes)?;
     let wire = match crate::fast::decode(text) {
         Some(w) => w,
         None => decode_with_serde(text)?,
     };
     wire.validate()
+}
+
+fn utf8(bytes: &[u8]) -> Result<&str, Rejection> {
+    std::str::from_utf8(bytes).map_err(|e| Rejection {
+        kind: RejectKind::NotUtf8,
+        field: None,
+        reason: format!("not valid UTF-8 at byte {}", e.valid_up_to()),
+    })
+}
+
+/// [`parse_event`] through serde_json alone, without the fast decoder: the reference the fast
+/// path is tested against (it must give the same event or the same rejection for every input).
+pub fn parse_event_reference(bytes: &[u8]) -> Result<Event<'_>, Rejection> {
+    let text = utf8(bytes)?;
+    decode_with_serde(text)?.validate()
 }
 
 /// Decodes with serde_json: the path every input the fast decoder declines takes, and the one

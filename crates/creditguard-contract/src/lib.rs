@@ -29,7 +29,8 @@ mod schema;
 pub mod time;
 
 pub use event::{
-    parse_event, Category, CheckinMethod, Event, EventType, Platform, RejectKind, Rejection,
+    parse_event, parse_event_reference, Category, CheckinMethod, Event, EventType, Platform,
+    RejectKind, Rejection,
 };
 pub use results::{
     cases_schema, credits_schema, flags_schema, stable_id, Case, Credit, Flag, ResultRecord,

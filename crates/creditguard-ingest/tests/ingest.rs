@@ -440,3 +440,20 @@ fn chunk_sizes_change_the_files_but_not_a_row() {
     assert_eq!((duplicates, dead, blank), (10, 11, 7));
     assert_eq!(rows.0.len() as u64, valid);
 }
+
+#[test]
+fn the_fast_decoder_agrees_with_serde_json_on_every_line_of_the_sample() {
+    // The shipped sample: 266 k generated lines of every type, with the generator's invalid ones.
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../sample-data/telemetry.ndjson.zst");
+    let text = zstd::decode_all(File::open(&path).unwrap()).unwrap();
+    let (mut lines, mut rejected) = (0, 0);
+    for line in text.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+        let fast = creditguard_contract::parse_event(line);
+        let reference = creditguard_contract::parse_event_reference(line);
+        assert_eq!(fast, reference, "{}", String::from_utf8_lossy(line));
+        lines += 1;
+        rejected += usize::from(fast.is_err());
+    }
+    assert!(lines > 200_000, "{lines}");
+    assert!(rejected > 50, "{rejected}");
+}
