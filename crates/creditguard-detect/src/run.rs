@@ -133,15 +133,59 @@ pub fn run_jobs(
             ..Default::default()
         })
         .collect();
+    let mut claims = ClaimDays::default();
     let mut a = from_day;
     while a <= to_day {
         let b = (a + cfg.batch_days as i64 - 1).min(to_day);
-        run_batch(lake, catalog, cfg, &enabled, a, b, run_id, &mut report)?;
+        run_batch(
+            lake,
+            catalog,
+            cfg,
+            &enabled,
+            a,
+            b,
+            run_id,
+            &mut claims,
+            &mut report,
+        )?;
         a = b + 1;
     }
     report.elapsed = start.elapsed();
     tracing::info!(from = %format_day(from_day), to = %format_day(to_day), flags = report.total_flags(), "Jobs finished.");
     Ok(report)
+}
+
+/// The raw `course_complete` rows of each day's `events` files, read once per run: every batch of
+/// `credit_burst` needs its `baseline_days` before it too, and consecutive batches share most of
+/// them (with batches of 7 days and a 28-day baseline, scanning per batch read each day ~5 times).
+#[derive(Default)]
+struct ClaimDays {
+    days: BTreeMap<i64, DataFrame>,
+}
+
+impl ClaimDays {
+    /// The raw rows of the days `from..=to`, as scanning those days' files would give them.
+    fn range(&mut self, lake: &Lake, from: i64, to: i64) -> Result<LazyFrame> {
+        // Days before the range are not needed again (batches move forward).
+        self.days.retain(|d, _| *d >= from);
+        let mut parts = Vec::new();
+        for day in from..=to {
+            if !self.days.contains_key(&day) {
+                let df = scan_days(lake, day, day)?
+                    .filter(col("event_type").eq(lit("course_complete")))
+                    .collect()?;
+                self.days.insert(day, df);
+            }
+            let df = &self.days[&day];
+            if df.height() > 0 {
+                parts.push(df.clone().lazy());
+            }
+        }
+        if parts.is_empty() {
+            return Ok(DataFrame::empty_with_schema(&crate::events::schema()).lazy());
+        }
+        Ok(concat(parts, UnionArgs::default())?)
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -153,6 +197,7 @@ fn run_batch(
     a: i64,
     b: i64,
     run_id: &str,
+    claim_days: &mut ClaimDays,
     report: &mut JobsReport,
 ) -> Result<()> {
     let t = Instant::now();
@@ -198,10 +243,8 @@ fn run_batch(
             }
             "credit_burst" => {
                 let c = &cfg.credit_burst;
-                let claims = prepare(
-                    scan_days(lake, a - 1 - c.baseline_days as i64, b + 1)?
-                        .filter(col("event_type").eq(lit("course_complete"))),
-                )?;
+                let claims =
+                    prepare(claim_days.range(lake, a - 1 - c.baseline_days as i64, b + 1)?)?;
                 let mut engaged = watch_time::engaged_daily(iv_lazy());
                 if let Some(prior) =
                     prior_features(lake, "watch_time", a - 1 - c.support_days as i64, a - 2)?
