@@ -134,6 +134,7 @@ pub fn run_jobs(
         })
         .collect();
     let mut claims = ClaimDays::default();
+    let mut watch = WatchDays::default();
     let mut a = from_day;
     while a <= to_day {
         let b = (a + cfg.batch_days as i64 - 1).min(to_day);
@@ -146,6 +147,7 @@ pub fn run_jobs(
             b,
             run_id,
             &mut claims,
+            &mut watch,
             &mut report,
         )?;
         a = b + 1;
@@ -188,6 +190,76 @@ impl ClaimDays {
     }
 }
 
+/// The columns of `features/watch_time` that later batches read (coverage at completion for
+/// `watch_time`, engaged time for `credit_burst`).
+const PRIOR_WATCH_COLUMNS: [&str; 8] = [
+    "user_id",
+    "course_id",
+    "lesson_id",
+    "day",
+    "duration_s",
+    "engaged_s",
+    "seg_from",
+    "seg_to",
+];
+
+/// Earlier days' `features/watch_time` ([`PRIOR_WATCH_COLUMNS`]), kept across the batches of a
+/// run: each batch reads the `coverage_lookback_days` (90) before it, so re-reading them from the
+/// lake per batch read every day up to 90 / `batch_days` times. Days are read from the lake once,
+/// and the days this run writes are kept as written.
+#[derive(Default)]
+struct WatchDays {
+    /// `None`: the day has no feature files.
+    days: BTreeMap<i64, Option<DataFrame>>,
+}
+
+impl WatchDays {
+    fn project(lf: LazyFrame) -> LazyFrame {
+        lf.select(
+            PRIOR_WATCH_COLUMNS
+                .iter()
+                .map(|c| col(*c))
+                .collect::<Vec<_>>(),
+        )
+    }
+
+    /// What [`prior_features`] gives for `features/watch_time` and the days `from..=to`.
+    fn range(&mut self, lake: &Lake, from: i64, to: i64) -> Result<Option<LazyFrame>> {
+        if to < from {
+            return Ok(None);
+        }
+        let mut parts = Vec::new();
+        for day in from..=to {
+            if !self.days.contains_key(&day) {
+                let df = match prior_features(lake, "watch_time", day, day)? {
+                    Some(lf) => Some(Self::project(lf).collect()?),
+                    None => None,
+                };
+                self.days.insert(day, df);
+            }
+            if let Some(Some(df)) = self.days.get(&day) {
+                parts.push(df.clone().lazy());
+            }
+        }
+        if parts.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(concat(parts, UnionArgs::default())?))
+    }
+
+    /// The features just written for `day`.
+    fn written(&mut self, day: i64, part: &DataFrame) -> Result<()> {
+        let df = Self::project(part.clone().lazy()).collect()?;
+        self.days.insert(day, Some(df));
+        Ok(())
+    }
+
+    /// Forgets the days before `day`.
+    fn forget_before(&mut self, day: i64) {
+        self.days.retain(|d, _| *d >= day);
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 fn run_batch(
     lake: &Lake,
@@ -198,6 +270,7 @@ fn run_batch(
     b: i64,
     run_id: &str,
     claim_days: &mut ClaimDays,
+    watch_days: &mut WatchDays,
     report: &mut JobsReport,
 ) -> Result<()> {
     let t = Instant::now();
@@ -205,6 +278,10 @@ fn run_batch(
     report.events += events.height();
     report.load += t.elapsed();
     tracing::debug!(from = %format_day(a), to = %format_day(b), events = events.height(), "Events loaded.");
+
+    watch_days.forget_before(
+        a - 1 - (cfg.watch_time.coverage_lookback_days).max(cfg.credit_burst.support_days) as i64,
+    );
 
     let needs_intervals = enabled
         .iter()
@@ -228,7 +305,7 @@ fn run_batch(
         let out = match *job {
             "watch_time" => {
                 let lookback = cfg.watch_time.coverage_lookback_days as i64;
-                let prior = prior_features(lake, "watch_time", a - 1 - lookback, a - 2)?;
+                let prior = watch_days.range(lake, a - 1 - lookback, a - 2)?;
                 watch_time::detect(
                     iv_lazy(),
                     watch_time::completions(events.clone().lazy()),
@@ -246,9 +323,7 @@ fn run_batch(
                 let claims =
                     prepare(claim_days.range(lake, a - 1 - c.baseline_days as i64, b + 1)?)?;
                 let mut engaged = watch_time::engaged_daily(iv_lazy());
-                if let Some(prior) =
-                    prior_features(lake, "watch_time", a - 1 - c.support_days as i64, a - 2)?
-                {
+                if let Some(prior) = watch_days.range(lake, a - 1 - c.support_days as i64, a - 2)? {
                     let old = prior
                         .group_by([col("user_id"), col("day")])
                         .agg([col("engaged_s").sum()]);
@@ -296,6 +371,9 @@ fn run_batch(
                 .filter(col("day").eq(lit(day)))
                 .collect()?;
             report.jobs[k].feature_rows += part.height();
+            if *job == "watch_time" {
+                watch_days.written(day, &part)?;
+            }
             let table = format!("features/{job}");
             lake.replace_partition(&table, day, |dir| {
                 let path = dir.join("part-0.parquet");
