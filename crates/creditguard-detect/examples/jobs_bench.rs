@@ -396,6 +396,24 @@ fn peak_rss_mib() -> f64 {
         .unwrap_or(f64::NAN)
 }
 
+/// User and system CPU seconds of this process so far (`/proc/self/stat`, 100 ticks a second).
+fn cpu_s() -> (f64, f64) {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let f: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    let tick = |i: usize| {
+        f.get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(f64::NAN)
+            / 100.0
+    };
+    (tick(11), tick(12))
+}
+
 fn main() {
     let args: Vec<String> = std::env::args()
         .skip(1)
@@ -429,9 +447,11 @@ fn main() {
     }
     let (from, to) = (START_DAY, START_DAY + days as i64 - 1);
     let rss_before = peak_rss_mib();
+    let cpu_before = cpu_s();
     let t = Instant::now();
     let report = run_jobs(&lake, &catalog(), &cfg, from, to, "bench").expect("jobs");
     let wall = t.elapsed().as_secs_f64();
+    let cpu_after = cpu_s();
     let ev = report.events as f64;
     println!("jobs bench: {} events read (deduplicated, context days included), {days} days, batch_days {}", report.events, cfg.batch_days);
     println!("{:<18} {:>9} {:>14}", "stage", "wall s", "events/s");
@@ -453,6 +473,12 @@ fn main() {
         "peak RSS (VmHWM): {:.0} MiB (before jobs: {:.0} MiB)",
         peak_rss_mib(),
         rss_before
+    );
+    println!(
+        "jobs CPU: user {:.1} s, system {:.1} s; GLIBC_TUNABLES={}",
+        cpu_after.0 - cpu_before.0,
+        cpu_after.1 - cpu_before.1,
+        std::env::var("GLIBC_TUNABLES").unwrap_or_else(|_| "(unset)".into())
     );
 }
 

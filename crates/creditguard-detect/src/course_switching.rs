@@ -24,7 +24,7 @@ use polars::prelude::*;
 use serde_json::json;
 
 use crate::config::CourseSwitchingConfig;
-use crate::events::{day_of, same_as_prev, secs, sort_opts, type_in};
+use crate::events::{day_of, overlap_sweep, same_as_prev, secs, sort_opts, type_in};
 use crate::flags::{date, dur, dur_zh, hhmm, list_strings, r3, ramp, sort, Draft, Rows};
 use crate::{JobOutput, Result};
 
@@ -312,43 +312,21 @@ pub fn detect(
     }
 
     // Parallel playback: sweep playing episodes in start order per user.
-    let episodes = playing_episodes(intervals).sort(["user_id", "start", "course_id"], sort_opts());
-    let user = [col("user_id")];
-    let overlaps = episodes
-        .clone()
-        .with_column(
-            col("end")
-                .eq(col("end").cum_max(false).over(user.clone())?)
-                .alias("_is_max"),
-        )
-        .with_columns([
-            col("end")
-                .cum_max(false)
-                .shift(lit(1))
-                .over(user.clone())?
-                .alias("o_end"),
-            when(col("_is_max"))
-                .then(col("course_id"))
-                .otherwise(lit(NULL).cast(DataType::String))
-                .fill_null_with_strategy(FillNullStrategy::Forward(None))
-                .shift(lit(1))
-                .over(user.clone())?
-                .alias("o_course"),
-        ])
-        .filter(
-            col("o_course")
-                .is_not_null()
-                .and(col("o_course").neq(col("course_id"))),
-        )
-        .with_column(
-            (when(col("end").lt(col("o_end")))
-                .then(col("end"))
-                .otherwise(col("o_end"))
-                - col("start"))
-            .alias("overlap_us"),
-        )
-        .filter(col("overlap_us").gt(lit(0i64)))
+    // Collected once: the sweep and the daily features both read it.
+    let episodes = playing_episodes(intervals)
+        .sort(["user_id", "start", "course_id"], sort_opts())
         .collect()?;
+    let overlaps = overlap_sweep(
+        episodes.clone().lazy(),
+        "user_id",
+        &[("course_id", "o_course")],
+    )?
+    .filter(
+        col("o_course")
+            .is_not_null()
+            .and(col("o_course").neq(col("course_id"))),
+    )
+    .collect()?;
     struct Par {
         org: Option<String>,
         overlap_us: i64,
@@ -475,6 +453,7 @@ pub fn detect(
             col("changes").max().alias("max_changes_in_burst"),
         ]);
     let ep_days = episodes
+        .lazy()
         .with_column(day_of(col("start")).alias("day"))
         .group_by(ud.clone())
         .agg([

@@ -97,8 +97,9 @@ pub const SKEW_TOLERANCE_US: i64 = 1_000_000;
 
 /// The events a job for days `from_day..=to_day` needs: those of `from_day-1..=to_day+1` (one
 /// day of context each side, for intervals and sessions that cross midnight), de-duplicated by
-/// `event_id` (producers deliver twice), with `t` = `ts` in microseconds. Detectors order the rows
-/// by their own keys and `t` (ties broken by `event_id`), so no global sort is paid here.
+/// `event_id` (producers deliver twice), with `t` = `ts` in microseconds, ordered by `user_id`,
+/// `ts`, `event_id` (see [`prepare`]). Detectors still order the rows by their own keys and `t`
+/// (ties broken by `event_id`); on this input those sorts are cheap.
 pub fn scan_events(lake: &Lake, from_day: i64, to_day: i64) -> Result<LazyFrame> {
     let lf = scan_days(lake, from_day - 1, to_day + 1)?;
     Ok(prepare(lf)?.filter(
@@ -111,6 +112,14 @@ pub fn scan_events(lake: &Lake, from_day: i64, to_day: i64) -> Result<LazyFrame>
 /// De-duplicates raw event rows by `event_id` and adds `t`, the event time in UTC microseconds
 /// with client clock skew bounded by `received_at` (then dropped). Which copy of a duplicate is
 /// kept does not matter: copies of one `event_id` are the same event.
+///
+/// The rows come out ordered by `user_id`, `ts` (the time as sent), `event_id`: the rows are
+/// sorted first, and since copies of an event are the same event they end up next to each other,
+/// so de-duplication is a comparison with the previous row instead of a hash table over every
+/// `event_id`. The order is also what the detectors want: they sort by user and time, and
+/// polars' sorts and group-bys are several times faster on input that is already (nearly) in
+/// that order than on the scattered order a hash de-duplication leaves (measured on 2.7 M events:
+/// a sort by user, session, time 0.5 s against 5.8 s).
 ///
 /// The skew bound: an event cannot happen after the platform received it. When a session's
 /// events claim times after their receipt (the client clock runs ahead, by the largest such
@@ -125,7 +134,8 @@ pub fn prepare(lf: LazyFrame) -> Result<LazyFrame> {
         .min()
         .over([col("user_id"), col("session_id")])?;
     Ok(lf
-        .unique(Some(cols(["event_id"])), UniqueKeepStrategy::Any)
+        .sort(["user_id", "ts", "event_id"], sort_opts())
+        .filter(col("event_id").neq_missing(col("event_id").shift(lit(1))))
         .with_column(
             when(ahead.clone().lt(lit(-SKEW_TOLERANCE_US)))
                 .then(ts.clone() + ahead)
@@ -186,4 +196,56 @@ pub fn secs(us: Expr) -> Expr {
 /// Ascending sort with row order kept among ties (deterministic output).
 pub fn sort_opts() -> SortMultipleOptions {
     SortMultipleOptions::default().with_maintain_order(true)
+}
+
+/// Overlaps of intervals `start..end` (µs) of one `key` (a user), found in one pass instead of a
+/// self-join: in start order, each interval is compared with the earlier interval of the same key
+/// that ends last (the only one that can overlap it the most). Adds `o_end` (that interval's end)
+/// and, for each `(column, alias)` of `carry` (string columns), the column's value on that
+/// interval; keeps the rows
+/// that overlap it (`overlap_us` = min(`end`, `o_end`) − `start` > 0).
+///
+/// `intervals` must be sorted by `key`, then `start` (ties in any fixed order). The cumulative
+/// maximum runs over the sorted `key` column, so the windows are contiguous slices: cheap even
+/// for millions of rows. `multi_login` (concurrent sessions) and `course_switching` (parallel
+/// playback) both use it.
+pub fn overlap_sweep(
+    intervals: LazyFrame,
+    key: &str,
+    carry: &[(&str, &str)],
+) -> PolarsResult<LazyFrame> {
+    let by = [col(key)];
+    let mut with = vec![col("end")
+        .cum_max(false)
+        .shift(lit(1))
+        .over(by.clone())?
+        .alias("o_end")];
+    for (c, alias) in carry {
+        // The value on the row that set the running maximum, carried forward, one row late.
+        with.push(
+            when(col("_is_max"))
+                .then(col(*c))
+                .otherwise(lit(NULL).cast(DataType::String))
+                .fill_null_with_strategy(FillNullStrategy::Forward(None))
+                .shift(lit(1))
+                .over(by.clone())?
+                .alias(*alias),
+        );
+    }
+    Ok(intervals
+        .with_column(
+            col("end")
+                .eq(col("end").cum_max(false).over(by.clone())?)
+                .alias("_is_max"),
+        )
+        .with_columns(with)
+        .with_column(
+            (when(col("end").lt(col("o_end")))
+                .then(col("end"))
+                .otherwise(col("o_end"))
+                - col("start"))
+            .alias("overlap_us"),
+        )
+        .filter(col("overlap_us").gt(lit(0i64)))
+        .drop(cols(["_is_max"])))
 }

@@ -19,7 +19,7 @@ use polars::prelude::*;
 use serde_json::json;
 
 use crate::config::MultiLoginConfig;
-use crate::events::{day_of, same_as_prev, sort_opts};
+use crate::events::{day_of, overlap_sweep, same_as_prev, sort_opts};
 use crate::flags::{date, dur, dur_zh, hhmm, r3, ramp, sort, Draft, Rows};
 use crate::{JobOutput, Result};
 
@@ -99,50 +99,24 @@ pub fn detect(events: LazyFrame, cfg: &MultiLoginConfig) -> Result<JobOutput> {
 
 fn concurrent(segments: &DataFrame, cfg: &MultiLoginConfig, out: &mut Vec<Draft>) -> Result<()> {
     // Sweep: in start order, each segment against the earlier segment of the user that ends last.
-    let user = [col("user_id")];
-    let carry = |c: &str, dt: DataType| {
-        when(col("_is_max"))
-            .then(col(c))
-            .otherwise(lit(NULL).cast(dt))
-            .fill_null_with_strategy(FillNullStrategy::Forward(None))
-            .shift(lit(1))
-            .over(user.clone())
-    };
-    let pairs = segments
-        .clone()
-        .lazy()
-        .with_column(
-            col("end")
-                .eq(col("end").cum_max(false).over(user.clone())?)
-                .alias("_is_max"),
-        )
-        .with_columns([
-            col("end")
-                .cum_max(false)
-                .shift(lit(1))
-                .over(user.clone())?
-                .alias("o_end"),
-            carry("session_id", DataType::String)?.alias("o_session"),
-            carry("device_id", DataType::String)?.alias("o_device"),
-            carry("ip", DataType::String)?.alias("o_ip"),
-        ])
-        .filter(
-            col("o_session")
-                .is_not_null()
-                .and(col("o_session").neq(col("session_id")))
-                .and(col("device_id").is_not_null())
-                .and(col("o_device").is_not_null())
-                .and(col("device_id").neq(col("o_device"))),
-        )
-        .with_column(
-            (when(col("end").lt(col("o_end")))
-                .then(col("end"))
-                .otherwise(col("o_end"))
-                - col("start"))
-            .alias("overlap_us"),
-        )
-        .filter(col("overlap_us").gt(lit(0i64)))
-        .collect()?;
+    let pairs = overlap_sweep(
+        segments.clone().lazy(),
+        "user_id",
+        &[
+            ("session_id", "o_session"),
+            ("device_id", "o_device"),
+            ("ip", "o_ip"),
+        ],
+    )?
+    .filter(
+        col("o_session")
+            .is_not_null()
+            .and(col("o_session").neq(col("session_id")))
+            .and(col("device_id").is_not_null())
+            .and(col("o_device").is_not_null())
+            .and(col("device_id").neq(col("o_device"))),
+    )
+    .collect()?;
     let r = Rows(&pairs);
     let (user, org, s, os, d, od, ip, oip) = (
         r.str("user_id")?,

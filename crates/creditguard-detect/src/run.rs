@@ -133,15 +133,131 @@ pub fn run_jobs(
             ..Default::default()
         })
         .collect();
+    let mut claims = ClaimDays::default();
+    let mut watch = WatchDays::default();
     let mut a = from_day;
     while a <= to_day {
         let b = (a + cfg.batch_days as i64 - 1).min(to_day);
-        run_batch(lake, catalog, cfg, &enabled, a, b, run_id, &mut report)?;
+        run_batch(
+            lake,
+            catalog,
+            cfg,
+            &enabled,
+            a,
+            b,
+            run_id,
+            &mut claims,
+            &mut watch,
+            &mut report,
+        )?;
         a = b + 1;
     }
     report.elapsed = start.elapsed();
     tracing::info!(from = %format_day(from_day), to = %format_day(to_day), flags = report.total_flags(), "Jobs finished.");
     Ok(report)
+}
+
+/// The raw `course_complete` rows of each day's `events` files, read once per run: every batch of
+/// `credit_burst` needs its `baseline_days` before it too, and consecutive batches share most of
+/// them (with batches of 7 days and a 28-day baseline, scanning per batch read each day ~5 times).
+#[derive(Default)]
+struct ClaimDays {
+    days: BTreeMap<i64, DataFrame>,
+}
+
+impl ClaimDays {
+    /// The raw rows of the days `from..=to`, as scanning those days' files would give them.
+    fn range(&mut self, lake: &Lake, from: i64, to: i64) -> Result<LazyFrame> {
+        // Days before the range are not needed again (batches move forward).
+        self.days.retain(|d, _| *d >= from);
+        let mut parts = Vec::new();
+        for day in from..=to {
+            if !self.days.contains_key(&day) {
+                let df = scan_days(lake, day, day)?
+                    .filter(col("event_type").eq(lit("course_complete")))
+                    .collect()?;
+                self.days.insert(day, df);
+            }
+            let df = &self.days[&day];
+            if df.height() > 0 {
+                parts.push(df.clone().lazy());
+            }
+        }
+        if parts.is_empty() {
+            return Ok(DataFrame::empty_with_schema(&crate::events::schema()).lazy());
+        }
+        Ok(concat(parts, UnionArgs::default())?)
+    }
+}
+
+/// The columns of `features/watch_time` that later batches read (coverage at completion for
+/// `watch_time`, engaged time for `credit_burst`).
+const PRIOR_WATCH_COLUMNS: [&str; 8] = [
+    "user_id",
+    "course_id",
+    "lesson_id",
+    "day",
+    "duration_s",
+    "engaged_s",
+    "seg_from",
+    "seg_to",
+];
+
+/// Earlier days' `features/watch_time` ([`PRIOR_WATCH_COLUMNS`]), kept across the batches of a
+/// run: each batch reads the `coverage_lookback_days` (90) before it, so re-reading them from the
+/// lake per batch read every day up to 90 / `batch_days` times. Days are read from the lake once,
+/// and the days this run writes are kept as written.
+#[derive(Default)]
+struct WatchDays {
+    /// `None`: the day has no feature files.
+    days: BTreeMap<i64, Option<DataFrame>>,
+}
+
+impl WatchDays {
+    fn project(lf: LazyFrame) -> LazyFrame {
+        lf.select(
+            PRIOR_WATCH_COLUMNS
+                .iter()
+                .map(|c| col(*c))
+                .collect::<Vec<_>>(),
+        )
+    }
+
+    /// What [`prior_features`] gives for `features/watch_time` and the days `from..=to`.
+    fn range(&mut self, lake: &Lake, from: i64, to: i64) -> Result<Option<LazyFrame>> {
+        if to < from {
+            return Ok(None);
+        }
+        let mut parts = Vec::new();
+        for day in from..=to {
+            if !self.days.contains_key(&day) {
+                let df = match prior_features(lake, "watch_time", day, day)? {
+                    Some(lf) => Some(Self::project(lf).collect()?),
+                    None => None,
+                };
+                self.days.insert(day, df);
+            }
+            if let Some(Some(df)) = self.days.get(&day) {
+                parts.push(df.clone().lazy());
+            }
+        }
+        if parts.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(concat(parts, UnionArgs::default())?))
+    }
+
+    /// The features just written for `day`.
+    fn written(&mut self, day: i64, part: &DataFrame) -> Result<()> {
+        let df = Self::project(part.clone().lazy()).collect()?;
+        self.days.insert(day, Some(df));
+        Ok(())
+    }
+
+    /// Forgets the days before `day`.
+    fn forget_before(&mut self, day: i64) {
+        self.days.retain(|d, _| *d >= day);
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -153,6 +269,8 @@ fn run_batch(
     a: i64,
     b: i64,
     run_id: &str,
+    claim_days: &mut ClaimDays,
+    watch_days: &mut WatchDays,
     report: &mut JobsReport,
 ) -> Result<()> {
     let t = Instant::now();
@@ -160,6 +278,10 @@ fn run_batch(
     report.events += events.height();
     report.load += t.elapsed();
     tracing::debug!(from = %format_day(a), to = %format_day(b), events = events.height(), "Events loaded.");
+
+    watch_days.forget_before(
+        a - 1 - (cfg.watch_time.coverage_lookback_days).max(cfg.credit_burst.support_days) as i64,
+    );
 
     let needs_intervals = enabled
         .iter()
@@ -183,7 +305,7 @@ fn run_batch(
         let out = match *job {
             "watch_time" => {
                 let lookback = cfg.watch_time.coverage_lookback_days as i64;
-                let prior = prior_features(lake, "watch_time", a - 1 - lookback, a - 2)?;
+                let prior = watch_days.range(lake, a - 1 - lookback, a - 2)?;
                 watch_time::detect(
                     iv_lazy(),
                     watch_time::completions(events.clone().lazy()),
@@ -198,14 +320,10 @@ fn run_batch(
             }
             "credit_burst" => {
                 let c = &cfg.credit_burst;
-                let claims = prepare(
-                    scan_days(lake, a - 1 - c.baseline_days as i64, b + 1)?
-                        .filter(col("event_type").eq(lit("course_complete"))),
-                )?;
+                let claims =
+                    prepare(claim_days.range(lake, a - 1 - c.baseline_days as i64, b + 1)?)?;
                 let mut engaged = watch_time::engaged_daily(iv_lazy());
-                if let Some(prior) =
-                    prior_features(lake, "watch_time", a - 1 - c.support_days as i64, a - 2)?
-                {
+                if let Some(prior) = watch_days.range(lake, a - 1 - c.support_days as i64, a - 2)? {
                     let old = prior
                         .group_by([col("user_id"), col("day")])
                         .agg([col("engaged_s").sum()]);
@@ -253,6 +371,9 @@ fn run_batch(
                 .filter(col("day").eq(lit(day)))
                 .collect()?;
             report.jobs[k].feature_rows += part.height();
+            if *job == "watch_time" {
+                watch_days.written(day, &part)?;
+            }
             let table = format!("features/{job}");
             lake.replace_partition(&table, day, |dir| {
                 let path = dir.join("part-0.parquet");

@@ -10,13 +10,14 @@ use polars::prelude::*;
 use serde_json::json;
 
 use crate::config::SharedDeviceConfig;
-use crate::events::{day_of, type_in};
+use crate::events::{day_of, same_as_prev, type_in};
 use crate::flags::{date, hhmm, list_strings, ramp, sort, Draft, Rows};
 use crate::{JobOutput, Result};
 
 /// The `shared_device` job over the events.
 pub fn detect(events: LazyFrame, cfg: &SharedDeviceConfig) -> Result<JobOutput> {
     let types: Vec<&str> = cfg.event_types.iter().map(String::as_str).collect();
+    // Collected once: the features and the org units of flagged accounts both read it.
     let rows = events
         .filter(type_in(&types).and(col("device_id").is_not_null()))
         .select([
@@ -25,22 +26,33 @@ pub fn detect(events: LazyFrame, cfg: &SharedDeviceConfig) -> Result<JobOutput> 
             col("org_unit"),
             col("t"),
             day_of(col("t")).alias("day"),
-        ]);
+        ])
+        .collect()?;
+    // Distinct accounts by sorting instead of a hash set per group: in (device, day, user)
+    // order the first row of each user is a new account, and those rows, in order, are the
+    // sorted list of accounts.
     let features = rows
         .clone()
+        .lazy()
+        .sort(
+            ["device_id", "day", "user_id", "t"],
+            crate::events::sort_opts(),
+        )
+        .with_column(
+            same_as_prev(&["device_id", "day", "user_id"])
+                .not()
+                .alias("_new_user"),
+        )
         .group_by([col("device_id"), col("day")])
         .agg([
-            col("user_id")
-                .n_unique()
+            col("_new_user")
+                .sum()
                 .cast(DataType::Int64)
                 .alias("accounts"),
             len().cast(DataType::Int64).alias("events"),
             col("t").min().alias("first_t"),
             col("t").max().alias("last_t"),
-            col("user_id")
-                .unique()
-                .sort(SortOptions::default())
-                .alias("users"),
+            col("user_id").filter(col("_new_user")).alias("users"),
         ])
         .sort(["device_id", "day"], crate::events::sort_opts())
         .collect()?;
@@ -51,6 +63,7 @@ pub fn detect(events: LazyFrame, cfg: &SharedDeviceConfig) -> Result<JobOutput> 
         .collect()?;
     // The org unit of each flagged account, for the flag rows.
     let orgs = rows
+        .lazy()
         .group_by([col("user_id")])
         .agg([col("org_unit").drop_nulls().first()])
         .collect()?;

@@ -328,9 +328,15 @@ pub fn union_ranges(ranges: LazyFrame, keys: &[&str]) -> PolarsResult<LazyFrame>
 
 /// The `watch_time` features (see the module docs) of [`intervals`].
 pub fn features(intervals: LazyFrame) -> PolarsResult<LazyFrame> {
+    features_with_chains(intervals.clone(), chains(intervals))
+}
+
+/// [`features`], given the [`chains`] of the intervals (computed once: `low_coverage` reads
+/// them too).
+fn features_with_chains(intervals: LazyFrame, chains: LazyFrame) -> PolarsResult<LazyFrame> {
     let key_exprs: Vec<Expr> = LESSON_DAY.iter().map(|k| col(*k)).collect();
     let covered = union_ranges(
-        chains(intervals.clone()).select([
+        chains.select([
             col("user_id"),
             col("course_id"),
             col("lesson_id"),
@@ -439,10 +445,19 @@ pub fn detect(
     catalog: &Catalog,
     cfg: &WatchTimeConfig,
 ) -> Result<JobOutput> {
-    let features = features(intervals.clone())?.collect()?;
+    let chained = chains(intervals.clone()).collect()?;
+    let features = features_with_chains(intervals.clone(), chained.clone().lazy())?.collect()?;
     let mut drafts = Vec::new();
     course_day_rules(&features, cfg, &mut drafts)?;
-    low_coverage(intervals, completions, prior, catalog, cfg, &mut drafts)?;
+    low_coverage(
+        intervals,
+        chained.lazy(),
+        completions,
+        prior,
+        catalog,
+        cfg,
+        &mut drafts,
+    )?;
     let mut flags: Vec<_> = drafts.into_iter().map(Draft::finish).collect();
     sort(&mut flags);
     Ok(JobOutput { features, flags })
@@ -611,8 +626,10 @@ fn course_day_rules(
     Ok(())
 }
 
+#[allow(clippy::too_many_arguments)]
 fn low_coverage(
     intervals: LazyFrame,
+    chains: LazyFrame,
     completions: LazyFrame,
     prior: Option<LazyFrame>,
     catalog: &Catalog,
@@ -631,7 +648,7 @@ fn low_coverage(
     let uc = [col("user_id"), col("course_id")];
     // What was covered, with the time it was covered by: this period's chains, earlier days'
     // feature segments (as of the end of their day).
-    let mut ranges = chains(intervals.clone())
+    let mut ranges = chains
         .join(
             pairs.clone(),
             uc.clone(),
