@@ -162,6 +162,8 @@ fn check(label: &str, value: Option<f64>, ok: impl Fn(f64) -> bool, target: &str
 }
 
 fn main() -> anyhow::Result<()> {
+    // As the `creditguard` binary does.
+    creditguard::lake::memory::tune_allocator();
     let args = parse_args()?;
     let tmp = tempfile::tempdir()?;
     let root = args

@@ -98,6 +98,8 @@ fn cpu_ns() -> Option<u64> {
 }
 
 fn main() {
+    // As the `creditguard` binary does.
+    creditguard::lake::memory::tune_allocator();
     let events: usize = std::env::args()
         .skip(1)
         .find(|a| !a.starts_with('-'))

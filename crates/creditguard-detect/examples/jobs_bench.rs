@@ -415,6 +415,16 @@ fn cpu_s() -> (f64, f64) {
 }
 
 fn main() {
+    // As the `creditguard` binary does (unless GLIBC_TUNABLES sets malloc options itself).
+    let tuned = creditguard_lake::memory::tune_allocator();
+    println!(
+        "malloc: {}",
+        if tuned {
+            "tuned by creditguard (freed blocks stay in the heap)"
+        } else {
+            "left alone"
+        }
+    );
     let args: Vec<String> = std::env::args()
         .skip(1)
         .filter(|a| !a.starts_with("--"))

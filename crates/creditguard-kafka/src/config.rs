@@ -69,8 +69,8 @@ impl Default for KafkaSection {
             dlq_topic: None,
             results_topic: None,
             settings: BTreeMap::new(),
-            roll_rows: 200_000,
-            roll_bytes: 64 << 20,
+            roll_rows: crate::ingest::RollPolicy::default().rows,
+            roll_bytes: crate::ingest::RollPolicy::default().bytes,
             roll_age: "5s".into(),
             metrics_addr: "127.0.0.1:9464".into(),
         }

@@ -31,6 +31,8 @@
 //! assert_eq!(lake.partition_files("results/flags", day).unwrap().len(), 1);
 //! ```
 
+pub mod memory;
+
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
