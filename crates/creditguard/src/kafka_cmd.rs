@@ -45,13 +45,16 @@ pub struct IngestArgs {
         value_delimiter = ';'
     )]
     settings: Vec<String>,
-    /// Roll a partition's file after this many valid events.
+    /// Roll a partition's file after this many valid events [default: `[kafka] roll_rows`, else
+    /// 100000; lower it to bound memory: each range in flight is held in memory].
     #[arg(long, env = "CREDITGUARD_KAFKA_ROLL_ROWS")]
     roll_rows: Option<usize>,
-    /// Roll a partition's file after this many payload bytes.
+    /// Roll a partition's file after this many payload bytes [default: `[kafka] roll_bytes`, else
+    /// 33554432].
     #[arg(long, env = "CREDITGUARD_KAFKA_ROLL_BYTES")]
     roll_bytes: Option<u64>,
-    /// Roll a partition's file this long after its first message (`5s`, `500ms`).
+    /// Roll a partition's file this long after its first message (`5s`, `500ms`) [default:
+    /// `[kafka] roll_age`, else 5s].
     #[arg(long, env = "CREDITGUARD_KAFKA_ROLL_AGE")]
     roll_age: Option<String>,
     /// Address of `/metrics`, `/healthz`, `/readyz` (`none` to disable).
