@@ -599,17 +599,13 @@ impl Writer {
                     fault: &self.fault,
                     written: 0,
                 };
-                let parquet = |e: parquet::errors::ParquetError| {
-                    std::io::Error::other(format!("parquet: {e}"))
-                };
-                let mut writer = parquet::arrow::ArrowWriter::try_new(
+                creditguard_lake::write_parquet_to_with(
                     out,
                     schema.clone(),
-                    Some(self.props.clone()),
+                    &[batch],
+                    self.props.clone(),
                 )
-                .map_err(parquet)?;
-                writer.write(&batch).map_err(parquet)?;
-                writer.close().map_err(parquet).map(|_| ())
+                .map_err(|e| std::io::Error::other(format!("parquet: {e}")))
             })?;
             files += 1;
             tracing::debug!(topic = %self.topic, partition = job.partition, first_offset = job.first, last_offset = job.last,
