@@ -228,9 +228,8 @@ fn stages(data: &[u8], lake: &Lake) {
         for (b, batch) in lines.chunks(64).enumerate() {
             let events: Vec<_> = batch.iter().filter_map(|l| parse_event(l).ok()).collect();
             let hashes: Vec<u128> = events.iter().map(|e| Deduper::hash(&e.event_id)).collect();
-            d.warm(&hashes);
-            for (i, (e, h)) in events.iter().zip(hashes).enumerate() {
-                if d.first_hashed(h) {
+            for (i, (e, first)) in events.iter().zip(d.first_of_each(&hashes)).enumerate() {
+                if first {
                     kept += 1;
                     if push {
                         buf.push(e, "bench", (b * 64 + i) as i64);

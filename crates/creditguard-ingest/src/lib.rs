@@ -188,7 +188,7 @@ pub fn event_writer_properties() -> WriterProperties {
     b.build()
 }
 
-/// Lines read and validated together (see [`Deduper::warm`]).
+/// Lines read and validated together (see [`Deduper::first_of_each`]).
 const BATCH_LINES: usize = 64;
 
 /// Drops second deliveries of an `event_id` (producers deliver twice). Keeps a 128-bit hash per
@@ -225,10 +225,16 @@ impl Deduper {
         xxh3_128(event_id.as_bytes())
     }
 
-    /// Reads the slots where these hashes would go, all at once. The set is far larger than
-    /// the CPU caches, so each lookup waits on memory; independent reads issued together
+    /// For each hash (of [`hash`](Self::hash)), in order, whether it is seen for the first time
+    /// (and remembers it). Once the set is far larger than the CPU caches each lookup waits on
+    /// memory, so the slots of the whole batch are read first, all at once: independent reads
     /// overlap (the CPU keeps about ten in flight), and the lookups that follow hit the cache.
-    pub fn warm(&self, hashes: &[u128]) {
+    pub fn first_of_each(&mut self, hashes: &[u128]) -> Vec<bool> {
+        self.warm(hashes);
+        hashes.iter().map(|&h| self.first_hashed(h)).collect()
+    }
+
+    fn warm(&self, hashes: &[u128]) {
         let mask = self.slots.len() - 1;
         let touched = hashes
             .iter()
@@ -236,8 +242,7 @@ impl Deduper {
         std::hint::black_box(touched);
     }
 
-    /// [`first`](Self::first) for an id already hashed with [`hash`](Self::hash).
-    pub fn first_hashed(&mut self, h: u128) -> bool {
+    fn first_hashed(&mut self, h: u128) -> bool {
         if h == 0 {
             return !std::mem::replace(&mut self.zero, true);
         }
@@ -579,7 +584,7 @@ impl Run<'_> {
         let mut buffer = EventBuffer::new();
         let mut dead: Vec<DeadLetter> = Vec::new();
         // Lines are read and decoded a batch at a time, so that the de-duplication set's
-        // memory accesses for a whole batch are issued together (see `Deduper::warm`).
+        // memory accesses for a whole batch are issued together (see `Deduper::first_of_each`).
         let mut arena: Vec<u8> = Vec::with_capacity(BATCH_LINES * 512);
         let mut spans: Vec<(usize, usize)> = Vec::with_capacity(BATCH_LINES);
         let chunk_lines = self.opts.chunk_lines.max(1);
@@ -664,16 +669,14 @@ impl Run<'_> {
                 _ => None,
             })
             .collect();
-        self.dedup.warm(&hashes);
-        let mut hashes = hashes.into_iter();
+        let mut first = self.dedup.first_of_each(&hashes).into_iter();
         for (k, p) in parsed.into_iter().enumerate() {
             self.stats.lines += 1;
             let line = first_line + k as i64;
             match p {
                 None => self.stats.blank += 1,
                 Some(Ok(ev)) => {
-                    let h = hashes.next().expect("one hash per valid event");
-                    if self.dedup.first_hashed(h) {
+                    if first.next().expect("one answer per valid event") {
                         buffer.push(&ev, source, line);
                         self.stats.valid += 1;
                     } else {
