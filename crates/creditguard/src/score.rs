@@ -85,8 +85,10 @@ pub fn execute(args: ScoreArgs) -> anyhow::Result<()> {
         run_stage(&pipeline, &lake, Some(from), Some(to), &run_id)?.expect("the lake has events");
     // Like `creditguard run`: a pipeline with `[kafka] results_topic` also gets the records
     // there, acknowledged before this command reports success.
-    let produced = crate::run::produce_results(&pipeline, &report)?;
-    let topic_line = produced.as_ref().map(crate::run::results_topic_line);
+    let summary = match crate::run::produce_results(&pipeline, &report)? {
+        Some(produced) => format!("{report}\n{}", crate::run::results_topic_line(&produced)),
+        None => report.to_string(),
+    };
     match args.emit {
         Emit::Ndjson => {
             let stdout = std::io::stdout().lock();
@@ -96,17 +98,9 @@ pub fn execute(args: ScoreArgs) -> anyhow::Result<()> {
                 .context("writing the results stream to stdout")?;
             out.flush()
                 .context("writing the results stream to stdout")?;
-            eprintln!("{report}");
-            if let Some(line) = &topic_line {
-                eprintln!("{line}");
-            }
+            eprintln!("{summary}");
         }
-        Emit::None => {
-            println!("{report}");
-            if let Some(line) = &topic_line {
-                println!("{line}");
-            }
-        }
+        Emit::None => println!("{summary}"),
     }
     Ok(())
 }
