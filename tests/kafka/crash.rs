@@ -108,8 +108,8 @@ fn sigkill_at_random_moments_loses_and_doubles_nothing() {
     let lake = dir.path().join("lake");
     // A fixed seed: the kill moments differ between runs only by scheduling noise.
     let mut seed: u64 = 0x5eed_cafe;
-    for round in 0..3 {
-        let ingest = IngestProc::start(
+    let start = || {
+        IngestProc::start(
             b,
             &topic,
             "g-sigkill",
@@ -118,7 +118,10 @@ fn sigkill_at_random_moments_loses_and_doubles_nothing() {
                 roll_rows: 500,
                 fault: None,
             },
-        );
+        )
+    };
+    for round in 0..3 {
+        let ingest = start();
         // Kill once it is reading: after its first commit of this round, plus a random delay.
         let start_rows = harness::lake_rows(&lake).0.len();
         harness::wait_until(Duration::from_secs(20), || {
@@ -131,16 +134,7 @@ fn sigkill_at_random_moments_loses_and_doubles_nothing() {
         eprintln!("round {round}: SIGKILL");
         ingest.kill();
     }
-    let ingest = IngestProc::start(
-        b,
-        &topic,
-        "g-sigkill",
-        &lake,
-        IngestOpts {
-            roll_rows: 500,
-            fault: None,
-        },
-    );
+    let ingest = start();
     harness::wait_for_rows(&lake, fx.valid.len(), Duration::from_secs(90), &[&ingest]);
     assert!(ingest.terminate().success());
     harness::assert_exactly_once(&lake, &fx);

@@ -12,16 +12,19 @@ fn a_second_consumer_joining_mid_stream_loses_and_doubles_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let lake = dir.path().join("lake");
 
-    let a = IngestProc::start(
-        b,
-        &topic,
-        "g-rebalance",
-        &lake,
-        IngestOpts {
-            roll_rows: 300,
-            fault: None,
-        },
-    );
+    let start = || {
+        IngestProc::start(
+            b,
+            &topic,
+            "g-rebalance",
+            &lake,
+            IngestOpts {
+                roll_rows: 300,
+                fault: None,
+            },
+        )
+    };
+    let a = start();
     assert!(
         harness::wait_until(Duration::from_secs(30), || a
             .metric("creditguard_files_committed_total")
@@ -29,16 +32,7 @@ fn a_second_consumer_joining_mid_stream_loses_and_doubles_nothing() {
         "{}",
         a.log_text()
     );
-    let second = IngestProc::start(
-        b,
-        &topic,
-        "g-rebalance",
-        &lake,
-        IngestOpts {
-            roll_rows: 300,
-            fault: None,
-        },
-    );
+    let second = start();
     harness::produce(b, &topic, tail);
     // The newcomer gets partitions, the first member gives some up.
     assert!(
