@@ -24,6 +24,9 @@ use creditguard_contract::ResultRecord;
 use creditguard_synth::eval::{evaluate, Quality};
 use creditguard_synth::{Config, Generator, Output, StrengthMix};
 
+// As the `creditguard` binary does.
+creditguard::lake::use_jemalloc!();
+
 struct Args {
     users: u32,
     days: u32,
@@ -162,8 +165,6 @@ fn check(label: &str, value: Option<f64>, ok: impl Fn(f64) -> bool, target: &str
 }
 
 fn main() -> anyhow::Result<()> {
-    // As the `creditguard` binary does.
-    creditguard::lake::memory::tune_allocator();
     let args = parse_args()?;
     let tmp = tempfile::tempdir()?;
     let root = args

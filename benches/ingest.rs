@@ -14,6 +14,9 @@ use creditguard::contract::parse_event;
 use creditguard::ingest::{ingest, Deduper, EventBuffer, IngestOptions, Input};
 use creditguard::lake::Lake;
 
+// As the `creditguard` binary does.
+creditguard::lake::use_jemalloc!();
+
 /// Heartbeat-heavy traffic like a real platform's (about 80 % heartbeats), ~300 bytes an event,
 /// spread over 20 000 users and 7 days, with a few percent invalid lines.
 fn telemetry(events: usize) -> Vec<u8> {
@@ -98,8 +101,6 @@ fn cpu_ns() -> Option<u64> {
 }
 
 fn main() {
-    // As the `creditguard` binary does.
-    creditguard::lake::memory::tune_allocator();
     let events: usize = std::env::args()
         .skip(1)
         .find(|a| !a.starts_with('-'))

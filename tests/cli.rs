@@ -293,3 +293,23 @@ fn generate_writes_contract_valid_telemetry_catalog_and_labels() {
     let catalog = std::fs::read_to_string(s.path("g/telemetry.catalog.csv")).unwrap();
     assert!(catalog.starts_with("course_id,title,category,credits,duration_s,min_watch_ratio"));
 }
+
+#[test]
+fn the_binary_allocates_with_jemalloc_as_configured() {
+    // jemalloc prints its options in effect at exit when asked to (the compiled-in
+    // configuration, then this variable's additions).
+    let out = run(creditguard()
+        .arg("--version")
+        .env("_RJEM_MALLOC_CONF", "stats_print:true"));
+    assert!(out.status.success());
+    let stats = String::from_utf8_lossy(&out.stderr);
+    for option in creditguard::lake::memory::JEMALLOC_CONF.split(',') {
+        let (key, value) = option.split_once(':').unwrap();
+        assert!(
+            stats
+                .lines()
+                .any(|l| l.trim().starts_with(&format!("opt.{key}: {value}"))),
+            "opt.{key} is not {value}:\n{stats}"
+        );
+    }
+}

@@ -3,7 +3,8 @@
 //! Detection-job throughput: all six jobs over a lake of generated events.
 //!
 //! `target/release/examples/jobs_bench [EVENTS] [DAYS]` (default 1 000 000 events over 30 days;
-//! `CG_BENCH_BATCH_DAYS` sets `[jobs] batch_days`, default 7). The lake is generated once into
+//! `CG_BENCH_BATCH_DAYS` sets `[jobs] batch_days`, default 7; `CG_BENCH_RELEASE_ABOVE_MIB` sets
+//! `[jobs] release_memory_above_mib`). The lake is generated once into
 //! `target/bench-lake-<EVENTS>-<DAYS>/` (kept, so `benches/jobs_duckdb.py` can run the same
 //! computations in DuckDB on the same Parquet) and the jobs' output goes there too.
 //!
@@ -21,6 +22,9 @@ use creditguard_contract::{
 };
 use creditguard_detect::{run_jobs, Catalog, Course, JobsConfig};
 use creditguard_lake::Lake;
+
+// As the `creditguard` binary does.
+creditguard_lake::use_jemalloc!();
 
 const DAY_US: i64 = 86_400_000_000;
 const START_DAY: i64 = 20_483; // 2026-01-30
@@ -415,15 +419,12 @@ fn cpu_s() -> (f64, f64) {
 }
 
 fn main() {
-    // As the `creditguard` binary does (unless GLIBC_TUNABLES sets malloc options itself).
-    let tuned = creditguard_lake::memory::tune_allocator();
     println!(
-        "malloc: {}",
-        if tuned {
-            "tuned by creditguard (freed blocks stay in the heap)"
-        } else {
-            "left alone"
-        }
+        "allocator: jemalloc, {}{}",
+        creditguard_lake::memory::JEMALLOC_CONF,
+        std::env::var("_RJEM_MALLOC_CONF")
+            .map(|c| format!(", then _RJEM_MALLOC_CONF={c}"))
+            .unwrap_or_default()
     );
     let args: Vec<String> = std::env::args()
         .skip(1)
@@ -455,6 +456,12 @@ fn main() {
     {
         cfg.batch_days = b;
     }
+    if let Some(m) = std::env::var("CG_BENCH_RELEASE_ABOVE_MIB")
+        .ok()
+        .and_then(|s| s.parse().ok())
+    {
+        cfg.release_memory_above_mib = m;
+    }
     let (from, to) = (START_DAY, START_DAY + days as i64 - 1);
     let rss_before = peak_rss_mib();
     let cpu_before = cpu_s();
@@ -473,6 +480,10 @@ fn main() {
     }
     line("write", report.write.as_secs_f64());
     line("total", wall);
+    println!(
+        "allocator's free pages returned after {} batches (release_memory_above_mib {})",
+        report.memory_releases, cfg.release_memory_above_mib
+    );
     println!("flags: {}", report.total_flags());
     for j in &report.jobs {
         for (rule, n) in &j.flags {
@@ -485,7 +496,7 @@ fn main() {
         rss_before
     );
     println!(
-        "jobs CPU: user {:.1} s, system {:.1} s; GLIBC_TUNABLES={}",
+        "jobs CPU: user {:.1} s, system {:.1} s; GLIBC_TUNABLES={} (the C libraries' malloc)",
         cpu_after.0 - cpu_before.0,
         cpu_after.1 - cpu_before.1,
         std::env::var("GLIBC_TUNABLES").unwrap_or_else(|_| "(unset)".into())

@@ -51,7 +51,29 @@ pub fn detect(
     catalog: &Catalog,
     cfg: &CreditBurstConfig,
 ) -> Result<JobOutput> {
-    let b = cfg.baseline_days as i64;
+    detect_from(claims, engaged, catalog, cfg, i64::MIN)
+}
+
+/// [`detect`] for the days from `from_day` on only: earlier days of `claims` and `engaged` serve
+/// as baselines and support, but get no features or flags of their own. A batch of the jobs
+/// passes its first day: computing the 28 baseline days' own rows too (each against its own
+/// trailing window) only to drop them made the self-joins five times larger than needed.
+pub fn detect_from(
+    claims: LazyFrame,
+    engaged: LazyFrame,
+    catalog: &Catalog,
+    cfg: &CreditBurstConfig,
+    from_day: i64,
+) -> Result<JobOutput> {
+    let daily = daily(claims, catalog, cfg).collect()?;
+    detect_daily(daily, engaged, cfg, from_day)
+}
+
+/// The claims per user and day: `org_unit`, `credits`, `completions`, `required_s`,
+/// `courses_not_in_catalog`, `courses`, `first_t`, `last_t` and `x`. A day's rows depend on that
+/// day's claims alone, so the jobs compute each day once per run and keep it for the later
+/// batches whose baseline it is.
+pub fn daily(claims: LazyFrame, catalog: &Catalog, cfg: &CreditBurstConfig) -> LazyFrame {
     let required = catalog.lazy().select([
         col("course_id"),
         (col("duration_s") * col("min_watch_ratio")).alias("req_s"),
@@ -60,7 +82,7 @@ pub fn detect(
         BurstUnit::Completions => col("completions").cast(DataType::Float64),
         BurstUnit::Credits => col("credits").ceil(),
     };
-    let daily = claims
+    claims
         .with_column(day_of(col("t")).alias("day"))
         .join(
             required,
@@ -87,11 +109,26 @@ pub fn detect(
             col("t").max().alias("last_t"),
         ])
         .with_column(x_expr.alias("x"))
+}
+
+/// [`detect_from`] over [`daily`] rows (of the period and the `baseline_days` before it).
+pub fn detect_daily(
+    daily: DataFrame,
+    engaged: LazyFrame,
+    cfg: &CreditBurstConfig,
+    from_day: i64,
+) -> Result<JobOutput> {
+    let b = cfg.baseline_days as i64;
+    // The user-days that get features and flags.
+    let target = daily
+        .clone()
+        .lazy()
+        .filter(col("day").gt_eq(lit(from_day)))
         .collect()?;
 
     // The user's own trailing baseline.
     let ud = [col("user_id"), col("day")];
-    let own = daily
+    let own = target
         .clone()
         .lazy()
         .select([col("user_id"), col("day")])
@@ -124,6 +161,7 @@ pub fn detect(
         ]);
     let org_trailing = org_days
         .clone()
+        .filter(col("day").gt_eq(lit(from_day)))
         .select([col("org_unit"), col("day")])
         .join(
             org_days.clone().select([
@@ -146,7 +184,7 @@ pub fn detect(
     let od = [col("org_unit"), col("day")];
     let floor = lit(cfg.min_lambda);
     let support = cfg.support_days as i64;
-    let engaged_window = daily
+    let engaged_window = target
         .clone()
         .lazy()
         .select([col("user_id"), col("day")])
@@ -163,7 +201,7 @@ pub fn detect(
         )
         .group_by(ud.clone())
         .agg([col("engaged_s").sum()]);
-    let mut features = daily
+    let mut features = target
         .lazy()
         .join(own, ud.clone(), ud.clone(), JoinArgs::new(JoinType::Left))
         .join(

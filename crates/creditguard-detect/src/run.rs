@@ -10,7 +10,7 @@ use creditguard_lake::Lake;
 use polars::prelude::*;
 
 use crate::catalog::Catalog;
-use crate::config::JobsConfig;
+use crate::config::{CreditBurstConfig, JobsConfig};
 use crate::events::{prepare, scan_days, scan_events, DAY_US};
 use crate::flags::{flags_batch, Rows};
 use crate::{course_switching, credit_burst, multi_login, quiz_speed, shared_device, watch_time};
@@ -44,6 +44,9 @@ pub struct JobsReport {
     pub write: Duration,
     pub elapsed: Duration,
     pub jobs: Vec<JobReport>,
+    /// Batches after which the allocator's free pages were returned to the kernel (the
+    /// resident size was above `release_memory_above_mib`).
+    pub memory_releases: usize,
 }
 
 impl JobsReport {
@@ -85,7 +88,15 @@ impl fmt::Display for JobsReport {
             "  total flags {}, {:.2} s",
             self.total_flags(),
             self.elapsed.as_secs_f64()
-        )
+        )?;
+        if self.memory_releases > 0 {
+            write!(
+                f,
+                "; allocator's free pages returned after {} batches",
+                self.memory_releases
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -150,6 +161,20 @@ pub fn run_jobs(
             &mut watch,
             &mut report,
         )?;
+        // Little is live between batches: past the limit, hand back the pages the allocator
+        // kept, so the resident size does not creep up with fragmentation over a long range
+        // (creditguard_lake::memory).
+        let limit = u64::from(cfg.release_memory_above_mib) << 20;
+        if let Some(resident) = creditguard_lake::memory::resident_bytes() {
+            if resident > limit && creditguard_lake::memory::release_retained() {
+                report.memory_releases += 1;
+                tracing::debug!(
+                    resident_mib = resident >> 20,
+                    after_mib = creditguard_lake::memory::resident_bytes().unwrap_or(0) >> 20,
+                    "Returned the allocator's free pages."
+                );
+            }
+        }
         a = b + 1;
     }
     report.elapsed = start.elapsed();
@@ -157,36 +182,79 @@ pub fn run_jobs(
     Ok(report)
 }
 
-/// The raw `course_complete` rows of each day's `events` files, read once per run: every batch of
-/// `credit_burst` needs its `baseline_days` before it too, and consecutive batches share most of
-/// them (with batches of 7 days and a 28-day baseline, scanning per batch read each day ~5 times).
+/// The claims of each day as [`credit_burst::daily`] sums them per user, kept across the
+/// batches of a run: every batch of `credit_burst` needs its `baseline_days` before it too, and
+/// consecutive batches share most of them. The days a batch loads are taken from its events
+/// (already read and prepared); only days before the run's first batch are read from the lake,
+/// once.
 #[derive(Default)]
 struct ClaimDays {
     days: BTreeMap<i64, DataFrame>,
 }
 
 impl ClaimDays {
-    /// The raw rows of the days `from..=to`, as scanning those days' files would give them.
-    fn range(&mut self, lake: &Lake, from: i64, to: i64) -> Result<LazyFrame> {
+    /// The daily rows of `claims` (prepared `course_complete` rows), split by day over
+    /// `from..=to`.
+    fn split(
+        &mut self,
+        claims: LazyFrame,
+        catalog: &Catalog,
+        cfg: &CreditBurstConfig,
+        from: i64,
+        to: i64,
+    ) -> Result<()> {
+        let daily = credit_burst::daily(watch_time::completions(claims), catalog, cfg).collect()?;
+        for day in from..=to {
+            let df = daily
+                .clone()
+                .lazy()
+                .filter(col("day").eq(lit(day)))
+                .collect()?;
+            self.days.insert(day, df);
+        }
+        Ok(())
+    }
+
+    /// Keeps the days `from..=to` of a batch's prepared `events` (replacing what an earlier
+    /// batch kept of those days: a later batch reads them whole).
+    fn record(
+        &mut self,
+        events: &DataFrame,
+        catalog: &Catalog,
+        cfg: &CreditBurstConfig,
+        from: i64,
+        to: i64,
+    ) -> Result<()> {
+        let claims = events.clone().lazy().filter(
+            col("event_type").eq(lit("course_complete")).and(
+                col("t")
+                    .gt_eq(lit(from * DAY_US))
+                    .and(col("t").lt(lit((to + 1) * DAY_US))),
+            ),
+        );
+        self.split(claims, catalog, cfg, from, to)
+    }
+
+    /// The daily rows of the days `from..=to`; days no batch recorded are read from the lake.
+    fn range(
+        &mut self,
+        lake: &Lake,
+        catalog: &Catalog,
+        cfg: &CreditBurstConfig,
+        from: i64,
+        to: i64,
+    ) -> Result<DataFrame> {
         // Days before the range are not needed again (batches move forward).
         self.days.retain(|d, _| *d >= from);
-        let mut parts = Vec::new();
         for day in from..=to {
             if !self.days.contains_key(&day) {
-                let df = scan_days(lake, day, day)?
-                    .filter(col("event_type").eq(lit("course_complete")))
-                    .collect()?;
-                self.days.insert(day, df);
-            }
-            let df = &self.days[&day];
-            if df.height() > 0 {
-                parts.push(df.clone().lazy());
+                let raw =
+                    scan_days(lake, day, day)?.filter(col("event_type").eq(lit("course_complete")));
+                self.split(prepare(raw)?, catalog, cfg, day, day)?;
             }
         }
-        if parts.is_empty() {
-            return Ok(DataFrame::empty_with_schema(&crate::events::schema()).lazy());
-        }
-        Ok(concat(parts, UnionArgs::default())?)
+        let parts: Vec<LazyFrame> = (from..=to).map(|d| self.days[&d].clone().lazy()).collect();
+        Ok(concat(parts, UnionArgs::default())?.collect()?)
     }
 }
 
@@ -320,16 +388,25 @@ fn run_batch(
             }
             "credit_burst" => {
                 let c = &cfg.credit_burst;
-                let claims =
-                    prepare(claim_days.range(lake, a - 1 - c.baseline_days as i64, b + 1)?)?;
-                let mut engaged = watch_time::engaged_daily(iv_lazy());
+                claim_days.record(&events, catalog, c, a, b + 1)?;
+                let daily =
+                    claim_days.range(lake, catalog, c, a - 1 - c.baseline_days as i64, b + 1)?;
+                // Engaged seconds per user and day: from the lesson-day features `watch_time`
+                // just computed when it ran (a few rows per learner-day), else from the
+                // intervals (one row per pair of events).
+                let per_day = |f: LazyFrame| {
+                    f.group_by([col("user_id"), col("day")])
+                        .agg([col("engaged_s").sum()])
+                };
+                let mut engaged = match outputs.iter().find(|(j, _)| *j == "watch_time") {
+                    Some((_, w)) => per_day(w.features.clone().lazy()),
+                    None => watch_time::engaged_daily(iv_lazy()),
+                };
                 if let Some(prior) = watch_days.range(lake, a - 1 - c.support_days as i64, a - 2)? {
-                    let old = prior
-                        .group_by([col("user_id"), col("day")])
-                        .agg([col("engaged_s").sum()]);
-                    engaged = concat([engaged, old], UnionArgs::default())?;
+                    engaged = concat([engaged, per_day(prior)], UnionArgs::default())?;
                 }
-                credit_burst::detect(watch_time::completions(claims), engaged, catalog, c)?
+                // Features and flags for the batch's days only (its first day on).
+                credit_burst::detect_daily(daily, engaged, c, a)?
             }
             "quiz_speed" => {
                 let q = &cfg.quiz_speed;
@@ -579,6 +656,32 @@ mod tests {
         assert_eq!(r.total_flags(), 5, "{r}");
         let later = run_jobs(&lake, &catalog(), &cfg, day + 5, day + 10, "run-empty").unwrap();
         assert_eq!(later.total_flags(), 0, "{later}");
+    }
+
+    #[test]
+    fn free_pages_are_returned_only_past_the_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
+        ingest(&lake, &cheats(), "part-a.parquet");
+        let day = T0_US.div_euclid(DAY_US);
+        let run = |above: u32| {
+            let cfg = JobsConfig {
+                batch_days: 1,
+                release_memory_above_mib: above,
+                ..JobsConfig::default()
+            };
+            run_jobs(&lake, &catalog(), &cfg, day, day + 2, "run-mem").unwrap()
+        };
+        // 0: after every one of the three batches; a limit far above the process: never.
+        let every = run(0);
+        assert_eq!(every.memory_releases, 3, "{every}");
+        assert!(
+            every.to_string().contains("returned after 3 batches"),
+            "{every}"
+        );
+        let never = run(u32::MAX);
+        assert_eq!(never.memory_releases, 0, "{never}");
+        assert_eq!(every.total_flags(), never.total_flags());
     }
 
     #[test]

@@ -33,6 +33,9 @@
 
 pub mod memory;
 
+#[cfg(test)]
+use_jemalloc!();
+
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};

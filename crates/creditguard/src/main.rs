@@ -95,9 +95,11 @@ fn init_logs(format: LogFormat, filter: &str) {
     }
 }
 
+// jemalloc, keeping freed memory for reuse (see creditguard_lake::memory).
+creditguard::lake::use_jemalloc!();
+
 /// Exit codes: 0 done, 1 failed (IO, broker, …), 2 configuration or usage error.
 fn main() -> ExitCode {
-    creditguard::lake::memory::tune_allocator();
     let cli = Cli::parse();
     init_logs(cli.log_format, &cli.log);
     match execute(cli.command) {
