@@ -16,17 +16,21 @@
 //!
 //! [`JEMALLOC_CONF`] puts every block in the ordinary arenas (`oversize_threshold:0`), never
 //! purges dirty or muzzy pages (`dirty_decay_ms:-1`, `muzzy_decay_ms:-1`), and uses one arena for
-//! all threads (`narenas:1`; the default, four per core, let pages freed by one of polars' threads
-//! sit idle while another thread's arena asked the kernel for more: over 100 M events the
-//! resident size crept from 9 to 13.1 GiB with eight arenas and stayed at 8.5 GiB with one, with
-//! the same 335–350 s; small allocations go through per-thread caches either way). All six jobs over 10 M
-//! events (`jobs_bench 10000000 30`, back to back on one lake): glibc with `mallopt` 30.5 s
-//! (system CPU 6.5 s), jemalloc's defaults 45.8 s (33.6 s), this 24.0 s (4.2 s). The price is
-//! memory kept after a peak: the process's resident size stays at its high-water mark (5.2 GiB
-//! against 4.7 GiB there), which for a batch job is the figure that matters anyway and for the
-//! ingest service is bounded by its roll policy. An operator can override any of it at start
-//! with `_RJEM_MALLOC_CONF` (jemalloc's `MALLOC_CONF` under the prefixed symbols this build uses),
-//! e.g. `_RJEM_MALLOC_CONF=dirty_decay_ms:10000` to hand memory back after ten idle seconds.
+//! all threads (`narenas:1`; small allocations go through per-thread caches either way). With
+//! the default of four arenas per core, pages freed by one of polars' threads sat idle while
+//! another thread's arena asked the kernel for more: over 100 M events in batches of 3 days the
+//! resident size crept from 9 to 13.1 GiB with eight arenas and stayed under 8.5 GiB with one, at
+//! the same 335–350 s. All six jobs over 10 M events (`jobs_bench 10000000 30`, back to back on
+//! one lake, eight arenas): glibc with `mallopt` 30.5 s (system CPU 6.5 s), jemalloc's defaults
+//! 45.8 s (33.6 s), these options 24.0 s (4.2 s); with one arena 24.5–27.4 s and a peak of
+//! 3.4–3.9 GiB against glibc's 4.7 GiB.
+//!
+//! The price is memory kept after a peak: the resident size stays at its high-water mark, which
+//! for a batch job is the figure that matters anyway, and for the ingest service is bounded by
+//! its roll policy. Batch jobs hand the kept pages back when they pass a limit
+//! ([`release_retained`]). An operator can override any option at start with `_RJEM_MALLOC_CONF`
+//! (jemalloc's `MALLOC_CONF` under the prefixed symbols this build uses), e.g.
+//! `_RJEM_MALLOC_CONF=dirty_decay_ms:10000` to hand memory back after ten idle seconds.
 //!
 //! C libraries (librdkafka, zstd) keep glibc's malloc: the Rust allocator is replaced, not the
 //! `malloc` symbol.
