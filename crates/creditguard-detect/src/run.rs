@@ -589,6 +589,14 @@ mod tests {
         }
     }
 
+    /// A lake holding [`cheats`], and the day of its first events.
+    fn cheats_lake() -> (tempfile::TempDir, Lake, i64) {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
+        ingest(&lake, &cheats(), "part-a.parquet");
+        (dir, lake, T0_US.div_euclid(DAY_US))
+    }
+
     fn cheats() -> Vec<String> {
         let mut ev = vec![
             quiz("u1", "c1", "q1", 100.0, 20, 20.0, 20.0, 20.0),
@@ -644,10 +652,7 @@ mod tests {
     fn days_without_events_inside_and_around_a_range_are_fine() {
         // Events on the first day only; the range runs on for ten more days, so batches (and
         // the credit baseline) scan days with no files at all.
-        let dir = tempfile::tempdir().unwrap();
-        let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
-        ingest(&lake, &cheats(), "part-a.parquet");
-        let day = T0_US.div_euclid(DAY_US);
+        let (_dir, lake, day) = cheats_lake();
         let cfg = JobsConfig {
             batch_days: 3,
             ..JobsConfig::default()
@@ -660,10 +665,7 @@ mod tests {
 
     #[test]
     fn free_pages_are_returned_only_past_the_limit() {
-        let dir = tempfile::tempdir().unwrap();
-        let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
-        ingest(&lake, &cheats(), "part-a.parquet");
-        let day = T0_US.div_euclid(DAY_US);
+        let (_dir, lake, day) = cheats_lake();
         let run = |above: u32| {
             let cfg = JobsConfig {
                 batch_days: 1,
@@ -747,10 +749,7 @@ mod tests {
 
     #[test]
     fn batches_of_one_day_and_of_seven_give_the_same_flags() {
-        let dir = tempfile::tempdir().unwrap();
-        let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
-        ingest(&lake, &cheats(), "part-a.parquet");
-        let day = T0_US.div_euclid(DAY_US);
+        let (_dir, lake, day) = cheats_lake();
         let one = JobsConfig {
             batch_days: 1,
             ..JobsConfig::default()
