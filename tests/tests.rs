@@ -2,5 +2,6 @@
 
 mod util;
 
+mod build;
 mod cli;
 mod kafka;
