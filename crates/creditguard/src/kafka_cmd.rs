@@ -136,6 +136,15 @@ pub fn execute(args: IngestArgs) -> anyhow::Result<()> {
         },
     };
 
+    // A service, not a batch job: freed pages go back to the kernel after a second unused
+    // instead of being kept (see creditguard_lake::memory).
+    let decay = creditguard_lake::memory::SERVICE_DIRTY_DECAY_MS;
+    if creditguard_lake::memory::hand_back_freed_pages(decay) {
+        tracing::debug!(
+            dirty_decay_ms = decay,
+            "Freed memory is handed back after the decay."
+        );
+    }
     let metrics = Arc::new(Metrics::new(&cfg.topic));
     let stop = Arc::new(AtomicBool::new(false));
     let rt = tokio::runtime::Builder::new_multi_thread()
