@@ -23,6 +23,7 @@ fn crash_at(point: &str, after: u32) {
         IngestOpts {
             roll_rows: 400,
             fault: Some((point, after)),
+            ..IngestOpts::default()
         },
     );
     let status = crashing
@@ -60,6 +61,7 @@ fn crash_at(point: &str, after: u32) {
         IngestOpts {
             roll_rows: 400,
             fault: None,
+            ..IngestOpts::default()
         },
     );
     harness::wait_for_rows(&lake, fx.valid.len(), Duration::from_secs(60), &[&ingest]);
@@ -117,6 +119,7 @@ fn sigkill_at_random_moments_loses_and_doubles_nothing() {
             IngestOpts {
                 roll_rows: 500,
                 fault: None,
+                ..IngestOpts::default()
             },
         )
     };

@@ -187,6 +187,7 @@ fn generate_to_kafka_ingest_jobs_score_results_topic_equal_a_file_mode_run() {
         IngestOpts {
             roll_rows: 4000,
             fault: None,
+            ..IngestOpts::default()
         },
     );
     let total = lines.len() as f64;

@@ -405,6 +405,8 @@ pub struct IngestProc {
 pub struct IngestOpts<'a> {
     pub roll_rows: usize,
     pub fault: Option<(&'a str, u32)>,
+    /// jemalloc prints its options and their values in force to the log at exit.
+    pub malloc_stats: bool,
 }
 
 impl Default for IngestOpts<'_> {
@@ -412,6 +414,7 @@ impl Default for IngestOpts<'_> {
         IngestOpts {
             roll_rows: 1000,
             fault: None,
+            malloc_stats: false,
         }
     }
 }
@@ -461,6 +464,9 @@ impl IngestProc {
         if let Some((point, after)) = opts.fault {
             cmd.env("CREDITGUARD_FAULT", point)
                 .env("CREDITGUARD_FAULT_AFTER", after.to_string());
+        }
+        if opts.malloc_stats {
+            cmd.env("_RJEM_MALLOC_CONF", "stats_print:true");
         }
         let child = cmd.spawn().expect("start creditguard ingest");
         IngestProc {

@@ -41,6 +41,7 @@ fn every_valid_event_lands_once_and_invalid_ones_go_to_the_dlq_with_their_bytes(
         IngestOpts {
             roll_rows: 700,
             fault: None,
+            malloc_stats: true,
         },
     );
     harness::wait_for_rows(&lake, fx.valid.len(), Duration::from_secs(60), &[&ingest]);
@@ -76,9 +77,25 @@ fn every_valid_event_lands_once_and_invalid_ones_go_to_the_dlq_with_their_bytes(
         assert!(lag.is_some(), "lag of partition {p} in {m}");
     }
 
+    let log_at_exit = ingest.log.clone();
     let status = ingest.terminate();
     assert!(status.success(), "exit status {status:?}");
     harness::assert_exactly_once(&lake, &fx);
+    // The service hands freed memory back (the batch jobs' allocator setting keeps it).
+    let stats = std::fs::read_to_string(&log_at_exit).unwrap();
+    let decay = creditguard::lake::memory::SERVICE_DIRTY_DECAY_MS;
+    for (kind, value) in [("dirty", decay), ("muzzy", 0)] {
+        let (opt, now) = (
+            format!("opt.{kind}_decay_ms:"),
+            format!("(arenas.{kind}_decay_ms: {value})"),
+        );
+        assert!(
+            stats
+                .lines()
+                .any(|l| l.trim().starts_with(&opt) && l.contains(&now)),
+            "{opt} ... {now} in the ingest's jemalloc statistics:\n{stats}"
+        );
+    }
 
     // Rows say where they came from, file names say which offsets they hold.
     let (rows, names) = harness::lake_rows(&lake);

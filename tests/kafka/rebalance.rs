@@ -21,6 +21,7 @@ fn a_second_consumer_joining_mid_stream_loses_and_doubles_nothing() {
             IngestOpts {
                 roll_rows: 300,
                 fault: None,
+                ..IngestOpts::default()
             },
         )
     };
