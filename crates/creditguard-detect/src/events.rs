@@ -164,6 +164,15 @@ pub fn type_in(types: &[&str]) -> Expr {
         .unwrap_or(lit(false))
 }
 
+/// `event_type` is one of `types`, as one set lookup per row instead of a comparison per type
+/// (what [`type_in`] builds); for filters over a whole batch.
+pub fn type_is_one_of(types: &[&str]) -> Expr {
+    col("event_type").is_in(
+        lit(Series::new("types".into(), types)).implode(false),
+        false,
+    )
+}
+
 /// True where the row continues the run of the previous row: every key equal to the previous
 /// row's (nulls equal). The frame must be sorted by `keys` first.
 pub fn same_as_prev(keys: &[&str]) -> Expr {

@@ -10,7 +10,9 @@ use polars::prelude::*;
 use serde_json::json;
 
 use crate::config::SharedDeviceConfig;
-use crate::events::{day_of, same_as_prev, type_in};
+use std::collections::HashMap;
+
+use crate::events::{day_of, same_as_prev, type_is_one_of};
 use crate::flags::{date, hhmm, list_strings, ramp, sort, Draft, Rows};
 use crate::{JobOutput, Result};
 
@@ -19,7 +21,7 @@ pub fn detect(events: LazyFrame, cfg: &SharedDeviceConfig) -> Result<JobOutput> 
     let types: Vec<&str> = cfg.event_types.iter().map(String::as_str).collect();
     // Collected once: the features and the org units of flagged accounts both read it.
     let rows = events
-        .filter(type_in(&types).and(col("device_id").is_not_null()))
+        .filter(type_is_one_of(&types).and(col("device_id").is_not_null()))
         .select([
             col("device_id"),
             col("user_id"),
@@ -61,27 +63,34 @@ pub fn detect(events: LazyFrame, cfg: &SharedDeviceConfig) -> Result<JobOutput> 
         .lazy()
         .filter(col("accounts").gt_eq(lit(cfg.min_accounts as i64)))
         .collect()?;
-    // The org unit of each flagged account, for the flag rows.
-    let orgs = rows
-        .lazy()
-        .group_by([col("user_id")])
-        .agg([col("org_unit").drop_nulls().first()])
-        .collect()?;
-    let org_of: std::collections::HashMap<String, String> = {
-        let r = Rows(&orgs);
-        let (u, o) = (r.str("user_id")?, r.str("org_unit")?);
-        (0..r.len())
-            .filter_map(|i| Some((u.get(i)?.to_string(), o.get(i)?.to_string())))
-            .collect()
-    };
     let r = Rows(&shared);
-    let (dev, acc, n_ev, first, last, users) = (
+    let users = r.list("users")?;
+    let accounts: Vec<Vec<String>> = (0..r.len()).map(|i| list_strings(users, i)).collect();
+    // The org unit of each flagged account, for the flag rows: its first sign-in that names
+    // one. A pass over the sign-ins, looking up the (few) flagged accounts, instead of
+    // grouping every account.
+    let mut org_of: HashMap<&str, Option<&str>> = accounts
+        .iter()
+        .flatten()
+        .map(|u| (u.as_str(), None))
+        .collect();
+    if !org_of.is_empty() {
+        let rr = Rows(&rows);
+        let (u, o) = (rr.str("user_id")?, rr.str("org_unit")?);
+        for (user, org) in u.iter().zip(o.iter()) {
+            if let (Some(user), Some(org)) = (user, org) {
+                if let Some(slot @ None) = org_of.get_mut(user) {
+                    *slot = Some(org);
+                }
+            }
+        }
+    }
+    let (dev, acc, n_ev, first, last) = (
         r.str("device_id")?,
         r.i64("accounts")?,
         r.i64("events")?,
         r.i64("first_t")?,
         r.i64("last_t")?,
-        r.list("users")?,
     );
     let mut flags = Vec::new();
     let min = cfg.min_accounts as f64;
@@ -89,13 +98,13 @@ pub fn detect(events: LazyFrame, cfg: &SharedDeviceConfig) -> Result<JobOutput> 
         let d = dev.get(i).unwrap_or_default();
         let n = acc.get(i).unwrap_or(0);
         let (ws, we) = (first.get(i).unwrap_or(0), last.get(i).unwrap_or(0));
-        let all = list_strings(users, i);
-        for u in &all {
+        let all = &accounts[i];
+        for u in all {
             flags.push(
                 Draft {
                     rule: "shared_device.many_accounts",
                     user_id: u.clone(),
-                    org_unit: org_of.get(u).cloned(),
+                    org_unit: org_of.get(u.as_str()).copied().flatten().map(str::to_string),
                     course_id: None,
                     window_start: ws,
                     window_end: we,
@@ -152,6 +161,34 @@ mod tests {
             out.flags[0].evidence
         );
         assert_eq!(out.flags[0].severity, 0.5);
+    }
+
+    #[test]
+    fn each_flag_carries_the_first_org_unit_its_account_signed_in_with() {
+        let with_org = |line: String, org: Option<&str>| {
+            let replacement = org.map_or(String::new(), |o| format!(r#""org_unit":"{o}","#));
+            line.replace(r#""org_unit":"ou1","#, &replacement)
+        };
+        let out = run(&[
+            // u1 names no org on the shared phone, then "sales" on its own one, then "hr".
+            with_org(checkin("u1", "c1", "phone-1", 0.0), None),
+            with_org(checkin("u1", "c1", "phone-9", 5.0), Some("sales")),
+            with_org(checkin("u1", "c1", "phone-9", 6.0), Some("hr")),
+            with_org(checkin("u2", "c1", "phone-1", 10.0), Some("ops")),
+            // u3 never names one.
+            with_org(checkin("u3", "c1", "phone-1", 20.0), None),
+            // u4 is not flagged.
+            with_org(checkin("u4", "c1", "phone-4", 20.0), Some("it")),
+        ]);
+        let orgs: Vec<(&str, Option<&str>)> = out
+            .flags
+            .iter()
+            .map(|f| (f.user_id.as_str(), f.org_unit.as_deref()))
+            .collect();
+        assert_eq!(
+            orgs,
+            [("u1", Some("sales")), ("u2", Some("ops")), ("u3", None)]
+        );
     }
 
     #[test]
