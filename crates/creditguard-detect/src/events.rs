@@ -155,22 +155,18 @@ pub fn load_events(lake: &Lake, from_day: i64, to_day: i64) -> Result<DataFrame>
         .collect()?)
 }
 
-/// `event_type` is one of `types`.
+/// `event_type` is one of `types`: one comparison for one type, one set lookup per row for
+/// several (cheaper than a comparison per type over a whole batch: `shared_device`'s filter of
+/// 2.5 M events went from ≈ 25 to ≈ 20 ms).
 pub fn type_in(types: &[&str]) -> Expr {
-    types
-        .iter()
-        .map(|t| col("event_type").eq(lit(*t)))
-        .reduce(|a, b| a.or(b))
-        .unwrap_or(lit(false))
-}
-
-/// `event_type` is one of `types`, as one set lookup per row instead of a comparison per type
-/// (what [`type_in`] builds); for filters over a whole batch.
-pub fn type_is_one_of(types: &[&str]) -> Expr {
-    col("event_type").is_in(
-        lit(Series::new("types".into(), types)).implode(false),
-        false,
-    )
+    match types {
+        [] => lit(false),
+        [t] => col("event_type").eq(lit(*t)),
+        _ => col("event_type").is_in(
+            lit(Series::new("types".into(), types)).implode(false),
+            false,
+        ),
+    }
 }
 
 /// True where the row continues the run of the previous row: every key equal to the previous

@@ -6,13 +6,13 @@
 //! learner's review shows it. Keyed on the device fingerprint, never the IP address: a whole
 //! office behind one Wi-Fi shares an address honestly.
 
+use std::collections::HashMap;
+
 use polars::prelude::*;
 use serde_json::json;
 
 use crate::config::SharedDeviceConfig;
-use std::collections::HashMap;
-
-use crate::events::{day_of, same_as_prev, type_is_one_of};
+use crate::events::{day_of, same_as_prev, type_in};
 use crate::flags::{date, hhmm, list_strings, ramp, sort, Draft, Rows};
 use crate::{JobOutput, Result};
 
@@ -21,7 +21,7 @@ pub fn detect(events: LazyFrame, cfg: &SharedDeviceConfig) -> Result<JobOutput> 
     let types: Vec<&str> = cfg.event_types.iter().map(String::as_str).collect();
     // Collected once: the features and the org units of flagged accounts both read it.
     let rows = events
-        .filter(type_is_one_of(&types).and(col("device_id").is_not_null()))
+        .filter(type_in(&types).and(col("device_id").is_not_null()))
         .select([
             col("device_id"),
             col("user_id"),

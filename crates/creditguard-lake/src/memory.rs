@@ -28,7 +28,8 @@
 //! The price is memory kept after a peak: the resident size stays at its high-water mark, which
 //! for a batch job is the figure that matters anyway. Batch jobs hand the kept pages back when
 //! they pass a limit ([`release_retained`]). The long-running ingest service instead lets them
-//! decay back to the kernel after a second unused ([`hand_back_freed_pages`]). An operator can override any option at start with `_RJEM_MALLOC_CONF`
+//! decay back to the kernel after a second unused ([`hand_back_freed_pages`]). An operator can
+//! override any option at start with `_RJEM_MALLOC_CONF`
 //! (jemalloc's `MALLOC_CONF` under the prefixed symbols this build uses), e.g.
 //! `_RJEM_MALLOC_CONF=dirty_decay_ms:10000` to hand memory back after ten idle seconds.
 //!
@@ -136,15 +137,16 @@ pub fn hand_back_freed_pages(dirty_decay_ms: isize) -> bool {
     {
         let set = |name: &str, value: isize| -> bool {
             let name = std::ffi::CString::new(name).expect("no NUL in a mallctl name");
-            let mut v = value as libc_ssize;
+            // `isize` is C's `ssize_t` on the platforms jemalloc is linked on.
+            let mut v = value;
             // SAFETY: the `*_decay_ms` controls take an ssize_t; `v` lives across the call.
             let rc = unsafe {
                 tikv_jemalloc_sys::mallctl(
                     name.as_ptr(),
                     std::ptr::null_mut(),
                     std::ptr::null_mut(),
-                    (&mut v as *mut libc_ssize).cast(),
-                    std::mem::size_of::<libc_ssize>(),
+                    (&mut v as *mut isize).cast(),
+                    std::mem::size_of::<isize>(),
                 )
             };
             rc == 0
@@ -180,11 +182,6 @@ pub fn hand_back_freed_pages(dirty_decay_ms: isize) -> bool {
         false
     }
 }
-
-/// C's `ssize_t` on the platforms jemalloc is linked on.
-#[cfg(all(unix, not(target_env = "musl")))]
-#[allow(non_camel_case_types)]
-type libc_ssize = isize;
 
 #[cfg(test)]
 mod tests {
