@@ -42,8 +42,9 @@ pub fn upper_tail(x: u64, lambda: f64) -> f64 {
 
 /// The `credit_burst` job. `claims`: `course_complete` rows (see
 /// [`watch_time::completions`](crate::watch_time::completions)) of the period *and* the
-/// `baseline_days` before it; `engaged`: engaged seconds per `user_id` and `day` (see
-/// [`watch_time::engaged_daily`](crate::watch_time::engaged_daily)) of the period and the
+/// `baseline_days` before it; `engaged`: rows of engaged seconds (`user_id`, `day`, `engaged_s`:
+/// per day as [`watch_time::engaged_daily`](crate::watch_time::engaged_daily) sums them, or finer,
+/// such as `watch_time`'s lesson-day features; they are summed) of the period and the
 /// `support_days` before it.
 pub fn detect(
     claims: LazyFrame,
@@ -119,36 +120,51 @@ pub fn detect_daily(
     from_day: i64,
 ) -> Result<JobOutput> {
     let b = cfg.baseline_days as i64;
-    // The user-days that get features and flags.
+    // The user-days that get features and flags, numbered: the windows below are summed per
+    // row number and joined back on it, an integer instead of the (user, day) pair.
     let target = daily
         .clone()
         .lazy()
         .filter(col("day").gt_eq(lit(from_day)))
+        .with_row_index("row", None)
         .collect()?;
+    let keys = || {
+        target
+            .clone()
+            .lazy()
+            .select([col("row"), col("user_id"), col("day")])
+    };
+    // Sums `value` over a user's rows of `other` whose `day` falls in `window` of the row's day.
+    let per_row = |other: LazyFrame, value: &str, in_window: Expr, alias: &str| {
+        keys()
+            .join(
+                other.select([
+                    col("user_id"),
+                    col("day").alias("d2"),
+                    col(value).alias("v2"),
+                ]),
+                [col("user_id")],
+                [col("user_id")],
+                JoinArgs::new(JoinType::Inner),
+            )
+            .filter(in_window)
+            .group_by([col("row")])
+            .agg([col("v2").sum().alias(alias)])
+    };
 
     // The user's own trailing baseline.
-    let ud = [col("user_id"), col("day")];
-    let own = target
-        .clone()
-        .lazy()
-        .select([col("user_id"), col("day")])
-        .join(
-            daily.clone().lazy().select([
-                col("user_id"),
-                col("day").alias("d2"),
-                col("x").alias("x2"),
-            ]),
-            [col("user_id")],
-            [col("user_id")],
-            JoinArgs::new(JoinType::Inner),
-        )
-        .filter(
-            col("d2")
-                .lt(col("day"))
-                .and(col("d2").gt_eq(col("day") - lit(b))),
-        )
-        .group_by(ud.clone())
-        .agg([(col("x2").sum() / lit(b as f64)).alias("lambda_user")]);
+    let own = per_row(
+        daily.clone().lazy(),
+        "x",
+        col("d2")
+            .lt(col("day"))
+            .and(col("d2").gt_eq(col("day") - lit(b))),
+        "x_trailing",
+    )
+    .select([
+        col("row"),
+        (col("x_trailing") / lit(b as f64)).alias("lambda_user"),
+    ]);
     // Peers: per org unit and day, the sum of x and the number of claiming users.
     let org_days = daily
         .clone()
@@ -184,26 +200,18 @@ pub fn detect_daily(
     let od = [col("org_unit"), col("day")];
     let floor = lit(cfg.min_lambda);
     let support = cfg.support_days as i64;
-    let engaged_window = target
-        .clone()
-        .lazy()
-        .select([col("user_id"), col("day")])
-        .join(
-            engaged.select([col("user_id"), col("day").alias("d2"), col("engaged_s")]),
-            [col("user_id")],
-            [col("user_id")],
-            JoinArgs::new(JoinType::Inner),
-        )
-        .filter(
-            col("d2")
-                .lt_eq(col("day"))
-                .and(col("d2").gt(col("day") - lit(support))),
-        )
-        .group_by(ud.clone())
-        .agg([col("engaged_s").sum()]);
+    let engaged_window = per_row(
+        engaged,
+        "engaged_s",
+        col("d2")
+            .lt_eq(col("day"))
+            .and(col("d2").gt(col("day") - lit(support))),
+        "engaged_s",
+    );
+    let row = [col("row")];
     let mut features = target
         .lazy()
-        .join(own, ud.clone(), ud.clone(), JoinArgs::new(JoinType::Left))
+        .join(own, row.clone(), row.clone(), JoinArgs::new(JoinType::Left))
         .join(
             org_days,
             od.clone(),
@@ -213,8 +221,8 @@ pub fn detect_daily(
         .join(org_trailing, od.clone(), od, JoinArgs::new(JoinType::Left))
         .join(
             engaged_window,
-            ud.clone(),
-            ud,
+            row.clone(),
+            row,
             JoinArgs::new(JoinType::Left),
         )
         .with_columns([

@@ -129,10 +129,13 @@ pub fn scan_events(lake: &Lake, from_day: i64, to_day: i64) -> Result<LazyFrame>
 /// claim a time after their receipt.
 pub fn prepare(lf: LazyFrame) -> Result<LazyFrame> {
     let ts = col("ts").cast(DataType::Int64);
-    // received_at − ts, smallest per session: below −tolerance means the clock is ahead.
-    let ahead = (col("received_at").cast(DataType::Int64) - ts.clone())
-        .min()
-        .over([col("user_id"), col("session_id")])?;
+    // received_at − ts, smallest per session: below −tolerance means the clock is ahead. An event
+    // without a session is its own group (a window over the session would put every sessionless
+    // event of the learner in one).
+    let lead = col("received_at").cast(DataType::Int64) - ts.clone();
+    let ahead = when(col("session_id").is_null())
+        .then(lead.clone())
+        .otherwise(lead.min().over([col("user_id"), col("session_id")])?);
     Ok(lf
         .sort(["user_id", "ts", "event_id"], sort_opts())
         .filter(col("event_id").neq_missing(col("event_id").shift(lit(1))))

@@ -144,8 +144,7 @@ pub fn run_jobs(
             ..Default::default()
         })
         .collect();
-    let mut claims = ClaimDays::default();
-    let mut watch = WatchDays::default();
+    let mut carry = Carry::default();
     let mut a = from_day;
     while a <= to_day {
         let b = (a + cfg.batch_days as i64 - 1).min(to_day);
@@ -157,8 +156,7 @@ pub fn run_jobs(
             a,
             b,
             run_id,
-            &mut claims,
-            &mut watch,
+            &mut carry,
             &mut report,
         )?;
         // Little is live between batches: past the limit, hand back the pages the allocator
@@ -182,6 +180,15 @@ pub fn run_jobs(
     Ok(report)
 }
 
+/// What the batches of one run hand on to the next: the days a batch computed or read that later
+/// batches look back on.
+#[derive(Default)]
+struct Carry {
+    claims: ClaimDays,
+    watch: WatchDays,
+    engaged: EngagedDays,
+}
+
 /// The claims of each day as [`credit_burst::daily`] sums them per user, kept across the
 /// batches of a run: every batch of `credit_burst` needs its `baseline_days` before it too, and
 /// consecutive batches share most of them. The days a batch loads are taken from its events
@@ -193,18 +200,16 @@ struct ClaimDays {
 }
 
 impl ClaimDays {
-    /// The daily rows of `claims` (prepared `course_complete` rows), split by day over
-    /// `from..=to`.
+    /// The daily rows of `claims` ([`watch_time::completions`] rows), kept for each day of `days`.
     fn split(
         &mut self,
         claims: LazyFrame,
         catalog: &Catalog,
         cfg: &CreditBurstConfig,
-        from: i64,
-        to: i64,
+        days: impl IntoIterator<Item = i64>,
     ) -> Result<()> {
-        let daily = credit_burst::daily(watch_time::completions(claims), catalog, cfg).collect()?;
-        for day in from..=to {
+        let daily = credit_burst::daily(claims, catalog, cfg).collect()?;
+        for day in days {
             let df = daily
                 .clone()
                 .lazy()
@@ -225,14 +230,12 @@ impl ClaimDays {
         from: i64,
         to: i64,
     ) -> Result<()> {
-        let claims = events.clone().lazy().filter(
-            col("event_type").eq(lit("course_complete")).and(
-                col("t")
-                    .gt_eq(lit(from * DAY_US))
-                    .and(col("t").lt(lit((to + 1) * DAY_US))),
-            ),
+        let claims = watch_time::completions_in(events)?.filter(
+            col("t")
+                .gt_eq(lit(from * DAY_US))
+                .and(col("t").lt(lit((to + 1) * DAY_US))),
         );
-        self.split(claims, catalog, cfg, from, to)
+        self.split(claims, catalog, cfg, from..=to)
     }
 
     /// The daily rows of the days `from..=to`; days no batch recorded are read from the lake.
@@ -246,12 +249,13 @@ impl ClaimDays {
     ) -> Result<DataFrame> {
         // Days before the range are not needed again (batches move forward).
         self.days.retain(|d, _| *d >= from);
-        for day in from..=to {
-            if !self.days.contains_key(&day) {
-                let raw =
-                    scan_days(lake, day, day)?.filter(col("event_type").eq(lit("course_complete")));
-                self.split(prepare(raw)?, catalog, cfg, day, day)?;
-            }
+        // The days no batch recorded (those before the run's first batch), in one scan.
+        let missing: Vec<i64> = (from..=to).filter(|d| !self.days.contains_key(d)).collect();
+        if let (Some(&first), Some(&last)) = (missing.first(), missing.last()) {
+            let raw =
+                scan_days(lake, first, last)?.filter(col("event_type").eq(lit("course_complete")));
+            let claims = watch_time::completions(prepare(raw)?);
+            self.split(claims, catalog, cfg, missing)?;
         }
         let parts: Vec<LazyFrame> = (from..=to).map(|d| self.days[&d].clone().lazy()).collect();
         Ok(concat(parts, UnionArgs::default())?.collect()?)
@@ -326,6 +330,80 @@ impl WatchDays {
     fn forget_before(&mut self, day: i64) {
         self.days.retain(|d, _| *d >= day);
     }
+
+    /// The days of `from..=to` that [`range`](Self::range) found without feature files.
+    fn without_features(&self, from: i64, to: i64) -> Vec<i64> {
+        self.days
+            .range(from..=to)
+            .filter(|(_, df)| df.is_none())
+            .map(|(d, _)| *d)
+            .collect()
+    }
+}
+
+/// Engaged seconds per user and day (`user_id`, `day`, `engaged_s`) for `credit_burst`'s support
+/// windows on days without `features/watch_time` (`watch_time` not enabled, or never run on those
+/// days): taken from the intervals of the batches of this run, and for earlier days computed from
+/// the lake's events. Without them a claim backed by watching a few days before would look
+/// unsupported whenever `credit_burst` runs alone.
+#[derive(Default)]
+struct EngagedDays {
+    days: BTreeMap<i64, DataFrame>,
+}
+
+impl EngagedDays {
+    /// Keeps the days `from..=to` of a batch's `intervals`, and returns those rows.
+    fn keep(&mut self, intervals: LazyFrame, from: i64, to: i64) -> Result<LazyFrame> {
+        let per_day = watch_time::engaged_daily(
+            intervals.filter(col("day").gt_eq(lit(from)).and(col("day").lt_eq(lit(to)))),
+        )
+        .collect()?;
+        self.split(&per_day, from..=to)?;
+        Ok(per_day.lazy())
+    }
+
+    fn split(&mut self, per_day: &DataFrame, days: impl IntoIterator<Item = i64>) -> Result<()> {
+        for day in days {
+            let df = per_day
+                .clone()
+                .lazy()
+                .filter(col("day").eq(lit(day)))
+                .collect()?;
+            self.days.insert(day, df);
+        }
+        Ok(())
+    }
+
+    /// The rows of `days`; days not kept are computed from the lake's events (with a day of
+    /// context each side, as a batch reads them), in one pass.
+    fn rows(
+        &mut self,
+        lake: &Lake,
+        days: &[i64],
+        cfg: &crate::config::WatchTimeConfig,
+    ) -> Result<Option<LazyFrame>> {
+        let missing: Vec<i64> = days
+            .iter()
+            .copied()
+            .filter(|d| !self.days.contains_key(d))
+            .collect();
+        if let (Some(&first), Some(&last)) = (missing.first(), missing.last()) {
+            let events = scan_events(lake, first, last)?.collect()?;
+            let per_day =
+                watch_time::engaged_daily(watch_time::intervals(events.lazy(), cfg)).collect()?;
+            self.split(&per_day, missing)?;
+        }
+        let parts: Vec<LazyFrame> = days.iter().map(|d| self.days[d].clone().lazy()).collect();
+        if parts.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(concat(parts, UnionArgs::default())?))
+    }
+
+    /// Forgets the days before `day`.
+    fn forget_before(&mut self, day: i64) {
+        self.days.retain(|d, _| *d >= day);
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -337,10 +415,14 @@ fn run_batch(
     a: i64,
     b: i64,
     run_id: &str,
-    claim_days: &mut ClaimDays,
-    watch_days: &mut WatchDays,
+    carry: &mut Carry,
     report: &mut JobsReport,
 ) -> Result<()> {
+    let Carry {
+        claims: claim_days,
+        watch: watch_days,
+        engaged: engaged_days,
+    } = carry;
     let t = Instant::now();
     let events = scan_events(lake, a, b)?.collect()?;
     report.events += events.height();
@@ -376,7 +458,7 @@ fn run_batch(
                 let prior = watch_days.range(lake, a - 1 - lookback, a - 2)?;
                 watch_time::detect(
                     iv_lazy(),
-                    watch_time::completions(events.clone().lazy()),
+                    watch_time::completions_in(&events)?,
                     prior,
                     catalog,
                     &cfg.watch_time,
@@ -388,23 +470,33 @@ fn run_batch(
             }
             "credit_burst" => {
                 let c = &cfg.credit_burst;
-                claim_days.record(&events, catalog, c, a, b + 1)?;
-                let daily =
-                    claim_days.range(lake, catalog, c, a - 1 - c.baseline_days as i64, b + 1)?;
-                // Engaged seconds per user and day: from the lesson-day features `watch_time`
-                // just computed when it ran (a few rows per learner-day), else from the
-                // intervals (one row per pair of events).
-                let per_day = |f: LazyFrame| {
-                    f.group_by([col("user_id"), col("day")])
-                        .agg([col("engaged_s").sum()])
+                // The claims of the batch's days and of the baseline days before them (day
+                // b + 1, context for the other jobs, is the next batch's to judge).
+                claim_days.record(&events, catalog, c, a, b)?;
+                let daily = claim_days.range(lake, catalog, c, a - c.baseline_days as i64, b)?;
+                // Engaged seconds of the days the batch's support windows cover (`support_days`
+                // up to each claim day): from the lesson-day features `watch_time` just computed
+                // when it ran (a few rows per learner-day), else from the intervals (one row per
+                // pair of events); earlier days from their features, or from their events when
+                // they have none. `detect_daily` sums them.
+                let first = a + 1 - c.support_days as i64;
+                let in_window = |f: LazyFrame| {
+                    f.select([col("user_id"), col("day"), col("engaged_s")])
+                        .filter(col("day").gt_eq(lit(first)).and(col("day").lt_eq(lit(b))))
                 };
-                let mut engaged = match outputs.iter().find(|(j, _)| *j == "watch_time") {
-                    Some((_, w)) => per_day(w.features.clone().lazy()),
-                    None => watch_time::engaged_daily(iv_lazy()),
-                };
-                if let Some(prior) = watch_days.range(lake, a - 1 - c.support_days as i64, a - 2)? {
-                    engaged = concat([engaged, per_day(prior)], UnionArgs::default())?;
+                let mut parts = vec![match outputs.iter().find(|(j, _)| *j == "watch_time") {
+                    Some((_, w)) => in_window(w.features.clone().lazy()),
+                    None => engaged_days.keep(iv_lazy(), first.max(a - 1), b)?,
+                }];
+                engaged_days.forget_before(first);
+                if let Some(prior) = watch_days.range(lake, first, a - 2)? {
+                    parts.push(in_window(prior));
                 }
+                let without = watch_days.without_features(first, a - 2);
+                if let Some(rows) = engaged_days.rows(lake, &without, &cfg.watch_time)? {
+                    parts.push(rows);
+                }
+                let engaged = concat(parts, UnionArgs::default())?;
                 // Features and flags for the batch's days only (its first day on).
                 credit_burst::detect_daily(daily, engaged, c, a)?
             }
@@ -569,6 +661,7 @@ pub fn read_flags(lake: &Lake, day: i64) -> Result<Vec<Flag>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::events::sort_opts;
     use crate::testkit::*;
     use creditguard_contract::{parse_event, EventBatchBuilder};
 
@@ -745,6 +838,142 @@ mod tests {
         assert_eq!(ids(&c0), ids(&b0));
         let runs: Vec<&str> = c0.iter().map(|f| f.run_id.as_str()).collect();
         assert_eq!(runs, ["run-3", "run-2", "run-2", "run-2", "run-2"]);
+    }
+
+    /// Claims over three weeks in one unit: a steady learner, a burst on day 20 with nothing
+    /// watched, and two claims of 12 credits on day 19 whose watching lies 6 and 7 days before
+    /// (inside and just outside the 7 support days).
+    fn claims() -> Vec<String> {
+        const D: f64 = 86_400.0;
+        let watching = |u: &str, d: f64, courses: usize| -> Vec<String> {
+            (0..courses * 90 + 1)
+                .map(|k| {
+                    let t = k as f64 * 20.0;
+                    hb(
+                        u,
+                        &format!("s-{u}-{d}"),
+                        "c2",
+                        "l1",
+                        d * D + t,
+                        t,
+                        true,
+                        true,
+                    )
+                })
+                .collect()
+        };
+        let courses = |u: &str, d: f64, n: usize| -> Vec<String> {
+            (0..n)
+                .map(|i| {
+                    complete_in(
+                        u,
+                        "ou1",
+                        &format!("c{}", 2 + i),
+                        d * D + 36_000.0 + i as f64,
+                        2.0,
+                    )
+                })
+                .collect()
+        };
+        let mut ev = Vec::new();
+        for d in (0..21).step_by(3) {
+            ev.extend(courses("steady", d as f64, 1));
+            ev.extend(watching("steady", d as f64, 1));
+            ev.extend(courses("burst", d as f64, 1));
+        }
+        ev.extend(courses("burst", 20.0, 8));
+        ev.extend(watching("inside", 13.0, 6));
+        ev.extend(courses("inside", 19.0, 6));
+        ev.extend(watching("outside", 12.0, 6));
+        ev.extend(courses("outside", 19.0, 6));
+        ev
+    }
+
+    #[test]
+    fn credit_burst_in_batches_matches_the_job_over_the_whole_period() {
+        let ev = claims();
+        let day = T0_US.div_euclid(DAY_US);
+        let (from, to) = (day, day + 21);
+        // The job over every event at once.
+        let f = frame(&ev);
+        let iv = watch_time::intervals(f.clone().lazy(), &Default::default());
+        let whole = credit_burst::detect(
+            watch_time::completions(f.lazy()),
+            watch_time::engaged_daily(iv),
+            &catalog(),
+            &Default::default(),
+        )
+        .unwrap();
+        let burst: Vec<(&str, i64, &str)> = whole
+            .flags
+            .iter()
+            .map(|f| {
+                let cond = if f.evidence.contains("poisson_tail\",") {
+                    "both"
+                } else if f.evidence.contains("unsupported") {
+                    "unsupported"
+                } else {
+                    "tail"
+                };
+                (
+                    f.user_id.as_str(),
+                    f.window_start.div_euclid(DAY_US) - day,
+                    cond,
+                )
+            })
+            .collect();
+        assert_eq!(
+            burst,
+            [("burst", 20, "both"), ("outside", 19, "unsupported")]
+        );
+        let features = |lake: &Lake| {
+            prior_features(lake, "credit_burst", from, to)
+                .unwrap()
+                .unwrap()
+                .sort(["user_id", "day"], sort_opts())
+                .collect()
+                .unwrap()
+        };
+        let cols = [
+            "user_id",
+            "day",
+            "x",
+            "lambda",
+            "p_tail",
+            "required_s",
+            "engaged_s",
+        ];
+        let expected = whole.features.select(cols).unwrap();
+        // In batches of 1, 3 and 7 days, with and without `watch_time` (engaged time from its
+        // features, or from the intervals), the same features and flags.
+        for batch_days in [1, 3, 7] {
+            for enabled in [DETECTORS.to_vec(), vec!["credit_burst"]] {
+                let dir = tempfile::tempdir().unwrap();
+                let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
+                ingest(&lake, &ev, "part-a.parquet");
+                let cfg = JobsConfig {
+                    batch_days,
+                    enabled: enabled.iter().map(|s| s.to_string()).collect(),
+                    ..JobsConfig::default()
+                };
+                run_jobs(&lake, &catalog(), &cfg, from, to, "r").unwrap();
+                let got = features(&lake).select(cols).unwrap();
+                assert!(
+                    got.equals_missing(&expected),
+                    "{batch_days} {enabled:?}\n{got}\n{expected}"
+                );
+                let mut flags: Vec<Flag> = (from..=to)
+                    .flat_map(|d| read_flags(&lake, d).unwrap())
+                    .filter(|f| f.detector == "credit_burst")
+                    .map(|f| Flag {
+                        run_id: String::new(),
+                        ..f
+                    })
+                    .collect();
+                crate::flags::sort(&mut flags);
+                assert_eq!(flags, whole.flags, "{batch_days} {enabled:?}");
+            }
+        }
     }
 
     #[test]
