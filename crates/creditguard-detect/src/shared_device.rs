@@ -45,7 +45,9 @@ pub fn detect(events: LazyFrame, cfg: &SharedDeviceConfig) -> Result<JobOutput> 
                 .not()
                 .alias("_new_user"),
         )
-        .group_by([col("device_id"), col("day")])
+        // Groups in the order they first appear, which the sort made (device, day): sorting the
+        // groups after a hash group-by cost more than the group-by itself.
+        .group_by_stable([col("device_id"), col("day")])
         .agg([
             col("_new_user")
                 .sum()
@@ -56,7 +58,6 @@ pub fn detect(events: LazyFrame, cfg: &SharedDeviceConfig) -> Result<JobOutput> 
             col("t").max().alias("last_t"),
             col("user_id").filter(col("_new_user")).alias("users"),
         ])
-        .sort(["device_id", "day"], crate::events::sort_opts())
         .collect()?;
     let shared = features
         .clone()
@@ -227,13 +228,33 @@ mod tests {
         ));
         let out = run(&ev);
         assert!(out.flags.is_empty(), "{:?}", out.flags);
-        // The same device on two different days is two device-days of one account each.
+        let devices: Vec<&str> = out
+            .features
+            .column("device_id")
+            .unwrap()
+            .str()
+            .unwrap()
+            .iter()
+            .flatten()
+            .collect();
+        let mut names: Vec<String> = (0..10).map(|i| format!("pc{i}")).collect();
+        names.push("shared-pc".into());
+        names.sort();
+        assert_eq!(devices, names);
+        // The same device on two different days is two device-days of one account each, in day
+        // order.
         let out = run(&[
+            checkin("u3", "c1", "phone-1", 2.0 * 86_400.0),
             checkin("u1", "c1", "phone-1", 0.0),
             checkin("u2", "c1", "phone-1", 86_400.0),
-            checkin("u3", "c1", "phone-1", 2.0 * 86_400.0),
         ]);
         assert!(out.flags.is_empty());
+        let days = out.features.column("day").unwrap().i64().unwrap();
+        let d0 = T0_US.div_euclid(86_400_000_000);
+        assert_eq!(
+            days.into_no_null_iter().collect::<Vec<_>>(),
+            [d0, d0 + 1, d0 + 2]
+        );
     }
 
     #[test]
