@@ -19,9 +19,10 @@
 //! Time is event time (`ts`), in UTC microseconds. A job for days `D1..=D2` reads the events of
 //! `D1-1..=D2+1` so that intervals and sessions crossing midnight are whole, and keeps the feature
 //! rows of `D1..=D2` and the flags whose `window_start` falls in `D1..=D2`. Two detectors look
-//! further back: `credit_burst` (the trailing baseline, from the events' `course_complete` rows)
-//! and `watch_time.low_coverage` (what was watched on earlier days, from the `watch_time` features
-//! of those days: run a backfill in day order).
+//! further back: `credit_burst` (the trailing baseline, from the events' `course_complete` rows;
+//! the engaged time of its support window, from the `watch_time` features of those days, or from
+//! their events when they have none) and `watch_time.low_coverage` (what was watched on earlier
+//! days, from the `watch_time` features of those days: run a backfill in day order).
 //!
 //! ```no_run
 //! use creditguard_detect::{run_jobs, Catalog, JobsConfig};
