@@ -196,30 +196,10 @@ struct Carry {
 /// once.
 #[derive(Default)]
 struct ClaimDays {
-    days: BTreeMap<i64, DataFrame>,
+    days: DayFrames,
 }
 
 impl ClaimDays {
-    /// The daily rows of `claims` ([`watch_time::completions`] rows), kept for each day of `days`.
-    fn split(
-        &mut self,
-        claims: LazyFrame,
-        catalog: &Catalog,
-        cfg: &CreditBurstConfig,
-        days: impl IntoIterator<Item = i64>,
-    ) -> Result<()> {
-        let daily = credit_burst::daily(claims, catalog, cfg).collect()?;
-        for day in days {
-            let df = daily
-                .clone()
-                .lazy()
-                .filter(col("day").eq(lit(day)))
-                .collect()?;
-            self.days.insert(day, df);
-        }
-        Ok(())
-    }
-
     /// Keeps the days `from..=to` of a batch's prepared `events` (replacing what an earlier
     /// batch kept of those days: a later batch reads them whole).
     fn record(
@@ -235,10 +215,12 @@ impl ClaimDays {
                 .gt_eq(lit(from * DAY_US))
                 .and(col("t").lt(lit((to + 1) * DAY_US))),
         );
-        self.split(claims, catalog, cfg, from..=to)
+        let daily = credit_burst::daily(claims, catalog, cfg).collect()?;
+        self.days.keep(&daily, from..=to)
     }
 
-    /// The daily rows of the days `from..=to`; days no batch recorded are read from the lake.
+    /// The daily rows of the days `from..=to`; days no batch recorded (those before the run's
+    /// first batch) are read from the lake.
     fn range(
         &mut self,
         lake: &Lake,
@@ -248,17 +230,58 @@ impl ClaimDays {
         to: i64,
     ) -> Result<DataFrame> {
         // Days before the range are not needed again (batches move forward).
-        self.days.retain(|d, _| *d >= from);
-        // The days no batch recorded (those before the run's first batch), in one scan.
-        let missing: Vec<i64> = (from..=to).filter(|d| !self.days.contains_key(d)).collect();
-        if let (Some(&first), Some(&last)) = (missing.first(), missing.last()) {
+        self.days.forget_before(from);
+        let days: Vec<i64> = (from..=to).collect();
+        let parts = self.days.get(&days, |first, last| {
             let raw =
                 scan_days(lake, first, last)?.filter(col("event_type").eq(lit("course_complete")));
             let claims = watch_time::completions(prepare(raw)?);
-            self.split(claims, catalog, cfg, missing)?;
-        }
-        let parts: Vec<LazyFrame> = (from..=to).map(|d| self.days[&d].clone().lazy()).collect();
+            Ok(credit_burst::daily(claims, catalog, cfg).collect()?)
+        })?;
         Ok(concat(parts, UnionArgs::default())?.collect()?)
+    }
+}
+
+/// Frames of rows with a `day` column, kept per day across the batches of a run.
+#[derive(Default)]
+struct DayFrames(BTreeMap<i64, DataFrame>);
+
+impl DayFrames {
+    /// Keeps the rows of each day of `days` (replacing what was kept of that day).
+    fn keep(&mut self, rows: &DataFrame, days: impl IntoIterator<Item = i64>) -> Result<()> {
+        for day in days {
+            let df = rows
+                .clone()
+                .lazy()
+                .filter(col("day").eq(lit(day)))
+                .collect()?;
+            self.0.insert(day, df);
+        }
+        Ok(())
+    }
+
+    /// The frames of `days`, in order. The days not kept are loaded with one call of `load` over
+    /// the span from the first to the last of them, and kept.
+    fn get(
+        &mut self,
+        days: &[i64],
+        load: impl FnOnce(i64, i64) -> Result<DataFrame>,
+    ) -> Result<Vec<LazyFrame>> {
+        let missing: Vec<i64> = days
+            .iter()
+            .copied()
+            .filter(|d| !self.0.contains_key(d))
+            .collect();
+        if let (Some(&first), Some(&last)) = (missing.first(), missing.last()) {
+            let rows = load(first, last)?;
+            self.keep(&rows, missing)?;
+        }
+        Ok(days.iter().map(|d| self.0[d].clone().lazy()).collect())
+    }
+
+    /// Forgets the days before `day`.
+    fn forget_before(&mut self, day: i64) {
+        self.0.retain(|d, _| *d >= day);
     }
 }
 
@@ -348,7 +371,7 @@ impl WatchDays {
 /// unsupported whenever `credit_burst` runs alone.
 #[derive(Default)]
 struct EngagedDays {
-    days: BTreeMap<i64, DataFrame>,
+    days: DayFrames,
 }
 
 impl EngagedDays {
@@ -358,20 +381,8 @@ impl EngagedDays {
             intervals.filter(col("day").gt_eq(lit(from)).and(col("day").lt_eq(lit(to)))),
         )
         .collect()?;
-        self.split(&per_day, from..=to)?;
+        self.days.keep(&per_day, from..=to)?;
         Ok(per_day.lazy())
-    }
-
-    fn split(&mut self, per_day: &DataFrame, days: impl IntoIterator<Item = i64>) -> Result<()> {
-        for day in days {
-            let df = per_day
-                .clone()
-                .lazy()
-                .filter(col("day").eq(lit(day)))
-                .collect()?;
-            self.days.insert(day, df);
-        }
-        Ok(())
     }
 
     /// The rows of `days`; days not kept are computed from the lake's events (with a day of
@@ -382,18 +393,10 @@ impl EngagedDays {
         days: &[i64],
         cfg: &crate::config::WatchTimeConfig,
     ) -> Result<Option<LazyFrame>> {
-        let missing: Vec<i64> = days
-            .iter()
-            .copied()
-            .filter(|d| !self.days.contains_key(d))
-            .collect();
-        if let (Some(&first), Some(&last)) = (missing.first(), missing.last()) {
+        let parts = self.days.get(days, |first, last| {
             let events = scan_events(lake, first, last)?.collect()?;
-            let per_day =
-                watch_time::engaged_daily(watch_time::intervals(events.lazy(), cfg)).collect()?;
-            self.split(&per_day, missing)?;
-        }
-        let parts: Vec<LazyFrame> = days.iter().map(|d| self.days[d].clone().lazy()).collect();
+            Ok(watch_time::engaged_daily(watch_time::intervals(events.lazy(), cfg)).collect()?)
+        })?;
         if parts.is_empty() {
             return Ok(None);
         }
@@ -402,7 +405,7 @@ impl EngagedDays {
 
     /// Forgets the days before `day`.
     fn forget_before(&mut self, day: i64) {
-        self.days.retain(|d, _| *d >= day);
+        self.days.forget_before(day);
     }
 }
 
@@ -943,10 +946,11 @@ mod tests {
             "required_s",
             "engaged_s",
         ];
-        let expected = whole.features.select(cols).unwrap();
         // In batches of 1, 3 and 7 days, with and without `watch_time` (engaged time from its
-        // features, or from the intervals), the same features and flags.
-        for batch_days in [1, 3, 7] {
+        // features, or from the intervals), the same features and flags; and from day 14 on,
+        // when the days before the run (in support windows) come from the lake.
+        let runs = [(0, 1), (0, 3), (0, 7), (14, 7)];
+        for (start, batch_days) in runs {
             for enabled in [DETECTORS.to_vec(), vec!["credit_burst"]] {
                 let dir = tempfile::tempdir().unwrap();
                 let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
@@ -956,11 +960,19 @@ mod tests {
                     enabled: enabled.iter().map(|s| s.to_string()).collect(),
                     ..JobsConfig::default()
                 };
-                run_jobs(&lake, &catalog(), &cfg, from, to, "r").unwrap();
+                run_jobs(&lake, &catalog(), &cfg, from + start, to, "r").unwrap();
                 let got = features(&lake).select(cols).unwrap();
+                let expected = whole
+                    .features
+                    .clone()
+                    .lazy()
+                    .filter(col("day").gt_eq(lit(from + start)))
+                    .select(cols.map(col))
+                    .collect()
+                    .unwrap();
                 assert!(
                     got.equals_missing(&expected),
-                    "{batch_days} {enabled:?}\n{got}\n{expected}"
+                    "{start} {batch_days} {enabled:?}\n{got}\n{expected}"
                 );
                 let mut flags: Vec<Flag> = (from..=to)
                     .flat_map(|d| read_flags(&lake, d).unwrap())
@@ -971,7 +983,13 @@ mod tests {
                     })
                     .collect();
                 crate::flags::sort(&mut flags);
-                assert_eq!(flags, whole.flags, "{batch_days} {enabled:?}");
+                let expected: Vec<Flag> = whole
+                    .flags
+                    .iter()
+                    .filter(|f| f.window_start.div_euclid(DAY_US) >= from + start)
+                    .cloned()
+                    .collect();
+                assert_eq!(flags, expected, "{start} {batch_days} {enabled:?}");
             }
         }
     }
