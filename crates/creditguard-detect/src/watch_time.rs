@@ -1031,6 +1031,21 @@ mod tests {
     }
 
     #[test]
+    fn completions_found_through_credits_are_the_completions() {
+        let mut ev = beats("u1", "s1", "c1", "l1", 0.0, 10, 20.0, 1.0, true);
+        ev.push(complete("u1", "c1", 300.0, 4.0));
+        ev.push(complete("u2", "c2", 400.0, 0.0));
+        // Another type carrying `credits` (the contract does not forbid it) is not a completion.
+        let login = act("login", "u3", "s3", "pc3", "203.0.113.7", 500.0, None);
+        ev.push(login.replace(r#""type":"login""#, r#""type":"login","credits":2"#));
+        let f = frame(&ev);
+        let a = completions(f.clone().lazy()).collect().unwrap();
+        let b = completions_in(&f).unwrap().collect().unwrap();
+        assert_eq!(a.height(), 2);
+        assert!(a.equals_missing(&b), "{a}\n{b}");
+    }
+
+    #[test]
     fn an_event_without_a_session_is_corrected_on_its_own() {
         // Two completions (no session) of one learner: the first claims a time an hour after
         // the platform received it, the second is on time. Only the first moves.
