@@ -356,6 +356,9 @@ impl WatchDays {
 
     /// The days of `from..=to` that [`range`](Self::range) found without feature files.
     fn without_features(&self, from: i64, to: i64) -> Vec<i64> {
+        if to < from {
+            return Vec::new();
+        }
         self.days
             .range(from..=to)
             .filter(|(_, df)| df.is_none())
@@ -897,38 +900,8 @@ mod tests {
         let ev = claims();
         let day = T0_US.div_euclid(DAY_US);
         let (from, to) = (day, day + 21);
-        // The job over every event at once.
         let f = frame(&ev);
         let iv = watch_time::intervals(f.clone().lazy(), &Default::default());
-        let whole = credit_burst::detect(
-            watch_time::completions(f.lazy()),
-            watch_time::engaged_daily(iv),
-            &catalog(),
-            &Default::default(),
-        )
-        .unwrap();
-        let burst: Vec<(&str, i64, &str)> = whole
-            .flags
-            .iter()
-            .map(|f| {
-                let cond = if f.evidence.contains("poisson_tail\",") {
-                    "both"
-                } else if f.evidence.contains("unsupported") {
-                    "unsupported"
-                } else {
-                    "tail"
-                };
-                (
-                    f.user_id.as_str(),
-                    f.window_start.div_euclid(DAY_US) - day,
-                    cond,
-                )
-            })
-            .collect();
-        assert_eq!(
-            burst,
-            [("burst", 20, "both"), ("outside", 19, "unsupported")]
-        );
         let features = |lake: &Lake| {
             prior_features(lake, "credit_burst", from, to)
                 .unwrap()
@@ -946,50 +919,89 @@ mod tests {
             "required_s",
             "engaged_s",
         ];
-        // In batches of 1, 3 and 7 days, with and without `watch_time` (engaged time from its
-        // features, or from the intervals), the same features and flags; and from day 14 on,
-        // when the days before the run (in support windows) come from the lake.
-        let runs = [(0, 1), (0, 3), (0, 7), (14, 7)];
-        for (start, batch_days) in runs {
-            for enabled in [DETECTORS.to_vec(), vec!["credit_burst"]] {
-                let dir = tempfile::tempdir().unwrap();
-                let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
-                ingest(&lake, &ev, "part-a.parquet");
-                let cfg = JobsConfig {
-                    batch_days,
-                    enabled: enabled.iter().map(|s| s.to_string()).collect(),
-                    ..JobsConfig::default()
-                };
-                run_jobs(&lake, &catalog(), &cfg, from + start, to, "r").unwrap();
-                let got = features(&lake).select(cols).unwrap();
-                let expected = whole
-                    .features
-                    .clone()
-                    .lazy()
-                    .filter(col("day").gt_eq(lit(from + start)))
-                    .select(cols.map(col))
-                    .collect()
-                    .unwrap();
-                assert!(
-                    got.equals_missing(&expected),
-                    "{start} {batch_days} {enabled:?}\n{got}\n{expected}"
-                );
-                let mut flags: Vec<Flag> = (from..=to)
-                    .flat_map(|d| read_flags(&lake, d).unwrap())
-                    .filter(|f| f.detector == "credit_burst")
-                    .map(|f| Flag {
-                        run_id: String::new(),
-                        ..f
-                    })
-                    .collect();
-                crate::flags::sort(&mut flags);
-                let expected: Vec<Flag> = whole
-                    .flags
-                    .iter()
-                    .filter(|f| f.window_start.div_euclid(DAY_US) >= from + start)
-                    .cloned()
-                    .collect();
-                assert_eq!(flags, expected, "{start} {batch_days} {enabled:?}");
+        // The default 7 support days, and 2 (the window then reaches no day before a batch's
+        // context day).
+        for support_days in [7, 2] {
+            let c = CreditBurstConfig {
+                support_days,
+                ..Default::default()
+            };
+            // The job over every event at once.
+            let whole = credit_burst::detect(
+                watch_time::completions(f.clone().lazy()),
+                watch_time::engaged_daily(iv.clone()),
+                &catalog(),
+                &c,
+            )
+            .unwrap();
+            let burst: Vec<(&str, i64, &str)> = whole
+                .flags
+                .iter()
+                .map(|f| {
+                    let cond = if f.evidence.contains("poisson_tail\",") {
+                        "both"
+                    } else if f.evidence.contains("unsupported") {
+                        "unsupported"
+                    } else {
+                        "tail"
+                    };
+                    (
+                        f.user_id.as_str(),
+                        f.window_start.div_euclid(DAY_US) - day,
+                        cond,
+                    )
+                })
+                .collect();
+            let mut want = vec![("burst", 20, "both"), ("outside", 19, "unsupported")];
+            if support_days == 2 {
+                // Watching 6 days before no longer counts.
+                want.insert(1, ("inside", 19, "unsupported"));
+            }
+            assert_eq!(burst, want, "support_days {support_days}");
+            // In batches of 1, 3 and 7 days, with and without `watch_time` (engaged time from
+            // its features, or from the intervals), the same features and flags; and from day
+            // 14 on, when the days before the run (in support windows) come from the lake.
+            let runs = [(0, 1), (0, 3), (0, 7), (14, 7)];
+            for (start, batch_days) in runs {
+                for enabled in [DETECTORS.to_vec(), vec!["credit_burst"]] {
+                    let dir = tempfile::tempdir().unwrap();
+                    let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
+                    ingest(&lake, &ev, "part-a.parquet");
+                    let cfg = JobsConfig {
+                        batch_days,
+                        enabled: enabled.iter().map(|s| s.to_string()).collect(),
+                        credit_burst: c.clone(),
+                        ..JobsConfig::default()
+                    };
+                    let case = format!("support {support_days}, start {start}, batches of {batch_days}, {enabled:?}");
+                    run_jobs(&lake, &catalog(), &cfg, from + start, to, "r").unwrap();
+                    let got = features(&lake).select(cols).unwrap();
+                    let expected = whole
+                        .features
+                        .clone()
+                        .lazy()
+                        .filter(col("day").gt_eq(lit(from + start)))
+                        .select(cols.map(col))
+                        .collect()
+                        .unwrap();
+                    assert!(got.equals_missing(&expected), "{case}\n{got}\n{expected}");
+                    let mut flags: Vec<Flag> = (from..=to)
+                        .flat_map(|d| read_flags(&lake, d).unwrap())
+                        .filter(|f| f.detector == "credit_burst")
+                        .map(|f| Flag {
+                            run_id: String::new(),
+                            ..f
+                        })
+                        .collect();
+                    crate::flags::sort(&mut flags);
+                    let expected: Vec<Flag> = whole
+                        .flags
+                        .iter()
+                        .filter(|f| f.window_start.div_euclid(DAY_US) >= from + start)
+                        .cloned()
+                        .collect();
+                    assert_eq!(flags, expected, "{case}");
+                }
             }
         }
     }
