@@ -128,15 +128,13 @@ pub fn detect_daily(
         .filter(col("day").gt_eq(lit(from_day)))
         .with_row_index("row", None)
         .collect()?;
-    let keys = || {
+    // Sums `value` over a user's rows of `other` whose day (`d2`) passes `in_window` (an
+    // expression of `d2` and the row's `day`), one sum per row number.
+    let per_row = |other: LazyFrame, value: &str, in_window: Expr, alias: &str| {
         target
             .clone()
             .lazy()
             .select([col("row"), col("user_id"), col("day")])
-    };
-    // Sums `value` over a user's rows of `other` whose `day` falls in `window` of the row's day.
-    let per_row = |other: LazyFrame, value: &str, in_window: Expr, alias: &str| {
-        keys()
             .join(
                 other.select([
                     col("user_id"),

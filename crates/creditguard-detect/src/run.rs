@@ -200,17 +200,17 @@ struct ClaimDays {
 }
 
 impl ClaimDays {
-    /// Keeps the days `from..=to` of a batch's prepared `events` (replacing what an earlier
-    /// batch kept of those days: a later batch reads them whole).
+    /// Keeps the days `from..=to` of a batch's `completions` (replacing what an earlier batch
+    /// kept of those days: a later batch reads them whole).
     fn record(
         &mut self,
-        events: &DataFrame,
+        completions: LazyFrame,
         catalog: &Catalog,
         cfg: &CreditBurstConfig,
         from: i64,
         to: i64,
     ) -> Result<()> {
-        let claims = watch_time::completions_in(events)?.filter(
+        let claims = completions.filter(
             col("t")
                 .gt_eq(lit(from * DAY_US))
                 .and(col("t").lt(lit((to + 1) * DAY_US))),
@@ -378,13 +378,15 @@ struct EngagedDays {
 }
 
 impl EngagedDays {
-    /// Keeps the days `from..=to` of a batch's `intervals`, and returns those rows.
-    fn keep(&mut self, intervals: LazyFrame, from: i64, to: i64) -> Result<LazyFrame> {
-        let per_day = watch_time::engaged_daily(
-            intervals.filter(col("day").gt_eq(lit(from)).and(col("day").lt_eq(lit(to)))),
-        )
-        .collect()?;
-        self.days.keep(&per_day, from..=to)?;
+    /// Keeps the engaged time per user and day of a batch's `intervals` (already cut to the
+    /// days wanted) for `days`, and returns those rows.
+    fn keep(
+        &mut self,
+        intervals: LazyFrame,
+        days: impl IntoIterator<Item = i64>,
+    ) -> Result<LazyFrame> {
+        let per_day = watch_time::engaged_daily(intervals).collect()?;
+        self.days.keep(&per_day, days)?;
         Ok(per_day.lazy())
     }
 
@@ -432,6 +434,21 @@ fn run_batch(
     let t = Instant::now();
     let events = scan_events(lake, a, b)?.collect()?;
     report.events += events.height();
+    // The batch's course completions, read by `watch_time` and `credit_burst` both.
+    let completions = if enabled
+        .iter()
+        .any(|j| matches!(*j, "watch_time" | "credit_burst"))
+    {
+        Some(watch_time::completions_in(&events)?)
+    } else {
+        None
+    };
+    let completions_lazy = || {
+        completions
+            .clone()
+            .map(DataFrame::lazy)
+            .expect("completions taken for the jobs that need them")
+    };
     report.load += t.elapsed();
     tracing::debug!(from = %format_day(a), to = %format_day(b), events = events.height(), "Events loaded.");
 
@@ -464,7 +481,7 @@ fn run_batch(
                 let prior = watch_days.range(lake, a - 1 - lookback, a - 2)?;
                 watch_time::detect(
                     iv_lazy(),
-                    watch_time::completions_in(&events)?,
+                    completions_lazy(),
                     prior,
                     catalog,
                     &cfg.watch_time,
@@ -478,7 +495,7 @@ fn run_batch(
                 let c = &cfg.credit_burst;
                 // The claims of the batch's days and of the baseline days before them (day
                 // b + 1, context for the other jobs, is the next batch's to judge).
-                claim_days.record(&events, catalog, c, a, b)?;
+                claim_days.record(completions_lazy(), catalog, c, a, b)?;
                 let daily = claim_days.range(lake, catalog, c, a - c.baseline_days as i64, b)?;
                 // Engaged seconds of the days the batch's support windows cover (`support_days`
                 // up to each claim day): from the lesson-day features `watch_time` just computed
@@ -492,7 +509,7 @@ fn run_batch(
                 };
                 let mut parts = vec![match outputs.iter().find(|(j, _)| *j == "watch_time") {
                     Some((_, w)) => in_window(w.features.clone().lazy()),
-                    None => engaged_days.keep(iv_lazy(), first.max(a - 1), b)?,
+                    None => engaged_days.keep(in_window(iv_lazy()), first.max(a - 1)..=b)?,
                 }];
                 engaged_days.forget_before(first);
                 if let Some(prior) = watch_days.range(lake, first, a - 2)? {
@@ -688,11 +705,11 @@ mod tests {
         }
     }
 
-    /// A lake holding [`cheats`], and the day of its first events.
-    fn cheats_lake() -> (tempfile::TempDir, Lake, i64) {
+    /// A new lake holding `lines`, and the day the test helpers' times count from.
+    fn lake_of(lines: &[String]) -> (tempfile::TempDir, Lake, i64) {
         let dir = tempfile::tempdir().unwrap();
         let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
-        ingest(&lake, &cheats(), "part-a.parquet");
+        ingest(&lake, lines, "part-a.parquet");
         (dir, lake, T0_US.div_euclid(DAY_US))
     }
 
@@ -714,9 +731,6 @@ mod tests {
 
     #[test]
     fn a_retry_of_a_quiz_first_handed_in_an_earlier_batch_is_not_judged() {
-        let dir = tempfile::tempdir().unwrap();
-        let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
-        let day = T0_US.div_euclid(DAY_US);
         // A slow first attempt on day 0, a fast, perfect retry three days later.
         let events = vec![
             quiz("u9", "c1", "q7", 100.0, 20, 400.0, 14.0, 20.0),
@@ -731,7 +745,7 @@ mod tests {
                 20.0,
             ),
         ];
-        ingest(&lake, &events, "part-q.parquet");
+        let (_dir, lake, day) = lake_of(&events);
         let one_day = JobsConfig {
             enabled: vec!["quiz_speed".into()],
             batch_days: 1,
@@ -751,7 +765,7 @@ mod tests {
     fn days_without_events_inside_and_around_a_range_are_fine() {
         // Events on the first day only; the range runs on for ten more days, so batches (and
         // the credit baseline) scan days with no files at all.
-        let (_dir, lake, day) = cheats_lake();
+        let (_dir, lake, day) = lake_of(&cheats());
         let cfg = JobsConfig {
             batch_days: 3,
             ..JobsConfig::default()
@@ -764,7 +778,7 @@ mod tests {
 
     #[test]
     fn free_pages_are_returned_only_past_the_limit() {
-        let (_dir, lake, day) = cheats_lake();
+        let (_dir, lake, day) = lake_of(&cheats());
         let run = |above: u32| {
             let cfg = JobsConfig {
                 batch_days: 1,
@@ -787,11 +801,8 @@ mod tests {
 
     #[test]
     fn reruns_replace_and_flags_land_in_the_day_of_their_start() {
-        let dir = tempfile::tempdir().unwrap();
-        let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
         let events = cheats();
-        ingest(&lake, &events, "part-a.parquet");
-        let day = T0_US.div_euclid(DAY_US);
+        let (_dir, lake, day) = lake_of(&events);
         let cfg = JobsConfig::default();
         let r1 = run_jobs(&lake, &catalog(), &cfg, day, day + 1, "run-1").unwrap();
         assert_eq!(r1.total_flags(), 5, "{r1}");
@@ -964,9 +975,7 @@ mod tests {
             let runs = [(0, 1), (0, 3), (0, 7), (14, 7)];
             for (start, batch_days) in runs {
                 for enabled in [DETECTORS.to_vec(), vec!["credit_burst"]] {
-                    let dir = tempfile::tempdir().unwrap();
-                    let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
-                    ingest(&lake, &ev, "part-a.parquet");
+                    let (_dir, lake, _) = lake_of(&ev);
                     let cfg = JobsConfig {
                         batch_days,
                         enabled: enabled.iter().map(|s| s.to_string()).collect(),
@@ -1008,7 +1017,7 @@ mod tests {
 
     #[test]
     fn batches_of_one_day_and_of_seven_give_the_same_flags() {
-        let (_dir, lake, day) = cheats_lake();
+        let (_dir, lake, day) = lake_of(&cheats());
         let one = JobsConfig {
             batch_days: 1,
             ..JobsConfig::default()
