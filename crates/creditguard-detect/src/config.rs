@@ -199,13 +199,18 @@ pub enum BurstUnit {
     Completions,
 }
 
-/// `[jobs.credit_burst]`.
+/// `[jobs.credit_burst]`. A user-day is flagged only when its credits are unsupported by watching
+/// (see `support_ratio`); the Poisson tail is context: a day of many credits that the engaged
+/// watching covers is diligence (catching up before the deadline), never a flag.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CreditBurstConfig {
-    /// Significance of the Poisson upper tail P(X ≥ x | λ). DESIGN default 1e-3.
+    /// Significance of the Poisson upper tail P(X ≥ x | λ). DESIGN default 1e-3. Context, not a
+    /// reason to flag: `p_tail` is in the features of every day, and on a day flagged as
+    /// unsupported a tail below `alpha` adds `poisson_tail` to the evidence's `conditions` and
+    /// can raise the severity. A tail below `alpha` alone flags nothing.
     pub alpha: f64,
-    /// Minimum credits claimed in the day. DESIGN default 10.
+    /// Minimum credits claimed in the day before it is judged at all. DESIGN default 10.
     pub min_credits: f64,
     /// Days of the user's own trailing baseline (and the peers'). DESIGN default 28.
     pub baseline_days: u32,
@@ -214,9 +219,13 @@ pub struct CreditBurstConfig {
     pub min_lambda: f64,
     /// What is counted: `credits` (default) or `completions`.
     pub unit: BurstUnit,
-    /// Unsupported credits: the day is also flagged when the engaged watch time of the user in
-    /// the last `support_days` days is below `support_ratio` × the watch time the claimed courses
-    /// require (catalog `duration_s × min_watch_ratio`).
+    /// Unsupported credits, the rule's one reason to flag: the day is flagged when the engaged
+    /// watch time of the user in the last `support_days` days is below `support_ratio` × the
+    /// watch time the claimed courses require (catalog `duration_s × min_watch_ratio`). 0.25.
+    /// Courses that require no watching (a required watch time of 0, or missing from the catalog:
+    /// practice, classroom check-ins) add nothing to the requirement, so a day of only such
+    /// claims is never flagged by `credit_burst`: no watching is expected of them, and their
+    /// count alone is not evidence.
     pub support_ratio: f64,
     /// Days of engaged watch time counted as support (the claim day and the days before it). 7.
     pub support_days: u32,

@@ -1,4 +1,4 @@
-//! `credit_burst`: credits arriving in a burst, or faster than the watching behind them.
+//! `credit_burst`: credits claimed faster than the watching behind them.
 //!
 //! Per user and day: `x` = completions (or credits, see [`BurstUnit`]) claimed that day. The rate
 //! it is tested against is the largest of
@@ -10,11 +10,28 @@
 //!   `baseline_days` before;
 //! - `min_lambda`.
 //!
-//! Rule `poisson_tail`, one per user-day with ≥ `min_credits` credits, when either
-//! - P(X ≥ x | λ) < `alpha` (Poisson upper tail, statrs), or
-//! - the user's engaged watch time over the last `support_days` is below `support_ratio` × the
-//!   watch time the claimed courses require (catalog `duration_s × min_watch_ratio`): credits the
-//!   watching cannot support. The evidence says which condition fired.
+//! Rule `poisson_tail` (the results-v1 name; it stays although the tail alone no longer flags),
+//! one per user-day with ≥ `min_credits` credits whose claims the watching does not support: the
+//! user's engaged watch time over the last `support_days` (the claim day and the days before it)
+//! is below `support_ratio` × the watch time the claimed courses require (`required_s`, the sum
+//! of catalog `duration_s × min_watch_ratio` over the day's claims).
+//!
+//! A burst is evidence only when the watching behind it is missing. A day whose credits the
+//! engaged watching supports is diligence (people catch up before the deadline: six courses in a
+//! day, each watched in full) and gets no flag, however improbable its count: P(X ≥ x | λ) <
+//! `alpha` alone is context, never a reason to withhold anyone's credits. The tail is still
+//! computed for every day (`lambda`, `p_tail` in the features); on a flagged day the evidence
+//! lists `poisson_tail` among its `conditions` when the tail fired too (next to
+//! `unsupported_by_watch_time`, always present), and the severity is the larger of the two
+//! conditions' ramps.
+//!
+//! Claims without a video component (courses whose catalog `duration_s × min_watch_ratio` is 0,
+//! such as practice or classroom check-ins, and courses missing from the catalog, counted in
+//! `courses_not_in_catalog`) require no watching, so they add 0 to `required_s`: watching cannot
+//! judge them, and `credit_burst` never withholds them on their count alone. A day made only of
+//! such claims is never flagged here (other detectors, e.g. `shared_device` for check-ins, judge
+//! them); on a day that mixes them with video courses, the day is judged by the video courses'
+//! requirement, and a flag of an unsupported day covers the whole day's claims.
 //!
 //! Features (`features/credit_burst`), one row per user × day with a claim: `credits`,
 //! `completions`, `x`, the three rates, `lambda`, `p_tail`, `required_s`, `engaged_s`.
@@ -314,46 +331,49 @@ pub fn detect_daily(
             p.get(i).unwrap_or(1.0),
         );
         let (rq, en) = (req.get(i).unwrap_or(0.0), eng.get(i).unwrap_or(0.0));
+        // Context only: an improbable count of credits is not evidence by itself.
         let tail = pv < cfg.alpha;
+        // The only reason to flag: credits the watching does not cover. Claims that require no
+        // watching (required 0) cannot be unsupported.
         let unsupported = rq > 0.0 && en < cfg.support_ratio * rq;
-        if !(tail || unsupported) {
+        if !unsupported {
             continue;
         }
         let mut conditions = Vec::new();
-        let mut sev: f64 = 0.0;
+        let mut sev: f64 = ramp(1.0 - en / (cfg.support_ratio * rq));
         if tail {
             conditions.push("poisson_tail");
             sev = sev.max(ramp((cfg.alpha / pv.max(1e-300)).log10() / 6.0));
         }
-        if unsupported {
-            conditions.push("unsupported_by_watch_time");
-            sev = sev.max(ramp(1.0 - en / (cfg.support_ratio * rq)));
-        }
+        conditions.push("unsupported_by_watch_time");
         let (ws, we) = (first.get(i).unwrap_or(0), last.get(i).unwrap_or(0));
         let d = day.get(i).unwrap_or(0);
         let cs = list_strings(courses, i);
         let nc = n.get(i).unwrap_or(0);
-        let why_en = match (tail, unsupported) {
-            (true, true) => format!(
-                "P(X ≥ {xv:.0} | λ = {lv:.2}) = {pv:.1e} is below {:.0e}, and {} of engaged watching in the last {} day(s) covers less than {:.0}% of the {} the courses require",
-                cfg.alpha, dur(en), cfg.support_days, cfg.support_ratio * 100.0, dur(rq)
-            ),
-            (true, false) => format!("P(X ≥ {xv:.0} | λ = {lv:.2}) = {pv:.1e} is below {:.0e}", cfg.alpha),
-            _ => format!(
-                "only {} of engaged watching in the last {} day(s) stands behind courses that require {} (less than {:.0}%)",
-                dur(en), cfg.support_days, dur(rq), cfg.support_ratio * 100.0
-            ),
-        };
-        let why_zh = match (tail, unsupported) {
-            (true, true) => format!(
-                "泊松上尾概率 P(X ≥ {xv:.0} | λ = {lv:.2}) = {pv:.1e}，低于 {:.0e}；且近 {} 天有效观看仅 {}，不足课程要求 {} 的 {:.0}%",
-                cfg.alpha, cfg.support_days, dur_zh(en), dur_zh(rq), cfg.support_ratio * 100.0
-            ),
-            (true, false) => format!("泊松上尾概率 P(X ≥ {xv:.0} | λ = {lv:.2}) = {pv:.1e}，低于 {:.0e}", cfg.alpha),
-            _ => format!(
-                "近 {} 天有效观看仅 {}，不足课程要求 {} 的 {:.0}%",
-                cfg.support_days, dur_zh(en), dur_zh(rq), cfg.support_ratio * 100.0
-            ),
+        let unsupported_en = format!(
+            "only {} of engaged watching in the last {} day(s) stands behind courses that require {} (less than {:.0}%)",
+            dur(en), cfg.support_days, dur(rq), cfg.support_ratio * 100.0
+        );
+        let unsupported_zh = format!(
+            "近 {} 天有效观看仅 {}，不足课程要求 {} 的 {:.0}%",
+            cfg.support_days,
+            dur_zh(en),
+            dur_zh(rq),
+            cfg.support_ratio * 100.0
+        );
+        let (why_en, why_zh) = if tail {
+            (
+                format!(
+                    "{unsupported_en}; the day's count is also unusual for the learner and peers, P(X ≥ {xv:.0} | λ = {lv:.2}) = {pv:.1e}, below {:.0e}",
+                    cfg.alpha
+                ),
+                format!(
+                    "{unsupported_zh}；当日数量相对本人及同部门也异常，泊松上尾概率 P(X ≥ {xv:.0} | λ = {lv:.2}) = {pv:.1e}，低于 {:.0e}",
+                    cfg.alpha
+                ),
+            )
+        } else {
+            (unsupported_en, unsupported_zh)
         };
         flags.push(
             Draft {
@@ -508,33 +528,159 @@ mod tests {
         assert!(run(&ev).flags.is_empty());
     }
 
+    /// One 30-minute course `c` (catalog c2..c9) watched from `t0` (seconds) as a person does:
+    /// play, heartbeats every 15 s, a 2-minute pause after `watched_s / 2`, resume, and the
+    /// course claimed when `watched_s` of it has played. Returns the events and the end time.
+    fn watch_and_complete(u: &str, c: &str, t0: f64, watched_s: f64) -> (Vec<String>, f64) {
+        let s = format!("s-{u}-{c}");
+        let mut ev = vec![video("video_play", u, &s, c, "l1", t0, 0.0)];
+        let (mut t, mut pos) = (t0, 0.0);
+        let mut paused = false;
+        while pos < watched_s {
+            t += 15.0;
+            pos += 15.0;
+            ev.push(hb(u, &s, c, "l1", t, pos, true, true));
+            if !paused && pos >= watched_s / 2.0 {
+                paused = true;
+                ev.push(video("video_pause", u, &s, c, "l1", t, pos));
+                ev.push(hb(u, &s, c, "l1", t + 45.0, pos, false, true));
+                ev.push(hb(u, &s, c, "l1", t + 90.0, pos, false, true));
+                t += 120.0;
+                ev.push(video("video_play", u, &s, c, "l1", t, pos));
+            }
+        }
+        ev.push(video("video_pause", u, &s, c, "l1", t, pos));
+        ev.push(complete_in(u, "ou1", c, t + 30.0, 2.0));
+        (ev, t + 300.0)
+    }
+
+    /// A quiet 28-day history (one course a week), then six 30-minute courses (12 credits)
+    /// claimed on day 30, each with `watched_s` of it watched.
+    fn catch_up(u: &str, watched_s: f64) -> Vec<String> {
+        let mut ev = history(u, "ou1", 7);
+        let mut t = 30.0 * DAY + 3_600.0;
+        for i in 0..6 {
+            let (e, end) = watch_and_complete(u, &format!("c{}", 2 + i), t, watched_s);
+            ev.extend(e);
+            t = end;
+        }
+        ev
+    }
+
+    /// The features row of the catch-up day (the user's day with ≥ 10 credits).
+    fn burst_day(out: &JobOutput) -> (f64, f64, f64) {
+        let r = out
+            .features
+            .clone()
+            .lazy()
+            .filter(col("credits").gt_eq(lit(10.0)))
+            .collect()
+            .unwrap();
+        assert_eq!(r.height(), 1, "{r}");
+        let v = |c: &str| r.column(c).unwrap().f64().unwrap().get(0).unwrap();
+        (v("p_tail"), v("engaged_s"), v("required_s"))
+    }
+
     #[test]
-    fn watched_but_unusual_fires_only_on_the_tail() {
-        // 6 courses = 12 credits, all watched; a quiet user alone in the unit (λ = min_lambda 0.5).
-        let mut ev: Vec<String> = (0..6)
-            .map(|i| {
-                complete_in(
-                    "u1",
-                    "ou1",
-                    &format!("c{}", 2 + i),
-                    30.0 * DAY + 80_000.0 + i as f64,
-                    2.0,
-                )
-            })
+    fn honest_catch_up_watched_in_full_is_not_flagged() {
+        // Six courses watched end to end with a pause each: engaged 6 × 30 min against the
+        // 6 × 24 min the catalog requires. The count is improbable for this quiet learner alone in
+        // the unit (the tail fires), but the watching is there: diligence, no flag.
+        let out = run(&catch_up("u1", 1_800.0));
+        assert!(out.flags.is_empty(), "{:?}", out.flags);
+        let (p, engaged, required) = burst_day(&out);
+        assert!(p < CreditBurstConfig::default().alpha, "p_tail {p}");
+        assert_eq!(required, 6.0 * 1_440.0);
+        assert!(
+            engaged >= required,
+            "engaged {engaged} < required {required}"
+        );
+    }
+
+    #[test]
+    fn the_same_completions_without_watching_are_flagged() {
+        let ev: Vec<String> = catch_up("u1", 1_800.0)
+            .into_iter()
+            .filter(|l| l.contains(r#""type":"course_complete""#))
             .collect();
-        ev.extend(watching("u1", 30.0, 6));
         let out = run(&ev);
-        assert_eq!(out.flags.len(), 1);
+        assert_eq!(rules(&out.flags), ["credit_burst.poisson_tail"]);
+        let f = &out.flags[0];
+        assert!(
+            f.evidence
+                .contains(r#""conditions":["poisson_tail","unsupported_by_watch_time"]"#),
+            "{}",
+            f.evidence
+        );
+        assert!(f.severity > 0.9, "{}", f.severity);
+        assert!(
+            f.explanation
+                .contains("of engaged watching in the last 7 day(s) stands behind"),
+            "{}",
+            f.explanation
+        );
+        assert!(f.explanation.contains("P(X ≥ 12"), "{}", f.explanation);
+    }
+
+    #[test]
+    fn watching_below_the_support_ratio_is_flagged_and_above_it_is_not() {
+        // The look-alike: each course opened and watched for 5 minutes, then claimed. 30 min of
+        // engaged time against 2 h 24 min required is ~21 %, under the 25 % support ratio.
+        let out = run(&catch_up("u1", 300.0));
+        assert_eq!(rules(&out.flags), ["credit_burst.poisson_tail"]);
         assert!(
             out.flags[0]
                 .evidence
-                .contains(r#""conditions":["poisson_tail"]"#),
+                .contains(r#""conditions":["poisson_tail","unsupported_by_watch_time"]"#),
             "{}",
             out.flags[0].evidence
         );
-        // The boundary of the tail test at x = 10: λ 2.9 is below α, λ 3.2 is not.
-        assert!(upper_tail(10, 2.9) < 1e-3, "{}", upper_tail(10, 2.9));
-        assert!(upper_tail(10, 3.2) > 1e-3, "{}", upper_tail(10, 3.2));
+        let (p, engaged, required) = burst_day(&out);
+        assert!(
+            p < 1e-3 && engaged < 0.25 * required,
+            "{p} {engaged} {required}"
+        );
+        // 7.5 minutes of each (~31 %) is supported: the tail alone, which the old rule flagged,
+        // is no reason to withhold.
+        let out = run(&catch_up("u2", 450.0));
+        assert!(out.flags.is_empty(), "{:?}", out.flags);
+        let (p, engaged, required) = burst_day(&out);
+        assert!(
+            p < 1e-3 && engaged >= 0.25 * required,
+            "{p} {engaged} {required}"
+        );
+    }
+
+    #[test]
+    fn claims_that_require_no_watching_are_not_flagged_on_their_count() {
+        // Six 2-credit claims of courses missing from the catalog (nothing to watch): required
+        // 0, the tail fires, no flag.
+        let mut ev = history("u1", "ou1", 7);
+        ev.extend((0..6).map(|i| {
+            complete_in(
+                "u1",
+                "ou1",
+                &format!("practice-{i}"),
+                30.0 * DAY + i as f64 * 600.0,
+                2.0,
+            )
+        }));
+        let out = run(&ev);
+        assert!(out.flags.is_empty(), "{:?}", out.flags);
+        let (p, engaged, required) = burst_day(&out);
+        assert!(p < 1e-3 && engaged == 0.0 && required == 0.0);
+        // Mixed with unwatched video courses, the day is judged by those: flagged.
+        ev.extend((0..2).map(|i| {
+            complete_in(
+                "u1",
+                "ou1",
+                &format!("c{}", 2 + i),
+                30.0 * DAY + 7_200.0 + i as f64,
+                2.0,
+            )
+        }));
+        let out = run(&ev);
+        assert_eq!(rules(&out.flags), ["credit_burst.poisson_tail"]);
     }
 
     #[test]
