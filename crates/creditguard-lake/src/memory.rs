@@ -2,39 +2,13 @@
 //! is kept for reuse instead of handed back to the kernel.
 //!
 //! polars' column buffers, Arrow builders and Parquet pages are large blocks, allocated and freed
-//! by the hundred for every batch a job runs and every file an ingest writes. Any allocator that
-//! returns such blocks to the kernel makes the next one fault in fresh zeroed pages, and the
-//! kernel's side of that was up to a third of the jobs' CPU:
+//! by the hundred per batch; an allocator that returns them to the kernel makes every batch fault
+//! in fresh pages, which cost up to a third of the jobs' CPU. [`JEMALLOC_CONF`] keeps them. Batch
+//! jobs hand the kept pages back past a limit ([`release_retained`]); the long-running ingest
+//! service lets them decay back instead ([`hand_back_freed_pages`]). An operator overrides any
+//! option with `_RJEM_MALLOC_CONF`. C libraries (librdkafka, zstd) keep glibc's malloc.
 //!
-//! - glibc's malloc maps every block above its mmap threshold straight from the kernel and
-//!   unmaps it on `free`. Raising the threshold (`mallopt`, what creditguard did before) helps
-//!   only the main arena: polars' worker threads allocate from arenas whose heaps are at most
-//!   64 MiB, so their larger blocks are still mapped and unmapped each time. At 100 M events the
-//!   jobs spent 264 s of 822 CPU-seconds in the kernel that way.
-//! - jemalloc with its defaults is worse: blocks above `oversize_threshold` (8 MiB) go to an
-//!   arena that purges at once.
-//!
-//! [`JEMALLOC_CONF`] puts every block in the ordinary arenas (`oversize_threshold:0`), never
-//! purges dirty or muzzy pages (`dirty_decay_ms:-1`, `muzzy_decay_ms:-1`), and uses one arena for
-//! all threads (`narenas:1`; small allocations go through per-thread caches either way). With
-//! the default of four arenas per core, pages freed by one of polars' threads sat idle while
-//! another thread's arena asked the kernel for more: over 100 M events in batches of 3 days the
-//! resident size crept from 9 to 13.1 GiB with eight arenas and stayed under 8.5 GiB with one, at
-//! the same 335–350 s. All six jobs over 10 M events (`jobs_bench 10000000 30`, back to back on
-//! one lake, eight arenas): glibc with `mallopt` 30.5 s (system CPU 6.5 s), jemalloc's defaults
-//! 45.8 s (33.6 s), these options 24.0 s (4.2 s); with one arena 24.5–27.4 s and a peak of
-//! 3.4–3.9 GiB against glibc's 4.7 GiB.
-//!
-//! The price is memory kept after a peak: the resident size stays at its high-water mark, which
-//! for a batch job is the figure that matters anyway. Batch jobs hand the kept pages back when
-//! they pass a limit ([`release_retained`]). The long-running ingest service instead lets them
-//! decay back to the kernel after a second unused ([`hand_back_freed_pages`]). An operator can
-//! override any option at start with `_RJEM_MALLOC_CONF`
-//! (jemalloc's `MALLOC_CONF` under the prefixed symbols this build uses), e.g.
-//! `_RJEM_MALLOC_CONF=dirty_decay_ms:10000` to hand memory back after ten idle seconds.
-//!
-//! C libraries (librdkafka, zstd) keep glibc's malloc: the Rust allocator is replaced, not the
-//! `malloc` symbol.
+//! The rationale and the measurements behind it: `docs/design.md`, "The allocator".
 
 /// jemalloc's options for creditguard's programs (see the module documentation).
 pub const JEMALLOC_CONF: &str =
@@ -87,10 +61,8 @@ pub fn resident_bytes() -> Option<u64> {
 /// Hands every page jemalloc keeps for reuse back to the kernel (`arena.<all>.purge`). With
 /// [`JEMALLOC_CONF`] nothing is returned otherwise, so a long run's resident size is its
 /// high-water mark plus whatever fragmentation accumulated since. Returning them has a price:
-/// the next allocations fault fresh pages in again, which is what the configuration avoids. All
-/// six jobs over 100 M events in batches of 3 days: 350 s and a peak of 13.1 GiB never
-/// returning, 466 s (236 s of it in the kernel) and 9.9 GiB returning after every batch. So the
-/// jobs return them only when the resident size passes a limit (`[jobs]
+/// the next allocations fault fresh pages in again, which is what the configuration avoids, so
+/// the jobs call this only when the resident size passes a limit (`[jobs]
 /// release_memory_above_mib`). Returns whether jemalloc took the call (false when it is not
 /// linked).
 pub fn release_retained() -> bool {
@@ -116,11 +88,9 @@ pub fn release_retained() -> bool {
 }
 
 /// What the long-running ingest service does with freed pages instead of keeping them: dirty
-/// pages go back to the kernel after this many milliseconds unused, and muzzy ones at once. With
-/// the batch jobs' "keep everything" the service's resident size rose to its high-water mark plus
-/// fragmentation: 445–528 MiB over 10 M events of lag (`benches/kafka_ingest.rs`, three runs),
-/// against 357–363 MiB with these values, at the same CPU per event (1.69–1.71 against
-/// 1.73–1.79 µs, inside the machine's noise).
+/// pages go back to the kernel after this many milliseconds unused, and muzzy ones at once. A
+/// service's resident size should follow its load, not stay at its high-water mark plus
+/// fragmentation; the CPU cost is within noise (`docs/design.md`).
 pub const SERVICE_DIRTY_DECAY_MS: isize = 1000;
 
 /// Makes jemalloc hand freed pages back to the kernel after `dirty_decay_ms` of disuse (muzzy
