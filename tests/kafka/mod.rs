@@ -4,6 +4,7 @@
 pub mod harness;
 
 mod crash;
+mod decisions;
 mod e2e;
 mod ingest;
 mod rebalance;

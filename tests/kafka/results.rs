@@ -48,6 +48,8 @@ fn records() -> Vec<ResultRecord> {
             detectors: vec!["quiz_speed".into()],
             credits_withheld: 2.0,
             status: "open".into(),
+            previous_case_id: None,
+            assignee: None,
         }));
     }
     out

@@ -33,7 +33,8 @@ pub use event::{
     RejectKind, Rejection,
 };
 pub use results::{
-    cases_schema, credits_schema, flags_schema, stable_id, Case, Credit, Flag, ResultRecord,
-    DETECTORS, RULES,
+    case_awaits_review, cases_schema, credits_schema, decisions_schema, flags_schema,
+    rule_feedback_schema, stable_id, Case, Credit, CreditDecision, Decision, Flag, ResultRecord,
+    RuleFeedback, CASE_STATUSES, CREDIT_STATUSES, DETECTORS, RULES,
 };
 pub use schema::{events_schema, ts_type, EventBatchBuilder};

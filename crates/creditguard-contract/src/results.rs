@@ -1,4 +1,16 @@
-//! The results-v1 records (`flags`, `credits`, `cases`) and their Arrow schemas.
+//! The results-v1 records (`flags`, `credits`, `cases`, `decisions`, `rule_feedback`) and their
+//! Arrow schemas.
+//!
+//! Extensions since the first results-v1 text, all compatible (new optional fields, new values,
+//! new record kinds; nothing renamed or removed):
+//! - `credits.status` gains `released` (a reviewer dismissed the case that withheld it: granted)
+//!   and `cancelled` (a reviewer confirmed it: never granted);
+//! - `cases` are review cases that live across runs (one per learner episode, id stable across
+//!   re-scores), with the lifecycle statuses of [`CASE_STATUSES`] and the optional fields
+//!   `previous_case_id` (the learner's earlier case) and `assignee`;
+//! - the `decisions` table and the stream kinds `case_decision`, `credit_released`,
+//!   `credit_cancelled` ([`Decision`], [`CreditDecision`]);
+//! - the `rule_feedback` table ([`RuleFeedback`]).
 //!
 //! The same records go to the result tables (Parquet) and to the results stream (one JSON object
 //! per record, with `kind`). Timestamps are UTC microseconds in memory and in Parquet, RFC 3339
@@ -103,12 +115,37 @@ pub struct Credit {
     pub completed_at: i64,
     pub credits_claimed: f64,
     pub credits_granted: f64,
-    /// `granted` or `withheld`.
+    /// `granted`, `withheld` (pending review), `released` (a reviewer dismissed the flags:
+    /// granted) or `cancelled` (a reviewer confirmed them: not granted).
     pub status: String,
     pub flag_ids: Vec<String>,
 }
 
-/// One learner's review case for a period (`results/cases`).
+/// Every value of `Case::status`: `below_threshold` (flags whose combined risk opens no case),
+/// then the review lifecycle.
+pub const CASE_STATUSES: [&str; 8] = [
+    "below_threshold",
+    "open",
+    "in_review",
+    "needs_info",
+    "confirmed",
+    "dismissed",
+    "partially_confirmed",
+    "appealed",
+];
+
+/// Whether a case status means the case waits for a reviewer (`open`, `in_review`,
+/// `needs_info`, `appealed`).
+pub fn case_awaits_review(status: &str) -> bool {
+    matches!(status, "open" | "in_review" | "needs_info" | "appealed")
+}
+
+/// Every value of `Credit::status`.
+pub const CREDIT_STATUSES: [&str; 4] = ["granted", "withheld", "released", "cancelled"];
+
+/// A learner's review case as of a scoring run (`results/cases`, partition = the run's last day).
+/// A case is one suspected episode: it lives across runs in the review database, and its id is
+/// stable across re-scores of the same data.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Case {
     pub case_id: String,
@@ -123,8 +160,75 @@ pub struct Case {
     pub flag_ids: Vec<String>,
     pub detectors: Vec<String>,
     pub credits_withheld: f64,
-    /// `open` or `below_threshold`.
+    /// One of [`CASE_STATUSES`].
     pub status: String,
+    /// The learner's case before this one (a repeat after a decision, or after a quiet gap).
+    #[serde(default)]
+    pub previous_case_id: Option<String>,
+    /// The reviewer working the case.
+    #[serde(default)]
+    pub assignee: Option<String>,
+}
+
+/// A reviewer's decision on a case (`results/decisions`, partition = day of `decided_at`;
+/// stream kind `case_decision`). A decision after an appeal supersedes the earlier one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Decision {
+    /// `stable_id(case_id, decided_at)`.
+    pub decision_id: String,
+    pub case_id: String,
+    pub user_id: String,
+    pub org_unit: Option<String>,
+    /// `confirmed`, `dismissed` or `partially_confirmed`.
+    pub decision: String,
+    pub reviewer: String,
+    pub reason: String,
+    #[serde(with = "ts_json")]
+    pub decided_at: i64,
+    pub released_credit_ids: Vec<String>,
+    pub cancelled_credit_ids: Vec<String>,
+    pub credits_released: f64,
+    pub credits_cancelled: f64,
+    /// The case's flags the decision covers.
+    pub flag_ids: Vec<String>,
+    /// The decision this one replaces (after an appeal).
+    pub supersedes: Option<String>,
+}
+
+/// One claim released or cancelled by a decision (stream kinds `credit_released` and
+/// `credit_cancelled`): what the learning platform books.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CreditDecision {
+    pub credit_id: String,
+    pub decision_id: String,
+    pub case_id: String,
+    pub user_id: String,
+    pub course_id: String,
+    #[serde(with = "ts_json")]
+    pub completed_at: i64,
+    /// Credits granted (released) or taken away for good (cancelled).
+    pub credits: f64,
+    #[serde(with = "ts_json")]
+    pub decided_at: i64,
+}
+
+/// Reviewers' verdicts on one rule's flags in one org unit (`results/rule_feedback`): precision
+/// as reviewers see it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RuleFeedback {
+    pub rule: String,
+    pub org_unit: Option<String>,
+    /// Flags in confirmed cases (in a partially confirmed case: flags behind a cancelled claim,
+    /// or behind no claim).
+    pub confirmed: i64,
+    /// Flags in dismissed cases (in a partially confirmed case: flags behind released claims only).
+    pub dismissed: i64,
+    /// Flags in cases not decided yet.
+    pub pending: i64,
+    /// `confirmed / (confirmed + dismissed)`; absent before the first decision.
+    pub confirmed_share: Option<f64>,
+    #[serde(with = "ts_json")]
+    pub as_of: i64,
 }
 
 /// One record of the results stream: a JSON object with `kind` = `flag`, `credit` or `case`.
@@ -134,6 +238,9 @@ pub enum ResultRecord {
     Flag(Flag),
     Credit(Credit),
     Case(Case),
+    CaseDecision(Decision),
+    CreditReleased(CreditDecision),
+    CreditCancelled(CreditDecision),
 }
 
 impl ResultRecord {
@@ -143,6 +250,8 @@ impl ResultRecord {
             ResultRecord::Flag(f) => &f.user_id,
             ResultRecord::Credit(c) => &c.user_id,
             ResultRecord::Case(c) => &c.user_id,
+            ResultRecord::CaseDecision(d) => &d.user_id,
+            ResultRecord::CreditReleased(c) | ResultRecord::CreditCancelled(c) => &c.user_id,
         }
     }
 }
@@ -203,6 +312,43 @@ pub fn cases_schema() -> SchemaRef {
         Field::new("detectors", list_of_strings(), false),
         Field::new("credits_withheld", Float64, false),
         Field::new("status", Utf8, false),
+        Field::new("previous_case_id", Utf8, true),
+        Field::new("assignee", Utf8, true),
+    ]))
+}
+
+/// Arrow schema of `results/decisions`.
+pub fn decisions_schema() -> SchemaRef {
+    use DataType::{Float64, Utf8};
+    Arc::new(Schema::new(vec![
+        Field::new("decision_id", Utf8, false),
+        Field::new("case_id", Utf8, false),
+        Field::new("user_id", Utf8, false),
+        Field::new("org_unit", Utf8, true),
+        Field::new("decision", Utf8, false),
+        Field::new("reviewer", Utf8, false),
+        Field::new("reason", Utf8, false),
+        Field::new("decided_at", ts_type(), false),
+        Field::new("released_credit_ids", list_of_strings(), false),
+        Field::new("cancelled_credit_ids", list_of_strings(), false),
+        Field::new("credits_released", Float64, false),
+        Field::new("credits_cancelled", Float64, false),
+        Field::new("flag_ids", list_of_strings(), false),
+        Field::new("supersedes", Utf8, true),
+    ]))
+}
+
+/// Arrow schema of `results/rule_feedback`.
+pub fn rule_feedback_schema() -> SchemaRef {
+    use DataType::{Float64, Int64, Utf8};
+    Arc::new(Schema::new(vec![
+        Field::new("rule", Utf8, false),
+        Field::new("org_unit", Utf8, true),
+        Field::new("confirmed", Int64, false),
+        Field::new("dismissed", Int64, false),
+        Field::new("pending", Int64, false),
+        Field::new("confirmed_share", Float64, true),
+        Field::new("as_of", ts_type(), false),
     ]))
 }
 

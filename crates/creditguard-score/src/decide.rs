@@ -264,9 +264,19 @@ pub fn decide(
                 "below_threshold"
             }
             .to_string(),
+            previous_case_id: None,
+            assignee: None,
         });
     }
     out
+}
+
+/// What a claim is worth when granted: the catalog's credits for its course, else what was claimed.
+pub fn claim_value(credit: &Credit, catalog: &Catalog) -> f64 {
+    catalog
+        .get(&credit.course_id)
+        .map(|k| k.credits)
+        .unwrap_or(credit.credits_claimed)
 }
 
 /// Each learner's progress in the calendar year of `as_of_day`, from that year's credit records
@@ -296,14 +306,12 @@ pub fn progress(
             .entry((&c.user_id, &c.course_id))
             .or_insert((0.0, 0.0, false));
         e.2 |= c.category == "mandatory";
-        if c.status == "granted" {
-            e.0 = e.0.max(c.credits_granted);
-        } else {
-            let value = catalog
-                .get(&c.course_id)
-                .map(|k| k.credits)
-                .unwrap_or(c.credits_claimed);
-            e.1 = e.1.max(value);
+        match c.status.as_str() {
+            // Released by a reviewer: granted like any other.
+            "granted" | "released" => e.0 = e.0.max(c.credits_granted),
+            "withheld" => e.1 = e.1.max(claim_value(c, catalog)),
+            // Cancelled by a reviewer: worth nothing, not even pending.
+            _ => {}
         }
         let o = org.entry(c.user_id.clone()).or_insert((i64::MIN, None));
         if c.completed_at >= o.0 && c.org_unit.is_some() {

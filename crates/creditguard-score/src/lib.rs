@@ -150,19 +150,20 @@ impl ScoreReport {
             ..Totals::default()
         };
         for c in &self.credits {
-            if c.status == "withheld" {
-                t.withheld += 1;
-            } else {
-                t.granted += 1;
+            match c.status.as_str() {
+                "withheld" => t.withheld += 1,
+                "released" => t.released += 1,
+                "cancelled" => t.cancelled += 1,
+                _ => t.granted += 1,
             }
             t.credits_granted += c.credits_granted;
         }
         for c in &self.cases {
             t.credits_withheld += c.credits_withheld;
-            if c.status == "open" {
-                t.cases_open += 1;
-            } else {
-                t.cases_below += 1;
+            match c.status.as_str() {
+                "below_threshold" => t.cases_below += 1,
+                "confirmed" | "dismissed" | "partially_confirmed" => t.cases_decided += 1,
+                _ => t.cases_open += 1,
             }
         }
         for i in &self.issues {
@@ -180,11 +181,20 @@ impl ScoreReport {
 pub struct Totals {
     pub flags: usize,
     pub claims: usize,
+    /// Claims granted by the scorer (released ones are counted in `released`).
     pub granted: usize,
     pub withheld: usize,
+    /// Claims a reviewer released (granted after review).
+    pub released: usize,
+    /// Claims a reviewer cancelled (never granted).
+    pub cancelled: usize,
+    /// Credits granted, released claims included.
     pub credits_granted: f64,
     pub credits_withheld: f64,
+    /// Cases waiting for a reviewer: `open`, `in_review`, `needs_info`, `appealed`.
     pub cases_open: usize,
+    /// Cases a reviewer decided.
+    pub cases_decided: usize,
     pub cases_below: usize,
     /// Claim issues by kind.
     pub issues: BTreeMap<String, usize>,
@@ -203,14 +213,24 @@ impl fmt::Display for ScoreReport {
             self.run_id
         )?;
         writeln!(f, "  flags:   {}", t.flags)?;
+        let reviewed = if t.released + t.cancelled > 0 {
+            format!(", {} released, {} cancelled", t.released, t.cancelled)
+        } else {
+            String::new()
+        };
         writeln!(
             f,
-            "  claims:  {} ({} granted, {} withheld); credits granted {:.1}, withheld {:.1}",
+            "  claims:  {} ({} granted, {} withheld{reviewed}); credits granted {:.1}, withheld {:.1}",
             t.claims, t.granted, t.withheld, t.credits_granted, t.credits_withheld
         )?;
+        let decided = if t.cases_decided > 0 {
+            format!(", {} decided", t.cases_decided)
+        } else {
+            String::new()
+        };
         writeln!(
             f,
-            "  cases:   {} open, {} below threshold",
+            "  cases:   {} open, {} below threshold{decided}",
             t.cases_open, t.cases_below
         )?;
         let join = |m: &BTreeMap<String, usize>| {
@@ -284,23 +304,7 @@ pub fn compute(
     let mut issues = d.issues;
     issues.sort_by(|a, b| (a.completed_at, &a.issue_id).cmp(&(b.completed_at, &b.issue_id)));
 
-    // Progress counts this year's decisions: earlier days from the credits table as earlier runs
-    // left it, the scored period from this run.
-    let (year, _, _) = creditguard_contract::time::civil_from_days(to_day);
-    let jan1 = creditguard_contract::time::days_from_civil(year, 1, 1);
-    let mut year_credits: Vec<Credit> = if from_day > jan1 {
-        tables::read_credits(lake, jan1, from_day - 1)?
-    } else {
-        Vec::new()
-    };
-    year_credits.extend(credits.iter().cloned());
-    let extra: BTreeMap<String, Option<String>> = d
-        .cases
-        .iter()
-        .map(|c| (c.user_id.clone(), c.org_unit.clone()))
-        .collect();
-    let progress = decide::progress(&year_credits, &extra, catalog, cfg, to_day, run_id);
-    Ok(ScoreReport {
+    let mut report = ScoreReport {
         run_id: run_id.to_string(),
         from_day,
         to_day,
@@ -308,8 +312,44 @@ pub fn compute(
         credits,
         cases: d.cases,
         issues,
-        progress,
-    })
+        progress: Vec::new(),
+    };
+    report.progress = year_progress(lake, catalog, cfg, &report)?;
+    Ok(report)
+}
+
+/// The learners' progress as of the report's last day. It counts this year's credit records:
+/// earlier days from the credits table as earlier runs left it, the scored period from the
+/// report (so a caller that changes the report's credits, applying reviewers' decisions, calls
+/// this again).
+pub fn year_progress(
+    lake: &Lake,
+    catalog: &Catalog,
+    cfg: &ScoreConfig,
+    report: &ScoreReport,
+) -> Result<Vec<Progress>> {
+    let (from_day, to_day) = (report.from_day, report.to_day);
+    let (year, _, _) = creditguard_contract::time::civil_from_days(to_day);
+    let jan1 = creditguard_contract::time::days_from_civil(year, 1, 1);
+    let mut year_credits: Vec<Credit> = if from_day > jan1 {
+        tables::read_credits(lake, jan1, from_day - 1)?
+    } else {
+        Vec::new()
+    };
+    year_credits.extend(report.credits.iter().cloned());
+    let extra: BTreeMap<String, Option<String>> = report
+        .cases
+        .iter()
+        .map(|c| (c.user_id.clone(), c.org_unit.clone()))
+        .collect();
+    Ok(decide::progress(
+        &year_credits,
+        &extra,
+        catalog,
+        cfg,
+        to_day,
+        &report.run_id,
+    ))
 }
 
 /// Writes a report's tables, every day of its period replaced atomically (days without rows get

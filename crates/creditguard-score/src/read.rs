@@ -61,6 +61,18 @@ pub(crate) fn read_columns(paths: &[PathBuf], columns: &[&str]) -> Result<Vec<Re
     Ok(out)
 }
 
+/// The top-level column names of a Parquet file.
+pub(crate) fn columns_of(path: &Path) -> Result<Vec<String>> {
+    let file = File::open(path).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let builder =
+        ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| parquet_err(path, e))?;
+    let fields = builder.parquet_schema().root_schema().get_fields();
+    Ok(fields.iter().map(|f| f.name().to_string()).collect())
+}
+
 fn parquet_err(path: &Path, e: parquet::errors::ParquetError) -> Error {
     Error::Schema {
         path: path.to_path_buf(),

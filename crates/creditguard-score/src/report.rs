@@ -114,7 +114,7 @@ fn tally(d: &ReportData) -> Tallies {
             .entry(c.org_unit.clone().unwrap_or_else(|| "(none)".into()))
             .or_default();
         e.1 += 1;
-        if c.status == "open" {
+        if creditguard_contract::case_awaits_review(&c.status) {
             e.0 += 1;
         }
         e.2 += c.credits_withheld;
@@ -122,7 +122,7 @@ fn tally(d: &ReportData) -> Tallies {
     let open_flags: HashSet<&str> = d
         .cases
         .iter()
-        .filter(|c| c.status == "open")
+        .filter(|c| creditguard_contract::case_awaits_review(&c.status))
         .flat_map(|c| c.flag_ids.iter().map(String::as_str))
         .collect();
     let mut learners: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
@@ -155,10 +155,11 @@ fn tally(d: &ReportData) -> Tallies {
         progress: BTreeMap::new(),
     };
     for c in &d.credits {
-        if c.status == "withheld" {
-            t.withheld += 1;
-        } else {
-            t.granted += 1;
+        match c.status.as_str() {
+            "withheld" => t.withheld += 1,
+            // Cancelled by a reviewer: neither granted nor pending.
+            "cancelled" => {}
+            _ => t.granted += 1,
         }
         t.credits_granted += c.credits_granted;
     }
@@ -188,7 +189,11 @@ fn join_counts(m: &BTreeMap<String, usize>) -> String {
 pub fn render_text(d: &ReportData, top: usize) -> String {
     let t = tally(d);
     let mut s = String::new();
-    let open = d.cases.iter().filter(|c| c.status == "open").count();
+    let open = d
+        .cases
+        .iter()
+        .filter(|c| creditguard_contract::case_awaits_review(&c.status))
+        .count();
     let _ = writeln!(
         s,
         "creditguard report {} .. {}",
@@ -550,7 +555,11 @@ ul.flags{margin:6px 0 8px 0;padding-left:18px;font-size:13px} ul.flags li{margin
 /// then the riskiest cases (up to `timelines`) with their flags, claims and timeline.
 pub fn render_html(d: &ReportData) -> String {
     let t = tally(d);
-    let open = d.cases.iter().filter(|c| c.status == "open").count();
+    let open = d
+        .cases
+        .iter()
+        .filter(|c| creditguard_contract::case_awaits_review(&c.status))
+        .count();
     let mut o = String::new();
     let title = format!(
         "creditguard report {} – {}",

@@ -11,7 +11,8 @@ use arrow_array::{
 };
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use creditguard_contract::{
-    cases_schema, credits_schema, flags_schema, ts_type, Case, Credit, Flag,
+    cases_schema, credits_schema, decisions_schema, flags_schema, rule_feedback_schema, ts_type,
+    Case, Credit, Decision, Flag, RuleFeedback,
 };
 use creditguard_lake::Lake;
 use serde::{Deserialize, Serialize};
@@ -26,6 +27,10 @@ pub const CASES: &str = "results/cases";
 pub const CLAIM_ISSUES: &str = "results/claim_issues";
 pub const PROGRESS: &str = "results/progress";
 pub const STREAM: &str = "results/stream";
+/// Reviewers' decisions (partition = day of `decided_at`), written by `creditguard review decide`.
+pub const DECISIONS: &str = "results/decisions";
+/// Reviewers' verdicts per rule and org unit (partition = the as-of day).
+pub const RULE_FEEDBACK: &str = "results/rule_feedback";
 
 /// A credit claim that disagrees with the catalog (`results/claim_issues`). The claim is still
 /// judged in `results/credits`; this row says what is odd about it.
@@ -150,6 +155,58 @@ pub fn credits_batch(rows: &[Credit]) -> Result<RecordBatch> {
     )
 }
 
+/// `results/decisions` rows as one Arrow batch of [`decisions_schema`].
+pub fn decisions_batch(rows: &[Decision]) -> Result<RecordBatch> {
+    let m = |f: fn(&Decision) -> String| rows.iter().map(f).collect::<Vec<_>>();
+    batch(
+        decisions_schema(),
+        vec![
+            utf8(m(|d| d.decision_id.clone())),
+            utf8(m(|d| d.case_id.clone())),
+            utf8(m(|d| d.user_id.clone())),
+            utf8_opt(rows.iter().map(|d| d.org_unit.clone()).collect()),
+            utf8(m(|d| d.decision.clone())),
+            utf8(m(|d| d.reviewer.clone())),
+            utf8(m(|d| d.reason.clone())),
+            ts(rows.iter().map(|d| d.decided_at).collect()),
+            lists(rows.iter().map(|d| d.released_credit_ids.clone()).collect()),
+            lists(
+                rows.iter()
+                    .map(|d| d.cancelled_credit_ids.clone())
+                    .collect(),
+            ),
+            f64s(rows.iter().map(|d| d.credits_released).collect()),
+            f64s(rows.iter().map(|d| d.credits_cancelled).collect()),
+            lists(rows.iter().map(|d| d.flag_ids.clone()).collect()),
+            utf8_opt(rows.iter().map(|d| d.supersedes.clone()).collect()),
+        ],
+    )
+}
+
+/// `results/rule_feedback` rows as one Arrow batch of [`rule_feedback_schema`].
+pub fn rule_feedback_batch(rows: &[RuleFeedback]) -> Result<RecordBatch> {
+    batch(
+        rule_feedback_schema(),
+        vec![
+            utf8(rows.iter().map(|r| r.rule.clone()).collect()),
+            utf8_opt(rows.iter().map(|r| r.org_unit.clone()).collect()),
+            Arc::new(arrow_array::Int64Array::from_iter_values(
+                rows.iter().map(|r| r.confirmed),
+            )),
+            Arc::new(arrow_array::Int64Array::from_iter_values(
+                rows.iter().map(|r| r.dismissed),
+            )),
+            Arc::new(arrow_array::Int64Array::from_iter_values(
+                rows.iter().map(|r| r.pending),
+            )),
+            Arc::new(Float64Array::from(
+                rows.iter().map(|r| r.confirmed_share).collect::<Vec<_>>(),
+            )),
+            ts(rows.iter().map(|r| r.as_of).collect()),
+        ],
+    )
+}
+
 /// `results/cases` rows as one Arrow batch of [`cases_schema`].
 pub fn cases_batch(rows: &[Case]) -> Result<RecordBatch> {
     let m = |f: fn(&Case) -> String| rows.iter().map(f).collect::<Vec<_>>();
@@ -167,6 +224,8 @@ pub fn cases_batch(rows: &[Case]) -> Result<RecordBatch> {
             lists(rows.iter().map(|c| c.detectors.clone()).collect()),
             f64s(rows.iter().map(|c| c.credits_withheld).collect()),
             utf8(m(|c| c.status.clone())),
+            utf8_opt(rows.iter().map(|c| c.previous_case_id.clone()).collect()),
+            utf8_opt(rows.iter().map(|c| c.assignee.clone()).collect()),
         ],
     )
 }
@@ -412,10 +471,28 @@ pub fn read_credits(lake: &Lake, from: i64, to: i64) -> Result<Vec<Credit>> {
 /// The `results/cases` records of the days `from..=to`.
 pub fn read_cases(lake: &Lake, from: i64, to: i64) -> Result<Vec<Case>> {
     let files = lake.files(CASES, from, to)?;
-    let schema = cases_schema();
-    let names = names(&schema);
     let mut out = Vec::new();
-    for b in read_columns(&files, &names)? {
+    // `previous_case_id` and `assignee` came with review cases; files written before lack them.
+    let optional = ["previous_case_id", "assignee"];
+    let schema = cases_schema();
+    for path in files {
+        let names = names(&schema);
+        let present = crate::read::columns_of(&path)?;
+        let names: Vec<&str> = names
+            .into_iter()
+            .filter(|n| !optional.contains(n) || present.iter().any(|p| p == n))
+            .collect();
+        read_cases_file(&path, &names, &mut out)?;
+    }
+    Ok(out)
+}
+
+fn read_cases_file(path: &std::path::Path, names: &[&str], out: &mut Vec<Case>) -> Result<()> {
+    for b in read_columns(&[path.to_path_buf()], names)? {
+        let (prev, assignee) = (
+            Strs::of(&b, "previous_case_id").ok(),
+            Strs::of(&b, "assignee").ok(),
+        );
         let s = |n| Strs::of(&b, n);
         let (id, run, user, org, status) = (
             s("case_id")?,
@@ -443,10 +520,12 @@ pub fn read_cases(lake: &Lake, from: i64, to: i64) -> Result<Vec<Case>> {
                 detectors: detectors.take(i),
                 credits_withheld: withheld.get(i).unwrap_or(0.0),
                 status: status.string(i),
+                previous_case_id: prev.as_ref().and_then(|p| p.opt(i)),
+                assignee: assignee.as_ref().and_then(|a| a.opt(i)),
             });
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 /// The `results/claim_issues` rows of the days `from..=to`.
@@ -483,6 +562,38 @@ pub fn read_claim_issues(lake: &Lake, from: i64, to: i64) -> Result<Vec<ClaimIss
                 credits_claimed: claimed.get(i).unwrap_or(0.0),
                 catalog_credits: cat.get(i),
                 detail: detail.string(i),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// The `results/rule_feedback` rows of one day.
+pub fn read_rule_feedback(lake: &Lake, day: i64) -> Result<Vec<RuleFeedback>> {
+    let files = lake.partition_files(RULE_FEEDBACK, day)?;
+    let schema = rule_feedback_schema();
+    let names = names(&schema);
+    let mut out = Vec::new();
+    for b in read_columns(&files, &names)? {
+        let (rule, org) = (Strs::of(&b, "rule")?, Strs::of(&b, "org_unit")?);
+        let n = |name| Nums::of(&b, name);
+        let (c, d, p, share) = (
+            n("confirmed")?,
+            n("dismissed")?,
+            n("pending")?,
+            n("confirmed_share")?,
+        );
+        let as_of = Times::of(&b, "as_of")?;
+        for i in 0..b.num_rows() {
+            let count = |v: &Nums| v.get(i).unwrap_or(0.0) as i64;
+            out.push(RuleFeedback {
+                rule: rule.string(i),
+                org_unit: org.get(i).map(str::to_string),
+                confirmed: count(&c),
+                dismissed: count(&d),
+                pending: count(&p),
+                confirmed_share: share.get(i),
+                as_of: as_of.get(i).unwrap_or(0),
             });
         }
     }

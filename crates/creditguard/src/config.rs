@@ -155,6 +155,8 @@ struct RawFile {
     score: Option<toml::Table>,
     #[serde(default)]
     kafka: Option<toml::Table>,
+    #[serde(default)]
+    review: Option<toml::Table>,
 }
 
 /// Where telemetry comes from, resolved.
@@ -297,6 +299,7 @@ impl Pipeline {
             ("jobs", raw.jobs),
             ("score", raw.score),
             ("kafka", raw.kafka),
+            ("review", raw.review),
         ] {
             if let Some(s) = section {
                 sections.insert(key.to_string(), toml::Value::Table(s));

@@ -42,6 +42,11 @@ enum Command {
     Job(creditguard::jobs::JobArgs),
     /// Score a day (`--day`) or a range (`--from`/`--to`): credit decisions, cases, progress.
     Score(creditguard::score::ScoreArgs),
+    /// Work the review queue: list and show cases, assign, comment, ask for information,
+    /// decide (releasing or cancelling withheld credits), appeal; rule feedback.
+    Review(creditguard::review::ReviewArgs),
+    /// The review audit trail: verify its hash chain, export it as NDJSON.
+    Audit(creditguard::review::AuditArgs),
     /// Summarise the result tables of a period in the terminal, and as HTML with `--html`.
     Report(creditguard::report::ReportArgs),
     /// Generate synthetic telemetry with labelled cheating, its course catalog and the labels.
@@ -109,6 +114,13 @@ fn main() -> ExitCode {
                 eprint!("creditguard: {config}");
                 ExitCode::from(2)
             }
+            None if e
+                .downcast_ref::<creditguard::review::ReviewUsageError>()
+                .is_some() =>
+            {
+                eprintln!("creditguard: {e}");
+                ExitCode::from(2)
+            }
             None if e.downcast_ref::<generate::UsageError>().is_some() => {
                 eprint!("creditguard: {e}");
                 ExitCode::from(2)
@@ -126,6 +138,8 @@ fn execute(command: Command) -> anyhow::Result<()> {
         Command::Job(args) => creditguard::jobs::execute(args),
         Command::Score(args) => creditguard::score::execute(args),
         Command::Report(args) => creditguard::report::execute(args),
+        Command::Review(args) => creditguard::review::execute(args),
+        Command::Audit(args) => creditguard::review::execute_audit(args),
         Command::Generate(args) => generate::run(args),
         Command::Import(args) => import::execute(args),
         Command::Ingest(args) => kafka_cmd::execute(args),

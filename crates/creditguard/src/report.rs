@@ -55,6 +55,22 @@ pub fn execute(args: ReportArgs) -> anyhow::Result<()> {
         "{}",
         creditguard_score::report::render_text(&data, args.top)
     );
+    // Reviewers' verdicts per rule, as of the last scored day up to `to`.
+    if let Some(day) = lake
+        .days(tables::RULE_FEEDBACK)?
+        .into_iter()
+        .filter(|d| *d <= to)
+        .max()
+    {
+        let rows = tables::read_rule_feedback(&lake, day).context("reading rule feedback")?;
+        if !rows.is_empty() {
+            println!(
+                "\nrule feedback as of {} (flags in decided and pending cases)",
+                creditguard_contract::time::format_day(day)
+            );
+            print!("{}", crate::review::render_feedback(&rows));
+        }
+    }
     if let Some(path) = &args.html {
         let html = creditguard_score::report::render_html(&data);
         std::fs::write(path, html).with_context(|| format!("writing {}", path.display()))?;

@@ -10,13 +10,14 @@ use creditguard_lake::Lake;
 
 use crate::config::{Pipeline, Source, Stage};
 
-/// Checks the stage sections (`[jobs]`, `[score]`, `[kafka]`) of a pipeline with the stages'
+/// Checks the stage sections (`[jobs]`, `[score]`, `[kafka]`, `[review]`) of a pipeline with the stages'
 /// own settings types; each problem names its section and key.
 pub fn check_sections(pipeline: &Pipeline) -> Vec<String> {
     let mut problems = Vec::new();
     problems.extend(crate::jobs::check(pipeline));
     problems.extend(crate::score::check(pipeline));
     problems.extend(kafka_problems(pipeline));
+    problems.extend(crate::review::check(pipeline));
     problems
 }
 
@@ -34,8 +35,12 @@ pub struct RunSummary {
     pub ingest: Option<IngestStats>,
     pub jobs: Option<creditguard_detect::JobsReport>,
     pub score: Option<creditguard_score::ScoreReport>,
+    /// What the score stage did with the review database.
+    pub review: Option<crate::review::ReviewSync>,
     /// What went to `[kafka] results_topic` after the score stage (acknowledged by the broker).
     pub results_topic: Option<ProduceReport>,
+    /// Decision records of earlier `review decide` runs that had not reached the results topic.
+    pub decisions_topic: Option<ProduceReport>,
     pub elapsed: Duration,
 }
 
@@ -71,10 +76,13 @@ pub fn run(pipeline: &Pipeline, opts: &RunOptions) -> anyhow::Result<RunSummary>
             }
             Stage::Score => {
                 let run_id = crate::jobs::run_id(pipeline, "score", opts.from_day, opts.to_day);
-                summary.score =
-                    crate::score::run_stage(pipeline, &lake, opts.from_day, opts.to_day, &run_id)?;
-                if let Some(report) = &summary.score {
-                    summary.results_topic = produce_results(pipeline, report)?;
+                if let Some(scored) =
+                    crate::score::run_stage(pipeline, &lake, opts.from_day, opts.to_day, &run_id)?
+                {
+                    summary.results_topic = produce_results(pipeline, &scored.report)?;
+                    summary.decisions_topic = crate::review::publish_pending(pipeline)?;
+                    summary.score = Some(scored.report);
+                    summary.review = Some(scored.review);
                 }
             }
         }
@@ -249,8 +257,18 @@ pub fn render_summary(pipeline: &Pipeline, summary: &RunSummary) -> String {
     if let Some(s) = &summary.score {
         let _ = writeln!(out, "{s}");
     }
+    if let Some(r) = &summary.review {
+        let _ = writeln!(out, "{r}");
+    }
     if let Some(r) = &summary.results_topic {
         let _ = writeln!(out, "{}", results_topic_line(r));
+    }
+    if let Some(r) = &summary.decisions_topic {
+        let _ = writeln!(
+            out,
+            "{} (decision records held back earlier)",
+            results_topic_line(r)
+        );
     }
     let _ = writeln!(out, "total time {:.2} s", summary.elapsed.as_secs_f64());
     out

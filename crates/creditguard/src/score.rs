@@ -35,26 +35,46 @@ pub fn catalog(pipeline: &Pipeline) -> anyhow::Result<Catalog> {
     }
 }
 
-/// The `score` stage: scores `from..=to` (default: every day that has events) and writes the
-/// result tables. `None` when the lake has no events.
+/// What the score stage produced: the report as written, and what it did with the review
+/// database.
+#[derive(Debug, Clone)]
+pub struct Scored {
+    pub report: ScoreReport,
+    pub review: crate::review::ReviewSync,
+}
+
+/// The `score` stage: scores `from..=to` (default: every day that has events), brings the review
+/// database's cases up to date and applies reviewers' decisions (`crate::review::sync_report`),
+/// then writes the result tables and `results/rule_feedback`. `None` when the lake has no events.
 pub fn run_stage(
     pipeline: &Pipeline,
     lake: &Lake,
     from: Option<i64>,
     to: Option<i64>,
     run_id: &str,
-) -> anyhow::Result<Option<ScoreReport>> {
+) -> anyhow::Result<Option<Scored>> {
     let cfg =
         settings(pipeline).map_err(|e| anyhow::anyhow!("{}: {e}", pipeline.file.display()))?;
+    let review_settings = crate::review::settings(pipeline)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", pipeline.file.display()))?;
     let catalog = catalog(pipeline)?;
     let Some((first, last)) = crate::jobs::event_days(lake)? else {
         tracing::warn!(lake = %pipeline.lake, "The lake has no events: nothing to score.");
         return Ok(None);
     };
     let (from, to) = (from.unwrap_or(first), to.unwrap_or(last));
-    let report = creditguard_score::score(lake, &catalog, &cfg, from, to, run_id)
-        .with_context(|| format!("scoring {} .. {}", format_day(from), format_day(to)))?;
-    Ok(Some(report))
+    let period = || format!("scoring {} .. {}", format_day(from), format_day(to));
+    let mut report =
+        creditguard_score::compute(lake, &catalog, &cfg, from, to, run_id).with_context(period)?;
+    let store = crate::review::Store::open(pipeline)?;
+    let review =
+        crate::review::sync_report(&store, lake, &catalog, &cfg, &review_settings, &mut report)
+            .with_context(|| {
+                format!("{}: the review database {}", period(), store.review.name())
+            })?;
+    creditguard_score::write_results(lake, &report, cfg.write_stream).with_context(period)?;
+    crate::review::write_rule_feedback(&store, lake, to).with_context(period)?;
+    Ok(Some(Scored { report, review }))
 }
 
 /// Where `creditguard score` also sends the results stream.
@@ -81,14 +101,20 @@ pub struct ScoreArgs {
 pub fn execute(args: ScoreArgs) -> anyhow::Result<()> {
     let (pipeline, lake, from, to) = args.period.open()?;
     let run_id = args.period.run_id(&pipeline, "score", from, to);
-    let report =
+    let Scored { report, review } =
         run_stage(&pipeline, &lake, Some(from), Some(to), &run_id)?.expect("the lake has events");
     // Like `creditguard run`: a pipeline with `[kafka] results_topic` also gets the records
     // there, acknowledged before this command reports success.
-    let summary = match crate::run::produce_results(&pipeline, &report)? {
-        Some(produced) => format!("{report}\n{}", crate::run::results_topic_line(&produced)),
-        None => report.to_string(),
-    };
+    let mut summary = format!("{report}\n{review}");
+    if let Some(produced) = crate::run::produce_results(&pipeline, &report)? {
+        summary = format!("{summary}\n{}", crate::run::results_topic_line(&produced));
+    }
+    if let Some(produced) = crate::review::publish_pending(&pipeline)? {
+        summary = format!(
+            "{summary}\n{} (decision records held back earlier)",
+            crate::run::results_topic_line(&produced)
+        );
+    }
     match args.emit {
         Emit::Ndjson => {
             let stdout = std::io::stdout().lock();
