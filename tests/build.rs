@@ -1,6 +1,6 @@
 //! The README's two commands share one build: `cargo run --release` must compile every
 //! dependency with the same features as `cargo test --release --workspace`, or a newcomer pays
-//! for polars twice (about 30 minutes each on 2 cores). A dev-dependency that turns on a feature
+//! for polars twice (a cold build of it takes most of the 17–25 minutes on 2 cores). A dev-dependency that turns on a feature
 //! in a shared crate breaks this silently; this test names the crate and the features.
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -184,6 +184,10 @@ fn the_reference_pipeline_holds_the_built_in_defaults() {
         p.ingest.chunk_lines,
         creditguard::ingest::IngestOptions::default().chunk_lines
     );
+    assert_eq!(
+        creditguard::review::settings(&p).unwrap(),
+        creditguard::review::ReviewSettings::default()
+    );
 }
 
 /// The README's first command, into a scratch lake: ingest → jobs → score in one run, then a

@@ -64,12 +64,9 @@ pub struct RollPolicy {
 }
 
 impl Default for RollPolicy {
-    /// 100 000 rows or 32 MiB of payload or 5 s. With 3 partitions, a range open on each and
-    /// three more at the writer, 200 000 rows peaked at 580–655 MiB of RSS on 10 M events of
-    /// lag once decoding got faster; 100 000 rows peaked at 414–439 MiB
-    /// (`benches/kafka_ingest.rs`), with CPU per event inside the machine's noise. On a faster
-    /// machine (session 5) the peak reached 445–528 MiB while jemalloc kept every freed page,
-    /// and 360–375 MiB once `creditguard ingest` let them decay back to the kernel.
+    /// 100 000 rows or 32 MiB of payload or 5 s: with 3 partitions (a range open on each and
+    /// three more at the writer) this bounds the service's memory on a large backlog at the same
+    /// CPU per event as larger ranges; figures in `docs/benchmarks.md`.
     fn default() -> Self {
         RollPolicy {
             rows: 100_000,

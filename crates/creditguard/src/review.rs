@@ -831,7 +831,13 @@ pub fn execute(args: ReviewArgs) -> anyhow::Result<()> {
                 decision.credits_cancelled,
                 pipeline.lake.trim_end_matches('/'),
             );
-            if let Some(produced) = publish_outbox(&pipeline, &store)? {
+            let published = publish_outbox(&pipeline, &store).with_context(|| {
+                format!(
+                    "case {case_id} is {} and its credit records are rewritten, but its records did not reach the results topic",
+                    decision.decision
+                )
+            })?;
+            if let Some(produced) = published {
                 println!("{}", crate::run::results_topic_line(&produced));
             }
         }
