@@ -22,6 +22,7 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "decisions",
         include_str!("migrations/0002_decisions.sql"),
     ),
+    (3, "accounts", include_str!("migrations/0003_accounts.sql")),
 ];
 
 /// The embedded default: `review.sqlite` in the lake directory.
@@ -47,7 +48,7 @@ pub(crate) const FLAG_COLS: &str = "flag_id, case_id, detector, rule, org_unit, 
     window_start, window_end, weighted_severity, day";
 pub(crate) const CLAIM_COLS: &str = "case_id, credit_id, user_id, course_id, completed_at, \
     credits_value, flag_ids, decision, decided_at";
-const AUDIT_COLS: &str =
+pub(crate) const AUDIT_COLS: &str =
     "seq, at, actor, action, case_id, before_state, after_state, reason, detail, prev_hash, hash";
 
 /// `postgres://user:secret@host/db` → `postgres://user:***@host/db`.
@@ -483,7 +484,7 @@ pub(crate) fn claim_row(r: &AnyRow) -> Result<CaseClaim> {
     })
 }
 
-fn audit_row(r: &AnyRow) -> Result<AuditRecord> {
+pub(crate) fn audit_row(r: &AnyRow) -> Result<AuditRecord> {
     Ok(AuditRecord {
         seq: get(r, "seq")?,
         at: get(r, "at")?,

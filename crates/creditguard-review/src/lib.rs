@@ -30,6 +30,7 @@
 //! Times are UTC microseconds stored as integers (the `any` driver maps only integers, floats and
 //! text the same way on both back ends).
 
+pub mod accounts;
 pub mod audit;
 mod cases;
 mod credits;
@@ -39,6 +40,7 @@ mod feedback;
 mod model;
 pub mod testing;
 
+pub use accounts::{Account, AuditQuery, QueuePage, QueueQuery, Role, Scope, SessionInfo};
 pub use credits::{apply_decisions, ClaimDecisions, ClaimVerdict};
 pub use db::{default_sqlite_url, Review, MIGRATIONS};
 pub use decide::DecideRequest;

@@ -11,6 +11,7 @@ pub mod report;
 pub mod review;
 pub mod run;
 pub mod score;
+pub mod serve;
 
 pub use creditguard_contract as contract;
 pub use creditguard_ingest as ingest;

@@ -47,6 +47,10 @@ enum Command {
     Review(creditguard::review::ReviewArgs),
     /// The review audit trail: verify its hash chain, export it as NDJSON.
     Audit(creditguard::review::AuditArgs),
+    /// The review web app for HR reviewers (queue, cases, decisions, overview, audit trail).
+    Serve(creditguard::serve::ServeArgs),
+    /// Accounts of the review web app: add, disable, set-password, list.
+    Users(creditguard::serve::UsersArgs),
     /// Summarise the result tables of a period in the terminal, and as HTML with `--html`.
     Report(creditguard::report::ReportArgs),
     /// Generate synthetic telemetry with labelled cheating, its course catalog and the labels.
@@ -140,6 +144,8 @@ fn execute(command: Command) -> anyhow::Result<()> {
         Command::Report(args) => creditguard::report::execute(args),
         Command::Review(args) => creditguard::review::execute(args),
         Command::Audit(args) => creditguard::review::execute_audit(args),
+        Command::Serve(args) => creditguard::serve::execute_serve(args),
+        Command::Users(args) => creditguard::serve::execute_users(args),
         Command::Generate(args) => generate::run(args),
         Command::Import(args) => import::execute(args),
         Command::Ingest(args) => kafka_cmd::execute(args),

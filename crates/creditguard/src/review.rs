@@ -34,6 +34,19 @@ pub struct ReviewSettings {
     /// A learner's new flag joins their active case while the case's last flag is less than this
     /// many days older; later flags start a new case linked to the earlier one. 30.
     pub reopen_after_days: i64,
+    /// Where `creditguard serve` listens (`--listen` wins). `127.0.0.1:8080`.
+    pub listen: String,
+    /// How reviewers log in to the web app: `password` (accounts managed with `creditguard
+    /// users`) or `proxy` (a reverse proxy with single sign-on sets `proxy_header` to the
+    /// username; only safe when nothing but the proxy reaches `listen`). `password`.
+    pub auth: String,
+    /// The header a trusted proxy sets with `auth = "proxy"`. `X-Remote-User`.
+    pub proxy_header: String,
+    /// How long a web session lasts after login, in hours. 8.
+    pub session_hours: i64,
+    /// Mark cookies `Secure` (set when browsers reach the app over HTTPS, through a proxy or
+    /// directly). false.
+    pub secure_cookies: bool,
 }
 
 impl Default for ReviewSettings {
@@ -41,6 +54,11 @@ impl Default for ReviewSettings {
         ReviewSettings {
             database: None,
             reopen_after_days: 30,
+            listen: "127.0.0.1:8080".into(),
+            auth: "password".into(),
+            proxy_header: "X-Remote-User".into(),
+            session_hours: 8,
+            secure_cookies: false,
         }
     }
 }
@@ -63,6 +81,30 @@ pub fn check(pipeline: &Pipeline) -> Vec<String> {
             s.reopen_after_days
         ));
     }
+    if s.listen.parse::<std::net::SocketAddr>().is_err() {
+        problems.push(format!(
+            "key `review.listen`: `{}` is not an address such as `127.0.0.1:8080`",
+            s.listen
+        ));
+    }
+    if !matches!(s.auth.as_str(), "password" | "proxy") {
+        problems.push(format!(
+            "key `review.auth`: `{}` is neither `password` nor `proxy`",
+            s.auth
+        ));
+    }
+    if axum_header_ok(&s.proxy_header).is_none() {
+        problems.push(format!(
+            "key `review.proxy_header`: `{}` is not a valid HTTP header name",
+            s.proxy_header
+        ));
+    }
+    if !(1..=24 * 30).contains(&s.session_hours) {
+        problems.push(format!(
+            "key `review.session_hours`: {} must be from 1 to 720",
+            s.session_hours
+        ));
+    }
     if let Some(url) = &s.database {
         if !(url.starts_with("sqlite://")
             || url.starts_with("postgres://")
@@ -74,6 +116,12 @@ pub fn check(pipeline: &Pipeline) -> Vec<String> {
         }
     }
     problems
+}
+
+/// A header name as HTTP allows it (letters, digits, `-`), lower-cased.
+pub fn axum_header_ok(name: &str) -> Option<String> {
+    let ok = !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    ok.then(|| name.to_ascii_lowercase())
 }
 
 /// The review database URL of a pipeline: `CREDITGUARD_REVIEW_DATABASE`, else `[review]
@@ -391,58 +439,26 @@ pub fn publish_pending(pipeline: &Pipeline) -> anyhow::Result<Option<ProduceRepo
 
 /// After a decision: rewrites the credit records of the case's claims (their completion days in
 /// `results/credits`) with the decisions applied, and the day's `results/decisions` and
-/// `results/review_stream` partitions. Progress follows at the next score run.
-fn write_decision_tables(
+/// `results/review_stream` partitions. Progress follows at the next score run. The same code
+/// runs after a decision in the web app (`creditguard_web::write_decision_tables`).
+pub fn write_decision_tables(
     store: &Store,
     lake: &Lake,
     case_id: &str,
     decided_at: i64,
 ) -> anyhow::Result<usize> {
-    let detail = store.run(store.review.show(case_id))?;
-    let days: BTreeSet<i64> = detail
-        .claims
-        .iter()
-        .map(|c| day_of_us(c.completed_at))
-        .collect();
-    let mut changed = 0;
-    for day in days {
-        let mut credits = tables::read_credits(lake, day, day)?;
-        if credits.is_empty() {
-            continue;
-        }
-        let ids: Vec<String> = credits.iter().map(|c| c.credit_id.clone()).collect();
-        let decisions = store.run(store.review.decisions_for(&ids))?;
-        let n = apply_decisions(&mut credits, &decisions);
-        if n > 0 {
-            tables::replace_day(lake, tables::CREDITS, day, tables::credits_batch(&credits)?)?;
-            changed += n;
-        }
-    }
-    let day = day_of_us(decided_at);
-    let decisions = store.run(store.review.decisions_of_day(day))?;
-    tables::replace_day(
+    Ok(creditguard_web::write_decision_tables(
+        &store.rt,
+        &store.review,
         lake,
-        tables::DECISIONS,
-        day,
-        tables::decisions_batch(&decisions)?,
-    )?;
-    let records = store.run(store.review.outbox_of_day(day))?;
-    lake.replace_partition(REVIEW_STREAM, day, |staging| {
-        let mut out =
-            std::io::BufWriter::new(std::fs::File::create(staging.join("part-0.ndjson"))?);
-        for r in &records {
-            out.write_all(r.as_bytes())?;
-            out.write_all(b"\n")?;
-        }
-        out.flush()?;
-        Ok(())
-    })?;
-    Ok(changed)
+        case_id,
+        decided_at,
+    )?)
 }
 
 /// The decision records as NDJSON files (`case_decision`, `credit_released`, `credit_cancelled`),
 /// one partition per decision day.
-pub const REVIEW_STREAM: &str = "results/review_stream";
+pub use creditguard_web::REVIEW_STREAM;
 
 /// Writes `results/rule_feedback` for `day` (reviewers' verdicts per rule and org unit, as of the
 /// end of that day).
