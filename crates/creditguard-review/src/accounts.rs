@@ -255,15 +255,24 @@ impl Params {
 }
 
 /// `col` is `unit` or below it, as SQL without LIKE (whose wildcards and, on SQLite, case
-/// folding would widen the match): equality, or a prefix compare of `unit/`.
-fn subtree_sql(col: &str, unit: &str, p: &mut Params) -> String {
+/// folding would widen the match): a byte-wise range from `unit` to `unit0` (`0` follows `/`),
+/// which an index on the column answers, narrowed to equality or a prefix compare of `unit/`.
+fn subtree_sql(col: &str, unit: &str, bytewise: &str, p: &mut Params) -> String {
     let prefix = format!("{unit}/");
     let n = prefix.chars().count() as i64;
-    let (a, b, c) = (p.text(unit), p.int(n), p.text(prefix));
-    format!("({col} = {a} OR substr({col}, 1, CAST({b} AS INTEGER)) = {c})")
+    let (a, b, c, d) = (
+        p.text(unit),
+        p.text(format!("{unit}0")),
+        p.int(n),
+        p.text(prefix),
+    );
+    format!(
+        "({col} COLLATE {bytewise} >= {a} AND {col} COLLATE {bytewise} < {b} \
+         AND ({col} = {a} OR substr({col}, 1, CAST({c} AS INTEGER)) = {d}))"
+    )
 }
 
-fn scope_sql(scope: &Scope, p: &mut Params) -> String {
+fn scope_sql(scope: &Scope, bytewise: &str, p: &mut Params) -> String {
     if scope.is_everything() {
         return "1 = 1".into();
     }
@@ -273,7 +282,7 @@ fn scope_sql(scope: &Scope, p: &mut Params) -> String {
     let parts: Vec<String> = scope
         .0
         .iter()
-        .map(|u| subtree_sql("c.org_unit", u, p))
+        .map(|u| subtree_sql("c.org_unit", u, bytewise, p))
         .collect();
     format!("({})", parts.join(" OR "))
 }
@@ -635,9 +644,9 @@ impl Review {
     /// One page of the queue inside a scope, highest risk first, then oldest.
     pub async fn queue(&self, q: &QueueQuery) -> Result<QueuePage> {
         let mut p = Params::default();
-        let mut base = vec![scope_sql(&q.scope, &mut p)];
+        let mut base = vec![scope_sql(&q.scope, self.bytewise, &mut p)];
         if let Some(ou) = &q.org_unit {
-            base.push(subtree_sql("c.org_unit", ou, &mut p));
+            base.push(subtree_sql("c.org_unit", ou, self.bytewise, &mut p));
         }
         if let Some(rule) = &q.rule {
             let a = p.text(rule.clone());
@@ -693,7 +702,7 @@ impl Review {
         let sql = format!(
             "SELECT {} FROM cases c WHERE {where_all} ORDER BY c.risk DESC, c.opened_at ASC, c.case_id ASC LIMIT {} OFFSET {}",
             cols.join(", "),
-            q.limit.clamp(1, 1000),
+            q.limit.max(1),
             q.offset.max(0)
         );
         let rows = p
@@ -761,7 +770,7 @@ impl Review {
         let mut p = Params::default();
         let sql = format!(
             "SELECT c.org_unit, c.status, COUNT(*), MIN(c.opened_at) FROM cases c WHERE {} GROUP BY c.org_unit, c.status",
-            scope_sql(scope, &mut p)
+            scope_sql(scope, self.bytewise, &mut p)
         );
         let rows = p
             .bind(sqlx::query(&sql))
@@ -795,7 +804,7 @@ impl Review {
             "SELECT c.org_unit, k.decision, COUNT(*), SUM(k.credits_value) FROM case_claims k \
              JOIN cases c ON c.case_id = k.case_id WHERE k.decision IS NOT NULL AND {} \
              GROUP BY c.org_unit, k.decision",
-            scope_sql(scope, &mut p)
+            scope_sql(scope, self.bytewise, &mut p)
         );
         let rows = p
             .bind(sqlx::query(&sql))
@@ -816,7 +825,7 @@ impl Review {
         let sql = format!(
             "SELECT f.rule, ((f.day + 3) / 7) * 7 - 3 AS week, COUNT(*) FROM case_flags f \
              JOIN cases c ON c.case_id = f.case_id WHERE {} GROUP BY f.rule, ((f.day + 3) / 7) * 7 - 3",
-            scope_sql(scope, &mut p)
+            scope_sql(scope, self.bytewise, &mut p)
         );
         let rows = p
             .bind(sqlx::query(&sql))

@@ -23,7 +23,17 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("migrations/0002_decisions.sql"),
     ),
     (3, "accounts", include_str!("migrations/0003_accounts.sql")),
+    (
+        4,
+        "queue_scope",
+        include_str!("migrations/0004_queue_scope.sql"),
+    ),
 ];
+
+/// In migration texts, the collation that compares text byte by byte (`{bytewise}`): an org-unit
+/// subtree is then one index range on both backends.
+const BYTEWISE_SQLITE: &str = "BINARY";
+const BYTEWISE_POSTGRES: &str = "\"C\"";
 
 /// The embedded default: `review.sqlite` in the lake directory.
 pub fn default_sqlite_url(lake_root: &Path) -> String {
@@ -39,6 +49,8 @@ pub struct Review {
     pub(crate) pool: AnyPool,
     /// The URL without its password, for messages.
     pub(crate) name: String,
+    /// The byte-wise collation of this backend (`BINARY` or `"C"`).
+    pub(crate) bytewise: &'static str,
 }
 
 pub(crate) const CASE_COLS: &str = "case_id, user_id, org_unit, status, assignee, risk, \
@@ -124,7 +136,16 @@ impl Review {
                 .await
                 .ctx(|| format!("{name}: setting WAL mode"))?;
         }
-        let review = Review { pool, name };
+        let bytewise = if url.starts_with("sqlite://") {
+            BYTEWISE_SQLITE
+        } else {
+            BYTEWISE_POSTGRES
+        };
+        let review = Review {
+            pool,
+            name,
+            bytewise,
+        };
         review.migrate(versions).await?;
         Ok(review)
     }
@@ -173,7 +194,7 @@ impl Review {
                 .begin()
                 .await
                 .ctx(|| format!("{name}: migration {version}"))?;
-            for stmt in statements(sql) {
+            for stmt in statements(&sql.replace("{bytewise}", self.bytewise)) {
                 sqlx::query(&stmt)
                     .execute(&mut *tx)
                     .await
@@ -220,62 +241,24 @@ impl Review {
         load_case(&mut conn, case_id).await
     }
 
-    /// Cases matching `filter`, highest risk first, then oldest first.
+    /// Cases matching `filter`, highest risk first, then oldest first: the queue over every org
+    /// unit (one implementation of the filters).
     pub async fn list(&self, filter: &CaseFilter) -> Result<Vec<CaseRow>> {
-        let mut sql = format!("SELECT {CASE_COLS} FROM cases c WHERE 1 = 1");
-        let mut args: Vec<String> = Vec::new();
-        let arg = |v: String, args: &mut Vec<String>| {
-            args.push(v);
-            format!("${}", args.len())
-        };
-        if !filter.statuses.is_empty() {
-            let ps: Vec<String> = filter
-                .statuses
-                .iter()
-                .map(|s| arg(s.as_str().to_string(), &mut args))
-                .collect();
-            sql += &format!(" AND status IN ({})", ps.join(", "));
-        }
-        if let Some(ou) = &filter.org_unit {
-            let (a, b) = (
-                arg(ou.clone(), &mut args),
-                arg(format!("{ou}/%"), &mut args),
-            );
-            sql += &format!(" AND (org_unit = {a} OR org_unit LIKE {b})");
-        }
-        if let Some(rule) = &filter.rule {
-            let a = arg(rule.clone(), &mut args);
-            sql += &format!(
-                " AND EXISTS (SELECT 1 FROM case_flags f WHERE f.case_id = c.case_id AND f.rule = {a})"
-            );
-        }
-        if let Some(u) = &filter.user_id {
-            sql += &format!(" AND user_id = {}", arg(u.clone(), &mut args));
-        }
-        if let Some(a) = &filter.assignee {
-            sql += &format!(" AND assignee = {}", arg(a.clone(), &mut args));
-        }
-        sql += " ORDER BY risk DESC, opened_at ASC, case_id ASC";
-        let mut q = sqlx::query(&sql);
-        for a in &args {
-            q = q.bind(a.clone());
-        }
-        let rows = q
-            .fetch_all(&self.pool)
-            .await
-            .ctx(|| format!("{}: listing cases", self.name))?;
-        let mut out = Vec::with_capacity(rows.len());
-        for r in &rows {
-            let c = case_row(r)?;
-            if filter.min_risk.is_some_and(|m| c.risk < m) {
-                continue;
-            }
-            out.push(c);
-            if filter.limit.is_some_and(|l| out.len() as i64 >= l) {
-                break;
-            }
-        }
-        Ok(out)
+        let page = self
+            .queue(&crate::QueueQuery {
+                scope: crate::Scope(vec![crate::accounts::ALL_UNITS.to_string()]),
+                statuses: filter.statuses.clone(),
+                org_unit: filter.org_unit.clone(),
+                rule: filter.rule.clone(),
+                user_id: filter.user_id.clone(),
+                assignee: filter.assignee.clone().map(Some),
+                min_risk: filter.min_risk,
+                opened_before: None,
+                limit: filter.limit.unwrap_or(i64::MAX),
+                offset: 0,
+            })
+            .await?;
+        Ok(page.cases)
     }
 
     /// A case with its flags, claims, history and the learner's other cases.

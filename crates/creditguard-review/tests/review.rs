@@ -609,7 +609,7 @@ async fn migrations_upgrade_an_older_database(url: String) {
     .await
     .unwrap();
     let new = Review::open(&url).await.unwrap();
-    assert_eq!(new.schema_versions().await.unwrap(), vec![1, 2, 3]);
+    assert_eq!(new.schema_versions().await.unwrap(), vec![1, 2, 3, 4]);
     let cases = new.list(&CaseFilter::default()).await.unwrap();
     assert_eq!(cases.len(), 1, "the data survives the upgrade");
     new.decide(&decide(&cases[0].case_id, Verdict::Dismissed, &[]), NOW + 1)
@@ -623,7 +623,7 @@ async fn migrations_upgrade_an_older_database(url: String) {
             .schema_versions()
             .await
             .unwrap(),
-        vec![1, 2, 3]
+        vec![1, 2, 3, 4]
     );
 
     raw(
@@ -639,7 +639,7 @@ async fn migrations_upgrade_an_older_database(url: String) {
     raw(&url, "INSERT INTO schema_migrations (version, description, checksum, applied_at) VALUES (99, 'future', 'x', 0)").await;
     let e = Review::open(&url).await.unwrap_err().to_string();
     assert!(
-        e.contains("schema version 99, newer than this creditguard knows (3)"),
+        e.contains("schema version 99, newer than this creditguard knows (4)"),
         "{e}"
     );
 }
@@ -752,3 +752,82 @@ async fn the_queue_filters_by_org_subtree_rule_and_status(url: String) {
     assert!(r.list(&decided).await.unwrap().is_empty());
 }
 on_both!(the_queue_filters_by_org_subtree_rule_and_status);
+
+/// A subtree is the unit and what lies below a `/`: never a sibling that shares a prefix, sorts
+/// inside the byte range, differs in case or holds a LIKE wildcard, on either backend.
+async fn a_scope_is_exactly_a_subtree(url: String) {
+    let r = Review::open(&url).await.unwrap();
+    let units = [
+        "HQ/B1",
+        "HQ/B1/T0",
+        "HQ/B1/T0/深圳",
+        "HQ/B10",
+        "HQ/B1-x",
+        "HQ/B1 x",
+        "HQ/B1.x",
+        "hq/b1",
+        "HQ/B",
+        "HQ/B1%",
+        "HQ/B_1",
+        "HQ",
+    ];
+    let candidates = units
+        .iter()
+        .enumerate()
+        .map(|(i, u)| {
+            let mut c = cand(&format!("u{i}"), vec![flag(&format!("q{i}"), 10, 0.6)]);
+            c.org_unit = Some(u.to_string());
+            c
+        })
+        .collect();
+    r.sync(&input(candidates, vec![]), NOW).await.unwrap();
+    let units_in = |scope: &[&str], org_unit: Option<&str>| {
+        let q = creditguard_review::QueueQuery {
+            scope: creditguard_review::Scope(scope.iter().map(|s| s.to_string()).collect()),
+            org_unit: org_unit.map(str::to_string),
+            limit: 100,
+            ..Default::default()
+        };
+        let r = r.clone();
+        async move {
+            let page = r.queue(&q).await.unwrap();
+            assert_eq!(page.total, page.cases.len() as i64, "counts match the rows");
+            let mut got: Vec<String> = page
+                .cases
+                .into_iter()
+                .map(|c| c.org_unit.unwrap())
+                .collect();
+            got.sort();
+            got
+        }
+    };
+    assert_eq!(
+        units_in(&["HQ/B1"], None).await,
+        vec!["HQ/B1", "HQ/B1/T0", "HQ/B1/T0/深圳"]
+    );
+    assert_eq!(units_in(&["HQ/B1%"], None).await, vec!["HQ/B1%"]);
+    assert_eq!(units_in(&["HQ/B_1"], None).await, vec!["HQ/B_1"]);
+    assert_eq!(
+        units_in(&["HQ/B1/T0", "HQ/B10"], None).await,
+        vec!["HQ/B1/T0", "HQ/B1/T0/深圳", "HQ/B10"]
+    );
+    assert_eq!(
+        units_in(&["HQ"], Some("HQ/B1/T0")).await,
+        vec!["HQ/B1/T0", "HQ/B1/T0/深圳"],
+        "a filter inside the scope"
+    );
+    assert!(
+        units_in(&["HQ/B10"], Some("HQ/B1")).await.is_empty(),
+        "a filter outside the scope shows nothing"
+    );
+    assert_eq!(units_in(&["*"], None).await.len(), units.len());
+    let like = CaseFilter {
+        org_unit: Some("HQ/B_".into()),
+        ..Default::default()
+    };
+    assert!(
+        r.list(&like).await.unwrap().is_empty(),
+        "`_` is no wildcard"
+    );
+}
+on_both!(a_scope_is_exactly_a_subtree);
