@@ -699,8 +699,11 @@ impl Review {
             .split(", ")
             .map(|c| format!("c.{}", c.trim()))
             .collect();
+        // The page's ids come from the index alone; only its rows are read from the table.
+        let order = "ORDER BY c.risk DESC, c.opened_at ASC, c.case_id ASC";
         let sql = format!(
-            "SELECT {} FROM cases c WHERE {where_all} ORDER BY c.risk DESC, c.opened_at ASC, c.case_id ASC LIMIT {} OFFSET {}",
+            "SELECT {} FROM cases c WHERE c.case_id IN (SELECT c.case_id FROM cases c \
+             WHERE {where_all} {order} LIMIT {} OFFSET {}) {order}",
             cols.join(", "),
             q.limit.max(1),
             q.offset.max(0)

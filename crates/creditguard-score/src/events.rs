@@ -145,6 +145,72 @@ pub struct SessionSpan {
     pub courses: Vec<String>,
 }
 
+/// What another learner shares with a learner over some days: device ids and IP addresses
+/// both used.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SharedUse {
+    pub devices: BTreeSet<String>,
+    pub ips: BTreeSet<String>,
+}
+
+/// Other learners who used one of `user`'s devices or IP addresses over the days `from..=to`.
+/// An address used by more than `max_ip_users` learners (an office or a carrier's NAT) says
+/// nothing about any two of them and is left out; devices are always kept.
+pub fn read_shared_use(
+    lake: &Lake,
+    from: i64,
+    to: i64,
+    user: &str,
+    max_ip_users: usize,
+) -> Result<BTreeMap<String, SharedUse>> {
+    let mut by_device: HashMap<String, HashSet<String>> = HashMap::new();
+    let mut by_ip: HashMap<String, HashSet<String>> = HashMap::new();
+    let files = lake.files(EVENTS, from, to)?;
+    for b in read_columns(&files, &["ts", "user_id", "device_id", "ip"])? {
+        let (users, devices, ips) = (
+            Strs::of(&b, "user_id")?,
+            Strs::of(&b, "device_id")?,
+            Strs::of(&b, "ip")?,
+        );
+        let ts = Times::of(&b, "ts")?;
+        for i in 0..b.num_rows() {
+            let (Some(u), Some(t)) = (users.get(i), ts.get(i)) else {
+                continue;
+            };
+            if !(from * DAY_US..(to + 1) * DAY_US).contains(&t) {
+                continue;
+            }
+            if let Some(d) = devices.get(i) {
+                by_device
+                    .entry(d.to_string())
+                    .or_default()
+                    .insert(u.to_string());
+            }
+            if let Some(a) = ips.get(i) {
+                by_ip
+                    .entry(a.to_string())
+                    .or_default()
+                    .insert(u.to_string());
+            }
+        }
+    }
+    let mut out: BTreeMap<String, SharedUse> = BTreeMap::new();
+    for (device, users) in by_device.into_iter().filter(|(_, us)| us.contains(user)) {
+        for other in users.into_iter().filter(|o| o != user) {
+            out.entry(other).or_default().devices.insert(device.clone());
+        }
+    }
+    for (ip, users) in by_ip
+        .into_iter()
+        .filter(|(_, us)| us.contains(user) && us.len() <= max_ip_users + 1)
+    {
+        for other in users.into_iter().filter(|o| o != user) {
+            out.entry(other).or_default().ips.insert(ip.clone());
+        }
+    }
+    Ok(out)
+}
+
 /// Sessions (split at pauses longer than `gap_us`) of `users` over the days `from..=to`, plus
 /// events without a session (check-ins, completions) as zero-length spans named by their type.
 pub fn read_sessions(

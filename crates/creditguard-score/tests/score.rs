@@ -850,3 +850,82 @@ fn png_pixels(png: &[u8]) -> Vec<[u8; 3]> {
     }
     out
 }
+
+/// A heartbeat of `user` on `device` from `ip` at `at`.
+fn beat(fx: &mut Fixture, id: &str, user: &str, device: &str, ip: &str, at: &str) {
+    fx.events.push(format!(
+        r#"{{"event_id":"{id}","type":"heartbeat","ts":"{at}","user_id":"{user}","session_id":"s-{id}","device_id":"{device}","platform":"web","ip":"{ip}","course_id":"c1","lesson_id":"l1","position_s":1,"playing":true,"visible":true}}"#
+    ));
+}
+
+#[test]
+fn shared_devices_and_small_networks_relate_learners() {
+    let mut fx = Fixture::new();
+    beat(
+        &mut fx,
+        "e1",
+        "u1",
+        "d-home",
+        "10.0.0.1",
+        "2026-03-02T09:00:00Z",
+    );
+    beat(
+        &mut fx,
+        "e2",
+        "u2",
+        "d-home",
+        "10.9.9.9",
+        "2026-03-03T20:00:00Z",
+    );
+    beat(
+        &mut fx,
+        "e3",
+        "u3",
+        "d-u3",
+        "10.0.0.1",
+        "2026-03-02T10:00:00Z",
+    );
+    // An office address behind which many learners work relates none of them.
+    beat(
+        &mut fx,
+        "e4",
+        "u1",
+        "d-home",
+        "172.16.0.1",
+        "2026-03-02T11:00:00Z",
+    );
+    for k in 0..5 {
+        beat(
+            &mut fx,
+            &format!("o{k}"),
+            &format!("v{k}"),
+            &format!("d-v{k}"),
+            "172.16.0.1",
+            "2026-03-02T12:00:00Z",
+        );
+    }
+    // Outside the days asked for.
+    beat(
+        &mut fx,
+        "e5",
+        "u4",
+        "d-home",
+        "10.0.0.1",
+        "2026-03-09T09:00:00Z",
+    );
+    fx.commit();
+    let shared = creditguard_score::events::read_shared_use(
+        &fx.lake,
+        day("2026-03-01"),
+        day("2026-03-05"),
+        "u1",
+        3,
+    )
+    .unwrap();
+    let users: Vec<&str> = shared.keys().map(String::as_str).collect();
+    assert_eq!(users, ["u2", "u3"]);
+    assert_eq!(shared["u2"].devices.iter().collect::<Vec<_>>(), ["d-home"]);
+    assert!(shared["u2"].ips.is_empty());
+    assert_eq!(shared["u3"].ips.iter().collect::<Vec<_>>(), ["10.0.0.1"]);
+    assert!(shared["u3"].devices.is_empty());
+}

@@ -1,13 +1,18 @@
 //! 50 concurrent reviewers against a review database with 100 000 cases, on SQLite and on
 //! PostgreSQL: each logs in and sends a mix of queue pages (60 %, with varied filters), case
 //! pages (30 %) and decisions (10 %) to the real server over HTTP. Prints p50 and p99 latency per
-//! route and requests per second. Target: p99 ≤ 150 ms for queue and case pages on 2 cores.
+//! route and requests per second, in two phases on the same database:
+//! - **paced**: each reviewer pauses a random 0–2×THINK ms between requests (THINK 1000: every
+//!   reviewer clicking about once a second, far busier than people reading cases), the load the
+//!   target is about: p99 ≤ 150 ms for queue and case pages on 2 cores;
+//! - **saturated**: no pause, every reviewer sends its next request as soon as the last answers:
+//!   the capacity in requests/s (the latencies are then queueing: 50 requests in flight).
 //!
 //! `cargo bench -p creditguard-web --bench concurrent_reviewers`; sizes from the environment:
 //! CREDITGUARD_BENCH_CASES (100000), CREDITGUARD_BENCH_REVIEWERS (50),
-//! CREDITGUARD_BENCH_REQUESTS (requests per reviewer, 40). PostgreSQL is skipped when it is not
-//! installed. The lake is not configured: this measures the database, scope checks, rendering
-//! and the audit records of views and decisions.
+//! CREDITGUARD_BENCH_REQUESTS (requests per reviewer and phase, 40), CREDITGUARD_BENCH_THINK_MS
+//! (1000). PostgreSQL is skipped when it is not installed. The lake is not configured: this
+//! measures the database, scope checks, rendering and the audit records of views and decisions.
 
 #[path = "../tests/common/mod.rs"]
 #[allow(dead_code, unused_imports)]
@@ -93,11 +98,18 @@ fn pct(v: &mut [Duration], p: f64) -> f64 {
     v[i].as_secs_f64() * 1000.0
 }
 
+/// A pause of 0–2×`mean_ms` (a cheap generator seeded per reviewer: no dependency for it).
+fn pause(state: &mut u64, mean_ms: usize) -> Duration {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    Duration::from_millis(*state % (2 * mean_ms as u64 + 1))
+}
+
 fn run(backend: &str, url: &str) {
-    let (cases, reviewers, requests) = (
+    let (cases, reviewers) = (
         env("CREDITGUARD_BENCH_CASES", 100_000),
         env("CREDITGUARD_BENCH_REVIEWERS", 50),
-        env("CREDITGUARD_BENCH_REQUESTS", 40),
     );
     let rt = common::rt();
     let review = rt.block_on(Review::open(url)).unwrap();
@@ -125,7 +137,27 @@ fn run(backend: &str, url: &str) {
         creditguard_web::router_with(state),
         std::future::pending(),
     ));
+    let think = env("CREDITGUARD_BENCH_THINK_MS", 1000);
+    if think > 0 {
+        phase(
+            &format!("{backend}, paced (pause 0–{} ms)", 2 * think),
+            addr,
+            cases,
+            reviewers,
+            think,
+        );
+    }
+    phase(
+        &format!("{backend}, saturated (no pause)"),
+        addr,
+        cases,
+        reviewers,
+        0,
+    );
+}
 
+fn phase(title: &str, addr: std::net::SocketAddr, cases: usize, reviewers: usize, think: usize) {
+    let requests = env("CREDITGUARD_BENCH_REQUESTS", 40);
     let started = Instant::now();
     let threads: Vec<_> = (0..reviewers)
         .map(|r| {
@@ -142,7 +174,11 @@ fn run(backend: &str, url: &str) {
                     "/cases?older_than_days=10&page=3".into(),
                     "/cases?assignee=none".into(),
                 ];
+                let mut seed = 0x9E37_79B9_7F4A_7C15_u64 ^ (r as u64 + 1);
                 for i in 0..requests {
+                    if think > 0 {
+                        std::thread::sleep(pause(&mut seed, think));
+                    }
                     let kind = match i % 10 {
                         0..=5 => "queue",
                         6..=8 => "case",
@@ -200,7 +236,7 @@ fn run(backend: &str, url: &str) {
     }
     let secs = started.elapsed().as_secs_f64();
     let total: usize = all.values().map(Vec::len).sum();
-    println!("\n{backend}: {cases} cases, {reviewers} concurrent reviewers, {total} requests in {secs:.1} s = {:.0} requests/s", total as f64 / secs);
+    println!("\n{title}: {cases} cases, {reviewers} concurrent reviewers, {total} requests in {secs:.1} s = {:.0} requests/s", total as f64 / secs);
     println!("| route | requests | p50 ms | p99 ms |\n|---|---:|---:|---:|");
     for (k, mut v) in all {
         let n = v.len();

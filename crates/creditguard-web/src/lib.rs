@@ -107,7 +107,12 @@ struct Inner {
     metrics: metrics::Metrics,
     /// Per-process secret for the CSRF tokens of proxy-authenticated users.
     secret: String,
+    /// The rules of the queue's filter, read at most every [`RULES_TTL`].
+    rules: std::sync::Mutex<Option<(Instant, Arc<Vec<String>>)>>,
 }
+
+/// How long the list of rules in the queue's filter is reused (new rules come with a score run).
+const RULES_TTL: Duration = Duration::from_secs(60);
 
 /// The shared state of every handler.
 #[derive(Clone)]
@@ -120,6 +125,7 @@ impl AppState {
             config,
             metrics: metrics::Metrics::default(),
             secret: auth::random_token()?,
+            rules: std::sync::Mutex::new(None),
         })))
     }
 
@@ -137,6 +143,20 @@ impl AppState {
 
     pub fn lake(&self) -> Option<&LakeView> {
         self.0.config.lake.as_ref()
+    }
+
+    /// The distinct rules of the cases' flags, cached for [`RULES_TTL`].
+    pub async fn rules(&self) -> Result<Arc<Vec<String>>> {
+        if let Some((at, rules)) = self.0.rules.lock().ok().and_then(|c| c.clone()) {
+            if at.elapsed() < RULES_TTL {
+                return Ok(rules);
+            }
+        }
+        let rules = Arc::new(self.review().rules().await?);
+        if let Ok(mut c) = self.0.rules.lock() {
+            *c = Some((Instant::now(), rules.clone()));
+        }
+        Ok(rules)
     }
 
     pub(crate) fn secret(&self) -> &str {

@@ -463,3 +463,74 @@ fn proxy_header_authenticates_known_accounts(url: String, dir: tempfile::TempDir
     assert!(ask("mallory").starts_with("HTTP/1.1 403"));
 }
 on_both!(proxy_header_authenticates_known_accounts);
+
+/// Heartbeats of u1 and u2 on one tablet, and of u1 and u9 (no case) behind one small network.
+fn write_shared_device_events(app: &common::App) {
+    use creditguard_contract::{
+        events_schema, parse_event, time::format_rfc3339_us, EventBatchBuilder,
+    };
+    let at = |min: i64| {
+        format_rfc3339_us(common::FLAG_DAY * common::DAY + 3_600_000_000 + min * 60_000_000)
+    };
+    let rows = [
+        ("e1", "u1", "tablet-7", "10.1.1.1", 0),
+        ("e2", "u2", "tablet-7", "10.2.2.2", 90),
+        ("e3", "u9", "laptop-9", "10.1.1.1", 5),
+    ];
+    let mut b = EventBatchBuilder::default();
+    for (i, (id, user, device, ip, min)) in rows.into_iter().enumerate() {
+        let line = format!(
+            r#"{{"event_id":"{id}","type":"heartbeat","ts":"{}","user_id":"{user}","session_id":"s-{id}","device_id":"{device}","platform":"web","ip":"{ip}","course_id":"c-safe","lesson_id":"l1","position_s":1,"playing":true,"visible":true}}"#,
+            at(min)
+        );
+        b.push(
+            &parse_event(line.as_bytes()).unwrap(),
+            "fixture.ndjson",
+            i as i64 + 1,
+        );
+    }
+    app.lake
+        .write_parquet(
+            "events",
+            common::FLAG_DAY,
+            "part-0.parquet",
+            events_schema(),
+            &[b.finish()],
+        )
+        .unwrap();
+}
+
+fn related_cases_share_a_device_inside_the_scope_only(url: String, dir: tempfile::TempDir) {
+    let app = start(&url, dir, |_| {});
+    write_shared_device_events(&app);
+    let mut lead = Client::logged_in(app.addr, "lead");
+    let page = lead.get(&format!("/cases/{}", app.east_case)).body;
+    let related = page
+        .split("Related cases")
+        .nth(1)
+        .expect("a related section");
+    assert!(
+        related.contains(&format!("/cases/{}", app.west_case))
+            && related.contains("same device tablet-7"),
+        "the lead sees u2's case through the shared tablet: {related}"
+    );
+    assert!(!related.contains("u9"), "u9 has no case to show");
+    let mut east = Client::logged_in(app.addr, "east");
+    let page = east.get(&format!("/cases/{}", app.east_case)).body;
+    let related = page
+        .split("Related cases")
+        .nth(1)
+        .expect("a related section");
+    assert!(
+        !related.contains(&app.west_case) && !related.contains("u2"),
+        "another branch's case stays hidden: {related}"
+    );
+    let zh = lead.get(&format!("/lang?to=zh&back=/cases/{}", app.east_case));
+    assert!(zh.status == 303 || zh.status == 200, "{zh:?}");
+    let page = lead.get(&format!("/cases/{}", app.east_case)).body;
+    assert!(
+        page.contains("同一设备 tablet-7"),
+        "the relation in Chinese"
+    );
+}
+on_both!(related_cases_share_a_device_inside_the_scope_only);

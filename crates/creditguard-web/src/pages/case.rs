@@ -10,6 +10,7 @@ use axum::Form;
 use creditguard_contract::time::day_of_us;
 use creditguard_contract::{Case, Credit, Flag};
 use creditguard_review::{now_us, CaseDetail, CaseRow, CaseStatus, DecideRequest, Role, Verdict};
+use creditguard_score::events::SharedUse;
 use maud::{html, Markup, PreEscaped};
 use serde_json::json;
 
@@ -45,6 +46,8 @@ struct LakePart {
     titles: BTreeMap<String, String>,
     timeline: Option<String>,
     progress: Option<creditguard_score::Progress>,
+    /// Other learners on the learner's devices or addresses over the timeline's days.
+    shared: BTreeMap<String, SharedUse>,
 }
 
 fn contract_case(d: &CaseDetail) -> Case {
@@ -75,6 +78,12 @@ fn contract_case(d: &CaseDetail) -> Case {
 /// claims, and the sessions of its last weeks).
 const TIMELINE_MAX_DAYS: i64 = 31;
 
+/// An address shared by more learners than this (an office, a carrier's NAT) relates nobody.
+const MAX_IP_USERS: usize = 10;
+
+/// Related learners shown at most (those sharing the most first).
+const MAX_RELATED_LEARNERS: usize = 20;
+
 async fn lake_part(state: &AppState, d: &CaseDetail, with_timeline: bool) -> Result<LakePart> {
     if state.lake().is_none() {
         return Ok(LakePart::default());
@@ -100,6 +109,7 @@ async fn lake_part(state: &AppState, d: &CaseDetail, with_timeline: bool) -> Res
             .filter_map(|c| lake.course_title(&c).map(|t| (c.clone(), t.to_string())))
             .collect();
         let progress = lake.progress()?.get(&d.case.user_id).cloned();
+        let mut shared = BTreeMap::new();
         let timeline = if with_timeline {
             let mut t0 = d.case.first_flag_at;
             let mut t1 = d.case.last_flag_at;
@@ -110,6 +120,13 @@ async fn lake_part(state: &AppState, d: &CaseDetail, with_timeline: bool) -> Res
             let to = day_of_us(t1);
             let from = day_of_us(t0).max(to - TIMELINE_MAX_DAYS);
             let sessions = lake.sessions(&d.case.user_id, from, to)?;
+            shared = creditguard_score::events::read_shared_use(
+                &lake.lake,
+                from,
+                to,
+                &d.case.user_id,
+                MAX_IP_USERS,
+            )?;
             let fl: Vec<&Flag> = flags.values().collect();
             let cr: Vec<&Credit> = credits.values().collect();
             Some(creditguard_score::report::timeline_svg(
@@ -127,9 +144,98 @@ async fn lake_part(state: &AppState, d: &CaseDetail, with_timeline: bool) -> Res
             titles,
             timeline,
             progress,
+            shared,
         })
     })
     .await
+}
+
+/// Why another case is related.
+enum Relation {
+    /// An earlier or later case of the same learner.
+    Learner,
+    /// Named in the flags' evidence (a shared device's `users`).
+    Evidence,
+    /// The other learner used these devices and addresses of this one's.
+    Shared(SharedUse),
+}
+
+/// The learner's other cases, and the cases (inside the viewer's scope) of learners named in
+/// the evidence or sharing a device or a small network with the learner.
+async fn related_cases(
+    state: &AppState,
+    viewer: &Viewer,
+    d: &CaseDetail,
+    lake: &LakePart,
+) -> Result<Vec<(CaseRow, Relation)>> {
+    let scope = &viewer.account.scope;
+    let mut related: Vec<(CaseRow, Relation)> = d
+        .related
+        .iter()
+        .filter(|c| scope.covers(c.org_unit.as_deref()))
+        .map(|c| (c.clone(), Relation::Learner))
+        .collect();
+    let mut others: Vec<(String, Option<SharedUse>)> = named_learners(&lake.flags, &d.case.user_id)
+        .into_iter()
+        .map(|u| (u, None))
+        .collect();
+    let mut sharing: Vec<(&String, &SharedUse)> = lake
+        .shared
+        .iter()
+        .filter(|(u, _)| !others.iter().any(|(o, _)| o == *u))
+        .collect();
+    sharing.sort_by_key(|(u, s)| (std::cmp::Reverse(s.devices.len() * 10 + s.ips.len()), *u));
+    others.extend(
+        sharing
+            .into_iter()
+            .map(|(u, s)| (u.clone(), Some(s.clone()))),
+    );
+    for (user, shared) in others.into_iter().take(MAX_RELATED_LEARNERS) {
+        match learner_cases(state, viewer, &user).await {
+            Ok(cases) => related.extend(cases.into_iter().map(|c| {
+                let why = match &shared {
+                    Some(s) => Relation::Shared(s.clone()),
+                    None => Relation::Evidence,
+                };
+                (c, why)
+            })),
+            Err(WebError::NotFound) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(related)
+}
+
+fn relation_text(l: Lang, why: &Relation) -> String {
+    match why {
+        Relation::Learner => l
+            .t("earlier case of the learner", "该学员的其他案件")
+            .to_string(),
+        Relation::Evidence => l
+            .t(
+                "same device (from the flags' evidence)",
+                "同一设备（来自标记证据）",
+            )
+            .to_string(),
+        Relation::Shared(s) => {
+            let mut parts = Vec::new();
+            if !s.devices.is_empty() {
+                parts.push(format!(
+                    "{} {}",
+                    l.t("same device", "同一设备"),
+                    s.devices.iter().cloned().collect::<Vec<_>>().join(", ")
+                ));
+            }
+            if !s.ips.is_empty() {
+                parts.push(format!(
+                    "{} {}",
+                    l.t("same IP address", "同一IP地址"),
+                    s.ips.iter().cloned().collect::<Vec<_>>().join(", ")
+                ));
+            }
+            parts.join(l.t("; ", "；"))
+        }
+    }
 }
 
 /// The explanation of a flag in the viewer's language (the detectors write `explanation` in
@@ -225,21 +331,7 @@ pub async fn case(
             now,
         )
         .await?;
-    let scope = &viewer.account.scope;
-    let mut related: Vec<(CaseRow, &'static str)> = d
-        .related
-        .iter()
-        .filter(|c| scope.covers(c.org_unit.as_deref()))
-        .map(|c| (c.clone(), "learner"))
-        .collect();
-    for u in named_learners(&lake.flags, &d.case.user_id)
-        .into_iter()
-        .take(20)
-    {
-        if let Ok(cases) = learner_cases(&state, &viewer, &u).await {
-            related.extend(cases.into_iter().map(|c| (c, "device")));
-        }
-    }
+    let related = related_cases(&state, &viewer, &d, &lake).await?;
     let l = viewer.lang;
     let c = &d.case;
     let role = viewer.role();
@@ -331,7 +423,7 @@ pub async fn case(
             @for (r, why) in &related {
                 li { a href={"/cases/" (pct(&r.case_id))} { (r.case_id) } " " (status_badge(l, r.status)) " "
                     (r.user_id) " · " (when(r.opened_at)) " · "
-                    (if *why == "learner" { l.t("earlier case of the learner", "该学员的其他案件") } else { l.t("same device (from the flags' evidence)", "同一设备（来自标记证据）") }) }
+                    (relation_text(l, why)) }
             }
         }
         h2 { (l.t("History and comments", "处理记录与备注")) }

@@ -161,7 +161,10 @@ pub async fn queue(
     let now = now_us();
     let (q, page_no) = params.query(&viewer, now)?;
     let review = state.review();
-    let (result, rules) = tokio::try_join!(review.queue(&q), review.rules())?;
+    let (result, rules) = tokio::try_join!(
+        async { Ok::<_, WebError>(review.queue(&q).await?) },
+        state.rules()
+    )?;
     let l = viewer.lang;
     let can_take = matches!(viewer.role(), Role::Reviewer | Role::Lead);
     let pages = (result.total + PAGE_SIZE - 1) / PAGE_SIZE;
@@ -180,7 +183,7 @@ pub async fn queue(
             label { (l.t("Rule", "规则"))
                 select name="rule" {
                     option value="" { (l.t("any", "全部")) }
-                    @for r in &rules {
+                    @for r in rules.iter() {
                         option value=(r) selected[params.rule.as_deref() == Some(r.as_str())] { (r) }
                     }
                 }
