@@ -11,7 +11,7 @@
 //! `cargo bench -p creditguard-web --bench concurrent_reviewers`; sizes from the environment:
 //! CREDITGUARD_BENCH_CASES (100000), CREDITGUARD_BENCH_REVIEWERS (50),
 //! CREDITGUARD_BENCH_REQUESTS (requests per reviewer and phase, 40), CREDITGUARD_BENCH_THINK_MS
-//! (1000). PostgreSQL is skipped when it is not installed. The lake is not configured: this
+//! (1000), CREDITGUARD_BENCH_BACKENDS (`sqlite`, `postgres`; both by default). PostgreSQL is skipped when it is not installed. The lake is not configured: this
 //! measures the database, scope checks, rendering and the audit records of views and decisions.
 
 #[path = "../tests/common/mod.rs"]
@@ -167,12 +167,21 @@ fn phase(title: &str, addr: std::net::SocketAddr, cases: usize, reviewers: usize
                 let mut times: BTreeMap<&'static str, Vec<Duration>> = BTreeMap::new();
                 let mut seen: Vec<String> = Vec::new();
                 let filters = [
-                    "/cases".to_string(),
-                    format!("/cases?org_unit=HQ%2FB{}%2FT1", r % BRANCHES),
-                    "/cases?rule=quiz_speed.too_fast".into(),
-                    "/cases?min_risk=0.8&status=all".into(),
-                    "/cases?older_than_days=10&page=3".into(),
-                    "/cases?assignee=none".into(),
+                    ("queue: waiting", "/cases".to_string()),
+                    (
+                        "queue: org unit",
+                        format!("/cases?org_unit=HQ%2FB{}%2FT1", r % BRANCHES),
+                    ),
+                    ("queue: rule", "/cases?rule=quiz_speed.too_fast".into()),
+                    (
+                        "queue: risk ≥ 0.8, all",
+                        "/cases?min_risk=0.8&status=all".into(),
+                    ),
+                    (
+                        "queue: 10 days old, page 3",
+                        "/cases?older_than_days=10&page=3".into(),
+                    ),
+                    ("queue: unassigned", "/cases?assignee=none".into()),
                 ];
                 let mut seed = 0x9E37_79B9_7F4A_7C15_u64 ^ (r as u64 + 1);
                 for i in 0..requests {
@@ -190,9 +199,12 @@ fn phase(title: &str, addr: std::net::SocketAddr, cases: usize, reviewers: usize
                         kind
                     };
                     let t = Instant::now();
+                    let mut filter = None;
                     let ok = match kind {
                         "queue" | "case" if seen.is_empty() || kind == "queue" => {
-                            let resp = c.get(&filters[(i + r) % filters.len()]);
+                            let (name, url) = &filters[(i + r) % filters.len()];
+                            filter = Some(*name);
+                            let resp = c.get(url);
                             for part in resp.body.split("href=\"/cases/").skip(1).take(20) {
                                 if let Some(id) = part.split('"').next() {
                                     seen.push(id.to_string());
@@ -222,7 +234,11 @@ fn phase(title: &str, addr: std::net::SocketAddr, cases: usize, reviewers: usize
                         },
                     };
                     assert!(ok, "{kind} request failed");
-                    times.entry(label).or_default().push(t.elapsed());
+                    let took = t.elapsed();
+                    times.entry(label).or_default().push(took);
+                    if let Some(f) = filter {
+                        times.entry(f).or_default().push(took);
+                    }
                 }
                 times
             })
@@ -235,7 +251,11 @@ fn phase(title: &str, addr: std::net::SocketAddr, cases: usize, reviewers: usize
         }
     }
     let secs = started.elapsed().as_secs_f64();
-    let total: usize = all.values().map(Vec::len).sum();
+    let total: usize = all
+        .iter()
+        .filter(|(k, _)| !k.starts_with("queue:"))
+        .map(|(_, v)| v.len())
+        .sum();
     println!("\n{title}: {cases} cases, {reviewers} concurrent reviewers, {total} requests in {secs:.1} s = {:.0} requests/s", total as f64 / secs);
     println!("| route | requests | p50 ms | p99 ms |\n|---|---:|---:|---:|");
     for (k, mut v) in all {
@@ -249,11 +269,19 @@ fn phase(title: &str, addr: std::net::SocketAddr, cases: usize, reviewers: usize
 }
 
 fn main() {
+    // CREDITGUARD_BENCH_BACKENDS: `sqlite`, `postgres` or both (the default).
+    let backends = std::env::var("CREDITGUARD_BENCH_BACKENDS").unwrap_or_default();
+    let wants = |b: &str| backends.is_empty() || backends.split(',').any(|x| x.trim() == b);
     let dir = tempfile::tempdir().unwrap();
-    run(
-        "SQLite",
-        &format!("sqlite://{}/review.sqlite?mode=rwc", dir.path().display()),
-    );
+    if wants("sqlite") {
+        run(
+            "SQLite",
+            &format!("sqlite://{}/review.sqlite?mode=rwc", dir.path().display()),
+        );
+    }
+    if !wants("postgres") {
+        return;
+    }
     match creditguard_review::testing::TempPostgres::start() {
         Ok(Some(pg)) => run("PostgreSQL", &pg.fresh_database().unwrap()),
         Ok(None) => eprintln!(
