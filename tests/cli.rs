@@ -208,6 +208,8 @@ fn the_default_pipeline_goes_from_the_sample_to_results_and_a_report() {
         "claims:",
         "cases:",
         "progress:",
+        "    CN/East: ",
+        "roster: not_in_roster 1, org_unit_differs 1",
     ] {
         assert!(
             text.contains(needle),
@@ -316,4 +318,74 @@ fn the_binary_allocates_with_jemalloc_as_configured() {
             "opt.{key} is not {value}:\n{stats}"
         );
     }
+}
+
+#[test]
+fn a_bad_roster_or_policy_exits_2_naming_keys_and_lines() {
+    let s = Scratch::new();
+    let roster = s.write(
+        "roster.csv",
+        "user_id,org_path,role,level,hired_on,left_on\nu1,HQ/East,,,2026-02-30,\n",
+    );
+    let policy = s.write(
+        "policy.toml",
+        "[policy]\nname = \"p\"\ntime_zone = \"Europe/Paris\"\n[[rule]]\nname = \"a\"\ntarget_credits = 10\nminimum = { mandatory = 20 }\n",
+    );
+    let p = pipeline(
+        &s,
+        &format!(
+            "[roster]\npath = \"{}\"\n[policy]\npath = \"{}\"\n",
+            roster.display(),
+            policy.display()
+        ),
+    );
+    let out = run(creditguard().arg("validate").arg(&p));
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    for needle in [
+        "key `roster`:",
+        "line 2: `hired_on` `2026-02-30`",
+        "key `policy.path`:",
+        "key `policy.time_zone`: time zone `Europe/Paris`",
+        "key `rule[0] (a).minimum`: the minimums add up to 20",
+    ] {
+        assert!(stderr.contains(needle), "`{needle}` missing:\n{stderr}");
+    }
+}
+
+#[test]
+fn policy_explain_names_the_rule_that_applies_and_why() {
+    let out = run(creditguard().current_dir(repo()).args([
+        "policy",
+        "explain",
+        "u00005",
+        "--pipeline",
+        "pipelines/default.toml",
+        "--as-of",
+        "2026-03-15",
+    ]));
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("u00005: org CN/North/ou01-beijing, role staff"),
+        "{text}"
+    );
+    assert!(
+        text.contains("applies: `credits-2026/company`: 137.3 credits in 2026 (92% of the year expected, prorated)"),
+        "hired on 2026-02-01: {text}"
+    );
+    let out = run(creditguard().current_dir(repo()).args([
+        "policy",
+        "explain",
+        "u00000",
+        "--pipeline",
+        "pipelines/default.toml",
+        "--as-of",
+        "2026-03-15",
+    ]));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("applies: `credits-2026/china managers`"),
+        "{text}"
+    );
 }

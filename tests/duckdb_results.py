@@ -25,7 +25,8 @@ TABLES = {
     "progress": ["progress_id", "run_id", "user_id", "org_unit", "year", "as_of",
                  "credits_granted", "credits_withheld", "mandatory_granted", "mandatory_withheld",
                  "target_credits", "mandatory_target", "expected_by_now", "share_of_target",
-                 "mandatory_share", "status"],
+                 "mandatory_share", "status", "elective_granted", "elective_target",
+                 "practice_granted", "practice_target", "policy_rule", "policy_version"],
 }
 
 

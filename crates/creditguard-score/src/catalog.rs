@@ -128,7 +128,7 @@ impl Catalog {
 
 /// RFC 4180: fields separated by commas, optionally double-quoted, `""` inside quotes is a quote,
 /// quoted fields may span lines. Returns (line number of the record's start, fields).
-fn parse_csv(text: &str) -> std::result::Result<Vec<(usize, Vec<String>)>, String> {
+pub(crate) fn parse_csv(text: &str) -> std::result::Result<Vec<(usize, Vec<String>)>, String> {
     let mut rows = Vec::new();
     let mut row = Vec::new();
     let mut field = String::new();

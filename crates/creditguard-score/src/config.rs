@@ -47,6 +47,18 @@ pub struct ScoreConfig {
     /// Also write the results stream as NDJSON files (`results/stream/dt=D/part-0.ndjson`): the
     /// embedded default's stand-in for the results topic.
     pub write_stream: bool,
+    /// The roster and credit policy (from the pipeline's `[roster]` and `[policy]`, not from
+    /// this section): without them, `target_credits` and `mandatory_credits` apply to every
+    /// learner with activity, in UTC.
+    #[serde(skip)]
+    pub expectations: Expectations,
+}
+
+/// Who must learn how much: the roster and the credit policy, when the pipeline names them.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Expectations {
+    pub roster: Option<crate::policy::Roster>,
+    pub policy: Option<crate::policy::Policy>,
 }
 
 impl Default for ScoreConfig {
@@ -64,6 +76,7 @@ impl Default for ScoreConfig {
             activity_gap_s: 1800.0,
             lookback_days: 30,
             write_stream: true,
+            expectations: Expectations::default(),
         }
     }
 }

@@ -11,6 +11,7 @@ use creditguard_contract::{stable_id, Case, Credit, Flag};
 use crate::catalog::Catalog;
 use crate::config::ScoreConfig;
 use crate::events::{Activity, Claim};
+use crate::policy::{self, Policy, CATEGORIES};
 use crate::tables::{ClaimIssue, Progress};
 
 const DAY_US: i64 = 86_400_000_000;
@@ -279,9 +280,12 @@ pub fn claim_value(credit: &Credit, catalog: &Catalog) -> f64 {
         .unwrap_or(credit.credits_claimed)
 }
 
-/// Each learner's progress in the calendar year of `as_of_day`, from that year's credit records
-/// up to and including `as_of_day`. A course counts once: its best granted record, else (if none
-/// was granted) its withheld value.
+/// Each learner's progress in the credit year of `as_of_day` (a business-local date in the
+/// policy's time zone), from that year's credit records up to and including `as_of_day`. A
+/// course counts once: its best granted record, else (if none was granted) its withheld value.
+/// The learners are those with credits, those in `extra_users` (with a case) and everyone the
+/// roster employs during the year; each is measured against the policy rule that applies to them
+/// (prorated), or against `[score] target_credits` and `mandatory_credits` when no rule matches.
 pub fn progress(
     credits: &[Credit],
     extra_users: &BTreeMap<String, Option<String>>,
@@ -290,22 +294,24 @@ pub fn progress(
     as_of_day: i64,
     run_id: &str,
 ) -> Vec<Progress> {
+    let fallback = Policy::global(cfg.target_credits, cfg.mandatory_credits);
+    let policy = cfg.expectations.policy.as_ref().unwrap_or(&fallback);
+    let roster = cfg.expectations.roster.as_ref();
     let (year, _, _) = civil_from_days(as_of_day);
     let jan1 = days_from_civil(year, 1, 1);
-    let days_in_year = (days_from_civil(year + 1, 1, 1) - jan1) as f64;
-    let elapsed = ((as_of_day - jan1 + 1) as f64 / days_in_year).clamp(0.0, 1.0);
-    // (user, course) → (granted, withheld, mandatory?)
-    let mut per_course: BTreeMap<(&str, &str), (f64, f64, bool)> = BTreeMap::new();
+    let dec31 = days_from_civil(year + 1, 1, 1) - 1;
+    // (user, course) → (granted, withheld, category)
+    let mut per_course: BTreeMap<(&str, &str), (f64, f64, &str)> = BTreeMap::new();
     let mut org: BTreeMap<String, (i64, Option<String>)> = BTreeMap::new();
     for c in credits {
-        let day = day_of_us(c.completed_at);
+        let day = policy.local_day(c.completed_at);
         if day < jan1 || day > as_of_day {
             continue;
         }
-        let e = per_course
-            .entry((&c.user_id, &c.course_id))
-            .or_insert((0.0, 0.0, false));
-        e.2 |= c.category == "mandatory";
+        let e =
+            per_course
+                .entry((&c.user_id, &c.course_id))
+                .or_insert((0.0, 0.0, c.category.as_str()));
         match c.status.as_str() {
             // Released by a reviewer: granted like any other.
             "granted" | "released" => e.0 = e.0.max(c.credits_granted),
@@ -318,39 +324,59 @@ pub fn progress(
             *o = (c.completed_at, c.org_unit.clone());
         }
     }
-    let mut totals: BTreeMap<String, [f64; 4]> = BTreeMap::new();
-    for ((user, _), (granted, withheld, mandatory)) in per_course {
+    // Per user: granted and withheld, in total and per category.
+    let mut totals: BTreeMap<String, Sums> = BTreeMap::new();
+    for ((user, _), (granted, withheld, category)) in per_course {
         let t = totals.entry(user.to_string()).or_default();
         let withheld = if granted > 0.0 { 0.0 } else { withheld };
-        t[0] += granted;
-        t[1] += withheld;
-        if mandatory {
-            t[2] += granted;
-            t[3] += withheld;
-        }
+        t.add("", granted, withheld);
+        t.add(category, granted, withheld);
     }
     for user in extra_users.keys() {
         totals.entry(user.clone()).or_default();
     }
-    let as_of = (as_of_day + 1) * DAY_US;
+    for p in roster.iter().flat_map(|r| r.people.values()) {
+        let employed = p.hired_on.is_none_or(|h| h <= dec31) && p.left_on.is_none_or(|l| l >= jan1);
+        if employed {
+            totals.entry(p.user_id.clone()).or_default();
+        }
+    }
+    let as_of = (as_of_day + 1) * DAY_US - policy.utc_offset_us;
     totals
         .into_iter()
-        .map(|(user, [g, w, mg, mw])| {
-            let expected = cfg.target_credits * elapsed;
-            let m_expected = cfg.mandatory_credits * elapsed;
-            let status = if g >= cfg.target_credits - EPS && mg >= cfg.mandatory_credits - EPS {
+        .map(|(user, sums)| {
+            let person = roster.and_then(|r| r.get(&user));
+            let seen_org = org
+                .get(&user)
+                .and_then(|o| o.1.clone())
+                .or_else(|| extra_users.get(&user).cloned().flatten());
+            let org_unit = person.map(|p| p.org_path.clone()).or(seen_org);
+            let matched = policy.rule_for(
+                org_unit.as_deref().unwrap_or(""),
+                person.and_then(|p| p.role.as_deref()),
+                person.and_then(|p| p.level.as_deref()),
+            );
+            let (policy_used, rule) = match matched {
+                Some(r) => (policy, r),
+                None => (&fallback, &fallback.rules[0]),
+            };
+            let target = policy::target(rule, person, year, as_of_day);
+            let min = |c: &str| target.minimum.get(c).copied().unwrap_or(0.0);
+            let meets = |extra: bool, share: f64| {
+                let got = |c: &str| sums.granted(c) + if extra { sums.withheld(c) } else { 0.0 };
+                got("") >= target.credits * share - EPS
+                    && CATEGORIES.iter().all(|c| got(c) >= min(c) * share - EPS)
+            };
+            let status = if meets(false, 1.0) {
                 "complete"
-            } else if g >= expected - EPS && mg >= m_expected - EPS {
+            } else if meets(false, target.elapsed) {
                 "on_track"
-            } else if g + w >= expected - EPS && mg + mw >= m_expected - EPS {
+            } else if meets(true, target.elapsed) {
                 "at_risk"
             } else {
                 "behind"
             };
-            let org_unit = org
-                .get(&user)
-                .and_then(|o| o.1.clone())
-                .or_else(|| extra_users.get(&user).cloned().flatten());
+            let ratio = |got: f64, want: f64| if want > 0.0 { got / want } else { 1.0 };
             Progress {
                 progress_id: stable_id(&[&user, &year.to_string(), &format_day(as_of_day)]),
                 run_id: run_id.to_string(),
@@ -358,27 +384,43 @@ pub fn progress(
                 org_unit,
                 year: year as i32,
                 as_of,
-                credits_granted: g,
-                credits_withheld: w,
-                mandatory_granted: mg,
-                mandatory_withheld: mw,
-                target_credits: cfg.target_credits,
-                mandatory_target: cfg.mandatory_credits,
-                expected_by_now: expected,
-                share_of_target: if cfg.target_credits > 0.0 {
-                    g / cfg.target_credits
-                } else {
-                    1.0
-                },
-                mandatory_share: if cfg.mandatory_credits > 0.0 {
-                    mg / cfg.mandatory_credits
-                } else {
-                    1.0
-                },
+                credits_granted: sums.granted(""),
+                credits_withheld: sums.withheld(""),
+                mandatory_granted: sums.granted("mandatory"),
+                mandatory_withheld: sums.withheld("mandatory"),
+                target_credits: target.credits,
+                mandatory_target: min("mandatory"),
+                expected_by_now: target.credits * target.elapsed,
+                share_of_target: ratio(sums.granted(""), target.credits),
+                mandatory_share: ratio(sums.granted("mandatory"), min("mandatory")),
                 status: status.to_string(),
+                elective_granted: sums.granted("elective"),
+                elective_target: min("elective"),
+                practice_granted: sums.granted("practice"),
+                practice_target: min("practice"),
+                policy_rule: Some(format!("{}/{}", policy_used.name, rule.name)),
+                policy_version: Some(policy_used.version.clone()),
             }
         })
         .collect()
+}
+
+/// Granted and withheld credits, in total (`""`) and per category.
+#[derive(Default)]
+struct Sums(BTreeMap<String, (f64, f64)>);
+
+impl Sums {
+    fn add(&mut self, key: &str, granted: f64, withheld: f64) {
+        let e = self.0.entry(key.to_string()).or_default();
+        e.0 += granted;
+        e.1 += withheld;
+    }
+    fn granted(&self, key: &str) -> f64 {
+        self.0.get(key).map_or(0.0, |e| e.0)
+    }
+    fn withheld(&self, key: &str) -> f64 {
+        self.0.get(key).map_or(0.0, |e| e.1)
+    }
 }
 
 #[cfg(test)]

@@ -33,6 +33,7 @@ pub mod catalog;
 pub mod config;
 pub mod decide;
 pub mod events;
+pub mod policy;
 mod read;
 pub mod report;
 pub mod tables;
@@ -92,6 +93,9 @@ pub struct ScoreReport {
     pub issues: Vec<ClaimIssue>,
     /// As of `to_day`, sorted by user.
     pub progress: Vec<Progress>,
+    /// Learners of the period missing from the roster, or whose telemetry names another org
+    /// unit than the roster (empty without a roster).
+    pub roster_issues: Vec<policy::RosterIssue>,
 }
 
 impl ScoreReport {
@@ -244,7 +248,30 @@ impl fmt::Display for ScoreReport {
             }
         };
         writeln!(f, "  claim issues: {}", join(&t.issues))?;
-        write!(f, "  progress: {}", join(&t.progress))
+        write!(f, "  progress: {}", join(&t.progress))?;
+        // Per branch (the first two units of an org path) when the roster gives paths.
+        let mut branches: BTreeMap<String, BTreeMap<String, usize>> = BTreeMap::new();
+        for p in &self.progress {
+            if let Some(org) = p.org_unit.as_deref().filter(|o| o.contains('/')) {
+                let branch: Vec<&str> = org.split('/').take(2).collect();
+                *branches
+                    .entry(branch.join("/"))
+                    .or_default()
+                    .entry(p.status.clone())
+                    .or_default() += 1;
+            }
+        }
+        for (branch, by_status) in &branches {
+            write!(f, "\n    {branch}: {}", join(by_status))?;
+        }
+        if !self.roster_issues.is_empty() {
+            let mut kinds: BTreeMap<String, usize> = BTreeMap::new();
+            for i in &self.roster_issues {
+                *kinds.entry(i.issue.to_string()).or_default() += 1;
+            }
+            write!(f, "\n  roster: {}", join(&kinds))?;
+        }
+        Ok(())
     }
 }
 
@@ -313,7 +340,19 @@ pub fn compute(
         cases: d.cases,
         issues,
         progress: Vec::new(),
+        roster_issues: Vec::new(),
     };
+    if let Some(roster) = &cfg.expectations.roster {
+        let seen = report
+            .credits
+            .iter()
+            .map(|c| (&c.user_id, &c.org_unit))
+            .chain(report.flags.iter().map(|(_, f)| (&f.user_id, &f.org_unit)));
+        report.roster_issues = roster.issues(seen);
+        for i in &report.roster_issues {
+            tracing::warn!(user = %i.user_id, issue = %i.issue, telemetry_org_unit = ?i.telemetry_org_unit, roster_org_path = ?i.roster_org_path, "Roster and telemetry disagree.");
+        }
+    }
     report.progress = year_progress(lake, catalog, cfg, &report)?;
     Ok(report)
 }
@@ -331,8 +370,10 @@ pub fn year_progress(
     let (from_day, to_day) = (report.from_day, report.to_day);
     let (year, _, _) = creditguard_contract::time::civil_from_days(to_day);
     let jan1 = creditguard_contract::time::days_from_civil(year, 1, 1);
-    let mut year_credits: Vec<Credit> = if from_day > jan1 {
-        tables::read_credits(lake, jan1, from_day - 1)?
+    // A business zone east of UTC starts the year on the UTC day before.
+    let first = jan1 - 1;
+    let mut year_credits: Vec<Credit> = if from_day > first {
+        tables::read_credits(lake, first, from_day - 1)?
     } else {
         Vec::new()
     };

@@ -78,10 +78,20 @@ pub struct Progress {
     pub share_of_target: f64,
     /// `mandatory_granted / mandatory_target` (1 when no mandatory target).
     pub mandatory_share: f64,
-    /// `complete` (targets reached), `on_track` (at or above the pro-rata pace on total and
-    /// mandatory credits), `at_risk` (below pace, but on pace if the withheld credits are
+    /// `complete` (targets reached), `on_track` (at or above the pro-rata pace on the total and
+    /// every category minimum), `at_risk` (below pace, but on pace if the withheld credits are
     /// released: depends on a review), `behind` (below pace even counting withheld credits).
     pub status: String,
+    pub elective_granted: f64,
+    /// The rule's elective minimum (0 when it sets none).
+    pub elective_target: f64,
+    pub practice_granted: f64,
+    pub practice_target: f64,
+    /// `policy name/rule name` of the rule the learner was measured against.
+    pub policy_rule: Option<String>,
+    /// The policy text's version (the first 12 hex digits of its SHA-256; `global` for the
+    /// `[score]` defaults).
+    pub policy_version: Option<String>,
 }
 
 fn utf8(v: Vec<String>) -> ArrayRef {
@@ -269,6 +279,49 @@ pub fn claim_issues_batch(rows: &[ClaimIssue]) -> Result<RecordBatch> {
     )
 }
 
+/// The columns of `results/progress`, in order.
+const PROGRESS_NAMES: [&str; 22] = [
+    "progress_id",
+    "run_id",
+    "user_id",
+    "org_unit",
+    "year",
+    "as_of",
+    "credits_granted",
+    "credits_withheld",
+    "mandatory_granted",
+    "mandatory_withheld",
+    "target_credits",
+    "mandatory_target",
+    "expected_by_now",
+    "share_of_target",
+    "mandatory_share",
+    "status",
+    "elective_granted",
+    "elective_target",
+    "practice_granted",
+    "practice_target",
+    "policy_rule",
+    "policy_version",
+];
+
+/// Columns added to `results/progress` with policies: absent from older files.
+const PROGRESS_OPTIONAL: [&str; 6] = [
+    "elective_granted",
+    "elective_target",
+    "practice_granted",
+    "practice_target",
+    "policy_rule",
+    "policy_version",
+];
+
+/// A numeric column that older files may lack.
+fn opt_nums(b: &RecordBatch, name: &str) -> Result<Option<Nums>> {
+    b.column_by_name(name)
+        .map(|_| Nums::of(b, name))
+        .transpose()
+}
+
 /// Arrow schema of `results/progress`.
 pub fn progress_schema() -> SchemaRef {
     use DataType::{Float64, Int32, Utf8};
@@ -289,6 +342,12 @@ pub fn progress_schema() -> SchemaRef {
         Field::new("share_of_target", Float64, false),
         Field::new("mandatory_share", Float64, false),
         Field::new("status", Utf8, false),
+        Field::new("elective_granted", Float64, true),
+        Field::new("elective_target", Float64, true),
+        Field::new("practice_granted", Float64, true),
+        Field::new("practice_target", Float64, true),
+        Field::new("policy_rule", Utf8, true),
+        Field::new("policy_version", Utf8, true),
     ]))
 }
 
@@ -317,6 +376,12 @@ pub fn progress_batch(rows: &[Progress]) -> Result<RecordBatch> {
             n(|p| p.share_of_target),
             n(|p| p.mandatory_share),
             utf8(m(|p| p.status.clone())),
+            n(|p| p.elective_granted),
+            n(|p| p.elective_target),
+            n(|p| p.practice_granted),
+            n(|p| p.practice_target),
+            utf8_opt(rows.iter().map(|p| p.policy_rule.clone()).collect()),
+            utf8_opt(rows.iter().map(|p| p.policy_version.clone()).collect()),
         ],
     )
 }
@@ -603,10 +668,18 @@ pub fn read_rule_feedback(lake: &Lake, day: i64) -> Result<Vec<RuleFeedback>> {
 /// The `results/progress` rows of one day.
 pub fn read_progress(lake: &Lake, day: i64) -> Result<Vec<Progress>> {
     let files = lake.partition_files(PROGRESS, day)?;
-    let schema = progress_schema();
-    let names = names(&schema);
+    let mut batches = Vec::new();
+    for file in &files {
+        // Files written before the policy columns existed lack them: read what is there.
+        let have = crate::read::columns_of(file)?;
+        let wanted: Vec<&str> = PROGRESS_NAMES
+            .into_iter()
+            .filter(|c| !PROGRESS_OPTIONAL.contains(c) || have.iter().any(|h| h == c))
+            .collect();
+        batches.extend(read_columns(std::slice::from_ref(file), &wanted)?);
+    }
     let mut out = Vec::new();
-    for b in read_columns(&files, &names)? {
+    for b in batches {
         let s = |n| Strs::of(&b, n);
         let (id, run, user, org, status) = (
             s("progress_id")?,
@@ -617,6 +690,19 @@ pub fn read_progress(lake: &Lake, day: i64) -> Result<Vec<Progress>> {
         );
         let as_of = Times::of(&b, "as_of")?;
         let year = Nums::of(&b, "year")?;
+        let (eg, et, pg, pt) = (
+            opt_nums(&b, "elective_granted")?,
+            opt_nums(&b, "elective_target")?,
+            opt_nums(&b, "practice_granted")?,
+            opt_nums(&b, "practice_target")?,
+        );
+        let opt_strs = |name| {
+            b.column_by_name(name)
+                .map(|_| Strs::of(&b, name))
+                .transpose()
+        };
+        let (rule, version) = (opt_strs("policy_rule")?, opt_strs("policy_version")?);
+        let num = |n: &Option<Nums>, i| n.as_ref().and_then(|n| n.get(i)).unwrap_or(0.0);
         let n = |name| Nums::of(&b, name);
         let (g, w, mg, mw, t, mt, e, sh, msh) = (
             n("credits_granted")?,
@@ -647,6 +733,12 @@ pub fn read_progress(lake: &Lake, day: i64) -> Result<Vec<Progress>> {
                 share_of_target: sh.get(i).unwrap_or(0.0),
                 mandatory_share: msh.get(i).unwrap_or(0.0),
                 status: status.string(i),
+                elective_granted: num(&eg, i),
+                elective_target: num(&et, i),
+                practice_granted: num(&pg, i),
+                practice_target: num(&pt, i),
+                policy_rule: rule.as_ref().and_then(|s| s.opt(i)),
+                policy_version: version.as_ref().and_then(|s| s.opt(i)),
             });
         }
     }

@@ -929,3 +929,101 @@ fn shared_devices_and_small_networks_relate_learners() {
     assert_eq!(shared["u3"].ips.iter().collect::<Vec<_>>(), ["10.0.0.1"]);
     assert!(shared["u3"].devices.is_empty());
 }
+
+fn with_policy(roster: &str) -> ScoreConfig {
+    use creditguard_score::policy::{Policy, Roster};
+    let mut cfg = ScoreConfig::default();
+    cfg.expectations.policy = Some(
+        Policy::parse(
+            "[policy]\nname = \"p\"\n[[rule]]\nname = \"all\"\ntarget_credits = 10\n\
+             [[rule]]\nname = \"east\"\norg = \"HQ/East\"\ntarget_credits = 4\nminimum = { mandatory = \"50%\" }\n",
+        )
+        .unwrap(),
+    );
+    cfg.expectations.roster = Some(Roster::parse(roster, None).unwrap());
+    cfg
+}
+
+#[test]
+fn the_roster_brings_learners_without_activity_and_their_rules() {
+    let mut fx = Fixture::new();
+    fx.complete("e1", "u1x", "c1", "2026-03-02T09:00:00Z", 2.0, "mandatory")
+        .complete("e2", "u1x", "c2", "2026-03-03T09:00:00Z", 3.0, "elective")
+        .complete("e3", "u3x", "c2", "2026-03-03T10:00:00Z", 3.0, "elective")
+        .complete("e4", "u4x", "c2", "2026-03-03T11:00:00Z", 3.0, "elective");
+    fx.commit();
+    // Telemetry names `org-u1` etc.: u1x's roster path ends in it; u3x is missing from the
+    // roster; u4x's telemetry names another unit than the roster.
+    let cfg = with_policy(
+        "user_id,org_path,role,level,hired_on,left_on\n\
+         u1x,HQ/East/org-u1,,,,\nu2x,HQ/West,,,,\nu4x,HQ/West/Ops,,,,\nu5x,HQ/West,,,2020-01-01,2025-12-31\n",
+    );
+    let r = fx.score(&cfg, "2026-03-02", "2026-03-03");
+    let p = |u: &str| r.progress.iter().find(|p| p.user_id == u).cloned();
+    let u1 = p("u1x").unwrap();
+    assert_eq!(
+        u1.org_unit.as_deref(),
+        Some("HQ/East/org-u1"),
+        "the roster's org path"
+    );
+    assert_eq!(u1.policy_rule.as_deref(), Some("p/east"));
+    assert!(
+        (u1.target_credits - 4.0).abs() < 1e-9 && u1.mandatory_target == 2.0,
+        "{u1:?}"
+    );
+    assert_eq!(u1.status, "complete", "5 credits of 4, 2 of them mandatory");
+    let u2 = p("u2x").expect("a roster learner without activity appears");
+    assert_eq!((u2.credits_granted, u2.status.as_str()), (0.0, "behind"));
+    assert_eq!(u2.policy_rule.as_deref(), Some("p/all"));
+    assert!(p("u5x").is_none(), "left before the year began");
+    assert_eq!(p("u3x").unwrap().policy_rule.as_deref(), Some("p/all"));
+    let issues: Vec<(&str, &str)> = r
+        .roster_issues
+        .iter()
+        .map(|i| (i.user_id.as_str(), i.issue))
+        .collect();
+    assert_eq!(
+        issues,
+        [("u3x", "not_in_roster"), ("u4x", "org_unit_differs")]
+    );
+    assert!(
+        r.to_string()
+            .contains("roster: not_in_roster 1, org_unit_differs 1"),
+        "{r}"
+    );
+}
+
+#[test]
+fn the_credit_year_turns_in_the_policy_time_zone() {
+    let mut fx = Fixture::new();
+    // 2027-01-01 00:30 in Shanghai.
+    fx.complete("e1", "u1x", "c1", "2026-12-31T16:30:00Z", 2.0, "mandatory");
+    fx.commit();
+    let mut cfg = with_policy("user_id,org_path\nu1x,HQ/East\n");
+    // The default time zone of a policy is Asia/Shanghai.
+    assert_eq!(
+        cfg.expectations.policy.as_ref().unwrap().time_zone,
+        "Asia/Shanghai"
+    );
+    let old_year = fx.score(&cfg, "2026-12-31", "2026-12-31");
+    let p = &old_year.progress[0];
+    assert_eq!(
+        (p.year, p.credits_granted),
+        (2026, 0.0),
+        "not in 2026: {p:?}"
+    );
+    let new_year = fx.score(&cfg, "2027-01-01", "2027-01-01");
+    let p = &new_year.progress[0];
+    assert_eq!(
+        (p.year, p.credits_granted),
+        (2027, 2.0),
+        "counts for 2027: {p:?}"
+    );
+    // Without a policy the year turns in UTC, as before.
+    cfg.expectations.policy = None;
+    let utc = fx.score(&cfg, "2026-12-31", "2026-12-31");
+    assert_eq!(
+        (utc.progress[0].year, utc.progress[0].credits_granted),
+        (2026, 2.0)
+    );
+}

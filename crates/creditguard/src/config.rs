@@ -122,6 +122,24 @@ struct CatalogSection {
     path: PathBuf,
 }
 
+/// `[roster]`: who is expected to learn (`creditguard_score::policy::Roster`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RosterSection {
+    /// CSV `user_id,org_path,role,level,hired_on,left_on`.
+    pub path: PathBuf,
+    /// CSV `user_id,kind,from,to` of leave and business travel.
+    #[serde(default)]
+    pub leave: Option<PathBuf>,
+}
+
+/// `[policy]`: the credit policy file (`policies/*.toml`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PolicySection {
+    path: PathBuf,
+}
+
 /// `[ingest]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -149,6 +167,10 @@ struct RawFile {
     catalog: Option<CatalogSection>,
     #[serde(default)]
     ingest: Option<IngestSection>,
+    #[serde(default)]
+    roster: Option<RosterSection>,
+    #[serde(default)]
+    policy: Option<PolicySection>,
     #[serde(default)]
     jobs: Option<toml::Table>,
     #[serde(default)]
@@ -181,6 +203,9 @@ pub struct Pipeline {
     pub lake: String,
     pub catalog: Option<PathBuf>,
     pub ingest: IngestSection,
+    pub roster: Option<RosterSection>,
+    /// The credit policy file.
+    pub policy: Option<PathBuf>,
     sections: toml::Table,
 }
 
@@ -315,6 +340,8 @@ impl Pipeline {
             lake,
             catalog,
             ingest,
+            roster: raw.roster,
+            policy: raw.policy.map(|p| p.path),
             sections,
         };
         problems.extend(crate::run::check_sections(&pipeline));
@@ -322,6 +349,38 @@ impl Pipeline {
             Ok(pipeline)
         } else {
             Err(fail(problems))
+        }
+    }
+
+    /// The roster and credit policy the pipeline names, loaded and checked; a problem names its
+    /// key and the file's own problems.
+    pub fn expectations(&self) -> Result<creditguard_score::config::Expectations, Vec<String>> {
+        use creditguard_score::policy::{Policy, Roster};
+        let mut problems = Vec::new();
+        let roster = match &self.roster {
+            None => None,
+            Some(r) => match Roster::load(&r.path, r.leave.as_deref()) {
+                Ok(roster) => Some(roster),
+                Err(e) => {
+                    problems.push(format!("key `roster`: {e}"));
+                    None
+                }
+            },
+        };
+        let policy = match &self.policy {
+            None => None,
+            Some(p) => match Policy::load(p) {
+                Ok(policy) => Some(policy),
+                Err(e) => {
+                    problems.push(format!("key `policy.path`: {e}"));
+                    None
+                }
+            },
+        };
+        if problems.is_empty() {
+            Ok(creditguard_score::config::Expectations { roster, policy })
+        } else {
+            Err(problems)
         }
     }
 

@@ -7,6 +7,7 @@
 
 pub mod config;
 pub mod jobs;
+pub mod policy;
 pub mod report;
 pub mod review;
 pub mod run;

@@ -51,6 +51,8 @@ enum Command {
     Serve(creditguard::serve::ServeArgs),
     /// Accounts of the review web app: add, disable, set-password, list.
     Users(creditguard::serve::UsersArgs),
+    /// The credit policy: which rule applies to a learner and why (`policy explain USER`).
+    Policy(creditguard::policy::PolicyArgs),
     /// Summarise the result tables of a period in the terminal, and as HTML with `--html`.
     Report(creditguard::report::ReportArgs),
     /// Generate synthetic telemetry with labelled cheating, its course catalog and the labels.
@@ -142,6 +144,7 @@ fn execute(command: Command) -> anyhow::Result<()> {
         Command::Job(args) => creditguard::jobs::execute(args),
         Command::Score(args) => creditguard::score::execute(args),
         Command::Report(args) => creditguard::report::execute(args),
+        Command::Policy(args) => creditguard::policy::execute(args),
         Command::Review(args) => creditguard::review::execute(args),
         Command::Audit(args) => creditguard::review::execute_audit(args),
         Command::Serve(args) => creditguard::serve::execute_serve(args),

@@ -10,17 +10,23 @@ use creditguard_score::{Catalog, ScoreConfig, ScoreReport};
 
 use crate::config::Pipeline;
 
-/// The `[score]` settings of a pipeline (defaults when the section is absent).
+/// The `[score]` settings of a pipeline (defaults when the section is absent), with the roster
+/// and credit policy of `[roster]` and `[policy]`.
 pub fn settings(pipeline: &Pipeline) -> Result<ScoreConfig, String> {
-    pipeline.section::<ScoreConfig>("score")
+    let mut cfg = pipeline.section::<ScoreConfig>("score")?;
+    cfg.expectations = pipeline.expectations().map_err(|e| e.join("; "))?;
+    Ok(cfg)
 }
 
-/// Problems of the `[score]` section, each naming its key (for `Pipeline::parse`).
+/// Problems of the `[score]`, `[roster]` and `[policy]` sections, each naming its key (for
+/// `Pipeline::parse`).
 pub fn check(pipeline: &Pipeline) -> Vec<String> {
-    match settings(pipeline) {
+    let mut problems = match pipeline.section::<ScoreConfig>("score") {
         Ok(cfg) => cfg.validate().err().unwrap_or_default(),
         Err(e) => vec![e],
-    }
+    };
+    problems.extend(pipeline.expectations().err().unwrap_or_default());
+    problems
 }
 
 /// The pipeline's course catalog; an empty one (with a warning) when the pipeline has none, in

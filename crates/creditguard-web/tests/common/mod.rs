@@ -117,6 +117,12 @@ fn progress(user: &str, org: &str, status: &str) -> Progress {
         share_of_target: 0.25,
         mandatory_share: 0.3,
         status: status.into(),
+        elective_granted: 4.0,
+        elective_target: 0.0,
+        practice_granted: 0.0,
+        practice_target: 0.0,
+        policy_rule: Some("credits/everyone".into()),
+        policy_version: Some("0123456789ab".into()),
     }
 }
 
