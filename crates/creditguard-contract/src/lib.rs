@@ -32,9 +32,10 @@ pub use event::{
     parse_event, parse_event_reference, Category, CheckinMethod, Event, EventType, Platform,
     RejectKind, Rejection,
 };
+pub use results::warnings_schema;
 pub use results::{
     case_awaits_review, cases_schema, credits_schema, decisions_schema, flags_schema,
     rule_feedback_schema, stable_id, Case, Credit, CreditDecision, Decision, Flag, ResultRecord,
-    RuleFeedback, CASE_STATUSES, CREDIT_STATUSES, DETECTORS, RULES,
+    RuleFeedback, Warning, CASE_STATUSES, CREDIT_STATUSES, DETECTORS, RULES, WARNING_REASONS,
 };
 pub use schema::{events_schema, ts_type, EventBatchBuilder};

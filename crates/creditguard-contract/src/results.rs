@@ -10,7 +10,9 @@
 //!   `previous_case_id` (the learner's earlier case) and `assignee`;
 //! - the `decisions` table and the stream kinds `case_decision`, `credit_released`,
 //!   `credit_cancelled` ([`Decision`], [`CreditDecision`]);
-//! - the `rule_feedback` table ([`RuleFeedback`]).
+//! - the `rule_feedback` table ([`RuleFeedback`]);
+//! - the `warnings` table and the stream kind `warning` ([`Warning`], [`WARNING_REASONS`]):
+//!   reminders for a notifier, each with an id that stays the same for the same reminder.
 //!
 //! The same records go to the result tables (Parquet) and to the results stream (one JSON object
 //! per record, with `kind`). Timestamps are UTC microseconds in memory and in Parquet, RFC 3339
@@ -231,6 +233,62 @@ pub struct RuleFeedback {
     pub as_of: i64,
 }
 
+/// The reasons of a [`Warning`].
+pub const WARNING_REASONS: [&str; 4] = ["due_soon", "overdue", "behind_pace", "department_lagging"];
+
+/// A reminder for a notifier (DingTalk, WeCom, e-mail; creditguard sends nothing itself):
+/// `results/warnings` and stream kind `warning`. `warning_id` is stable: the same reminder (a
+/// learner, a reason and its threshold) has the same id on every run, and each is written once.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Warning {
+    pub warning_id: String,
+    pub run_id: String,
+    /// One of [`WARNING_REASONS`].
+    pub reason: String,
+    /// Who it is for: the learner, or for `department_lagging` the department's manager (the
+    /// org path when the roster names no manager there).
+    pub user_id: String,
+    pub org_unit: Option<String>,
+    /// `due_soon`, `overdue`: the assigned course.
+    pub course_id: Option<String>,
+    /// `behind_pace`: `total` or the category (`mandatory`, `elective`, `practice`).
+    pub category: Option<String>,
+    /// `due_soon`, `overdue`: the due date, `YYYY-MM-DD` in the business time zone.
+    pub due_on: Option<String>,
+    /// `due_soon`: days left (the threshold crossed is the smallest configured one ≥ this);
+    /// `overdue`: negative.
+    pub days_left: Option<i64>,
+    /// `behind_pace`: credits short of the pace; `department_lagging`: share of the department's
+    /// learners behind.
+    pub value: Option<f64>,
+    /// The reminder in English and in Chinese.
+    pub message: String,
+    pub message_zh: String,
+    /// End of the scored day the warning was raised on, UTC µs.
+    #[serde(with = "ts_json")]
+    pub as_of: i64,
+}
+
+/// Arrow schema of `results/warnings`.
+pub fn warnings_schema() -> SchemaRef {
+    use DataType::{Float64, Int64, Utf8};
+    Arc::new(Schema::new(vec![
+        Field::new("warning_id", Utf8, false),
+        Field::new("run_id", Utf8, false),
+        Field::new("reason", Utf8, false),
+        Field::new("user_id", Utf8, false),
+        Field::new("org_unit", Utf8, true),
+        Field::new("course_id", Utf8, true),
+        Field::new("category", Utf8, true),
+        Field::new("due_on", Utf8, true),
+        Field::new("days_left", Int64, true),
+        Field::new("value", Float64, true),
+        Field::new("message", Utf8, false),
+        Field::new("message_zh", Utf8, false),
+        Field::new("as_of", ts_type(), false),
+    ]))
+}
+
 /// One record of the results stream: a JSON object with `kind` = `flag`, `credit` or `case`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -241,6 +299,7 @@ pub enum ResultRecord {
     CaseDecision(Decision),
     CreditReleased(CreditDecision),
     CreditCancelled(CreditDecision),
+    Warning(Warning),
 }
 
 impl ResultRecord {
@@ -252,6 +311,7 @@ impl ResultRecord {
             ResultRecord::Case(c) => &c.user_id,
             ResultRecord::CaseDecision(d) => &d.user_id,
             ResultRecord::CreditReleased(c) | ResultRecord::CreditCancelled(c) => &c.user_id,
+            ResultRecord::Warning(w) => &w.user_id,
         }
     }
 }

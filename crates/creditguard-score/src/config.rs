@@ -59,6 +59,9 @@ pub struct ScoreConfig {
 pub struct Expectations {
     pub roster: Option<crate::policy::Roster>,
     pub policy: Option<crate::policy::Policy>,
+    /// Courses assigned with due dates (`[policy] assignments`).
+    pub assignments: Vec<crate::warnings::Assignment>,
+    pub warnings: crate::warnings::WarningSettings,
 }
 
 impl Default for ScoreConfig {

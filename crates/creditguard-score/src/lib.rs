@@ -37,6 +37,7 @@ pub mod policy;
 mod read;
 pub mod report;
 pub mod tables;
+pub mod warnings;
 
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
@@ -96,6 +97,8 @@ pub struct ScoreReport {
     /// Learners of the period missing from the roster, or whose telemetry names another org
     /// unit than the roster (empty without a roster).
     pub roster_issues: Vec<policy::RosterIssue>,
+    /// Reminders raised on `to_day` (`results/warnings`).
+    pub warnings: Vec<creditguard_contract::Warning>,
 }
 
 impl ScoreReport {
@@ -111,6 +114,7 @@ impl ScoreReport {
         );
         out.extend(self.credits.iter().cloned().map(ResultRecord::Credit));
         out.extend(self.cases.iter().cloned().map(ResultRecord::Case));
+        out.extend(self.warnings.iter().cloned().map(ResultRecord::Warning));
         out
     }
 
@@ -133,6 +137,7 @@ impl ScoreReport {
         );
         if day == self.to_day {
             out.extend(self.cases.iter().cloned().map(ResultRecord::Case));
+            out.extend(self.warnings.iter().cloned().map(ResultRecord::Warning));
         }
         out
     }
@@ -264,6 +269,13 @@ impl fmt::Display for ScoreReport {
         for (branch, by_status) in &branches {
             write!(f, "\n    {branch}: {}", join(by_status))?;
         }
+        if !self.warnings.is_empty() {
+            let mut kinds: BTreeMap<String, usize> = BTreeMap::new();
+            for w in &self.warnings {
+                *kinds.entry(w.reason.clone()).or_default() += 1;
+            }
+            write!(f, "\n  warnings: {}", join(&kinds))?;
+        }
         if !self.roster_issues.is_empty() {
             let mut kinds: BTreeMap<String, usize> = BTreeMap::new();
             for i in &self.roster_issues {
@@ -341,6 +353,7 @@ pub fn compute(
         issues,
         progress: Vec::new(),
         roster_issues: Vec::new(),
+        warnings: Vec::new(),
     };
     if let Some(roster) = &cfg.expectations.roster {
         let seen = report
@@ -354,6 +367,7 @@ pub fn compute(
         }
     }
     report.progress = year_progress(lake, catalog, cfg, &report)?;
+    report.warnings = year_warnings(lake, cfg, &report)?;
     Ok(report)
 }
 
@@ -367,17 +381,7 @@ pub fn year_progress(
     cfg: &ScoreConfig,
     report: &ScoreReport,
 ) -> Result<Vec<Progress>> {
-    let (from_day, to_day) = (report.from_day, report.to_day);
-    let (year, _, _) = creditguard_contract::time::civil_from_days(to_day);
-    let jan1 = creditguard_contract::time::days_from_civil(year, 1, 1);
-    // A business zone east of UTC starts the year on the UTC day before.
-    let first = jan1 - 1;
-    let mut year_credits: Vec<Credit> = if from_day > first {
-        tables::read_credits(lake, first, from_day - 1)?
-    } else {
-        Vec::new()
-    };
-    year_credits.extend(report.credits.iter().cloned());
+    let year_credits = year_credits(lake, report)?;
     let extra: BTreeMap<String, Option<String>> = report
         .cases
         .iter()
@@ -388,9 +392,67 @@ pub fn year_progress(
         &extra,
         catalog,
         cfg,
-        to_day,
+        report.to_day,
         &report.run_id,
     ))
+}
+
+/// This credit year's credit records up to the report's last day: earlier days from the
+/// credits table, the scored period from the report.
+fn year_credits(lake: &Lake, report: &ScoreReport) -> Result<Vec<Credit>> {
+    let (year, _, _) = creditguard_contract::time::civil_from_days(report.to_day);
+    // A business zone east of UTC starts the year on the UTC day before.
+    let first = creditguard_contract::time::days_from_civil(year, 1, 1) - 1;
+    let mut credits: Vec<Credit> = if report.from_day > first {
+        tables::read_credits(lake, first, report.from_day - 1)?
+    } else {
+        Vec::new()
+    };
+    credits.extend(report.credits.iter().cloned());
+    Ok(credits)
+}
+
+/// The reminders raised on the report's last day ([`warnings`]), from its progress: those
+/// already written on earlier days of the year are not raised again. Reminders are part of a
+/// credit policy: none without `[policy]`.
+pub fn year_warnings(
+    lake: &Lake,
+    cfg: &ScoreConfig,
+    report: &ScoreReport,
+) -> Result<Vec<creditguard_contract::Warning>> {
+    let exp = &cfg.expectations;
+    let Some(policy) = exp.policy.as_ref() else {
+        return Ok(Vec::new());
+    };
+    let to = report.to_day;
+    let (year, _, _) = creditguard_contract::time::civil_from_days(to);
+    let first = creditguard_contract::time::days_from_civil(year, 1, 1) - 1;
+    let earlier: Vec<i64> = lake
+        .days(tables::PROGRESS)?
+        .into_iter()
+        .filter(|d| (first..to).contains(d))
+        .collect();
+    let previous: std::collections::HashMap<String, Progress> = match earlier.last() {
+        Some(day) => tables::read_progress(lake, *day)?
+            .into_iter()
+            .map(|p| (p.user_id.clone(), p))
+            .collect(),
+        None => Default::default(),
+    };
+    let emitted = tables::read_warning_ids(lake, first, to - 1)?;
+    let credits = year_credits(lake, report)?;
+    Ok(warnings::warnings(&warnings::WarningInput {
+        policy,
+        roster: exp.roster.as_ref(),
+        assignments: &exp.assignments,
+        settings: &exp.warnings,
+        progress: &report.progress,
+        previous: &previous,
+        credits: &credits,
+        emitted: &emitted,
+        as_of_day: to,
+        run_id: &report.run_id,
+    }))
 }
 
 /// Writes a report's tables, every day of its period replaced atomically (days without rows get
@@ -422,6 +484,12 @@ pub fn write_results(lake: &Lake, report: &ScoreReport, stream: bool) -> Result<
         tables::PROGRESS,
         to,
         tables::progress_batch(&report.progress)?,
+    )?;
+    tables::replace_day(
+        lake,
+        tables::WARNINGS,
+        to,
+        tables::warnings_batch(&report.warnings)?,
     )?;
     if stream {
         for day in from..=to {

@@ -29,6 +29,8 @@ pub const PROGRESS: &str = "results/progress";
 pub const STREAM: &str = "results/stream";
 /// Reviewers' decisions (partition = day of `decided_at`), written by `creditguard review decide`.
 pub const DECISIONS: &str = "results/decisions";
+/// Reminders for a notifier (partition = the scored period's last day).
+pub const WARNINGS: &str = "results/warnings";
 /// Reviewers' verdicts per rule and org unit (partition = the as-of day).
 pub const RULE_FEEDBACK: &str = "results/rule_feedback";
 
@@ -384,6 +386,54 @@ pub fn progress_batch(rows: &[Progress]) -> Result<RecordBatch> {
             utf8_opt(rows.iter().map(|p| p.policy_version.clone()).collect()),
         ],
     )
+}
+
+/// `results/warnings` rows as one Arrow batch.
+pub fn warnings_batch(rows: &[creditguard_contract::Warning]) -> Result<RecordBatch> {
+    let m =
+        |f: fn(&creditguard_contract::Warning) -> String| rows.iter().map(f).collect::<Vec<_>>();
+    let o = |f: fn(&creditguard_contract::Warning) -> Option<String>| {
+        utf8_opt(rows.iter().map(f).collect())
+    };
+    batch(
+        creditguard_contract::warnings_schema(),
+        vec![
+            utf8(m(|w| w.warning_id.clone())),
+            utf8(m(|w| w.run_id.clone())),
+            utf8(m(|w| w.reason.clone())),
+            utf8(m(|w| w.user_id.clone())),
+            o(|w| w.org_unit.clone()),
+            o(|w| w.course_id.clone()),
+            o(|w| w.category.clone()),
+            o(|w| w.due_on.clone()),
+            Arc::new(arrow_array::Int64Array::from(
+                rows.iter().map(|w| w.days_left).collect::<Vec<_>>(),
+            )),
+            Arc::new(arrow_array::Float64Array::from(
+                rows.iter().map(|w| w.value).collect::<Vec<_>>(),
+            )),
+            utf8(m(|w| w.message.clone())),
+            utf8(m(|w| w.message_zh.clone())),
+            ts(rows.iter().map(|w| w.as_of).collect()),
+        ],
+    )
+}
+
+/// The ids of the warnings written on the days `from..=to`.
+pub fn read_warning_ids(
+    lake: &Lake,
+    from: i64,
+    to: i64,
+) -> Result<std::collections::HashSet<String>> {
+    let mut out = std::collections::HashSet::new();
+    if from > to {
+        return Ok(out);
+    }
+    for b in read_columns(&lake.files(WARNINGS, from, to)?, &["warning_id"])? {
+        let ids = Strs::of(&b, "warning_id")?;
+        out.extend((0..b.num_rows()).map(|i| ids.string(i)));
+    }
+    Ok(out)
 }
 
 /// Replaces `table/dt=<day>` with one `part-0.parquet` holding `batch` (zero rows is a valid

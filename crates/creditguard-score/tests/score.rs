@@ -1027,3 +1027,65 @@ fn the_credit_year_turns_in_the_policy_time_zone() {
         (2026, 2.0)
     );
 }
+
+#[test]
+fn each_warning_fires_once_per_threshold_crossing_across_daily_runs() {
+    use creditguard_score::policy::{Policy, Roster};
+    let mut fx = Fixture::new();
+    // u2x completes the assigned course five days before it is due; u1x never does.
+    fx.complete("e1", "u2x", "c1", "2026-01-15T09:00:00Z", 2.0, "mandatory");
+    fx.commit();
+    let mut cfg = ScoreConfig::default();
+    cfg.expectations.policy = Some(
+        Policy::parse("[policy]\nname = \"p\"\n[[rule]]\nname = \"all\"\ntarget_credits = 36.5\n")
+            .unwrap(),
+    );
+    cfg.expectations.roster =
+        Some(Roster::parse("user_id,org_path\nu1x,HQ/East\nu2x,HQ/East\n", None).unwrap());
+    cfg.expectations.assignments =
+        creditguard_score::warnings::parse_assignments("course_id,org,due_on\nc1,HQ,2026-01-20\n")
+            .unwrap();
+    cfg.expectations.warnings.due_soon_days = vec![14, 1];
+    let mut seen: Vec<(String, String, String, String)> = Vec::new();
+    let first = day("2026-01-02");
+    for d in first..=day("2026-01-22") {
+        let s = creditguard_contract::time::format_day(d);
+        let r = fx.score(&cfg, &s, &s);
+        for w in &r.warnings {
+            let what = w
+                .days_left
+                .map(|n| n.to_string())
+                .or(w.category.clone())
+                .unwrap_or_default();
+            seen.push((s.clone(), w.user_id.clone(), w.reason.clone(), what));
+        }
+        if d == day("2026-01-10") {
+            // Re-scoring a day neither repeats nor loses its reminders.
+            let again = fx.score(&cfg, &s, &s);
+            assert_eq!(again.warnings, r.warnings);
+        }
+    }
+    let expected: Vec<(&str, &str, &str, &str)> = vec![
+        ("2026-01-05", "u1x", "behind_pace", "total"),
+        ("2026-01-05", "u2x", "behind_pace", "total"),
+        ("2026-01-06", "u1x", "due_soon", "14"),
+        ("2026-01-06", "u2x", "due_soon", "14"),
+        ("2026-01-19", "u1x", "due_soon", "1"),
+        ("2026-01-21", "u1x", "overdue", "-1"),
+    ];
+    let mut got: Vec<(&str, &str, &str, &str)> = seen
+        .iter()
+        .map(|(a, b, c, d)| (a.as_str(), b.as_str(), c.as_str(), d.as_str()))
+        .collect();
+    got.sort();
+    let mut want = expected.clone();
+    want.sort();
+    assert_eq!(got, want);
+    let ids =
+        creditguard_score::tables::read_warning_ids(&fx.lake, first, day("2026-01-22")).unwrap();
+    assert_eq!(
+        ids.len(),
+        expected.len(),
+        "one row per reminder in results/warnings"
+    );
+}

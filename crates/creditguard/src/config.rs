@@ -133,11 +133,24 @@ pub struct RosterSection {
     pub leave: Option<PathBuf>,
 }
 
-/// `[policy]`: the credit policy file (`policies/*.toml`).
+/// `[policy]`: the credit policy file (`policies/*.toml`), assignments with due dates, and when
+/// reminders are raised.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct PolicySection {
-    path: PathBuf,
+pub struct PolicySection {
+    pub path: PathBuf,
+    /// CSV `course_id,org,role,due_on,recurring`.
+    #[serde(default)]
+    pub assignments: Option<PathBuf>,
+    /// Days before a due date at which `due_soon` is raised (default 30, 14, 1).
+    #[serde(default)]
+    pub due_soon_days: Option<Vec<i64>>,
+    /// `behind_pace` beyond this share of the pace (default 0.1).
+    #[serde(default)]
+    pub behind_margin: Option<f64>,
+    /// `department_lagging` from this share of a department behind (default 0.5).
+    #[serde(default)]
+    pub lagging_share: Option<f64>,
 }
 
 /// `[ingest]`.
@@ -204,8 +217,8 @@ pub struct Pipeline {
     pub catalog: Option<PathBuf>,
     pub ingest: IngestSection,
     pub roster: Option<RosterSection>,
-    /// The credit policy file.
-    pub policy: Option<PathBuf>,
+    /// The credit policy, assignments and reminder settings.
+    pub policy: Option<PolicySection>,
     sections: toml::Table,
 }
 
@@ -341,7 +354,7 @@ impl Pipeline {
             catalog,
             ingest,
             roster: raw.roster,
-            policy: raw.policy.map(|p| p.path),
+            policy: raw.policy,
             sections,
         };
         problems.extend(crate::run::check_sections(&pipeline));
@@ -367,18 +380,33 @@ impl Pipeline {
                 }
             },
         };
-        let policy = match &self.policy {
-            None => None,
-            Some(p) => match Policy::load(p) {
-                Ok(policy) => Some(policy),
-                Err(e) => {
-                    problems.push(format!("key `policy.path`: {e}"));
-                    None
+        let mut exp = creditguard_score::config::Expectations::default();
+        if let Some(section) = &self.policy {
+            match Policy::load(&section.path) {
+                Ok(policy) => exp.policy = Some(policy),
+                Err(e) => problems.push(format!("key `policy.path`: {e}")),
+            }
+            if let Some(a) = &section.assignments {
+                match creditguard_score::warnings::load_assignments(a) {
+                    Ok(list) => exp.assignments = list,
+                    Err(e) => problems.push(format!("key `policy.assignments`: {e}")),
                 }
-            },
-        };
+            }
+            let w = &mut exp.warnings;
+            if let Some(d) = &section.due_soon_days {
+                w.due_soon_days = d.clone();
+            }
+            if let Some(m) = section.behind_margin {
+                w.behind_margin = m;
+            }
+            if let Some(s) = section.lagging_share {
+                w.lagging_share = s;
+            }
+            problems.extend(w.validate().err().unwrap_or_default());
+        }
+        exp.roster = roster;
         if problems.is_empty() {
-            Ok(creditguard_score::config::Expectations { roster, policy })
+            Ok(exp)
         } else {
             Err(problems)
         }

@@ -281,6 +281,7 @@ pub fn sync_report(
         .collect();
     report.cases = persistent_cases(report, &flags, &outcome.flag_case, &rows, catalog, cfg);
     report.progress = creditguard_score::year_progress(lake, catalog, cfg, report)?;
+    report.warnings = creditguard_score::year_warnings(lake, cfg, report)?;
     Ok(ReviewSync {
         database: store.review.name().to_string(),
         cases_opened: outcome.opened,
