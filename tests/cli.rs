@@ -389,3 +389,141 @@ fn policy_explain_names_the_rule_that_applies_and_why() {
         "{text}"
     );
 }
+
+/// Every Parquet file of a lake with its length and modification time.
+fn lake_state(lake: &std::path::Path) -> Vec<(std::path::PathBuf, u64, std::time::SystemTime)> {
+    fn walk(d: &std::path::Path, out: &mut Vec<(std::path::PathBuf, u64, std::time::SystemTime)>) {
+        for e in std::fs::read_dir(d).unwrap() {
+            let e = e.unwrap();
+            let m = e.metadata().unwrap();
+            if m.is_dir() {
+                walk(&e.path(), out);
+            } else if e
+                .path()
+                .extension()
+                .is_some_and(|x| x == "parquet" || x == "ndjson")
+            {
+                out.push((e.path(), m.len(), m.modified().unwrap()));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(lake, &mut out);
+    out.sort();
+    out
+}
+
+#[test]
+fn backtest_shows_the_direction_of_a_threshold_change_and_writes_nothing() {
+    let s = Scratch::new();
+    let out = run(creditguard()
+        .current_dir(repo())
+        .args(["run", "pipelines/default.toml", "--lake"])
+        .arg(s.lake()));
+    assert!(out.status.success());
+    let default = std::fs::read_to_string(repo().join("pipelines/default.toml")).unwrap();
+    // Reviewers decide two quiz_speed cases: one confirmed, one dismissed.
+    let real = s.write(
+        "real.toml",
+        default
+            .replace(
+                "\"sample-data/",
+                &format!("\"{}/sample-data/", repo().display()),
+            )
+            .replace("\"policies/", &format!("\"{}/policies/", repo().display()))
+            .replace(
+                "root = \"./lake\"",
+                &format!("root = \"{}\"", s.lake().display()),
+            ),
+    );
+    let out = run(creditguard()
+        .args([
+            "review",
+            "list",
+            "--rule",
+            "quiz_speed.too_fast",
+            "--pipeline",
+        ])
+        .arg(&real));
+    let listing = String::from_utf8(out.stdout).unwrap();
+    let cases: Vec<&str> = listing
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert!(cases.len() >= 2, "{listing}");
+    for (case, verdict) in [(cases[0], "confirmed"), (cases[1], "dismissed")] {
+        let out = run(creditguard()
+            .args([
+                "review", "decide", case, "--as", "ana", "--reason", "checked",
+            ])
+            .args(["--decision", verdict, "--pipeline"])
+            .arg(&real));
+        assert!(out.status.success(), "{out:?}");
+    }
+    let before = lake_state(&s.lake());
+    let candidate = |seconds: f64| {
+        // Absolute paths: the candidate is run from the scratch directory.
+        let text = default
+            .replace(
+                "\"sample-data/",
+                &format!("\"{}/sample-data/", repo().display()),
+            )
+            .replace("\"policies/", &format!("\"{}/policies/", repo().display()))
+            .replace(
+                "root = \"./lake\"",
+                &format!("root = \"{}\"", s.lake().display()),
+            );
+        s.write(
+            &format!("candidate-{seconds}.toml"),
+            format!("{text}\n[jobs.quiz_speed]\nmin_seconds_per_question = {seconds}\n"),
+        )
+    };
+    let quiz_rows = |seconds: f64| -> (usize, usize, String) {
+        let p = candidate(seconds);
+        let out = run(creditguard()
+            .args([
+                "backtest",
+                "--from",
+                "2026-03-01",
+                "--to",
+                "2026-03-15",
+                "--pipeline",
+            ])
+            .arg(&p));
+        assert!(out.status.success(), "{out:?}");
+        let text = String::from_utf8(out.stdout).unwrap();
+        let (mut added, mut removed) = (0, 0);
+        for line in text
+            .lines()
+            .filter(|l| l.starts_with("quiz_speed.too_fast"))
+        {
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            added += cols[4].parse::<usize>().unwrap();
+            removed += cols[5].parse::<usize>().unwrap();
+        }
+        for line in text.lines().filter(|l| {
+            l.contains('.')
+                && !l.starts_with("quiz_speed")
+                && !l.starts_with("backtest")
+                && !l.starts_with("claims")
+                && !l.starts_with("cases")
+        }) {
+            panic!("only quiz_speed moves: {line}\n{text}");
+        }
+        (added, removed, text)
+    };
+    let (added, removed, text) = quiz_rows(6.0);
+    assert!(
+        added > 0 && removed == 0,
+        "a looser threshold only adds: {text}"
+    );
+    assert!(text.contains("0 would be granted"), "{text}");
+    let (added, removed, text) = quiz_rows(1.0);
+    assert!(
+        added == 0 && removed > 0,
+        "a stricter threshold only removes: {text}"
+    );
+    assert!(text.contains("0 newly withheld"), "{text}");
+    assert_eq!(lake_state(&s.lake()), before, "the real lake is untouched");
+}

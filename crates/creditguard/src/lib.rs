@@ -5,6 +5,7 @@
 //! results contracts), `creditguard-lake` (atomic Parquet lake), `creditguard-ingest` (NDJSON →
 //! lake).
 
+pub mod backtest;
 pub mod config;
 pub mod jobs;
 pub mod policy;

@@ -51,6 +51,9 @@ enum Command {
     Serve(creditguard::serve::ServeArgs),
     /// Accounts of the review web app: add, disable, set-password, list.
     Users(creditguard::serve::UsersArgs),
+    /// Run candidate thresholds over history into a scratch lake and compare with the lake:
+    /// flags added and removed per rule and org unit, cases, claims, reviewers' verdicts.
+    Backtest(creditguard::backtest::BacktestArgs),
     /// The credit policy: which rule applies to a learner and why (`policy explain USER`).
     Policy(creditguard::policy::PolicyArgs),
     /// Summarise the result tables of a period in the terminal, and as HTML with `--html`.
@@ -145,6 +148,7 @@ fn execute(command: Command) -> anyhow::Result<()> {
         Command::Score(args) => creditguard::score::execute(args),
         Command::Report(args) => creditguard::report::execute(args),
         Command::Policy(args) => creditguard::policy::execute(args),
+        Command::Backtest(args) => creditguard::backtest::execute(args),
         Command::Review(args) => creditguard::review::execute(args),
         Command::Audit(args) => creditguard::review::execute_audit(args),
         Command::Serve(args) => creditguard::serve::execute_serve(args),
