@@ -362,6 +362,18 @@ pub fn compute(
             .map(|c| (&c.user_id, &c.org_unit))
             .chain(report.flags.iter().map(|(_, f)| (&f.user_id, &f.org_unit)));
         report.roster_issues = roster.issues(seen);
+        // Credits and cases belong where the roster puts the learner (reviewer scopes and
+        // results group by its org paths); flags keep the org unit telemetry named.
+        for c in &mut report.credits {
+            if let Some(p) = roster.get(&c.user_id) {
+                c.org_unit = Some(p.org_path.clone());
+            }
+        }
+        for c in &mut report.cases {
+            if let Some(p) = roster.get(&c.user_id) {
+                c.org_unit = Some(p.org_path.clone());
+            }
+        }
         for i in &report.roster_issues {
             tracing::warn!(user = %i.user_id, issue = %i.issue, telemetry_org_unit = ?i.telemetry_org_unit, roster_org_path = ?i.roster_org_path, "Roster and telemetry disagree.");
         }
