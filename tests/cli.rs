@@ -527,3 +527,49 @@ fn backtest_shows_the_direction_of_a_threshold_change_and_writes_nothing() {
     assert!(text.contains("0 newly withheld"), "{text}");
     assert_eq!(lake_state(&s.lake()), before, "the real lake is untouched");
 }
+
+#[test]
+fn a_parquet_catalog_serves_the_jobs_and_the_scorer_alike() {
+    use std::sync::Arc;
+    let s = Scratch::new();
+    let courses = creditguard_lake::catalog::load(&repo().join("sample-data/catalog.csv")).unwrap();
+    let text =
+        |f: fn(&creditguard_lake::catalog::Course) -> String| -> Arc<dyn arrow_array::Array> {
+            Arc::new(arrow_array::StringArray::from(
+                courses.iter().map(f).collect::<Vec<_>>(),
+            ))
+        };
+    let num = |f: fn(&creditguard_lake::catalog::Course) -> f64| -> Arc<dyn arrow_array::Array> {
+        Arc::new(arrow_array::Float64Array::from(
+            courses.iter().map(f).collect::<Vec<_>>(),
+        ))
+    };
+    let batch = arrow_array::RecordBatch::try_from_iter([
+        ("course_id", text(|c| c.course_id.clone())),
+        ("title", text(|c| c.title.clone())),
+        ("category", text(|c| c.category.clone())),
+        ("credits", num(|c| c.credits)),
+        ("duration_s", num(|c| c.duration_s)),
+        ("min_watch_ratio", num(|c| c.min_watch_ratio)),
+    ])
+    .unwrap();
+    let path = s.path("catalog.parquet");
+    creditguard_lake::write_parquet_to(
+        std::fs::File::create(&path).unwrap(),
+        batch.schema(),
+        &[batch],
+    )
+    .unwrap();
+    let out = run(creditguard()
+        .current_dir(repo())
+        .args(["run", "pipelines/default.toml", "--catalog"])
+        .arg(&path)
+        .arg("--lake")
+        .arg(s.lake()));
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("total flags 89") && text.contains("claim issues: none"),
+        "{text}"
+    );
+}

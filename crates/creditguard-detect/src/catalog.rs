@@ -22,35 +22,9 @@ use std::path::Path;
 
 use polars::prelude::*;
 
+pub use creditguard_lake::catalog::{Course, CATEGORIES, COLUMNS};
+
 use crate::{Error, Result};
-
-/// The columns of a catalog, in order.
-pub const COLUMNS: [&str; 6] = [
-    "course_id",
-    "title",
-    "category",
-    "credits",
-    "duration_s",
-    "min_watch_ratio",
-];
-
-/// Course categories of the contract.
-pub const CATEGORIES: [&str; 3] = ["mandatory", "elective", "practice"];
-
-/// One course.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Course {
-    pub course_id: String,
-    pub title: String,
-    /// `mandatory`, `elective` or `practice`.
-    pub category: String,
-    /// Credits the course is worth.
-    pub credits: f64,
-    /// Length of the course's content in seconds (all lessons).
-    pub duration_s: f64,
-    /// Share of the content (0..=1) that must really be watched before the credits are granted.
-    pub min_watch_ratio: f64,
-}
 
 /// The course catalog, as rows and as a polars frame.
 #[derive(Debug, Clone, Default)]
@@ -60,38 +34,15 @@ pub struct Catalog {
 }
 
 impl Catalog {
-    /// Loads a catalog from CSV (`.csv`, header required) or Parquet (`.parquet`, `.pq`).
+    /// Loads a catalog from CSV (`.csv`, header required) or Parquet (`.parquet`, `.pq`), with
+    /// the rules of [`creditguard_lake::catalog`] (the scorer reads it the same way).
     pub fn load(path: &Path) -> Result<Catalog> {
-        let name = path.display().to_string();
-        let fail = |message: String| Error::Catalog {
-            path: name.clone(),
-            message,
-        };
-        let ext = path
-            .extension()
-            .and_then(|e| e.to_str())
-            .unwrap_or("")
-            .to_ascii_lowercase();
-        let (df, first_row) = match ext.as_str() {
-            "parquet" | "pq" => {
-                let file = std::fs::File::open(path).map_err(|e| fail(e.to_string()))?;
-                let df = ParquetReader::new(file)
-                    .finish()
-                    .map_err(|e| fail(e.to_string()))?;
-                (df, RowLabel::Row)
-            }
-            _ => {
-                // Everything as text first: the checks below then report the exact bad value.
-                let df = CsvReadOptions::default()
-                    .with_has_header(true)
-                    .with_infer_schema_length(Some(0))
-                    .try_into_reader_with_file_path(Some(path.to_path_buf()))
-                    .and_then(|r| r.finish())
-                    .map_err(|e| fail(e.to_string()))?;
-                (df, RowLabel::CsvLine)
-            }
-        };
-        Catalog::from_frame(&df, first_row).map_err(|problems| fail(problems.join("; ")))
+        creditguard_lake::catalog::load(path)
+            .map(Catalog::from_courses)
+            .map_err(|e| Error::Catalog {
+                path: e.path,
+                message: e.problems.join("; "),
+            })
     }
 
     /// Builds a catalog from courses (tests, other sources). Later duplicates replace earlier ones.
@@ -110,107 +61,6 @@ impl Catalog {
                 self.index.insert(c.course_id.clone(), self.courses.len());
                 self.courses.push(c);
             }
-        }
-    }
-
-    fn from_frame(df: &DataFrame, label: RowLabel) -> std::result::Result<Catalog, Vec<String>> {
-        let mut problems = Vec::new();
-        let missing: Vec<&str> = COLUMNS
-            .iter()
-            .copied()
-            .filter(|c| df.column(c).is_err())
-            .collect();
-        if !missing.is_empty() {
-            let found: Vec<String> = df
-                .get_column_names()
-                .iter()
-                .map(|s| s.to_string())
-                .collect();
-            return Err(vec![format!(
-                "missing column{} {} (found: {}; expected: {})",
-                if missing.len() == 1 { "" } else { "s" },
-                missing
-                    .iter()
-                    .map(|c| format!("`{c}`"))
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                found.join(","),
-                COLUMNS.join(",")
-            )]);
-        }
-        // Read every column as text so CSV and Parquet (numbers or strings) share one check.
-        let text = |name: &str| -> std::result::Result<StringChunked, String> {
-            let c = df.column(name).map_err(|e| e.to_string())?;
-            let s = c
-                .as_materialized_series()
-                .cast(&DataType::String)
-                .map_err(|e| format!("column `{name}`: {e}"))?;
-            Ok(s.str().map_err(|e| e.to_string())?.clone())
-        };
-        let cols: Vec<StringChunked> = match COLUMNS.iter().map(|c| text(c)).collect() {
-            Ok(c) => c,
-            Err(e) => return Err(vec![e]),
-        };
-        let mut catalog = Catalog::default();
-        let mut seen = HashMap::new();
-        for i in 0..df.height() {
-            let at = label.at(i);
-            let get = |k: usize| cols[k].get(i).map(str::trim).unwrap_or("");
-            let before = problems.len();
-            let course_id = get(0);
-            if course_id.is_empty() {
-                problems.push(format!("{at}, column `course_id`: empty"));
-            } else if let Some(prev) = seen.insert(course_id.to_string(), at.clone()) {
-                problems.push(format!(
-                    "{at}, column `course_id`: `{course_id}` already defined at {prev}"
-                ));
-            }
-            let category = get(2);
-            if !CATEGORIES.contains(&category) {
-                problems.push(format!(
-                    "{at}, column `category`: `{category}` is not one of {}",
-                    CATEGORIES.join(", ")
-                ));
-            }
-            let mut num = |k: usize, ok: fn(f64) -> bool, rule: &str| -> f64 {
-                let raw = get(k);
-                match raw.parse::<f64>() {
-                    Ok(v) if v.is_finite() && ok(v) => v,
-                    Ok(_) => {
-                        problems.push(format!("{at}, column `{}`: `{raw}` {rule}", COLUMNS[k]));
-                        f64::NAN
-                    }
-                    Err(_) => {
-                        problems.push(format!(
-                            "{at}, column `{}`: `{raw}` is not a number",
-                            COLUMNS[k]
-                        ));
-                        f64::NAN
-                    }
-                }
-            };
-            let credits = num(3, |v| v >= 0.0, "must be ≥ 0");
-            let duration_s = num(4, |v| v > 0.0, "must be > 0");
-            let min_watch_ratio = num(5, |v| (0.0..=1.0).contains(&v), "must be between 0 and 1");
-            if problems.len() == before {
-                catalog.insert(Course {
-                    course_id: course_id.to_string(),
-                    title: get(1).to_string(),
-                    category: category.to_string(),
-                    credits,
-                    duration_s,
-                    min_watch_ratio,
-                });
-            }
-            if problems.len() >= 20 {
-                problems.push("stopping after 20 problems".to_string());
-                break;
-            }
-        }
-        if problems.is_empty() {
-            Ok(catalog)
-        } else {
-            Err(problems)
         }
     }
 
@@ -270,22 +120,6 @@ impl Catalog {
     /// [`frame`](Self::frame) as a `LazyFrame`.
     pub fn lazy(&self) -> LazyFrame {
         self.frame().lazy()
-    }
-}
-
-#[derive(Clone, Copy)]
-enum RowLabel {
-    CsvLine,
-    Row,
-}
-
-impl RowLabel {
-    fn at(self, i: usize) -> String {
-        match self {
-            // Line 1 is the header.
-            RowLabel::CsvLine => format!("line {}", i + 2),
-            RowLabel::Row => format!("row {}", i + 1),
-        }
     }
 }
 

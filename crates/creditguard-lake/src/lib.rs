@@ -31,6 +31,7 @@
 //! assert_eq!(lake.partition_files("results/flags", day).unwrap().len(), 1);
 //! ```
 
+pub mod catalog;
 pub mod memory;
 
 #[cfg(test)]

@@ -19,8 +19,8 @@ use std::path::Path;
 use creditguard_contract::time::{days_from_civil, parse_day};
 use serde::Deserialize;
 
-use crate::catalog::parse_csv;
 use crate::{Error, Result};
+use creditguard_lake::catalog::csv_records as parse_csv;
 
 /// Categories a rule may set a minimum for (the catalog's categories).
 pub const CATEGORIES: [&str; 3] = ["mandatory", "elective", "practice"];

@@ -16,10 +16,10 @@ use creditguard_contract::time::{civil_from_days, days_from_civil, format_day, p
 use creditguard_contract::{stable_id, Credit, Warning};
 use serde::{Deserialize, Serialize};
 
-use crate::catalog::parse_csv;
 use crate::policy::{Policy, Roster};
 use crate::tables::Progress;
 use crate::{Error, Result};
+use creditguard_lake::catalog::csv_records as parse_csv;
 
 /// A course assigned to an audience with a due date (a row of `[policy] assignments`).
 #[derive(Debug, Clone, PartialEq)]
