@@ -391,12 +391,15 @@ pub struct IngestOptions {
     /// Input lines per output chunk: each chunk becomes one file per event day. Bounds memory
     /// (roughly 250 bytes an event while buffered).
     pub chunk_lines: usize,
+    /// Pseudonymise identifiers before they are written (`[privacy]`); `None` keeps them raw.
+    pub privacy: Option<creditguard_contract::privacy::Pseudonymiser>,
 }
 
 impl Default for IngestOptions {
     fn default() -> Self {
         IngestOptions {
             chunk_lines: 500_000,
+            privacy: None,
         }
     }
 }
@@ -675,8 +678,9 @@ impl Run<'_> {
             let line = first_line + k as i64;
             match p {
                 None => self.stats.blank += 1,
-                Some(Ok(ev)) => {
+                Some(Ok(mut ev)) => {
                     if first.next().expect("one answer per valid event") {
+                        creditguard_contract::privacy::protect(self.opts.privacy.as_ref(), &mut ev);
                         buffer.push(&ev, source, line);
                         self.stats.valid += 1;
                     } else {

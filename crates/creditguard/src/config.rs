@@ -139,6 +139,144 @@ impl Default for IngestSection {
     }
 }
 
+/// `on` or `off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Switch {
+    #[default]
+    On,
+    Off,
+}
+
+/// `[privacy]`: what ingest stores of the identifying fields.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PrivacySection {
+    /// `on` (the default): `user_id` and `device_id` are stored as keyed pseudonyms, `ip` as a
+    /// pseudonym of its network, `geo_lat`/`geo_lon` rounded to 0.1°. `off`: stored as received.
+    pub pseudonymise: Switch,
+    /// A file holding the key (hex, `creditguard keygen` writes one). Never the key itself here.
+    pub key_file: Option<PathBuf>,
+    /// Otherwise, the environment variable holding the key (hex).
+    pub key_env: String,
+    /// Create `key_file` with a new random key when it does not exist (the shipped sample).
+    pub create_key: bool,
+}
+
+/// Where the key is read from when `key_file` is not set.
+pub const DEFAULT_KEY_ENV: &str = "CREDITGUARD_PSEUDONYM_KEY";
+
+impl Default for PrivacySection {
+    fn default() -> Self {
+        PrivacySection {
+            pseudonymise: Switch::On,
+            key_file: None,
+            key_env: DEFAULT_KEY_ENV.to_string(),
+            create_key: false,
+        }
+    }
+}
+
+impl PrivacySection {
+    /// The pseudonymiser these settings ask for: `None` when `pseudonymise = "off"`. A missing or
+    /// malformed key is a problem naming the setting (never showing the key). With `create`,
+    /// a missing `key_file` is created when `create_key` allows it (and the creation reported on
+    /// stderr).
+    pub fn resolve(
+        &self,
+        create: bool,
+    ) -> Result<Option<creditguard_contract::privacy::Pseudonymiser>, String> {
+        use creditguard_contract::privacy::{parse_key, Pseudonymiser};
+        if self.pseudonymise == Switch::Off {
+            return Ok(None);
+        }
+        let text = match &self.key_file {
+            Some(path) => match std::fs::read_to_string(path) {
+                Ok(t) => t,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && self.create_key => {
+                    if !create {
+                        // Checked only: the run creates it.
+                        return Ok(Some(Pseudonymiser::new(&[0u8; 32])));
+                    }
+                    let key = write_new_key(path).map_err(|e| {
+                        format!("key `privacy.key_file`: cannot create `{}`: {e}", path.display())
+                    })?;
+                    eprintln!(
+                        "creditguard: created a new pseudonymisation key in {} (privacy.create_key); keep it to map pseudonyms back to people",
+                        path.display()
+                    );
+                    return Ok(Some(Pseudonymiser::new(&key)));
+                }
+                Err(e) => {
+                    return Err(format!(
+                        "key `privacy.key_file`: cannot read `{}`: {e} (create one with `creditguard keygen --out {}`, or set `privacy.pseudonymise = \"off\"`)",
+                        path.display(),
+                        path.display()
+                    ))
+                }
+            },
+            None => match std::env::var(&self.key_env) {
+                Ok(t) => t,
+                Err(_) => {
+                    return Err(format!(
+                        "key `privacy.key_file`: pseudonymisation is on but there is no key: set `privacy.key_file`, or the environment variable `{}` (`privacy.key_env`), or `privacy.pseudonymise = \"off\"`",
+                        self.key_env
+                    ))
+                }
+            },
+        };
+        let key = parse_key(&text).map_err(|e| match &self.key_file {
+            Some(p) => format!("key `privacy.key_file`: `{}`: {e}", p.display()),
+            None => format!("key `privacy.key_env`: environment variable `{}`: {e}", self.key_env),
+        })?;
+        Ok(Some(Pseudonymiser::new(&key)))
+    }
+}
+
+/// A new random 32-byte key, written to `path` (which must not exist) readable by its owner only.
+pub fn write_new_key(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Write as _;
+    let mut key = vec![0u8; 32];
+    getrandom::fill(&mut key).map_err(|e| std::io::Error::other(format!("no random source: {e}")))?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    let mut f = opts.open(path)?;
+    f.write_all(creditguard_contract::privacy::format_key(&key).as_bytes())?;
+    f.sync_all()?;
+    Ok(key)
+}
+
+/// `[retention]`: how many days each lake table keeps its day partitions (`0`: kept for good).
+/// `creditguard retain` deletes the older ones.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetentionSection {
+    /// `events/`, by event day: 400.
+    pub events_days: u32,
+    /// `dead_letters/` (rejected input as received, identifiers included), by ingest day: 30.
+    pub dead_letters_days: u32,
+    /// `features/<job>/`: 0 (kept).
+    pub features_days: u32,
+    /// `results/<table>/`: 0 (kept).
+    pub results_days: u32,
+}
+
+impl Default for RetentionSection {
+    fn default() -> Self {
+        RetentionSection {
+            events_days: 400,
+            dead_letters_days: 30,
+            features_days: 0,
+            results_days: 0,
+        }
+    }
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawFile {
@@ -157,6 +295,10 @@ struct RawFile {
     kafka: Option<toml::Table>,
     #[serde(default)]
     review: Option<toml::Table>,
+    #[serde(default)]
+    privacy: Option<PrivacySection>,
+    #[serde(default)]
+    retention: Option<RetentionSection>,
 }
 
 /// Where telemetry comes from, resolved.
@@ -181,6 +323,10 @@ pub struct Pipeline {
     pub lake: String,
     pub catalog: Option<PathBuf>,
     pub ingest: IngestSection,
+    /// `[privacy]` (absent: pseudonymisation on, key from `CREDITGUARD_PSEUDONYM_KEY`).
+    pub privacy: PrivacySection,
+    /// `[retention]`.
+    pub retention: RetentionSection,
     sections: toml::Table,
 }
 
@@ -294,6 +440,15 @@ impl Pipeline {
             problems.push("key `ingest.chunk_lines`: must be at least 1".to_string());
         }
 
+        let privacy = raw.privacy.unwrap_or_default();
+        if privacy.key_env.trim().is_empty() {
+            problems.push("key `privacy.key_env`: must not be empty".to_string());
+        }
+        if privacy.create_key && privacy.key_file.is_none() {
+            problems.push("key `privacy.create_key`: needs `privacy.key_file`".to_string());
+        }
+        let retention = raw.retention.unwrap_or_default();
+
         let mut sections = toml::Table::new();
         for (key, section) in [
             ("jobs", raw.jobs),
@@ -315,6 +470,8 @@ impl Pipeline {
             lake,
             catalog,
             ingest,
+            privacy,
+            retention,
             sections,
         };
         problems.extend(crate::run::check_sections(&pipeline));
@@ -328,6 +485,23 @@ impl Pipeline {
     /// Whether the pipeline runs `stage`.
     pub fn has(&self, stage: Stage) -> bool {
         self.stages.contains(&stage)
+    }
+
+    /// Whether the pipeline writes events: an `ingest` stage, or a Kafka source (the
+    /// `creditguard ingest` service).
+    pub fn ingests(&self) -> bool {
+        self.has(Stage::Ingest) || self.source == Source::Kafka
+    }
+
+    /// The pseudonymiser of `[privacy]` (`None` when off), creating the key file when the
+    /// pipeline allows it. A missing or bad key is a configuration error naming the setting.
+    pub fn pseudonymiser(
+        &self,
+    ) -> Result<Option<creditguard_contract::privacy::Pseudonymiser>, ConfigError> {
+        self.privacy.resolve(true).map_err(|p| ConfigError {
+            file: self.file.clone(),
+            problems: vec![p],
+        })
     }
 
     /// The typed settings of a stage section (`jobs`, `score`, `kafka`); an absent section gives
