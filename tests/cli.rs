@@ -18,7 +18,7 @@ fn pipeline(s: &Scratch, extra: &str) -> std::path::PathBuf {
     s.write(
         "p.toml",
         format!(
-            "[pipeline]\nname = \"t\"\nstages = [\"ingest\"]\n[source]\nkind = \"ndjson\"\npath = \"{}\"\n[lake]\nroot = \"{}\"\n{extra}",
+            "[pipeline]\nname = \"t\"\nstages = [\"ingest\"]\n[source]\nkind = \"ndjson\"\npath = \"{}\"\n[lake]\nroot = \"{}\"\n[privacy]\npseudonymise = \"off\"\n{extra}",
             input.display(),
             s.lake().display()
         ),

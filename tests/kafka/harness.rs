@@ -443,6 +443,7 @@ impl IngestProc {
         .args(["--brokers", &b.addr, "--topic", topic, "--group", group])
         .arg("--lake")
         .arg(lake)
+        .args(["--pseudonymise", "off"])
         .args([
             "--metrics-addr",
             &metrics_addr,

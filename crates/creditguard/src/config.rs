@@ -198,9 +198,19 @@ impl PrivacySection {
                         // Checked only: the run creates it.
                         return Ok(Some(Pseudonymiser::new(&[0u8; 32])));
                     }
-                    let key = write_new_key(path).map_err(|e| {
-                        format!("key `privacy.key_file`: cannot create `{}`: {e}", path.display())
-                    })?;
+                    let key = match write_new_key(path) {
+                        Ok(key) => key,
+                        // Another run created it meanwhile: use that one.
+                        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                            return self.resolve(false);
+                        }
+                        Err(e) => {
+                            return Err(format!(
+                                "key `privacy.key_file`: cannot create `{}`: {e}",
+                                path.display()
+                            ))
+                        }
+                    };
                     eprintln!(
                         "creditguard: created a new pseudonymisation key in {} (privacy.create_key); keep it to map pseudonyms back to people",
                         path.display()
@@ -234,21 +244,32 @@ impl PrivacySection {
 }
 
 /// A new random 32-byte key, written to `path` (which must not exist) readable by its owner only.
+/// The file appears whole or not at all (written aside, then hard-linked to its name, which
+/// fails if the name exists), so two runs creating it at once cannot read half a key.
 pub fn write_new_key(path: &Path) -> std::io::Result<Vec<u8>> {
     use std::io::Write as _;
     let mut key = vec![0u8; 32];
     getrandom::fill(&mut key).map_err(|e| std::io::Error::other(format!("no random source: {e}")))?;
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)?;
-    }
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let mut nonce = [0u8; 8];
+    getrandom::fill(&mut nonce).map_err(|e| std::io::Error::other(format!("no random source: {e}")))?;
+    let tmp = dir.join(format!(".key.tmp-{:016x}", u64::from_le_bytes(nonce)));
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-    let mut f = opts.open(path)?;
-    f.write_all(creditguard_contract::privacy::format_key(&key).as_bytes())?;
-    f.sync_all()?;
-    Ok(key)
+    let written = (|| {
+        let mut f = opts.open(&tmp)?;
+        f.write_all(creditguard_contract::privacy::format_key(&key).as_bytes())?;
+        f.sync_all()?;
+        std::fs::hard_link(&tmp, path)
+    })();
+    let _ = std::fs::remove_file(&tmp);
+    written.map(|()| key)
 }
 
 /// `[retention]`: how many days each lake table keeps its day partitions (`0`: kept for good).
@@ -582,6 +603,68 @@ root = "./lake"
         ] {
             assert!(msg.contains(needle), "{needle} missing in {msg}");
         }
+    }
+
+    #[test]
+    fn privacy_is_on_by_default_and_needs_a_key() {
+        let p = parse(OK).unwrap();
+        assert_eq!(p.privacy, PrivacySection::default());
+        assert!(p.ingests());
+        let p = parse(&format!("{OK}[privacy]\nkey_env = \"CG_TEST_NO_SUCH_VARIABLE\"\n")).unwrap();
+        let err = p.pseudonymiser().unwrap_err().to_string();
+        assert!(err.contains("key `privacy.key_file`"), "{err}");
+        assert!(err.contains("CG_TEST_NO_SUCH_VARIABLE"), "{err}");
+        let off = parse(&format!("{OK}[privacy]\npseudonymise = \"off\"\n")).unwrap();
+        assert!(off.pseudonymiser().unwrap().is_none());
+        let err = parse(&format!("{OK}[privacy]\npseudonymise = \"maybe\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("maybe"), "{err}");
+        let err = parse(&format!("{OK}[privacy]\ncreate_key = true\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("privacy.create_key"), "{err}");
+    }
+
+    #[test]
+    fn a_key_file_is_read_and_a_bad_one_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = dir.path().join("good.key");
+        std::fs::write(&good, creditguard_contract::privacy::format_key(&[7u8; 32])).unwrap();
+        let with = |path: &Path| {
+            parse(&format!("{OK}[privacy]\nkey_file = {:?}\n", path.display().to_string()))
+                .unwrap()
+                .pseudonymiser()
+        };
+        let p = with(&good).unwrap().unwrap();
+        assert_eq!(p.key_id(), creditguard_contract::privacy::Pseudonymiser::new(&[7u8; 32]).key_id());
+        let short = dir.path().join("short.key");
+        std::fs::write(&short, "00ff").unwrap();
+        let err = with(&short).unwrap_err().to_string();
+        assert!(err.contains("privacy.key_file") && err.contains("short.key"), "{err}");
+        let err = with(&dir.path().join("absent.key")).unwrap_err().to_string();
+        assert!(err.contains("creditguard keygen"), "{err}");
+        // create_key makes the file once; the next resolution reads the same key.
+        let made = dir.path().join("sub/made.key");
+        let text = format!(
+            "{OK}[privacy]\nkey_file = {:?}\ncreate_key = true\n",
+            made.display().to_string()
+        );
+        let first = parse(&text).unwrap().pseudonymiser().unwrap().unwrap();
+        let second = parse(&text).unwrap().pseudonymiser().unwrap().unwrap();
+        assert_eq!(first.key_id(), second.key_id());
+    }
+
+    #[test]
+    fn retention_defaults_and_overrides() {
+        assert_eq!(parse(OK).unwrap().retention, RetentionSection::default());
+        let p = parse(&format!("{OK}[retention]\nevents_days = 90\n")).unwrap();
+        assert_eq!(p.retention.events_days, 90);
+        assert_eq!(p.retention.dead_letters_days, 30);
+        let err = parse(&format!("{OK}[retention]\nevent_days = 90\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("event_days"), "{err}");
     }
 
     #[test]

@@ -8,6 +8,7 @@
 pub mod config;
 pub mod jobs;
 pub mod report;
+pub mod retention;
 pub mod review;
 pub mod run;
 pub mod score;

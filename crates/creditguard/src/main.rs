@@ -57,6 +57,11 @@ enum Command {
     Generate(generate::GenerateArgs),
     /// Convert public logs (EdNet KT4/KT1, Open edX tracking logs) to telemetry-v1 NDJSON.
     Import(import::ImportArgs),
+    /// Delete the lake's day partitions older than `[retention]` allows (`--dry-run`: list them).
+    Retain(creditguard::retention::RetainArgs),
+    /// Erase a learner: their rows from every lake table and the review database, recorded in
+    /// the audit trail.
+    Erase(creditguard::retention::EraseArgs),
     /// Write a new random pseudonymisation key (hex) to a file readable by its owner only, for
     /// `[privacy] key_file`; prints its key id.
     Keygen {
@@ -170,6 +175,15 @@ fn execute(command: Command) -> anyhow::Result<()> {
             };
             let summary = run(&pipeline, &opts)?;
             print!("{}", render_summary(&pipeline, &summary));
+            Ok(())
+        }
+        Command::Retain(args) => {
+            print!("{}", creditguard::retention::retain(&args)?);
+            Ok(())
+        }
+        Command::Erase(args) => {
+            let erasure = creditguard::retention::erase(&args)?;
+            print!("{}", creditguard::retention::render_erasure(&erasure));
             Ok(())
         }
         Command::Keygen { out } => {
