@@ -247,3 +247,193 @@ fn keygen_writes_a_private_key_once() {
     assert_eq!(again.status.code(), Some(1));
     assert_eq!(std::fs::read_to_string(&key).unwrap(), text, "never overwritten");
 }
+
+/// Files of the lake (Parquet and NDJSON) whose values mention `needle`: strings, lists, JSON
+/// evidence, and the raw bytes of dead letters.
+fn mentions(lake: &Path, needle: &str) -> Vec<String> {
+    let mut hits = Vec::new();
+    let mut stack = vec![lake.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "parquet") {
+                for b in table_file(&p) {
+                    for (f, c) in b.schema().fields().iter().zip(b.columns()) {
+                        if contains(c.as_ref(), needle) {
+                            hits.push(format!("{}:{}", p.display(), f.name()));
+                        }
+                    }
+                }
+            } else if p.extension().is_some_and(|x| x == "ndjson") {
+                if std::fs::read_to_string(&p).unwrap().contains(needle) {
+                    hits.push(p.display().to_string());
+                }
+            }
+        }
+    }
+    hits
+}
+
+/// Whether any value of an array (strings, binary, lists of them, struct fields) holds `needle`.
+fn contains(a: &dyn Array, needle: &str) -> bool {
+    use arrow_array::cast::AsArray;
+    use arrow_schema::DataType;
+    let n = needle.as_bytes();
+    let bytes = |v: &[u8]| v.windows(n.len()).any(|w| w == n);
+    match a.data_type() {
+        DataType::Utf8 => a.as_string::<i32>().iter().flatten().any(|v| v.contains(needle)),
+        DataType::LargeUtf8 => a.as_string::<i64>().iter().flatten().any(|v| v.contains(needle)),
+        DataType::Utf8View => a.as_string_view().iter().flatten().any(|v| v.contains(needle)),
+        DataType::Binary => a.as_binary::<i32>().iter().flatten().any(bytes),
+        DataType::LargeBinary => a.as_binary::<i64>().iter().flatten().any(bytes),
+        DataType::BinaryView => a.as_binary_view().iter().flatten().any(bytes),
+        DataType::List(_) => contains(a.as_list::<i32>().values().as_ref(), needle),
+        DataType::LargeList(_) => contains(a.as_list::<i64>().values().as_ref(), needle),
+        DataType::Struct(_) => a.as_struct().columns().iter().any(|c| contains(c.as_ref(), needle)),
+        DataType::Dictionary(_, _) => contains(a.as_any_dictionary().values().as_ref(), needle),
+        _ => false,
+    }
+}
+
+fn table_file(p: &Path) -> Vec<RecordBatch> {
+    ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(p).unwrap())
+        .unwrap()
+        .build()
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+/// The shipped pipeline with its key in the scratch directory.
+fn default_pipeline(s: &Scratch) -> (PathBuf, Pseudonymiser) {
+    let key = s.write("pseudonym.key", creditguard_contract::privacy::format_key(&[0x42; 32]));
+    let text = std::fs::read_to_string(repo().join("pipelines/default.toml"))
+        .unwrap()
+        .replace(
+            "key_file = \"creditguard.key\"",
+            &format!("key_file = {:?}", key.display().to_string()),
+        );
+    assert!(text.contains("pseudonym.key"));
+    (s.write("p.toml", text), Pseudonymiser::new(&[0x42; 32]))
+}
+
+/// `creditguard erase` on the sample: afterwards no file of the lake mentions the learner (by
+/// pseudonym, or by real id in the dead letters' raw bytes), every table still reads, the
+/// review database has no case of theirs, the erasure is in the audit trail, and other
+/// learners' rows that named them (shared-device evidence) stay, with the id replaced.
+#[test]
+fn erase_leaves_nothing_of_the_learner_in_the_lake() {
+    let s = Scratch::new();
+    let (p, key) = default_pipeline(&s);
+    let cg = |args: &[&str]| {
+        let mut c = creditguard();
+        c.current_dir(repo()).args(args).arg("--pipeline").arg(&p).arg("--lake").arg(s.lake());
+        c
+    };
+    let out = run(creditguard().current_dir(repo()).arg("run").arg(&p).arg("--lake").arg(s.lake()));
+    assert!(out.status.success());
+    // u00018 carries the shared-device pattern in the sample's labels: other learners' flags
+    // name them in their evidence.
+    let user = "u00018";
+    let pseudonym = key.user(user);
+    let before = mentions(&s.lake(), &pseudonym);
+    assert!(before.iter().any(|h| h.contains("results/flags")), "{before:?}");
+    assert!(before.iter().any(|h| h.contains("features/shared_device")), "{before:?}");
+    let flags_before = table(&s.lake().join("results/flags")).iter().map(RecordBatch::num_rows).sum::<usize>();
+    let out = run(&mut cg(&["erase", user, "--as", "dpo"]));
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains(&format!("erased learner {pseudonym}")), "{text}");
+    assert!(text.contains("events"), "{text}");
+
+    assert_eq!(mentions(&s.lake(), &pseudonym), Vec::<String>::new());
+    assert_eq!(mentions(&s.lake(), &format!("\"{user}\"")), Vec::<String>::new());
+    assert!(strings(&table(&s.lake().join("results/flags")), "evidence")
+        .iter()
+        .any(|e| e.contains("\"erased\"")));
+    let flags_after = table(&s.lake().join("results/flags")).iter().map(RecordBatch::num_rows).sum::<usize>();
+    assert!(flags_after < flags_before && flags_after > 0, "{flags_before} → {flags_after}");
+    assert!(!std::fs::read_dir(s.lake().join("_staging")).unwrap().any(|_| true), "staging left behind");
+
+    let list = run(&mut cg(&["review", "list", "--status", "all", "--format", "json", "--limit", "10000"]));
+    assert!(list.status.success());
+    let list = String::from_utf8(list.stdout).unwrap();
+    assert!(list.contains("case_id") && !list.contains(&pseudonym), "{list}");
+    let audit = run(&mut cg(&["audit", "export", "--from", "2000-01-01", "--to", "2999-12-31"]));
+    let audit = String::from_utf8(audit.stdout).unwrap();
+    assert!(audit.contains("lake_erasure") && audit.contains("learner_erased"), "{audit}");
+    assert!(audit.contains(&creditguard_review::sha256_hex(&pseudonym)));
+    assert!(run(&mut cg(&["audit", "verify"])).status.success());
+
+    // Again: nothing left to remove.
+    let again = run(&mut cg(&["erase", user]));
+    assert!(String::from_utf8(again.stdout).unwrap().contains("no table mentions them"));
+}
+
+/// `creditguard retain`: whole day partitions past their age go (events 400 days, dead letters
+/// 30), features and results stay, `--dry-run` only lists, the removal is audited.
+#[test]
+fn retain_removes_only_partitions_past_their_age() {
+    let s = Scratch::new();
+    let input = s.write(
+        "in/t.ndjson",
+        concat!(
+            r#"{"event_id":"e1","type":"login","ts":"2026-03-02T09:00:00Z","user_id":"u1","session_id":"s1"}"#,
+            "\n",
+            r#"{"event_id":"e2","type":"login","ts":"2026-05-02T09:00:00Z","user_id":"u1","session_id":"s2"}"#,
+            "\n",
+            "not json\n",
+        ),
+    );
+    let p = s.write(
+        "p.toml",
+        format!(
+            "[pipeline]\nname = \"t\"\nstages = [\"ingest\", \"jobs\", \"score\"]\n[source]\nkind = \"ndjson\"\npath = {:?}\n[lake]\nroot = {:?}\n[privacy]\npseudonymise = \"off\"\n[retention]\nevents_days = 400\n",
+            input.display().to_string(),
+            s.lake().display().to_string()
+        ),
+    );
+    assert!(run(creditguard().arg("run").arg(&p)).status.success());
+    let lake = creditguard_lake::Lake::open(s.lake().to_str().unwrap()).unwrap();
+    let day = |d: &str| creditguard_contract::time::parse_day(d).unwrap();
+    assert_eq!(lake.days("events").unwrap(), vec![day("2026-03-02"), day("2026-05-02")]);
+    let dead_day = lake.days("dead_letters").unwrap()[0];
+    let features = lake.days("features/watch_time").unwrap();
+    assert!(!features.is_empty());
+    // 2027-04-06 is 400 days after 2026-03-02: still kept; a day later it goes.
+    let retain = |today: &str, dry: bool| {
+        let mut c = creditguard();
+        c.args(["retain", "--pipeline"]).arg(&p).args(["--today", today]);
+        if dry {
+            c.arg("--dry-run");
+        }
+        run(&mut c)
+    };
+    let out = retain("2027-04-06", false);
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(!text.contains("events/"), "{text}");
+    // dead letters are 30 days old after 30 days; their ingest day is today.
+    assert!(text.contains("dead_letters/dt="), "{text}");
+    assert!(lake.days("dead_letters").unwrap().is_empty(), "{dead_day}");
+
+    let dry = retain("2027-04-07", true);
+    let text = String::from_utf8(dry.stdout).unwrap();
+    assert!(text.contains("would remove events/dt=2026-03-02 ") && text.contains("401 days old; retention.events_days = 400"), "{text}");
+    assert_eq!(lake.days("events").unwrap().len(), 2, "a dry run removes nothing");
+
+    let out = retain("2027-04-07", false);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("removed events/dt=2026-03-02 "), "{text}");
+    assert!(text.contains("audit record"), "{text}");
+    assert_eq!(lake.days("events").unwrap(), vec![day("2026-05-02")]);
+    assert_eq!(lake.days("features/watch_time").unwrap(), features, "features are kept");
+    assert!(!lake.days("results/flags").unwrap().is_empty(), "results are kept");
+    let audit = run(creditguard()
+        .args(["audit", "export", "--from", "2000-01-01", "--to", "2999-12-31", "--pipeline"])
+        .arg(&p));
+    let audit = String::from_utf8(audit.stdout).unwrap();
+    assert!(audit.contains("\"retention\"") && audit.contains("2026-03-02"), "{audit}");
+}
