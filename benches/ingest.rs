@@ -13,7 +13,7 @@ use std::fmt::Write as _;
 use std::time::Instant;
 
 use creditguard::contract::parse_event;
-use creditguard::contract::privacy::Pseudonymiser;
+use creditguard::contract::privacy::{Protector, Pseudonymiser};
 use creditguard::ingest::{ingest, Deduper, EventBuffer, IngestOptions, Input};
 use creditguard::lake::Lake;
 
@@ -253,8 +253,8 @@ fn stages(data: &[u8], lake: &Lake) {
         }
         kept + buf.len()
     };
-    let p = Pseudonymiser::new(&[0x5a; 32]);
     let (_, pseudonymise) = best(&|| {
+        let mut p = Protector::new(Pseudonymiser::new(&[0x5a; 32]));
         lines
             .iter()
             .filter_map(|l| parse_event(l).ok())

@@ -128,11 +128,75 @@ impl Pseudonymiser {
     }
 }
 
-/// Applies `privacy` to `e` when it is on: the one step both ingest paths take before an event
-/// is buffered for the lake.
+/// Applies `privacy` to `e` when it is on (uncached; see [`Protector`] for ingest).
 pub fn protect(privacy: Option<&Pseudonymiser>, e: &mut Event<'_>) {
     if let Some(p) = privacy {
         p.apply(e);
+    }
+}
+
+/// [`Pseudonymiser::apply`] with a memory of recent values: the one step both ingest paths (file
+/// and Kafka) take before an event is buffered for the lake. A learner's events repeat the same
+/// user, device and address, so most of them cost a lookup instead of three HMACs.
+#[derive(Debug, Clone)]
+pub struct Protector {
+    p: Pseudonymiser,
+    users: Memo,
+    devices: Memo,
+    networks: Memo,
+}
+
+/// Input value → pseudonym, forgotten wholesale when full (bounds memory at a few MB).
+#[derive(Debug, Clone, Default)]
+struct Memo {
+    map: std::collections::HashMap<Box<str>, Option<Box<str>>>,
+}
+
+impl Memo {
+    const CAP: usize = 1 << 16;
+
+    fn get(&mut self, value: &str, make: impl FnOnce(&str) -> Option<String>) -> Option<String> {
+        if let Some(v) = self.map.get(value) {
+            return v.as_deref().map(str::to_string);
+        }
+        if self.map.len() >= Self::CAP {
+            self.map.clear();
+        }
+        let out = make(value);
+        self.map
+            .insert(value.into(), out.as_deref().map(Box::from));
+        out
+    }
+}
+
+impl Protector {
+    pub fn new(p: Pseudonymiser) -> Protector {
+        Protector {
+            p,
+            users: Memo::default(),
+            devices: Memo::default(),
+            networks: Memo::default(),
+        }
+    }
+
+    /// The pseudonymiser it applies.
+    pub fn pseudonymiser(&self) -> &Pseudonymiser {
+        &self.p
+    }
+
+    /// Replaces the event's identifying fields as [`Pseudonymiser::apply`] does.
+    pub fn apply(&mut self, e: &mut Event<'_>) {
+        let p = &self.p;
+        let user = self.users.get(&e.user_id, |u| Some(p.user(u)));
+        e.user_id = Cow::Owned(user.unwrap_or_default());
+        if let Some(d) = &e.device_id {
+            e.device_id = self.devices.get(d, |d| Some(p.device(d))).map(Cow::Owned);
+        }
+        if let Some(ip) = &e.ip {
+            e.ip = self.networks.get(ip, |ip| p.network(ip)).map(Cow::Owned);
+        }
+        e.geo_lat = e.geo_lat.map(coarse_degrees);
+        e.geo_lon = e.geo_lon.map(coarse_degrees);
     }
 }
 
@@ -304,6 +368,13 @@ mod tests {
         // What is not identifying is untouched.
         assert_eq!(e.event_id, "e1");
         assert_eq!(e.session_id.as_deref(), Some("s1"));
+        // The memoised path gives the same, the second time from its memory.
+        let mut q = Protector::new(p.clone());
+        for _ in 0..2 {
+            let mut m = crate::parse_event(line).unwrap();
+            q.apply(&mut m);
+            assert_eq!(m, e);
+        }
         let mut raw = crate::parse_event(line).unwrap();
         protect(None, &mut raw);
         assert_eq!(raw.user_id, "alice");

@@ -517,6 +517,10 @@ pub fn ingest(
     let mut run = Run {
         lake,
         opts,
+        protector: opts
+            .privacy
+            .clone()
+            .map(creditguard_contract::privacy::Protector::new),
         stats: IngestStats::default(),
         dedup: Deduper::default(),
         base_bytes: 0,
@@ -557,6 +561,7 @@ pub fn ingest(
 struct Run<'a> {
     lake: &'a Lake,
     opts: &'a IngestOptions,
+    protector: Option<creditguard_contract::privacy::Protector>,
     stats: IngestStats,
     dedup: Deduper,
     base_bytes: u64,
@@ -680,7 +685,9 @@ impl Run<'_> {
                 None => self.stats.blank += 1,
                 Some(Ok(mut ev)) => {
                     if first.next().expect("one answer per valid event") {
-                        creditguard_contract::privacy::protect(self.opts.privacy.as_ref(), &mut ev);
+                        if let Some(p) = &mut self.protector {
+                            p.apply(&mut ev);
+                        }
                         buffer.push(&ev, source, line);
                         self.stats.valid += 1;
                     } else {

@@ -179,7 +179,7 @@ struct Core {
     dlq_topic: String,
     lake: Lake,
     roll: RollPolicy,
-    privacy: Option<creditguard_contract::privacy::Pseudonymiser>,
+    privacy: Option<creditguard_contract::privacy::Protector>,
     parts: HashMap<i32, Part>,
     jobs: Option<SyncSender<Job>>,
     done: Receiver<Done>,
@@ -367,7 +367,9 @@ impl Core {
         part.bytes += payload.len() as u64;
         match parse_event(payload) {
             Ok(mut event) => {
-                creditguard_contract::privacy::protect(self.privacy.as_ref(), &mut event);
+                if let Some(protector) = &mut self.privacy {
+                    protector.apply(&mut event);
+                }
                 part.batches.push(&event, &part.src, o);
                 self.metrics.events_in.fetch_add(1, Relaxed);
             }
@@ -673,7 +675,10 @@ pub fn run(
         dlq_topic: cfg.dlq_topic.clone(),
         lake: lake.clone(),
         roll: cfg.roll,
-        privacy: cfg.privacy.clone(),
+        privacy: cfg
+            .privacy
+            .clone()
+            .map(creditguard_contract::privacy::Protector::new),
         parts: HashMap::new(),
         jobs: Some(jobs_tx),
         done: done_rx,
