@@ -442,6 +442,20 @@ impl Pipeline {
             problems.push(format!(
                 "key `lake.root`: `{lake}`: only local paths and file:// URLs are supported so far"
             ));
+        } else {
+            // The lake is where `retain` and `erase` delete: never the file system's root, be it
+            // named or reached through a symlink.
+            let local = lake.strip_prefix("file://").unwrap_or(&lake);
+            if std::fs::canonicalize(local).is_ok_and(|c| c.parent().is_none()) {
+                let key = if overrides.lake.is_some() {
+                    "--lake"
+                } else {
+                    "key `lake.root`"
+                };
+                problems.push(format!(
+                    "{key}: `{lake}` is the file system's root `/` (or a link to it): refused"
+                ));
+            }
         }
 
         let catalog = overrides.catalog.clone().or(raw.catalog.map(|c| c.path));
@@ -653,6 +667,18 @@ root = "./lake"
         let first = parse(&text).unwrap().pseudonymiser().unwrap().unwrap();
         let second = parse(&text).unwrap().pseudonymiser().unwrap().unwrap();
         assert_eq!(first.key_id(), second.key_id());
+    }
+
+    #[test]
+    fn a_lake_at_the_file_system_root_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let link = dir.path().join("lake");
+        std::os::unix::fs::symlink("/", &link).unwrap();
+        for root in [link.display().to_string(), "/".to_string(), format!("file://{}", link.display())] {
+            let err = parse(&OK.replace("./lake", &root)).unwrap_err().to_string();
+            assert!(err.contains("key `lake.root`") && err.contains("file system's root"), "{err}");
+        }
+        assert!(parse(&OK.replace("./lake", &dir.path().display().to_string())).is_ok());
     }
 
     #[test]
