@@ -107,7 +107,7 @@ fn one(args: &Args, strength: &str, seed: u64, dir: &Path) -> anyhow::Result<Qua
     let file = dir.join("pipeline.toml");
     let text = format!(
         "[pipeline]\nname = \"quality\"\nstages = [\"ingest\", \"jobs\", \"score\"]\n\
-         [source]\nkind = \"ndjson\"\npath = {:?}\n[lake]\nroot = {:?}\n[catalog]\npath = {:?}\n",
+         [source]\nkind = \"ndjson\"\npath = {:?}\n[lake]\nroot = {:?}\n[privacy]\npseudonymise = \"off\"\n[catalog]\npath = {:?}\n",
         telemetry.display().to_string(),
         dir.join("lake").display().to_string(),
         catalog.display().to_string(),

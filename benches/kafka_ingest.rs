@@ -7,7 +7,8 @@
 //! cargo bench --workspace --bench kafka_ingest                       # 10 M events (the README figure)
 //! cargo bench --workspace --bench kafka_ingest -- --events 1000000   # a quicker look
 //! ```
-//! Options: `--events N` (default 10 M), `--partitions P` (default 3). Needs tansu
+//! Options: `--events N` (default 10 M), `--partitions P` (default 3), `--pseudonymise` (with
+//! `[privacy]` pseudonymisation on; off by default, for the comparison). Needs tansu
 //! (`.ci/install-tansu`, or `CREDITGUARD_TANSU`); prints SKIP without it. The machine's load
 //! average and the broker's own CPU over the measured window are printed too: on a shared
 //! 2-core box the figures are only as good as the quiet they were taken in.
@@ -115,6 +116,7 @@ fn main() {
     let mut events: u64 = 10_000_000;
     let mut partitions: i32 = 3;
     let args: Vec<String> = std::env::args().collect();
+    let pseudonymise = args.iter().any(|a| a == "--pseudonymise");
     for (i, a) in args.iter().enumerate() {
         match a.as_str() {
             "--events" => events = args[i + 1].parse().expect("--events N"),
@@ -199,6 +201,8 @@ fn main() {
             .arg("--lake")
             .arg(&lake)
             .args(["--metrics-addr", &metrics_addr])
+            .args(["--pseudonymise", if pseudonymise { "on" } else { "off" }])
+            .env("CREDITGUARD_PSEUDONYM_KEY", "ab".repeat(32))
             .env_remove("CREDITGUARD_FAULT")
             .spawn()
             .expect("start creditguard ingest"),

@@ -18,7 +18,7 @@ fn pipeline(s: &Scratch, extra: &str) -> std::path::PathBuf {
     s.write(
         "p.toml",
         format!(
-            "[pipeline]\nname = \"t\"\nstages = [\"ingest\"]\n[source]\nkind = \"ndjson\"\npath = \"{}\"\n[lake]\nroot = \"{}\"\n{extra}",
+            "[pipeline]\nname = \"t\"\nstages = [\"ingest\"]\n[source]\nkind = \"ndjson\"\npath = \"{}\"\n[lake]\nroot = \"{}\"\n[privacy]\npseudonymise = \"off\"\n{extra}",
             input.display(),
             s.lake().display()
         ),
@@ -155,7 +155,12 @@ fn the_shipped_pipelines_validate() {
     for entry in std::fs::read_dir(&dir).unwrap() {
         let p = entry.unwrap().path();
         if p.extension().is_some_and(|x| x == "toml") {
-            let out = run(creditguard().current_dir(repo()).arg("validate").arg(&p));
+            // The reference pipeline takes its key from the environment, as by default.
+            let out = run(creditguard()
+                .current_dir(repo())
+                .env("CREDITGUARD_PSEUDONYM_KEY", "ab".repeat(32))
+                .arg("validate")
+                .arg(&p));
             assert!(out.status.success(), "{}", p.display());
             n += 1;
         }
@@ -188,6 +193,8 @@ fn the_reference_pipeline_holds_the_built_in_defaults() {
         creditguard::review::settings(&p).unwrap(),
         creditguard::review::ReviewSettings::default()
     );
+    assert_eq!(p.privacy, creditguard::config::PrivacySection::default());
+    assert_eq!(p.retention, creditguard::config::RetentionSection::default());
 }
 
 /// The README's first command, into a scratch lake: ingest → jobs → score in one run, then a

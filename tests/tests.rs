@@ -5,4 +5,5 @@ mod util;
 mod build;
 mod cli;
 mod kafka;
+mod privacy;
 mod review;

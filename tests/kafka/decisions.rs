@@ -17,7 +17,7 @@ fn pipeline(s: &Scratch, brokers: &str, topic: &str) -> std::path::PathBuf {
         format!(
             "[pipeline]\nname = \"decisions\"\nstages = [\"ingest\", \"jobs\", \"score\"]\n\
              [source]\nkind = \"ndjson\"\npath = \"{}/sample-data/telemetry.ndjson.zst\"\n\
-             [lake]\nroot = \"{}\"\n[catalog]\npath = \"{}/sample-data/catalog.csv\"\n\
+             [lake]\nroot = \"{}\"\n[privacy]\npseudonymise = \"off\"\n[catalog]\npath = \"{}/sample-data/catalog.csv\"\n\
              [kafka]\nbrokers = \"{brokers}\"\nresults_topic = \"{topic}\"\n",
             repo.display(),
             s.lake().display(),

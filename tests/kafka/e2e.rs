@@ -169,7 +169,7 @@ fn generate_to_kafka_ingest_jobs_score_results_topic_equal_a_file_mode_run() {
         &pipeline_b,
         format!(
             "[pipeline]\nname = \"e2e-file\"\nstages = [\"ingest\", \"jobs\", \"score\"]\n\
-             [source]\nkind = \"ndjson\"\npath = {:?}\n[lake]\nroot = {:?}\n[catalog]\npath = {:?}\n",
+             [source]\nkind = \"ndjson\"\npath = {:?}\n[lake]\nroot = {:?}\n[privacy]\npseudonymise = \"off\"\n[catalog]\npath = {:?}\n",
             telemetry, lake_b, catalog
         ),
     )
@@ -361,7 +361,7 @@ fn a_results_topic_that_does_not_exist_fails_the_run_naming_it() {
         &pipeline,
         format!(
             "[pipeline]\nname = \"missing-results\"\nstages = [\"ingest\", \"jobs\", \"score\"]\n\
-             [source]\nkind = \"ndjson\"\npath = {:?}\n[lake]\nroot = {:?}\n[catalog]\npath = {:?}\n\
+             [source]\nkind = \"ndjson\"\npath = {:?}\n[lake]\nroot = {:?}\n[privacy]\npseudonymise = \"off\"\n[catalog]\npath = {:?}\n\
              [kafka]\nbrokers = \"{}\"\nresults_topic = \"{missing}\"\n",
             telemetry,
             dir.join("lake"),

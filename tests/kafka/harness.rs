@@ -407,6 +407,8 @@ pub struct IngestOpts<'a> {
     pub fault: Option<(&'a str, u32)>,
     /// jemalloc prints its options and their values in force to the log at exit.
     pub malloc_stats: bool,
+    /// Pseudonymise with the key in this file (`None`: `--pseudonymise off`).
+    pub key_file: Option<&'a Path>,
 }
 
 impl Default for IngestOpts<'_> {
@@ -415,6 +417,7 @@ impl Default for IngestOpts<'_> {
             roll_rows: 1000,
             fault: None,
             malloc_stats: false,
+            key_file: None,
         }
     }
 }
@@ -443,6 +446,10 @@ impl IngestProc {
         .args(["--brokers", &b.addr, "--topic", topic, "--group", group])
         .arg("--lake")
         .arg(lake)
+        .args(match opts.key_file {
+            Some(_) => ["--pseudonymise", "on"],
+            None => ["--pseudonymise", "off"],
+        })
         .args([
             "--metrics-addr",
             &metrics_addr,
@@ -461,6 +468,9 @@ impl IngestProc {
         .env_remove("CREDITGUARD_FAULT_AFTER")
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap());
+        if let Some(key) = opts.key_file {
+            cmd.arg("--key-file").arg(key);
+        }
         if let Some((point, after)) = opts.fault {
             cmd.env("CREDITGUARD_FAULT", point)
                 .env("CREDITGUARD_FAULT_AFTER", after.to_string());

@@ -42,6 +42,7 @@ fn every_valid_event_lands_once_and_invalid_ones_go_to_the_dlq_with_their_bytes(
             roll_rows: 700,
             fault: None,
             malloc_stats: true,
+            ..IngestOpts::default()
         },
     );
     harness::wait_for_rows(&lake, fx.valid.len(), Duration::from_secs(60), &[&ingest]);
@@ -185,4 +186,35 @@ fn a_restart_resumes_from_committed_offsets_without_rereading() {
     harness::assert_exactly_once(&lake, &all);
     let (_, files_after) = harness::lake_rows(&lake);
     assert!(files_before.iter().all(|f| files_after.contains(f)));
+}
+
+/// With a key, the service stores pseudonyms, the same ones file ingest makes with that key.
+#[test]
+fn with_a_key_the_service_stores_pseudonyms() {
+    let b = with_broker!();
+    let topic = b.topic("pseudo", 2);
+    let fx = harness::fixture("pseudo", 600, 0);
+    harness::produce(b, &topic, &fx.lines);
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("pseudonym.key");
+    std::fs::write(&key, creditguard_contract::privacy::format_key(&[9u8; 32])).unwrap();
+    let lake = dir.path().join("lake");
+    let ingest = IngestProc::start(
+        b,
+        &topic,
+        "g-pseudo",
+        &lake,
+        IngestOpts {
+            key_file: Some(&key),
+            ..IngestOpts::default()
+        },
+    );
+    harness::wait_for_rows(&lake, fx.valid.len(), Duration::from_secs(60), &[&ingest]);
+    assert!(ingest.terminate().success());
+    let p = creditguard_contract::privacy::Pseudonymiser::new(&[9u8; 32]);
+    let expected: BTreeSet<String> = (0..37).map(|u| p.user(&format!("u{u}"))).collect();
+    let users = crate::privacy::strings(&crate::privacy::table(&lake.join("events")), "user_id");
+    assert_eq!(users.len(), fx.valid.len());
+    let found: BTreeSet<String> = users.into_iter().collect();
+    assert_eq!(found, expected);
 }

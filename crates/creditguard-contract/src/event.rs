@@ -356,7 +356,18 @@ pub(crate) fn decode_with_serde(text: &str) -> Result<Wire<'_>, Rejection> {
     let mut de = serde_json::Deserializer::from_str(text);
     Wire::deserialize(&mut de)
         .and_then(|w| de.end().map(|()| w))
-        .map_err(json_rejection)
+        .map_err(|e| {
+            if text.starts_with('\u{feff}') {
+                // Editors and some exporters put one at the start of a file.
+                Rejection {
+                    kind: RejectKind::NotJson,
+                    field: None,
+                    reason: "starts with a byte-order mark (U+FEFF), not a JSON object".to_string(),
+                }
+            } else {
+                json_rejection(e)
+            }
+        })
 }
 
 /// Field-level problems are smuggled through serde's error as `\u{1}kind\u{1}field\u{1}reason`
@@ -652,7 +663,7 @@ impl<'de> Visitor<'de> for WireV {
                         return Err(field_err(
                             RejectKind::WrongType,
                             "schema_version",
-                            format_args!("field `schema_version`: expected an integer, got {v}"),
+                            format_args!("field `schema_version`: expected an integer, got {}", num(v)),
                         ));
                     }
                     if w.schema_version.replace(v as i64).is_some() {
@@ -696,7 +707,7 @@ impl<'de> Visitor<'de> for WireV {
                         return Err(field_err(
                             RejectKind::WrongType,
                             "questions",
-                            format_args!("field `questions`: expected an integer, got {v}"),
+                            format_args!("field `questions`: expected an integer, got {}", num(v)),
                         ));
                     }
                     if w.questions.replace(v as i64).is_some() {
@@ -744,7 +755,7 @@ fn range(field: &str, reason: impl fmt::Display) -> Rejection {
 
 fn min0(field: &str, v: Option<f64>) -> Result<Option<f64>, Rejection> {
     match v {
-        Some(x) if !(x >= 0.0) => Err(range(field, format_args!("must be ≥ 0, got {x}"))),
+        Some(x) if !(x >= 0.0) => Err(range(field, format_args!("must be ≥ 0, got {}", num(x)))),
         _ => Ok(v),
     }
 }
@@ -778,8 +789,43 @@ fn one_of<T: Copy>(
         None => Ok(None),
         Some(s) => parse(&s)
             .map(Some)
-            .ok_or_else(|| range(field, format_args!("`{s}` is not one of {}", allowed()))),
+            .ok_or_else(|| {
+                range(
+                    field,
+                    format_args!("`{}` is not one of {}", shown(&s), allowed()),
+                )
+            }),
     }
+}
+
+/// A number in a rejection reason: as written when short, else in scientific notation (`1e300`
+/// in plain decimals would be 301 characters).
+fn num(x: f64) -> String {
+    let plain = x.to_string();
+    if plain.len() <= 24 {
+        plain
+    } else {
+        format!("{x:e}")
+    }
+}
+
+/// A value quoted in a rejection reason: at most 40 characters, control characters escaped, so
+/// that a reason stays one short line whatever the input holds.
+fn shown(v: &str) -> String {
+    const MAX: usize = 40;
+    let mut out = String::new();
+    for (i, c) in v.chars().enumerate() {
+        if i == MAX {
+            out.push('…');
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 fn timestamp(field: &str, v: &str) -> Result<i64, Rejection> {
@@ -787,7 +833,10 @@ fn timestamp(field: &str, v: &str) -> Result<i64, Rejection> {
         Rejection::field(
             RejectKind::BadTimestamp,
             field,
-            format!("field `{field}`: `{v}` is not an RFC 3339 timestamp with offset ({why})"),
+            format!(
+                "field `{field}`: `{}` is not an RFC 3339 timestamp with offset ({why})",
+                shown(v)
+            ),
         )
     })
 }
@@ -804,7 +853,7 @@ impl<'a> Wire<'a> {
             Rejection::field(
                 RejectKind::UnknownType,
                 "type",
-                format!("field `type`: unknown event type `{type_name}`"),
+                format!("field `type`: unknown event type `{}`", shown(&type_name)),
             )
         })?;
         if let Some(v) = self.schema_version {
@@ -821,7 +870,7 @@ impl<'a> Wire<'a> {
             if !(-90.0..=90.0).contains(&lat) {
                 return Err(range(
                     "geo_lat",
-                    format_args!("must be within -90..90, got {lat}"),
+                    format_args!("must be within -90..90, got {}", num(lat)),
                 ));
             }
         }
@@ -829,7 +878,7 @@ impl<'a> Wire<'a> {
             if !(-180.0..=180.0).contains(&lon) {
                 return Err(range(
                     "geo_lon",
-                    format_args!("must be within -180..180, got {lon}"),
+                    format_args!("must be within -180..180, got {}", num(lon)),
                 ));
             }
         }
@@ -837,13 +886,13 @@ impl<'a> Wire<'a> {
             if !(rate > 0.0 && rate <= 16.0) {
                 return Err(range(
                     "rate",
-                    format_args!("must be > 0 and ≤ 16, got {rate}"),
+                    format_args!("must be > 0 and ≤ 16, got {}", num(rate)),
                 ));
             }
         }
         if let Some(m) = self.max_score {
             if !(m > 0.0) {
-                return Err(range("max_score", format_args!("must be > 0, got {m}")));
+                return Err(range("max_score", format_args!("must be > 0, got {}", num(m))));
             }
         }
         if let Some(q) = self.questions {

@@ -5,6 +5,7 @@
 //!   [`Event`] borrowing from the input, or a [`Rejection`] whose reason names the field.
 //! - [`events_schema`] and [`EventBatchBuilder`] are the lake's `events` table in Arrow.
 //! - [`Flag`], [`Credit`], [`Case`] and their schemas are the result tables and stream records.
+//! - [`privacy`] turns identifiers into keyed pseudonyms before they reach the lake.
 //!
 //! ```
 //! use creditguard_contract::{parse_event, EventBatchBuilder, RejectKind};
@@ -24,6 +25,7 @@
 
 mod event;
 mod fast;
+pub mod privacy;
 mod results;
 mod schema;
 pub mod time;

@@ -63,19 +63,10 @@ pub fn segments(events: LazyFrame, cfg: &MultiLoginConfig) -> LazyFrame {
         .sort(["user_id", "start", "session_id"], sort_opts())
 }
 
-/// The network of an address: IPv4 /24, IPv6 /48; `None` when unknown.
+/// The network of an address: IPv4 /24, IPv6 /48, or the network pseudonym ingest stored in its
+/// place (`[privacy]`), which already stands for its network; `None` when unknown.
 fn network(ip: Option<&str>) -> Option<String> {
-    let ip: std::net::IpAddr = ip?.parse().ok()?;
-    Some(match ip {
-        std::net::IpAddr::V4(v4) => {
-            let o = v4.octets();
-            format!("{}.{}.{}.0/24", o[0], o[1], o[2])
-        }
-        std::net::IpAddr::V6(v6) => {
-            let s = v6.segments();
-            format!("{:x}:{:x}:{:x}::/48", s[0], s[1], s[2])
-        }
-    })
+    creditguard_contract::privacy::network_key(ip?).map(std::borrow::Cow::into_owned)
 }
 
 /// Great-circle distance in km.
@@ -485,6 +476,24 @@ mod tests {
             None,
         ));
         assert!(run(&ev).flags.is_empty());
+    }
+
+    #[test]
+    fn network_pseudonyms_compare_as_their_networks() {
+        let p = creditguard_contract::privacy::Pseudonymiser::new(&[4u8; 32]);
+        let net = |ip: &str| p.network(ip).unwrap();
+        // Two devices on one /24, stored as pseudonyms: one network, not flagged.
+        let mut ev = session("u1", "s1", "laptop", &net("192.168.1.10"), 0.0, 1800.0, 60.0, None);
+        ev.extend(session("u1", "s2", "phone", &net("192.168.1.11"), 600.0, 1200.0, 60.0, None));
+        assert!(run(&ev).flags.is_empty());
+        // Two networks: flagged, and the evidence names pseudonyms only.
+        let mut ev = session("u1", "s1", "laptop", &net("10.1.1.5"), 0.0, 600.0, 30.0, None);
+        ev.extend(session("u1", "s2", "phone", &net("172.16.4.4"), 480.0, 1200.0, 30.0, None));
+        let out = run(&ev);
+        assert_eq!(out.flags.len(), 1);
+        let evidence = out.flags[0].evidence.to_string();
+        assert!(evidence.contains(&net("10.1.1.5")), "{evidence}");
+        assert!(!evidence.contains("10.1.1"), "{evidence}");
     }
 
     #[test]

@@ -391,12 +391,15 @@ pub struct IngestOptions {
     /// Input lines per output chunk: each chunk becomes one file per event day. Bounds memory
     /// (roughly 250 bytes an event while buffered).
     pub chunk_lines: usize,
+    /// Pseudonymise identifiers before they are written (`[privacy]`); `None` keeps them raw.
+    pub privacy: Option<creditguard_contract::privacy::Pseudonymiser>,
 }
 
 impl Default for IngestOptions {
     fn default() -> Self {
         IngestOptions {
             chunk_lines: 500_000,
+            privacy: None,
         }
     }
 }
@@ -514,6 +517,10 @@ pub fn ingest(
     let mut run = Run {
         lake,
         opts,
+        protector: opts
+            .privacy
+            .clone()
+            .map(creditguard_contract::privacy::Protector::new),
         stats: IngestStats::default(),
         dedup: Deduper::default(),
         base_bytes: 0,
@@ -554,6 +561,7 @@ pub fn ingest(
 struct Run<'a> {
     lake: &'a Lake,
     opts: &'a IngestOptions,
+    protector: Option<creditguard_contract::privacy::Protector>,
     stats: IngestStats,
     dedup: Deduper,
     base_bytes: u64,
@@ -675,8 +683,11 @@ impl Run<'_> {
             let line = first_line + k as i64;
             match p {
                 None => self.stats.blank += 1,
-                Some(Ok(ev)) => {
+                Some(Ok(mut ev)) => {
                     if first.next().expect("one answer per valid event") {
+                        if let Some(p) = &mut self.protector {
+                            p.apply(&mut ev);
+                        }
                         buffer.push(&ev, source, line);
                         self.stats.valid += 1;
                     } else {

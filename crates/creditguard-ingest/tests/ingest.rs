@@ -47,7 +47,10 @@ impl Fixture {
         ingest(
             &self.lake,
             &inputs,
-            &IngestOptions { chunk_lines },
+            &IngestOptions {
+                chunk_lines,
+                ..IngestOptions::default()
+            },
             &mut |_| {},
         )
         .unwrap()
@@ -285,6 +288,45 @@ fn invalid_lines_are_dead_lettered_with_original_bytes_and_reasons() {
             .any(|r| r.starts_with("field `ts`: `2026-03-02 09:00:00` is not an RFC 3339")),
         "{reasons:?}"
     );
+}
+
+#[test]
+fn with_privacy_on_no_raw_identifier_reaches_the_lake() {
+    use creditguard_contract::privacy::Pseudonymiser;
+    let fx = Fixture::new();
+    let located = r#"{"event_id":"g1","type":"login","ts":"2026-03-02T09:00:00Z","user_id":"u1","session_id":"s2","device_id":"d1","ip":"198.51.100.23","geo_lat":31.2304,"geo_lon":121.4737}"#;
+    let input = fx.file(
+        "p.ndjson",
+        format!("{}\n{located}\n{{\"user_id\":\"u1\"}}\n", login("a1", "2026-03-02T08:00:00Z")).as_bytes(),
+    );
+    let p = Pseudonymiser::new(&[5u8; 32]);
+    let stats = ingest(
+        &fx.lake,
+        &[Input::Path(input)],
+        &IngestOptions {
+            privacy: Some(p.clone()),
+            ..IngestOptions::default()
+        },
+        &mut |_| {},
+    )
+    .unwrap();
+    assert_eq!((stats.valid, stats.dead_lettered), (2, 1));
+    assert_eq!(fx.strings("events", "user_id"), vec![p.user("u1"); 2]);
+    assert_eq!(fx.strings("events", "device_id"), vec![p.device("d1"); 2]);
+    let b = fx.batches("events");
+    let ips: Vec<Option<&str>> = b
+        .iter()
+        .flat_map(|b| col::<StringArray>(b, "ip").iter())
+        .collect();
+    assert!(ips.contains(&p.network("198.51.100.1").as_deref()), "{ips:?}");
+    assert!(!ips.iter().flatten().any(|ip| ip.contains("198.51")), "{ips:?}");
+    let lats: Vec<Option<f64>> = b
+        .iter()
+        .flat_map(|b| col::<arrow_array::Float64Array>(b, "geo_lat").iter())
+        .collect();
+    assert!(lats.contains(&Some(31.2)), "{lats:?}");
+    // Dead letters keep the original bytes: the reason they have the shortest retention.
+    assert_eq!(fx.strings("dead_letters", "source").len(), 1);
 }
 
 #[test]

@@ -89,6 +89,8 @@ pub struct IngestConfig {
     pub dlq_topic: String,
     /// When files roll.
     pub roll: RollPolicy,
+    /// Pseudonymise identifiers before they are written (`[privacy]`); `None` keeps them raw.
+    pub privacy: Option<creditguard_contract::privacy::Pseudonymiser>,
 }
 
 /// What a run of the service did.
@@ -177,6 +179,7 @@ struct Core {
     dlq_topic: String,
     lake: Lake,
     roll: RollPolicy,
+    privacy: Option<creditguard_contract::privacy::Protector>,
     parts: HashMap<i32, Part>,
     jobs: Option<SyncSender<Job>>,
     done: Receiver<Done>,
@@ -363,7 +366,10 @@ impl Core {
         part.pos.read = o + 1;
         part.bytes += payload.len() as u64;
         match parse_event(payload) {
-            Ok(event) => {
+            Ok(mut event) => {
+                if let Some(protector) = &mut self.privacy {
+                    protector.apply(&mut event);
+                }
                 part.batches.push(&event, &part.src, o);
                 self.metrics.events_in.fetch_add(1, Relaxed);
             }
@@ -669,6 +675,10 @@ pub fn run(
         dlq_topic: cfg.dlq_topic.clone(),
         lake: lake.clone(),
         roll: cfg.roll,
+        privacy: cfg
+            .privacy
+            .clone()
+            .map(creditguard_contract::privacy::Protector::new),
         parts: HashMap::new(),
         jobs: Some(jobs_tx),
         done: done_rx,

@@ -19,6 +19,10 @@
 //!   then swap it in with one `renameat2(RENAME_EXCHANGE)`, so a day's output changes from the old
 //!   set of files to the new one in a single step.
 //!
+//! Deletion keeps the same promise ([`scrub`]): [`Lake::remove_partition`] renames a day out of
+//! its table in one step (retention), [`Lake::scrub_partition`] rewrites a day without one
+//! learner through `replace_partition` (erasure).
+//!
 //! ```
 //! use creditguard_lake::Lake;
 //! let dir = tempfile::tempdir().unwrap();
@@ -33,6 +37,7 @@
 
 pub mod catalog;
 pub mod memory;
+pub mod scrub;
 
 #[cfg(test)]
 use_jemalloc!();

@@ -36,6 +36,7 @@ mod cases;
 mod credits;
 mod db;
 mod decide;
+mod erase;
 mod feedback;
 mod model;
 pub mod testing;
@@ -44,6 +45,7 @@ pub use accounts::{Account, AuditQuery, QueuePage, QueueQuery, Role, Scope, Sess
 pub use credits::{apply_decisions, ClaimDecisions, ClaimVerdict};
 pub use db::{default_sqlite_url, Review, MIGRATIONS};
 pub use decide::DecideRequest;
+pub use erase::{sha256_hex, Erased};
 pub use model::{
     Action, AuditRecord, CaseClaim, CaseDetail, CaseFilter, CaseFlag, CaseRow, CaseStatus,
     ClaimDecision, SyncCandidate, SyncFlag, SyncInput, SyncOutcome, Verdict, VerifyReport,

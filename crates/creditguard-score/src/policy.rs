@@ -214,6 +214,21 @@ impl Roster {
         self.people.get(user_id)
     }
 
+    /// The roster keyed and identified by the lake's pseudonyms of its user ids (telemetry is
+    /// pseudonymised at ingest; the roster is where real ids live).
+    pub fn pseudonymised(self, pseudonym: impl Fn(&str) -> String) -> Roster {
+        Roster {
+            people: self
+                .people
+                .into_values()
+                .map(|mut p| {
+                    p.user_id = pseudonym(&p.user_id);
+                    (p.user_id.clone(), p)
+                })
+                .collect(),
+        }
+    }
+
     /// Learners seen in telemetry (user, org unit) that the roster lacks, or whose org unit is
     /// neither the roster's org path nor its last unit. One issue per learner, sorted by user.
     pub fn issues<'a>(

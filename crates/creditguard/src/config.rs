@@ -170,6 +170,165 @@ impl Default for IngestSection {
     }
 }
 
+/// `on` or `off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Switch {
+    #[default]
+    On,
+    Off,
+}
+
+/// `[privacy]`: what ingest stores of the identifying fields.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PrivacySection {
+    /// `on` (the default): `user_id` and `device_id` are stored as keyed pseudonyms, `ip` as a
+    /// pseudonym of its network, `geo_lat`/`geo_lon` rounded to 0.1°. `off`: stored as received.
+    pub pseudonymise: Switch,
+    /// A file holding the key (hex, `creditguard keygen` writes one). Never the key itself here.
+    pub key_file: Option<PathBuf>,
+    /// Otherwise, the environment variable holding the key (hex).
+    pub key_env: String,
+    /// Create `key_file` with a new random key when it does not exist (the shipped sample).
+    pub create_key: bool,
+}
+
+/// Where the key is read from when `key_file` is not set.
+pub const DEFAULT_KEY_ENV: &str = "CREDITGUARD_PSEUDONYM_KEY";
+
+impl Default for PrivacySection {
+    fn default() -> Self {
+        PrivacySection {
+            pseudonymise: Switch::On,
+            key_file: None,
+            key_env: DEFAULT_KEY_ENV.to_string(),
+            create_key: false,
+        }
+    }
+}
+
+impl PrivacySection {
+    /// The pseudonymiser these settings ask for: `None` when `pseudonymise = "off"`. A missing or
+    /// malformed key is a problem naming the setting (never showing the key). With `create`,
+    /// a missing `key_file` is created when `create_key` allows it (and the creation reported on
+    /// stderr).
+    pub fn resolve(
+        &self,
+        create: bool,
+    ) -> Result<Option<creditguard_contract::privacy::Pseudonymiser>, String> {
+        use creditguard_contract::privacy::{parse_key, Pseudonymiser};
+        if self.pseudonymise == Switch::Off {
+            return Ok(None);
+        }
+        let text = match &self.key_file {
+            Some(path) => match std::fs::read_to_string(path) {
+                Ok(t) => t,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && self.create_key => {
+                    if !create {
+                        // Checked only: the run creates it.
+                        return Ok(Some(Pseudonymiser::new(&[0u8; 32])));
+                    }
+                    let key = match write_new_key(path) {
+                        Ok(key) => key,
+                        // Another run created it meanwhile: use that one.
+                        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                            return self.resolve(false);
+                        }
+                        Err(e) => {
+                            return Err(format!(
+                                "key `privacy.key_file`: cannot create `{}`: {e}",
+                                path.display()
+                            ))
+                        }
+                    };
+                    eprintln!(
+                        "creditguard: created a new pseudonymisation key in {} (privacy.create_key); keep it to map pseudonyms back to people",
+                        path.display()
+                    );
+                    return Ok(Some(Pseudonymiser::new(&key)));
+                }
+                Err(e) => {
+                    return Err(format!(
+                        "key `privacy.key_file`: cannot read `{}`: {e} (create one with `creditguard keygen --out {}`, or set `privacy.pseudonymise = \"off\"`)",
+                        path.display(),
+                        path.display()
+                    ))
+                }
+            },
+            None => match std::env::var(&self.key_env) {
+                Ok(t) => t,
+                Err(_) => {
+                    return Err(format!(
+                        "key `privacy.key_file`: pseudonymisation is on but there is no key: set `privacy.key_file`, or the environment variable `{}` (`privacy.key_env`), or `privacy.pseudonymise = \"off\"`",
+                        self.key_env
+                    ))
+                }
+            },
+        };
+        let key = parse_key(&text).map_err(|e| match &self.key_file {
+            Some(p) => format!("key `privacy.key_file`: `{}`: {e}", p.display()),
+            None => format!("key `privacy.key_env`: environment variable `{}`: {e}", self.key_env),
+        })?;
+        Ok(Some(Pseudonymiser::new(&key)))
+    }
+}
+
+/// A new random 32-byte key, written to `path` (which must not exist) readable by its owner only.
+/// The file appears whole or not at all (written aside, then hard-linked to its name, which
+/// fails if the name exists), so two runs creating it at once cannot read half a key.
+pub fn write_new_key(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Write as _;
+    let mut key = vec![0u8; 32];
+    getrandom::fill(&mut key).map_err(|e| std::io::Error::other(format!("no random source: {e}")))?;
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let mut nonce = [0u8; 8];
+    getrandom::fill(&mut nonce).map_err(|e| std::io::Error::other(format!("no random source: {e}")))?;
+    let tmp = dir.join(format!(".key.tmp-{:016x}", u64::from_le_bytes(nonce)));
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    let written = (|| {
+        let mut f = opts.open(&tmp)?;
+        f.write_all(creditguard_contract::privacy::format_key(&key).as_bytes())?;
+        f.sync_all()?;
+        std::fs::hard_link(&tmp, path)
+    })();
+    let _ = std::fs::remove_file(&tmp);
+    written.map(|()| key)
+}
+
+/// `[retention]`: how many days each lake table keeps its day partitions (`0`: kept for good).
+/// `creditguard retain` deletes the older ones.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetentionSection {
+    /// `events/`, by event day: 400.
+    pub events_days: u32,
+    /// `dead_letters/` (rejected input as received, identifiers included), by ingest day: 30.
+    pub dead_letters_days: u32,
+    /// `features/<job>/`: 0 (kept).
+    pub features_days: u32,
+    /// `results/<table>/`: 0 (kept).
+    pub results_days: u32,
+}
+
+impl Default for RetentionSection {
+    fn default() -> Self {
+        RetentionSection {
+            events_days: 400,
+            dead_letters_days: 30,
+            features_days: 0,
+            results_days: 0,
+        }
+    }
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawFile {
@@ -192,6 +351,10 @@ struct RawFile {
     kafka: Option<toml::Table>,
     #[serde(default)]
     review: Option<toml::Table>,
+    #[serde(default)]
+    privacy: Option<PrivacySection>,
+    #[serde(default)]
+    retention: Option<RetentionSection>,
 }
 
 /// Where telemetry comes from, resolved.
@@ -219,6 +382,10 @@ pub struct Pipeline {
     pub roster: Option<RosterSection>,
     /// The credit policy, assignments and reminder settings.
     pub policy: Option<PolicySection>,
+    /// `[privacy]` (absent: pseudonymisation on, key from `CREDITGUARD_PSEUDONYM_KEY`).
+    pub privacy: PrivacySection,
+    /// `[retention]`.
+    pub retention: RetentionSection,
     sections: toml::Table,
 }
 
@@ -313,6 +480,20 @@ impl Pipeline {
             problems.push(format!(
                 "key `lake.root`: `{lake}`: only local paths and file:// URLs are supported so far"
             ));
+        } else {
+            // The lake is where `retain` and `erase` delete: never the file system's root, be it
+            // named or reached through a symlink.
+            let local = lake.strip_prefix("file://").unwrap_or(&lake);
+            if std::fs::canonicalize(local).is_ok_and(|c| c.parent().is_none()) {
+                let key = if overrides.lake.is_some() {
+                    "--lake"
+                } else {
+                    "key `lake.root`"
+                };
+                problems.push(format!(
+                    "{key}: `{lake}` is the file system's root `/` (or a link to it): refused"
+                ));
+            }
         }
 
         let catalog = overrides.catalog.clone().or(raw.catalog.map(|c| c.path));
@@ -331,6 +512,15 @@ impl Pipeline {
         if ingest.chunk_lines == 0 {
             problems.push("key `ingest.chunk_lines`: must be at least 1".to_string());
         }
+
+        let privacy = raw.privacy.unwrap_or_default();
+        if privacy.key_env.trim().is_empty() {
+            problems.push("key `privacy.key_env`: must not be empty".to_string());
+        }
+        if privacy.create_key && privacy.key_file.is_none() {
+            problems.push("key `privacy.create_key`: needs `privacy.key_file`".to_string());
+        }
+        let retention = raw.retention.unwrap_or_default();
 
         let mut sections = toml::Table::new();
         for (key, section) in [
@@ -355,6 +545,8 @@ impl Pipeline {
             ingest,
             roster: raw.roster,
             policy: raw.policy,
+            privacy,
+            retention,
             sections,
         };
         problems.extend(crate::run::check_sections(&pipeline));
@@ -373,7 +565,17 @@ impl Pipeline {
         let roster = match &self.roster {
             None => None,
             Some(r) => match Roster::load(&r.path, r.leave.as_deref()) {
-                Ok(roster) => Some(roster),
+                // The lake holds pseudonyms: the roster's real ids are mapped to them.
+                Ok(roster) => match self.privacy.resolve(false) {
+                    Ok(Some(p)) => Some(roster.pseudonymised(|id| p.user(id))),
+                    Ok(None) => Some(roster),
+                    Err(e) => {
+                        problems.push(format!(
+                            "{e} (the roster's user ids are matched to the lake's pseudonyms with it)"
+                        ));
+                        None
+                    }
+                },
                 Err(e) => {
                     problems.push(format!("key `roster`: {e}"));
                     None
@@ -415,6 +617,23 @@ impl Pipeline {
     /// Whether the pipeline runs `stage`.
     pub fn has(&self, stage: Stage) -> bool {
         self.stages.contains(&stage)
+    }
+
+    /// Whether the pipeline writes events: an `ingest` stage, or a Kafka source (the
+    /// `creditguard ingest` service).
+    pub fn ingests(&self) -> bool {
+        self.has(Stage::Ingest) || self.source == Source::Kafka
+    }
+
+    /// The pseudonymiser of `[privacy]` (`None` when off), creating the key file when the
+    /// pipeline allows it. A missing or bad key is a configuration error naming the setting.
+    pub fn pseudonymiser(
+        &self,
+    ) -> Result<Option<creditguard_contract::privacy::Pseudonymiser>, ConfigError> {
+        self.privacy.resolve(true).map_err(|p| ConfigError {
+            file: self.file.clone(),
+            problems: vec![p],
+        })
     }
 
     /// The typed settings of a stage section (`jobs`, `score`, `kafka`); an absent section gives
@@ -495,6 +714,80 @@ root = "./lake"
         ] {
             assert!(msg.contains(needle), "{needle} missing in {msg}");
         }
+    }
+
+    #[test]
+    fn privacy_is_on_by_default_and_needs_a_key() {
+        let p = parse(OK).unwrap();
+        assert_eq!(p.privacy, PrivacySection::default());
+        assert!(p.ingests());
+        let p = parse(&format!("{OK}[privacy]\nkey_env = \"CG_TEST_NO_SUCH_VARIABLE\"\n")).unwrap();
+        let err = p.pseudonymiser().unwrap_err().to_string();
+        assert!(err.contains("key `privacy.key_file`"), "{err}");
+        assert!(err.contains("CG_TEST_NO_SUCH_VARIABLE"), "{err}");
+        let off = parse(&format!("{OK}[privacy]\npseudonymise = \"off\"\n")).unwrap();
+        assert!(off.pseudonymiser().unwrap().is_none());
+        let err = parse(&format!("{OK}[privacy]\npseudonymise = \"maybe\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("maybe"), "{err}");
+        let err = parse(&format!("{OK}[privacy]\ncreate_key = true\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("privacy.create_key"), "{err}");
+    }
+
+    #[test]
+    fn a_key_file_is_read_and_a_bad_one_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = dir.path().join("good.key");
+        std::fs::write(&good, creditguard_contract::privacy::format_key(&[7u8; 32])).unwrap();
+        let with = |path: &Path| {
+            parse(&format!("{OK}[privacy]\nkey_file = {:?}\n", path.display().to_string()))
+                .unwrap()
+                .pseudonymiser()
+        };
+        let p = with(&good).unwrap().unwrap();
+        assert_eq!(p.key_id(), creditguard_contract::privacy::Pseudonymiser::new(&[7u8; 32]).key_id());
+        let short = dir.path().join("short.key");
+        std::fs::write(&short, "00ff").unwrap();
+        let err = with(&short).unwrap_err().to_string();
+        assert!(err.contains("privacy.key_file") && err.contains("short.key"), "{err}");
+        let err = with(&dir.path().join("absent.key")).unwrap_err().to_string();
+        assert!(err.contains("creditguard keygen"), "{err}");
+        // create_key makes the file once; the next resolution reads the same key.
+        let made = dir.path().join("sub/made.key");
+        let text = format!(
+            "{OK}[privacy]\nkey_file = {:?}\ncreate_key = true\n",
+            made.display().to_string()
+        );
+        let first = parse(&text).unwrap().pseudonymiser().unwrap().unwrap();
+        let second = parse(&text).unwrap().pseudonymiser().unwrap().unwrap();
+        assert_eq!(first.key_id(), second.key_id());
+    }
+
+    #[test]
+    fn a_lake_at_the_file_system_root_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let link = dir.path().join("lake");
+        std::os::unix::fs::symlink("/", &link).unwrap();
+        for root in [link.display().to_string(), "/".to_string(), format!("file://{}", link.display())] {
+            let err = parse(&OK.replace("./lake", &root)).unwrap_err().to_string();
+            assert!(err.contains("key `lake.root`") && err.contains("file system's root"), "{err}");
+        }
+        assert!(parse(&OK.replace("./lake", &dir.path().display().to_string())).is_ok());
+    }
+
+    #[test]
+    fn retention_defaults_and_overrides() {
+        assert_eq!(parse(OK).unwrap().retention, RetentionSection::default());
+        let p = parse(&format!("{OK}[retention]\nevents_days = 90\n")).unwrap();
+        assert_eq!(p.retention.events_days, 90);
+        assert_eq!(p.retention.dead_letters_days, 30);
+        let err = parse(&format!("{OK}[retention]\nevent_days = 90\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("event_days"), "{err}");
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use creditguard::config::{ConfigError, Overrides, Pipeline};
+use creditguard::config::{ConfigError, Overrides, Pipeline, PrivacySection, Switch};
 use creditguard_kafka::config::parse_duration;
 use creditguard_kafka::{Fault, IngestConfig, KafkaSection, Metrics, RollPolicy};
 use creditguard_lake::Lake;
@@ -57,6 +57,14 @@ pub struct IngestArgs {
     /// `[kafka] roll_age`, else 5s].
     #[arg(long, env = "CREDITGUARD_KAFKA_ROLL_AGE")]
     roll_age: Option<String>,
+    /// Pseudonymise identifiers (`on`/`off`) [default: the pipeline's `privacy.pseudonymise`,
+    /// else `on`].
+    #[arg(long, env = "CREDITGUARD_PSEUDONYMISE", value_parser = ["on", "off"])]
+    pseudonymise: Option<String>,
+    /// The pseudonymisation key file [default: the pipeline's `privacy.key_file`, else the key
+    /// in the environment variable `CREDITGUARD_PSEUDONYM_KEY`].
+    #[arg(long, env = "CREDITGUARD_PSEUDONYM_KEY_FILE")]
+    key_file: Option<PathBuf>,
     /// Address of `/metrics`, `/healthz`, `/readyz` (`none` to disable).
     #[arg(long, env = "CREDITGUARD_METRICS_ADDR")]
     metrics_addr: Option<String>,
@@ -64,7 +72,7 @@ pub struct IngestArgs {
 
 /// Runs `creditguard ingest` until SIGTERM / SIGINT.
 pub fn execute(args: IngestArgs) -> anyhow::Result<()> {
-    let (mut section, lake_root, file) = match &args.pipeline {
+    let (mut section, lake_root, file, mut privacy) = match &args.pipeline {
         Some(path) => {
             let overrides = Overrides {
                 lake: args.lake.clone(),
@@ -75,14 +83,26 @@ pub fn execute(args: IngestArgs) -> anyhow::Result<()> {
                 file: path.clone(),
                 problems: vec![p],
             })?;
-            (section, Some(pipeline.lake.clone()), path.clone())
+            (
+                section,
+                Some(pipeline.lake.clone()),
+                path.clone(),
+                pipeline.privacy.clone(),
+            )
         }
         None => (
             KafkaSection::default(),
             args.lake.clone(),
             PathBuf::from("creditguard ingest"),
+            PrivacySection::default(),
         ),
     };
+    if let Some(on) = &args.pseudonymise {
+        privacy.pseudonymise = if on == "off" { Switch::Off } else { Switch::On };
+    }
+    if args.key_file.is_some() {
+        privacy.key_file.clone_from(&args.key_file);
+    }
     let set = |target: &mut String, value: &Option<String>| {
         if let Some(v) = value {
             target.clone_from(v);
@@ -111,6 +131,13 @@ pub fn execute(args: IngestArgs) -> anyhow::Result<()> {
     if lake_root.is_none() {
         problems.push("--lake (or CREDITGUARD_LAKE, or --pipeline) is required".to_string());
     }
+    let pseudonymiser = match privacy.resolve(true) {
+        Ok(p) => p,
+        Err(e) => {
+            problems.push(e);
+            None
+        }
+    };
     let fault = match Fault::from_env() {
         Ok(f) => f,
         Err(e) => {
@@ -134,6 +161,7 @@ pub fn execute(args: IngestArgs) -> anyhow::Result<()> {
             bytes: section.roll_bytes,
             age: parse_duration(&section.roll_age).map_err(anyhow::Error::msg)?,
         },
+        privacy: pseudonymiser,
     };
 
     // A service, not a batch job: freed pages go back to the kernel after a second unused

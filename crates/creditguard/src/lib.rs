@@ -10,6 +10,7 @@ pub mod config;
 pub mod jobs;
 pub mod policy;
 pub mod report;
+pub mod retention;
 pub mod review;
 pub mod run;
 pub mod score;

@@ -62,6 +62,18 @@ enum Command {
     Generate(generate::GenerateArgs),
     /// Convert public logs (EdNet KT4/KT1, Open edX tracking logs) to telemetry-v1 NDJSON.
     Import(import::ImportArgs),
+    /// Delete the lake's day partitions older than `[retention]` allows (`--dry-run`: list them).
+    Retain(creditguard::retention::RetainArgs),
+    /// Erase a learner: their rows from every lake table and the review database, recorded in
+    /// the audit trail.
+    Erase(creditguard::retention::EraseArgs),
+    /// Write a new random pseudonymisation key (hex) to a file readable by its owner only, for
+    /// `[privacy] key_file`; prints its key id.
+    Keygen {
+        /// The key file to create (an existing file is never overwritten).
+        #[arg(long, env = "CREDITGUARD_PSEUDONYM_KEY_FILE")]
+        out: PathBuf,
+    },
     /// Check a pipeline file without running it (exit 2 and every problem when it is wrong).
     Validate {
         /// The pipeline file.
@@ -172,8 +184,33 @@ fn execute(command: Command) -> anyhow::Result<()> {
             print!("{}", render_summary(&pipeline, &summary));
             Ok(())
         }
+        Command::Retain(args) => {
+            print!("{}", creditguard::retention::retain(&args)?);
+            Ok(())
+        }
+        Command::Erase(args) => {
+            let erasure = creditguard::retention::erase(&args)?;
+            print!("{}", creditguard::retention::render_erasure(&erasure));
+            Ok(())
+        }
+        Command::Keygen { out } => {
+            let key = creditguard::config::write_new_key(&out)
+                .map_err(|e| anyhow::anyhow!("keygen: cannot create `{}`: {e}", out.display()))?;
+            let id = creditguard_contract::privacy::Pseudonymiser::new(&key);
+            println!("{}: new key {}", out.display(), id.key_id());
+            Ok(())
+        }
         Command::Validate { pipeline } => {
             let p = Pipeline::load(&pipeline, &Overrides::default())?;
+            if p.ingests() {
+                if let Err(problem) = p.privacy.resolve(false) {
+                    return Err(ConfigError {
+                        file: pipeline.clone(),
+                        problems: vec![problem],
+                    }
+                    .into());
+                }
+            }
             let stages: Vec<&str> = p.stages.iter().map(|s| s.name()).collect();
             println!(
                 "{}: ok (pipeline `{}`, stages: {})",

@@ -44,6 +44,11 @@ pub fn execute(args: PolicyArgs) -> anyhow::Result<()> {
             let fallback = Policy::global(cfg.target_credits, cfg.mandatory_credits);
             let policy = cfg.expectations.policy.as_ref().unwrap_or(&fallback);
             let roster = cfg.expectations.roster.clone().unwrap_or_default();
+            // The roster is keyed by the lake's pseudonyms when pseudonymisation is on.
+            let stored = match p.privacy.resolve(false).map_err(|e| anyhow::anyhow!(e))? {
+                Some(pseudonymiser) => pseudonymiser.user(&user),
+                None => user.clone(),
+            };
             let today = parse_day(
                 &creditguard_contract::time::format_rfc3339_us(creditguard_review::now_us())[..10],
             )
@@ -51,7 +56,7 @@ pub fn execute(args: PolicyArgs) -> anyhow::Result<()> {
             .context("reading the clock")?;
             print!(
                 "{}",
-                explain(policy, &fallback, &roster, &user, as_of.unwrap_or(today))
+                explain(policy, &fallback, &roster, &user, &stored, as_of.unwrap_or(today))
             );
             Ok(())
         }
@@ -64,10 +69,11 @@ pub fn explain(
     fallback: &Policy,
     roster: &Roster,
     user: &str,
+    stored: &str,
     as_of: i64,
 ) -> String {
     let mut out = String::new();
-    let person = roster.get(user);
+    let person = roster.get(stored);
     let _ = writeln!(
         out,
         "policy `{}` (version {}), credit year in {}",

@@ -33,6 +33,8 @@ fn kafka_problems(pipeline: &Pipeline) -> Vec<String> {
 #[derive(Debug, Default)]
 pub struct RunSummary {
     pub ingest: Option<IngestStats>,
+    /// The key id identifiers were pseudonymised with at ingest (`None`: stored as received).
+    pub pseudonym_key: Option<String>,
     pub jobs: Option<creditguard_detect::JobsReport>,
     pub score: Option<creditguard_score::ScoreReport>,
     /// What the score stage did with the review database.
@@ -57,13 +59,24 @@ pub struct RunOptions {
 /// Runs every stage of `pipeline`.
 pub fn run(pipeline: &Pipeline, opts: &RunOptions) -> anyhow::Result<RunSummary> {
     let start = Instant::now();
+    // Before anything is written: a missing key stops the run (exit 2), not the ingest half-way.
+    let privacy = if pipeline.has(Stage::Ingest) {
+        pipeline.pseudonymiser()?
+    } else {
+        None
+    };
     let lake = Lake::open(&pipeline.lake)
         .with_context(|| format!("opening the lake at {}", pipeline.lake))?;
-    let mut summary = RunSummary::default();
+    let mut summary = RunSummary {
+        pseudonym_key: privacy.as_ref().map(|p| p.key_id().to_string()),
+        ..RunSummary::default()
+    };
     for stage in &pipeline.stages {
         let _span = tracing::info_span!("stage", stage = stage.name()).entered();
         match stage {
-            Stage::Ingest => summary.ingest = Some(ingest_stage(pipeline, &lake, opts)?),
+            Stage::Ingest => {
+                summary.ingest = Some(ingest_stage(pipeline, &lake, opts, privacy.clone())?)
+            }
             Stage::Jobs => {
                 let run_id = crate::jobs::run_id(pipeline, "jobs", opts.from_day, opts.to_day);
                 summary.jobs = Some(crate::jobs::run_stage(
@@ -146,6 +159,7 @@ fn ingest_stage(
     pipeline: &Pipeline,
     lake: &Lake,
     opts: &RunOptions,
+    privacy: Option<creditguard_contract::privacy::Pseudonymiser>,
 ) -> anyhow::Result<IngestStats> {
     let input = match &pipeline.source {
         Source::Ndjson(input) => input.clone(),
@@ -175,6 +189,7 @@ fn ingest_stage(
     });
     let options = IngestOptions {
         chunk_lines: pipeline.ingest.chunk_lines,
+        privacy,
     };
     let stats =
         creditguard_ingest::ingest(lake, std::slice::from_ref(&input), &options, &mut |bytes| {
@@ -238,6 +253,13 @@ pub fn render_summary(pipeline: &Pipeline, summary: &RunSummary) -> String {
         if s.blank > 0 {
             let _ = writeln!(out, "  blank lines    {:>10}  (skipped)", s.blank);
         }
+        let _ = match &summary.pseudonym_key {
+            Some(k) => writeln!(
+                out,
+                "  identifiers    pseudonymised (key {k}); addresses as networks, places to 0.1°"
+            ),
+            None => writeln!(out, "  identifiers    stored as received (privacy.pseudonymise = \"off\")"),
+        };
         let _ = writeln!(
             out,
             "  files written  {:>10}  → {}/events/",
