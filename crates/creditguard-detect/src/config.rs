@@ -20,7 +20,7 @@ use creditguard_contract::DETECTORS;
 #[serde(deny_unknown_fields, default)]
 pub struct JobsConfig {
     /// Jobs to run, by name: `watch_time`, `multi_login`, `course_switching`, `credit_burst`,
-    /// `quiz_speed`, `shared_device`. Default: all six.
+    /// `quiz_speed`, `shared_device`, `automation`. Default: all seven.
     pub enabled: Vec<String>,
     /// Days computed from one scan of the lake. Each batch also reads one day of context on each
     /// side, so larger batches read less twice but hold more rows in memory (about 250 bytes per
@@ -45,6 +45,8 @@ pub struct JobsConfig {
     pub quiz_speed: QuizSpeedConfig,
     /// `[jobs.shared_device]`.
     pub shared_device: SharedDeviceConfig,
+    /// `[jobs.automation]`.
+    pub automation: AutomationConfig,
 }
 
 impl Default for JobsConfig {
@@ -59,6 +61,7 @@ impl Default for JobsConfig {
             credit_burst: Default::default(),
             quiz_speed: Default::default(),
             shared_device: Default::default(),
+            automation: Default::default(),
         }
     }
 }
@@ -311,6 +314,82 @@ impl Default for SharedDeviceConfig {
     }
 }
 
+/// `[jobs.automation]`: signs of a script driving the player, from what the server sees (stretches
+/// of unbroken play, heartbeat cadence, attention checks, input counts). A stretch is a run of a
+/// learner's consecutive heartbeats that play with the page visible, in one session, each within
+/// `max_gap_s` of the previous, with no pause, seek, rate change, visibility change, login or
+/// logout between them; moving on to another lesson or course does not end it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AutomationConfig {
+    /// Seconds between two heartbeats beyond which a stretch ends. 60 (as `watch_time`).
+    pub max_gap_s: f64,
+    /// `unbroken_play`: wall seconds a stretch must last. 10800 (3 h): a long lecture watched
+    /// without touching the player is one course, and people who catch up pause between courses.
+    pub unbroken_min_play_s: f64,
+    /// `unbroken_play`: distinct courses the stretch must span. 3.
+    pub unbroken_min_courses: u32,
+    /// `timer_cadence`: heartbeat intervals a stretch must hold. 240 (an hour at 15 s).
+    pub cadence_min_intervals: u32,
+    /// `timer_cadence`: distinct courses the stretch must span (opening another course restarts
+    /// a browser's heartbeat timer, which leaves one irregular interval). 2.
+    pub cadence_min_courses: u32,
+    /// `timer_cadence`: largest standard deviation (seconds) of the heartbeat intervals of the
+    /// stretch that still counts as a timer. 0.002 (2 ms).
+    pub cadence_max_std_s: f64,
+    /// Hours of the day (UTC, 0..24) of a stretch that are unusual for the learner: the share of
+    /// the learner's other heartbeats of the batch in those hours is below this. Only raises the
+    /// severity of `unbroken_play` and `no_input` flags (by `unusual_hours_severity`); it never
+    /// flags on its own. 0.05.
+    pub unusual_hours_share: f64,
+    /// Added to the severity of a flag whose stretch lies in unusual hours. 0.15.
+    pub unusual_hours_severity: f64,
+    /// `no_input`: wall seconds of a stretch whose heartbeats report `input_events` and all
+    /// report 0. 5400 (1.5 h).
+    pub no_input_min_play_s: f64,
+    /// `no_input`: distinct courses the stretch must span (opening a course takes a click). 2.
+    pub no_input_min_courses: u32,
+    /// `no_input`: share of the stretch's heartbeats that must carry `input_events` (platforms
+    /// that do not send counts are not judged). 0.9.
+    pub no_input_reported_share: f64,
+    /// `missed_checks`: attention checks a learner must miss in a day while the video kept
+    /// playing (the next heartbeat of the session, within `max_gap_s`, plays). 2.
+    pub missed_min_checks: u32,
+    /// `missed_checks`: and that share of the day's checks at least. 0.5.
+    pub missed_min_share: f64,
+    /// `machine_responses`: answered checks with a response time a learner needs in a day. 4.
+    pub responses_min_checks: u32,
+    /// `machine_responses`: a median response time (seconds) below this is too fast to read the
+    /// question. 1.0.
+    pub min_human_response_s: f64,
+    /// `machine_responses`: a coefficient of variation (std / mean) of the response times below
+    /// this is too regular for a person (people's reaction times vary by 30–60 %). 0.1.
+    pub max_response_cv: f64,
+}
+
+impl Default for AutomationConfig {
+    fn default() -> Self {
+        AutomationConfig {
+            max_gap_s: 60.0,
+            unbroken_min_play_s: 10_800.0,
+            unbroken_min_courses: 3,
+            cadence_min_intervals: 240,
+            cadence_min_courses: 2,
+            cadence_max_std_s: 0.002,
+            unusual_hours_share: 0.05,
+            unusual_hours_severity: 0.15,
+            no_input_min_play_s: 5400.0,
+            no_input_min_courses: 2,
+            no_input_reported_share: 0.9,
+            missed_min_checks: 2,
+            missed_min_share: 0.5,
+            responses_min_checks: 4,
+            min_human_response_s: 1.0,
+            max_response_cv: 0.1,
+        }
+    }
+}
+
 impl JobsConfig {
     /// Every problem with the settings, each naming its key (`jobs.<…>`).
     pub fn problems(&self) -> Vec<String> {
@@ -348,6 +427,13 @@ impl JobsConfig {
             "quiz_speed.min_seconds_per_question",
             self.quiz_speed.min_seconds_per_question,
         );
+        let a = &self.automation;
+        pos("automation.max_gap_s", a.max_gap_s);
+        pos("automation.unbroken_min_play_s", a.unbroken_min_play_s);
+        pos("automation.cadence_max_std_s", a.cadence_max_std_s);
+        pos("automation.no_input_min_play_s", a.no_input_min_play_s);
+        pos("automation.min_human_response_s", a.min_human_response_s);
+        pos("automation.max_response_cv", a.max_response_cv);
         let mut share = |key: &str, v: f64| {
             if !(0.0..=1.0).contains(&v) {
                 p.push(format!(
@@ -367,6 +453,10 @@ impl JobsConfig {
         );
         share("credit_burst.support_ratio", b.support_ratio);
         share("quiz_speed.min_fast_share", self.quiz_speed.min_fast_share);
+        share("automation.unusual_hours_share", a.unusual_hours_share);
+        share("automation.unusual_hours_severity", a.unusual_hours_severity);
+        share("automation.no_input_reported_share", a.no_input_reported_share);
+        share("automation.missed_min_share", a.missed_min_share);
         if self.quiz_speed.resubmission_lookback_days > 3660 {
             p.push(format!(
                 "key `jobs.quiz_speed.resubmission_lookback_days`: must be at most 3660, got {}",
@@ -404,6 +494,12 @@ impl JobsConfig {
                 "shared_device.min_accounts",
                 self.shared_device.min_accounts,
             ),
+            ("automation.unbroken_min_courses", a.unbroken_min_courses),
+            ("automation.cadence_min_intervals", a.cadence_min_intervals),
+            ("automation.cadence_min_courses", a.cadence_min_courses),
+            ("automation.no_input_min_courses", a.no_input_min_courses),
+            ("automation.missed_min_checks", a.missed_min_checks),
+            ("automation.responses_min_checks", a.responses_min_checks),
         ] {
             if v == 0 {
                 p.push(format!("key `jobs.{key}`: must be at least 1"));

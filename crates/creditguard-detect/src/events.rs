@@ -12,8 +12,9 @@ use crate::Result;
 /// Microseconds in a day.
 pub const DAY_US: i64 = 86_400_000_000;
 
-/// The columns detectors read (everything but `received_at`, `platform`, `src`, `src_pos`).
-pub const COLUMNS: [&str; 28] = [
+/// The columns detectors read (everything but `received_at`, `platform`, `src`, `src_pos` and
+/// `prompt_id`: attention checks are named by their `event_id` in evidence).
+pub const COLUMNS: [&str; 32] = [
     "event_id",
     "event_type",
     "ts",
@@ -42,6 +43,10 @@ pub const COLUMNS: [&str; 28] = [
     "credits",
     "category",
     "method",
+    "answered",
+    "response_s",
+    "correct",
+    "input_events",
 ];
 
 /// The polars schema of [`scan_columns`] (`ts` and `received_at` as UTC microseconds), for
@@ -52,9 +57,11 @@ pub fn schema() -> Schema {
         let dt = match name {
             "ts" => DataType::Datetime(TimeUnit::Microseconds, Some(TimeZone::UTC)),
             "geo_lat" | "geo_lon" | "position_s" | "duration_s" | "rate" | "seek_from_s"
-            | "seek_to_s" | "score" | "max_score" | "elapsed_s" | "credits" => DataType::Float64,
-            "playing" | "visible" | "muted" => DataType::Boolean,
-            "questions" => DataType::Int64,
+            | "seek_to_s" | "score" | "max_score" | "elapsed_s" | "credits" | "response_s" => {
+                DataType::Float64
+            }
+            "playing" | "visible" | "muted" | "answered" | "correct" => DataType::Boolean,
+            "questions" | "input_events" => DataType::Int64,
             _ => DataType::String,
         };
         s.with_column(name.into(), dt);
@@ -78,9 +85,32 @@ pub fn scan_days(lake: &Lake, from_day: i64, to_day: i64) -> Result<LazyFrame> {
         .iter()
         .map(|p| PlRefPath::new(p.to_string_lossy().as_ref()))
         .collect();
-    let lf =
-        LazyFrame::scan_parquet_files(paths.into_iter().collect(), ScanArgsParquet::default())?;
+    // Files written before telemetry-v1 gained attention checks and input counts lack those
+    // columns: with the table's full schema they read as nulls.
+    let args = ScanArgsParquet {
+        schema: Some(Arc::new(file_schema())),
+        allow_missing_columns: true,
+        ..Default::default()
+    };
+    let lf = LazyFrame::scan_parquet_files(paths.into_iter().collect(), args)?;
     Ok(lf.select(scan_columns()))
+}
+
+/// The polars schema of the lake's `events` files (`creditguard_contract::events_schema`).
+pub fn file_schema() -> Schema {
+    let arrow = creditguard_contract::events_schema();
+    let mut s = Schema::default();
+    let known = schema();
+    for field in arrow.fields() {
+        let name = field.name().as_str();
+        let dt = match (name, known.get(name)) {
+            (_, Some(dt)) => dt.clone(),
+            ("src_pos", None) => DataType::Int64,
+            _ => DataType::String,
+        };
+        s.with_column(name.into(), dt);
+    }
+    s
 }
 
 /// What [`prepare`] reads: [`COLUMNS`] and `received_at` (for the clock-skew bound).

@@ -33,6 +33,7 @@
 //! println!("{report}");
 //! ```
 
+pub mod automation;
 pub mod catalog;
 pub mod config;
 pub mod course_switching;

@@ -13,7 +13,9 @@ use crate::catalog::Catalog;
 use crate::config::{CreditBurstConfig, JobsConfig};
 use crate::events::{prepare, scan_days, scan_events, DAY_US};
 use crate::flags::{flags_batch, Rows};
-use crate::{course_switching, credit_burst, multi_login, quiz_speed, shared_device, watch_time};
+use crate::{
+    automation, course_switching, credit_burst, multi_login, quiz_speed, shared_device, watch_time,
+};
 use crate::{Error, JobOutput, Result};
 
 /// What one job did over the whole range.
@@ -540,6 +542,7 @@ fn run_batch(
                 quiz_speed::detect_with_prior(events.clone().lazy(), prior, q)?
             }
             "shared_device" => shared_device::detect(events.clone().lazy(), &cfg.shared_device)?,
+            "automation" => automation::detect(events.clone().lazy(), &cfg.automation)?,
             other => unreachable!("validated job name {other}"),
         };
         report.jobs[k].elapsed += t.elapsed();

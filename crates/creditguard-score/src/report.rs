@@ -302,6 +302,7 @@ fn detector_colour(d: &str) -> &'static str {
         "credit_burst" => "#c0392b",
         "quiz_speed" => "#16a085",
         "shared_device" => "#2c3e50",
+        "automation" => "#34495e",
         _ => "#7f8c8d",
     }
 }
