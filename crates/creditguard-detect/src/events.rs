@@ -287,3 +287,45 @@ pub fn overlap_sweep(
         .filter(col("overlap_us").gt(lit(0i64)))
         .drop(cols(["_is_max"])))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow_array::RecordBatch;
+    use arrow_schema::Schema as ArrowSchema;
+    use creditguard_contract::{events_schema, parse_event, EventBatchBuilder};
+
+    use super::*;
+
+    fn batch(line: &str) -> RecordBatch {
+        let mut b = EventBatchBuilder::new();
+        b.push(&parse_event(line.as_bytes()).unwrap(), "test", 0);
+        b.finish()
+    }
+
+    /// A file written before telemetry-v1 gained attention checks and input counts (the columns
+    /// after `src_pos`) and one written after both read, the old one with nulls.
+    #[test]
+    fn files_without_the_added_columns_read_beside_new_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
+        let day = 20_514;
+        let old = batch(r#"{"event_id":"h1","type":"heartbeat","ts":"2026-03-02T09:15:04Z","user_id":"u1","session_id":"s1","course_id":"c1","lesson_id":"l1","position_s":1,"playing":true,"visible":true}"#);
+        let first_edition = events_schema().index_of("src_pos").unwrap() + 1;
+        let old_schema = Arc::new(ArrowSchema::new(
+            events_schema().fields()[..first_edition].to_vec(),
+        ));
+        let old = RecordBatch::try_new(old_schema.clone(), old.columns()[..first_edition].to_vec())
+            .unwrap();
+        lake.write_parquet("events", day, "part-a.parquet", old_schema, &[old])
+            .unwrap();
+        let new = batch(r#"{"event_id":"h2","type":"heartbeat","ts":"2026-03-02T09:15:19Z","user_id":"u1","session_id":"s1","course_id":"c1","lesson_id":"l1","position_s":16,"playing":true,"visible":true,"input_events":4}"#);
+        lake.write_parquet("events", day, "part-b.parquet", events_schema(), &[new])
+            .unwrap();
+        let rows = load_events(&lake, day, day).unwrap();
+        assert_eq!(rows.height(), 2);
+        let inputs = rows.column("input_events").unwrap().i64().unwrap();
+        assert_eq!((inputs.get(0), inputs.get(1)), (None, Some(4)));
+    }
+}
