@@ -25,7 +25,7 @@ use sha2::{Digest, Sha256};
 use crate::schema::ts_type;
 
 /// Every detector name of results-v1.
-pub const DETECTORS: [&str; 7] = [
+pub const DETECTORS: [&str; 8] = [
     "watch_time",
     "multi_login",
     "course_switching",
@@ -33,10 +33,11 @@ pub const DETECTORS: [&str; 7] = [
     "quiz_speed",
     "shared_device",
     "automation",
+    "proxy_learning",
 ];
 
 /// Every rule name of results-v1 (`<detector>.<rule>`).
-pub const RULES: [&str; 15] = [
+pub const RULES: [&str; 17] = [
     "watch_time.background_playback",
     "watch_time.speed",
     "watch_time.low_coverage",
@@ -52,6 +53,8 @@ pub const RULES: [&str; 15] = [
     "automation.no_input",
     "automation.missed_checks",
     "automation.machine_responses",
+    "proxy_learning.borrowed_device",
+    "proxy_learning.alternating_accounts",
 ];
 
 /// A deterministic id: the first 128 bits of SHA-256 over the parts, hex. The parts are

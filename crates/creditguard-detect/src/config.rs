@@ -20,7 +20,7 @@ use creditguard_contract::DETECTORS;
 #[serde(deny_unknown_fields, default)]
 pub struct JobsConfig {
     /// Jobs to run, by name: `watch_time`, `multi_login`, `course_switching`, `credit_burst`,
-    /// `quiz_speed`, `shared_device`, `automation`. Default: all seven.
+    /// `quiz_speed`, `shared_device`, `automation`, `proxy_learning`. Default: all eight.
     pub enabled: Vec<String>,
     /// Days computed from one scan of the lake. Each batch also reads one day of context on each
     /// side, so larger batches read less twice but hold more rows in memory (about 250 bytes per
@@ -47,6 +47,8 @@ pub struct JobsConfig {
     pub shared_device: SharedDeviceConfig,
     /// `[jobs.automation]`.
     pub automation: AutomationConfig,
+    /// `[jobs.proxy_learning]`.
+    pub proxy_learning: ProxyLearningConfig,
 }
 
 impl Default for JobsConfig {
@@ -62,6 +64,7 @@ impl Default for JobsConfig {
             quiz_speed: Default::default(),
             shared_device: Default::default(),
             automation: Default::default(),
+            proxy_learning: Default::default(),
         }
     }
 }
@@ -390,6 +393,60 @@ impl Default for AutomationConfig {
     }
 }
 
+/// `[jobs.proxy_learning]`: a learner's courses done on another employee's device (代学). The
+/// usual account of a device is the one with the most days on it in the events a batch reads
+/// (the batch and a day each side).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProxyLearningConfig {
+    /// Known shared devices (training-room PCs, kiosks): a file of `device_id`s, one per line
+    /// (`#` starts a comment). Relative to the directory the command runs in. Default: none.
+    pub shared_devices_file: Option<String>,
+    /// More known shared devices, listed here. Default: none.
+    pub shared_devices: Vec<String>,
+    /// Play between two heartbeats counts at most this many seconds. 60.
+    pub max_gap_s: f64,
+    /// `borrowed_device`: seconds an account must play on the device in the day. 600.
+    pub min_play_s: f64,
+    /// `borrowed_device`: days the device's usual account must have used it. 3.
+    pub owner_min_days: u32,
+    /// `borrowed_device`: most days the flagged account may have used the device (the day of
+    /// the flag included): 1, i.e. it never uses that device otherwise.
+    pub guest_max_days: u32,
+    /// `alternating_accounts`: times a day the device changes hands between the two accounts. 2
+    /// (A, B, A).
+    pub alternating_min_switches: u32,
+    /// `alternating_accounts`: days with such switching. 2.
+    pub alternating_min_days: u32,
+}
+
+impl Default for ProxyLearningConfig {
+    fn default() -> Self {
+        ProxyLearningConfig {
+            shared_devices_file: None,
+            shared_devices: Vec::new(),
+            max_gap_s: 60.0,
+            min_play_s: 600.0,
+            owner_min_days: 3,
+            guest_max_days: 1,
+            alternating_min_switches: 2,
+            alternating_min_days: 2,
+        }
+    }
+}
+
+impl ProxyLearningConfig {
+    /// The known shared devices: the file's and the listed ones.
+    pub fn shared_devices(&self) -> crate::Result<std::collections::HashSet<String>> {
+        let mut devices = match &self.shared_devices_file {
+            Some(path) => crate::proxy_learning::read_allowlist(path)?,
+            None => Default::default(),
+        };
+        devices.extend(self.shared_devices.iter().cloned());
+        Ok(devices)
+    }
+}
+
 impl JobsConfig {
     /// Every problem with the settings, each naming its key (`jobs.<…>`).
     pub fn problems(&self) -> Vec<String> {
@@ -434,6 +491,9 @@ impl JobsConfig {
         pos("automation.no_input_min_play_s", a.no_input_min_play_s);
         pos("automation.min_human_response_s", a.min_human_response_s);
         pos("automation.max_response_cv", a.max_response_cv);
+        let proxy = &self.proxy_learning;
+        pos("proxy_learning.max_gap_s", proxy.max_gap_s);
+        pos("proxy_learning.min_play_s", proxy.min_play_s);
         let mut share = |key: &str, v: f64| {
             if !(0.0..=1.0).contains(&v) {
                 p.push(format!(
@@ -500,6 +560,10 @@ impl JobsConfig {
             ("automation.no_input_min_courses", a.no_input_min_courses),
             ("automation.missed_min_checks", a.missed_min_checks),
             ("automation.responses_min_checks", a.responses_min_checks),
+            ("proxy_learning.owner_min_days", proxy.owner_min_days),
+            ("proxy_learning.guest_max_days", proxy.guest_max_days),
+            ("proxy_learning.alternating_min_switches", proxy.alternating_min_switches),
+            ("proxy_learning.alternating_min_days", proxy.alternating_min_days),
         ] {
             if v == 0 {
                 p.push(format!("key `jobs.{key}`: must be at least 1"));
