@@ -303,6 +303,7 @@ fn detector_colour(d: &str) -> &'static str {
         "quiz_speed" => "#16a085",
         "shared_device" => "#2c3e50",
         "automation" => "#34495e",
+        "proxy_learning" => "#8d6e63",
         _ => "#7f8c8d",
     }
 }
