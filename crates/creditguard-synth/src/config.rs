@@ -18,11 +18,17 @@ pub enum Pattern {
     CreditBurst,
     QuizTooFast,
     SharedDevice,
+    /// A helper script plays course after course through the night without a pause, keeping
+    /// the page "visible" (blatant: its own timer sends the heartbeats).
+    ScriptedPlayback,
+    /// The same, by a script that replays the player's requests from its own timer: heartbeats
+    /// exactly every 15 s (also `automation.unbroken_play`).
+    TimerCadence,
 }
 
 impl Pattern {
     /// Every pattern, in the order of the results-v1 rule list.
-    pub const ALL: [Pattern; 10] = [
+    pub const ALL: [Pattern; 12] = [
         Pattern::BackgroundPlayback,
         Pattern::Speed,
         Pattern::LowCoverage,
@@ -33,11 +39,21 @@ impl Pattern {
         Pattern::CreditBurst,
         Pattern::QuizTooFast,
         Pattern::SharedDevice,
+        Pattern::ScriptedPlayback,
+        Pattern::TimerCadence,
     ];
+
+    /// The patterns added after the first ten, whose shares live in
+    /// [`Config::client_fake_shares`].
+    pub const CLIENT_FAKES: [Pattern; 2] = [Pattern::ScriptedPlayback, Pattern::TimerCadence];
 
     /// The results-v1 rule a learner with this pattern should trigger.
     pub fn rule(self) -> &'static str {
-        creditguard_contract::RULES[self as usize]
+        match self {
+            Pattern::ScriptedPlayback => "automation.unbroken_play",
+            Pattern::TimerCadence => "automation.timer_cadence",
+            _ => creditguard_contract::RULES[self as usize],
+        }
     }
 
     /// Short name (`background_playback`), as used on the command line.
@@ -53,6 +69,8 @@ impl Pattern {
             Pattern::CreditBurst => "credit_burst",
             Pattern::QuizTooFast => "quiz_too_fast",
             Pattern::SharedDevice => "shared_device",
+            Pattern::ScriptedPlayback => "scripted_playback",
+            Pattern::TimerCadence => "timer_cadence",
         }
     }
 
@@ -119,6 +137,10 @@ pub struct Config {
     pub seed: u64,
     /// Share of learners carrying each pattern, indexed like [`Pattern::ALL`].
     pub shares: [f64; 10],
+    /// Share of learners carrying each pattern of [`Pattern::CLIENT_FAKES`], indexed like it.
+    /// Default 0 (left out of the serialized config then, so older label files read the same).
+    #[serde(default, skip_serializing_if = "all_zero")]
+    pub client_fake_shares: [f64; 2],
     pub strength: StrengthMix,
     /// Probability per event of a delivery fault (duplicate, out of order, late, extra fields,
     /// an extra invalid line); per session, five times this is the chance of client clock skew.
@@ -135,6 +157,7 @@ impl Default for Config {
             start_day: 20_514,
             seed: 7,
             shares: [0.02; 10],
+            client_fake_shares: [0.0; 2],
             strength: StrengthMix::Mixed,
             fault_rate: 0.002,
         }
@@ -144,12 +167,24 @@ impl Default for Config {
 impl Config {
     /// The share of one pattern.
     pub fn share(&self, p: Pattern) -> f64 {
-        self.shares[p as usize]
+        match Pattern::CLIENT_FAKES.iter().position(|&q| q == p) {
+            Some(i) => self.client_fake_shares[i],
+            None => self.shares[p as usize],
+        }
+    }
+
+    /// Sets one pattern's share.
+    pub fn set_share(&mut self, p: Pattern, share: f64) {
+        match Pattern::CLIENT_FAKES.iter().position(|&q| q == p) {
+            Some(i) => self.client_fake_shares[i] = share,
+            None => self.shares[p as usize] = share,
+        }
     }
 
     /// Sets every pattern's share.
     pub fn with_share_each(mut self, share: f64) -> Config {
         self.shares = [share; 10];
+        self.client_fake_shares = [share; 2];
         self
     }
 
@@ -175,7 +210,7 @@ impl Config {
                 ));
             }
         }
-        let total: f64 = self.shares.iter().sum();
+        let total: f64 = Pattern::ALL.iter().map(|&p| self.share(p)).sum();
         if total > 0.9 {
             problems.push(format!("the pattern shares add up to {total:.3}; keep them ≤ 0.9 so honest learners remain"));
         }
@@ -191,4 +226,8 @@ impl Config {
             Err(Error::Config(problems.join("; ")))
         }
     }
+}
+
+fn all_zero(shares: &[f64; 2]) -> bool {
+    shares.iter().all(|&s| s == 0.0)
 }

@@ -74,6 +74,15 @@ impl Style {
     }
 }
 
+/// What sends the heartbeats of `play`.
+#[derive(Clone, Copy)]
+enum Beat {
+    /// A script's own timer: exactly every `period`, counted from `anchor`, lesson after lesson.
+    Timer { anchor: i64, period: i64 },
+    /// The platform's page timer in a real browser: `period` with a few hundred ms of jitter.
+    Page { period: i64 },
+}
+
 /// A lesson playing on one device, for the episodes where two play at once.
 struct Track {
     ctx: Ctx,
@@ -106,6 +115,8 @@ pub(crate) struct UserSim<'p> {
     extra_devices: u64,
     /// (submitted at, elapsed ms, questions) of the last quiz.
     last_quiz: (i64, i64, i64),
+    /// The heartbeat source of `play` other than the default (15–30 s per beat).
+    beat: Option<Beat>,
 }
 
 impl<'p> UserSim<'p> {
@@ -133,6 +144,7 @@ impl<'p> UserSim<'p> {
             labels: Vec::new(),
             extra_devices: 0,
             last_quiz: (0, 0, 1),
+            beat: None,
         }
     }
 
@@ -173,6 +185,15 @@ impl<'p> UserSim<'p> {
     /// A heartbeat interval: 15–30 s in 4 ms steps.
     fn hb(&mut self) -> i64 {
         self.rng.random_range(3750..=7500i64) * 4 * MS
+    }
+
+    /// When the heartbeat after `t` of a playing lesson is sent.
+    fn next_beat(&mut self, t: i64) -> i64 {
+        match self.beat {
+            Some(Beat::Timer { anchor, period }) => anchor + ((t - anchor) / period + 1) * period,
+            Some(Beat::Page { period }) => t + period + self.r(-300, 300) * MS,
+            None => t + self.hb(),
+        }
     }
 
     fn device_id(&self, kind: u64) -> u64 {
@@ -519,7 +540,7 @@ impl<'p> UserSim<'p> {
         let pos_at =
             |seg_t: i64, seg_p: i64, adv: i64, at: i64| seg_p + (at - seg_t) / MS * adv / 1000;
         loop {
-            let next = t + self.hb();
+            let next = self.next_beat(t);
             let end_t = seg_t + (((dur - seg_p) * 1000 + adv - 1) / adv) * MS;
             if let Some(h) = style.hide_after {
                 let at = lesson_start + h;
@@ -885,7 +906,99 @@ impl<'p> UserSim<'p> {
             Pattern::CreditBurst => self.ep_burst(out, d, s),
             Pattern::QuizTooFast => self.ep_quiz(out, d, s),
             Pattern::SharedDevice => self.ep_shared_device(out, d, s),
+            Pattern::ScriptedPlayback => self.ep_scripted(out, d, s, false),
+            Pattern::TimerCadence => self.ep_scripted(out, d, s, true),
         }
+    }
+
+    /// The heartbeats a script's timer (see [`Beat::Timer`]) sends in `from..to`, while no
+    /// lesson plays: for lesson `l` of `course`, about to start.
+    fn timer_beats_between(&mut self, out: &mut Chunk, ctx: &Ctx, course: usize, l: usize, from: i64, to: i64) {
+        let Some(Beat::Timer { anchor, period }) = self.beat else {
+            return;
+        };
+        let mut at = anchor + (from - anchor + period - 1).div_euclid(period) * period;
+        while at <= to {
+            let pos = self.progress[course].pos_ms;
+            self.emit(
+                out,
+                ctx,
+                Rec::new(EventType::Heartbeat, at)
+                    .lesson(course, l)
+                    .pos(pos)
+                    .playing(true)
+                    .visible(true),
+            );
+            at += period;
+        }
+    }
+
+    /// A helper script plays course after course at 1× from the evening into the night: no
+    /// pause, seek, rate change or tab switch, the next course entered seconds after the last
+    /// one completes. Blatant: 4.5–6 h; subtle: just over 3 h and three courses or more. With
+    /// `timer`, the script's own timer sends a heartbeat exactly every 15 s (`timer_cadence`);
+    /// without, the page in a real browser does, with jitter.
+    fn ep_scripted(&mut self, out: &mut Chunk, d: u32, s: Strength, timer: bool) {
+        let Some(first) = self.fresh_course(|c| !Self::short(c), None) else {
+            return;
+        };
+        let target = match s {
+            Strength::Blatant => self.r(270, 360) * MIN,
+            Strength::Subtle => self.r(195, 215) * MIN,
+        };
+        let (ctx, _, mut t) = self.evening_session_in(out, d, first);
+        let from = t;
+        self.beat = Some(if timer {
+            Beat::Timer {
+                anchor: t,
+                period: 15 * SEC,
+            }
+        } else {
+            Beat::Page { period: 15 * SEC }
+        });
+        let (mut course, mut courses) = (first, vec![first]);
+        // When the last lesson ended: a script's timer keeps firing between lessons.
+        let mut ended = t;
+        loop {
+            for l in 0..self.course(course).lessons_ms.len() {
+                if self.progress[course].watched & (1 << l) == 0 {
+                    self.timer_beats_between(out, &ctx, course, l, ended, t);
+                    let (t2, _) = self.play(out, &ctx, course, l, t, i64::MAX, Style::plain());
+                    ended = t2;
+                    t = t2 + self.r(300, 1_500) * MS;
+                }
+            }
+            t = self.complete(out, course, t);
+            if t - from >= target && courses.len() >= 3 {
+                break;
+            }
+            let Some(next) = self.fresh_course(|_| true, None) else {
+                break;
+            };
+            self.emit(out, &ctx, Rec::new(EventType::CourseLeave, t + SEC).course(course));
+            self.emit(out, &ctx, Rec::new(EventType::CourseEnter, t + 2 * SEC).course(next));
+            t += 3 * SEC;
+            (course, courses) = (next, [courses, vec![next]].concat());
+        }
+        self.beat = None;
+        self.leave_and_log_out(out, &ctx, course, t);
+        let detail = format!(
+            "{} courses played back to back for {:.0} min without a pause, seek or tab switch",
+            courses.len(),
+            (t - from) as f64 / MIN as f64
+        );
+        if timer {
+            self.label(
+                Pattern::TimerCadence,
+                s,
+                None,
+                from,
+                t,
+                &courses,
+                "heartbeats exactly every 15 s from the script's timer".to_string(),
+            );
+        }
+        self.label(Pattern::ScriptedPlayback, s, None, from, t, &courses, detail);
     }
 
     fn ep_background(&mut self, out: &mut Chunk, d: u32, s: Strength) {

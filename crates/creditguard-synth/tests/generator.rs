@@ -43,7 +43,7 @@ fn events_by_user(bytes: &[u8]) -> BTreeMap<String, Vec<Event<'static>>> {
 
 fn population() -> Config {
     Config {
-        users: 400,
+        users: 440,
         days: 10,
         seed: 11,
         fault_rate: 0.01,
@@ -179,6 +179,68 @@ struct Measures {
     max_credits_day: f64,
     /// Fastest travel between consecutive located events more than 50 km apart (km/h).
     max_kmh: f64,
+    /// Longest stretch of unbroken visible play over ≥ 3 courses (s), as `automation` cuts them.
+    unbroken_s: f64,
+    /// A stretch of ≥ 240 heartbeat intervals over ≥ 2 courses varying by ≤ 2 ms.
+    timer: bool,
+}
+
+/// `unbroken_s` and `timer` of [`Measures`]: stretches end at a pause, seek, rate change,
+/// visibility change, login, logout, a heartbeat that does not play visibly, another session, or
+/// a gap over 60 s.
+fn stretches(evs: &[Event<'static>]) -> (f64, bool) {
+    let mut sorted: Vec<&Event<'static>> = evs.iter().collect();
+    sorted.sort_by_key(|e| (e.ts_us, e.event_id.to_string()));
+    // Producers deliver twice: one copy of each event.
+    sorted.dedup_by(|a, b| a.event_id == b.event_id);
+    let (mut best, mut timer) = (0.0f64, false);
+    let mut run: Vec<&Event<'static>> = Vec::new();
+    let mut judge = |run: &[&Event<'static>]| {
+        if run.len() < 2 {
+            return;
+        }
+        let courses: BTreeSet<&str> = run.iter().filter_map(|e| e.course_id.as_deref()).collect();
+        let span = (run[run.len() - 1].ts_us - run[0].ts_us) as f64 / SEC;
+        if courses.len() >= 3 {
+            best = best.max(span);
+        }
+        let gaps: Vec<f64> = run.windows(2).map(|w| (w[1].ts_us - w[0].ts_us) as f64 / SEC).collect();
+        let mean = gaps.iter().sum::<f64>() / gaps.len() as f64;
+        let var = gaps.iter().map(|g| (g - mean).powi(2)).sum::<f64>() / (gaps.len() as f64 - 1.0).max(1.0);
+        if gaps.len() >= 240 && courses.len() >= 2 && var.sqrt() <= 0.002 {
+            timer = true;
+        }
+    };
+    for e in sorted {
+        let breaks = matches!(
+            e.event_type,
+            EventType::VideoPause
+                | EventType::VideoSeek
+                | EventType::VideoRate
+                | EventType::Visibility
+                | EventType::Login
+                | EventType::Logout
+        );
+        let plays = e.event_type == EventType::Heartbeat
+            && e.playing == Some(true)
+            && e.visible == Some(true);
+        if !breaks && !plays {
+            continue;
+        }
+        let continues = plays
+            && run.last().is_some_and(|p| {
+                p.session_id == e.session_id && e.ts_us - p.ts_us <= 60 * 1_000_000
+            });
+        if !continues {
+            judge(&run);
+            run.clear();
+        }
+        if plays {
+            run.push(e);
+        }
+    }
+    judge(&run);
+    (best, timer)
 }
 
 fn km(a: (f64, f64), b: (f64, f64)) -> f64 {
@@ -380,6 +442,7 @@ fn measure(evs: &[Event<'static>], catalog: &Catalog) -> Measures {
             m.max_kmh = m.max_kmh.max(if h > 0.0 { d / h } else { f64::INFINITY });
         }
     }
+    (m.unbroken_s, m.timer) = stretches(evs);
     m
 }
 
@@ -420,6 +483,8 @@ fn crossed(m: &Measures, shared: bool) -> BTreeSet<Pattern> {
     add(Pattern::CreditBurst, m.max_credits_day >= 10.0);
     add(Pattern::QuizTooFast, m.fast_quiz);
     add(Pattern::SharedDevice, shared);
+    add(Pattern::ScriptedPlayback, m.unbroken_s >= 10_800.0);
+    add(Pattern::TimerCadence, m.timer);
     s
 }
 
@@ -507,10 +572,13 @@ fn every_pattern_is_present_labelled_and_crosses_its_threshold_and_honest_learne
         }
     }
     // Only parallel playback may also look like switching (two players interleave their course
-    // ids); every other pattern is planted so that it crosses its own rule alone.
+    // ids), and a night of scripted playback claims ≥ 10 credits in a day (which the watching
+    // behind it supports, so `credit_burst` rightly leaves it alone); every other pattern is
+    // planted so that it crosses its own rule alone.
     let unexpected: Vec<&String> = cross_triggers
         .iter()
         .filter(|c| !c.contains("{ParallelPlayback} also crosses RapidSwitching"))
+        .filter(|c| !(c.contains("ScriptedPlayback") && c.ends_with("also crosses CreditBurst")))
         .collect();
     assert!(unexpected.is_empty(), "{unexpected:#?}");
 }

@@ -202,7 +202,7 @@ impl GenerateArgs {
                 Some((Pattern::parse(p.trim())?, s.trim().parse::<f64>().ok()?))
             });
             match parsed {
-                Some((p, share)) => cfg.shares[p as usize] = share,
+                Some((p, share)) => cfg.set_share(p, share),
                 None => problems.push(format!(
                     "--pattern-share `{item}`: expected pattern=share, e.g. speed=0.05"
                 )),
