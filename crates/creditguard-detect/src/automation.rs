@@ -187,9 +187,25 @@ pub fn stretches(events: LazyFrame, cfg: &AutomationConfig) -> Result<LazyFrame>
         .with_columns([
             secs(col("end") - col("start")).alias("play_s"),
             day_of(col("start")).alias("day"),
-        ]);
-    Ok(per_stretch.join(
-        other_hours(beats.lazy())?,
+        ])
+        .collect()?;
+    // The learner's history matters only to stretches long enough for a rule: measure it for
+    // the learners who have one.
+    let shortest = cfg.unbroken_min_play_s.min(cfg.no_input_min_play_s);
+    let long_users = per_stretch
+        .clone()
+        .lazy()
+        .filter(col("play_s").gt_eq(lit(shortest)))
+        .select([col("user_id")])
+        .unique(None, UniqueKeepStrategy::Any);
+    let their_beats = beats.lazy().join(
+        long_users,
+        [col("user_id")],
+        [col("user_id")],
+        JoinArgs::new(JoinType::Semi),
+    );
+    Ok(per_stretch.lazy().join(
+        other_hours(their_beats)?,
         [col("user_id"), col("stretch")],
         [col("user_id"), col("stretch")],
         JoinArgs::new(JoinType::Left),
@@ -257,8 +273,20 @@ pub fn check_days(events: LazyFrame, cfg: &AutomationConfig) -> Result<LazyFrame
     };
     let answered = col("answered").fill_null(lit(false));
     let with_time = answered.clone().and(col("response_s").is_not_null());
+    // Only the sessions that showed a check: most platforms send none, and then this is free.
+    let checked_sessions = events
+        .clone()
+        .filter(col("event_type").eq(lit("attention_check")))
+        .select([col("user_id"), col("session_id")])
+        .unique(None, UniqueKeepStrategy::Any);
     Ok(events
         .filter(type_in(&["heartbeat", "attention_check"]))
+        .join(
+            checked_sessions,
+            [col("user_id"), col("session_id")],
+            [col("user_id"), col("session_id")],
+            JoinArgs::new(JoinType::Semi),
+        )
         .select([
             col("user_id"),
             col("org_unit"),
