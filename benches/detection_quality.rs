@@ -88,6 +88,9 @@ fn one(args: &Args, strength: &str, seed: u64, dir: &Path) -> anyhow::Result<Qua
         seed,
         strength: StrengthMix::parse(strength).expect("checked"),
         fault_rate: args.fault_rate,
+        // The platform shows attention checks and counts input, so the rules that need them
+        // are measured too.
+        client_signals: true,
         ..Config::default()
     }
     .with_share_each(args.cheat_share);

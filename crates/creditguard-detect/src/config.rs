@@ -360,7 +360,8 @@ pub struct AutomationConfig {
     pub missed_min_checks: u32,
     /// `missed_checks`: and that share of the day's checks at least. 0.5.
     pub missed_min_share: f64,
-    /// `machine_responses`: answered checks with a response time a learner needs in a day. 4.
+    /// `machine_responses`: answered checks with a response time a learner needs in a day. 6
+    /// (the spread of fewer is too noisy: four human answers can agree within 10 % by chance).
     pub responses_min_checks: u32,
     /// `machine_responses`: a median response time (seconds) below this is too fast to read the
     /// question. 1.0.
@@ -386,7 +387,7 @@ impl Default for AutomationConfig {
             no_input_reported_share: 0.9,
             missed_min_checks: 2,
             missed_min_share: 0.5,
-            responses_min_checks: 4,
+            responses_min_checks: 6,
             min_human_response_s: 1.0,
             max_response_cv: 0.1,
         }

@@ -24,11 +24,19 @@ pub enum Pattern {
     /// The same, by a script that replays the player's requests from its own timer: heartbeats
     /// exactly every 15 s (also `automation.unbroken_play`).
     TimerCadence,
+    /// A browser extension suppresses the attention checks while the video plays on.
+    MissedChecks,
+    /// A browser extension answers the attention checks (blatant: too fast; subtle: too
+    /// regularly).
+    MachineResponses,
+    /// A player extension plays for hours and answers the checks at a person's pace, with no
+    /// input at all.
+    NoInput,
 }
 
 impl Pattern {
     /// Every pattern, in the order of the results-v1 rule list.
-    pub const ALL: [Pattern; 12] = [
+    pub const ALL: [Pattern; 15] = [
         Pattern::BackgroundPlayback,
         Pattern::Speed,
         Pattern::LowCoverage,
@@ -41,17 +49,29 @@ impl Pattern {
         Pattern::SharedDevice,
         Pattern::ScriptedPlayback,
         Pattern::TimerCadence,
+        Pattern::MissedChecks,
+        Pattern::MachineResponses,
+        Pattern::NoInput,
     ];
 
     /// The patterns added after the first ten, whose shares live in
     /// [`Config::client_fake_shares`].
-    pub const CLIENT_FAKES: [Pattern; 2] = [Pattern::ScriptedPlayback, Pattern::TimerCadence];
+    pub const CLIENT_FAKES: [Pattern; 5] = [
+        Pattern::ScriptedPlayback,
+        Pattern::TimerCadence,
+        Pattern::MissedChecks,
+        Pattern::MachineResponses,
+        Pattern::NoInput,
+    ];
 
     /// The results-v1 rule a learner with this pattern should trigger.
     pub fn rule(self) -> &'static str {
         match self {
             Pattern::ScriptedPlayback => "automation.unbroken_play",
             Pattern::TimerCadence => "automation.timer_cadence",
+            Pattern::MissedChecks => "automation.missed_checks",
+            Pattern::MachineResponses => "automation.machine_responses",
+            Pattern::NoInput => "automation.no_input",
             _ => creditguard_contract::RULES[self as usize],
         }
     }
@@ -71,6 +91,9 @@ impl Pattern {
             Pattern::SharedDevice => "shared_device",
             Pattern::ScriptedPlayback => "scripted_playback",
             Pattern::TimerCadence => "timer_cadence",
+            Pattern::MissedChecks => "missed_checks",
+            Pattern::MachineResponses => "machine_responses",
+            Pattern::NoInput => "no_input",
         }
     }
 
@@ -140,7 +163,13 @@ pub struct Config {
     /// Share of learners carrying each pattern of [`Pattern::CLIENT_FAKES`], indexed like it.
     /// Default 0 (left out of the serialized config then, so older label files read the same).
     #[serde(default, skip_serializing_if = "all_zero")]
-    pub client_fake_shares: [f64; 2],
+    pub client_fake_shares: [f64; 5],
+    /// The platform shows attention checks (about one per 32 heartbeats of visible play) and
+    /// counts input on heartbeats (`input_events`). Needed by the patterns `missed_checks`,
+    /// `machine_responses` and `no_input`, which plant nothing without it. Default false (left
+    /// out of the serialized config then).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub client_signals: bool,
     pub strength: StrengthMix,
     /// Probability per event of a delivery fault (duplicate, out of order, late, extra fields,
     /// an extra invalid line); per session, five times this is the chance of client clock skew.
@@ -157,7 +186,8 @@ impl Default for Config {
             start_day: 20_514,
             seed: 7,
             shares: [0.02; 10],
-            client_fake_shares: [0.0; 2],
+            client_fake_shares: [0.0; 5],
+            client_signals: false,
             strength: StrengthMix::Mixed,
             fault_rate: 0.002,
         }
@@ -184,7 +214,7 @@ impl Config {
     /// Sets every pattern's share.
     pub fn with_share_each(mut self, share: f64) -> Config {
         self.shares = [share; 10];
-        self.client_fake_shares = [share; 2];
+        self.client_fake_shares = [share; 5];
         self
     }
 
@@ -228,6 +258,6 @@ impl Config {
     }
 }
 
-fn all_zero(shares: &[f64; 2]) -> bool {
+fn all_zero(shares: &[f64; 5]) -> bool {
     shares.iter().all(|&s| s == 0.0)
 }

@@ -12,7 +12,7 @@ use rand::Rng;
 
 use crate::catalog::Course;
 use crate::config::{Pattern, Strength};
-use crate::emit::{Chunk, Ctx, Emitter, Quiz, Rec};
+use crate::emit::{Check, Chunk, Ctx, Emitter, Quiz, Rec};
 use crate::labels::{Label, LearnerLabel};
 use crate::plan::{distance_km, mix, mobile_ip, rng_for, Chrono, Plan, Stream, UserSpec, CITIES};
 
@@ -83,6 +83,22 @@ enum Beat {
     Page { period: i64 },
 }
 
+/// Who deals with the attention checks the platform shows (with `Config::client_signals`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Checks {
+    /// A person: answers after a few seconds (the platform pauses the video meanwhile), now
+    /// and then misses one while away (the video stays paused until they come back).
+    Person,
+    /// A script that suppresses the pop-up: missed, and the video plays on.
+    Ignore,
+    /// A script that answers in 0.25–0.6 s.
+    AnswerFast,
+    /// A script that answers after 2 s ± 30 ms.
+    AnswerRegular,
+    /// A script that answers at a person's pace, and never misses.
+    AnswerPaced,
+}
+
 /// A lesson playing on one device, for the episodes where two play at once.
 struct Track {
     ctx: Ctx,
@@ -117,6 +133,16 @@ pub(crate) struct UserSim<'p> {
     last_quiz: (i64, i64, i64),
     /// The heartbeat source of `play` other than the default (15–30 s per beat).
     beat: Option<Beat>,
+    /// Who answers attention checks.
+    checks: Checks,
+    /// A script drives the page: no keyboard, mouse or touch input at all.
+    no_input: bool,
+    /// The next heartbeat follows a click (a lesson started or resumed by a person).
+    clicked: bool,
+    /// Attention checks shown so far.
+    prompts: u32,
+    /// (missed while playing, answered) checks since the counters were reset.
+    check_counts: (u32, u32),
 }
 
 impl<'p> UserSim<'p> {
@@ -145,6 +171,11 @@ impl<'p> UserSim<'p> {
             extra_devices: 0,
             last_quiz: (0, 0, 1),
             beat: None,
+            checks: Checks::Person,
+            no_input: false,
+            clicked: false,
+            prompts: 0,
+            check_counts: (0, 0),
         }
     }
 
@@ -185,6 +216,117 @@ impl<'p> UserSim<'p> {
     /// A heartbeat interval: 15–30 s in 4 ms steps.
     fn hb(&mut self) -> i64 {
         self.rng.random_range(3750..=7500i64) * 4 * MS
+    }
+
+    /// `input_events` of a heartbeat: a few after a click, then mostly none while watching.
+    fn input_count(&mut self) -> u32 {
+        if self.no_input {
+            return 0;
+        }
+        if std::mem::take(&mut self.clicked) {
+            return self.r(1, 6) as u32;
+        }
+        if self.rng.random_bool(0.03) {
+            self.r(1, 8) as u32
+        } else {
+            0
+        }
+    }
+
+    /// A person's response time to a pop-up question: log-normal, median 3.5 s (σ 0.45),
+    /// within 1.2–30 s.
+    fn human_response_ms(&mut self) -> i64 {
+        let (u1, u2): (f64, f64) = (self.rng.random(), self.rng.random());
+        let normal = (-2.0 * (1.0 - u1).ln()).sqrt() * (std::f64::consts::TAU * u2).cos();
+        ((3.5f64.ln() + 0.45 * normal).exp() * 1000.0).clamp(1_200.0, 30_000.0) as i64
+    }
+
+    /// Shows an attention check at `t` during lesson `l` of `c` (position `pos`). Returns when the
+    /// video plays again when the platform paused it for the check.
+    #[allow(clippy::too_many_arguments)]
+    fn attention_check(
+        &mut self,
+        out: &mut Chunk,
+        ctx: &Ctx,
+        c: usize,
+        l: usize,
+        t: i64,
+        pos: i64,
+        rate: u32,
+    ) -> Option<i64> {
+        self.prompts += 1;
+        let prompt = self.prompts;
+        let answer = |response_ms: Option<i64>, correct: bool| Check {
+            prompt,
+            response_ms,
+            correct,
+        };
+        let response_ms = match self.checks {
+            Checks::Ignore => {
+                self.emit(
+                    out,
+                    ctx,
+                    Rec::new(EventType::AttentionCheck, t)
+                        .lesson(c, l)
+                        .check(answer(None, false)),
+                );
+                self.check_counts.0 += 1;
+                return None;
+            }
+            Checks::AnswerFast => self.r(250, 600),
+            Checks::AnswerRegular => 2_000 + self.r(-30, 30),
+            Checks::AnswerPaced => self.human_response_ms(),
+            Checks::Person if self.rng.random_bool(0.03) => {
+                // Away from the screen: the check times out, the video stays paused.
+                self.emit(
+                    out,
+                    ctx,
+                    Rec::new(EventType::AttentionCheck, t)
+                        .lesson(c, l)
+                        .check(answer(None, false)),
+                );
+                let resume = t + self.r(90, 600) * SEC;
+                let mut at = t + self.hb();
+                while at < resume {
+                    self.emit(
+                        out,
+                        ctx,
+                        Rec::new(EventType::Heartbeat, at)
+                            .lesson(c, l)
+                            .pos(pos)
+                            .playing(false)
+                            .visible(true)
+                            .rate(rate)
+                            .inputs(0),
+                    );
+                    at += self.hb();
+                }
+                self.emit(
+                    out,
+                    ctx,
+                    Rec::new(EventType::VideoPlay, resume)
+                        .lesson(c, l)
+                        .pos(pos)
+                        .rate(rate),
+                );
+                self.clicked = true;
+                return Some(resume);
+            }
+            Checks::Person => self.human_response_ms(),
+        };
+        let correct = self.rng.random_bool(0.9);
+        self.emit(
+            out,
+            ctx,
+            Rec::new(EventType::AttentionCheck, t)
+                .lesson(c, l)
+                .check(answer(Some(response_ms), correct)),
+        );
+        self.check_counts.1 += 1;
+        if self.checks == Checks::Person {
+            self.clicked = true;
+        }
+        Some(t + response_ms * MS)
     }
 
     /// When the heartbeat after `t` of a playing lesson is sent.
@@ -532,6 +674,7 @@ impl<'p> UserSim<'p> {
                 .dur(dur)
                 .rate(rep),
         );
+        self.clicked = true;
         let lesson_start = t;
         let (mut seg_t, mut seg_p) = (t, pos);
         let mut hidden_until: Option<i64> = None;
@@ -654,17 +797,22 @@ impl<'p> UserSim<'p> {
             t = next;
             pos = pos_at(seg_t, seg_p, adv, t);
             let visible = self.page_visible && hidden_until.is_none();
-            self.emit(
-                out,
-                ctx,
-                Rec::new(EventType::Heartbeat, t)
-                    .lesson(c, l)
-                    .pos(pos)
-                    .playing(true)
-                    .visible(visible)
-                    .muted(self.muted)
-                    .rate(rep),
-            );
+            let mut beat = Rec::new(EventType::Heartbeat, t)
+                .lesson(c, l)
+                .pos(pos)
+                .playing(true)
+                .visible(visible)
+                .muted(self.muted)
+                .rate(rep);
+            if self.plan.cfg.client_signals {
+                beat = beat.inputs(self.input_count());
+            }
+            self.emit(out, ctx, beat);
+            if self.plan.cfg.client_signals && visible && self.rng.random_bool(1.0 / 32.0) {
+                if let Some(resume) = self.attention_check(out, ctx, c, l, t, pos, rep) {
+                    (seg_t, seg_p, t) = (resume, pos, resume);
+                }
+            }
             if !style.honest || hidden_until.is_some() {
                 continue;
             }
@@ -908,6 +1056,125 @@ impl<'p> UserSim<'p> {
             Pattern::SharedDevice => self.ep_shared_device(out, d, s),
             Pattern::ScriptedPlayback => self.ep_scripted(out, d, s, false),
             Pattern::TimerCadence => self.ep_scripted(out, d, s, true),
+            Pattern::MissedChecks => self.ep_checks(out, d, s, Pattern::MissedChecks),
+            Pattern::MachineResponses => self.ep_checks(out, d, s, Pattern::MachineResponses),
+            Pattern::NoInput => self.ep_no_input(out, d, s),
+        }
+    }
+
+    /// A browser extension deals with the platform's attention checks during an evening of
+    /// courses, while the learner is elsewhere: `MissedChecks` suppresses them (the video plays
+    /// on), `MachineResponses` answers them (blatant: in 0.25–0.6 s; subtle: after 2 s ± 30 ms).
+    /// Courses are played, plainly, until enough checks were dealt with (blatant 6, subtle 2
+    /// missed or 6 answered), one course at least.
+    fn ep_checks(&mut self, out: &mut Chunk, d: u32, s: Strength, p: Pattern) {
+        if !self.plan.cfg.client_signals {
+            return;
+        }
+        let Some(first) = self.fresh_course(|_| true, None) else {
+            return;
+        };
+        self.checks = match (p, s) {
+            (Pattern::MissedChecks, _) => Checks::Ignore,
+            (_, Strength::Blatant) => Checks::AnswerFast,
+            (_, Strength::Subtle) => Checks::AnswerRegular,
+        };
+        self.check_counts = (0, 0);
+        let needed = match (p, s) {
+            (Pattern::MissedChecks, Strength::Subtle) => 2,
+            _ => 6,
+        };
+        let dealt = |sim: &Self| match p {
+            Pattern::MissedChecks => sim.check_counts.0,
+            _ => sim.check_counts.1,
+        };
+        let (ctx, _, mut t) = self.evening_session_in(out, d, first);
+        let from = t;
+        let (mut course, mut courses) = (first, vec![first]);
+        loop {
+            t = self.finish_course(out, &ctx, course, t, None);
+            if dealt(self) >= needed {
+                break;
+            }
+            let Some(next) = self.fresh_course(|_| true, None) else {
+                break;
+            };
+            self.emit(out, &ctx, Rec::new(EventType::CourseLeave, t + SEC).course(course));
+            self.emit(out, &ctx, Rec::new(EventType::CourseEnter, t + 2 * SEC).course(next));
+            t += 3 * SEC;
+            (course, courses) = (next, [courses, vec![next]].concat());
+        }
+        self.checks = Checks::Person;
+        self.leave_and_log_out(out, &ctx, course, t);
+        let count = dealt(self);
+        let enough = if p == Pattern::MissedChecks { 2 } else { 6 };
+        if count >= enough {
+            let detail = match p {
+                Pattern::MissedChecks => format!("{count} attention checks suppressed while playing"),
+                _ => format!("{count} attention checks answered by a script"),
+            };
+            self.label(p, s, None, from, t, &courses, detail);
+        }
+    }
+
+    /// A player extension plays two courses or more for 1⅔–2¾ h, answering the attention checks
+    /// through the page at a person's pace, and never touches keyboard, mouse or screen.
+    fn ep_no_input(&mut self, out: &mut Chunk, d: u32, s: Strength) {
+        if !self.plan.cfg.client_signals {
+            return;
+        }
+        let Some(first) = self.fresh_course(|_| true, None) else {
+            return;
+        };
+        let target = match s {
+            Strength::Blatant => self.r(140, 165) * MIN,
+            Strength::Subtle => self.r(100, 110) * MIN,
+        };
+        let (ctx, _, mut t) = self.evening_session_in(out, d, first);
+        let from = t;
+        (self.no_input, self.beat, self.checks) = (
+            true,
+            Some(Beat::Page { period: 15 * SEC }),
+            Checks::AnswerPaced,
+        );
+        let (mut course, mut courses) = (first, vec![first]);
+        let mut ended = t;
+        loop {
+            for l in 0..self.course(course).lessons_ms.len() {
+                if self.progress[course].watched & (1 << l) == 0 {
+                    let (t2, _) = self.play(out, &ctx, course, l, t, i64::MAX, Style::plain());
+                    ended = t2;
+                    t = t2 + self.r(300, 1_500) * MS;
+                }
+            }
+            t = self.complete(out, course, t);
+            if ended - from >= target && courses.len() >= 2 {
+                break;
+            }
+            // Stay under 2⅚ h, clear of `unbroken_play`'s 3 h.
+            let room = 170 * MIN - (ended - from);
+            let fits = |c: &Course| i64::from(c.duration_s) * SEC <= room;
+            let Some(next) = self.fresh_course(fits, None) else {
+                break;
+            };
+            if !fits(self.course(next)) {
+                self.progress[next].started = false;
+                break;
+            }
+            self.emit(out, &ctx, Rec::new(EventType::CourseLeave, t + SEC).course(course));
+            self.emit(out, &ctx, Rec::new(EventType::CourseEnter, t + 2 * SEC).course(next));
+            t += 3 * SEC;
+            (course, courses) = (next, [courses, vec![next]].concat());
+        }
+        (self.no_input, self.beat, self.checks) = (false, None, Checks::Person);
+        self.leave_and_log_out(out, &ctx, course, t);
+        if ended - from >= 91 * MIN && courses.len() >= 2 {
+            let detail = format!(
+                "{} courses over {:.0} min without any input",
+                courses.len(),
+                (ended - from) as f64 / MIN as f64
+            );
+            self.label(Pattern::NoInput, s, None, from, t, &courses, detail);
         }
     }
 
@@ -948,6 +1215,7 @@ impl<'p> UserSim<'p> {
         };
         let (ctx, _, mut t) = self.evening_session_in(out, d, first);
         let from = t;
+        (self.checks, self.no_input, self.check_counts) = (Checks::Ignore, true, (0, 0));
         self.beat = Some(if timer {
             Beat::Timer {
                 anchor: t,
@@ -981,7 +1249,24 @@ impl<'p> UserSim<'p> {
             (course, courses) = (next, [courses, vec![next]].concat());
         }
         self.beat = None;
+        (self.checks, self.no_input) = (Checks::Person, false);
         self.leave_and_log_out(out, &ctx, course, t);
+        if self.plan.cfg.client_signals {
+            // The platform asked its questions and counted input all night: nobody was there.
+            self.label(
+                Pattern::NoInput,
+                s,
+                None,
+                from,
+                t,
+                &courses,
+                "no keyboard, mouse or touch input all night".to_string(),
+            );
+            if self.check_counts.0 >= 2 {
+                let detail = format!("{} attention checks missed while playing", self.check_counts.0);
+                self.label(Pattern::MissedChecks, s, None, from, t, &courses, detail);
+            }
+        }
         let detail = format!(
             "{} courses played back to back for {:.0} min without a pause, seek or tab switch",
             courses.len(),

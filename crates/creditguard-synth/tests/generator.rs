@@ -43,10 +43,11 @@ fn events_by_user(bytes: &[u8]) -> BTreeMap<String, Vec<Event<'static>>> {
 
 fn population() -> Config {
     Config {
-        users: 440,
+        users: 520,
         days: 10,
         seed: 11,
         fault_rate: 0.01,
+        client_signals: true,
         ..Config::default()
     }
     .with_share_each(0.03)
@@ -183,17 +184,69 @@ struct Measures {
     unbroken_s: f64,
     /// A stretch of ≥ 240 heartbeat intervals over ≥ 2 courses varying by ≤ 2 ms.
     timer: bool,
+    /// A stretch of ≥ 1.5 h over ≥ 2 courses whose heartbeats (≥ 90 %) report 0 inputs.
+    no_input: bool,
+    /// A UTC day with ≥ 2 attention checks missed while the next heartbeat plays, ≥ half of them.
+    missed_checks: bool,
+    /// A UTC day with ≥ 6 answered checks whose median is < 1 s or spread (CV) < 0.1.
+    machine_responses: bool,
+}
+
+/// `missed_checks` and `machine_responses` of [`Measures`].
+fn attention(evs: &[Event<'static>]) -> (bool, bool) {
+    let mut sorted: Vec<&Event<'static>> = evs.iter().collect();
+    sorted.sort_by_key(|e| (e.ts_us, e.event_id.to_string()));
+    sorted.dedup_by(|a, b| a.event_id == b.event_id);
+    // Per day: (checks, missed while playing, response times).
+    let mut days: BTreeMap<i64, (u32, u32, Vec<f64>)> = BTreeMap::new();
+    for (i, e) in sorted.iter().enumerate() {
+        if e.event_type != EventType::AttentionCheck {
+            continue;
+        }
+        let day = days.entry(e.ts_us.div_euclid(86_400_000_000)).or_default();
+        day.0 += 1;
+        if e.answered == Some(true) {
+            day.2.extend(e.response_s);
+            continue;
+        }
+        let next_beat = sorted[i + 1..].iter().find(|n| {
+            n.event_type == EventType::Heartbeat && n.session_id == e.session_id
+        });
+        if next_beat.is_some_and(|n| n.playing == Some(true) && n.ts_us - e.ts_us <= 60_000_000) {
+            day.1 += 1;
+        }
+    }
+    let missed = days
+        .values()
+        .any(|(n, missed, _)| *missed >= 2 && f64::from(*missed) >= 0.5 * f64::from(*n));
+    let machine = days.values().any(|(_, _, times)| {
+        if times.len() < 6 {
+            return false;
+        }
+        let mut sorted_times = times.clone();
+        sorted_times.sort_by(f64::total_cmp);
+        let k = sorted_times.len();
+        let median = if k % 2 == 1 {
+            sorted_times[k / 2]
+        } else {
+            (sorted_times[k / 2 - 1] + sorted_times[k / 2]) / 2.0
+        };
+        let mean = times.iter().sum::<f64>() / k as f64;
+        let var = times.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (k as f64 - 1.0);
+        median < 1.0 || var.sqrt() / mean < 0.1
+    });
+    (missed, machine)
 }
 
 /// `unbroken_s` and `timer` of [`Measures`]: stretches end at a pause, seek, rate change,
 /// visibility change, login, logout, a heartbeat that does not play visibly, another session, or
 /// a gap over 60 s.
-fn stretches(evs: &[Event<'static>]) -> (f64, bool) {
+fn stretches(evs: &[Event<'static>]) -> (f64, bool, bool) {
     let mut sorted: Vec<&Event<'static>> = evs.iter().collect();
     sorted.sort_by_key(|e| (e.ts_us, e.event_id.to_string()));
     // Producers deliver twice: one copy of each event.
     sorted.dedup_by(|a, b| a.event_id == b.event_id);
-    let (mut best, mut timer) = (0.0f64, false);
+    let (mut best, mut timer, mut no_input) = (0.0f64, false, false);
     let mut run: Vec<&Event<'static>> = Vec::new();
     let mut judge = |run: &[&Event<'static>]| {
         if run.len() < 2 {
@@ -209,6 +262,15 @@ fn stretches(evs: &[Event<'static>]) -> (f64, bool) {
         let var = gaps.iter().map(|g| (g - mean).powi(2)).sum::<f64>() / (gaps.len() as f64 - 1.0).max(1.0);
         if gaps.len() >= 240 && courses.len() >= 2 && var.sqrt() <= 0.002 {
             timer = true;
+        }
+        let reported: Vec<i64> = run.iter().filter_map(|e| e.input_events).collect();
+        if span >= 5_400.0
+            && courses.len() >= 2
+            && !reported.is_empty()
+            && reported.len() as f64 >= 0.9 * run.len() as f64
+            && reported.iter().all(|&n| n == 0)
+        {
+            no_input = true;
         }
     };
     for e in sorted {
@@ -240,7 +302,7 @@ fn stretches(evs: &[Event<'static>]) -> (f64, bool) {
         }
     }
     judge(&run);
-    (best, timer)
+    (best, timer, no_input)
 }
 
 fn km(a: (f64, f64), b: (f64, f64)) -> f64 {
@@ -442,7 +504,8 @@ fn measure(evs: &[Event<'static>], catalog: &Catalog) -> Measures {
             m.max_kmh = m.max_kmh.max(if h > 0.0 { d / h } else { f64::INFINITY });
         }
     }
-    (m.unbroken_s, m.timer) = stretches(evs);
+    (m.unbroken_s, m.timer, m.no_input) = stretches(evs);
+    (m.missed_checks, m.machine_responses) = attention(evs);
     m
 }
 
@@ -485,6 +548,9 @@ fn crossed(m: &Measures, shared: bool) -> BTreeSet<Pattern> {
     add(Pattern::SharedDevice, shared);
     add(Pattern::ScriptedPlayback, m.unbroken_s >= 10_800.0);
     add(Pattern::TimerCadence, m.timer);
+    add(Pattern::NoInput, m.no_input);
+    add(Pattern::MissedChecks, m.missed_checks);
+    add(Pattern::MachineResponses, m.machine_responses);
     s
 }
 
@@ -572,13 +638,17 @@ fn every_pattern_is_present_labelled_and_crosses_its_threshold_and_honest_learne
         }
     }
     // Only parallel playback may also look like switching (two players interleave their course
-    // ids), and a night of scripted playback claims ≥ 10 credits in a day (which the watching
-    // behind it supports, so `credit_burst` rightly leaves it alone); every other pattern is
+    // ids), and an evening of scripted playback or of a browser extension handling the
+    // attention checks can claim ≥ 10 credits in a day (which the watching behind it supports,
+    // so `credit_burst` rightly leaves it alone); every other pattern is
     // planted so that it crosses its own rule alone.
     let unexpected: Vec<&String> = cross_triggers
         .iter()
         .filter(|c| !c.contains("{ParallelPlayback} also crosses RapidSwitching"))
-        .filter(|c| !(c.contains("ScriptedPlayback") && c.ends_with("also crosses CreditBurst")))
+        .filter(|c| {
+            let watched_evening = ["ScriptedPlayback", "NoInput", "MissedChecks", "MachineResponses"];
+            !(watched_evening.iter().any(|p| c.contains(p)) && c.ends_with("also crosses CreditBurst"))
+        })
         .collect();
     assert!(unexpected.is_empty(), "{unexpected:#?}");
 }
