@@ -367,7 +367,9 @@ pub struct AutomationConfig {
     /// question. 1.0.
     pub min_human_response_s: f64,
     /// `machine_responses`: a coefficient of variation (std / mean) of the response times below
-    /// this is too regular for a person (people's reaction times vary by 30–60 %). 0.1.
+    /// this is too regular for a person. 0.05: people's response times vary by 30–60 %, and at
+    /// 0.1 six answers of a person (log-normal, σ 0.45) agree that closely on about one day in
+    /// 1 300 (the quality bench flagged 2 of 700 honest learners); at 0.05, one in 200 000.
     pub max_response_cv: f64,
 }
 
@@ -389,7 +391,7 @@ impl Default for AutomationConfig {
             missed_min_share: 0.5,
             responses_min_checks: 6,
             min_human_response_s: 1.0,
-            max_response_cv: 0.1,
+            max_response_cv: 0.05,
         }
     }
 }
