@@ -421,6 +421,10 @@ pub struct ProxyLearningConfig {
     pub alternating_min_switches: u32,
     /// `alternating_accounts`: days with such switching. 2.
     pub alternating_min_days: u32,
+    /// `borrowed_device`: an address used by at most this many accounts, which the learner also
+    /// uses from their own devices, is a household's: a device there is the family's, not a
+    /// colleague's. 3.
+    pub household_max_accounts: u32,
 }
 
 impl Default for ProxyLearningConfig {
@@ -434,6 +438,7 @@ impl Default for ProxyLearningConfig {
             guest_max_days: 1,
             alternating_min_switches: 2,
             alternating_min_days: 2,
+            household_max_accounts: 3,
         }
     }
 }

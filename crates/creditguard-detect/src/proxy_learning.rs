@@ -11,6 +11,10 @@
 //! - `borrowed_device`: an account plays at least `min_play_s` in a day on a device that is
 //!   another account's usual one (used on at least `owner_min_days` days), and uses that device on
 //!   no more than `guest_max_days` days itself: the learner never uses that device otherwise.
+//!   Not when the device was on a household's address: one the learner also uses from their own
+//!   devices and that at most `household_max_accounts` accounts use (a family tablet at home; an
+//!   office's address is shared by many accounts and exempts nothing). Feature
+//!   `address_accounts` (null unless the device was on one of the learner's own addresses).
 //! - `alternating_accounts`: the device changes hands between the same two accounts at least
 //!   `alternating_min_switches` times within a day (A, B, A…), on at least
 //!   `alternating_min_days` days; the account that is not the device's usual one is flagged.
@@ -36,7 +40,13 @@ pub fn detect(
     shared_devices: &HashSet<String>,
 ) -> Result<JobOutput> {
     let uses = device_uses(events, cfg, shared_devices)?.collect()?;
-    let features = account_device_days(uses.lazy()).collect()?;
+    let addresses = uses
+        .clone()
+        .lazy()
+        .filter(col("ip").is_not_null())
+        .select([col("user_id"), col("device_id"), col("day"), col("ip")])
+        .unique(None, UniqueKeepStrategy::Any);
+    let features = with_household(account_device_days(uses.lazy()), addresses).collect()?;
     let mut flags = borrowed_flags(&features, cfg)?;
     flags.extend(alternating_flags(&features, cfg)?);
     sort(&mut flags);
@@ -74,6 +84,7 @@ fn device_uses(
             col("user_id"),
             col("org_unit"),
             col("session_id"),
+            col("ip"),
             col("course_id"),
             col("event_type"),
             col("playing"),
@@ -156,6 +167,44 @@ fn account_device_days(uses: LazyFrame) -> LazyFrame {
         .sort(["day", "device_id", "user_id"], sort_opts())
 }
 
+/// Adds `address_accounts`: when the row's device was on an address the account also used from
+/// another device of its own, how many accounts used that address (the fewest over such
+/// addresses); null otherwise. `addresses` holds (`user_id`, `device_id`, `day`, `ip`).
+fn with_household(features: LazyFrame, addresses: LazyFrame) -> LazyFrame {
+    let accounts_per_address = addresses
+        .clone()
+        .group_by([col("ip")])
+        .agg([col("user_id").n_unique().cast(DataType::Int64).alias("address_accounts")]);
+    let own_devices = addresses
+        .clone()
+        .select([col("user_id"), col("ip"), col("device_id").alias("_other_device")])
+        .unique(None, UniqueKeepStrategy::Any);
+    let home = addresses
+        .join(
+            own_devices,
+            [col("user_id"), col("ip")],
+            [col("user_id"), col("ip")],
+            JoinArgs::new(JoinType::Inner),
+        )
+        .filter(col("_other_device").neq(col("device_id")))
+        .join(
+            accounts_per_address,
+            [col("ip")],
+            [col("ip")],
+            JoinArgs::new(JoinType::Left),
+        )
+        .group_by([col("user_id"), col("device_id"), col("day")])
+        .agg([col("address_accounts").min()]);
+    features
+        .join(
+            home,
+            [col("user_id"), col("device_id"), col("day")],
+            [col("user_id"), col("device_id"), col("day")],
+            JoinArgs::new(JoinType::Left),
+        )
+        .sort(["day", "device_id", "user_id"], sort_opts())
+}
+
 /// What one account-device-day row says, for its flags.
 struct Use {
     user_id: String,
@@ -171,6 +220,8 @@ struct Use {
     owner_days: i64,
     switches: i64,
     accounts_day: i64,
+    /// Accounts using the address the device was on, when it was one of the learner's own.
+    address_accounts: Option<i64>,
 }
 
 fn use_rows(df: &DataFrame) -> Result<Vec<Use>> {
@@ -189,6 +240,7 @@ fn use_rows(df: &DataFrame) -> Result<Vec<Use>> {
         r.i64("accounts_day")?,
     );
     let courses = r.list("courses")?;
+    let address_accounts = r.i64("address_accounts")?;
     Ok((0..r.len())
         .map(|i| Use {
             user_id: user.get(i).unwrap_or_default().to_string(),
@@ -204,6 +256,7 @@ fn use_rows(df: &DataFrame) -> Result<Vec<Use>> {
             owner_days: owner_days.get(i).unwrap_or(0),
             switches: switches.get(i).unwrap_or(0),
             accounts_day: accounts.get(i).unwrap_or(0),
+            address_accounts: address_accounts.get(i),
         })
         .collect())
 }
@@ -213,6 +266,13 @@ impl Use {
         self.owner != self.user_id
             && self.owner_days >= i64::from(cfg.owner_min_days)
             && self.days_on_device <= i64::from(cfg.guest_max_days)
+            && !self.at_home(cfg)
+    }
+
+    /// The device was on an address of the learner's own household.
+    fn at_home(&self, cfg: &ProxyLearningConfig) -> bool {
+        self.address_accounts
+            .is_some_and(|n| n <= i64::from(cfg.household_max_accounts))
     }
 
     fn draft(&self, rule: &'static str, severity: f64, evidence: serde_json::Value) -> Draft {
@@ -248,6 +308,8 @@ fn borrowed_flags(df: &DataFrame, cfg: &ProxyLearningConfig) -> Result<Vec<credi
                 "threshold_min_play_s": cfg.min_play_s,
                 "threshold_owner_min_days": cfg.owner_min_days,
                 "threshold_guest_max_days": cfg.guest_max_days,
+                "accounts_on_own_address": u.address_accounts,
+                "threshold_household_max_accounts": cfg.household_max_accounts,
             }),
         );
         let courses = u.courses.join(", ");
