@@ -88,12 +88,12 @@ fn one(args: &Args, strength: &str, seed: u64, dir: &Path) -> anyhow::Result<Qua
         seed,
         strength: StrengthMix::parse(strength).expect("checked"),
         fault_rate: args.fault_rate,
-        // The platform shows attention checks and counts input, so the rules that need them
-        // are measured too.
-        client_signals: true,
         ..Config::default()
     }
-    .with_share_each(args.cheat_share);
+    .with_share_each(args.cheat_share)
+    // The cheats that fake the client too, on a platform that shows attention checks and
+    // counts input, so the rules that need them are measured.
+    .with_client_fakes(args.cheat_share);
     let started = Instant::now();
     let generator = Generator::new(cfg)?;
     let telemetry = dir.join("telemetry.ndjson");

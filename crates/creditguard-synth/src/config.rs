@@ -211,10 +211,17 @@ impl Config {
         }
     }
 
-    /// Sets every pattern's share.
+    /// Sets the share of each of the first ten patterns (those before [`Pattern::CLIENT_FAKES`]).
     pub fn with_share_each(mut self, share: f64) -> Config {
         self.shares = [share; 10];
+        self
+    }
+
+    /// Sets the share of each pattern of [`Pattern::CLIENT_FAKES`] and turns on
+    /// `client_signals`, which three of them need.
+    pub fn with_client_fakes(mut self, share: f64) -> Config {
         self.client_fake_shares = [share; 5];
+        self.client_signals = true;
         self
     }
 

@@ -47,10 +47,10 @@ fn population() -> Config {
         days: 10,
         seed: 11,
         fault_rate: 0.01,
-        client_signals: true,
         ..Config::default()
     }
     .with_share_each(0.03)
+    .with_client_fakes(0.03)
 }
 
 #[test]
