@@ -32,11 +32,13 @@ pub enum Pattern {
     /// A player extension plays for hours and answers the checks at a person's pace, with no
     /// input at all.
     NoInput,
+    /// A colleague does the learner's courses on the colleague's own laptop, at home (代学).
+    ProxyLearning,
 }
 
 impl Pattern {
     /// Every pattern, in the order of the results-v1 rule list.
-    pub const ALL: [Pattern; 15] = [
+    pub const ALL: [Pattern; 16] = [
         Pattern::BackgroundPlayback,
         Pattern::Speed,
         Pattern::LowCoverage,
@@ -52,16 +54,18 @@ impl Pattern {
         Pattern::MissedChecks,
         Pattern::MachineResponses,
         Pattern::NoInput,
+        Pattern::ProxyLearning,
     ];
 
     /// The patterns added after the first ten, whose shares live in
     /// [`Config::client_fake_shares`].
-    pub const CLIENT_FAKES: [Pattern; 5] = [
+    pub const CLIENT_FAKES: [Pattern; 6] = [
         Pattern::ScriptedPlayback,
         Pattern::TimerCadence,
         Pattern::MissedChecks,
         Pattern::MachineResponses,
         Pattern::NoInput,
+        Pattern::ProxyLearning,
     ];
 
     /// The results-v1 rule a learner with this pattern should trigger.
@@ -72,6 +76,7 @@ impl Pattern {
             Pattern::MissedChecks => "automation.missed_checks",
             Pattern::MachineResponses => "automation.machine_responses",
             Pattern::NoInput => "automation.no_input",
+            Pattern::ProxyLearning => "proxy_learning.borrowed_device",
             _ => creditguard_contract::RULES[self as usize],
         }
     }
@@ -94,6 +99,7 @@ impl Pattern {
             Pattern::MissedChecks => "missed_checks",
             Pattern::MachineResponses => "machine_responses",
             Pattern::NoInput => "no_input",
+            Pattern::ProxyLearning => "proxy_learning",
         }
     }
 
@@ -163,7 +169,7 @@ pub struct Config {
     /// Share of learners carrying each pattern of [`Pattern::CLIENT_FAKES`], indexed like it.
     /// Default 0 (left out of the serialized config then, so older label files read the same).
     #[serde(default, skip_serializing_if = "all_zero")]
-    pub client_fake_shares: [f64; 5],
+    pub client_fake_shares: [f64; 6],
     /// The platform shows attention checks (about one per 32 heartbeats of visible play) and
     /// counts input on heartbeats (`input_events`). Needed by the patterns `missed_checks`,
     /// `machine_responses` and `no_input`, which plant nothing without it. Default false (left
@@ -186,7 +192,7 @@ impl Default for Config {
             start_day: 20_514,
             seed: 7,
             shares: [0.02; 10],
-            client_fake_shares: [0.0; 5],
+            client_fake_shares: [0.0; 6],
             client_signals: false,
             strength: StrengthMix::Mixed,
             fault_rate: 0.002,
@@ -220,7 +226,7 @@ impl Config {
     /// Sets the share of each pattern of [`Pattern::CLIENT_FAKES`] and turns on
     /// `client_signals`, which three of them need.
     pub fn with_client_fakes(mut self, share: f64) -> Config {
-        self.client_fake_shares = [share; 5];
+        self.client_fake_shares = [share; 6];
         self.client_signals = true;
         self
     }
@@ -265,6 +271,6 @@ impl Config {
     }
 }
 
-fn all_zero(shares: &[f64; 5]) -> bool {
+fn all_zero(shares: &[f64; 6]) -> bool {
     shares.iter().all(|&s| s == 0.0)
 }

@@ -371,6 +371,14 @@ impl<'p> UserSim<'p> {
                 self.honest_classroom(out, d, course);
             }
         }
+        if self.u.helps {
+            // A colleague who also does someone else's courses: studies on the laptop at home
+            // every evening, 19:00–20:00.
+            let start = mid + self.r(19 * 60, 20 * 60) * MIN;
+            let start = self.fit(start, Dev::HomePc, d);
+            let budget = self.r(12, 25) * MIN;
+            self.honest_session(out, start, Dev::HomePc, d, budget);
+        }
         let p = (self.u.diligence * if weekend { 0.35 } else { 1.0 } * ramp).min(0.95);
         if !self.rng.random_bool(p) {
             return;
@@ -1059,6 +1067,7 @@ impl<'p> UserSim<'p> {
             Pattern::MissedChecks => self.ep_checks(out, d, s, Pattern::MissedChecks),
             Pattern::MachineResponses => self.ep_checks(out, d, s, Pattern::MachineResponses),
             Pattern::NoInput => self.ep_no_input(out, d, s),
+            Pattern::ProxyLearning => self.ep_proxy(out, d, s),
         }
     }
 
@@ -1115,6 +1124,59 @@ impl<'p> UserSim<'p> {
             };
             self.label(p, s, None, from, t, &courses, detail);
         }
+    }
+
+    /// A colleague does the learner's courses on the colleague's own laptop at the colleague's
+    /// home, late in the evening after the colleague's own study (blatant: two courses; subtle:
+    /// one course of 15 minutes or more). The learner never uses that laptop otherwise.
+    fn ep_proxy(&mut self, out: &mut Chunk, d: u32, s: Strength) {
+        let Some(helper) = self.u.proxy_helper else {
+            return;
+        };
+        let helper = &self.plan.users[helper as usize];
+        let Some(first) = self.fresh_course(|c| c.duration_s >= 15 * 60 && Self::short(c), None) else {
+            return;
+        };
+        let city = &CITIES[helper.city];
+        let mid = self.local_midnight(d, city.tz_min);
+        let mut t = (mid + self.r(22 * 60 + 30, 23 * 60) * MIN).max(self.busy_until + DEVICE_SWITCH_GAP);
+        self.sess_no += 1;
+        let ctx = Ctx {
+            sess: self.sess_no,
+            device: mix(self.plan.cfg.seed, Stream::Device, u64::from(helper.idx) << 8 | 1),
+            ip: home_ip(helper.idx, false),
+            geo: Some((city.lat_e4, city.lon_e4)),
+            platform: helper.pc_platform,
+            tz_min: city.tz_min,
+            skew_us: 0,
+            latency_us: self.r(60, 600) * MS,
+        };
+        self.emit(out, &ctx, Rec::new(EventType::Login, t));
+        let from = t;
+        let count = if s == Strength::Blatant { 2 } else { 1 };
+        let mut courses = Vec::new();
+        let mut course = first;
+        loop {
+            t += self.r(2_000, 6_000) * MS;
+            self.emit(out, &ctx, Rec::new(EventType::CourseEnter, t).course(course));
+            t = self.finish_course(out, &ctx, course, t + 2 * SEC, None);
+            courses.push(course);
+            if courses.len() >= count {
+                break;
+            }
+            let Some(next) = self.fresh_course(|c| Self::short(c), None) else {
+                break;
+            };
+            self.emit(out, &ctx, Rec::new(EventType::CourseLeave, t + SEC).course(course));
+            course = next;
+        }
+        self.leave_and_log_out(out, &ctx, course, t);
+        let detail = format!(
+            "{} course(s) done on colleague {}'s laptop at the colleague's home",
+            courses.len(),
+            helper.user_id
+        );
+        self.label(Pattern::ProxyLearning, s, None, from, t, &courses, detail);
     }
 
     /// A player extension plays two courses or more for 1⅔–2¾ h, answering the attention checks

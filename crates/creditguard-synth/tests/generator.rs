@@ -528,8 +528,80 @@ fn accounts_per_device_day(
     map
 }
 
+/// The learners `proxy_learning.borrowed_device` would flag (with its defaults, over the whole
+/// period): ≥ 600 s of play in a day on a device that another account used on ≥ 3 days and the
+/// learner on that day only, not on the learner's own household address, not a known shared
+/// device.
+fn borrowed_users(
+    by_user: &BTreeMap<String, Vec<Event<'static>>>,
+    shared: &BTreeSet<String>,
+) -> BTreeSet<String> {
+    const DAY: i64 = 86_400_000_000;
+    let uses = |e: &Event<'_>| {
+        matches!(
+            e.event_type,
+            EventType::Login
+                | EventType::Heartbeat
+                | EventType::VideoPlay
+                | EventType::CourseEnter
+                | EventType::QuizSubmit
+        )
+    };
+    // device → user → days; user → (device, address) pairs; address → users.
+    let mut days: BTreeMap<&str, BTreeMap<&str, BTreeSet<i64>>> = BTreeMap::new();
+    let mut addresses: BTreeMap<&str, BTreeSet<(&str, &str)>> = BTreeMap::new();
+    let mut address_users: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    for (user, evs) in by_user {
+        for e in evs.iter().filter(|e| uses(e)) {
+            let Some(device) = e.device_id.as_deref() else { continue };
+            if shared.contains(device) {
+                continue;
+            }
+            days.entry(device).or_default().entry(user).or_default().insert(e.ts_us.div_euclid(DAY));
+            if let Some(ip) = e.ip.as_deref() {
+                addresses.entry(user).or_default().insert((device, ip));
+                address_users.entry(ip).or_default().insert(user);
+            }
+        }
+    }
+    let mut out = BTreeSet::new();
+    for (user, evs) in by_user {
+        // Play seconds per (device, day, address), heartbeat intervals capped at 60 s.
+        let mut play: BTreeMap<(&str, i64, &str), f64> = BTreeMap::new();
+        for pair in evs.windows(2) {
+            let (a, b) = (&pair[0], &pair[1]);
+            if a.event_type == EventType::Heartbeat
+                && a.playing == Some(true)
+                && a.session_id == b.session_id
+                && a.device_id == b.device_id
+            {
+                if let (Some(device), Some(ip)) = (a.device_id.as_deref(), a.ip.as_deref()) {
+                    let gap = ((b.ts_us - a.ts_us) as f64 / SEC).min(60.0);
+                    *play.entry((device, a.ts_us.div_euclid(DAY), ip)).or_default() += gap;
+                }
+            }
+        }
+        for ((device, _, ip), seconds) in play {
+            let Some(on_device) = days.get(device) else { continue };
+            let (owner, owner_days) = on_device
+                .iter()
+                .map(|(u, d)| (*u, d.len()))
+                .max_by_key(|(u, n)| (*n, std::cmp::Reverse(*u)))
+                .unwrap();
+            let own_days = on_device.get(user.as_str()).map_or(0, BTreeSet::len);
+            let at_home = addresses.get(user.as_str()).is_some_and(|pairs| {
+                pairs.iter().any(|(d, a)| *a == ip && *d != device)
+            }) && address_users.get(ip).is_some_and(|u| u.len() <= 3);
+            if seconds >= 600.0 && owner != user && owner_days >= 3 && own_days <= 1 && !at_home {
+                out.insert(user.clone());
+            }
+        }
+    }
+    out
+}
+
 /// Which rules a learner's measurements cross, by the DESIGN defaults.
-fn crossed(m: &Measures, shared: bool) -> BTreeSet<Pattern> {
+fn crossed(m: &Measures, shared: bool, borrowed: bool) -> BTreeSet<Pattern> {
     let mut s = BTreeSet::new();
     let mut add = |p, yes| {
         if yes {
@@ -551,6 +623,7 @@ fn crossed(m: &Measures, shared: bool) -> BTreeSet<Pattern> {
     add(Pattern::NoInput, m.no_input);
     add(Pattern::MissedChecks, m.missed_checks);
     add(Pattern::MachineResponses, m.machine_responses);
+    add(Pattern::ProxyLearning, borrowed);
     s
 }
 
@@ -560,6 +633,12 @@ fn every_pattern_is_present_labelled_and_crosses_its_threshold_and_honest_learne
     let (bytes, labels, catalog) = generate(cfg);
     let by_user = events_by_user(&bytes);
     let devices = accounts_per_device_day(&by_user);
+    let known_shared: BTreeSet<String> = Generator::new(population())
+        .unwrap()
+        .shared_devices()
+        .into_iter()
+        .collect();
+    let borrowed = borrowed_users(&by_user, &known_shared);
     let mut shared_users = BTreeSet::new();
     for users in devices.values().filter(|u| u.len() >= 3) {
         shared_users.extend(users.iter().cloned());
@@ -578,7 +657,11 @@ fn every_pattern_is_present_labelled_and_crosses_its_threshold_and_honest_learne
             .map(Vec::as_slice)
             .unwrap_or(&[]);
         let m = measure(evs, &catalog);
-        let got = crossed(&m, shared_users.contains(&learner.user_id));
+        let got = crossed(
+            &m,
+            shared_users.contains(&learner.user_id),
+            borrowed.contains(&learner.user_id),
+        );
         if learner.honest {
             honest += 1;
             assert!(
