@@ -399,7 +399,10 @@ mod tests {
         // non-objects do not.
         assert_eq!(
             answered,
-            [true, true, true, true, true, false, true, false, false, false, true, true, false, true]
+            [
+                true, true, true, true, true, false, true, false, false, false, true, true, false,
+                true
+            ]
         );
     }
 

@@ -351,19 +351,33 @@ fn the_vendored_schema_matches_or_extends_the_shared_contract() {
                 if name == "type" {
                     let types = mine["enum"].as_array().unwrap();
                     for t in def["enum"].as_array().unwrap() {
-                        assert!(types.contains(t), "type {t} of {} dropped", shared.display());
+                        assert!(
+                            types.contains(t),
+                            "type {t} of {} dropped",
+                            shared.display()
+                        );
                     }
                 } else {
-                    assert_eq!(mine, def, "property `{name}` differs from {}", shared.display());
+                    assert_eq!(
+                        mine,
+                        def,
+                        "property `{name}` differs from {}",
+                        shared.display()
+                    );
                 }
             }
             let rules = ours["allOf"].as_array().unwrap();
             for rule in theirs["allOf"].as_array().unwrap() {
-                assert!(rules.contains(rule), "rule {rule} of {} dropped", shared.display());
+                assert!(
+                    rules.contains(rule),
+                    "rule {rule} of {} dropped",
+                    shared.display()
+                );
             }
             for name in ours["properties"].as_object().unwrap().keys() {
                 assert!(
-                    theirs["properties"].get(name).is_some() || ADDED_FIELDS.contains(&name.as_str()),
+                    theirs["properties"].get(name).is_some()
+                        || ADDED_FIELDS.contains(&name.as_str()),
                     "property `{name}` is neither in {} nor a documented addition",
                     shared.display()
                 );

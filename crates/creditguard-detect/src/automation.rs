@@ -58,7 +58,10 @@ pub fn detect(events: LazyFrame, cfg: &AutomationConfig) -> Result<JobOutput> {
     flags.extend(check_flags(&checks, cfg)?);
     sort(&mut flags);
     let features = concat(
-        [feature_rows(stretches.lazy(), "stretch"), feature_rows(checks.lazy(), "checks")],
+        [
+            feature_rows(stretches.lazy(), "stretch"),
+            feature_rows(checks.lazy(), "checks"),
+        ],
         UnionArgs::default(),
     )?
     .sort(["day", "user_id", "start"], sort_opts())
@@ -172,16 +175,28 @@ pub fn stretches(events: LazyFrame, cfg: &AutomationConfig) -> Result<LazyFrame>
             col("t").min().alias("start"),
             col("t").max().alias("end"),
             len().cast(DataType::Int64).alias("heartbeats"),
-            col("course_id").n_unique().cast(DataType::Int64).alias("courses"),
-            col("lesson_id").n_unique().cast(DataType::Int64).alias("lessons"),
-            col("_interval").count().cast(DataType::Int64).alias("intervals"),
+            col("course_id")
+                .n_unique()
+                .cast(DataType::Int64)
+                .alias("courses"),
+            col("lesson_id")
+                .n_unique()
+                .cast(DataType::Int64)
+                .alias("lessons"),
+            col("_interval")
+                .count()
+                .cast(DataType::Int64)
+                .alias("intervals"),
             col("_interval").mean().alias("interval_mean_s"),
             col("_interval").std(1).alias("interval_std_s"),
             col("input_events")
                 .count()
                 .cast(DataType::Int64)
                 .alias("input_reported"),
-            col("input_events").sum().cast(DataType::Int64).alias("input_events"),
+            col("input_events")
+                .sum()
+                .cast(DataType::Int64)
+                .alias("input_events"),
         ])
         .filter(col("heartbeats").gt(lit(1i64)))
         .with_columns([
@@ -235,7 +250,9 @@ fn other_hours(beats: LazyFrame) -> Result<LazyFrame> {
         )
         .group_by([col("user_id"), col("stretch")])
         .agg([
-            (col("_user_n") - col("_stretch_n")).sum().alias("_other_in_hours"),
+            (col("_user_n") - col("_stretch_n"))
+                .sum()
+                .alias("_other_in_hours"),
             col("_stretch_n").sum().alias("_stretch_total"),
         ])
         .join(
@@ -312,7 +329,11 @@ pub fn check_days(events: LazyFrame, cfg: &AutomationConfig) -> Result<LazyFrame
                 .clone()
                 .not()
                 .and(col("_next_playing").fill_null(lit(false)))
-                .and((col("_next_t") - col("t")).lt_eq(lit(gap_us)).fill_null(lit(false)))
+                .and(
+                    (col("_next_t") - col("t"))
+                        .lt_eq(lit(gap_us))
+                        .fill_null(lit(false)),
+                )
                 .alias("_missed_playing"),
         )
         .group_by([col("user_id"), day_of(col("t")).alias("day")])
@@ -321,7 +342,12 @@ pub fn check_days(events: LazyFrame, cfg: &AutomationConfig) -> Result<LazyFrame
             col("t").min().alias("start"),
             col("t").max().alias("end"),
             len().cast(DataType::Int64).alias("checks"),
-            answered.clone().not().sum().cast(DataType::Int64).alias("missed"),
+            answered
+                .clone()
+                .not()
+                .sum()
+                .cast(DataType::Int64)
+                .alias("missed"),
             col("_missed_playing")
                 .sum()
                 .cast(DataType::Int64)
@@ -383,11 +409,8 @@ fn stretch_rows(df: &DataFrame) -> Result<Vec<Stretch>> {
     let r = Rows(df);
     let (user, org, session) = (r.str("user_id")?, r.str("org_unit")?, r.str("session_id")?);
     let (start, end, play) = (r.i64("start")?, r.i64("end")?, r.f64("play_s")?);
-    let (beats, courses, intervals) = (
-        r.i64("heartbeats")?,
-        r.i64("courses")?,
-        r.i64("intervals")?,
-    );
+    let (beats, courses, intervals) =
+        (r.i64("heartbeats")?, r.i64("courses")?, r.i64("intervals")?);
     let (std, reported, inputs, hours) = (
         r.f64("interval_std_s")?,
         r.i64("input_reported")?,
@@ -415,7 +438,8 @@ fn stretch_rows(df: &DataFrame) -> Result<Vec<Stretch>> {
 
 impl Stretch {
     fn is_unbroken(&self, cfg: &AutomationConfig) -> bool {
-        self.play_s >= cfg.unbroken_min_play_s && self.courses >= i64::from(cfg.unbroken_min_courses)
+        self.play_s >= cfg.unbroken_min_play_s
+            && self.courses >= i64::from(cfg.unbroken_min_courses)
     }
 
     fn is_timer(&self, cfg: &AutomationConfig) -> bool {
@@ -488,7 +512,10 @@ impl Stretch {
     }
 }
 
-fn stretch_flags(df: &DataFrame, cfg: &AutomationConfig) -> Result<Vec<creditguard_contract::Flag>> {
+fn stretch_flags(
+    df: &DataFrame,
+    cfg: &AutomationConfig,
+) -> Result<Vec<creditguard_contract::Flag>> {
     let mut flags = Vec::new();
     for s in stretch_rows(df)? {
         let hours_bonus = if s.in_unusual_hours(cfg) {
@@ -577,7 +604,9 @@ fn check_flags(df: &DataFrame, cfg: &AutomationConfig) -> Result<Vec<creditguard
         if missed >= i64::from(cfg.missed_min_checks) && missed_share >= cfg.missed_min_share {
             let mut d = draft(
                 "automation.missed_checks",
-                ramp((missed_share - cfg.missed_min_share) / (1.0 - cfg.missed_min_share).max(1e-9)),
+                ramp(
+                    (missed_share - cfg.missed_min_share) / (1.0 - cfg.missed_min_share).max(1e-9),
+                ),
                 json!({
                     "checks": shown, "missed_while_playing": missed,
                     "missed_share": r3(missed_share),

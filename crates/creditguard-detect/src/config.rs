@@ -522,8 +522,14 @@ impl JobsConfig {
         share("credit_burst.support_ratio", b.support_ratio);
         share("quiz_speed.min_fast_share", self.quiz_speed.min_fast_share);
         share("automation.unusual_hours_share", a.unusual_hours_share);
-        share("automation.unusual_hours_severity", a.unusual_hours_severity);
-        share("automation.no_input_reported_share", a.no_input_reported_share);
+        share(
+            "automation.unusual_hours_severity",
+            a.unusual_hours_severity,
+        );
+        share(
+            "automation.no_input_reported_share",
+            a.no_input_reported_share,
+        );
         share("automation.missed_min_share", a.missed_min_share);
         if self.quiz_speed.resubmission_lookback_days > 3660 {
             p.push(format!(
@@ -570,8 +576,14 @@ impl JobsConfig {
             ("automation.responses_min_checks", a.responses_min_checks),
             ("proxy_learning.owner_min_days", proxy.owner_min_days),
             ("proxy_learning.guest_max_days", proxy.guest_max_days),
-            ("proxy_learning.alternating_min_switches", proxy.alternating_min_switches),
-            ("proxy_learning.alternating_min_days", proxy.alternating_min_days),
+            (
+                "proxy_learning.alternating_min_switches",
+                proxy.alternating_min_switches,
+            ),
+            (
+                "proxy_learning.alternating_min_days",
+                proxy.alternating_min_days,
+            ),
         ] {
             if v == 0 {
                 p.push(format!("key `jobs.{key}`: must be at least 1"));

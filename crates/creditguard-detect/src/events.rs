@@ -311,7 +311,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
         let day = 20_514;
-        let old = batch(r#"{"event_id":"h1","type":"heartbeat","ts":"2026-03-02T09:15:04Z","user_id":"u1","session_id":"s1","course_id":"c1","lesson_id":"l1","position_s":1,"playing":true,"visible":true}"#);
+        let old = batch(
+            r#"{"event_id":"h1","type":"heartbeat","ts":"2026-03-02T09:15:04Z","user_id":"u1","session_id":"s1","course_id":"c1","lesson_id":"l1","position_s":1,"playing":true,"visible":true}"#,
+        );
         let first_edition = events_schema().index_of("src_pos").unwrap() + 1;
         let old_schema = Arc::new(ArrowSchema::new(
             events_schema().fields()[..first_edition].to_vec(),
@@ -320,7 +322,9 @@ mod tests {
             .unwrap();
         lake.write_parquet("events", day, "part-a.parquet", old_schema, &[old])
             .unwrap();
-        let new = batch(r#"{"event_id":"h2","type":"heartbeat","ts":"2026-03-02T09:15:19Z","user_id":"u1","session_id":"s1","course_id":"c1","lesson_id":"l1","position_s":16,"playing":true,"visible":true,"input_events":4}"#);
+        let new = batch(
+            r#"{"event_id":"h2","type":"heartbeat","ts":"2026-03-02T09:15:19Z","user_id":"u1","session_id":"s1","course_id":"c1","lesson_id":"l1","position_s":16,"playing":true,"visible":true,"input_events":4}"#,
+        );
         lake.write_parquet("events", day, "part-b.parquet", events_schema(), &[new])
             .unwrap();
         let rows = load_events(&lake, day, day).unwrap();

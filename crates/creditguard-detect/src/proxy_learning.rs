@@ -31,7 +31,13 @@ use crate::flags::{date, dur, dur_zh, hhmm, r3, sort, Draft, Rows};
 use crate::{JobOutput, Result};
 
 /// Event types that show an account using a device.
-const USE_TYPES: [&str; 5] = ["login", "heartbeat", "video_play", "course_enter", "quiz_submit"];
+const USE_TYPES: [&str; 5] = [
+    "login",
+    "heartbeat",
+    "video_play",
+    "course_enter",
+    "quiz_submit",
+];
 
 /// The `proxy_learning` job over the events; `shared_devices` are the known shared devices.
 pub fn detect(
@@ -64,7 +70,10 @@ fn device_uses(
     let listed = if allow.is_empty() {
         lit(false)
     } else {
-        col("device_id").is_in(lit(Series::new("allow".into(), allow)).implode(false), false)
+        col("device_id").is_in(
+            lit(Series::new("allow".into(), allow)).implode(false),
+            false,
+        )
     };
     let next_gap = secs(col("t").shift(lit(-1)) - col("t"));
     let capped_gap = when(next_gap.clone().gt(lit(cfg.max_gap_s)))
@@ -96,9 +105,12 @@ fn device_uses(
             when(playing_beat.and(same_as_next(&["device_id", "user_id", "session_id"])))
                 .then(capped_gap)
                 .otherwise(lit(0.0))
-            .alias("_play_s"),
-            (same_as_prev(&["device_id", "day"])
-                .and(col("user_id").neq(col("user_id").shift(lit(1))).fill_null(lit(false))))
+                .alias("_play_s"),
+            (same_as_prev(&["device_id", "day"]).and(
+                col("user_id")
+                    .neq(col("user_id").shift(lit(1)))
+                    .fill_null(lit(false)),
+            ))
             .alias("_new_hand"),
         ]))
 }
@@ -120,13 +132,16 @@ fn account_device_days(uses: LazyFrame) -> LazyFrame {
                 .implode(true)
                 .alias("courses"),
         ]);
-    let switches = uses
-        .clone()
-        .group_by([col("device_id"), col("day")])
-        .agg([
-            col("_new_hand").sum().cast(DataType::Int64).alias("switches"),
-            col("user_id").n_unique().cast(DataType::Int64).alias("accounts_day"),
-        ]);
+    let switches = uses.clone().group_by([col("device_id"), col("day")]).agg([
+        col("_new_hand")
+            .sum()
+            .cast(DataType::Int64)
+            .alias("switches"),
+        col("user_id")
+            .n_unique()
+            .cast(DataType::Int64)
+            .alias("accounts_day"),
+    ]);
     let days_on = per_day
         .clone()
         .group_by([col("user_id"), col("device_id")])
@@ -171,13 +186,17 @@ fn account_device_days(uses: LazyFrame) -> LazyFrame {
 /// another device of its own, how many accounts used that address (the fewest over such
 /// addresses); null otherwise. `addresses` holds (`user_id`, `device_id`, `day`, `ip`).
 fn with_household(features: LazyFrame, addresses: LazyFrame) -> LazyFrame {
-    let accounts_per_address = addresses
-        .clone()
-        .group_by([col("ip")])
-        .agg([col("user_id").n_unique().cast(DataType::Int64).alias("address_accounts")]);
+    let accounts_per_address = addresses.clone().group_by([col("ip")]).agg([col("user_id")
+        .n_unique()
+        .cast(DataType::Int64)
+        .alias("address_accounts")]);
     let own_devices = addresses
         .clone()
-        .select([col("user_id"), col("ip"), col("device_id").alias("_other_device")])
+        .select([
+            col("user_id"),
+            col("ip"),
+            col("device_id").alias("_other_device"),
+        ])
         .unique(None, UniqueKeepStrategy::Any);
     let home = addresses
         .join(
@@ -232,7 +251,12 @@ fn use_rows(df: &DataFrame) -> Result<Vec<Use>> {
         r.str("device_id")?,
         r.str("owner")?,
     );
-    let (day, first, last, play) = (r.i64("day")?, r.i64("first_t")?, r.i64("last_t")?, r.f64("play_s")?);
+    let (day, first, last, play) = (
+        r.i64("day")?,
+        r.i64("first_t")?,
+        r.i64("last_t")?,
+        r.f64("play_s")?,
+    );
     let (days_on, owner_days, switches, accounts) = (
         r.i64("days_on_device")?,
         r.i64("owner_days")?,
@@ -292,7 +316,10 @@ impl Use {
     }
 }
 
-fn borrowed_flags(df: &DataFrame, cfg: &ProxyLearningConfig) -> Result<Vec<creditguard_contract::Flag>> {
+fn borrowed_flags(
+    df: &DataFrame,
+    cfg: &ProxyLearningConfig,
+) -> Result<Vec<creditguard_contract::Flag>> {
     let mut flags = Vec::new();
     for u in use_rows(df)? {
         if !(u.is_guest(cfg) && u.play_s >= cfg.min_play_s) {
@@ -328,15 +355,22 @@ fn borrowed_flags(df: &DataFrame, cfg: &ProxyLearningConfig) -> Result<Vec<credi
     Ok(flags)
 }
 
-fn alternating_flags(df: &DataFrame, cfg: &ProxyLearningConfig) -> Result<Vec<creditguard_contract::Flag>> {
+fn alternating_flags(
+    df: &DataFrame,
+    cfg: &ProxyLearningConfig,
+) -> Result<Vec<creditguard_contract::Flag>> {
     let rows = use_rows(df)?;
-    let alternates = |u: &Use| {
-        u.accounts_day == 2 && u.switches >= i64::from(cfg.alternating_min_switches)
-    };
+    let alternates =
+        |u: &Use| u.accounts_day == 2 && u.switches >= i64::from(cfg.alternating_min_switches);
     // Days per (device, account) on which the device alternated between two accounts.
     let mut days: std::collections::BTreeMap<(&str, &str), Vec<&Use>> = Default::default();
-    for u in rows.iter().filter(|u| alternates(u) && u.owner != u.user_id) {
-        days.entry((u.device_id.as_str(), u.user_id.as_str())).or_default().push(u);
+    for u in rows
+        .iter()
+        .filter(|u| alternates(u) && u.owner != u.user_id)
+    {
+        days.entry((u.device_id.as_str(), u.user_id.as_str()))
+            .or_default()
+            .push(u);
     }
     let mut flags = Vec::new();
     for uses in days.values() {

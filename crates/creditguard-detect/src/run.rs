@@ -550,11 +550,9 @@ fn run_batch(
             }
             "shared_device" => shared_device::detect(events.clone().lazy(), &cfg.shared_device)?,
             "automation" => automation::detect(events.clone().lazy(), &cfg.automation)?,
-            "proxy_learning" => proxy_learning::detect(
-                events.clone().lazy(),
-                &cfg.proxy_learning,
-                shared_devices,
-            )?,
+            "proxy_learning" => {
+                proxy_learning::detect(events.clone().lazy(), &cfg.proxy_learning, shared_devices)?
+            }
             other => unreachable!("validated job name {other}"),
         };
         report.jobs[k].elapsed += t.elapsed();

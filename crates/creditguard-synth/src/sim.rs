@@ -1108,8 +1108,16 @@ impl<'p> UserSim<'p> {
             let Some(next) = self.fresh_course(|_| true, None) else {
                 break;
             };
-            self.emit(out, &ctx, Rec::new(EventType::CourseLeave, t + SEC).course(course));
-            self.emit(out, &ctx, Rec::new(EventType::CourseEnter, t + 2 * SEC).course(next));
+            self.emit(
+                out,
+                &ctx,
+                Rec::new(EventType::CourseLeave, t + SEC).course(course),
+            );
+            self.emit(
+                out,
+                &ctx,
+                Rec::new(EventType::CourseEnter, t + 2 * SEC).course(next),
+            );
             t += 3 * SEC;
             (course, courses) = (next, [courses, vec![next]].concat());
         }
@@ -1119,7 +1127,9 @@ impl<'p> UserSim<'p> {
         let enough = if p == Pattern::MissedChecks { 2 } else { 6 };
         if count >= enough {
             let detail = match p {
-                Pattern::MissedChecks => format!("{count} attention checks suppressed while playing"),
+                Pattern::MissedChecks => {
+                    format!("{count} attention checks suppressed while playing")
+                }
                 _ => format!("{count} attention checks answered by a script"),
             };
             self.label(p, s, None, from, t, &courses, detail);
@@ -1134,16 +1144,22 @@ impl<'p> UserSim<'p> {
             return;
         };
         let helper = &self.plan.users[helper as usize];
-        let Some(first) = self.fresh_course(|c| c.duration_s >= 15 * 60 && Self::short(c), None) else {
+        let Some(first) = self.fresh_course(|c| c.duration_s >= 15 * 60 && Self::short(c), None)
+        else {
             return;
         };
         let city = &CITIES[helper.city];
         let mid = self.local_midnight(d, city.tz_min);
-        let mut t = (mid + self.r(22 * 60 + 30, 23 * 60) * MIN).max(self.busy_until + DEVICE_SWITCH_GAP);
+        let mut t =
+            (mid + self.r(22 * 60 + 30, 23 * 60) * MIN).max(self.busy_until + DEVICE_SWITCH_GAP);
         self.sess_no += 1;
         let ctx = Ctx {
             sess: self.sess_no,
-            device: mix(self.plan.cfg.seed, Stream::Device, u64::from(helper.idx) << 8 | 1),
+            device: mix(
+                self.plan.cfg.seed,
+                Stream::Device,
+                u64::from(helper.idx) << 8 | 1,
+            ),
             ip: home_ip(helper.idx, false),
             geo: Some((city.lat_e4, city.lon_e4)),
             platform: helper.pc_platform,
@@ -1158,7 +1174,11 @@ impl<'p> UserSim<'p> {
         let mut course = first;
         loop {
             t += self.r(2_000, 6_000) * MS;
-            self.emit(out, &ctx, Rec::new(EventType::CourseEnter, t).course(course));
+            self.emit(
+                out,
+                &ctx,
+                Rec::new(EventType::CourseEnter, t).course(course),
+            );
             t = self.finish_course(out, &ctx, course, t + 2 * SEC, None);
             courses.push(course);
             if courses.len() >= count {
@@ -1167,7 +1187,11 @@ impl<'p> UserSim<'p> {
             let Some(next) = self.fresh_course(|c| Self::short(c), None) else {
                 break;
             };
-            self.emit(out, &ctx, Rec::new(EventType::CourseLeave, t + SEC).course(course));
+            self.emit(
+                out,
+                &ctx,
+                Rec::new(EventType::CourseLeave, t + SEC).course(course),
+            );
             course = next;
         }
         self.leave_and_log_out(out, &ctx, course, t);
@@ -1223,8 +1247,16 @@ impl<'p> UserSim<'p> {
                 self.progress[next].started = false;
                 break;
             }
-            self.emit(out, &ctx, Rec::new(EventType::CourseLeave, t + SEC).course(course));
-            self.emit(out, &ctx, Rec::new(EventType::CourseEnter, t + 2 * SEC).course(next));
+            self.emit(
+                out,
+                &ctx,
+                Rec::new(EventType::CourseLeave, t + SEC).course(course),
+            );
+            self.emit(
+                out,
+                &ctx,
+                Rec::new(EventType::CourseEnter, t + 2 * SEC).course(next),
+            );
             t += 3 * SEC;
             (course, courses) = (next, [courses, vec![next]].concat());
         }
@@ -1242,7 +1274,15 @@ impl<'p> UserSim<'p> {
 
     /// The heartbeats a script's timer (see [`Beat::Timer`]) sends in `from..to`, while no
     /// lesson plays: for lesson `l` of `course`, about to start.
-    fn timer_beats_between(&mut self, out: &mut Chunk, ctx: &Ctx, course: usize, l: usize, from: i64, to: i64) {
+    fn timer_beats_between(
+        &mut self,
+        out: &mut Chunk,
+        ctx: &Ctx,
+        course: usize,
+        l: usize,
+        from: i64,
+        to: i64,
+    ) {
         let Some(Beat::Timer { anchor, period }) = self.beat else {
             return;
         };
@@ -1305,8 +1345,16 @@ impl<'p> UserSim<'p> {
             let Some(next) = self.fresh_course(|_| true, None) else {
                 break;
             };
-            self.emit(out, &ctx, Rec::new(EventType::CourseLeave, t + SEC).course(course));
-            self.emit(out, &ctx, Rec::new(EventType::CourseEnter, t + 2 * SEC).course(next));
+            self.emit(
+                out,
+                &ctx,
+                Rec::new(EventType::CourseLeave, t + SEC).course(course),
+            );
+            self.emit(
+                out,
+                &ctx,
+                Rec::new(EventType::CourseEnter, t + 2 * SEC).course(next),
+            );
             t += 3 * SEC;
             (course, courses) = (next, [courses, vec![next]].concat());
         }
@@ -1325,7 +1373,10 @@ impl<'p> UserSim<'p> {
                 "no keyboard, mouse or touch input all night".to_string(),
             );
             if self.check_counts.0 >= 2 {
-                let detail = format!("{} attention checks missed while playing", self.check_counts.0);
+                let detail = format!(
+                    "{} attention checks missed while playing",
+                    self.check_counts.0
+                );
                 self.label(Pattern::MissedChecks, s, None, from, t, &courses, detail);
             }
         }
@@ -1345,7 +1396,15 @@ impl<'p> UserSim<'p> {
                 "heartbeats exactly every 15 s from the script's timer".to_string(),
             );
         }
-        self.label(Pattern::ScriptedPlayback, s, None, from, t, &courses, detail);
+        self.label(
+            Pattern::ScriptedPlayback,
+            s,
+            None,
+            from,
+            t,
+            &courses,
+            detail,
+        );
     }
 
     fn ep_background(&mut self, out: &mut Chunk, d: u32, s: Strength) {

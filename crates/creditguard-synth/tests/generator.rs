@@ -209,9 +209,9 @@ fn attention(evs: &[Event<'static>]) -> (bool, bool) {
             day.2.extend(e.response_s);
             continue;
         }
-        let next_beat = sorted[i + 1..].iter().find(|n| {
-            n.event_type == EventType::Heartbeat && n.session_id == e.session_id
-        });
+        let next_beat = sorted[i + 1..]
+            .iter()
+            .find(|n| n.event_type == EventType::Heartbeat && n.session_id == e.session_id);
         if next_beat.is_some_and(|n| n.playing == Some(true) && n.ts_us - e.ts_us <= 60_000_000) {
             day.1 += 1;
         }
@@ -257,9 +257,13 @@ fn stretches(evs: &[Event<'static>]) -> (f64, bool, bool) {
         if courses.len() >= 3 {
             best = best.max(span);
         }
-        let gaps: Vec<f64> = run.windows(2).map(|w| (w[1].ts_us - w[0].ts_us) as f64 / SEC).collect();
+        let gaps: Vec<f64> = run
+            .windows(2)
+            .map(|w| (w[1].ts_us - w[0].ts_us) as f64 / SEC)
+            .collect();
         let mean = gaps.iter().sum::<f64>() / gaps.len() as f64;
-        let var = gaps.iter().map(|g| (g - mean).powi(2)).sum::<f64>() / (gaps.len() as f64 - 1.0).max(1.0);
+        let var = gaps.iter().map(|g| (g - mean).powi(2)).sum::<f64>()
+            / (gaps.len() as f64 - 1.0).max(1.0);
         if gaps.len() >= 240 && courses.len() >= 2 && var.sqrt() <= 0.002 {
             timer = true;
         }
@@ -553,11 +557,17 @@ fn borrowed_users(
     let mut address_users: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
     for (user, evs) in by_user {
         for e in evs.iter().filter(|e| uses(e)) {
-            let Some(device) = e.device_id.as_deref() else { continue };
+            let Some(device) = e.device_id.as_deref() else {
+                continue;
+            };
             if shared.contains(device) {
                 continue;
             }
-            days.entry(device).or_default().entry(user).or_default().insert(e.ts_us.div_euclid(DAY));
+            days.entry(device)
+                .or_default()
+                .entry(user)
+                .or_default()
+                .insert(e.ts_us.div_euclid(DAY));
             if let Some(ip) = e.ip.as_deref() {
                 addresses.entry(user).or_default().insert((device, ip));
                 address_users.entry(ip).or_default().insert(user);
@@ -577,21 +587,26 @@ fn borrowed_users(
             {
                 if let (Some(device), Some(ip)) = (a.device_id.as_deref(), a.ip.as_deref()) {
                     let gap = ((b.ts_us - a.ts_us) as f64 / SEC).min(60.0);
-                    *play.entry((device, a.ts_us.div_euclid(DAY), ip)).or_default() += gap;
+                    *play
+                        .entry((device, a.ts_us.div_euclid(DAY), ip))
+                        .or_default() += gap;
                 }
             }
         }
         for ((device, _, ip), seconds) in play {
-            let Some(on_device) = days.get(device) else { continue };
+            let Some(on_device) = days.get(device) else {
+                continue;
+            };
             let (owner, owner_days) = on_device
                 .iter()
                 .map(|(u, d)| (*u, d.len()))
                 .max_by_key(|(u, n)| (*n, std::cmp::Reverse(*u)))
                 .unwrap();
             let own_days = on_device.get(user.as_str()).map_or(0, BTreeSet::len);
-            let at_home = addresses.get(user.as_str()).is_some_and(|pairs| {
-                pairs.iter().any(|(d, a)| *a == ip && *d != device)
-            }) && address_users.get(ip).is_some_and(|u| u.len() <= 3);
+            let at_home = addresses
+                .get(user.as_str())
+                .is_some_and(|pairs| pairs.iter().any(|(d, a)| *a == ip && *d != device))
+                && address_users.get(ip).is_some_and(|u| u.len() <= 3);
             if seconds >= 600.0 && owner != user && owner_days >= 3 && own_days <= 1 && !at_home {
                 out.insert(user.clone());
             }
@@ -729,8 +744,14 @@ fn every_pattern_is_present_labelled_and_crosses_its_threshold_and_honest_learne
         .iter()
         .filter(|c| !c.contains("{ParallelPlayback} also crosses RapidSwitching"))
         .filter(|c| {
-            let watched_evening = ["ScriptedPlayback", "NoInput", "MissedChecks", "MachineResponses"];
-            !(watched_evening.iter().any(|p| c.contains(p)) && c.ends_with("also crosses CreditBurst"))
+            let watched_evening = [
+                "ScriptedPlayback",
+                "NoInput",
+                "MissedChecks",
+                "MachineResponses",
+            ];
+            !(watched_evening.iter().any(|p| c.contains(p))
+                && c.ends_with("also crosses CreditBurst"))
         })
         .collect();
     assert!(unexpected.is_empty(), "{unexpected:#?}");

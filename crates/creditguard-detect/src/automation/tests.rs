@@ -3,7 +3,16 @@ use crate::testkit::*;
 
 /// A heartbeat that plays with the page visible, with an optional input count.
 fn beat(user: &str, session: &str, course: &str, at: f64, pos: f64, inputs: Option<i64>) -> String {
-    let line = hb(user, session, course, &format!("{course}-l1"), at, pos, true, true);
+    let line = hb(
+        user,
+        session,
+        course,
+        &format!("{course}-l1"),
+        at,
+        pos,
+        true,
+        true,
+    );
     match inputs {
         Some(n) => {
             let body = line.strip_suffix('}').expect("a JSON object");
@@ -75,10 +84,22 @@ fn a_timer_playing_four_courses_unbroken_without_input_is_flagged_three_ways() {
     let out = run(&playback("bot", "s1", 0.0, 4, 3600.0, Some(0), |_| 15.0));
     assert_eq!(
         rules_of(&out, "bot"),
-        ["automation.no_input", "automation.timer_cadence", "automation.unbroken_play"]
+        [
+            "automation.no_input",
+            "automation.timer_cadence",
+            "automation.unbroken_play"
+        ]
     );
-    let f = out.flags.iter().find(|f| f.rule == "automation.unbroken_play").unwrap();
-    assert!(f.explanation.contains("across 4 courses"), "{}", f.explanation);
+    let f = out
+        .flags
+        .iter()
+        .find(|f| f.rule == "automation.unbroken_play")
+        .unwrap();
+    assert!(
+        f.explanation.contains("across 4 courses"),
+        "{}",
+        f.explanation
+    );
     assert!(f.evidence.contains("视频连续播放"), "{}", f.evidence);
     assert!(f.course_id.is_none());
     let stretch = out
@@ -89,7 +110,10 @@ fn a_timer_playing_four_courses_unbroken_without_input_is_flagged_three_ways() {
         .collect()
         .unwrap();
     assert_eq!(stretch.height(), 1);
-    assert_eq!(stretch.column("courses").unwrap().i64().unwrap().get(0), Some(4));
+    assert_eq!(
+        stretch.column("courses").unwrap().i64().unwrap().get(0),
+        Some(4)
+    );
 }
 
 #[test]
@@ -101,7 +125,9 @@ fn a_script_in_a_real_browser_has_jitter_and_is_flagged_for_unbroken_play_only()
 #[test]
 fn one_long_lecture_watched_without_touching_the_player_is_not_flagged() {
     // 3.5 h of one course at an exact cadence, no input reported at all.
-    let out = run(&playback("viewer", "s1", 0.0, 1, 12_600.0, Some(0), |_| 15.0));
+    let out = run(&playback("viewer", "s1", 0.0, 1, 12_600.0, Some(0), |_| {
+        15.0
+    }));
     assert!(out.flags.is_empty(), "{:?}", rules_of(&out, "viewer"));
 }
 
@@ -112,10 +138,21 @@ fn catching_up_six_courses_with_ordinary_pauses_is_not_flagged() {
     for course_no in 0..6 {
         let course = format!("c{}", course_no + 2);
         let part = playback("learner", "s1", at, 1, 1800.0, Some(3), jitter);
-        lines.extend(part.into_iter().map(|l| l.replace("\"c2", &format!("\"{course}"))));
+        lines.extend(
+            part.into_iter()
+                .map(|l| l.replace("\"c2", &format!("\"{course}"))),
+        );
         at += 1800.0;
         // Pauses for a coffee, then plays on.
-        lines.push(video("video_pause", "learner", "s1", &course, &format!("{course}-l1"), at, 1800.0));
+        lines.push(video(
+            "video_pause",
+            "learner",
+            "s1",
+            &course,
+            &format!("{course}-l1"),
+            at,
+            1800.0,
+        ));
         at += 240.0;
     }
     let out = run(&lines);
@@ -130,7 +167,15 @@ fn a_night_learner_is_not_flagged_for_the_hour_alone() {
     let night = 17.0 * 3600.0;
     lines.extend(playback("owl", "s2", night, 1, 3000.0, Some(0), jitter));
     lines.push(vis("owl", "s2", night + 3010.0, false));
-    lines.extend(playback("owl", "s2", night + 3020.0, 1, 3000.0, Some(0), jitter));
+    lines.extend(playback(
+        "owl",
+        "s2",
+        night + 3020.0,
+        1,
+        3000.0,
+        Some(0),
+        jitter,
+    ));
     let out = run(&lines);
     assert!(out.flags.is_empty(), "{:?}", rules_of(&out, "owl"));
 }
@@ -138,10 +183,26 @@ fn a_night_learner_is_not_flagged_for_the_hour_alone() {
 #[test]
 fn unusual_hours_raise_the_severity_of_a_flag_that_stands_on_its_own() {
     let mut lines = playback("bot", "s1", 0.0, 1, 900.0, None, jitter);
-    lines.extend(playback("bot", "s2", 12.0 * 3600.0, 4, 3600.0, None, jitter));
+    lines.extend(playback(
+        "bot",
+        "s2",
+        12.0 * 3600.0,
+        4,
+        3600.0,
+        None,
+        jitter,
+    ));
     let out = run(&lines);
-    let f = out.flags.iter().find(|f| f.rule == "automation.unbroken_play").unwrap();
-    assert!(f.explanation.contains("otherwise never active"), "{}", f.explanation);
+    let f = out
+        .flags
+        .iter()
+        .find(|f| f.rule == "automation.unbroken_play")
+        .unwrap();
+    assert!(
+        f.explanation.contains("otherwise never active"),
+        "{}",
+        f.explanation
+    );
     let daytime = run(&playback("bot", "s2", 0.0, 4, 3600.0, None, jitter));
     assert!(f.severity > daytime.flags[0].severity);
 }
@@ -169,10 +230,18 @@ fn missed_checks_while_the_video_plays_on_are_flagged_and_a_paused_one_is_not() 
 #[test]
 fn machine_fast_or_machine_regular_responses_are_flagged_and_human_ones_are_not() {
     let mut lines = Vec::new();
-    for (k, at) in [100.0, 700.0, 1300.0, 1900.0, 2500.0, 3100.0].into_iter().enumerate() {
+    for (k, at) in [100.0, 700.0, 1300.0, 1900.0, 2500.0, 3100.0]
+        .into_iter()
+        .enumerate()
+    {
         lines.push(check("fast", "s1", at, Some(0.35 + k as f64 * 0.01)));
         lines.push(check("steady", "s2", at, Some(3.0 + k as f64 * 0.02)));
-        lines.push(check("person", "s3", at, Some([2.1, 3.5, 5.0, 2.8, 7.2, 3.1][k])));
+        lines.push(check(
+            "person",
+            "s3",
+            at,
+            Some([2.1, 3.5, 5.0, 2.8, 7.2, 3.1][k]),
+        ));
     }
     // Five regular answers are not enough to judge the spread.
     for at in [100.0, 700.0, 1300.0, 1900.0, 2500.0] {
@@ -184,7 +253,11 @@ fn machine_fast_or_machine_regular_responses_are_flagged_and_human_ones_are_not(
     assert!(rules_of(&out, "person").is_empty());
     assert!(rules_of(&out, "few").is_empty());
     let steady = out.flags.iter().find(|f| f.user_id == "steady").unwrap();
-    assert!(steady.evidence.contains("too_regular"), "{}", steady.evidence);
+    assert!(
+        steady.evidence.contains("too_regular"),
+        "{}",
+        steady.evidence
+    );
     assert!(steady.evidence.contains("too_fast") == false);
 }
 
