@@ -176,6 +176,13 @@ pub struct Config {
     /// out of the serialized config then).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub client_signals: bool,
+    /// Honest look-alikes of the cheats that fake the client: on about 6 % of their study days
+    /// honest learners watch one long course (40 minutes or more when one is left) in the
+    /// evening from start to end without pausing, seeking or switching tabs (answering the
+    /// attention checks). Default false (left out of the serialized
+    /// config then).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub lookalikes: bool,
     pub strength: StrengthMix,
     /// Probability per event of a delivery fault (duplicate, out of order, late, extra fields,
     /// an extra invalid line); per session, five times this is the chance of client clock skew.
@@ -194,6 +201,7 @@ impl Default for Config {
             shares: [0.02; 10],
             client_fake_shares: [0.0; 6],
             client_signals: false,
+            lookalikes: false,
             strength: StrengthMix::Mixed,
             fault_rate: 0.002,
         }
@@ -224,10 +232,11 @@ impl Config {
     }
 
     /// Sets the share of each pattern of [`Pattern::CLIENT_FAKES`] and turns on
-    /// `client_signals`, which three of them need.
+    /// `client_signals` (which three of them need) and their honest `lookalikes`.
     pub fn with_client_fakes(mut self, share: f64) -> Config {
         self.client_fake_shares = [share; 6];
         self.client_signals = true;
+        self.lookalikes = true;
         self
     }
 

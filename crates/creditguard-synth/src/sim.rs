@@ -383,6 +383,10 @@ impl<'p> UserSim<'p> {
         if !self.rng.random_bool(p) {
             return;
         }
+        if self.plan.cfg.lookalikes && self.rng.random_bool(0.06) {
+            self.long_lecture(out, d);
+            return;
+        }
         // (from, to) minutes after local midnight, and the device used then.
         let slots: &[(i64, i64, Dev)] = match (self.u.chrono, weekend) {
             (_, true) => &[
@@ -546,6 +550,37 @@ impl<'p> UserSim<'p> {
         }
         self.busy_until = t;
         self.last_device = ctx.device;
+    }
+
+    /// An honest evening with one long course watched from start to end at 1× without touching
+    /// the player (lessons play on by themselves); the learner still answers the attention
+    /// checks. Night owls start later.
+    fn long_lecture(&mut self, out: &mut Chunk, d: u32) {
+        let Some(c) = self.fresh_course(|c| c.duration_s >= 40 * 60, None) else {
+            return;
+        };
+        let mid = self.local_midnight(d, self.tz());
+        let evening = if self.u.chrono == Chrono::NightOwl { 21 * 60 } else { 19 * 60 };
+        let start = mid + self.r(evening, evening + 60) * MIN;
+        let start = self.fit(start, Dev::HomePc, d);
+        let ctx = self.open_session(out, Dev::HomePc, d, start);
+        let mut t = start + self.r(2_000, 8_000) * MS;
+        self.emit(out, &ctx, Rec::new(EventType::CourseEnter, t).course(c));
+        t += self.r(1_000, 4_000) * MS;
+        for l in 0..self.course(c).lessons_ms.len() {
+            if self.progress[c].watched & (1 << l) == 0 {
+                let (t2, _) = self.play(out, &ctx, c, l, t, i64::MAX, Style::plain());
+                t = t2 + self.r(300, 1_500) * MS;
+            }
+        }
+        if self.credits_24h(t) + self.course(c).credits_x2() <= HONEST_CAP_X2 {
+            let (t2, passed) = self.quiz(out, &ctx, c, t, None);
+            t = t2;
+            if passed {
+                t = self.complete(out, c, t);
+            }
+        }
+        self.leave_and_log_out(out, &ctx, c, t);
     }
 
     fn honest_classroom(&mut self, out: &mut Chunk, d: u32, c: usize) {
