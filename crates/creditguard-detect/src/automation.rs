@@ -8,7 +8,7 @@
 //!   and standard deviation, how many heartbeats reported `input_events` and their sum, and
 //!   `other_hours_share`: the share of the learner's other heartbeats of the batch that fall in
 //!   the hours of day (UTC) the stretch covers (the learner's own history; null without one).
-//! - `checks` rows: one per learner and day with attention checks: checks shown, missed, missed
+//! - `checks` rows: one per session with attention checks: checks shown, missed, missed
 //!   while the video kept playing, answered with a response time, and those times' median, mean,
 //!   standard deviation and coefficient of variation.
 //!
@@ -20,11 +20,11 @@
 //!   replaying requests, not a browser whose heartbeat timer restarts with each page.
 //! - `no_input`: a stretch of at least `no_input_min_play_s` over `no_input_min_courses` courses
 //!   in which the platform reported input counts and every one was 0.
-//! - `missed_checks`: `missed_min_checks` attention checks missed in a day while the video kept
+//! - `missed_checks`: `missed_min_checks` attention checks missed in a session while the video kept
 //!   playing, at least `missed_min_share` of the day's checks.
-//! - `machine_responses`: `responses_min_checks` answered checks in a day whose median response
-//!   time is under `min_human_response_s`, or whose coefficient of variation is under
-//!   `max_response_cv`.
+//! - `machine_responses`: in a session, at least `responses_min_checks` answered checks whose median
+//!   response time is under `min_human_response_s`, or at least `regular_min_checks` whose
+//!   coefficient of variation is under `max_response_cv`.
 //!
 //! The hour of day is a weak signal: a stretch in hours the learner is otherwise never active
 //! in (share under `unusual_hours_share`) adds `unusual_hours_severity` to an `unbroken_play` or
@@ -276,7 +276,7 @@ fn other_hours(beats: LazyFrame) -> Result<LazyFrame> {
         ]))
 }
 
-/// One row per learner and day with attention checks (see the module docs).
+/// One row per session with attention checks (see the module docs).
 pub fn check_days(events: LazyFrame, cfg: &AutomationConfig) -> Result<LazyFrame> {
     let gap_us = (cfg.max_gap_s * 1e6) as i64;
     let is_beat = col("event_type").eq(lit("heartbeat"));
@@ -336,8 +336,11 @@ pub fn check_days(events: LazyFrame, cfg: &AutomationConfig) -> Result<LazyFrame
                 )
                 .alias("_missed_playing"),
         )
-        .group_by([col("user_id"), day_of(col("t")).alias("day")])
+        // Per session: a script runs in one, and a person's answers elsewhere that day would
+        // only blur it.
+        .group_by([col("user_id"), col("session_id")])
         .agg([
+            day_of(col("t").min()).alias("day"),
             col("org_unit").first(),
             col("t").min().alias("start"),
             col("t").max().alias("end"),
@@ -570,7 +573,7 @@ fn stretch_flags(
 
 fn check_flags(df: &DataFrame, cfg: &AutomationConfig) -> Result<Vec<creditguard_contract::Flag>> {
     let r = Rows(df);
-    let (user, org) = (r.str("user_id")?, r.str("org_unit")?);
+    let (user, org, session) = (r.str("user_id")?, r.str("org_unit")?, r.str("session_id")?);
     let (start, end) = (r.i64("start")?, r.i64("end")?);
     let (checks, missed_playing, responses, correct) = (
         r.i64("checks")?,
@@ -595,7 +598,7 @@ fn check_flags(df: &DataFrame, cfg: &AutomationConfig) -> Result<Vec<creditguard
             window_start,
             window_end,
             severity,
-            key: String::new(),
+            key: session.get(i).unwrap_or_default().to_string(),
             evidence: evidence.as_object().cloned().unwrap_or_default(),
             en: String::new(),
             zh: String::new(),
@@ -608,6 +611,7 @@ fn check_flags(df: &DataFrame, cfg: &AutomationConfig) -> Result<Vec<creditguard
                     (missed_share - cfg.missed_min_share) / (1.0 - cfg.missed_min_share).max(1e-9),
                 ),
                 json!({
+                    "session_id": session.get(i).unwrap_or_default(),
                     "checks": shown, "missed_while_playing": missed,
                     "missed_share": r3(missed_share),
                     "missed_event_ids": crate::flags::list_strings(ids, i),
@@ -626,9 +630,11 @@ fn check_flags(df: &DataFrame, cfg: &AutomationConfig) -> Result<Vec<creditguard
             flags.push(d.finish());
         }
         let (median_s, spread) = (median.get(i), cv.get(i));
-        let too_fast = median_s.is_some_and(|m| m < cfg.min_human_response_s);
-        let too_regular = spread.is_some_and(|v| v < cfg.max_response_cv);
-        if answered >= i64::from(cfg.responses_min_checks) && (too_fast || too_regular) {
+        let too_fast = answered >= i64::from(cfg.responses_min_checks)
+            && median_s.is_some_and(|m| m < cfg.min_human_response_s);
+        let too_regular = answered >= i64::from(cfg.regular_min_checks)
+            && spread.is_some_and(|v| v < cfg.max_response_cv);
+        if too_fast || too_regular {
             let median_s = median_s.unwrap_or(0.0);
             let spread = spread.unwrap_or(0.0);
             let mut conditions = Vec::new();
@@ -642,12 +648,14 @@ fn check_flags(df: &DataFrame, cfg: &AutomationConfig) -> Result<Vec<creditguard
                 "automation.machine_responses",
                 if too_fast && too_regular { 1.0 } else { 0.8 },
                 json!({
+                    "session_id": session.get(i).unwrap_or_default(),
                     "responses": answered, "correct": right,
                     "response_median_s": r3(median_s), "response_cv": r3(spread),
                     "conditions": conditions,
                     "threshold_min_human_response_s": cfg.min_human_response_s,
                     "threshold_max_response_cv": cfg.max_response_cv,
                     "threshold_responses_min_checks": cfg.responses_min_checks,
+                    "threshold_regular_min_checks": cfg.regular_min_checks,
                 }),
             );
             d.en = format!(

@@ -355,21 +355,25 @@ pub struct AutomationConfig {
     /// `no_input`: share of the stretch's heartbeats that must carry `input_events` (platforms
     /// that do not send counts are not judged). 0.9.
     pub no_input_reported_share: f64,
-    /// `missed_checks`: attention checks a learner must miss in a day while the video kept
+    /// `missed_checks`: attention checks a learner must miss in a session while the video kept
     /// playing (the next heartbeat of the session, within `max_gap_s`, plays). 2.
     pub missed_min_checks: u32,
-    /// `missed_checks`: and that share of the day's checks at least. 0.5.
+    /// `missed_checks`: and that share of the session's checks at least. 0.5.
     pub missed_min_share: f64,
-    /// `machine_responses`: answered checks with a response time a learner needs in a day. 6
-    /// (the spread of fewer is too noisy: four human answers can agree within 10 % by chance).
+    /// `machine_responses`: answered checks with a response time a learner needs in a session for
+    /// the median to be judged. 4.
     pub responses_min_checks: u32,
+    /// `machine_responses`: answered checks a learner needs in a session for the spread to be
+    /// judged. 10: six answers of a person agreed within 5 % on 1 of about 2 000 honest
+    /// learners of the quality bench (a person's log-normal spread σ ≈ 0.45 makes that about
+    /// 5 in 100 000 days); with ten, about 4 in 100 million.
+    pub regular_min_checks: u32,
     /// `machine_responses`: a median response time (seconds) below this is too fast to read the
     /// question. 1.0.
     pub min_human_response_s: f64,
     /// `machine_responses`: a coefficient of variation (std / mean) of the response times below
-    /// this is too regular for a person. 0.05: people's response times vary by 30–60 %, and at
-    /// 0.1 six answers of a person (log-normal, σ 0.45) agree that closely on about one day in
-    /// 1 300 (the quality bench flagged 2 of 700 honest learners); at 0.05, one in 200 000.
+    /// this is too regular for a person. 0.05: people's response times vary by 30–60 % (at 0.1
+    /// the quality bench flagged 2 of 700 honest learners on six answers).
     pub max_response_cv: f64,
 }
 
@@ -389,7 +393,8 @@ impl Default for AutomationConfig {
             no_input_reported_share: 0.9,
             missed_min_checks: 2,
             missed_min_share: 0.5,
-            responses_min_checks: 6,
+            responses_min_checks: 4,
+            regular_min_checks: 10,
             min_human_response_s: 1.0,
             max_response_cv: 0.05,
         }
@@ -574,6 +579,7 @@ impl JobsConfig {
             ("automation.no_input_min_courses", a.no_input_min_courses),
             ("automation.missed_min_checks", a.missed_min_checks),
             ("automation.responses_min_checks", a.responses_min_checks),
+            ("automation.regular_min_checks", a.regular_min_checks),
             ("proxy_learning.owner_min_days", proxy.owner_min_days),
             ("proxy_learning.guest_max_days", proxy.guest_max_days),
             (

@@ -560,7 +560,11 @@ impl<'p> UserSim<'p> {
             return;
         };
         let mid = self.local_midnight(d, self.tz());
-        let evening = if self.u.chrono == Chrono::NightOwl { 21 * 60 } else { 19 * 60 };
+        let evening = if self.u.chrono == Chrono::NightOwl {
+            21 * 60
+        } else {
+            19 * 60
+        };
         let start = mid + self.r(evening, evening + 60) * MIN;
         let start = self.fit(start, Dev::HomePc, d);
         let ctx = self.open_session(out, Dev::HomePc, d, start);
@@ -1109,8 +1113,8 @@ impl<'p> UserSim<'p> {
     /// A browser extension deals with the platform's attention checks during an evening of
     /// courses, while the learner is elsewhere: `MissedChecks` suppresses them (the video plays
     /// on), `MachineResponses` answers them (blatant: in 0.25–0.6 s; subtle: after 2 s ± 30 ms).
-    /// Courses are played, plainly, until enough checks were dealt with (blatant 6, subtle 2
-    /// missed or 6 answered), one course at least.
+    /// Courses are played, plainly, until enough checks were dealt with (6 missed or answered
+    /// fast; subtle: 3 missed or 10 answered regularly), one course at least.
     fn ep_checks(&mut self, out: &mut Chunk, d: u32, s: Strength, p: Pattern) {
         if !self.plan.cfg.client_signals {
             return;
@@ -1124,8 +1128,11 @@ impl<'p> UserSim<'p> {
             (_, Strength::Subtle) => Checks::AnswerRegular,
         };
         self.check_counts = (0, 0);
+        // A margin over the rules' 2 missed, 4 fast or 10 regular answers a day: a check shown
+        // just before a lesson or course ends is not followed by play within a minute.
         let needed = match (p, s) {
-            (Pattern::MissedChecks, Strength::Subtle) => 2,
+            (Pattern::MissedChecks, Strength::Subtle) => 3,
+            (Pattern::MachineResponses, Strength::Subtle) => 10,
             _ => 6,
         };
         let dealt = |sim: &Self| match p {
@@ -1159,7 +1166,11 @@ impl<'p> UserSim<'p> {
         self.checks = Checks::Person;
         self.leave_and_log_out(out, &ctx, course, t);
         let count = dealt(self);
-        let enough = if p == Pattern::MissedChecks { 2 } else { 6 };
+        let enough = match (p, s) {
+            (Pattern::MissedChecks, _) => 3,
+            (_, Strength::Blatant) => 4,
+            (_, Strength::Subtle) => 10,
+        };
         if count >= enough {
             let detail = match p {
                 Pattern::MissedChecks => {

@@ -186,9 +186,10 @@ struct Measures {
     timer: bool,
     /// A stretch of ≥ 1.5 h over ≥ 2 courses whose heartbeats (≥ 90 %) report 0 inputs.
     no_input: bool,
-    /// A UTC day with ≥ 2 attention checks missed while the next heartbeat plays, ≥ half of them.
+    /// A session with ≥ 2 attention checks missed while the next heartbeat plays, ≥ half of them.
     missed_checks: bool,
-    /// A UTC day with ≥ 6 answered checks whose median is < 1 s or spread (CV) < 0.1.
+    /// A session with ≥ 4 answered checks whose median is < 1 s, or ≥ 10 whose spread (CV) is
+    /// < 0.05.
     machine_responses: bool,
 }
 
@@ -197,13 +198,15 @@ fn attention(evs: &[Event<'static>]) -> (bool, bool) {
     let mut sorted: Vec<&Event<'static>> = evs.iter().collect();
     sorted.sort_by_key(|e| (e.ts_us, e.event_id.to_string()));
     sorted.dedup_by(|a, b| a.event_id == b.event_id);
-    // Per day: (checks, missed while playing, response times).
-    let mut days: BTreeMap<i64, (u32, u32, Vec<f64>)> = BTreeMap::new();
+    // Per session: (checks, missed while playing, response times).
+    let mut days: BTreeMap<Option<String>, (u32, u32, Vec<f64>)> = BTreeMap::new();
     for (i, e) in sorted.iter().enumerate() {
         if e.event_type != EventType::AttentionCheck {
             continue;
         }
-        let day = days.entry(e.ts_us.div_euclid(86_400_000_000)).or_default();
+        let day = days
+            .entry(e.session_id.as_deref().map(str::to_string))
+            .or_default();
         day.0 += 1;
         if e.answered == Some(true) {
             day.2.extend(e.response_s);
@@ -220,7 +223,7 @@ fn attention(evs: &[Event<'static>]) -> (bool, bool) {
         .values()
         .any(|(n, missed, _)| *missed >= 2 && f64::from(*missed) >= 0.5 * f64::from(*n));
     let machine = days.values().any(|(_, _, times)| {
-        if times.len() < 6 {
+        if times.len() < 4 {
             return false;
         }
         let mut sorted_times = times.clone();
@@ -233,7 +236,7 @@ fn attention(evs: &[Event<'static>]) -> (bool, bool) {
         };
         let mean = times.iter().sum::<f64>() / k as f64;
         let var = times.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (k as f64 - 1.0);
-        median < 1.0 || var.sqrt() / mean < 0.1
+        median < 1.0 || (k >= 10 && var.sqrt() / mean < 0.05)
     });
     (missed, machine)
 }

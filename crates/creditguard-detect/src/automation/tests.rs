@@ -230,22 +230,18 @@ fn missed_checks_while_the_video_plays_on_are_flagged_and_a_paused_one_is_not() 
 #[test]
 fn machine_fast_or_machine_regular_responses_are_flagged_and_human_ones_are_not() {
     let mut lines = Vec::new();
-    for (k, at) in [100.0, 700.0, 1300.0, 1900.0, 2500.0, 3100.0]
-        .into_iter()
-        .enumerate()
-    {
-        lines.push(check("fast", "s1", at, Some(0.35 + k as f64 * 0.01)));
-        lines.push(check("steady", "s2", at, Some(3.0 + k as f64 * 0.02)));
-        lines.push(check(
-            "person",
-            "s3",
-            at,
-            Some([2.1, 3.5, 5.0, 2.8, 7.2, 3.1][k]),
-        ));
+    let human = [2.1, 3.5, 5.0, 2.8, 7.2, 3.1, 4.4, 2.5, 9.0, 3.3];
+    for k in 0..10 {
+        let at = 100.0 + 600.0 * k as f64;
+        if k < 4 {
+            lines.push(check("fast", "s1", at, Some(0.35 + k as f64 * 0.01)));
+        }
+        lines.push(check("steady", "s2", at, Some(3.0 + (k % 3) as f64 * 0.02)));
+        lines.push(check("person", "s3", at, Some(human[k])));
     }
-    // Five regular answers are not enough to judge the spread.
-    for at in [100.0, 700.0, 1300.0, 1900.0, 2500.0] {
-        lines.push(check("few", "s4", at, Some(3.0)));
+    // Nine regular answers are not enough to judge the spread.
+    for k in 0..9 {
+        lines.push(check("few", "s4", 100.0 + 600.0 * k as f64, Some(3.0)));
     }
     let out = run(&lines);
     assert_eq!(rules_of(&out, "fast"), ["automation.machine_responses"]);
