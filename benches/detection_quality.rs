@@ -90,7 +90,10 @@ fn one(args: &Args, strength: &str, seed: u64, dir: &Path) -> anyhow::Result<Qua
         fault_rate: args.fault_rate,
         ..Config::default()
     }
-    .with_share_each(args.cheat_share);
+    .with_share_each(args.cheat_share)
+    // The cheats that fake the client too, on a platform that shows attention checks and
+    // counts input, so the rules that need them are measured.
+    .with_client_fakes(args.cheat_share);
     let started = Instant::now();
     let generator = Generator::new(cfg)?;
     let telemetry = dir.join("telemetry.ndjson");
@@ -102,15 +105,19 @@ fn one(args: &Args, strength: &str, seed: u64, dir: &Path) -> anyhow::Result<Qua
         .catalog()
         .write_csv(std::io::BufWriter::new(std::fs::File::create(&catalog)?))?;
     labels.write(dir.join("labels.json"))?;
+    let shared_devices = dir.join("shared-devices.txt");
+    std::fs::write(&shared_devices, generator.shared_devices().join("\n"))?;
     let generated = started.elapsed();
 
     let file = dir.join("pipeline.toml");
     let text = format!(
         "[pipeline]\nname = \"quality\"\nstages = [\"ingest\", \"jobs\", \"score\"]\n\
-         [source]\nkind = \"ndjson\"\npath = {:?}\n[lake]\nroot = {:?}\n[privacy]\npseudonymise = \"off\"\n[catalog]\npath = {:?}\n",
+         [source]\nkind = \"ndjson\"\npath = {:?}\n[lake]\nroot = {:?}\n[privacy]\npseudonymise = \"off\"\n[catalog]\npath = {:?}\n\
+         [jobs.proxy_learning]\nshared_devices_file = {:?}\n",
         telemetry.display().to_string(),
         dir.join("lake").display().to_string(),
         catalog.display().to_string(),
+        shared_devices.display().to_string(),
     );
     std::fs::write(&file, &text)?;
     let pipeline = Pipeline::parse(&file, &text, &Overrides::default())?;

@@ -25,11 +25,12 @@ pub enum EventType {
     QuizSubmit,
     CourseComplete,
     Checkin,
+    AttentionCheck,
 }
 
 impl EventType {
     /// All types, in the order of the contract.
-    pub const ALL: [EventType; 14] = [
+    pub const ALL: [EventType; 15] = [
         EventType::Login,
         EventType::Logout,
         EventType::Heartbeat,
@@ -44,6 +45,7 @@ impl EventType {
         EventType::QuizSubmit,
         EventType::CourseComplete,
         EventType::Checkin,
+        EventType::AttentionCheck,
     ];
 
     /// The wire name (`"video_play"`).
@@ -63,6 +65,7 @@ impl EventType {
             EventType::QuizSubmit => "quiz_submit",
             EventType::CourseComplete => "course_complete",
             EventType::Checkin => "checkin",
+            EventType::AttentionCheck => "attention_check",
         }
     }
 
@@ -83,6 +86,7 @@ impl EventType {
             "quiz_submit" => EventType::QuizSubmit,
             "course_complete" => EventType::CourseComplete,
             "checkin" => EventType::Checkin,
+            "attention_check" => EventType::AttentionCheck,
             _ => return None,
         })
     }
@@ -110,6 +114,7 @@ impl EventType {
             ],
             EventType::CourseComplete => &["course_id", "credits", "category"],
             EventType::Checkin => &["course_id", "method", "device_id"],
+            EventType::AttentionCheck => &["course_id", "lesson_id", "prompt_id", "answered"],
         }
     }
 
@@ -207,6 +212,16 @@ pub struct Event<'a> {
     pub credits: Option<f64>,
     pub category: Option<Category>,
     pub method: Option<CheckinMethod>,
+    /// `attention_check`: which pop-up question was shown (at `ts`).
+    pub prompt_id: Option<Cow<'a, str>>,
+    /// `attention_check`: whether the learner answered before the prompt timed out.
+    pub answered: Option<bool>,
+    /// `attention_check`: seconds from showing to answering; sent, or `answered_at − ts`.
+    pub response_s: Option<f64>,
+    /// `attention_check`: whether the answer was right.
+    pub correct: Option<bool>,
+    /// `heartbeat` (optional): keyboard, mouse and touch events since the previous heartbeat.
+    pub input_events: Option<i64>,
 }
 
 fn own(c: Cow<'_, str>) -> Cow<'static, str> {
@@ -247,6 +262,11 @@ impl Event<'_> {
             credits: self.credits,
             category: self.category,
             method: self.method,
+            prompt_id: self.prompt_id.map(own),
+            answered: self.answered,
+            response_s: self.response_s,
+            correct: self.correct,
+            input_events: self.input_events,
         }
     }
 }
@@ -456,6 +476,12 @@ pub(crate) struct Wire<'a> {
     pub(crate) credits: Option<f64>,
     pub(crate) category: Option<Cow<'a, str>>,
     pub(crate) method: Option<Cow<'a, str>>,
+    pub(crate) prompt_id: Option<Cow<'a, str>>,
+    pub(crate) answered: Option<bool>,
+    pub(crate) answered_at: Option<Cow<'a, str>>,
+    pub(crate) response_s: Option<f64>,
+    pub(crate) correct: Option<bool>,
+    pub(crate) input_events: Option<i64>,
 }
 
 /// A JSON value of one expected kind, with the wrong kind reported by name.
@@ -722,6 +748,30 @@ impl<'de> Visitor<'de> for WireV {
                 "credits" => take(&mut map, &mut w.credits, "credits")?,
                 "category" => take(&mut map, &mut w.category, "category")?,
                 "method" => take(&mut map, &mut w.method, "method")?,
+                "prompt_id" => take(&mut map, &mut w.prompt_id, "prompt_id")?,
+                "answered" => take(&mut map, &mut w.answered, "answered")?,
+                "answered_at" => take(&mut map, &mut w.answered_at, "answered_at")?,
+                "response_s" => take(&mut map, &mut w.response_s, "response_s")?,
+                "correct" => take(&mut map, &mut w.correct, "correct")?,
+                "input_events" => {
+                    let mut v: Option<f64> = None;
+                    take(&mut map, &mut v, "input_events")?;
+                    let v = v.unwrap_or_default();
+                    if v.fract() != 0.0 || v.abs() > 9.0e15 {
+                        return Err(field_err(
+                            RejectKind::WrongType,
+                            "input_events",
+                            format_args!("field `input_events`: expected an integer, got {v}"),
+                        ));
+                    }
+                    if w.input_events.replace(v as i64).is_some() {
+                        return Err(field_err(
+                            RejectKind::DuplicateField,
+                            "input_events",
+                            "field `input_events` appears twice",
+                        ));
+                    }
+                }
                 _ => {
                     map.next_value::<IgnoredAny>()?;
                 }
@@ -900,6 +950,21 @@ impl<'a> Wire<'a> {
                 return Err(range("questions", format_args!("must be ≥ 1, got {q}")));
             }
         }
+        if let Some(n) = self.input_events {
+            if n < 0 {
+                return Err(range("input_events", format_args!("must be ≥ 0, got {n}")));
+            }
+        }
+        let answered_at_us = match &self.answered_at {
+            Some(a) => Some(timestamp("answered_at", a)?),
+            None => None,
+        };
+        // The response time as sent, else from the two timestamps (the prompt is shown at `ts`).
+        let response_s = match (min0("response_s", self.response_s)?, answered_at_us) {
+            (Some(sent), _) => Some(sent),
+            (None, Some(at)) if at >= ts_us => Some((at - ts_us) as f64 / 1e6),
+            _ => None,
+        };
         let platform = one_of(
             "platform",
             self.platform,
@@ -949,6 +1014,11 @@ impl<'a> Wire<'a> {
             credits: min0("credits", self.credits)?,
             category,
             method,
+            prompt_id: non_empty("prompt_id", self.prompt_id, None)?,
+            answered: self.answered,
+            response_s,
+            correct: self.correct,
+            input_events: self.input_events,
         };
         if event_type.requires_session() && ev.session_id.is_none() {
             return Err(missing("session_id"));
@@ -1013,6 +1083,12 @@ impl Event<'_> {
                 e.course_id.is_some(),
                 e.method.is_some(),
                 e.device_id.is_some(),
+            ],
+            EventType::AttentionCheck => &[
+                e.course_id.is_some(),
+                e.lesson_id.is_some(),
+                e.prompt_id.is_some(),
+                e.answered.is_some(),
             ],
         };
         let names = e.event_type.required_fields();

@@ -77,6 +77,18 @@ pub(crate) fn decode(text: &str) -> Option<Wire<'_>> {
                 "credits" => s.number_into(&mut w.credits)?,
                 "category" => s.text_into(&mut w.category)?,
                 "method" => s.text_into(&mut w.method)?,
+                "prompt_id" => s.text_into(&mut w.prompt_id)?,
+                "answered" => s.bool_into(&mut w.answered)?,
+                "answered_at" => s.text_into(&mut w.answered_at)?,
+                "response_s" => s.number_into(&mut w.response_s)?,
+                "correct" => s.bool_into(&mut w.correct)?,
+                "input_events" => {
+                    let v = s.number()?;
+                    if v.fract() != 0.0 || v.abs() > 9.0e15 || w.input_events.is_some() {
+                        return None;
+                    }
+                    w.input_events = Some(v as i64);
+                }
                 _ => s.skip_scalar()?,
             }
             s.ws();
@@ -349,6 +361,8 @@ mod tests {
     use crate::event::decode_with_serde;
 
     const LINES: &[&str] = &[
+        r#"{"event_id":"a1","type":"attention_check","ts":"2026-03-02T09:15:04Z","user_id":"u1","session_id":"s1","course_id":"c","lesson_id":"l","prompt_id":"p1","answered":true,"answered_at":"2026-03-02T09:15:09Z","response_s":4.75,"correct":false}"#,
+        r#"{"event_id":"h1","type":"heartbeat","ts":"2026-03-02T09:15:04Z","user_id":"u1","session_id":"s1","course_id":"c","lesson_id":"l","position_s":1,"playing":true,"visible":true,"input_events":12}"#,
         r#"{"event_id":"e1","type":"login","ts":"2026-03-02T09:15:04.250+08:00","user_id":"u1","session_id":"s1"}"#,
         r#"{"event_id":"ev-000000000001","ts":"2026-03-02T09:15:04.250+08:00","received_at":"2026-03-02T01:15:05Z","user_id":"emp-000123","org_unit":"branch-003","session_id":"s-1","device_id":"dev-1","ip":"10.0.0.1","platform":"web","type":"heartbeat","course_id":"course-001","lesson_id":"lesson-0001","position_s":12.5,"playing":true,"visible":false,"muted":false,"rate":1.0}"#,
         r#" { "event_id" : "e2" , "type" : "quiz_submit" , "ts" : "2026-03-02T09:15:04Z" , "user_id" : "u1" , "session_id" : "s1" , "course_id" : "c" , "quiz_id" : "q" , "score" : 8 , "max_score" : 1e1 , "questions" : 10.0 , "elapsed_s" : 2.4E2 , "schema_version" : 1 } "#,
@@ -385,7 +399,10 @@ mod tests {
         // non-objects do not.
         assert_eq!(
             answered,
-            [true, true, true, false, true, false, false, false, true, true, false, true]
+            [
+                true, true, true, true, true, false, true, false, false, false, true, true, false,
+                true
+            ]
         );
     }
 

@@ -7,6 +7,23 @@
 //! - [`Flag`], [`Credit`], [`Case`] and their schemas are the result tables and stream records.
 //! - [`privacy`] turns identifiers into keyed pseudonyms before they reach the lake.
 //!
+//! telemetry-v1 is extended compatibly (every addition optional, so first-edition events still
+//! validate, and lake files without the new columns read them as nulls):
+//! - the event type `attention_check`, one per pop-up question shown during a video (`ts` is when
+//!   it was shown): `course_id`, `lesson_id`, `prompt_id` and `answered` required; `answered_at`,
+//!   `response_s` (else `answered_at − ts`) and `correct` optional;
+//! - `input_events` on heartbeats: keyboard, mouse and touch events since the previous one.
+//!
+//! The `events` table gains the nullable columns `prompt_id`, `answered`, `response_s`,
+//! `correct` and `input_events`, after the original ones (`answered_at` is kept as `response_s`).
+//!
+//! ```
+//! let check = br#"{"event_id":"a1","type":"attention_check","ts":"2026-03-02T09:15:04Z",
+//!   "user_id":"u1","session_id":"s1","course_id":"c1","lesson_id":"l1","prompt_id":"p7",
+//!   "answered":true,"answered_at":"2026-03-02T09:15:06.5Z","correct":true}"#;
+//! assert_eq!(creditguard_contract::parse_event(check).unwrap().response_s, Some(2.5));
+//! ```
+//!
 //! ```
 //! use creditguard_contract::{parse_event, EventBatchBuilder, RejectKind};
 //! let mut batch = EventBatchBuilder::new();

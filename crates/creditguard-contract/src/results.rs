@@ -27,17 +27,19 @@ use sha2::{Digest, Sha256};
 use crate::schema::ts_type;
 
 /// Every detector name of results-v1.
-pub const DETECTORS: [&str; 6] = [
+pub const DETECTORS: [&str; 8] = [
     "watch_time",
     "multi_login",
     "course_switching",
     "credit_burst",
     "quiz_speed",
     "shared_device",
+    "automation",
+    "proxy_learning",
 ];
 
 /// Every rule name of results-v1 (`<detector>.<rule>`).
-pub const RULES: [&str; 10] = [
+pub const RULES: [&str; 17] = [
     "watch_time.background_playback",
     "watch_time.speed",
     "watch_time.low_coverage",
@@ -48,6 +50,13 @@ pub const RULES: [&str; 10] = [
     "credit_burst.poisson_tail",
     "quiz_speed.too_fast",
     "shared_device.many_accounts",
+    "automation.unbroken_play",
+    "automation.timer_cadence",
+    "automation.no_input",
+    "automation.missed_checks",
+    "automation.machine_responses",
+    "proxy_learning.borrowed_device",
+    "proxy_learning.alternating_accounts",
 ];
 
 /// A deterministic id: the first 128 bits of SHA-256 over the parts, hex. The parts are

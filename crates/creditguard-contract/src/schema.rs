@@ -54,6 +54,13 @@ pub fn events_schema() -> SchemaRef {
         f("method", Utf8, true),
         f("src", Utf8, false),
         f("src_pos", Int64, false),
+        // telemetry-v1 additions (attention checks, input counts): after the original columns so
+        // files written before them keep their column positions; readers fill them with nulls.
+        f("prompt_id", Utf8, true),
+        f("answered", Boolean, true),
+        f("response_s", Float64, true),
+        f("correct", Boolean, true),
+        f("input_events", Int64, true),
     ]))
 }
 
@@ -91,6 +98,11 @@ pub struct EventBatchBuilder {
     method: StringBuilder,
     src: StringBuilder,
     src_pos: Int64Builder,
+    prompt_id: StringBuilder,
+    answered: BooleanBuilder,
+    response_s: Float64Builder,
+    correct: BooleanBuilder,
+    input_events: Int64Builder,
     len: usize,
 }
 
@@ -146,6 +158,12 @@ impl EventBatchBuilder {
             method: s(),
             src: s(),
             src_pos: Int64Builder::with_capacity(rows),
+            // Sparse columns (attention checks are rare): no reserved string bytes.
+            prompt_id: StringBuilder::with_capacity(rows, 0),
+            answered: b(),
+            response_s: f(),
+            correct: b(),
+            input_events: Int64Builder::with_capacity(rows),
             len: 0,
         }
     }
@@ -194,6 +212,11 @@ impl EventBatchBuilder {
         self.method.append_option(e.method.map(|m| m.as_str()));
         self.src.append_value(src);
         self.src_pos.append_value(src_pos);
+        self.prompt_id.append_option(e.prompt_id.as_deref());
+        self.answered.append_option(e.answered);
+        self.response_s.append_option(e.response_s);
+        self.correct.append_option(e.correct);
+        self.input_events.append_option(e.input_events);
         self.len += 1;
     }
 
@@ -232,6 +255,11 @@ impl EventBatchBuilder {
             Arc::new(self.method.finish()),
             Arc::new(self.src.finish()),
             Arc::new(self.src_pos.finish()),
+            Arc::new(self.prompt_id.finish()),
+            Arc::new(self.answered.finish()),
+            Arc::new(self.response_s.finish()),
+            Arc::new(self.correct.finish()),
+            Arc::new(self.input_events.finish()),
         ];
         self.len = 0;
         RecordBatch::try_new(events_schema(), columns).expect("builder columns match events_schema")

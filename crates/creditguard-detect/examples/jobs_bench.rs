@@ -158,6 +158,11 @@ fn base(
         credits: None,
         category: None,
         method: None,
+        prompt_id: None,
+        answered: None,
+        response_s: None,
+        correct: None,
+        input_events: None,
     }
 }
 

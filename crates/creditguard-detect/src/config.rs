@@ -20,7 +20,7 @@ use creditguard_contract::DETECTORS;
 #[serde(deny_unknown_fields, default)]
 pub struct JobsConfig {
     /// Jobs to run, by name: `watch_time`, `multi_login`, `course_switching`, `credit_burst`,
-    /// `quiz_speed`, `shared_device`. Default: all six.
+    /// `quiz_speed`, `shared_device`, `automation`, `proxy_learning`. Default: all eight.
     pub enabled: Vec<String>,
     /// Days computed from one scan of the lake. Each batch also reads one day of context on each
     /// side, so larger batches read less twice but hold more rows in memory (about 250 bytes per
@@ -45,6 +45,10 @@ pub struct JobsConfig {
     pub quiz_speed: QuizSpeedConfig,
     /// `[jobs.shared_device]`.
     pub shared_device: SharedDeviceConfig,
+    /// `[jobs.automation]`.
+    pub automation: AutomationConfig,
+    /// `[jobs.proxy_learning]`.
+    pub proxy_learning: ProxyLearningConfig,
 }
 
 impl Default for JobsConfig {
@@ -59,6 +63,8 @@ impl Default for JobsConfig {
             credit_burst: Default::default(),
             quiz_speed: Default::default(),
             shared_device: Default::default(),
+            automation: Default::default(),
+            proxy_learning: Default::default(),
         }
     }
 }
@@ -311,6 +317,149 @@ impl Default for SharedDeviceConfig {
     }
 }
 
+/// `[jobs.automation]`: signs of a script driving the player, from what the server sees (stretches
+/// of unbroken play, heartbeat cadence, attention checks, input counts). A stretch is a run of a
+/// learner's consecutive heartbeats that play with the page visible, in one session, each within
+/// `max_gap_s` of the previous, with no pause, seek, rate change, visibility change, login or
+/// logout between them; moving on to another lesson or course does not end it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AutomationConfig {
+    /// Seconds between two heartbeats beyond which a stretch ends. 60 (as `watch_time`).
+    pub max_gap_s: f64,
+    /// `unbroken_play`: wall seconds a stretch must last. 10800 (3 h): a long lecture watched
+    /// without touching the player is one course, and people who catch up pause between courses.
+    pub unbroken_min_play_s: f64,
+    /// `unbroken_play`: distinct courses the stretch must span. 3.
+    pub unbroken_min_courses: u32,
+    /// `timer_cadence`: heartbeat intervals a stretch must hold. 240 (an hour at 15 s).
+    pub cadence_min_intervals: u32,
+    /// `timer_cadence`: distinct courses the stretch must span (opening another course restarts
+    /// a browser's heartbeat timer, which leaves one irregular interval). 2.
+    pub cadence_min_courses: u32,
+    /// `timer_cadence`: largest standard deviation (seconds) of the heartbeat intervals of the
+    /// stretch that still counts as a timer. 0.002 (2 ms).
+    pub cadence_max_std_s: f64,
+    /// Hours of the day (UTC, 0..24) of a stretch that are unusual for the learner: the share of
+    /// the learner's other heartbeats of the batch in those hours is below this. Only raises the
+    /// severity of `unbroken_play` and `no_input` flags (by `unusual_hours_severity`); it never
+    /// flags on its own. 0.05.
+    pub unusual_hours_share: f64,
+    /// Added to the severity of a flag whose stretch lies in unusual hours. 0.15.
+    pub unusual_hours_severity: f64,
+    /// `no_input`: wall seconds of a stretch whose heartbeats report `input_events` and all
+    /// report 0. 5400 (1.5 h).
+    pub no_input_min_play_s: f64,
+    /// `no_input`: distinct courses the stretch must span (opening a course takes a click). 2.
+    pub no_input_min_courses: u32,
+    /// `no_input`: share of the stretch's heartbeats that must carry `input_events` (platforms
+    /// that do not send counts are not judged). 0.9.
+    pub no_input_reported_share: f64,
+    /// `missed_checks`: attention checks a learner must miss in a session while the video kept
+    /// playing (the next heartbeat of the session, within `max_gap_s`, plays). 2.
+    pub missed_min_checks: u32,
+    /// `missed_checks`: and that share of the session's checks at least. 0.5.
+    pub missed_min_share: f64,
+    /// `machine_responses`: answered checks with a response time a learner needs in a session for
+    /// the median to be judged. 4.
+    pub responses_min_checks: u32,
+    /// `machine_responses`: answered checks a learner needs in a session for the spread to be
+    /// judged. 10: six answers of a person agreed within 5 % on 1 of about 2 000 honest
+    /// learners of the quality bench (a person's log-normal spread σ ≈ 0.45 makes that about
+    /// 5 in 100 000 days); with ten, about 4 in 100 million.
+    pub regular_min_checks: u32,
+    /// `machine_responses`: a median response time (seconds) below this is too fast to read the
+    /// question. 1.0.
+    pub min_human_response_s: f64,
+    /// `machine_responses`: a coefficient of variation (std / mean) of the response times below
+    /// this is too regular for a person. 0.05: people's response times vary by 30–60 % (at 0.1
+    /// the quality bench flagged 2 of 700 honest learners on six answers).
+    pub max_response_cv: f64,
+}
+
+impl Default for AutomationConfig {
+    fn default() -> Self {
+        AutomationConfig {
+            max_gap_s: 60.0,
+            unbroken_min_play_s: 10_800.0,
+            unbroken_min_courses: 3,
+            cadence_min_intervals: 240,
+            cadence_min_courses: 2,
+            cadence_max_std_s: 0.002,
+            unusual_hours_share: 0.05,
+            unusual_hours_severity: 0.15,
+            no_input_min_play_s: 5400.0,
+            no_input_min_courses: 2,
+            no_input_reported_share: 0.9,
+            missed_min_checks: 2,
+            missed_min_share: 0.5,
+            responses_min_checks: 4,
+            regular_min_checks: 10,
+            min_human_response_s: 1.0,
+            max_response_cv: 0.05,
+        }
+    }
+}
+
+/// `[jobs.proxy_learning]`: a learner's courses done on another employee's device (代学). The
+/// usual account of a device is the one with the most days on it in the events a batch reads
+/// (the batch and a day each side).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProxyLearningConfig {
+    /// Known shared devices (training-room PCs, kiosks): a file of `device_id`s, one per line
+    /// (`#` starts a comment). Relative to the directory the command runs in. Default: none.
+    pub shared_devices_file: Option<String>,
+    /// More known shared devices, listed here. Default: none.
+    pub shared_devices: Vec<String>,
+    /// Play between two heartbeats counts at most this many seconds. 60.
+    pub max_gap_s: f64,
+    /// `borrowed_device`: seconds an account must play on the device in the day. 600.
+    pub min_play_s: f64,
+    /// `borrowed_device`: days the device's usual account must have used it. 3.
+    pub owner_min_days: u32,
+    /// `borrowed_device`: most days the flagged account may have used the device (the day of
+    /// the flag included): 1, i.e. it never uses that device otherwise.
+    pub guest_max_days: u32,
+    /// `alternating_accounts`: times a day the device changes hands between the two accounts. 2
+    /// (A, B, A).
+    pub alternating_min_switches: u32,
+    /// `alternating_accounts`: days with such switching. 2.
+    pub alternating_min_days: u32,
+    /// `borrowed_device`: an address used by at most this many accounts, which the learner also
+    /// uses from their own devices, is a household's: a device there is the family's, not a
+    /// colleague's. 3.
+    pub household_max_accounts: u32,
+}
+
+impl Default for ProxyLearningConfig {
+    fn default() -> Self {
+        ProxyLearningConfig {
+            shared_devices_file: None,
+            shared_devices: Vec::new(),
+            max_gap_s: 60.0,
+            min_play_s: 600.0,
+            owner_min_days: 3,
+            guest_max_days: 1,
+            alternating_min_switches: 2,
+            alternating_min_days: 2,
+            household_max_accounts: 3,
+        }
+    }
+}
+
+impl ProxyLearningConfig {
+    /// The known shared devices: the file's and the listed ones.
+    pub fn shared_devices(&self) -> crate::Result<std::collections::HashSet<String>> {
+        let mut devices = match &self.shared_devices_file {
+            Some(path) => crate::proxy_learning::read_allowlist(path)?,
+            None => Default::default(),
+        };
+        devices.extend(self.shared_devices.iter().cloned());
+        Ok(devices)
+    }
+}
+
 impl JobsConfig {
     /// Every problem with the settings, each naming its key (`jobs.<…>`).
     pub fn problems(&self) -> Vec<String> {
@@ -348,6 +497,16 @@ impl JobsConfig {
             "quiz_speed.min_seconds_per_question",
             self.quiz_speed.min_seconds_per_question,
         );
+        let a = &self.automation;
+        pos("automation.max_gap_s", a.max_gap_s);
+        pos("automation.unbroken_min_play_s", a.unbroken_min_play_s);
+        pos("automation.cadence_max_std_s", a.cadence_max_std_s);
+        pos("automation.no_input_min_play_s", a.no_input_min_play_s);
+        pos("automation.min_human_response_s", a.min_human_response_s);
+        pos("automation.max_response_cv", a.max_response_cv);
+        let proxy = &self.proxy_learning;
+        pos("proxy_learning.max_gap_s", proxy.max_gap_s);
+        pos("proxy_learning.min_play_s", proxy.min_play_s);
         let mut share = |key: &str, v: f64| {
             if !(0.0..=1.0).contains(&v) {
                 p.push(format!(
@@ -367,6 +526,16 @@ impl JobsConfig {
         );
         share("credit_burst.support_ratio", b.support_ratio);
         share("quiz_speed.min_fast_share", self.quiz_speed.min_fast_share);
+        share("automation.unusual_hours_share", a.unusual_hours_share);
+        share(
+            "automation.unusual_hours_severity",
+            a.unusual_hours_severity,
+        );
+        share(
+            "automation.no_input_reported_share",
+            a.no_input_reported_share,
+        );
+        share("automation.missed_min_share", a.missed_min_share);
         if self.quiz_speed.resubmission_lookback_days > 3660 {
             p.push(format!(
                 "key `jobs.quiz_speed.resubmission_lookback_days`: must be at most 3660, got {}",
@@ -403,6 +572,23 @@ impl JobsConfig {
             (
                 "shared_device.min_accounts",
                 self.shared_device.min_accounts,
+            ),
+            ("automation.unbroken_min_courses", a.unbroken_min_courses),
+            ("automation.cadence_min_intervals", a.cadence_min_intervals),
+            ("automation.cadence_min_courses", a.cadence_min_courses),
+            ("automation.no_input_min_courses", a.no_input_min_courses),
+            ("automation.missed_min_checks", a.missed_min_checks),
+            ("automation.responses_min_checks", a.responses_min_checks),
+            ("automation.regular_min_checks", a.regular_min_checks),
+            ("proxy_learning.owner_min_days", proxy.owner_min_days),
+            ("proxy_learning.guest_max_days", proxy.guest_max_days),
+            (
+                "proxy_learning.alternating_min_switches",
+                proxy.alternating_min_switches,
+            ),
+            (
+                "proxy_learning.alternating_min_days",
+                proxy.alternating_min_days,
             ),
         ] {
             if v == 0 {

@@ -12,8 +12,9 @@ use crate::Result;
 /// Microseconds in a day.
 pub const DAY_US: i64 = 86_400_000_000;
 
-/// The columns detectors read (everything but `received_at`, `platform`, `src`, `src_pos`).
-pub const COLUMNS: [&str; 28] = [
+/// The columns detectors read (everything but `received_at`, `platform`, `src`, `src_pos` and
+/// `prompt_id`: attention checks are named by their `event_id` in evidence).
+pub const COLUMNS: [&str; 32] = [
     "event_id",
     "event_type",
     "ts",
@@ -42,6 +43,10 @@ pub const COLUMNS: [&str; 28] = [
     "credits",
     "category",
     "method",
+    "answered",
+    "response_s",
+    "correct",
+    "input_events",
 ];
 
 /// The polars schema of [`scan_columns`] (`ts` and `received_at` as UTC microseconds), for
@@ -52,9 +57,11 @@ pub fn schema() -> Schema {
         let dt = match name {
             "ts" => DataType::Datetime(TimeUnit::Microseconds, Some(TimeZone::UTC)),
             "geo_lat" | "geo_lon" | "position_s" | "duration_s" | "rate" | "seek_from_s"
-            | "seek_to_s" | "score" | "max_score" | "elapsed_s" | "credits" => DataType::Float64,
-            "playing" | "visible" | "muted" => DataType::Boolean,
-            "questions" => DataType::Int64,
+            | "seek_to_s" | "score" | "max_score" | "elapsed_s" | "credits" | "response_s" => {
+                DataType::Float64
+            }
+            "playing" | "visible" | "muted" | "answered" | "correct" => DataType::Boolean,
+            "questions" | "input_events" => DataType::Int64,
             _ => DataType::String,
         };
         s.with_column(name.into(), dt);
@@ -78,9 +85,32 @@ pub fn scan_days(lake: &Lake, from_day: i64, to_day: i64) -> Result<LazyFrame> {
         .iter()
         .map(|p| PlRefPath::new(p.to_string_lossy().as_ref()))
         .collect();
-    let lf =
-        LazyFrame::scan_parquet_files(paths.into_iter().collect(), ScanArgsParquet::default())?;
+    // Files written before telemetry-v1 gained attention checks and input counts lack those
+    // columns: with the table's full schema they read as nulls.
+    let args = ScanArgsParquet {
+        schema: Some(Arc::new(file_schema())),
+        allow_missing_columns: true,
+        ..Default::default()
+    };
+    let lf = LazyFrame::scan_parquet_files(paths.into_iter().collect(), args)?;
     Ok(lf.select(scan_columns()))
+}
+
+/// The polars schema of the lake's `events` files (`creditguard_contract::events_schema`).
+pub fn file_schema() -> Schema {
+    let arrow = creditguard_contract::events_schema();
+    let mut s = Schema::default();
+    let known = schema();
+    for field in arrow.fields() {
+        let name = field.name().as_str();
+        let dt = match (name, known.get(name)) {
+            (_, Some(dt)) => dt.clone(),
+            ("src_pos", None) => DataType::Int64,
+            _ => DataType::String,
+        };
+        s.with_column(name.into(), dt);
+    }
+    s
 }
 
 /// What [`prepare`] reads: [`COLUMNS`] and `received_at` (for the clock-skew bound).
@@ -256,4 +286,50 @@ pub fn overlap_sweep(
         )
         .filter(col("overlap_us").gt(lit(0i64)))
         .drop(cols(["_is_max"])))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow_array::RecordBatch;
+    use arrow_schema::Schema as ArrowSchema;
+    use creditguard_contract::{events_schema, parse_event, EventBatchBuilder};
+
+    use super::*;
+
+    fn batch(line: &str) -> RecordBatch {
+        let mut b = EventBatchBuilder::new();
+        b.push(&parse_event(line.as_bytes()).unwrap(), "test", 0);
+        b.finish()
+    }
+
+    /// A file written before telemetry-v1 gained attention checks and input counts (the columns
+    /// after `src_pos`) and one written after both read, the old one with nulls.
+    #[test]
+    fn files_without_the_added_columns_read_beside_new_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
+        let day = 20_514;
+        let old = batch(
+            r#"{"event_id":"h1","type":"heartbeat","ts":"2026-03-02T09:15:04Z","user_id":"u1","session_id":"s1","course_id":"c1","lesson_id":"l1","position_s":1,"playing":true,"visible":true}"#,
+        );
+        let first_edition = events_schema().index_of("src_pos").unwrap() + 1;
+        let old_schema = Arc::new(ArrowSchema::new(
+            events_schema().fields()[..first_edition].to_vec(),
+        ));
+        let old = RecordBatch::try_new(old_schema.clone(), old.columns()[..first_edition].to_vec())
+            .unwrap();
+        lake.write_parquet("events", day, "part-a.parquet", old_schema, &[old])
+            .unwrap();
+        let new = batch(
+            r#"{"event_id":"h2","type":"heartbeat","ts":"2026-03-02T09:15:19Z","user_id":"u1","session_id":"s1","course_id":"c1","lesson_id":"l1","position_s":16,"playing":true,"visible":true,"input_events":4}"#,
+        );
+        lake.write_parquet("events", day, "part-b.parquet", events_schema(), &[new])
+            .unwrap();
+        let rows = load_events(&lake, day, day).unwrap();
+        assert_eq!(rows.height(), 2);
+        let inputs = rows.column("input_events").unwrap().i64().unwrap();
+        assert_eq!((inputs.get(0), inputs.get(1)), (None, Some(4)));
+    }
 }

@@ -33,6 +33,7 @@
 //! println!("{report}");
 //! ```
 
+pub mod automation;
 pub mod catalog;
 pub mod config;
 pub mod course_switching;
@@ -40,6 +41,7 @@ pub mod credit_burst;
 pub mod events;
 mod flags;
 pub mod multi_login;
+pub mod proxy_learning;
 pub mod quiz_speed;
 mod run;
 pub mod shared_device;

@@ -13,7 +13,10 @@ use crate::catalog::Catalog;
 use crate::config::{CreditBurstConfig, JobsConfig};
 use crate::events::{prepare, scan_days, scan_events, DAY_US};
 use crate::flags::{flags_batch, Rows};
-use crate::{course_switching, credit_burst, multi_login, quiz_speed, shared_device, watch_time};
+use crate::{
+    automation, course_switching, credit_burst, multi_login, proxy_learning, quiz_speed,
+    shared_device, watch_time,
+};
 use crate::{Error, JobOutput, Result};
 
 /// What one job did over the whole range.
@@ -145,6 +148,9 @@ pub fn run_jobs(
         })
         .collect();
     let mut carry = Carry::default();
+    if cfg.is_enabled("proxy_learning") {
+        carry.shared_devices = cfg.proxy_learning.shared_devices()?;
+    }
     let mut a = from_day;
     while a <= to_day {
         let b = (a + cfg.batch_days as i64 - 1).min(to_day);
@@ -187,6 +193,8 @@ struct Carry {
     claims: ClaimDays,
     watch: WatchDays,
     engaged: EngagedDays,
+    /// `proxy_learning`'s known shared devices, read once per run.
+    shared_devices: std::collections::HashSet<String>,
 }
 
 /// The claims of each day as [`credit_burst::daily`] sums them per user, kept across the
@@ -430,6 +438,7 @@ fn run_batch(
         claims: claim_days,
         watch: watch_days,
         engaged: engaged_days,
+        shared_devices,
     } = carry;
     let t = Instant::now();
     let events = scan_events(lake, a, b)?.collect()?;
@@ -540,6 +549,10 @@ fn run_batch(
                 quiz_speed::detect_with_prior(events.clone().lazy(), prior, q)?
             }
             "shared_device" => shared_device::detect(events.clone().lazy(), &cfg.shared_device)?,
+            "automation" => automation::detect(events.clone().lazy(), &cfg.automation)?,
+            "proxy_learning" => {
+                proxy_learning::detect(events.clone().lazy(), &cfg.proxy_learning, shared_devices)?
+            }
             other => unreachable!("validated job name {other}"),
         };
         report.jobs[k].elapsed += t.elapsed();

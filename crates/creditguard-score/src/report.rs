@@ -302,6 +302,8 @@ fn detector_colour(d: &str) -> &'static str {
         "credit_burst" => "#c0392b",
         "quiz_speed" => "#16a085",
         "shared_device" => "#2c3e50",
+        "automation" => "#34495e",
+        "proxy_learning" => "#8d6e63",
         _ => "#7f8c8d",
     }
 }

@@ -18,11 +18,27 @@ pub enum Pattern {
     CreditBurst,
     QuizTooFast,
     SharedDevice,
+    /// A helper script plays course after course through the night without a pause, keeping
+    /// the page "visible" (blatant: its own timer sends the heartbeats).
+    ScriptedPlayback,
+    /// The same, by a script that replays the player's requests from its own timer: heartbeats
+    /// exactly every 15 s (also `automation.unbroken_play`).
+    TimerCadence,
+    /// A browser extension suppresses the attention checks while the video plays on.
+    MissedChecks,
+    /// A browser extension answers the attention checks (blatant: too fast; subtle: too
+    /// regularly).
+    MachineResponses,
+    /// A player extension plays for hours and answers the checks at a person's pace, with no
+    /// input at all.
+    NoInput,
+    /// A colleague does the learner's courses on the colleague's own laptop, at home (代学).
+    ProxyLearning,
 }
 
 impl Pattern {
     /// Every pattern, in the order of the results-v1 rule list.
-    pub const ALL: [Pattern; 10] = [
+    pub const ALL: [Pattern; 16] = [
         Pattern::BackgroundPlayback,
         Pattern::Speed,
         Pattern::LowCoverage,
@@ -33,11 +49,36 @@ impl Pattern {
         Pattern::CreditBurst,
         Pattern::QuizTooFast,
         Pattern::SharedDevice,
+        Pattern::ScriptedPlayback,
+        Pattern::TimerCadence,
+        Pattern::MissedChecks,
+        Pattern::MachineResponses,
+        Pattern::NoInput,
+        Pattern::ProxyLearning,
+    ];
+
+    /// The patterns added after the first ten, whose shares live in
+    /// [`Config::client_fake_shares`].
+    pub const CLIENT_FAKES: [Pattern; 6] = [
+        Pattern::ScriptedPlayback,
+        Pattern::TimerCadence,
+        Pattern::MissedChecks,
+        Pattern::MachineResponses,
+        Pattern::NoInput,
+        Pattern::ProxyLearning,
     ];
 
     /// The results-v1 rule a learner with this pattern should trigger.
     pub fn rule(self) -> &'static str {
-        creditguard_contract::RULES[self as usize]
+        match self {
+            Pattern::ScriptedPlayback => "automation.unbroken_play",
+            Pattern::TimerCadence => "automation.timer_cadence",
+            Pattern::MissedChecks => "automation.missed_checks",
+            Pattern::MachineResponses => "automation.machine_responses",
+            Pattern::NoInput => "automation.no_input",
+            Pattern::ProxyLearning => "proxy_learning.borrowed_device",
+            _ => creditguard_contract::RULES[self as usize],
+        }
     }
 
     /// Short name (`background_playback`), as used on the command line.
@@ -53,6 +94,12 @@ impl Pattern {
             Pattern::CreditBurst => "credit_burst",
             Pattern::QuizTooFast => "quiz_too_fast",
             Pattern::SharedDevice => "shared_device",
+            Pattern::ScriptedPlayback => "scripted_playback",
+            Pattern::TimerCadence => "timer_cadence",
+            Pattern::MissedChecks => "missed_checks",
+            Pattern::MachineResponses => "machine_responses",
+            Pattern::NoInput => "no_input",
+            Pattern::ProxyLearning => "proxy_learning",
         }
     }
 
@@ -119,6 +166,23 @@ pub struct Config {
     pub seed: u64,
     /// Share of learners carrying each pattern, indexed like [`Pattern::ALL`].
     pub shares: [f64; 10],
+    /// Share of learners carrying each pattern of [`Pattern::CLIENT_FAKES`], indexed like it.
+    /// Default 0 (left out of the serialized config then, so older label files read the same).
+    #[serde(default, skip_serializing_if = "all_zero")]
+    pub client_fake_shares: [f64; 6],
+    /// The platform shows attention checks (about one per 32 heartbeats of visible play) and
+    /// counts input on heartbeats (`input_events`). Needed by the patterns `missed_checks`,
+    /// `machine_responses` and `no_input`, which plant nothing without it. Default false (left
+    /// out of the serialized config then).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub client_signals: bool,
+    /// Honest look-alikes of the cheats that fake the client: on about 6 % of their study days
+    /// honest learners watch one long course (40 minutes or more when one is left) in the
+    /// evening from start to end without pausing, seeking or switching tabs (answering the
+    /// attention checks). Default false (left out of the serialized
+    /// config then).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub lookalikes: bool,
     pub strength: StrengthMix,
     /// Probability per event of a delivery fault (duplicate, out of order, late, extra fields,
     /// an extra invalid line); per session, five times this is the chance of client clock skew.
@@ -135,6 +199,9 @@ impl Default for Config {
             start_day: 20_514,
             seed: 7,
             shares: [0.02; 10],
+            client_fake_shares: [0.0; 6],
+            client_signals: false,
+            lookalikes: false,
             strength: StrengthMix::Mixed,
             fault_rate: 0.002,
         }
@@ -144,12 +211,32 @@ impl Default for Config {
 impl Config {
     /// The share of one pattern.
     pub fn share(&self, p: Pattern) -> f64 {
-        self.shares[p as usize]
+        match Pattern::CLIENT_FAKES.iter().position(|&q| q == p) {
+            Some(i) => self.client_fake_shares[i],
+            None => self.shares[p as usize],
+        }
     }
 
-    /// Sets every pattern's share.
+    /// Sets one pattern's share.
+    pub fn set_share(&mut self, p: Pattern, share: f64) {
+        match Pattern::CLIENT_FAKES.iter().position(|&q| q == p) {
+            Some(i) => self.client_fake_shares[i] = share,
+            None => self.shares[p as usize] = share,
+        }
+    }
+
+    /// Sets the share of each of the first ten patterns (those before [`Pattern::CLIENT_FAKES`]).
     pub fn with_share_each(mut self, share: f64) -> Config {
         self.shares = [share; 10];
+        self
+    }
+
+    /// Sets the share of each pattern of [`Pattern::CLIENT_FAKES`] and turns on
+    /// `client_signals` (which three of them need) and their honest `lookalikes`.
+    pub fn with_client_fakes(mut self, share: f64) -> Config {
+        self.client_fake_shares = [share; 6];
+        self.client_signals = true;
+        self.lookalikes = true;
         self
     }
 
@@ -175,7 +262,7 @@ impl Config {
                 ));
             }
         }
-        let total: f64 = self.shares.iter().sum();
+        let total: f64 = Pattern::ALL.iter().map(|&p| self.share(p)).sum();
         if total > 0.9 {
             problems.push(format!("the pattern shares add up to {total:.3}; keep them ≤ 0.9 so honest learners remain"));
         }
@@ -191,4 +278,8 @@ impl Config {
             Err(Error::Config(problems.join("; ")))
         }
     }
+}
+
+fn all_zero(shares: &[f64; 6]) -> bool {
+    shares.iter().all(|&s| s == 0.0)
 }

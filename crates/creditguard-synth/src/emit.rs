@@ -72,6 +72,17 @@ pub(crate) struct Rec {
     seek: Option<(i64, i64)>,
     quiz: Option<Quiz>,
     method: Option<CheckinMethod>,
+    check: Option<Check>,
+    inputs: Option<u32>,
+}
+
+/// An attention check (a pop-up question during a video) as the platform reports it.
+#[derive(Clone, Copy)]
+pub(crate) struct Check {
+    pub prompt: u32,
+    /// Milliseconds from showing to answering; `None`: missed (timed out).
+    pub response_ms: Option<i64>,
+    pub correct: bool,
 }
 
 impl Rec {
@@ -90,7 +101,18 @@ impl Rec {
             seek: None,
             quiz: None,
             method: None,
+            check: None,
+            inputs: None,
         }
+    }
+    pub(crate) fn check(mut self, c: Check) -> Rec {
+        self.check = Some(c);
+        self
+    }
+    /// `input_events` of a heartbeat.
+    pub(crate) fn inputs(mut self, n: u32) -> Rec {
+        self.inputs = Some(n);
+        self
     }
     pub(crate) fn course(mut self, c: usize) -> Rec {
         self.course = Some(c);
@@ -504,6 +526,21 @@ impl Emitter {
         }
         if let Some(m) = r.method {
             push_str_field(b, b",\"method\":\"", m.as_str().as_bytes());
+        }
+        if let Some(c) = r.check {
+            b.extend_from_slice(b",\"prompt_id\":\"P");
+            push_u64(b, u64::from(c.prompt));
+            b.push(b'"');
+            push_bool(b, b",\"answered\":", c.response_ms.is_some());
+            if let Some(ms) = c.response_ms {
+                b.extend_from_slice(b",\"response_s\":");
+                push_fixed(b, ms, 3);
+                push_bool(b, b",\"correct\":", c.correct);
+            }
+        }
+        if let Some(n) = r.inputs {
+            b.extend_from_slice(b",\"input_events\":");
+            push_u64(b, u64::from(n));
         }
         if extra {
             // A newer client build: fields this contract version does not know.

@@ -94,6 +94,26 @@ impl Generator {
         &self.plan.catalog
     }
 
+    /// The `device_id`s of the training-room PCs honest pairs share: the platform's inventory
+    /// of known shared devices, for `[jobs.proxy_learning] shared_devices_file`.
+    pub fn shared_devices(&self) -> Vec<String> {
+        let mut pairs: Vec<u32> = self.plan.users.iter().filter_map(|u| u.shared_pc).collect();
+        pairs.sort_unstable();
+        pairs.dedup();
+        pairs
+            .into_iter()
+            .map(|pair| {
+                let device = plan::mix(
+                    self.plan.cfg.seed,
+                    plan::Stream::Device,
+                    0xFFFF_0000 | u64::from(pair),
+                );
+                // As the emitter writes it: `d-` and the low 48 bits in hex.
+                format!("d-{:012x}", device & 0xFFFF_FFFF_FFFF)
+            })
+            .collect()
+    }
+
     /// Writes the telemetry as NDJSON in arrival (`received_at`) order and returns the labels.
     ///
     /// Memory is bounded by about one day of events: all learners are simulated a day at a time

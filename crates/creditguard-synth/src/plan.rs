@@ -141,6 +141,11 @@ pub(crate) struct UserSpec {
     pub episode_days: Vec<u32>,
     /// Pair number when this honest learner shares a training-room PC with another.
     pub shared_pc: Option<u32>,
+    /// For a proxy-learning cheater: the colleague (user index) who does the courses.
+    pub proxy_helper: Option<u32>,
+    /// This honest learner does a colleague's courses on their own laptop (and studies on it
+    /// every evening).
+    pub helps: bool,
     /// (group index, position in the group) for a proxy check-in group.
     pub group: Option<(u32, u32)>,
     /// (first day, last day, city) of an honest business trip.
@@ -277,6 +282,23 @@ impl Plan {
         // depends on learners further down the list.
         for k in 0..users.len() / 2 {
             let (a, b) = (2 * k, 2 * k + 1);
+            // A proxy learner's helper: the other of the pair, a colleague (who may cheat in
+            // ways of their own).
+            let proxy = |u: &UserSpec| matches!(u.pattern, Some((Pattern::ProxyLearning, _)));
+            let helped = match (proxy(&users[a]), proxy(&users[b])) {
+                (false, true) => Some((a, b)),
+                (true, false) => Some((b, a)),
+                _ => None,
+            };
+            if let Some((helper, learner)) = helped {
+                users[learner].org = users[helper].org;
+                users[learner].city = users[helper].city;
+                users[learner].proxy_helper = Some(helper as u32);
+                users[helper].helps = true;
+                users[helper].trip = None;
+                users[learner].trip = None;
+                continue;
+            }
             let mut rng = rng_for(cfg.seed, Stream::Pair, k as u64);
             if users[a].pattern.is_none() && users[b].pattern.is_none() && rng.random_bool(0.12) {
                 // Same room: same org unit and site; no trips, the PC stays in the room.
@@ -366,6 +388,8 @@ fn draw_user(cfg: &Config, i: u32, classrooms: &[usize]) -> UserSpec {
     let days = cfg.days;
     let episode_days = match pattern {
         None | Some((Pattern::SharedDevice, _)) => Vec::new(),
+        // One evening: on a second the learner would be a regular user of the laptop.
+        Some((Pattern::ProxyLearning, _)) => vec![rng.random_range(1..days - 1)],
         // Bursts come late, against a baseline of ordinary days.
         Some((Pattern::CreditBurst, _)) => vec![rng.random_range((days * 3 / 5).max(2)..days)],
         Some((_, Strength::Subtle)) => vec![rng.random_range(1..days - 1)],
@@ -421,6 +445,8 @@ fn draw_user(cfg: &Config, i: u32, classrooms: &[usize]) -> UserSpec {
         pattern,
         episode_days,
         shared_pc: None,
+        proxy_helper: None,
+        helps: false,
         group: None,
         trip,
         classroom,

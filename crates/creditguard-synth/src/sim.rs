@@ -12,7 +12,7 @@ use rand::Rng;
 
 use crate::catalog::Course;
 use crate::config::{Pattern, Strength};
-use crate::emit::{Chunk, Ctx, Emitter, Quiz, Rec};
+use crate::emit::{Check, Chunk, Ctx, Emitter, Quiz, Rec};
 use crate::labels::{Label, LearnerLabel};
 use crate::plan::{distance_km, mix, mobile_ip, rng_for, Chrono, Plan, Stream, UserSpec, CITIES};
 
@@ -74,6 +74,31 @@ impl Style {
     }
 }
 
+/// What sends the heartbeats of `play`.
+#[derive(Clone, Copy)]
+enum Beat {
+    /// A script's own timer: exactly every `period`, counted from `anchor`, lesson after lesson.
+    Timer { anchor: i64, period: i64 },
+    /// The platform's page timer in a real browser: `period` with a few hundred ms of jitter.
+    Page { period: i64 },
+}
+
+/// Who deals with the attention checks the platform shows (with `Config::client_signals`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Checks {
+    /// A person: answers after a few seconds (the platform pauses the video meanwhile), now
+    /// and then misses one while away (the video stays paused until they come back).
+    Person,
+    /// A script that suppresses the pop-up: missed, and the video plays on.
+    Ignore,
+    /// A script that answers in 0.25–0.6 s.
+    AnswerFast,
+    /// A script that answers after 2 s ± 30 ms.
+    AnswerRegular,
+    /// A script that answers at a person's pace, and never misses.
+    AnswerPaced,
+}
+
 /// A lesson playing on one device, for the episodes where two play at once.
 struct Track {
     ctx: Ctx,
@@ -106,6 +131,18 @@ pub(crate) struct UserSim<'p> {
     extra_devices: u64,
     /// (submitted at, elapsed ms, questions) of the last quiz.
     last_quiz: (i64, i64, i64),
+    /// The heartbeat source of `play` other than the default (15–30 s per beat).
+    beat: Option<Beat>,
+    /// Who answers attention checks.
+    checks: Checks,
+    /// A script drives the page: no keyboard, mouse or touch input at all.
+    no_input: bool,
+    /// The next heartbeat follows a click (a lesson started or resumed by a person).
+    clicked: bool,
+    /// Attention checks shown so far.
+    prompts: u32,
+    /// (missed while playing, answered) checks since the counters were reset.
+    check_counts: (u32, u32),
 }
 
 impl<'p> UserSim<'p> {
@@ -133,6 +170,12 @@ impl<'p> UserSim<'p> {
             labels: Vec::new(),
             extra_devices: 0,
             last_quiz: (0, 0, 1),
+            beat: None,
+            checks: Checks::Person,
+            no_input: false,
+            clicked: false,
+            prompts: 0,
+            check_counts: (0, 0),
         }
     }
 
@@ -175,6 +218,126 @@ impl<'p> UserSim<'p> {
         self.rng.random_range(3750..=7500i64) * 4 * MS
     }
 
+    /// `input_events` of a heartbeat: a few after a click, then mostly none while watching.
+    fn input_count(&mut self) -> u32 {
+        if self.no_input {
+            return 0;
+        }
+        if std::mem::take(&mut self.clicked) {
+            return self.r(1, 6) as u32;
+        }
+        if self.rng.random_bool(0.03) {
+            self.r(1, 8) as u32
+        } else {
+            0
+        }
+    }
+
+    /// A person's response time to a pop-up question: log-normal, median 3.5 s (σ 0.45),
+    /// within 1.2–30 s.
+    fn human_response_ms(&mut self) -> i64 {
+        let (u1, u2): (f64, f64) = (self.rng.random(), self.rng.random());
+        let normal = (-2.0 * (1.0 - u1).ln()).sqrt() * (std::f64::consts::TAU * u2).cos();
+        ((3.5f64.ln() + 0.45 * normal).exp() * 1000.0).clamp(1_200.0, 30_000.0) as i64
+    }
+
+    /// Shows an attention check at `t` during lesson `l` of `c` (position `pos`). Returns when the
+    /// video plays again when the platform paused it for the check.
+    #[allow(clippy::too_many_arguments)]
+    fn attention_check(
+        &mut self,
+        out: &mut Chunk,
+        ctx: &Ctx,
+        c: usize,
+        l: usize,
+        t: i64,
+        pos: i64,
+        rate: u32,
+    ) -> Option<i64> {
+        self.prompts += 1;
+        let prompt = self.prompts;
+        let answer = |response_ms: Option<i64>, correct: bool| Check {
+            prompt,
+            response_ms,
+            correct,
+        };
+        let response_ms = match self.checks {
+            Checks::Ignore => {
+                self.emit(
+                    out,
+                    ctx,
+                    Rec::new(EventType::AttentionCheck, t)
+                        .lesson(c, l)
+                        .check(answer(None, false)),
+                );
+                self.check_counts.0 += 1;
+                return None;
+            }
+            Checks::AnswerFast => self.r(250, 600),
+            Checks::AnswerRegular => 2_000 + self.r(-30, 30),
+            Checks::AnswerPaced => self.human_response_ms(),
+            Checks::Person if self.rng.random_bool(0.03) => {
+                // Away from the screen: the check times out, the video stays paused.
+                self.emit(
+                    out,
+                    ctx,
+                    Rec::new(EventType::AttentionCheck, t)
+                        .lesson(c, l)
+                        .check(answer(None, false)),
+                );
+                let resume = t + self.r(90, 600) * SEC;
+                let mut at = t + self.hb();
+                while at < resume {
+                    self.emit(
+                        out,
+                        ctx,
+                        Rec::new(EventType::Heartbeat, at)
+                            .lesson(c, l)
+                            .pos(pos)
+                            .playing(false)
+                            .visible(true)
+                            .rate(rate)
+                            .inputs(0),
+                    );
+                    at += self.hb();
+                }
+                self.emit(
+                    out,
+                    ctx,
+                    Rec::new(EventType::VideoPlay, resume)
+                        .lesson(c, l)
+                        .pos(pos)
+                        .rate(rate),
+                );
+                self.clicked = true;
+                return Some(resume);
+            }
+            Checks::Person => self.human_response_ms(),
+        };
+        let correct = self.rng.random_bool(0.9);
+        self.emit(
+            out,
+            ctx,
+            Rec::new(EventType::AttentionCheck, t)
+                .lesson(c, l)
+                .check(answer(Some(response_ms), correct)),
+        );
+        self.check_counts.1 += 1;
+        if self.checks == Checks::Person {
+            self.clicked = true;
+        }
+        Some(t + response_ms * MS)
+    }
+
+    /// When the heartbeat after `t` of a playing lesson is sent.
+    fn next_beat(&mut self, t: i64) -> i64 {
+        match self.beat {
+            Some(Beat::Timer { anchor, period }) => anchor + ((t - anchor) / period + 1) * period,
+            Some(Beat::Page { period }) => t + period + self.r(-300, 300) * MS,
+            None => t + self.hb(),
+        }
+    }
+
     fn device_id(&self, kind: u64) -> u64 {
         mix(
             self.plan.cfg.seed,
@@ -208,8 +371,20 @@ impl<'p> UserSim<'p> {
                 self.honest_classroom(out, d, course);
             }
         }
+        if self.u.helps {
+            // A colleague who also does someone else's courses: studies on the laptop at home
+            // every evening, 19:00–20:00.
+            let start = mid + self.r(19 * 60, 20 * 60) * MIN;
+            let start = self.fit(start, Dev::HomePc, d);
+            let budget = self.r(12, 25) * MIN;
+            self.honest_session(out, start, Dev::HomePc, d, budget);
+        }
         let p = (self.u.diligence * if weekend { 0.35 } else { 1.0 } * ramp).min(0.95);
         if !self.rng.random_bool(p) {
+            return;
+        }
+        if self.plan.cfg.lookalikes && self.rng.random_bool(0.06) {
+            self.long_lecture(out, d);
             return;
         }
         // (from, to) minutes after local midnight, and the device used then.
@@ -377,6 +552,41 @@ impl<'p> UserSim<'p> {
         self.last_device = ctx.device;
     }
 
+    /// An honest evening with one long course watched from start to end at 1× without touching
+    /// the player (lessons play on by themselves); the learner still answers the attention
+    /// checks. Night owls start later.
+    fn long_lecture(&mut self, out: &mut Chunk, d: u32) {
+        let Some(c) = self.fresh_course(|c| c.duration_s >= 40 * 60, None) else {
+            return;
+        };
+        let mid = self.local_midnight(d, self.tz());
+        let evening = if self.u.chrono == Chrono::NightOwl {
+            21 * 60
+        } else {
+            19 * 60
+        };
+        let start = mid + self.r(evening, evening + 60) * MIN;
+        let start = self.fit(start, Dev::HomePc, d);
+        let ctx = self.open_session(out, Dev::HomePc, d, start);
+        let mut t = start + self.r(2_000, 8_000) * MS;
+        self.emit(out, &ctx, Rec::new(EventType::CourseEnter, t).course(c));
+        t += self.r(1_000, 4_000) * MS;
+        for l in 0..self.course(c).lessons_ms.len() {
+            if self.progress[c].watched & (1 << l) == 0 {
+                let (t2, _) = self.play(out, &ctx, c, l, t, i64::MAX, Style::plain());
+                t = t2 + self.r(300, 1_500) * MS;
+            }
+        }
+        if self.credits_24h(t) + self.course(c).credits_x2() <= HONEST_CAP_X2 {
+            let (t2, passed) = self.quiz(out, &ctx, c, t, None);
+            t = t2;
+            if passed {
+                t = self.complete(out, c, t);
+            }
+        }
+        self.leave_and_log_out(out, &ctx, c, t);
+    }
+
     fn honest_classroom(&mut self, out: &mut Chunk, d: u32, c: usize) {
         let tz = self.tz();
         let start = self.local_midnight(d, tz) + self.r(18, 28) * 30 * MIN + self.r(-300, 60) * SEC;
@@ -511,6 +721,7 @@ impl<'p> UserSim<'p> {
                 .dur(dur)
                 .rate(rep),
         );
+        self.clicked = true;
         let lesson_start = t;
         let (mut seg_t, mut seg_p) = (t, pos);
         let mut hidden_until: Option<i64> = None;
@@ -519,7 +730,7 @@ impl<'p> UserSim<'p> {
         let pos_at =
             |seg_t: i64, seg_p: i64, adv: i64, at: i64| seg_p + (at - seg_t) / MS * adv / 1000;
         loop {
-            let next = t + self.hb();
+            let next = self.next_beat(t);
             let end_t = seg_t + (((dur - seg_p) * 1000 + adv - 1) / adv) * MS;
             if let Some(h) = style.hide_after {
                 let at = lesson_start + h;
@@ -633,17 +844,22 @@ impl<'p> UserSim<'p> {
             t = next;
             pos = pos_at(seg_t, seg_p, adv, t);
             let visible = self.page_visible && hidden_until.is_none();
-            self.emit(
-                out,
-                ctx,
-                Rec::new(EventType::Heartbeat, t)
-                    .lesson(c, l)
-                    .pos(pos)
-                    .playing(true)
-                    .visible(visible)
-                    .muted(self.muted)
-                    .rate(rep),
-            );
+            let mut beat = Rec::new(EventType::Heartbeat, t)
+                .lesson(c, l)
+                .pos(pos)
+                .playing(true)
+                .visible(visible)
+                .muted(self.muted)
+                .rate(rep);
+            if self.plan.cfg.client_signals {
+                beat = beat.inputs(self.input_count());
+            }
+            self.emit(out, ctx, beat);
+            if self.plan.cfg.client_signals && visible && self.rng.random_bool(1.0 / 32.0) {
+                if let Some(resume) = self.attention_check(out, ctx, c, l, t, pos, rep) {
+                    (seg_t, seg_p, t) = (resume, pos, resume);
+                }
+            }
             if !style.honest || hidden_until.is_some() {
                 continue;
             }
@@ -885,7 +1101,356 @@ impl<'p> UserSim<'p> {
             Pattern::CreditBurst => self.ep_burst(out, d, s),
             Pattern::QuizTooFast => self.ep_quiz(out, d, s),
             Pattern::SharedDevice => self.ep_shared_device(out, d, s),
+            Pattern::ScriptedPlayback => self.ep_scripted(out, d, s, false),
+            Pattern::TimerCadence => self.ep_scripted(out, d, s, true),
+            Pattern::MissedChecks => self.ep_checks(out, d, s, Pattern::MissedChecks),
+            Pattern::MachineResponses => self.ep_checks(out, d, s, Pattern::MachineResponses),
+            Pattern::NoInput => self.ep_no_input(out, d, s),
+            Pattern::ProxyLearning => self.ep_proxy(out, d, s),
         }
+    }
+
+    /// A browser extension deals with the platform's attention checks during an evening of
+    /// courses, while the learner is elsewhere: `MissedChecks` suppresses them (the video plays
+    /// on), `MachineResponses` answers them (blatant: in 0.25–0.6 s; subtle: after 2 s ± 30 ms).
+    /// Courses are played, plainly, until enough checks were dealt with (6 missed or answered
+    /// fast; subtle: 3 missed or 10 answered regularly), one course at least.
+    fn ep_checks(&mut self, out: &mut Chunk, d: u32, s: Strength, p: Pattern) {
+        if !self.plan.cfg.client_signals {
+            return;
+        }
+        let Some(first) = self.fresh_course(|_| true, None) else {
+            return;
+        };
+        self.checks = match (p, s) {
+            (Pattern::MissedChecks, _) => Checks::Ignore,
+            (_, Strength::Blatant) => Checks::AnswerFast,
+            (_, Strength::Subtle) => Checks::AnswerRegular,
+        };
+        self.check_counts = (0, 0);
+        // A margin over the rules' 2 missed, 4 fast or 10 regular answers a day: a check shown
+        // just before a lesson or course ends is not followed by play within a minute.
+        let needed = match (p, s) {
+            (Pattern::MissedChecks, Strength::Subtle) => 3,
+            (Pattern::MachineResponses, Strength::Subtle) => 10,
+            _ => 6,
+        };
+        let dealt = |sim: &Self| match p {
+            Pattern::MissedChecks => sim.check_counts.0,
+            _ => sim.check_counts.1,
+        };
+        let (ctx, _, mut t) = self.evening_session_in(out, d, first);
+        let from = t;
+        let (mut course, mut courses) = (first, vec![first]);
+        loop {
+            t = self.finish_course(out, &ctx, course, t, None);
+            if dealt(self) >= needed {
+                break;
+            }
+            let Some(next) = self.fresh_course(|_| true, None) else {
+                break;
+            };
+            self.emit(
+                out,
+                &ctx,
+                Rec::new(EventType::CourseLeave, t + SEC).course(course),
+            );
+            self.emit(
+                out,
+                &ctx,
+                Rec::new(EventType::CourseEnter, t + 2 * SEC).course(next),
+            );
+            t += 3 * SEC;
+            (course, courses) = (next, [courses, vec![next]].concat());
+        }
+        self.checks = Checks::Person;
+        self.leave_and_log_out(out, &ctx, course, t);
+        let count = dealt(self);
+        let enough = match (p, s) {
+            (Pattern::MissedChecks, _) => 3,
+            (_, Strength::Blatant) => 4,
+            (_, Strength::Subtle) => 10,
+        };
+        if count >= enough {
+            let detail = match p {
+                Pattern::MissedChecks => {
+                    format!("{count} attention checks suppressed while playing")
+                }
+                _ => format!("{count} attention checks answered by a script"),
+            };
+            self.label(p, s, None, from, t, &courses, detail);
+        }
+    }
+
+    /// A colleague does the learner's courses on the colleague's own laptop at the colleague's
+    /// home, late in the evening after the colleague's own study (blatant: two courses; subtle:
+    /// one course of 15 minutes or more). The learner never uses that laptop otherwise.
+    fn ep_proxy(&mut self, out: &mut Chunk, d: u32, s: Strength) {
+        let Some(helper) = self.u.proxy_helper else {
+            return;
+        };
+        let helper = &self.plan.users[helper as usize];
+        let Some(first) = self.fresh_course(|c| c.duration_s >= 15 * 60 && Self::short(c), None)
+        else {
+            return;
+        };
+        let city = &CITIES[helper.city];
+        let mid = self.local_midnight(d, city.tz_min);
+        let mut t =
+            (mid + self.r(22 * 60 + 30, 23 * 60) * MIN).max(self.busy_until + DEVICE_SWITCH_GAP);
+        self.sess_no += 1;
+        let ctx = Ctx {
+            sess: self.sess_no,
+            device: mix(
+                self.plan.cfg.seed,
+                Stream::Device,
+                u64::from(helper.idx) << 8 | 1,
+            ),
+            ip: home_ip(helper.idx, false),
+            geo: Some((city.lat_e4, city.lon_e4)),
+            platform: helper.pc_platform,
+            tz_min: city.tz_min,
+            skew_us: 0,
+            latency_us: self.r(60, 600) * MS,
+        };
+        self.emit(out, &ctx, Rec::new(EventType::Login, t));
+        let from = t;
+        let count = if s == Strength::Blatant { 2 } else { 1 };
+        let mut courses = Vec::new();
+        let mut course = first;
+        loop {
+            t += self.r(2_000, 6_000) * MS;
+            self.emit(
+                out,
+                &ctx,
+                Rec::new(EventType::CourseEnter, t).course(course),
+            );
+            t = self.finish_course(out, &ctx, course, t + 2 * SEC, None);
+            courses.push(course);
+            if courses.len() >= count {
+                break;
+            }
+            let Some(next) = self.fresh_course(|c| Self::short(c), None) else {
+                break;
+            };
+            self.emit(
+                out,
+                &ctx,
+                Rec::new(EventType::CourseLeave, t + SEC).course(course),
+            );
+            course = next;
+        }
+        self.leave_and_log_out(out, &ctx, course, t);
+        let detail = format!(
+            "{} course(s) done on colleague {}'s laptop at the colleague's home",
+            courses.len(),
+            helper.user_id
+        );
+        self.label(Pattern::ProxyLearning, s, None, from, t, &courses, detail);
+    }
+
+    /// A player extension plays two courses or more for 1⅔–2¾ h, answering the attention checks
+    /// through the page at a person's pace, and never touches keyboard, mouse or screen.
+    fn ep_no_input(&mut self, out: &mut Chunk, d: u32, s: Strength) {
+        if !self.plan.cfg.client_signals {
+            return;
+        }
+        let Some(first) = self.fresh_course(|_| true, None) else {
+            return;
+        };
+        let target = match s {
+            Strength::Blatant => self.r(140, 165) * MIN,
+            Strength::Subtle => self.r(100, 110) * MIN,
+        };
+        let (ctx, _, mut t) = self.evening_session_in(out, d, first);
+        let from = t;
+        (self.no_input, self.beat, self.checks) = (
+            true,
+            Some(Beat::Page { period: 15 * SEC }),
+            Checks::AnswerPaced,
+        );
+        let (mut course, mut courses) = (first, vec![first]);
+        let mut ended = t;
+        loop {
+            for l in 0..self.course(course).lessons_ms.len() {
+                if self.progress[course].watched & (1 << l) == 0 {
+                    let (t2, _) = self.play(out, &ctx, course, l, t, i64::MAX, Style::plain());
+                    ended = t2;
+                    t = t2 + self.r(300, 1_500) * MS;
+                }
+            }
+            t = self.complete(out, course, t);
+            if ended - from >= target && courses.len() >= 2 {
+                break;
+            }
+            // Stay under 2⅚ h, clear of `unbroken_play`'s 3 h.
+            let room = 170 * MIN - (ended - from);
+            let fits = |c: &Course| i64::from(c.duration_s) * SEC <= room;
+            let Some(next) = self.fresh_course(fits, None) else {
+                break;
+            };
+            if !fits(self.course(next)) {
+                self.progress[next].started = false;
+                break;
+            }
+            self.emit(
+                out,
+                &ctx,
+                Rec::new(EventType::CourseLeave, t + SEC).course(course),
+            );
+            self.emit(
+                out,
+                &ctx,
+                Rec::new(EventType::CourseEnter, t + 2 * SEC).course(next),
+            );
+            t += 3 * SEC;
+            (course, courses) = (next, [courses, vec![next]].concat());
+        }
+        (self.no_input, self.beat, self.checks) = (false, None, Checks::Person);
+        self.leave_and_log_out(out, &ctx, course, t);
+        if ended - from >= 91 * MIN && courses.len() >= 2 {
+            let detail = format!(
+                "{} courses over {:.0} min without any input",
+                courses.len(),
+                (ended - from) as f64 / MIN as f64
+            );
+            self.label(Pattern::NoInput, s, None, from, t, &courses, detail);
+        }
+    }
+
+    /// The heartbeats a script's timer (see [`Beat::Timer`]) sends in `from..to`, while no
+    /// lesson plays: for lesson `l` of `course`, about to start.
+    fn timer_beats_between(
+        &mut self,
+        out: &mut Chunk,
+        ctx: &Ctx,
+        course: usize,
+        l: usize,
+        from: i64,
+        to: i64,
+    ) {
+        let Some(Beat::Timer { anchor, period }) = self.beat else {
+            return;
+        };
+        let mut at = anchor + (from - anchor + period - 1).div_euclid(period) * period;
+        while at <= to {
+            let pos = self.progress[course].pos_ms;
+            self.emit(
+                out,
+                ctx,
+                Rec::new(EventType::Heartbeat, at)
+                    .lesson(course, l)
+                    .pos(pos)
+                    .playing(true)
+                    .visible(true),
+            );
+            at += period;
+        }
+    }
+
+    /// A helper script plays course after course at 1× from the evening into the night: no
+    /// pause, seek, rate change or tab switch, the next course entered seconds after the last
+    /// one completes. Blatant: 4.5–6 h; subtle: just over 3 h and three courses or more. With
+    /// `timer`, the script's own timer sends a heartbeat exactly every 15 s (`timer_cadence`);
+    /// without, the page in a real browser does, with jitter.
+    fn ep_scripted(&mut self, out: &mut Chunk, d: u32, s: Strength, timer: bool) {
+        let Some(first) = self.fresh_course(|c| !Self::short(c), None) else {
+            return;
+        };
+        let target = match s {
+            Strength::Blatant => self.r(270, 360) * MIN,
+            Strength::Subtle => self.r(195, 215) * MIN,
+        };
+        let (ctx, _, mut t) = self.evening_session_in(out, d, first);
+        let from = t;
+        (self.checks, self.no_input, self.check_counts) = (Checks::Ignore, true, (0, 0));
+        self.beat = Some(if timer {
+            Beat::Timer {
+                anchor: t,
+                period: 15 * SEC,
+            }
+        } else {
+            Beat::Page { period: 15 * SEC }
+        });
+        let (mut course, mut courses) = (first, vec![first]);
+        // When the last lesson ended: a script's timer keeps firing between lessons.
+        let mut ended = t;
+        loop {
+            for l in 0..self.course(course).lessons_ms.len() {
+                if self.progress[course].watched & (1 << l) == 0 {
+                    self.timer_beats_between(out, &ctx, course, l, ended, t);
+                    let (t2, _) = self.play(out, &ctx, course, l, t, i64::MAX, Style::plain());
+                    ended = t2;
+                    t = t2 + self.r(300, 1_500) * MS;
+                }
+            }
+            t = self.complete(out, course, t);
+            if t - from >= target && courses.len() >= 3 {
+                break;
+            }
+            let Some(next) = self.fresh_course(|_| true, None) else {
+                break;
+            };
+            self.emit(
+                out,
+                &ctx,
+                Rec::new(EventType::CourseLeave, t + SEC).course(course),
+            );
+            self.emit(
+                out,
+                &ctx,
+                Rec::new(EventType::CourseEnter, t + 2 * SEC).course(next),
+            );
+            t += 3 * SEC;
+            (course, courses) = (next, [courses, vec![next]].concat());
+        }
+        self.beat = None;
+        (self.checks, self.no_input) = (Checks::Person, false);
+        self.leave_and_log_out(out, &ctx, course, t);
+        if self.plan.cfg.client_signals {
+            // The platform asked its questions and counted input all night: nobody was there.
+            self.label(
+                Pattern::NoInput,
+                s,
+                None,
+                from,
+                t,
+                &courses,
+                "no keyboard, mouse or touch input all night".to_string(),
+            );
+            if self.check_counts.0 >= 2 {
+                let detail = format!(
+                    "{} attention checks missed while playing",
+                    self.check_counts.0
+                );
+                self.label(Pattern::MissedChecks, s, None, from, t, &courses, detail);
+            }
+        }
+        let detail = format!(
+            "{} courses played back to back for {:.0} min without a pause, seek or tab switch",
+            courses.len(),
+            (t - from) as f64 / MIN as f64
+        );
+        if timer {
+            self.label(
+                Pattern::TimerCadence,
+                s,
+                None,
+                from,
+                t,
+                &courses,
+                "heartbeats exactly every 15 s from the script's timer".to_string(),
+            );
+        }
+        self.label(
+            Pattern::ScriptedPlayback,
+            s,
+            None,
+            from,
+            t,
+            &courses,
+            detail,
+        );
     }
 
     fn ep_background(&mut self, out: &mut Chunk, d: u32, s: Strength) {

@@ -43,13 +43,14 @@ fn events_by_user(bytes: &[u8]) -> BTreeMap<String, Vec<Event<'static>>> {
 
 fn population() -> Config {
     Config {
-        users: 400,
+        users: 520,
         days: 10,
         seed: 11,
         fault_rate: 0.01,
         ..Config::default()
     }
     .with_share_each(0.03)
+    .with_client_fakes(0.03)
 }
 
 #[test]
@@ -179,6 +180,136 @@ struct Measures {
     max_credits_day: f64,
     /// Fastest travel between consecutive located events more than 50 km apart (km/h).
     max_kmh: f64,
+    /// Longest stretch of unbroken visible play over ≥ 3 courses (s), as `automation` cuts them.
+    unbroken_s: f64,
+    /// A stretch of ≥ 240 heartbeat intervals over ≥ 2 courses varying by ≤ 2 ms.
+    timer: bool,
+    /// A stretch of ≥ 1.5 h over ≥ 2 courses whose heartbeats (≥ 90 %) report 0 inputs.
+    no_input: bool,
+    /// A session with ≥ 2 attention checks missed while the next heartbeat plays, ≥ half of them.
+    missed_checks: bool,
+    /// A session with ≥ 4 answered checks whose median is < 1 s, or ≥ 10 whose spread (CV) is
+    /// < 0.05.
+    machine_responses: bool,
+}
+
+/// `missed_checks` and `machine_responses` of [`Measures`].
+fn attention(evs: &[Event<'static>]) -> (bool, bool) {
+    let mut sorted: Vec<&Event<'static>> = evs.iter().collect();
+    sorted.sort_by_key(|e| (e.ts_us, e.event_id.to_string()));
+    sorted.dedup_by(|a, b| a.event_id == b.event_id);
+    // Per session: (checks, missed while playing, response times).
+    let mut days: BTreeMap<Option<String>, (u32, u32, Vec<f64>)> = BTreeMap::new();
+    for (i, e) in sorted.iter().enumerate() {
+        if e.event_type != EventType::AttentionCheck {
+            continue;
+        }
+        let day = days
+            .entry(e.session_id.as_deref().map(str::to_string))
+            .or_default();
+        day.0 += 1;
+        if e.answered == Some(true) {
+            day.2.extend(e.response_s);
+            continue;
+        }
+        let next_beat = sorted[i + 1..]
+            .iter()
+            .find(|n| n.event_type == EventType::Heartbeat && n.session_id == e.session_id);
+        if next_beat.is_some_and(|n| n.playing == Some(true) && n.ts_us - e.ts_us <= 60_000_000) {
+            day.1 += 1;
+        }
+    }
+    let missed = days
+        .values()
+        .any(|(n, missed, _)| *missed >= 2 && f64::from(*missed) >= 0.5 * f64::from(*n));
+    let machine = days.values().any(|(_, _, times)| {
+        if times.len() < 4 {
+            return false;
+        }
+        let mut sorted_times = times.clone();
+        sorted_times.sort_by(f64::total_cmp);
+        let k = sorted_times.len();
+        let median = if k % 2 == 1 {
+            sorted_times[k / 2]
+        } else {
+            (sorted_times[k / 2 - 1] + sorted_times[k / 2]) / 2.0
+        };
+        let mean = times.iter().sum::<f64>() / k as f64;
+        let var = times.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (k as f64 - 1.0);
+        median < 1.0 || (k >= 10 && var.sqrt() / mean < 0.05)
+    });
+    (missed, machine)
+}
+
+/// `unbroken_s` and `timer` of [`Measures`]: stretches end at a pause, seek, rate change,
+/// visibility change, login, logout, a heartbeat that does not play visibly, another session, or
+/// a gap over 60 s.
+fn stretches(evs: &[Event<'static>]) -> (f64, bool, bool) {
+    let mut sorted: Vec<&Event<'static>> = evs.iter().collect();
+    sorted.sort_by_key(|e| (e.ts_us, e.event_id.to_string()));
+    // Producers deliver twice: one copy of each event.
+    sorted.dedup_by(|a, b| a.event_id == b.event_id);
+    let (mut best, mut timer, mut no_input) = (0.0f64, false, false);
+    let mut run: Vec<&Event<'static>> = Vec::new();
+    let mut judge = |run: &[&Event<'static>]| {
+        if run.len() < 2 {
+            return;
+        }
+        let courses: BTreeSet<&str> = run.iter().filter_map(|e| e.course_id.as_deref()).collect();
+        let span = (run[run.len() - 1].ts_us - run[0].ts_us) as f64 / SEC;
+        if courses.len() >= 3 {
+            best = best.max(span);
+        }
+        let gaps: Vec<f64> = run
+            .windows(2)
+            .map(|w| (w[1].ts_us - w[0].ts_us) as f64 / SEC)
+            .collect();
+        let mean = gaps.iter().sum::<f64>() / gaps.len() as f64;
+        let var = gaps.iter().map(|g| (g - mean).powi(2)).sum::<f64>()
+            / (gaps.len() as f64 - 1.0).max(1.0);
+        if gaps.len() >= 240 && courses.len() >= 2 && var.sqrt() <= 0.002 {
+            timer = true;
+        }
+        let reported: Vec<i64> = run.iter().filter_map(|e| e.input_events).collect();
+        if span >= 5_400.0
+            && courses.len() >= 2
+            && !reported.is_empty()
+            && reported.len() as f64 >= 0.9 * run.len() as f64
+            && reported.iter().all(|&n| n == 0)
+        {
+            no_input = true;
+        }
+    };
+    for e in sorted {
+        let breaks = matches!(
+            e.event_type,
+            EventType::VideoPause
+                | EventType::VideoSeek
+                | EventType::VideoRate
+                | EventType::Visibility
+                | EventType::Login
+                | EventType::Logout
+        );
+        let plays = e.event_type == EventType::Heartbeat
+            && e.playing == Some(true)
+            && e.visible == Some(true);
+        if !breaks && !plays {
+            continue;
+        }
+        let continues = plays
+            && run.last().is_some_and(|p| {
+                p.session_id == e.session_id && e.ts_us - p.ts_us <= 60 * 1_000_000
+            });
+        if !continues {
+            judge(&run);
+            run.clear();
+        }
+        if plays {
+            run.push(e);
+        }
+    }
+    judge(&run);
+    (best, timer, no_input)
 }
 
 fn km(a: (f64, f64), b: (f64, f64)) -> f64 {
@@ -380,6 +511,8 @@ fn measure(evs: &[Event<'static>], catalog: &Catalog) -> Measures {
             m.max_kmh = m.max_kmh.max(if h > 0.0 { d / h } else { f64::INFINITY });
         }
     }
+    (m.unbroken_s, m.timer, m.no_input) = stretches(evs);
+    (m.missed_checks, m.machine_responses) = attention(evs);
     m
 }
 
@@ -402,8 +535,91 @@ fn accounts_per_device_day(
     map
 }
 
+/// The learners `proxy_learning.borrowed_device` would flag (with its defaults, over the whole
+/// period): ≥ 600 s of play in a day on a device that another account used on ≥ 3 days and the
+/// learner on that day only, not on the learner's own household address, not a known shared
+/// device.
+fn borrowed_users(
+    by_user: &BTreeMap<String, Vec<Event<'static>>>,
+    shared: &BTreeSet<String>,
+) -> BTreeSet<String> {
+    const DAY: i64 = 86_400_000_000;
+    let uses = |e: &Event<'_>| {
+        matches!(
+            e.event_type,
+            EventType::Login
+                | EventType::Heartbeat
+                | EventType::VideoPlay
+                | EventType::CourseEnter
+                | EventType::QuizSubmit
+        )
+    };
+    // device → user → days; user → (device, address) pairs; address → users.
+    let mut days: BTreeMap<&str, BTreeMap<&str, BTreeSet<i64>>> = BTreeMap::new();
+    let mut addresses: BTreeMap<&str, BTreeSet<(&str, &str)>> = BTreeMap::new();
+    let mut address_users: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    for (user, evs) in by_user {
+        for e in evs.iter().filter(|e| uses(e)) {
+            let Some(device) = e.device_id.as_deref() else {
+                continue;
+            };
+            if shared.contains(device) {
+                continue;
+            }
+            days.entry(device)
+                .or_default()
+                .entry(user)
+                .or_default()
+                .insert(e.ts_us.div_euclid(DAY));
+            if let Some(ip) = e.ip.as_deref() {
+                addresses.entry(user).or_default().insert((device, ip));
+                address_users.entry(ip).or_default().insert(user);
+            }
+        }
+    }
+    let mut out = BTreeSet::new();
+    for (user, evs) in by_user {
+        // Play seconds per (device, day, address), heartbeat intervals capped at 60 s.
+        let mut play: BTreeMap<(&str, i64, &str), f64> = BTreeMap::new();
+        for pair in evs.windows(2) {
+            let (a, b) = (&pair[0], &pair[1]);
+            if a.event_type == EventType::Heartbeat
+                && a.playing == Some(true)
+                && a.session_id == b.session_id
+                && a.device_id == b.device_id
+            {
+                if let (Some(device), Some(ip)) = (a.device_id.as_deref(), a.ip.as_deref()) {
+                    let gap = ((b.ts_us - a.ts_us) as f64 / SEC).min(60.0);
+                    *play
+                        .entry((device, a.ts_us.div_euclid(DAY), ip))
+                        .or_default() += gap;
+                }
+            }
+        }
+        for ((device, _, ip), seconds) in play {
+            let Some(on_device) = days.get(device) else {
+                continue;
+            };
+            let (owner, owner_days) = on_device
+                .iter()
+                .map(|(u, d)| (*u, d.len()))
+                .max_by_key(|(u, n)| (*n, std::cmp::Reverse(*u)))
+                .unwrap();
+            let own_days = on_device.get(user.as_str()).map_or(0, BTreeSet::len);
+            let at_home = addresses
+                .get(user.as_str())
+                .is_some_and(|pairs| pairs.iter().any(|(d, a)| *a == ip && *d != device))
+                && address_users.get(ip).is_some_and(|u| u.len() <= 3);
+            if seconds >= 600.0 && owner != user && owner_days >= 3 && own_days <= 1 && !at_home {
+                out.insert(user.clone());
+            }
+        }
+    }
+    out
+}
+
 /// Which rules a learner's measurements cross, by the DESIGN defaults.
-fn crossed(m: &Measures, shared: bool) -> BTreeSet<Pattern> {
+fn crossed(m: &Measures, shared: bool, borrowed: bool) -> BTreeSet<Pattern> {
     let mut s = BTreeSet::new();
     let mut add = |p, yes| {
         if yes {
@@ -420,6 +636,12 @@ fn crossed(m: &Measures, shared: bool) -> BTreeSet<Pattern> {
     add(Pattern::CreditBurst, m.max_credits_day >= 10.0);
     add(Pattern::QuizTooFast, m.fast_quiz);
     add(Pattern::SharedDevice, shared);
+    add(Pattern::ScriptedPlayback, m.unbroken_s >= 10_800.0);
+    add(Pattern::TimerCadence, m.timer);
+    add(Pattern::NoInput, m.no_input);
+    add(Pattern::MissedChecks, m.missed_checks);
+    add(Pattern::MachineResponses, m.machine_responses);
+    add(Pattern::ProxyLearning, borrowed);
     s
 }
 
@@ -429,6 +651,12 @@ fn every_pattern_is_present_labelled_and_crosses_its_threshold_and_honest_learne
     let (bytes, labels, catalog) = generate(cfg);
     let by_user = events_by_user(&bytes);
     let devices = accounts_per_device_day(&by_user);
+    let known_shared: BTreeSet<String> = Generator::new(population())
+        .unwrap()
+        .shared_devices()
+        .into_iter()
+        .collect();
+    let borrowed = borrowed_users(&by_user, &known_shared);
     let mut shared_users = BTreeSet::new();
     for users in devices.values().filter(|u| u.len() >= 3) {
         shared_users.extend(users.iter().cloned());
@@ -447,7 +675,11 @@ fn every_pattern_is_present_labelled_and_crosses_its_threshold_and_honest_learne
             .map(Vec::as_slice)
             .unwrap_or(&[]);
         let m = measure(evs, &catalog);
-        let got = crossed(&m, shared_users.contains(&learner.user_id));
+        let got = crossed(
+            &m,
+            shared_users.contains(&learner.user_id),
+            borrowed.contains(&learner.user_id),
+        );
         if learner.honest {
             honest += 1;
             assert!(
@@ -507,10 +739,23 @@ fn every_pattern_is_present_labelled_and_crosses_its_threshold_and_honest_learne
         }
     }
     // Only parallel playback may also look like switching (two players interleave their course
-    // ids); every other pattern is planted so that it crosses its own rule alone.
+    // ids), and an evening of scripted playback or of a browser extension handling the
+    // attention checks can claim ≥ 10 credits in a day (which the watching behind it supports,
+    // so `credit_burst` rightly leaves it alone); every other pattern is
+    // planted so that it crosses its own rule alone.
     let unexpected: Vec<&String> = cross_triggers
         .iter()
         .filter(|c| !c.contains("{ParallelPlayback} also crosses RapidSwitching"))
+        .filter(|c| {
+            let watched_evening = [
+                "ScriptedPlayback",
+                "NoInput",
+                "MissedChecks",
+                "MachineResponses",
+            ];
+            !(watched_evening.iter().any(|p| c.contains(p))
+                && c.ends_with("also crosses CreditBurst"))
+        })
         .collect();
     assert!(unexpected.is_empty(), "{unexpected:#?}");
 }

@@ -53,19 +53,25 @@ pub struct GenerateArgs {
     /// Random seed: the same arguments give byte-identical files.
     #[arg(long, env = "CREDITGUARD_GENERATE_SEED", default_value_t = 7)]
     pub seed: u64,
-    /// Share of learners carrying each cheating pattern (one pattern per cheater).
+    /// Share of learners carrying each of the ten classic cheating patterns (one pattern per
+    /// cheater); the patterns that fake the client are set with --pattern-share.
     #[arg(long, env = "CREDITGUARD_GENERATE_CHEAT_SHARE", default_value_t = 0.02)]
     pub cheat_share: f64,
     /// Per-pattern share overriding --cheat-share, as `pattern=share` (e.g. `speed=0.05`;
     /// patterns: background_playback, speed, low_coverage, concurrent_sessions,
     /// impossible_travel, rapid_switching, parallel_playback, credit_burst, quiz_too_fast,
-    /// shared_device). Repeat the flag or separate with commas.
+    /// shared_device, and those that fake the client: scripted_playback, timer_cadence,
+    /// missed_checks, machine_responses, no_input). Repeat the flag or separate with commas.
     #[arg(
         long = "pattern-share",
         env = "CREDITGUARD_GENERATE_PATTERN_SHARE",
         value_delimiter = ','
     )]
     pub pattern_share: Vec<String>,
+    /// The platform shows attention checks and counts input on heartbeats (needed by the
+    /// patterns missed_checks, machine_responses and no_input, which plant nothing without it).
+    #[arg(long, env = "CREDITGUARD_GENERATE_CLIENT_SIGNALS")]
+    pub client_signals: bool,
     /// How hard cheaters cheat: blatant, subtle or mixed (half each).
     #[arg(long, env = "CREDITGUARD_GENERATE_STRENGTH", default_value = "mixed")]
     pub strength: String,
@@ -194,6 +200,7 @@ impl GenerateArgs {
             seed: self.seed,
             strength,
             fault_rate: self.fault_rate,
+            client_signals: self.client_signals,
             ..Config::default()
         }
         .with_share_each(self.cheat_share);
@@ -202,7 +209,7 @@ impl GenerateArgs {
                 Some((Pattern::parse(p.trim())?, s.trim().parse::<f64>().ok()?))
             });
             match parsed {
-                Some((p, share)) => cfg.shares[p as usize] = share,
+                Some((p, share)) => cfg.set_share(p, share),
                 None => problems.push(format!(
                     "--pattern-share `{item}`: expected pattern=share, e.g. speed=0.05"
                 )),

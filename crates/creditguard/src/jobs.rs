@@ -142,7 +142,7 @@ impl PeriodArgs {
 #[derive(Debug, clap::Args)]
 pub struct JobArgs {
     /// The job: watch_time, multi_login, course_switching, credit_burst, quiz_speed,
-    /// shared_device, or `all`.
+    /// shared_device, automation, proxy_learning, or `all`.
     pub name: String,
     #[command(flatten)]
     pub period: PeriodArgs,

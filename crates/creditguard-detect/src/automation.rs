@@ -1,0 +1,676 @@
+//! `automation`: signs that a script, not a person, drives the player. Browser helper scripts
+//! keep the page "visible" and the sound on, never pause and play course after course, so what
+//! the client says about itself is not evidence; these rules use what the server sees.
+//!
+//! Measurements (`features/automation`, column `measure`):
+//! - `stretch` rows: one per stretch of unbroken play (see [`AutomationConfig`]): `start`,
+//!   `end`, `play_s`, `heartbeats`, `courses`, `lessons`, the heartbeat intervals' count, mean
+//!   and standard deviation, how many heartbeats reported `input_events` and their sum, and
+//!   `other_hours_share`: the share of the learner's other heartbeats of the batch that fall in
+//!   the hours of day (UTC) the stretch covers (the learner's own history; null without one).
+//! - `checks` rows: one per session with attention checks: checks shown, missed, missed
+//!   while the video kept playing, answered with a response time, and those times' median, mean,
+//!   standard deviation and coefficient of variation.
+//!
+//! Rules:
+//! - `unbroken_play`: a stretch of at least `unbroken_min_play_s` over `unbroken_min_courses`
+//!   courses. A long lecture is one course; people who catch up pause between courses.
+//! - `timer_cadence`: a stretch of at least `cadence_min_intervals` heartbeat intervals over
+//!   `cadence_min_courses` courses whose intervals vary by at most `cadence_max_std_s`: a timer
+//!   replaying requests, not a browser whose heartbeat timer restarts with each page.
+//! - `no_input`: a stretch of at least `no_input_min_play_s` over `no_input_min_courses` courses
+//!   in which the platform reported input counts and every one was 0.
+//! - `missed_checks`: `missed_min_checks` attention checks missed in a session while the video kept
+//!   playing, at least `missed_min_share` of the day's checks.
+//! - `machine_responses`: in a session, at least `responses_min_checks` answered checks whose median
+//!   response time is under `min_human_response_s`, or at least `regular_min_checks` whose
+//!   coefficient of variation is under `max_response_cv`.
+//!
+//! The hour of day is a weak signal: a stretch in hours the learner is otherwise never active
+//! in (share under `unusual_hours_share`) adds `unusual_hours_severity` to an `unbroken_play` or
+//! `no_input` flag, and never raises a flag by itself (night learners are honest people).
+
+use polars::prelude::*;
+use serde_json::json;
+
+use crate::config::AutomationConfig;
+use crate::events::{day_of, same_as_prev, secs, sort_opts, type_in};
+use crate::flags::{dur, dur_zh, hhmm, r3, ramp, sort, Draft, Rows};
+use crate::{JobOutput, Result};
+
+/// Events that end a stretch of unbroken play: a person touching the player or the page.
+pub const BREAKS: [&str; 6] = [
+    "video_pause",
+    "video_seek",
+    "video_rate",
+    "visibility",
+    "login",
+    "logout",
+];
+
+const HOUR_US: i64 = 3_600_000_000;
+
+/// The `automation` job over the events.
+pub fn detect(events: LazyFrame, cfg: &AutomationConfig) -> Result<JobOutput> {
+    let stretches = stretches(events.clone(), cfg)?.collect()?;
+    let checks = check_days(events, cfg)?.collect()?;
+    let mut flags = stretch_flags(&stretches, cfg)?;
+    flags.extend(check_flags(&checks, cfg)?);
+    sort(&mut flags);
+    let features = concat(
+        [
+            feature_rows(stretches.lazy(), "stretch"),
+            feature_rows(checks.lazy(), "checks"),
+        ],
+        UnionArgs::default(),
+    )?
+    .sort(["day", "user_id", "start"], sort_opts())
+    .collect()?;
+    Ok(JobOutput { features, flags })
+}
+
+/// Every column of `features/automation`, with its type: each kind of row fills its own.
+fn feature_columns() -> Vec<(&'static str, DataType)> {
+    use DataType::{Float64, Int64, String};
+    vec![
+        ("measure", String),
+        ("user_id", String),
+        ("org_unit", String),
+        ("day", Int64),
+        ("start", Int64),
+        ("end", Int64),
+        ("session_id", String),
+        ("play_s", Float64),
+        ("heartbeats", Int64),
+        ("courses", Int64),
+        ("lessons", Int64),
+        ("intervals", Int64),
+        ("interval_mean_s", Float64),
+        ("interval_std_s", Float64),
+        ("input_reported", Int64),
+        ("input_events", Int64),
+        ("other_hours_share", Float64),
+        ("checks", Int64),
+        ("missed", Int64),
+        ("missed_playing", Int64),
+        ("responses", Int64),
+        ("correct", Int64),
+        ("response_median_s", Float64),
+        ("response_mean_s", Float64),
+        ("response_std_s", Float64),
+        ("response_cv", Float64),
+    ]
+}
+
+/// `rows` in the columns of [`feature_columns`] (those it lacks as nulls), tagged `measure`.
+fn feature_rows(rows: LazyFrame, measure: &str) -> LazyFrame {
+    let have = rows.clone().collect_schema().ok();
+    let has = |name: &str| have.as_ref().is_some_and(|s| s.contains(name));
+    let exprs: Vec<Expr> = feature_columns()
+        .into_iter()
+        .map(|(name, dt)| match name {
+            "measure" => lit(measure).alias(name),
+            _ if has(name) => col(name).cast(dt),
+            _ => lit(NULL).cast(dt).alias(name),
+        })
+        .collect();
+    rows.select(exprs)
+}
+
+/// One row per stretch of unbroken play with at least two heartbeats (see the module docs).
+pub fn stretches(events: LazyFrame, cfg: &AutomationConfig) -> Result<LazyFrame> {
+    let mut types = BREAKS.to_vec();
+    types.push("heartbeat");
+    let gap_us = (cfg.max_gap_s * 1e6) as i64;
+    let plays = col("event_type")
+        .eq(lit("heartbeat"))
+        .and(col("playing").fill_null(lit(false)))
+        .and(col("visible").fill_null(lit(false)));
+    // A stretch starts at a playing heartbeat whose previous row is another learner or session,
+    // an interruption, or too long ago.
+    let starts = col("_play").and(
+        same_as_prev(&["user_id", "session_id"])
+            .not()
+            .or(col("_play").shift(lit(1)).fill_null(lit(false)).not())
+            .or((col("t") - col("t").shift(lit(1))).gt(lit(gap_us))),
+    );
+    let beats = events
+        .filter(type_in(&types))
+        .select([
+            col("user_id"),
+            col("org_unit"),
+            col("session_id"),
+            col("course_id"),
+            col("lesson_id"),
+            col("t"),
+            col("event_id"),
+            col("input_events"),
+            plays.alias("_play"),
+        ])
+        .sort(["user_id", "t", "event_id"], sort_opts())
+        .with_column(starts.alias("_start"))
+        .with_column(
+            col("_start")
+                .cast(DataType::Int64)
+                .cum_sum(false)
+                .alias("stretch"),
+        )
+        .filter(col("_play"))
+        // Rows of one stretch are adjacent once the interruptions are gone.
+        .with_column(
+            when(col("_start"))
+                .then(lit(NULL).cast(DataType::Float64))
+                .otherwise(secs(col("t") - col("t").shift(lit(1))))
+                .alias("_interval"),
+        )
+        .with_column((col("t") / lit(HOUR_US) % lit(24i64)).alias("_hour"))
+        .collect()?;
+    let per_stretch = beats
+        .clone()
+        .lazy()
+        .group_by([col("user_id"), col("stretch")])
+        .agg([
+            col("org_unit").first(),
+            col("session_id").first(),
+            col("t").min().alias("start"),
+            col("t").max().alias("end"),
+            len().cast(DataType::Int64).alias("heartbeats"),
+            col("course_id")
+                .n_unique()
+                .cast(DataType::Int64)
+                .alias("courses"),
+            col("lesson_id")
+                .n_unique()
+                .cast(DataType::Int64)
+                .alias("lessons"),
+            col("_interval")
+                .count()
+                .cast(DataType::Int64)
+                .alias("intervals"),
+            col("_interval").mean().alias("interval_mean_s"),
+            col("_interval").std(1).alias("interval_std_s"),
+            col("input_events")
+                .count()
+                .cast(DataType::Int64)
+                .alias("input_reported"),
+            col("input_events")
+                .sum()
+                .cast(DataType::Int64)
+                .alias("input_events"),
+        ])
+        .filter(col("heartbeats").gt(lit(1i64)))
+        .with_columns([
+            secs(col("end") - col("start")).alias("play_s"),
+            day_of(col("start")).alias("day"),
+        ])
+        .collect()?;
+    // The learner's history matters only to stretches long enough for a rule: measure it for
+    // the learners who have one.
+    let shortest = cfg.unbroken_min_play_s.min(cfg.no_input_min_play_s);
+    let long_users = per_stretch
+        .clone()
+        .lazy()
+        .filter(col("play_s").gt_eq(lit(shortest)))
+        .select([col("user_id")])
+        .unique(None, UniqueKeepStrategy::Any);
+    let their_beats = beats.lazy().join(
+        long_users,
+        [col("user_id")],
+        [col("user_id")],
+        JoinArgs::new(JoinType::Semi),
+    );
+    Ok(per_stretch.lazy().join(
+        other_hours(their_beats)?,
+        [col("user_id"), col("stretch")],
+        [col("user_id"), col("stretch")],
+        JoinArgs::new(JoinType::Left),
+    ))
+}
+
+/// Per stretch, `other_hours_share`: of the learner's heartbeats outside the stretch, the share
+/// in the hours of day the stretch covers (null when the learner has none outside it).
+fn other_hours(beats: LazyFrame) -> Result<LazyFrame> {
+    let user_hours = beats
+        .clone()
+        .group_by([col("user_id"), col("_hour")])
+        .agg([len().cast(DataType::Int64).alias("_user_n")]);
+    let stretch_hours = beats
+        .clone()
+        .group_by([col("user_id"), col("stretch"), col("_hour")])
+        .agg([len().cast(DataType::Int64).alias("_stretch_n")]);
+    let user_total = beats
+        .group_by([col("user_id")])
+        .agg([len().cast(DataType::Int64).alias("_user_total")]);
+    Ok(stretch_hours
+        .join(
+            user_hours,
+            [col("user_id"), col("_hour")],
+            [col("user_id"), col("_hour")],
+            JoinArgs::new(JoinType::Left),
+        )
+        .group_by([col("user_id"), col("stretch")])
+        .agg([
+            (col("_user_n") - col("_stretch_n"))
+                .sum()
+                .alias("_other_in_hours"),
+            col("_stretch_n").sum().alias("_stretch_total"),
+        ])
+        .join(
+            user_total,
+            [col("user_id")],
+            [col("user_id")],
+            JoinArgs::new(JoinType::Left),
+        )
+        .with_column(
+            (col("_user_total") - col("_stretch_total"))
+                .cast(DataType::Float64)
+                .alias("_other_total"),
+        )
+        .select([
+            col("user_id"),
+            col("stretch"),
+            when(col("_other_total").gt(lit(0.0)))
+                .then(col("_other_in_hours").cast(DataType::Float64) / col("_other_total"))
+                .otherwise(lit(NULL).cast(DataType::Float64))
+                .alias("other_hours_share"),
+        ]))
+}
+
+/// One row per session with attention checks (see the module docs).
+pub fn check_days(events: LazyFrame, cfg: &AutomationConfig) -> Result<LazyFrame> {
+    let gap_us = (cfg.max_gap_s * 1e6) as i64;
+    let is_beat = col("event_type").eq(lit("heartbeat"));
+    let by_session = [col("user_id"), col("session_id")];
+    let next_beat = |value: Expr| -> PolarsResult<Expr> {
+        when(is_beat.clone())
+            .then(value)
+            .otherwise(lit(NULL))
+            .fill_null_with_strategy(FillNullStrategy::Backward(None))
+            .over(by_session.clone())
+    };
+    let answered = col("answered").fill_null(lit(false));
+    let with_time = answered.clone().and(col("response_s").is_not_null());
+    // Only the sessions that showed a check: most platforms send none, and then this is free.
+    let checked_sessions = events
+        .clone()
+        .filter(col("event_type").eq(lit("attention_check")))
+        .select([col("user_id"), col("session_id")])
+        .unique(None, UniqueKeepStrategy::Any);
+    Ok(events
+        .filter(type_in(&["heartbeat", "attention_check"]))
+        .join(
+            checked_sessions,
+            [col("user_id"), col("session_id")],
+            [col("user_id"), col("session_id")],
+            JoinArgs::new(JoinType::Semi),
+        )
+        .select([
+            col("user_id"),
+            col("org_unit"),
+            col("session_id"),
+            col("t"),
+            col("event_id"),
+            col("event_type"),
+            col("playing"),
+            col("answered"),
+            col("response_s"),
+            col("correct"),
+        ])
+        .sort(["user_id", "session_id", "t", "event_id"], sort_opts())
+        .with_columns([
+            next_beat(col("playing"))?.alias("_next_playing"),
+            next_beat(col("t"))?.alias("_next_t"),
+        ])
+        .filter(col("event_type").eq(lit("attention_check")))
+        // Platforms pause the video while a check is shown: play going on past a missed check
+        // means nobody saw it, or something suppressed it.
+        .with_column(
+            answered
+                .clone()
+                .not()
+                .and(col("_next_playing").fill_null(lit(false)))
+                .and(
+                    (col("_next_t") - col("t"))
+                        .lt_eq(lit(gap_us))
+                        .fill_null(lit(false)),
+                )
+                .alias("_missed_playing"),
+        )
+        // Per session: a script runs in one, and a person's answers elsewhere that day would
+        // only blur it.
+        .group_by([col("user_id"), col("session_id")])
+        .agg([
+            day_of(col("t").min()).alias("day"),
+            col("org_unit").first(),
+            col("t").min().alias("start"),
+            col("t").max().alias("end"),
+            len().cast(DataType::Int64).alias("checks"),
+            answered
+                .clone()
+                .not()
+                .sum()
+                .cast(DataType::Int64)
+                .alias("missed"),
+            col("_missed_playing")
+                .sum()
+                .cast(DataType::Int64)
+                .alias("missed_playing"),
+            col("response_s")
+                .filter(with_time.clone())
+                .count()
+                .cast(DataType::Int64)
+                .alias("responses"),
+            col("correct")
+                .fill_null(lit(false))
+                .sum()
+                .cast(DataType::Int64)
+                .alias("correct"),
+            col("response_s")
+                .filter(with_time.clone())
+                .median()
+                .alias("response_median_s"),
+            col("response_s")
+                .filter(with_time.clone())
+                .mean()
+                .alias("response_mean_s"),
+            col("response_s")
+                .filter(with_time)
+                .std(1)
+                .alias("response_std_s"),
+            col("event_id")
+                .filter(col("_missed_playing"))
+                .head(Some(10))
+                .implode(true)
+                .alias("missed_ids"),
+        ])
+        .with_column(
+            when(col("response_mean_s").gt(lit(0.0)))
+                .then(col("response_std_s") / col("response_mean_s"))
+                .otherwise(lit(NULL).cast(DataType::Float64))
+                .alias("response_cv"),
+        ))
+}
+
+/// What one stretch row says, for its flags.
+struct Stretch {
+    user_id: String,
+    org_unit: Option<String>,
+    session_id: String,
+    start: i64,
+    end: i64,
+    play_s: f64,
+    heartbeats: i64,
+    courses: i64,
+    intervals: i64,
+    interval_std_s: f64,
+    input_reported: i64,
+    input_events: i64,
+    other_hours_share: Option<f64>,
+}
+
+fn stretch_rows(df: &DataFrame) -> Result<Vec<Stretch>> {
+    let r = Rows(df);
+    let (user, org, session) = (r.str("user_id")?, r.str("org_unit")?, r.str("session_id")?);
+    let (start, end, play) = (r.i64("start")?, r.i64("end")?, r.f64("play_s")?);
+    let (beats, courses, intervals) =
+        (r.i64("heartbeats")?, r.i64("courses")?, r.i64("intervals")?);
+    let (std, reported, inputs, hours) = (
+        r.f64("interval_std_s")?,
+        r.i64("input_reported")?,
+        r.i64("input_events")?,
+        r.f64("other_hours_share")?,
+    );
+    Ok((0..r.len())
+        .map(|i| Stretch {
+            user_id: user.get(i).unwrap_or_default().to_string(),
+            org_unit: org.get(i).map(str::to_string),
+            session_id: session.get(i).unwrap_or_default().to_string(),
+            start: start.get(i).unwrap_or(0),
+            end: end.get(i).unwrap_or(0),
+            play_s: play.get(i).unwrap_or(0.0),
+            heartbeats: beats.get(i).unwrap_or(0),
+            courses: courses.get(i).unwrap_or(0),
+            intervals: intervals.get(i).unwrap_or(0),
+            interval_std_s: std.get(i).unwrap_or(f64::INFINITY),
+            input_reported: reported.get(i).unwrap_or(0),
+            input_events: inputs.get(i).unwrap_or(0),
+            other_hours_share: hours.get(i),
+        })
+        .collect())
+}
+
+impl Stretch {
+    fn is_unbroken(&self, cfg: &AutomationConfig) -> bool {
+        self.play_s >= cfg.unbroken_min_play_s
+            && self.courses >= i64::from(cfg.unbroken_min_courses)
+    }
+
+    fn is_timer(&self, cfg: &AutomationConfig) -> bool {
+        self.intervals >= i64::from(cfg.cadence_min_intervals)
+            && self.courses >= i64::from(cfg.cadence_min_courses)
+            && self.interval_std_s <= cfg.cadence_max_std_s
+    }
+
+    fn is_without_input(&self, cfg: &AutomationConfig) -> bool {
+        self.play_s >= cfg.no_input_min_play_s
+            && self.courses >= i64::from(cfg.no_input_min_courses)
+            && self.input_reported as f64 >= self.heartbeats as f64 * cfg.no_input_reported_share
+            && self.input_reported > 0
+            && self.input_events == 0
+    }
+
+    /// Whether the stretch lies in hours the learner is otherwise not active in.
+    fn in_unusual_hours(&self, cfg: &AutomationConfig) -> bool {
+        self.other_hours_share
+            .is_some_and(|share| share < cfg.unusual_hours_share)
+    }
+
+    fn evidence(&self, cfg: &AutomationConfig) -> serde_json::Map<String, serde_json::Value> {
+        json!({
+            "session_id": self.session_id, "play_s": r3(self.play_s),
+            "heartbeats": self.heartbeats, "courses": self.courses,
+            "heartbeat_intervals": self.intervals,
+            "interval_std_s": r3(self.interval_std_s.min(1e9)),
+            "input_reported": self.input_reported, "input_events": self.input_events,
+            "other_hours_share": self.other_hours_share.map(r3),
+            "unusual_hours": self.in_unusual_hours(cfg),
+            "interruptions_that_end_a_stretch": BREAKS,
+            "threshold_unbroken_min_play_s": cfg.unbroken_min_play_s,
+            "threshold_unbroken_min_courses": cfg.unbroken_min_courses,
+            "threshold_cadence_min_intervals": cfg.cadence_min_intervals,
+            "threshold_cadence_max_std_s": cfg.cadence_max_std_s,
+            "threshold_no_input_min_play_s": cfg.no_input_min_play_s,
+            "threshold_unusual_hours_share": cfg.unusual_hours_share,
+        })
+        .as_object()
+        .cloned()
+        .unwrap_or_default()
+    }
+
+    fn draft(&self, rule: &'static str, severity: f64, cfg: &AutomationConfig) -> Draft {
+        Draft {
+            rule,
+            user_id: self.user_id.clone(),
+            org_unit: self.org_unit.clone(),
+            course_id: None,
+            window_start: self.start,
+            window_end: self.end,
+            severity,
+            key: self.session_id.clone(),
+            evidence: self.evidence(cfg),
+            en: String::new(),
+            zh: String::new(),
+        }
+    }
+
+    fn hours_note(&self, cfg: &AutomationConfig) -> (&'static str, &'static str) {
+        if self.in_unusual_hours(cfg) {
+            (
+                ", at hours the learner is otherwise never active",
+                "，且处于该学员平时从不学习的时段",
+            )
+        } else {
+            ("", "")
+        }
+    }
+}
+
+fn stretch_flags(
+    df: &DataFrame,
+    cfg: &AutomationConfig,
+) -> Result<Vec<creditguard_contract::Flag>> {
+    let mut flags = Vec::new();
+    for s in stretch_rows(df)? {
+        let hours_bonus = if s.in_unusual_hours(cfg) {
+            cfg.unusual_hours_severity
+        } else {
+            0.0
+        };
+        let (note, note_zh) = s.hours_note(cfg);
+        let window = format!("{} to {}", hhmm(s.start), hhmm(s.end));
+        let window_zh = format!("{} 至 {}", hhmm(s.start), hhmm(s.end));
+        if s.is_unbroken(cfg) {
+            let excess = (s.play_s - cfg.unbroken_min_play_s) / cfg.unbroken_min_play_s;
+            let mut d = s.draft("automation.unbroken_play", ramp(excess) + hours_bonus, cfg);
+            d.en = format!(
+                "From {window} the video played for {} across {} courses without a single pause, seek, speed change, tab switch or new login (at least {} over {} courses is flagged){note}.",
+                dur(s.play_s), s.courses, dur(cfg.unbroken_min_play_s), cfg.unbroken_min_courses
+            );
+            d.zh = format!(
+                "{window_zh} 视频连续播放 {}，跨 {} 门课程，期间没有任何暂停、拖动、倍速调整、切换页面或重新登录（达到 {}、{} 门课程即标记）{note_zh}。",
+                dur_zh(s.play_s), s.courses, dur_zh(cfg.unbroken_min_play_s), cfg.unbroken_min_courses
+            );
+            flags.push(d.finish());
+        }
+        if s.is_timer(cfg) {
+            let mut d = s.draft("automation.timer_cadence", 0.9, cfg);
+            d.en = format!(
+                "From {window}, {} heartbeat intervals across {} courses varied by only {:.1} ms (standard deviation; at most {:.1} ms is flagged): a timer replaying requests, not a browser page opened course by course.",
+                s.intervals, s.courses, s.interval_std_s * 1e3, cfg.cadence_max_std_s * 1e3
+            );
+            d.zh = format!(
+                "{window_zh}，跨 {} 门课程的 {} 个心跳间隔的标准差仅 {:.1} 毫秒（不超过 {:.1} 毫秒即标记）：这是定时器在重放请求，而不是逐门课程打开的浏览器页面。",
+                s.courses, s.intervals, s.interval_std_s * 1e3, cfg.cadence_max_std_s * 1e3
+            );
+            flags.push(d.finish());
+        }
+        if s.is_without_input(cfg) {
+            let excess = (s.play_s - cfg.no_input_min_play_s) / cfg.no_input_min_play_s;
+            let mut d = s.draft("automation.no_input", ramp(excess) + hours_bonus, cfg);
+            d.en = format!(
+                "From {window} the page was visible and playing for {} across {} courses, and the platform counted no keyboard, mouse or touch input at all in {} heartbeats (at least {} is flagged){note}.",
+                dur(s.play_s), s.courses, s.input_reported, dur(cfg.no_input_min_play_s)
+            );
+            d.zh = format!(
+                "{window_zh} 页面处于可见并播放状态 {}，跨 {} 门课程，平台在 {} 次心跳中未记录到任何键盘、鼠标或触摸操作（达到 {} 即标记）{note_zh}。",
+                dur_zh(s.play_s), s.courses, s.input_reported, dur_zh(cfg.no_input_min_play_s)
+            );
+            flags.push(d.finish());
+        }
+    }
+    Ok(flags)
+}
+
+fn check_flags(df: &DataFrame, cfg: &AutomationConfig) -> Result<Vec<creditguard_contract::Flag>> {
+    let r = Rows(df);
+    let (user, org, session) = (r.str("user_id")?, r.str("org_unit")?, r.str("session_id")?);
+    let (start, end) = (r.i64("start")?, r.i64("end")?);
+    let (checks, missed_playing, responses, correct) = (
+        r.i64("checks")?,
+        r.i64("missed_playing")?,
+        r.i64("responses")?,
+        r.i64("correct")?,
+    );
+    let (median, cv) = (r.f64("response_median_s")?, r.f64("response_cv")?);
+    let ids = r.list("missed_ids")?;
+    let mut flags = Vec::new();
+    for i in 0..r.len() {
+        let shown = checks.get(i).unwrap_or(0);
+        let missed = missed_playing.get(i).unwrap_or(0);
+        let answered = responses.get(i).unwrap_or(0);
+        let right = correct.get(i).unwrap_or(0);
+        let (window_start, window_end) = (start.get(i).unwrap_or(0), end.get(i).unwrap_or(0));
+        let draft = |rule: &'static str, severity: f64, evidence: serde_json::Value| Draft {
+            rule,
+            user_id: user.get(i).unwrap_or_default().to_string(),
+            org_unit: org.get(i).map(str::to_string),
+            course_id: None,
+            window_start,
+            window_end,
+            severity,
+            key: session.get(i).unwrap_or_default().to_string(),
+            evidence: evidence.as_object().cloned().unwrap_or_default(),
+            en: String::new(),
+            zh: String::new(),
+        };
+        let missed_share = missed as f64 / shown.max(1) as f64;
+        if missed >= i64::from(cfg.missed_min_checks) && missed_share >= cfg.missed_min_share {
+            let mut d = draft(
+                "automation.missed_checks",
+                ramp(
+                    (missed_share - cfg.missed_min_share) / (1.0 - cfg.missed_min_share).max(1e-9),
+                ),
+                json!({
+                    "session_id": session.get(i).unwrap_or_default(),
+                    "checks": shown, "missed_while_playing": missed,
+                    "missed_share": r3(missed_share),
+                    "missed_event_ids": crate::flags::list_strings(ids, i),
+                    "threshold_missed_min_checks": cfg.missed_min_checks,
+                    "threshold_missed_min_share": cfg.missed_min_share,
+                }),
+            );
+            d.en = format!(
+                "Between {} and {} the learner missed {missed} of {shown} attention checks while the video kept playing (at least {} and {:.0}% is flagged): the platform pauses the video while a check is shown.",
+                hhmm(window_start), hhmm(window_end), cfg.missed_min_checks, cfg.missed_min_share * 100.0
+            );
+            d.zh = format!(
+                "{} 至 {} 之间，学员错过了 {shown} 次弹窗互动中的 {missed} 次，而视频仍在继续播放（达到 {} 次且占比 {:.0}% 即标记）：平台在弹窗显示时会暂停视频。",
+                hhmm(window_start), hhmm(window_end), cfg.missed_min_checks, cfg.missed_min_share * 100.0
+            );
+            flags.push(d.finish());
+        }
+        let (median_s, spread) = (median.get(i), cv.get(i));
+        let too_fast = answered >= i64::from(cfg.responses_min_checks)
+            && median_s.is_some_and(|m| m < cfg.min_human_response_s);
+        let too_regular = answered >= i64::from(cfg.regular_min_checks)
+            && spread.is_some_and(|v| v < cfg.max_response_cv);
+        if too_fast || too_regular {
+            let median_s = median_s.unwrap_or(0.0);
+            let spread = spread.unwrap_or(0.0);
+            let mut conditions = Vec::new();
+            if too_fast {
+                conditions.push("too_fast");
+            }
+            if too_regular {
+                conditions.push("too_regular");
+            }
+            let mut d = draft(
+                "automation.machine_responses",
+                if too_fast && too_regular { 1.0 } else { 0.8 },
+                json!({
+                    "session_id": session.get(i).unwrap_or_default(),
+                    "responses": answered, "correct": right,
+                    "response_median_s": r3(median_s), "response_cv": r3(spread),
+                    "conditions": conditions,
+                    "threshold_min_human_response_s": cfg.min_human_response_s,
+                    "threshold_max_response_cv": cfg.max_response_cv,
+                    "threshold_responses_min_checks": cfg.responses_min_checks,
+                    "threshold_regular_min_checks": cfg.regular_min_checks,
+                }),
+            );
+            d.en = format!(
+                "Between {} and {} the learner answered {answered} attention checks ({right} correctly) with a median response time of {:.2} s (under {:.1} s is too fast to read the question) varying by {:.0}% (under {:.0}% is too regular for a person).",
+                hhmm(window_start), hhmm(window_end), median_s, cfg.min_human_response_s, spread * 100.0, cfg.max_response_cv * 100.0
+            );
+            d.zh = format!(
+                "{} 至 {} 之间，学员回答了 {answered} 次弹窗互动（答对 {right} 次），反应时间中位数 {:.2} 秒（低于 {:.1} 秒则来不及读题），波动仅 {:.0}%（低于 {:.0}% 则过于规律，不像真人）。",
+                hhmm(window_start), hhmm(window_end), median_s, cfg.min_human_response_s, spread * 100.0, cfg.max_response_cv * 100.0
+            );
+            flags.push(d.finish());
+        }
+    }
+    Ok(flags)
+}
+
+#[cfg(test)]
+mod tests;
