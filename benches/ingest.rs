@@ -147,7 +147,11 @@ fn main() {
     };
     println!(
         "identifiers: {}",
-        if options.privacy.is_some() { "pseudonymised" } else { "raw" }
+        if options.privacy.is_some() {
+            "pseudonymised"
+        } else {
+            "raw"
+        }
     );
     let mut best = f64::MAX;
     let mut best_cpu = f64::MAX;
@@ -156,13 +160,8 @@ fn main() {
             Lake::open(dir.path().join(format!("lake-{round}")).to_str().unwrap()).expect("lake");
         let t = Instant::now();
         let cpu0 = cpu_ns();
-        let stats = ingest(
-            &lake,
-            &[Input::Path(input.clone())],
-            &options,
-            &mut |_| {},
-        )
-        .expect("ingest");
+        let stats =
+            ingest(&lake, &[Input::Path(input.clone())], &options, &mut |_| {}).expect("ingest");
         let secs = t.elapsed().as_secs_f64();
         let cpu = match (cpu0, cpu_ns()) {
             (Some(a), Some(b)) => (b - a) as f64 / 1e9,

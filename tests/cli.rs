@@ -194,7 +194,10 @@ fn the_reference_pipeline_holds_the_built_in_defaults() {
         creditguard::review::ReviewSettings::default()
     );
     assert_eq!(p.privacy, creditguard::config::PrivacySection::default());
-    assert_eq!(p.retention, creditguard::config::RetentionSection::default());
+    assert_eq!(
+        p.retention,
+        creditguard::config::RetentionSection::default()
+    );
 }
 
 /// The README's first command, into a scratch lake: ingest → jobs → score in one run, then a
@@ -429,20 +432,19 @@ fn backtest_shows_the_direction_of_a_threshold_change_and_writes_nothing() {
         .arg(s.lake()));
     assert!(out.status.success());
     let default = std::fs::read_to_string(repo().join("pipelines/default.toml")).unwrap();
+    // The sample pipeline with absolute paths, on the test's lake.
+    let absolute = default
+        .replace(
+            "\"sample-data/",
+            &format!("\"{}/sample-data/", repo().display()),
+        )
+        .replace("\"policies/", &format!("\"{}/policies/", repo().display()))
+        .replace(
+            "root = \"./lake\"",
+            &format!("root = \"{}\"", s.lake().display()),
+        );
     // Reviewers decide two quiz_speed cases: one confirmed, one dismissed.
-    let real = s.write(
-        "real.toml",
-        default
-            .replace(
-                "\"sample-data/",
-                &format!("\"{}/sample-data/", repo().display()),
-            )
-            .replace("\"policies/", &format!("\"{}/policies/", repo().display()))
-            .replace(
-                "root = \"./lake\"",
-                &format!("root = \"{}\"", s.lake().display()),
-            ),
-    );
+    let real = s.write("real.toml", &absolute);
     let out = run(creditguard()
         .args([
             "review",
@@ -470,20 +472,9 @@ fn backtest_shows_the_direction_of_a_threshold_change_and_writes_nothing() {
     }
     let before = lake_state(&s.lake());
     let candidate = |seconds: f64| {
-        // Absolute paths: the candidate is run from the scratch directory.
-        let text = default
-            .replace(
-                "\"sample-data/",
-                &format!("\"{}/sample-data/", repo().display()),
-            )
-            .replace("\"policies/", &format!("\"{}/policies/", repo().display()))
-            .replace(
-                "root = \"./lake\"",
-                &format!("root = \"{}\"", s.lake().display()),
-            );
         s.write(
             &format!("candidate-{seconds}.toml"),
-            format!("{text}\n[jobs.quiz_speed]\nmin_seconds_per_question = {seconds}\n"),
+            format!("{absolute}\n[jobs.quiz_speed]\nmin_seconds_per_question = {seconds}\n"),
         )
     };
     let quiz_rows = |seconds: f64| -> (usize, usize, String) {

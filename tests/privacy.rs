@@ -125,14 +125,20 @@ fn pseudonymised_and_raw_events_give_the_same_flags() {
     let s = Scratch::new();
     let dir = s.dir.path();
     population(dir);
-    let key = s.write("k.key", creditguard_contract::privacy::format_key(&[0x5a; 32]));
+    let key = s.write(
+        "k.key",
+        creditguard_contract::privacy::format_key(&[0x5a; 32]),
+    );
     let p = Pseudonymiser::new(&[0x5a; 32]);
 
     let raw = flags(dir, "raw", "pseudonymise = \"off\"");
     let pseudo = flags(
         dir,
         "pseudo",
-        &format!("pseudonymise = \"on\"\nkey_file = {:?}", key.display().to_string()),
+        &format!(
+            "pseudonymise = \"on\"\nkey_file = {:?}",
+            key.display().to_string()
+        ),
     );
     let counts = per_rule(&raw);
     eprintln!("flags per rule: {counts:?}");
@@ -143,7 +149,10 @@ fn pseudonymised_and_raw_events_give_the_same_flags() {
         "multi_login.impossible_travel",
         "shared_device.many_accounts",
     ] {
-        assert!(counts.get(rule).copied().unwrap_or(0) > 0, "{rule}: {counts:?}");
+        assert!(
+            counts.get(rule).copied().unwrap_or(0) > 0,
+            "{rule}: {counts:?}"
+        );
     }
     // Learner by learner: the raw flags, their user ids mapped with the key, are the others.
     let mut mapped: Vec<_> = raw
@@ -160,14 +169,24 @@ fn pseudonymised_and_raw_events_give_the_same_flags() {
         strings(&raw_events, "user_id").into_iter().collect();
     let users = strings(&events, "user_id");
     assert!(!users.is_empty());
-    assert!(users.iter().all(|u| u.starts_with(&format!("{}:", p.key_id()))));
+    assert!(users
+        .iter()
+        .all(|u| u.starts_with(&format!("{}:", p.key_id()))));
     assert!(users.iter().all(|u| !raw_users.contains(u)));
     let devices = strings(&events, "device_id");
     assert!(!devices.is_empty());
-    assert!(devices.iter().all(|d| d.starts_with(p.key_id())), "{:?}", &devices[..3]);
+    assert!(
+        devices.iter().all(|d| d.starts_with(p.key_id())),
+        "{:?}",
+        &devices[..3]
+    );
     let ips = strings(&events, "ip");
     assert!(!ips.is_empty());
-    assert!(ips.iter().all(|ip| is_network_pseudonym(ip)), "{:?}", &ips[..3]);
+    assert!(
+        ips.iter().all(|ip| is_network_pseudonym(ip)),
+        "{:?}",
+        &ips[..3]
+    );
     for b in &events {
         let lat = b
             .column_by_name("geo_lat")
@@ -208,7 +227,10 @@ fn a_missing_key_is_a_configuration_error_naming_the_setting() {
         assert!(stderr.contains("privacy.key_file"), "{stderr}");
         assert!(stderr.contains("CREDITGUARD_PSEUDONYM_KEY"), "{stderr}");
     }
-    assert!(!s.lake().join("events").exists(), "nothing written without a key");
+    assert!(
+        !s.lake().join("events").exists(),
+        "nothing written without a key"
+    );
 
     // A key in the environment is enough; a malformed one is named, never shown.
     let ok = run(creditguard()
@@ -216,14 +238,19 @@ fn a_missing_key_is_a_configuration_error_naming_the_setting() {
         .arg("run")
         .arg(&p));
     assert!(ok.status.success());
-    assert!(String::from_utf8(ok.stdout).unwrap().contains("pseudonymised (key k"));
+    assert!(String::from_utf8(ok.stdout)
+        .unwrap()
+        .contains("pseudonymised (key k"));
     let bad = run(creditguard()
         .env("CREDITGUARD_PSEUDONYM_KEY", "hunter2")
         .arg("run")
         .arg(&p));
     assert_eq!(bad.status.code(), Some(2));
     let stderr = String::from_utf8(bad.stderr).unwrap();
-    assert!(stderr.contains("privacy.key_env") && !stderr.contains("hunter2"), "{stderr}");
+    assert!(
+        stderr.contains("privacy.key_env") && !stderr.contains("hunter2"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -245,7 +272,11 @@ fn keygen_writes_a_private_key_once() {
     }
     let again = run(creditguard().arg("keygen").arg("--out").arg(&key));
     assert_eq!(again.status.code(), Some(1));
-    assert_eq!(std::fs::read_to_string(&key).unwrap(), text, "never overwritten");
+    assert_eq!(
+        std::fs::read_to_string(&key).unwrap(),
+        text,
+        "never overwritten"
+    );
 }
 
 /// Files of the lake (Parquet and NDJSON) whose values mention `needle`: strings, lists, JSON
@@ -283,15 +314,31 @@ fn contains(a: &dyn Array, needle: &str) -> bool {
     let n = needle.as_bytes();
     let bytes = |v: &[u8]| v.windows(n.len()).any(|w| w == n);
     match a.data_type() {
-        DataType::Utf8 => a.as_string::<i32>().iter().flatten().any(|v| v.contains(needle)),
-        DataType::LargeUtf8 => a.as_string::<i64>().iter().flatten().any(|v| v.contains(needle)),
-        DataType::Utf8View => a.as_string_view().iter().flatten().any(|v| v.contains(needle)),
+        DataType::Utf8 => a
+            .as_string::<i32>()
+            .iter()
+            .flatten()
+            .any(|v| v.contains(needle)),
+        DataType::LargeUtf8 => a
+            .as_string::<i64>()
+            .iter()
+            .flatten()
+            .any(|v| v.contains(needle)),
+        DataType::Utf8View => a
+            .as_string_view()
+            .iter()
+            .flatten()
+            .any(|v| v.contains(needle)),
         DataType::Binary => a.as_binary::<i32>().iter().flatten().any(bytes),
         DataType::LargeBinary => a.as_binary::<i64>().iter().flatten().any(bytes),
         DataType::BinaryView => a.as_binary_view().iter().flatten().any(bytes),
         DataType::List(_) => contains(a.as_list::<i32>().values().as_ref(), needle),
         DataType::LargeList(_) => contains(a.as_list::<i64>().values().as_ref(), needle),
-        DataType::Struct(_) => a.as_struct().columns().iter().any(|c| contains(c.as_ref(), needle)),
+        DataType::Struct(_) => a
+            .as_struct()
+            .columns()
+            .iter()
+            .any(|c| contains(c.as_ref(), needle)),
         DataType::Dictionary(_, _) => contains(a.as_any_dictionary().values().as_ref(), needle),
         _ => false,
     }
@@ -308,7 +355,10 @@ fn table_file(p: &Path) -> Vec<RecordBatch> {
 
 /// The shipped pipeline with its key in the scratch directory.
 fn default_pipeline(s: &Scratch) -> (PathBuf, Pseudonymiser) {
-    let key = s.write("pseudonym.key", creditguard_contract::privacy::format_key(&[0x42; 32]));
+    let key = s.write(
+        "pseudonym.key",
+        creditguard_contract::privacy::format_key(&[0x42; 32]),
+    );
     let text = std::fs::read_to_string(repo().join("pipelines/default.toml"))
         .unwrap()
         .replace(
@@ -329,47 +379,100 @@ fn erase_leaves_nothing_of_the_learner_in_the_lake() {
     let (p, key) = default_pipeline(&s);
     let cg = |args: &[&str]| {
         let mut c = creditguard();
-        c.current_dir(repo()).args(args).arg("--pipeline").arg(&p).arg("--lake").arg(s.lake());
+        c.current_dir(repo())
+            .args(args)
+            .arg("--pipeline")
+            .arg(&p)
+            .arg("--lake")
+            .arg(s.lake());
         c
     };
-    let out = run(creditguard().current_dir(repo()).arg("run").arg(&p).arg("--lake").arg(s.lake()));
+    let out = run(creditguard()
+        .current_dir(repo())
+        .arg("run")
+        .arg(&p)
+        .arg("--lake")
+        .arg(s.lake()));
     assert!(out.status.success());
     // u00018 carries the shared-device pattern in the sample's labels: other learners' flags
     // name them in their evidence.
     let user = "u00018";
     let pseudonym = key.user(user);
     let before = mentions(&s.lake(), &pseudonym);
-    assert!(before.iter().any(|h| h.contains("results/flags")), "{before:?}");
-    assert!(before.iter().any(|h| h.contains("features/shared_device")), "{before:?}");
-    let flags_before = table(&s.lake().join("results/flags")).iter().map(RecordBatch::num_rows).sum::<usize>();
+    assert!(
+        before.iter().any(|h| h.contains("results/flags")),
+        "{before:?}"
+    );
+    assert!(
+        before.iter().any(|h| h.contains("features/shared_device")),
+        "{before:?}"
+    );
+    let flags_before = table(&s.lake().join("results/flags"))
+        .iter()
+        .map(RecordBatch::num_rows)
+        .sum::<usize>();
     let out = run(&mut cg(&["erase", user, "--as", "dpo"]));
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
-    assert!(text.contains(&format!("erased learner {pseudonym}")), "{text}");
+    assert!(
+        text.contains(&format!("erased learner {pseudonym}")),
+        "{text}"
+    );
     assert!(text.contains("events"), "{text}");
 
     assert_eq!(mentions(&s.lake(), &pseudonym), Vec::<String>::new());
-    assert_eq!(mentions(&s.lake(), &format!("\"{user}\"")), Vec::<String>::new());
+    assert_eq!(
+        mentions(&s.lake(), &format!("\"{user}\"")),
+        Vec::<String>::new()
+    );
     assert!(strings(&table(&s.lake().join("results/flags")), "evidence")
         .iter()
         .any(|e| e.contains("\"erased\"")));
-    let flags_after = table(&s.lake().join("results/flags")).iter().map(RecordBatch::num_rows).sum::<usize>();
-    assert!(flags_after < flags_before && flags_after > 0, "{flags_before} → {flags_after}");
-    assert!(!std::fs::read_dir(s.lake().join("_staging")).unwrap().any(|_| true), "staging left behind");
+    let flags_after = table(&s.lake().join("results/flags"))
+        .iter()
+        .map(RecordBatch::num_rows)
+        .sum::<usize>();
+    assert!(
+        flags_after < flags_before && flags_after > 0,
+        "{flags_before} → {flags_after}"
+    );
+    assert!(
+        !std::fs::read_dir(s.lake().join("_staging"))
+            .unwrap()
+            .any(|_| true),
+        "staging left behind"
+    );
 
-    let list = run(&mut cg(&["review", "list", "--status", "all", "--format", "json", "--limit", "10000"]));
+    let list = run(&mut cg(&[
+        "review", "list", "--status", "all", "--format", "json", "--limit", "10000",
+    ]));
     assert!(list.status.success());
     let list = String::from_utf8(list.stdout).unwrap();
-    assert!(list.contains("case_id") && !list.contains(&pseudonym), "{list}");
-    let audit = run(&mut cg(&["audit", "export", "--from", "2000-01-01", "--to", "2999-12-31"]));
+    assert!(
+        list.contains("case_id") && !list.contains(&pseudonym),
+        "{list}"
+    );
+    let audit = run(&mut cg(&[
+        "audit",
+        "export",
+        "--from",
+        "2000-01-01",
+        "--to",
+        "2999-12-31",
+    ]));
     let audit = String::from_utf8(audit.stdout).unwrap();
-    assert!(audit.contains("lake_erasure") && audit.contains("learner_erased"), "{audit}");
+    assert!(
+        audit.contains("lake_erasure") && audit.contains("learner_erased"),
+        "{audit}"
+    );
     assert!(audit.contains(&creditguard_review::sha256_hex(&pseudonym)));
     assert!(run(&mut cg(&["audit", "verify"])).status.success());
 
     // Again: nothing left to remove.
     let again = run(&mut cg(&["erase", user]));
-    assert!(String::from_utf8(again.stdout).unwrap().contains("no table mentions them"));
+    assert!(String::from_utf8(again.stdout)
+        .unwrap()
+        .contains("no table mentions them"));
 }
 
 /// `creditguard retain`: whole day partitions past their age go (events 400 days, dead letters
@@ -398,14 +501,19 @@ fn retain_removes_only_partitions_past_their_age() {
     assert!(run(creditguard().arg("run").arg(&p)).status.success());
     let lake = creditguard_lake::Lake::open(s.lake().to_str().unwrap()).unwrap();
     let day = |d: &str| creditguard_contract::time::parse_day(d).unwrap();
-    assert_eq!(lake.days("events").unwrap(), vec![day("2026-03-02"), day("2026-05-02")]);
+    assert_eq!(
+        lake.days("events").unwrap(),
+        vec![day("2026-03-02"), day("2026-05-02")]
+    );
     let dead_day = lake.days("dead_letters").unwrap()[0];
     let features = lake.days("features/watch_time").unwrap();
     assert!(!features.is_empty());
     // 2027-04-06 is 400 days after 2026-03-02: still kept; a day later it goes.
     let retain = |today: &str, dry: bool| {
         let mut c = creditguard();
-        c.args(["retain", "--pipeline"]).arg(&p).args(["--today", today]);
+        c.args(["retain", "--pipeline"])
+            .arg(&p)
+            .args(["--today", today]);
         if dry {
             c.arg("--dry-run");
         }
@@ -421,19 +529,45 @@ fn retain_removes_only_partitions_past_their_age() {
 
     let dry = retain("2027-04-07", true);
     let text = String::from_utf8(dry.stdout).unwrap();
-    assert!(text.contains("would remove events/dt=2026-03-02 ") && text.contains("401 days old; retention.events_days = 400"), "{text}");
-    assert_eq!(lake.days("events").unwrap().len(), 2, "a dry run removes nothing");
+    assert!(
+        text.contains("would remove events/dt=2026-03-02 ")
+            && text.contains("401 days old; retention.events_days = 400"),
+        "{text}"
+    );
+    assert_eq!(
+        lake.days("events").unwrap().len(),
+        2,
+        "a dry run removes nothing"
+    );
 
     let out = retain("2027-04-07", false);
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("removed events/dt=2026-03-02 "), "{text}");
     assert!(text.contains("audit record"), "{text}");
     assert_eq!(lake.days("events").unwrap(), vec![day("2026-05-02")]);
-    assert_eq!(lake.days("features/watch_time").unwrap(), features, "features are kept");
-    assert!(!lake.days("results/flags").unwrap().is_empty(), "results are kept");
+    assert_eq!(
+        lake.days("features/watch_time").unwrap(),
+        features,
+        "features are kept"
+    );
+    assert!(
+        !lake.days("results/flags").unwrap().is_empty(),
+        "results are kept"
+    );
     let audit = run(creditguard()
-        .args(["audit", "export", "--from", "2000-01-01", "--to", "2999-12-31", "--pipeline"])
+        .args([
+            "audit",
+            "export",
+            "--from",
+            "2000-01-01",
+            "--to",
+            "2999-12-31",
+            "--pipeline",
+        ])
         .arg(&p));
     let audit = String::from_utf8(audit.stdout).unwrap();
-    assert!(audit.contains("\"retention\"") && audit.contains("2026-03-02"), "{audit}");
+    assert!(
+        audit.contains("\"retention\"") && audit.contains("2026-03-02"),
+        "{audit}"
+    );
 }

@@ -689,7 +689,10 @@ impl<'de> Visitor<'de> for WireV {
                         return Err(field_err(
                             RejectKind::WrongType,
                             "schema_version",
-                            format_args!("field `schema_version`: expected an integer, got {}", num(v)),
+                            format_args!(
+                                "field `schema_version`: expected an integer, got {}",
+                                num(v)
+                            ),
                         ));
                     }
                     if w.schema_version.replace(v as i64).is_some() {
@@ -837,14 +840,12 @@ fn one_of<T: Copy>(
 ) -> Result<Option<T>, Rejection> {
     match v {
         None => Ok(None),
-        Some(s) => parse(&s)
-            .map(Some)
-            .ok_or_else(|| {
-                range(
-                    field,
-                    format_args!("`{}` is not one of {}", shown(&s), allowed()),
-                )
-            }),
+        Some(s) => parse(&s).map(Some).ok_or_else(|| {
+            range(
+                field,
+                format_args!("`{}` is not one of {}", shown(&s), allowed()),
+            )
+        }),
     }
 }
 
@@ -942,7 +943,10 @@ impl<'a> Wire<'a> {
         }
         if let Some(m) = self.max_score {
             if !(m > 0.0) {
-                return Err(range("max_score", format_args!("must be > 0, got {}", num(m))));
+                return Err(range(
+                    "max_score",
+                    format_args!("must be > 0, got {}", num(m)),
+                ));
             }
         }
         if let Some(q) = self.questions {

@@ -203,7 +203,11 @@ impl Memo {
                 0 => None,
                 n => {
                     let out = &slot.out[..usize::from(n - 1)];
-                    Some(std::str::from_utf8(out).expect("stored from a str").to_string())
+                    Some(
+                        std::str::from_utf8(out)
+                            .expect("stored from a str")
+                            .to_string(),
+                    )
                 }
             };
         }
@@ -393,7 +397,10 @@ mod tests {
     #[test]
     fn networks_keep_only_the_prefix() {
         let p = Pseudonymiser::new(&[9u8; 32]);
-        assert_eq!(network_of("192.168.7.42").as_deref(), Some("192.168.7.0/24"));
+        assert_eq!(
+            network_of("192.168.7.42").as_deref(),
+            Some("192.168.7.0/24")
+        );
         assert_eq!(
             network_of("2001:db8:abcd:12::1").as_deref(),
             Some("2001:db8:abcd::/48")
@@ -452,7 +459,11 @@ mod tests {
         for round in 0..2 {
             for i in 0..(SLOTS + 5000) {
                 let v = format!("user-{i}");
-                assert_eq!(m.get(&v, |u| Some(p.user(u))), Some(p.user(&v)), "{round} {v}");
+                assert_eq!(
+                    m.get(&v, |u| Some(p.user(u))),
+                    Some(p.user(&v)),
+                    "{round} {v}"
+                );
             }
             assert_eq!(m.get(&long, |u| Some(p.user(u))), Some(p.user(&long)));
         }
@@ -470,7 +481,10 @@ mod tests {
         let short = parse_key("abcd").unwrap_err();
         assert!(short.contains("2 bytes, at least 32"), "{short}");
         let bad = parse_key("my secret passphrase").unwrap_err();
-        assert!(bad.contains("hex digits") && !bad.contains("passphrase"), "{bad}");
+        assert!(
+            bad.contains("hex digits") && !bad.contains("passphrase"),
+            "{bad}"
+        );
         assert_eq!(parse_key("  \n").unwrap_err(), "the key is empty");
         assert!(format!("{:?}", Pseudonymiser::new(&[0xab; 32])).contains("key_id"));
         assert!(!format!("{:?}", Pseudonymiser::new(&[0xab; 32])).contains("ab, "));

@@ -41,7 +41,9 @@ fn config() -> ProptestConfig {
 fn good(field: &str) -> Value {
     match field {
         "position_s" | "duration_s" | "seek_from_s" | "seek_to_s" | "elapsed_s" => json!(12.5),
-        "playing" | "visible" | "muted" => json!(true),
+        "playing" | "visible" | "muted" | "answered" | "correct" => json!(true),
+        "response_s" => json!(2.5),
+        "input_events" => json!(3),
         "rate" => json!(1.5),
         "score" => json!(9),
         "max_score" => json!(10),
@@ -194,7 +196,8 @@ fn json_value() -> impl Strategy<Value = Value> {
         any::<bool>().prop_map(Value::Bool),
         any::<i64>().prop_map(|n| json!(n)),
         any::<u64>().prop_map(|n| json!(n)),
-        any::<f64>().prop_map(|f| serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)),
+        any::<f64>()
+            .prop_map(|f| serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)),
         ".{0,40}".prop_map(Value::String),
         prop_oneof![
             Just("2026-03-02T09:15:04Z"),
@@ -219,11 +222,38 @@ fn json_value() -> impl Strategy<Value = Value> {
 }
 
 const FIELDS: &[&str] = &[
-    "event_id", "schema_version", "type", "ts", "received_at", "user_id", "org_unit",
-    "session_id", "device_id", "ip", "geo_lat", "geo_lon", "platform", "course_id",
-    "lesson_id", "position_s", "duration_s", "playing", "visible", "muted", "rate",
-    "seek_from_s", "seek_to_s", "quiz_id", "score", "max_score", "questions", "elapsed_s",
-    "credits", "category", "method", "unknown_extra",
+    "event_id",
+    "schema_version",
+    "type",
+    "ts",
+    "received_at",
+    "user_id",
+    "org_unit",
+    "session_id",
+    "device_id",
+    "ip",
+    "geo_lat",
+    "geo_lon",
+    "platform",
+    "course_id",
+    "lesson_id",
+    "position_s",
+    "duration_s",
+    "playing",
+    "visible",
+    "muted",
+    "rate",
+    "seek_from_s",
+    "seek_to_s",
+    "quiz_id",
+    "score",
+    "max_score",
+    "questions",
+    "elapsed_s",
+    "credits",
+    "category",
+    "method",
+    "unknown_extra",
 ];
 
 #[derive(Debug, Clone)]
@@ -287,7 +317,11 @@ fn check(bytes: &[u8]) -> Result<(), TestCaseError> {
 fn accepted(e: &Event<'_>) -> Result<(), TestCaseError> {
     prop_assert!(!e.event_id.is_empty() && !e.user_id.is_empty());
     if e.event_type.requires_session() {
-        prop_assert!(e.session_id.is_some(), "{} without session_id", e.event_type);
+        prop_assert!(
+            e.session_id.is_some(),
+            "{} without session_id",
+            e.event_type
+        );
     }
     for &f in e.event_type.required_fields() {
         let present = match f {
@@ -308,6 +342,8 @@ fn accepted(e: &Event<'_>) -> Result<(), TestCaseError> {
             "category" => e.category.is_some(),
             "method" => e.method.is_some(),
             "device_id" => e.device_id.is_some(),
+            "prompt_id" => e.prompt_id.is_some(),
+            "answered" => e.answered.is_some(),
             other => return Err(TestCaseError::fail(format!("unchecked field {other}"))),
         };
         prop_assert!(present, "{} accepted without a valid `{}`", e.event_type, f);
@@ -321,7 +357,11 @@ fn accepted(e: &Event<'_>) -> Result<(), TestCaseError> {
 #[test]
 fn every_seed_is_valid() {
     for line in seed_lines() {
-        assert!(parse_event(&line).is_ok(), "{}", String::from_utf8_lossy(&line));
+        assert!(
+            parse_event(&line).is_ok(),
+            "{}",
+            String::from_utf8_lossy(&line)
+        );
     }
 }
 
@@ -385,28 +425,92 @@ fn named_hostile_inputs_get_a_clear_verdict() {
     bad_utf8[at] = 0xff;
     let us = |t: &str| creditguard_contract::time::parse_rfc3339_us(t).unwrap();
     let cases: Vec<(&str, Vec<u8>, Result<i64, RejectKind>)> = vec![
-        ("nesting 10 000 deep", deep.into_bytes(), Err(RejectKind::NotJson)),
+        (
+            "nesting 10 000 deep",
+            deep.into_bytes(),
+            Err(RejectKind::NotJson),
+        ),
         // Unknown fields are ignored, however deep (serde skips them without recursing).
-        ("nesting 10 000 deep in an unknown field", deep_field.into_bytes(), Ok(us(ts))),
-        ("a NUL byte in a string", base.replace("u-1", "u\0-1").into_bytes(), Err(RejectKind::NotJson)),
-        ("an escaped NUL in a string", base.replace("u-1", "u\\u0000-1").into_bytes(), Ok(us(ts))),
-        ("invalid UTF-8 in a string", bad_utf8, Err(RejectKind::NotUtf8)),
-        ("a BOM", [b"\xef\xbb\xbf".as_slice(), base.as_bytes()].concat(), Err(RejectKind::NotJson)),
-        ("a CRLF line end", format!("{base}\r\n").into_bytes(), Ok(us(ts))),
-        ("an event_id of 1 MB", huge_id.into_bytes(), Err(RejectKind::OutOfRange)),
-        ("a type of 1 MB of CR LF", huge_type.into_bytes(), Err(RejectKind::UnknownType)),
-        ("year 0001", base.replace(ts, "0001-01-01T00:00:00Z").into_bytes(), Ok(-62_135_596_800_000_000)),
-        ("year 9999", base.replace(ts, "9999-12-31T23:59:59.999999Z").into_bytes(), Ok(253_402_300_799_999_999)),
-        ("year 10000", base.replace(ts, "10000-01-01T00:00:00Z").into_bytes(), Err(RejectKind::BadTimestamp)),
+        (
+            "nesting 10 000 deep in an unknown field",
+            deep_field.into_bytes(),
+            Ok(us(ts)),
+        ),
+        (
+            "a NUL byte in a string",
+            base.replace("u-1", "u\0-1").into_bytes(),
+            Err(RejectKind::NotJson),
+        ),
+        (
+            "an escaped NUL in a string",
+            base.replace("u-1", "u\\u0000-1").into_bytes(),
+            Ok(us(ts)),
+        ),
+        (
+            "invalid UTF-8 in a string",
+            bad_utf8,
+            Err(RejectKind::NotUtf8),
+        ),
+        (
+            "a BOM",
+            [b"\xef\xbb\xbf".as_slice(), base.as_bytes()].concat(),
+            Err(RejectKind::NotJson),
+        ),
+        (
+            "a CRLF line end",
+            format!("{base}\r\n").into_bytes(),
+            Ok(us(ts)),
+        ),
+        (
+            "an event_id of 1 MB",
+            huge_id.into_bytes(),
+            Err(RejectKind::OutOfRange),
+        ),
+        (
+            "a type of 1 MB of CR LF",
+            huge_type.into_bytes(),
+            Err(RejectKind::UnknownType),
+        ),
+        (
+            "year 0001",
+            base.replace(ts, "0001-01-01T00:00:00Z").into_bytes(),
+            Ok(-62_135_596_800_000_000),
+        ),
+        (
+            "year 9999",
+            base.replace(ts, "9999-12-31T23:59:59.999999Z").into_bytes(),
+            Ok(253_402_300_799_999_999),
+        ),
+        (
+            "year 10000",
+            base.replace(ts, "10000-01-01T00:00:00Z").into_bytes(),
+            Err(RejectKind::BadTimestamp),
+        ),
         // The leap second is held at the minute's last microsecond: the event keeps its day.
-        ("a leap second", base.replace(ts, "2016-12-31T23:59:60Z").into_bytes(), Ok(us("2016-12-31T23:59:59.999999Z"))),
-        ("NaN", base.replace("31.23", "NaN").into_bytes(), Err(RejectKind::NotJson)),
-        ("1e400", base.replace("31.23", "1e400").into_bytes(), Err(RejectKind::NotJson)),
+        (
+            "a leap second",
+            base.replace(ts, "2016-12-31T23:59:60Z").into_bytes(),
+            Ok(us("2016-12-31T23:59:59.999999Z")),
+        ),
+        (
+            "NaN",
+            base.replace("31.23", "NaN").into_bytes(),
+            Err(RejectKind::NotJson),
+        ),
+        (
+            "1e400",
+            base.replace("31.23", "1e400").into_bytes(),
+            Err(RejectKind::NotJson),
+        ),
     ];
     let mut report = Vec::new();
     for (name, bytes, _) in &cases {
         let fast = parse_event(bytes);
-        assert_eq!(fast, parse_event_reference(bytes), "{name}: decoders disagree");
+        assert_eq!(
+            fast,
+            parse_event_reference(bytes),
+            "{name}: decoders disagree"
+        );
         report.push(format!(
             "{name}: {}",
             match &fast {
@@ -422,9 +526,16 @@ fn named_hostile_inputs_get_a_clear_verdict() {
             (Ok(e), Ok(ts_us)) => assert_eq!(e.ts_us, *ts_us, "{name}"),
             (Err(r), Err(kind)) => {
                 assert_eq!(r.kind, *kind, "{name}: {r}");
-                assert!(r.reason.len() <= 300 && !r.reason.contains(['\n', '\r']), "{name}: {}", r.reason);
+                assert!(
+                    r.reason.len() <= 300 && !r.reason.contains(['\n', '\r']),
+                    "{name}: {}",
+                    r.reason
+                );
             }
-            (got, _) => panic!("{name}: {:?} where {want:?} was expected", got.map(|e| e.ts_us)),
+            (got, _) => panic!(
+                "{name}: {:?} where {want:?} was expected",
+                got.map(|e| e.ts_us)
+            ),
         }
     }
 }

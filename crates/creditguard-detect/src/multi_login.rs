@@ -483,12 +483,48 @@ mod tests {
         let p = creditguard_contract::privacy::Pseudonymiser::new(&[4u8; 32]);
         let net = |ip: &str| p.network(ip).unwrap();
         // Two devices on one /24, stored as pseudonyms: one network, not flagged.
-        let mut ev = session("u1", "s1", "laptop", &net("192.168.1.10"), 0.0, 1800.0, 60.0, None);
-        ev.extend(session("u1", "s2", "phone", &net("192.168.1.11"), 600.0, 1200.0, 60.0, None));
+        let mut ev = session(
+            "u1",
+            "s1",
+            "laptop",
+            &net("192.168.1.10"),
+            0.0,
+            1800.0,
+            60.0,
+            None,
+        );
+        ev.extend(session(
+            "u1",
+            "s2",
+            "phone",
+            &net("192.168.1.11"),
+            600.0,
+            1200.0,
+            60.0,
+            None,
+        ));
         assert!(run(&ev).flags.is_empty());
         // Two networks: flagged, and the evidence names pseudonyms only.
-        let mut ev = session("u1", "s1", "laptop", &net("10.1.1.5"), 0.0, 600.0, 30.0, None);
-        ev.extend(session("u1", "s2", "phone", &net("172.16.4.4"), 480.0, 1200.0, 30.0, None));
+        let mut ev = session(
+            "u1",
+            "s1",
+            "laptop",
+            &net("10.1.1.5"),
+            0.0,
+            600.0,
+            30.0,
+            None,
+        );
+        ev.extend(session(
+            "u1",
+            "s2",
+            "phone",
+            &net("172.16.4.4"),
+            480.0,
+            1200.0,
+            30.0,
+            None,
+        ));
         let out = run(&ev);
         assert_eq!(out.flags.len(), 1);
         let evidence = out.flags[0].evidence.to_string();

@@ -297,7 +297,11 @@ fn with_privacy_on_no_raw_identifier_reaches_the_lake() {
     let located = r#"{"event_id":"g1","type":"login","ts":"2026-03-02T09:00:00Z","user_id":"u1","session_id":"s2","device_id":"d1","ip":"198.51.100.23","geo_lat":31.2304,"geo_lon":121.4737}"#;
     let input = fx.file(
         "p.ndjson",
-        format!("{}\n{located}\n{{\"user_id\":\"u1\"}}\n", login("a1", "2026-03-02T08:00:00Z")).as_bytes(),
+        format!(
+            "{}\n{located}\n{{\"user_id\":\"u1\"}}\n",
+            login("a1", "2026-03-02T08:00:00Z")
+        )
+        .as_bytes(),
     );
     let p = Pseudonymiser::new(&[5u8; 32]);
     let stats = ingest(
@@ -318,8 +322,14 @@ fn with_privacy_on_no_raw_identifier_reaches_the_lake() {
         .iter()
         .flat_map(|b| col::<StringArray>(b, "ip").iter())
         .collect();
-    assert!(ips.contains(&p.network("198.51.100.1").as_deref()), "{ips:?}");
-    assert!(!ips.iter().flatten().any(|ip| ip.contains("198.51")), "{ips:?}");
+    assert!(
+        ips.contains(&p.network("198.51.100.1").as_deref()),
+        "{ips:?}"
+    );
+    assert!(
+        !ips.iter().flatten().any(|ip| ip.contains("198.51")),
+        "{ips:?}"
+    );
     let lats: Vec<Option<f64>> = b
         .iter()
         .flat_map(|b| col::<arrow_array::Float64Array>(b, "geo_lat").iter())

@@ -13,8 +13,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use arrow_array::{
-    Array, ArrayRef, BinaryArray, BooleanArray, LargeBinaryArray, LargeListArray,
-    LargeStringArray, ListArray, RecordBatch, StringArray, StringViewArray,
+    Array, ArrayRef, BinaryArray, BooleanArray, LargeBinaryArray, LargeListArray, LargeStringArray,
+    ListArray, RecordBatch, StringArray, StringViewArray,
 };
 use arrow_schema::DataType;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -82,9 +82,7 @@ impl Scrub {
     fn raw_mentions(&self, bytes: &[u8]) -> bool {
         self.raw_ids.iter().any(|id| {
             let quoted = format!("\"{id}\"");
-            bytes
-                .windows(quoted.len())
-                .any(|w| w == quoted.as_bytes())
+            bytes.windows(quoted.len()).any(|w| w == quoted.as_bytes())
         })
     }
 
@@ -153,11 +151,17 @@ impl Scrub {
                 Arc::new(a.iter().map(&mut map).collect::<StringArray>())
             }
             DataType::LargeUtf8 => {
-                let a = col.as_any().downcast_ref::<LargeStringArray>().expect("LargeUtf8");
+                let a = col
+                    .as_any()
+                    .downcast_ref::<LargeStringArray>()
+                    .expect("LargeUtf8");
                 Arc::new(a.iter().map(&mut map).collect::<LargeStringArray>())
             }
             DataType::Utf8View => {
-                let a = col.as_any().downcast_ref::<StringViewArray>().expect("Utf8View");
+                let a = col
+                    .as_any()
+                    .downcast_ref::<StringViewArray>()
+                    .expect("Utf8View");
                 Arc::new(a.iter().map(&mut map).collect::<StringViewArray>())
             }
             DataType::List(field) => {
@@ -178,7 +182,10 @@ impl Scrub {
                 )
             }
             DataType::LargeList(field) => {
-                let a = col.as_any().downcast_ref::<LargeListArray>().expect("LargeList");
+                let a = col
+                    .as_any()
+                    .downcast_ref::<LargeListArray>()
+                    .expect("LargeList");
                 let (values, r) = self.column(a.values())?;
                 if r == 0 {
                     return Ok((col.clone(), 0));
@@ -369,7 +376,11 @@ impl Lake {
                         day: crate::format_day(day),
                         source: format!("{name}: {e}").into(),
                     })?;
-                    s.add(Scrubbed { rows, values, files: 0 });
+                    s.add(Scrubbed {
+                        rows,
+                        values,
+                        files: 0,
+                    });
                     out.push(nb);
                 }
                 if s.rows + s.values > 0 {
@@ -382,7 +393,11 @@ impl Lake {
                 let text = fs::read_to_string(&path).map_err(io_err(&path))?;
                 let (new, rows, values) = scrub.ndjson(&text);
                 if rows + values > 0 {
-                    total.add(Scrubbed { rows, values, files: 1 });
+                    total.add(Scrubbed {
+                        rows,
+                        values,
+                        files: 1,
+                    });
                     New::Text(new)
                 } else {
                     New::Same
@@ -475,7 +490,11 @@ mod tests {
         assert_eq!(removed, 2);
         assert_eq!(b.num_rows(), 1);
         let users = b.column_by_name("user_id").unwrap();
-        assert_eq!(str_value(users, 0), Some("u12"), "a longer id is not touched");
+        assert_eq!(
+            str_value(users, 0),
+            Some("u12"),
+            "a longer id is not touched"
+        );
         let ev = b.column_by_name("evidence").unwrap();
         assert_eq!(str_value(ev, 0), Some(r#"{"users":["erased","u12"]}"#));
         let list = b
@@ -486,11 +505,18 @@ mod tests {
             .unwrap()
             .value(0);
         let list = list.as_any().downcast_ref::<StringArray>().unwrap();
-        assert_eq!(list.iter().collect::<Vec<_>>(), vec![Some("erased"), Some("u12")]);
+        assert_eq!(
+            list.iter().collect::<Vec<_>>(),
+            vec![Some("erased"), Some("u12")]
+        );
         assert_eq!(replaced, 2);
         // Nothing to do: the same batch back.
         let (_, removed, replaced) = scrub("nobody").batch(&batch()).unwrap();
-        assert_eq!((removed, replaced), (1, 0), "only the raw bytes naming alice");
+        assert_eq!(
+            (removed, replaced),
+            (1, 0),
+            "only the raw bytes naming alice"
+        );
     }
 
     #[test]
@@ -509,26 +535,59 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
         let b = batch();
-        lake.write_parquet("features/shared_device", 3, "part-0.parquet", b.schema(), &[b.clone()])
+        lake.write_parquet(
+            "features/shared_device",
+            3,
+            "part-0.parquet",
+            b.schema(),
+            &[b.clone()],
+        )
+        .unwrap();
+        lake.write_parquet(
+            "features/shared_device",
+            3,
+            "part-1.parquet",
+            b.schema(),
+            &[b.clone()],
+        )
+        .unwrap();
+        lake.write_parquet("events", 3, "a.parquet", b.schema(), &[b])
             .unwrap();
-        lake.write_parquet("features/shared_device", 3, "part-1.parquet", b.schema(), &[b.clone()])
+        assert_eq!(
+            lake.tables().unwrap(),
+            vec!["events", "features/shared_device"]
+        );
+        let s = lake
+            .scrub_partition("features/shared_device", 3, &scrub("u1"))
             .unwrap();
-        lake.write_parquet("events", 3, "a.parquet", b.schema(), &[b]).unwrap();
-        assert_eq!(lake.tables().unwrap(), vec!["events", "features/shared_device"]);
-        let s = lake.scrub_partition("features/shared_device", 3, &scrub("u1")).unwrap();
-        assert_eq!(s, Scrubbed { rows: 4, values: 4, files: 2 });
+        assert_eq!(
+            s,
+            Scrubbed {
+                rows: 4,
+                values: 4,
+                files: 2
+            }
+        );
         let files = lake.partition_files("features/shared_device", 3).unwrap();
         assert_eq!(files.len(), 2);
         let (_, batches) = read_parquet(&files[0]).unwrap();
         assert_eq!(batches.iter().map(RecordBatch::num_rows).sum::<usize>(), 1);
         // A second pass finds nothing and writes nothing.
         assert_eq!(
-            lake.scrub_partition("features/shared_device", 3, &scrub("u1")).unwrap(),
-            Scrubbed { rows: 0, values: 0, files: 0 }
+            lake.scrub_partition("features/shared_device", 3, &scrub("u1"))
+                .unwrap(),
+            Scrubbed {
+                rows: 0,
+                values: 0,
+                files: 0
+            }
         );
         assert!(lake.remove_partition("events", 3).unwrap().unwrap() > 0);
         assert_eq!(lake.days("events").unwrap(), Vec::<i64>::new());
         assert_eq!(lake.remove_partition("events", 3).unwrap(), None);
-        assert!(fs::read_dir(dir.path().join("_staging")).unwrap().next().is_none());
+        assert!(fs::read_dir(dir.path().join("_staging"))
+            .unwrap()
+            .next()
+            .is_none());
     }
 }

@@ -42,10 +42,22 @@ impl Review {
         let mut erased = Erased::default();
         // Children first: claims and flags reference cases.
         for (sql, slot) in [
-            ("DELETE FROM case_claims WHERE user_id = $1", &mut erased.claims),
-            ("DELETE FROM case_flags WHERE user_id = $1", &mut erased.flags),
-            ("DELETE FROM decisions WHERE user_id = $1", &mut erased.decisions),
-            ("DELETE FROM outbox WHERE record_key = $1", &mut erased.outbox),
+            (
+                "DELETE FROM case_claims WHERE user_id = $1",
+                &mut erased.claims,
+            ),
+            (
+                "DELETE FROM case_flags WHERE user_id = $1",
+                &mut erased.flags,
+            ),
+            (
+                "DELETE FROM decisions WHERE user_id = $1",
+                &mut erased.decisions,
+            ),
+            (
+                "DELETE FROM outbox WHERE record_key = $1",
+                &mut erased.outbox,
+            ),
             ("DELETE FROM cases WHERE user_id = $1", &mut erased.cases),
         ] {
             *slot = sqlx::query(sql)

@@ -268,7 +268,10 @@ impl PrivacySection {
         };
         let key = parse_key(&text).map_err(|e| match &self.key_file {
             Some(p) => format!("key `privacy.key_file`: `{}`: {e}", p.display()),
-            None => format!("key `privacy.key_env`: environment variable `{}`: {e}", self.key_env),
+            None => format!(
+                "key `privacy.key_env`: environment variable `{}`: {e}",
+                self.key_env
+            ),
         })?;
         Ok(Some(Pseudonymiser::new(&key)))
     }
@@ -280,14 +283,16 @@ impl PrivacySection {
 pub fn write_new_key(path: &Path) -> std::io::Result<Vec<u8>> {
     use std::io::Write as _;
     let mut key = vec![0u8; 32];
-    getrandom::fill(&mut key).map_err(|e| std::io::Error::other(format!("no random source: {e}")))?;
+    getrandom::fill(&mut key)
+        .map_err(|e| std::io::Error::other(format!("no random source: {e}")))?;
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
     let mut nonce = [0u8; 8];
-    getrandom::fill(&mut nonce).map_err(|e| std::io::Error::other(format!("no random source: {e}")))?;
+    getrandom::fill(&mut nonce)
+        .map_err(|e| std::io::Error::other(format!("no random source: {e}")))?;
     let tmp = dir.join(format!(".key.tmp-{:016x}", u64::from_le_bytes(nonce)));
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create_new(true);
@@ -721,7 +726,10 @@ root = "./lake"
         let p = parse(OK).unwrap();
         assert_eq!(p.privacy, PrivacySection::default());
         assert!(p.ingests());
-        let p = parse(&format!("{OK}[privacy]\nkey_env = \"CG_TEST_NO_SUCH_VARIABLE\"\n")).unwrap();
+        let p = parse(&format!(
+            "{OK}[privacy]\nkey_env = \"CG_TEST_NO_SUCH_VARIABLE\"\n"
+        ))
+        .unwrap();
         let err = p.pseudonymiser().unwrap_err().to_string();
         assert!(err.contains("key `privacy.key_file`"), "{err}");
         assert!(err.contains("CG_TEST_NO_SUCH_VARIABLE"), "{err}");
@@ -743,17 +751,28 @@ root = "./lake"
         let good = dir.path().join("good.key");
         std::fs::write(&good, creditguard_contract::privacy::format_key(&[7u8; 32])).unwrap();
         let with = |path: &Path| {
-            parse(&format!("{OK}[privacy]\nkey_file = {:?}\n", path.display().to_string()))
-                .unwrap()
-                .pseudonymiser()
+            parse(&format!(
+                "{OK}[privacy]\nkey_file = {:?}\n",
+                path.display().to_string()
+            ))
+            .unwrap()
+            .pseudonymiser()
         };
         let p = with(&good).unwrap().unwrap();
-        assert_eq!(p.key_id(), creditguard_contract::privacy::Pseudonymiser::new(&[7u8; 32]).key_id());
+        assert_eq!(
+            p.key_id(),
+            creditguard_contract::privacy::Pseudonymiser::new(&[7u8; 32]).key_id()
+        );
         let short = dir.path().join("short.key");
         std::fs::write(&short, "00ff").unwrap();
         let err = with(&short).unwrap_err().to_string();
-        assert!(err.contains("privacy.key_file") && err.contains("short.key"), "{err}");
-        let err = with(&dir.path().join("absent.key")).unwrap_err().to_string();
+        assert!(
+            err.contains("privacy.key_file") && err.contains("short.key"),
+            "{err}"
+        );
+        let err = with(&dir.path().join("absent.key"))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("creditguard keygen"), "{err}");
         // create_key makes the file once; the next resolution reads the same key.
         let made = dir.path().join("sub/made.key");
@@ -771,9 +790,16 @@ root = "./lake"
         let dir = tempfile::tempdir().unwrap();
         let link = dir.path().join("lake");
         std::os::unix::fs::symlink("/", &link).unwrap();
-        for root in [link.display().to_string(), "/".to_string(), format!("file://{}", link.display())] {
+        for root in [
+            link.display().to_string(),
+            "/".to_string(),
+            format!("file://{}", link.display()),
+        ] {
             let err = parse(&OK.replace("./lake", &root)).unwrap_err().to_string();
-            assert!(err.contains("key `lake.root`") && err.contains("file system's root"), "{err}");
+            assert!(
+                err.contains("key `lake.root`") && err.contains("file system's root"),
+                "{err}"
+            );
         }
         assert!(parse(&OK.replace("./lake", &dir.path().display().to_string())).is_ok());
     }

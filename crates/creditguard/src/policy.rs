@@ -56,7 +56,14 @@ pub fn execute(args: PolicyArgs) -> anyhow::Result<()> {
             .context("reading the clock")?;
             print!(
                 "{}",
-                explain(policy, &fallback, &roster, &user, &stored, as_of.unwrap_or(today))
+                explain(
+                    policy,
+                    &fallback,
+                    &roster,
+                    &user,
+                    &stored,
+                    as_of.unwrap_or(today)
+                )
             );
             Ok(())
         }

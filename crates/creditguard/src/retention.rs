@@ -128,7 +128,11 @@ pub fn retain(args: &RetainArgs) -> anyhow::Result<String> {
         .unwrap_or_else(|| creditguard_contract::time::day_of_us(creditguard_review::now_us()));
     let expired = expired(&lake, &pipeline.retention, today)?;
     let mut out = String::new();
-    let verb = if args.dry_run { "would remove" } else { "removed" };
+    let verb = if args.dry_run {
+        "would remove"
+    } else {
+        "removed"
+    };
     let mut removed = Vec::new();
     let mut bytes_total = 0u64;
     for e in &expired {
@@ -179,7 +183,11 @@ pub fn retain(args: &RetainArgs) -> anyhow::Result<String> {
             }),
             creditguard_review::now_us(),
         ))?;
-        let _ = writeln!(out, "audit record {seq} (retention) in {}", store.review.name());
+        let _ = writeln!(
+            out,
+            "audit record {seq} (retention) in {}",
+            store.review.name()
+        );
     }
     Ok(out)
 }

@@ -258,7 +258,10 @@ pub fn render_summary(pipeline: &Pipeline, summary: &RunSummary) -> String {
                 out,
                 "  identifiers    pseudonymised (key {k}); addresses as networks, places to 0.1°"
             ),
-            None => writeln!(out, "  identifiers    stored as received (privacy.pseudonymise = \"off\")"),
+            None => writeln!(
+                out,
+                "  identifiers    stored as received (privacy.pseudonymise = \"off\")"
+            ),
         };
         let _ = writeln!(
             out,
