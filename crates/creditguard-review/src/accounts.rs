@@ -300,6 +300,27 @@ impl Review {
             Box<dyn std::future::Future<Output = Result<()>> + Send + 'c>,
         >,
     ) -> Result<()> {
+        self.audited(actor, action, None, detail, now, change)
+            .await
+            .map(|_| ())
+    }
+
+    /// Runs `change` and appends its audit record in one transaction behind the writers' lock;
+    /// returns the record's sequence number. Every audited change outside a case's lifecycle
+    /// goes through here.
+    pub(crate) async fn audited(
+        &self,
+        actor: &str,
+        action: &str,
+        case_id: Option<&str>,
+        detail: serde_json::Value,
+        now: i64,
+        change: impl for<'c> FnOnce(
+            &'c mut sqlx::AnyConnection,
+        ) -> std::pin::Pin<
+            Box<dyn std::future::Future<Output = Result<()>> + Send + 'c>,
+        >,
+    ) -> Result<i64> {
         let mut tx = self
             .pool
             .begin()
@@ -307,13 +328,13 @@ impl Review {
             .ctx(|| format!("{}: {action}", self.name))?;
         lock_writers(&mut tx).await?;
         change(&mut tx).await?;
-        append_audit(
+        let seq = append_audit(
             &mut tx,
             NewAudit {
                 at: now,
                 actor,
                 action,
-                case_id: None,
+                case_id,
                 before_state: None,
                 after_state: None,
                 reason: None,
@@ -321,7 +342,10 @@ impl Review {
             },
         )
         .await?;
-        tx.commit().await.ctx(|| format!("{}: {action}", self.name))
+        tx.commit()
+            .await
+            .ctx(|| format!("{}: {action}", self.name))?;
+        Ok(seq)
     }
 
     /// Creates an account (an audit record `account_add`). Refuses an existing username, a
@@ -616,29 +640,11 @@ impl Review {
         detail: serde_json::Value,
         now: i64,
     ) -> Result<()> {
-        let mut tx = self
-            .pool
-            .begin()
-            .await
-            .ctx(|| format!("{}: recording {action}", self.name))?;
-        lock_writers(&mut tx).await?;
-        append_audit(
-            &mut tx,
-            NewAudit {
-                at: now,
-                actor,
-                action,
-                case_id,
-                before_state: None,
-                after_state: None,
-                reason: None,
-                detail,
-            },
-        )
-        .await?;
-        tx.commit()
-            .await
-            .ctx(|| format!("{}: recording {action}", self.name))
+        self.audited(actor, action, case_id, detail, now, |_| {
+            Box::pin(async { Ok(()) })
+        })
+        .await
+        .map(|_| ())
     }
 
     /// One page of the queue inside a scope, highest risk first, then oldest.

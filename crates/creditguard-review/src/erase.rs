@@ -96,30 +96,10 @@ impl Review {
         detail: serde_json::Value,
         now: i64,
     ) -> Result<i64> {
-        let mut tx = self
-            .pool
-            .begin()
-            .await
-            .ctx(|| format!("{}: {action}", self.name))?;
-        lock_writers(&mut tx).await?;
-        let seq = append_audit(
-            &mut tx,
-            NewAudit {
-                at: now,
-                actor,
-                action,
-                case_id: None,
-                before_state: None,
-                after_state: None,
-                reason: None,
-                detail,
-            },
-        )
-        .await?;
-        tx.commit()
-            .await
-            .ctx(|| format!("{}: {action}", self.name))?;
-        Ok(seq)
+        self.audited(actor, action, None, detail, now, |_| {
+            Box::pin(async { Ok(()) })
+        })
+        .await
     }
 }
 
