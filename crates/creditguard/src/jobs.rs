@@ -11,9 +11,32 @@ use creditguard_lake::Lake;
 
 use crate::config::{parse_day_arg, Overrides, Pipeline};
 
-/// The `[jobs]` settings of a pipeline (defaults when the section is absent).
+/// The `[jobs]` settings of a pipeline (defaults when the section is absent). With
+/// pseudonymisation on, the known shared devices (`[jobs.proxy_learning]`, listed by their real
+/// ids) are mapped to the pseudonyms the lake holds.
 pub fn settings(pipeline: &Pipeline) -> Result<JobsConfig, String> {
-    pipeline.section::<JobsConfig>("jobs")
+    let mut cfg = pipeline.section::<JobsConfig>("jobs")?;
+    let pl = &mut cfg.proxy_learning;
+    if pl.shared_devices_file.is_none() && pl.shared_devices.is_empty() {
+        return Ok(cfg);
+    }
+    if let Some(p) = pipeline.privacy.resolve(false)? {
+        let devices = pl.shared_devices().map_err(|e| e.to_string())?;
+        let prefix = format!("{}:", p.key_id());
+        pl.shared_devices = devices
+            .into_iter()
+            .map(|d| {
+                if d.starts_with(&prefix) {
+                    d
+                } else {
+                    p.device(&d)
+                }
+            })
+            .collect();
+        pl.shared_devices.sort();
+        pl.shared_devices_file = None;
+    }
+    Ok(cfg)
 }
 
 /// Problems of the `[jobs]` section, each naming its key (for `Pipeline::parse`).
@@ -181,4 +204,50 @@ pub fn execute(args: JobArgs) -> anyhow::Result<()> {
     println!("creditguard job {} (run {run_id})", args.name);
     println!("{report}");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_shared_devices_are_matched_as_the_pseudonyms_the_lake_holds() {
+        let dir = tempfile::tempdir().unwrap();
+        let key_file = dir.path().join("k.key");
+        let key = crate::config::write_new_key(&key_file).unwrap();
+        let allow = dir.path().join("shared.txt");
+        std::fs::write(&allow, "# training room\npc-1\n").unwrap();
+        let p = creditguard_contract::privacy::Pseudonymiser::new(&key);
+        let already = p.device("kiosk-9");
+        let text = format!(
+            "[pipeline]\nname = \"t\"\nstages = [\"jobs\"]\n[source]\nkind = \"ndjson\"\npath = \"-\"\n\
+             [lake]\nroot = \"{}\"\n[privacy]\nkey_file = \"{}\"\n\
+             [jobs.proxy_learning]\nshared_devices_file = \"{}\"\nshared_devices = [\"{already}\", \"pc-2\"]\n",
+            dir.path().join("lake").display(),
+            key_file.display(),
+            allow.display()
+        );
+        let pipeline =
+            Pipeline::parse(&dir.path().join("p.toml"), &text, &Overrides::default()).unwrap();
+        let devices = settings(&pipeline)
+            .unwrap()
+            .proxy_learning
+            .shared_devices()
+            .unwrap();
+        let mut want = vec![p.device("pc-1"), p.device("pc-2"), already];
+        want.sort();
+        let mut got: Vec<String> = devices.into_iter().collect();
+        got.sort();
+        assert_eq!(got, want);
+        // Off: the ids are used as listed.
+        let off = text.replace("[privacy]\n", "[privacy]\npseudonymise = \"off\"\n");
+        let pipeline =
+            Pipeline::parse(&dir.path().join("p.toml"), &off, &Overrides::default()).unwrap();
+        let devices = settings(&pipeline)
+            .unwrap()
+            .proxy_learning
+            .shared_devices()
+            .unwrap();
+        assert!(devices.contains("pc-1") && devices.contains("pc-2"));
+    }
 }
