@@ -148,7 +148,8 @@ pub fn run_jobs(
         })
         .collect();
     let mut carry = Carry::default();
-    if cfg.is_enabled("proxy_learning") {
+    // Known shared devices: not evidence for proxy_learning, never flagged by shared_device.
+    if cfg.is_enabled("proxy_learning") || cfg.is_enabled("shared_device") {
         carry.shared_devices = cfg.proxy_learning.shared_devices()?;
     }
     let mut a = from_day;
@@ -548,7 +549,11 @@ fn run_batch(
                 };
                 quiz_speed::detect_with_prior(events.clone().lazy(), prior, q)?
             }
-            "shared_device" => shared_device::detect(events.clone().lazy(), &cfg.shared_device)?,
+            "shared_device" => shared_device::detect_known(
+                events.clone().lazy(),
+                &cfg.shared_device,
+                shared_devices,
+            )?,
             "automation" => automation::detect(events.clone().lazy(), &cfg.automation)?,
             "proxy_learning" => {
                 proxy_learning::detect(events.clone().lazy(), &cfg.proxy_learning, shared_devices)?

@@ -4,9 +4,11 @@
 //! any account: `accounts` (distinct users), `events`, `first_t`, `last_t`, `users` (sorted).
 //! Rule `many_accounts`: ≥ `min_accounts` accounts; one flag per account involved, so each
 //! learner's review shows it. Keyed on the device fingerprint, never the IP address: a whole
-//! office behind one Wi-Fi shares an address honestly.
+//! office behind one Wi-Fi shares an address honestly. Known shared devices (training-room PCs,
+//! kiosks: `[jobs.proxy_learning] shared_devices_file` / `shared_devices`) are measured but
+//! never flagged: everyone signing in there is what they are for.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use polars::prelude::*;
 use serde_json::json;
@@ -16,8 +18,18 @@ use crate::events::{day_of, same_as_prev, type_in};
 use crate::flags::{date, hhmm, list_strings, ramp, sort, Draft, Rows};
 use crate::{JobOutput, Result};
 
-/// The `shared_device` job over the events.
+/// The `shared_device` job over the events, without known shared devices.
 pub fn detect(events: LazyFrame, cfg: &SharedDeviceConfig) -> Result<JobOutput> {
+    detect_known(events, cfg, &HashSet::new())
+}
+
+/// The `shared_device` job over the events; `known_shared` devices raise no flag.
+pub fn detect_known(
+    events: LazyFrame,
+    cfg: &SharedDeviceConfig,
+    known_shared: &HashSet<String>,
+) -> Result<JobOutput> {
+    let known: Vec<&str> = known_shared.iter().map(String::as_str).collect();
     let types: Vec<&str> = cfg.event_types.iter().map(String::as_str).collect();
     // Collected once: the features and the org units of flagged accounts both read it.
     let rows = events
@@ -62,7 +74,20 @@ pub fn detect(events: LazyFrame, cfg: &SharedDeviceConfig) -> Result<JobOutput> 
     let shared = features
         .clone()
         .lazy()
-        .filter(col("accounts").gt_eq(lit(cfg.min_accounts as i64)))
+        .filter(
+            col("accounts")
+                .gt_eq(lit(cfg.min_accounts as i64))
+                .and(if known.is_empty() {
+                    lit(true)
+                } else {
+                    col("device_id")
+                        .is_in(
+                            lit(Series::new("known".into(), known)).implode(false),
+                            false,
+                        )
+                        .not()
+                }),
+        )
         .collect()?;
     let r = Rows(&shared);
     let users = r.list("users")?;
@@ -162,6 +187,24 @@ mod tests {
             out.flags[0].evidence
         );
         assert_eq!(out.flags[0].severity, 0.5);
+    }
+
+    #[test]
+    fn a_known_shared_device_is_measured_but_never_flagged() {
+        let ev = [
+            checkin("u1", "c1", "room-pc", 0.0),
+            checkin("u2", "c1", "room-pc", 10.0),
+            checkin("u3", "c1", "room-pc", 20.0),
+        ];
+        let known: HashSet<String> = ["room-pc".to_string()].into();
+        let out = detect_known(frame(&ev).lazy(), &SharedDeviceConfig::default(), &known).unwrap();
+        assert!(out.flags.is_empty());
+        assert_eq!(out.features.height(), 1, "the device-day is still measured");
+        assert_eq!(
+            run(&ev).flags.len(),
+            3,
+            "unknown, the same sign-ins are flagged"
+        );
     }
 
     #[test]
