@@ -655,10 +655,14 @@ impl Review {
             base.push(subtree_sql("c.org_unit", ou, self.bytewise, &mut p));
         }
         if let Some(rule) = &q.rule {
-            let a = p.text(rule.clone());
-            base.push(format!(
-                "EXISTS (SELECT 1 FROM case_flags f WHERE f.case_id = c.case_id AND f.rule = {a})"
-            ));
+            // `rules` is `,rule,rule,`: an exact match of one rule, no wildcards (a rule name
+            // has no comma, so a value with one matches nothing).
+            if rule.contains(',') {
+                base.push("1 = 0".to_string());
+            } else {
+                let a = p.text(format!(",{rule},"));
+                base.push(format!("{}(c.rules, {a}) > 0", self.find_fn));
+            }
         }
         if let Some(u) = &q.user_id {
             base.push(format!("c.user_id = {}", p.text(u.clone())));

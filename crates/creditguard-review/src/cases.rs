@@ -219,6 +219,24 @@ async fn insert_flags(
         .await
         .ctx(|| format!("attaching flag {} to case {case_id}", f.flag_id))?;
     }
+    // The case's rules (`,rule,rule,`), which the queue's rule filter reads.
+    let rows = sqlx::query("SELECT DISTINCT rule FROM case_flags WHERE case_id = $1 ORDER BY rule")
+        .bind(case_id)
+        .fetch_all(&mut *tx)
+        .await
+        .ctx(|| format!("reading the rules of case {case_id}"))?;
+    let mut rules = String::from(",");
+    for r in &rows {
+        let rule: String = r.try_get(0).ctx(|| "case_flags.rule".into())?;
+        rules.push_str(&rule);
+        rules.push(',');
+    }
+    sqlx::query("UPDATE cases SET rules = $1 WHERE case_id = $2")
+        .bind(rules)
+        .bind(case_id)
+        .execute(&mut *tx)
+        .await
+        .ctx(|| format!("recording the rules of case {case_id}"))?;
     Ok(())
 }
 

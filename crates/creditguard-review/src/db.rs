@@ -28,7 +28,19 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "queue_scope",
         include_str!("migrations/0004_queue_scope.sql"),
     ),
+    (
+        5,
+        "case_rules",
+        include_str!("migrations/0005_case_rules.sql"),
+    ),
 ];
+
+/// In migration texts, `{rules_of_case}`: `,rule,rule,` of the distinct rules of the flags of
+/// `cases.case_id` (an aggregate each backend spells its own way).
+const RULES_OF_CASE_SQLITE: &str = "(SELECT ',' || group_concat(rule, ',') || ',' FROM \
+    (SELECT DISTINCT f.rule FROM case_flags f WHERE f.case_id = cases.case_id))";
+const RULES_OF_CASE_POSTGRES: &str = "(SELECT ',' || string_agg(DISTINCT f.rule, ',') || ',' \
+    FROM case_flags f WHERE f.case_id = cases.case_id)";
 
 /// In migration texts, the collation that compares text byte by byte (`{bytewise}`): an org-unit
 /// subtree is then one index range on both backends.
@@ -51,6 +63,8 @@ pub struct Review {
     pub(crate) name: String,
     /// The byte-wise collation of this backend (`BINARY` or `"C"`).
     pub(crate) bytewise: &'static str,
+    /// The backend's function for the position of a substring (`instr` or `strpos`).
+    pub(crate) find_fn: &'static str,
 }
 
 pub(crate) const CASE_COLS: &str = "case_id, user_id, org_unit, status, assignee, risk, \
@@ -141,10 +155,12 @@ impl Review {
         } else {
             BYTEWISE_POSTGRES
         };
+        let sqlite = url.starts_with("sqlite://");
         let review = Review {
             pool,
             name,
             bytewise,
+            find_fn: if sqlite { "instr" } else { "strpos" },
         };
         review.migrate(versions).await?;
         Ok(review)
@@ -194,7 +210,15 @@ impl Review {
                 .begin()
                 .await
                 .ctx(|| format!("{name}: migration {version}"))?;
-            for stmt in statements(&sql.replace("{bytewise}", self.bytewise)) {
+            let rules_of_case = if self.find_fn == "instr" {
+                RULES_OF_CASE_SQLITE
+            } else {
+                RULES_OF_CASE_POSTGRES
+            };
+            let sql = sql
+                .replace("{bytewise}", self.bytewise)
+                .replace("{rules_of_case}", rules_of_case);
+            for stmt in statements(&sql) {
                 sqlx::query(&stmt)
                     .execute(&mut *tx)
                     .await

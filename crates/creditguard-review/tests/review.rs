@@ -602,16 +602,47 @@ on_both!(audit_verify_finds_edits_and_deletions);
 async fn migrations_upgrade_an_older_database(url: String) {
     let old = Review::open_at(&url, 1).await.unwrap();
     assert_eq!(old.schema_versions().await.unwrap(), vec![1]);
-    old.sync(
-        &input(vec![cand("u1", vec![flag("q1", 10, 0.6)])], vec![]),
-        NOW,
+    // A case as the first schema held it, written the way that version's code did.
+    raw(
+        &url,
+        "INSERT INTO cases (case_id, user_id, org_unit, status, assignee, risk, first_flag_at, \
+         last_flag_at, previous_case_id, opened_at, updated_at, decided_at, decided_by, \
+         decision_reason, version) VALUES ('c-old', 'u1', 'HQ/East/Sales', 'open', NULL, 0.6, \
+         1000, 2000, NULL, 3000, 3000, NULL, NULL, NULL, 1)",
     )
-    .await
-    .unwrap();
+    .await;
+    for (id, rule) in [
+        ("q1", "quiz_speed.too_fast"),
+        ("q2", "quiz_speed.too_fast"),
+        ("w1", "watch_time.speed"),
+    ] {
+        raw(
+            &url,
+            &format!(
+                "INSERT INTO case_flags (flag_id, case_id, user_id, detector, rule, org_unit, \
+                 course_id, window_start, window_end, weighted_severity, day) VALUES ('{id}', \
+                 'c-old', 'u1', 'x', '{rule}', 'HQ/East/Sales', 'c1', 1000, 2000, 0.6, 10)"
+            ),
+        )
+        .await;
+    }
     let new = Review::open(&url).await.unwrap();
-    assert_eq!(new.schema_versions().await.unwrap(), vec![1, 2, 3, 4]);
+    assert_eq!(new.schema_versions().await.unwrap(), vec![1, 2, 3, 4, 5]);
     let cases = new.list(&CaseFilter::default()).await.unwrap();
     assert_eq!(cases.len(), 1, "the data survives the upgrade");
+    // The rules of old cases are filled in: the rule filter finds them.
+    for (rule, found) in [
+        ("quiz_speed.too_fast", 1),
+        ("watch_time.speed", 1),
+        ("watch_time.background_playback", 0),
+        ("quiz_speed", 0),
+    ] {
+        let f = CaseFilter {
+            rule: Some(rule.into()),
+            ..Default::default()
+        };
+        assert_eq!(new.list(&f).await.unwrap().len(), found, "{rule}");
+    }
     new.decide(&decide(&cases[0].case_id, Verdict::Dismissed, &[]), NOW + 1)
         .await
         .unwrap();
@@ -623,7 +654,7 @@ async fn migrations_upgrade_an_older_database(url: String) {
             .schema_versions()
             .await
             .unwrap(),
-        vec![1, 2, 3, 4]
+        vec![1, 2, 3, 4, 5]
     );
 
     raw(
@@ -639,7 +670,7 @@ async fn migrations_upgrade_an_older_database(url: String) {
     raw(&url, "INSERT INTO schema_migrations (version, description, checksum, applied_at) VALUES (99, 'future', 'x', 0)").await;
     let e = Review::open(&url).await.unwrap_err().to_string();
     assert!(
-        e.contains("schema version 99, newer than this creditguard knows (4)"),
+        e.contains("schema version 99, newer than this creditguard knows (5)"),
         "{e}"
     );
 }
@@ -745,6 +776,17 @@ async fn the_queue_filters_by_org_subtree_rule_and_status(url: String) {
         ..Default::default()
     };
     assert_eq!(users(r.list(&rule).await.unwrap()), vec!["u2"]);
+    for odd in [
+        "watch_time.background_playback,quiz_speed.too_fast",
+        "watch_time",
+        ",",
+    ] {
+        let f = CaseFilter {
+            rule: Some(odd.into()),
+            ..Default::default()
+        };
+        assert!(r.list(&f).await.unwrap().is_empty(), "`{odd}` is no rule");
+    }
     let decided = CaseFilter {
         statuses: vec![CaseStatus::Confirmed],
         ..Default::default()
