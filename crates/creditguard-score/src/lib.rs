@@ -378,35 +378,46 @@ pub fn compute(
             tracing::warn!(user = %i.user_id, issue = %i.issue, telemetry_org_unit = ?i.telemetry_org_unit, roster_org_path = ?i.roster_org_path, "Roster and telemetry disagree.");
         }
     }
-    report.progress = year_progress(lake, catalog, cfg, &report)?;
-    report.warnings = year_warnings(lake, cfg, &report)?;
+    year_standing(lake, catalog, cfg, &mut report)?;
     Ok(report)
 }
 
-/// The learners' progress as of the report's last day. It counts this year's credit records:
-/// earlier days from the credits table as earlier runs left it, the scored period from the
-/// report (so a caller that changes the report's credits, applying reviewers' decisions, calls
-/// this again).
-pub fn year_progress(
+/// Sets the report's progress and reminders as of its last day, from this credit year's credit
+/// records (read once): earlier days from the credits table as earlier runs left it, the scored
+/// period from the report (so a caller that changes the report's credits, applying reviewers'
+/// decisions, calls this again).
+pub fn year_standing(
     lake: &Lake,
     catalog: &Catalog,
     cfg: &ScoreConfig,
+    report: &mut ScoreReport,
+) -> Result<()> {
+    let credits = year_credits(lake, report)?;
+    report.progress = year_progress(&credits, catalog, cfg, report);
+    report.warnings = year_warnings(lake, &credits, cfg, report)?;
+    Ok(())
+}
+
+/// The learners' progress as of the report's last day, from the year's credit records.
+fn year_progress(
+    year_credits: &[Credit],
+    catalog: &Catalog,
+    cfg: &ScoreConfig,
     report: &ScoreReport,
-) -> Result<Vec<Progress>> {
-    let year_credits = year_credits(lake, report)?;
+) -> Vec<Progress> {
     let extra: BTreeMap<String, Option<String>> = report
         .cases
         .iter()
         .map(|c| (c.user_id.clone(), c.org_unit.clone()))
         .collect();
-    Ok(decide::progress(
-        &year_credits,
+    decide::progress(
+        year_credits,
         &extra,
         catalog,
         cfg,
         report.to_day,
         &report.run_id,
-    ))
+    )
 }
 
 /// This credit year's credit records up to the report's last day: earlier days from the
@@ -427,8 +438,9 @@ fn year_credits(lake: &Lake, report: &ScoreReport) -> Result<Vec<Credit>> {
 /// The reminders raised on the report's last day ([`warnings`]), from its progress: those
 /// already written on earlier days of the year are not raised again. Reminders are part of a
 /// credit policy: none without `[policy]`.
-pub fn year_warnings(
+fn year_warnings(
     lake: &Lake,
+    credits: &[Credit],
     cfg: &ScoreConfig,
     report: &ScoreReport,
 ) -> Result<Vec<creditguard_contract::Warning>> {
@@ -452,7 +464,6 @@ pub fn year_warnings(
         None => Default::default(),
     };
     let emitted = tables::read_warning_ids(lake, first, to - 1)?;
-    let credits = year_credits(lake, report)?;
     Ok(warnings::warnings(&warnings::WarningInput {
         policy,
         roster: exp.roster.as_ref(),
@@ -460,7 +471,7 @@ pub fn year_warnings(
         settings: &exp.warnings,
         progress: &report.progress,
         previous: &previous,
-        credits: &credits,
+        credits,
         emitted: &emitted,
         as_of_day: to,
         run_id: &report.run_id,

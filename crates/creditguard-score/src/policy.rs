@@ -436,7 +436,8 @@ fn specificity(r: &Rule) -> (usize, bool, bool) {
     )
 }
 
-fn in_subtree(path: &str, unit: &str) -> bool {
+/// `path` is `unit` or below it (`HQ/East` holds `HQ/East/Sales`, not `HQ/Eastern`).
+pub(crate) fn in_subtree(path: &str, unit: &str) -> bool {
     path == unit || (path.starts_with(unit) && path[unit.len()..].starts_with('/'))
 }
 

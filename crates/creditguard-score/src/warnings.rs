@@ -16,7 +16,7 @@ use creditguard_contract::time::{civil_from_days, days_from_civil, format_day, p
 use creditguard_contract::{stable_id, Credit, Warning};
 use serde::{Deserialize, Serialize};
 
-use crate::policy::{Policy, Roster};
+use crate::policy::{in_subtree, Policy, Roster};
 use crate::tables::Progress;
 use crate::{Error, Result};
 use creditguard_lake::catalog::csv_records as parse_csv;
@@ -172,10 +172,6 @@ pub struct WarningInput<'a> {
     /// The scored day, as a business-local date.
     pub as_of_day: i64,
     pub run_id: &'a str,
-}
-
-fn in_subtree(path: &str, unit: &str) -> bool {
-    path == unit || (path.starts_with(unit) && path[unit.len()..].starts_with('/'))
 }
 
 /// Credits short of the pace, per category (`total` and each category with a minimum), counting

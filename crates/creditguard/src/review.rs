@@ -280,8 +280,7 @@ pub fn sync_report(
         .map(|c| (c.case_id.as_str(), c))
         .collect();
     report.cases = persistent_cases(report, &flags, &outcome.flag_case, &rows, catalog, cfg);
-    report.progress = creditguard_score::year_progress(lake, catalog, cfg, report)?;
-    report.warnings = creditguard_score::year_warnings(lake, cfg, report)?;
+    creditguard_score::year_standing(lake, catalog, cfg, report)?;
     Ok(ReviewSync {
         database: store.review.name().to_string(),
         cases_opened: outcome.opened,
