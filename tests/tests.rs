@@ -5,5 +5,6 @@ mod util;
 mod build;
 mod cli;
 mod kafka;
+mod golden;
 mod privacy;
 mod review;
