@@ -25,7 +25,7 @@ use creditguard_synth::eval::{evaluate, Quality};
 use creditguard_synth::{Config, Generator, Output, StrengthMix};
 
 // As the `creditguard` binary does.
-creditguard::lake::use_jemalloc!();
+creditguard::alloc::use_jemalloc!();
 
 struct Args {
     users: u32,

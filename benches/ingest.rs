@@ -18,7 +18,7 @@ use creditguard::ingest::{ingest, Deduper, EventBuffer, IngestOptions, Input};
 use creditguard::lake::Lake;
 
 // As the `creditguard` binary does.
-creditguard::lake::use_jemalloc!();
+creditguard::alloc::use_jemalloc!();
 
 /// Heartbeat-heavy traffic like a real platform's (about 80 % heartbeats), ~300 bytes an event,
 /// spread over 20 000 users and 7 days, with a few percent invalid lines.

@@ -177,12 +177,11 @@ fn the_reference_pipeline_holds_the_built_in_defaults() {
     )
     .unwrap();
     assert_eq!(
-        p.section::<creditguard_detect::JobsConfig>("jobs").unwrap(),
+        p.jobs,
         creditguard_detect::JobsConfig::default()
     );
     assert_eq!(
-        p.section::<creditguard_score::ScoreConfig>("score")
-            .unwrap(),
+        p.score,
         creditguard_score::ScoreConfig::default()
     );
     assert_eq!(
@@ -190,7 +189,7 @@ fn the_reference_pipeline_holds_the_built_in_defaults() {
         creditguard::ingest::IngestOptions::default().chunk_lines
     );
     assert_eq!(
-        creditguard::review::settings(&p).unwrap(),
+        p.review,
         creditguard::review::ReviewSettings::default()
     );
     assert_eq!(p.privacy, creditguard::config::PrivacySection::default());
@@ -319,7 +318,7 @@ fn the_binary_allocates_with_jemalloc_as_configured() {
         .env("_RJEM_MALLOC_CONF", "stats_print:true"));
     assert!(out.status.success());
     let stats = String::from_utf8_lossy(&out.stderr);
-    for option in creditguard::lake::memory::JEMALLOC_CONF.split(',') {
+    for option in creditguard::alloc::JEMALLOC_CONF.split(',') {
         let (key, value) = option.split_once(':').unwrap();
         assert!(
             stats

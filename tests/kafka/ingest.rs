@@ -84,7 +84,7 @@ fn every_valid_event_lands_once_and_invalid_ones_go_to_the_dlq_with_their_bytes(
     harness::assert_exactly_once(&lake, &fx);
     // The service hands freed memory back (the batch jobs' allocator setting keeps it).
     let stats = std::fs::read_to_string(&log_at_exit).unwrap();
-    let decay = creditguard::lake::memory::SERVICE_DIRTY_DECAY_MS;
+    let decay = creditguard::alloc::SERVICE_DIRTY_DECAY_MS;
     for (kind, value) in [("dirty", decay), ("muzzy", 0)] {
         let (opt, now) = (
             format!("opt.{kind}_decay_ms:"),

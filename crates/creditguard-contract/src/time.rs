@@ -132,9 +132,28 @@ pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
+/// Microseconds in a day: the unit of every timestamp in the lake is the microsecond.
+pub const DAY_US: i64 = 86_400_000_000;
+
+/// A client clock this far ahead of the platform's receive time (or more) is corrected.
+pub const SKEW_TOLERANCE_US: i64 = 1_000_000;
+
+/// The time of an event, the one definition every stage uses: the `ts` the client sent, moved
+/// back when the client's clock ran ahead. `lead` is the smallest `received_at − ts` over the
+/// event's session (over the event alone when it has no session): an event cannot happen after
+/// the platform received it, so a negative lead beyond [`SKEW_TOLERANCE_US`] is how far the clock
+/// ran ahead, and every event of the session moves back by it, keeping the intervals between
+/// them. A clock that runs behind cannot be told apart from a late delivery and is left alone.
+pub fn event_time_us(ts: i64, lead: Option<i64>) -> i64 {
+    match lead {
+        Some(l) if l < -SKEW_TOLERANCE_US => ts + l,
+        _ => ts,
+    }
+}
+
 /// The UTC day (days since the epoch) of a microsecond timestamp.
 pub fn day_of_us(ts_us: i64) -> i64 {
-    ts_us.div_euclid(86_400_000_000)
+    ts_us.div_euclid(DAY_US)
 }
 
 #[cfg(test)]

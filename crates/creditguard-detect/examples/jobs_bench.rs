@@ -24,9 +24,9 @@ use creditguard_detect::{run_jobs, Catalog, Course, JobsConfig};
 use creditguard_lake::Lake;
 
 // As the `creditguard` binary does.
-creditguard_lake::use_jemalloc!();
+creditguard_alloc::use_jemalloc!();
 
-const DAY_US: i64 = 86_400_000_000;
+use creditguard_contract::time::DAY_US;
 const START_DAY: i64 = 20_483; // 2026-01-30
 const COURSES: usize = 40;
 
@@ -426,7 +426,7 @@ fn cpu_s() -> (f64, f64) {
 fn main() {
     println!(
         "allocator: jemalloc, {}{}",
-        creditguard_lake::memory::JEMALLOC_CONF,
+        creditguard_alloc::JEMALLOC_CONF,
         std::env::var("_RJEM_MALLOC_CONF")
             .map(|c| format!(", then _RJEM_MALLOC_CONF={c}"))
             .unwrap_or_default()

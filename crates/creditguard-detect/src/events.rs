@@ -10,7 +10,7 @@ use polars::prelude::*;
 use crate::Result;
 
 /// Microseconds in a day.
-pub const DAY_US: i64 = 86_400_000_000;
+pub use creditguard_contract::time::DAY_US;
 
 /// The columns detectors read (everything but `received_at`, `platform`, `src`, `src_pos` and
 /// `prompt_id`: attention checks are named by their `event_id` in evidence).
@@ -122,8 +122,7 @@ pub fn scan_columns() -> Vec<Expr> {
         .collect()
 }
 
-/// A client clock this far ahead of the platform's receive time (or more) is corrected.
-pub const SKEW_TOLERANCE_US: i64 = 1_000_000;
+pub use creditguard_contract::time::SKEW_TOLERANCE_US;
 
 /// The events a job for days `from_day..=to_day` needs: those of `from_day-1..=to_day+1` (one
 /// day of context each side, for intervals and sessions that cross midnight), de-duplicated by
@@ -151,12 +150,9 @@ pub fn scan_events(lake: &Lake, from_day: i64, to_day: i64) -> Result<LazyFrame>
 /// that order than on the scattered order a hash de-duplication leaves (measured on 2.7 M events:
 /// a sort by user, session, time 0.5 s against 5.8 s).
 ///
-/// The skew bound: an event cannot happen after the platform received it. When a session's
-/// events claim times after their receipt (the client clock runs ahead, by the largest such
-/// excess over the session), every event of that session is moved back by that excess, which
-/// keeps the intervals between them. A clock that runs behind cannot be told apart from a late
-/// delivery and is left alone. Server-side events (no session) are not moved unless they too
-/// claim a time after their receipt.
+/// The skew bound is `creditguard_contract::time::event_time_us` as a polars expression: the
+/// scorer's readers apply the same function, so flags and the activity they are linked to are on
+/// one clock.
 pub fn prepare(lf: LazyFrame) -> Result<LazyFrame> {
     let ts = col("ts").cast(DataType::Int64);
     // received_at − ts, smallest per session: below −tolerance means the clock is ahead. An event

@@ -168,14 +168,14 @@ pub fn run_jobs(
         )?;
         // Little is live between batches: past the limit, hand back the pages the allocator
         // kept, so the resident size does not creep up with fragmentation over a long range
-        // (creditguard_lake::memory).
+        // (creditguard_alloc).
         let limit = u64::from(cfg.release_memory_above_mib) << 20;
-        if let Some(resident) = creditguard_lake::memory::resident_bytes() {
-            if resident > limit && creditguard_lake::memory::release_retained() {
+        if let Some(resident) = creditguard_alloc::resident_bytes() {
+            if resident > limit && creditguard_alloc::release_retained() {
                 report.memory_releases += 1;
                 tracing::debug!(
                     resident_mib = resident >> 20,
-                    after_mib = creditguard_lake::memory::resident_bytes().unwrap_or(0) >> 20,
+                    after_mib = creditguard_alloc::resident_bytes().unwrap_or(0) >> 20,
                     "Returned the allocator's free pages."
                 );
             }

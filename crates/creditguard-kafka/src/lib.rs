@@ -38,7 +38,8 @@ pub use fault::{Fault, FaultPoint};
 pub use ingest::{IngestConfig, IngestSummary, RollPolicy};
 pub use metrics::Metrics;
 pub use produce::{
-    create_topics, produce_ndjson_lines, produce_results, telemetry_key, ProduceReport,
+    create_topics, produce_ndjson_lines, produce_results, telemetry_key, LineProducer,
+    ProduceReport,
 };
 
 use rdkafka::error::KafkaError;

@@ -6,6 +6,9 @@
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, VecDeque};
+use std::io::Write;
+use std::sync::mpsc::{sync_channel, SyncSender};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use creditguard_contract::ResultRecord;
@@ -330,3 +333,86 @@ mod tests {
         assert_eq!(telemetry_key(b"not json"), None);
     }
 }
+
+/// An [`std::io::Write`] of NDJSON lines that produces each line to a topic, as
+/// [`produce_ndjson_lines`] does, on a thread of its own: complete lines go to it in blocks of
+/// about 1 MiB over a bounded channel, so the writer waits when the broker is slower than it.
+/// For `creditguard generate --kafka` and load tests.
+pub struct LineProducer {
+    tx: Option<SyncSender<Vec<u8>>>,
+    buf: Vec<u8>,
+    producer: JoinHandle<Result<ProduceReport, creditguard_kafka::Error>>,
+}
+
+const LINE_BLOCK: usize = 1 << 20;
+
+impl LineProducer {
+    /// Starts the producer thread for `topic`.
+    pub fn start(settings: &ClientSettings, topic: &str) -> LineProducer {
+        let (tx, rx) = sync_channel::<Vec<u8>>(8);
+        let (client, topic) = (settings.clone(), topic.to_string());
+        let producer = std::thread::Builder::new()
+            .name("generate-produce".into())
+            .spawn(move || {
+                let lines = rx.into_iter().flat_map(|block: Vec<u8>| {
+                    block
+                        .split(|b| *b == b'\n')
+                        .map(<[u8]>::to_vec)
+                        .collect::<Vec<_>>()
+                });
+                produce_ndjson_lines(&client, &topic, lines)
+            })
+            .expect("spawning a thread");
+        LineProducer {
+            tx: Some(tx),
+            buf: Vec::with_capacity(2 * LINE_BLOCK),
+            producer,
+        }
+    }
+
+    /// Hands every complete line buffered so far to the producer thread.
+    fn ship(&mut self) -> std::io::Result<()> {
+        let Some(end) = self.buf.iter().rposition(|b| *b == b'\n') else {
+            return Ok(());
+        };
+        let rest = self.buf[end + 1..].to_vec();
+        self.buf.truncate(end + 1);
+        let block = std::mem::replace(&mut self.buf, rest);
+        let tx = self.tx.as_ref().expect("open until finish");
+        tx.send(block)
+            .map_err(|_| std::io::Error::other("the Kafka producer stopped (its error follows)"))
+    }
+
+    /// Sends the rest and waits until the broker acknowledged every line.
+    pub fn finish(mut self) -> Result<ProduceReport> {
+        if !self.buf.is_empty() && !self.buf.ends_with(b"\n") {
+            self.buf.push(b'\n');
+        }
+        let shipped = self.ship();
+        drop(self.tx.take());
+        let report = self
+            .producer
+            .join()
+            .expect("the producer thread does not panic")?;
+        shipped.map_err(|e| Error::Io {
+            what: "handing lines to the producer".into(),
+            source: e,
+        })?;
+        Ok(report)
+    }
+}
+
+impl Write for LineProducer {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= LINE_BLOCK {
+            self.ship()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+

@@ -36,11 +36,7 @@
 //! ```
 
 pub mod catalog;
-pub mod memory;
 pub mod scrub;
-
-#[cfg(test)]
-use_jemalloc!();
 
 use std::fs::{self, File};
 use std::io::{self, Write};

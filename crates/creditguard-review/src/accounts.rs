@@ -580,7 +580,7 @@ impl Review {
         .ctx(|| format!("{}: recording a failed login", self.name))?;
         // Failures older than any lockout window count for nothing: keep the table small.
         sqlx::query("DELETE FROM login_failures WHERE at < $1")
-            .bind(now - 30 * 86_400_000_000)
+            .bind(now - 30 * creditguard_contract::time::DAY_US)
             .execute(&self.pool)
             .await
             .ctx(|| format!("{}: pruning failed logins", self.name))?;

@@ -15,7 +15,7 @@ use crate::model::{
 };
 use crate::{Context as _, Result, Review};
 
-const DAY_US: i64 = 86_400_000_000;
+use creditguard_contract::time::DAY_US;
 /// Threshold comparisons forgive floating-point noise (as the scorer's do).
 const EPS: f64 = 1e-9;
 /// The actor of what the scorer does to cases.

@@ -10,7 +10,7 @@ use crate::db::{append_audit, case_claims, case_flags, load_case, lock_writers, 
 use crate::model::{Action, CaseRow, CaseStatus, ClaimDecision, Verdict};
 use crate::{Context as _, Error, Result, Review};
 
-const DAY_US: i64 = 86_400_000_000;
+use creditguard_contract::time::DAY_US;
 
 /// A reviewer's decision on a case.
 #[derive(Debug, Clone)]

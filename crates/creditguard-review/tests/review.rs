@@ -8,7 +8,7 @@ use creditguard_review::{
     SyncCandidate, SyncFlag, SyncInput, Verdict, WithheldClaim,
 };
 
-const DAY: i64 = 86_400_000_000;
+const DAY: i64 = creditguard_contract::time::DAY_US;
 const NOW: i64 = 1_775_000_000_000_000;
 
 fn rt() -> tokio::runtime::Runtime {

@@ -15,7 +15,7 @@ use creditguard_score::{compute, tables, write_results, Catalog, ScoreConfig};
 const USERS: usize = 4000;
 const DAYS: i64 = 30;
 const BEATS: i64 = 20;
-const DAY_US: i64 = 86_400_000_000;
+use creditguard_contract::time::DAY_US;
 
 fn main() {
     let dir = tempfile::tempdir().unwrap();

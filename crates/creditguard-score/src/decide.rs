@@ -14,7 +14,7 @@ use crate::events::{Activity, Claim};
 use crate::policy::{self, Policy, CATEGORIES};
 use crate::tables::{ClaimIssue, Progress};
 
-const DAY_US: i64 = 86_400_000_000;
+use creditguard_contract::time::DAY_US;
 
 /// Comparisons against thresholds forgive this much floating-point noise, so a risk computed as
 /// 0.49999999999999994 from severities that multiply out to exactly 0.5 still meets 0.5.

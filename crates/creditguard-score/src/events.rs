@@ -3,14 +3,70 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
-use creditguard_contract::time::day_of_us;
+use arrow_array::RecordBatch;
+use creditguard_contract::time::{day_of_us, event_time_us, DAY_US};
 use creditguard_lake::Lake;
 
 use crate::read::{read_columns, Nums, Strs, Times};
 use crate::Result;
 
 const EVENTS: &str = "events";
-const DAY_US: i64 = 86_400_000_000;
+
+/// The columns [`event_times`] needs, to be read beside a reader's own.
+const TIME_COLUMNS: [&str; 4] = ["ts", "received_at", "user_id", "session_id"];
+
+/// Every row's event time, batch by batch: `ts` with the skew bound the detectors apply
+/// ([`event_time_us`], the lead taken over the session within `batches`), so the scorer links
+/// flags to activity on the clock the detectors measured it on. `None` where `ts` is null.
+fn event_times(batches: &[RecordBatch]) -> Result<Vec<Vec<Option<i64>>>> {
+    let mut columns = Vec::with_capacity(batches.len());
+    let mut session_lead: HashMap<(&str, &str), i64> = HashMap::new();
+    for b in batches {
+        let (ts, received) = (Times::of(b, "ts")?, Times::of(b, "received_at")?);
+        let (user, session) = (Strs::of(b, "user_id")?, Strs::of(b, "session_id")?);
+        for i in 0..b.num_rows() {
+            if let (Some(t), Some(r), Some(u), Some(s)) =
+                (ts.get(i), received.get(i), user.get(i), session.get(i))
+            {
+                let lead = session_lead.entry((u, s)).or_insert(i64::MAX);
+                *lead = (*lead).min(r - t);
+            }
+        }
+        columns.push((ts, received, user, session));
+    }
+    Ok(columns
+        .iter()
+        .zip(batches)
+        .map(|((ts, received, user, session), b)| {
+            (0..b.num_rows())
+                .map(|i| {
+                    let t = ts.get(i)?;
+                    let lead = match (user.get(i), session.get(i)) {
+                        (Some(u), Some(s)) => session_lead.get(&(u, s)).copied(),
+                        _ => received.get(i).map(|r| r - t),
+                    };
+                    Some(event_time_us(t, lead))
+                })
+                .collect()
+        })
+        .collect())
+}
+
+/// The named columns of the events of days `from..=to` plus [`TIME_COLUMNS`], with each row's
+/// event time.
+fn read_timed(
+    lake: &Lake,
+    from: i64,
+    to: i64,
+    columns: &[&str],
+) -> Result<(Vec<RecordBatch>, Vec<Vec<Option<i64>>>)> {
+    let files = lake.files(EVENTS, from, to)?;
+    let mut all: Vec<&str> = TIME_COLUMNS.to_vec();
+    all.extend(columns.iter().filter(|c| !TIME_COLUMNS.contains(c)));
+    let batches = read_columns(&files, &all)?;
+    let times = event_times(&batches)?;
+    Ok((batches, times))
+}
 
 /// One `course_complete` event: the platform claims credits for a learner.
 #[derive(Debug, Clone, PartialEq)]
@@ -19,7 +75,7 @@ pub struct Claim {
     pub user_id: String,
     pub org_unit: Option<String>,
     pub course_id: String,
-    /// `ts` of the event, UTC µs.
+    /// The event's time (UTC µs, `ts` with the detectors' skew bound: [`event_time_us`]).
     pub completed_at: i64,
     pub credits: Option<f64>,
     pub category: Option<String>,
@@ -28,34 +84,32 @@ pub struct Claim {
 /// The claims whose `ts` falls in the days `from..=to`, de-duplicated by `event_id` (producers
 /// deliver twice), sorted by (completed_at, event_id).
 pub fn read_claims(lake: &Lake, from: i64, to: i64) -> Result<Vec<Claim>> {
-    let files = lake.files(EVENTS, from, to)?;
     let cols = [
         "event_id",
         "event_type",
-        "ts",
-        "user_id",
         "org_unit",
         "course_id",
         "credits",
         "category",
     ];
+    let (batches, times) = read_timed(lake, from, to, &cols)?;
     let mut seen = HashSet::new();
     let mut out = Vec::new();
-    for b in read_columns(&files, &cols)? {
-        let ty = Strs::of(&b, "event_type")?;
+    for (b, ts) in batches.iter().zip(&times) {
+        let ty = Strs::of(b, "event_type")?;
         let (id, user, org, course, cat) = (
-            Strs::of(&b, "event_id")?,
-            Strs::of(&b, "user_id")?,
-            Strs::of(&b, "org_unit")?,
-            Strs::of(&b, "course_id")?,
-            Strs::of(&b, "category")?,
+            Strs::of(b, "event_id")?,
+            Strs::of(b, "user_id")?,
+            Strs::of(b, "org_unit")?,
+            Strs::of(b, "course_id")?,
+            Strs::of(b, "category")?,
         );
-        let (ts, credits) = (Times::of(&b, "ts")?, Nums::of(&b, "credits")?);
+        let credits = Nums::of(b, "credits")?;
         for i in 0..b.num_rows() {
             if ty.get(i) != Some("course_complete") {
                 continue;
             }
-            let (Some(t), Some(course_id)) = (ts.get(i), course.get(i)) else {
+            let (Some(t), Some(course_id)) = (ts[i], course.get(i)) else {
                 continue;
             };
             // Late events land in their own day; a file of another day never holds them, but a
@@ -94,15 +148,11 @@ pub fn read_activity(
     if users.is_empty() {
         return Ok(Activity::new());
     }
-    let files = lake.files(EVENTS, from, to)?;
-    for b in read_columns(&files, &["ts", "user_id", "course_id"])? {
-        let (user, course, ts) = (
-            Strs::of(&b, "user_id")?,
-            Strs::of(&b, "course_id")?,
-            Times::of(&b, "ts")?,
-        );
+    let (batches, times) = read_timed(lake, from, to, &["course_id"])?;
+    for (b, ts) in batches.iter().zip(&times) {
+        let (user, course) = (Strs::of(b, "user_id")?, Strs::of(b, "course_id")?);
         for i in 0..b.num_rows() {
-            let (Some(u), Some(c), Some(t)) = (user.get(i), course.get(i), ts.get(i)) else {
+            let (Some(u), Some(c), Some(t)) = (user.get(i), course.get(i), ts[i]) else {
                 continue;
             };
             if users.contains(u) {
@@ -165,16 +215,15 @@ pub fn read_shared_use(
 ) -> Result<BTreeMap<String, SharedUse>> {
     let mut by_device: HashMap<String, HashSet<String>> = HashMap::new();
     let mut by_ip: HashMap<String, HashSet<String>> = HashMap::new();
-    let files = lake.files(EVENTS, from, to)?;
-    for b in read_columns(&files, &["ts", "user_id", "device_id", "ip"])? {
+    let (batches, times) = read_timed(lake, from, to, &["device_id", "ip"])?;
+    for (b, ts) in batches.iter().zip(&times) {
         let (users, devices, ips) = (
-            Strs::of(&b, "user_id")?,
-            Strs::of(&b, "device_id")?,
-            Strs::of(&b, "ip")?,
+            Strs::of(b, "user_id")?,
+            Strs::of(b, "device_id")?,
+            Strs::of(b, "ip")?,
         );
-        let ts = Times::of(&b, "ts")?;
         for i in 0..b.num_rows() {
-            let (Some(u), Some(t)) = (users.get(i), ts.get(i)) else {
+            let (Some(u), Some(t)) = (users.get(i), ts[i]) else {
                 continue;
             };
             if !(from * DAY_US..(to + 1) * DAY_US).contains(&t) {
@@ -231,19 +280,10 @@ pub fn read_sessions(
         )>,
     > = BTreeMap::new();
     if !users.is_empty() {
-        let files = lake.files(EVENTS, from, to)?;
-        let cols = [
-            "event_type",
-            "ts",
-            "user_id",
-            "session_id",
-            "device_id",
-            "platform",
-            "ip",
-            "course_id",
-        ];
-        for b in read_columns(&files, &cols)? {
-            let s = |n| Strs::of(&b, n);
+        let cols = ["event_type", "device_id", "platform", "ip", "course_id"];
+        let (batches, times) = read_timed(lake, from, to, &cols)?;
+        for (b, ts) in batches.iter().zip(&times) {
+            let s = |n| Strs::of(b, n);
             let (ty, user, session, device, platform, ip, course) = (
                 s("event_type")?,
                 s("user_id")?,
@@ -253,9 +293,8 @@ pub fn read_sessions(
                 s("ip")?,
                 s("course_id")?,
             );
-            let ts = Times::of(&b, "ts")?;
             for i in 0..b.num_rows() {
-                let (Some(u), Some(t)) = (user.get(i), ts.get(i)) else {
+                let (Some(u), Some(t)) = (user.get(i), ts[i]) else {
                     continue;
                 };
                 // Completions are drawn as claims, not as activity of a device.

@@ -582,7 +582,7 @@ impl Policy {
 
     /// The business-local date (days since the epoch) of a UTC instant.
     pub fn local_day(&self, utc_us: i64) -> i64 {
-        (utc_us + self.utc_offset_us).div_euclid(86_400_000_000)
+        (utc_us + self.utc_offset_us).div_euclid(creditguard_contract::time::DAY_US)
     }
 }
 

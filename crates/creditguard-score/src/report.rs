@@ -13,7 +13,7 @@ use crate::events::{read_sessions, SessionSpan};
 use crate::tables::{self, ClaimIssue, Progress};
 use crate::Result;
 
-const DAY_US: i64 = 86_400_000_000;
+use creditguard_contract::time::DAY_US;
 
 /// Flags this many days before the report's first day are still read, for cases whose flag list
 /// reaches back into the scorer's lookback.

@@ -211,7 +211,7 @@ fn behind(pace: f64, got: f64, margin: f64) -> bool {
 /// The day's new warnings, sorted by id.
 pub fn warnings(w: &WarningInput<'_>) -> Vec<Warning> {
     let (year, _, _) = civil_from_days(w.as_of_day);
-    let as_of = (w.as_of_day + 1) * 86_400_000_000 - w.policy.utc_offset_us;
+    let as_of = (w.as_of_day + 1) * creditguard_contract::time::DAY_US - w.policy.utc_offset_us;
     let mut out: BTreeMap<String, Warning> = BTreeMap::new();
     let mut add = |mut warning: Warning, key: &[&str]| {
         warning.warning_id = stable_id(key);

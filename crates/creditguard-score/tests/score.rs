@@ -1089,3 +1089,55 @@ fn each_warning_fires_once_per_threshold_crossing_across_daily_runs() {
         "one row per reminder in results/warnings"
     );
 }
+
+/// A learner whose device clock runs three hours ahead of the platform: the scorer reads the
+/// watching and the completion at the time the detectors measure them (`ts` moved back by the
+/// session's lead over `received_at`), so a flag's window and the activity it is linked to are on
+/// one clock. A clock behind (a late delivery) and a lead within the tolerance stay as sent.
+#[test]
+fn the_scorer_reads_event_time_with_the_detectors_skew_bound() {
+    const H3: i64 = 3 * 3_600_000_000;
+    let fmt = creditguard_contract::time::format_rfc3339_us;
+    let mut fx = Fixture::new();
+    let real = ts("2026-03-02T09:00:00Z");
+    let mut push = |id: String, user: &str, session: &str, course: &str, sent: i64, received: i64| {
+        fx.events.push(format!(
+            r#"{{"event_id":"{id}","type":"heartbeat","ts":"{}","received_at":"{}","user_id":"{user}","session_id":"{session}","device_id":"d-{user}","platform":"web","ip":"10.0.0.1","course_id":"{course}","lesson_id":"l1","position_s":1,"playing":true,"visible":true}}"#,
+            fmt(sent),
+            fmt(received)
+        ));
+    };
+    for k in 0..4 {
+        let t = real + k * 30_000_000;
+        // u1's clock runs 3 h ahead; one heartbeat arrived an hour late, which is not a lead.
+        let received = if k == 2 { t + 3_600_000_000 } else { t };
+        push(format!("a{k}"), "u1", "s-ahead", "c1", t + H3, received);
+        // u2's clock runs behind by 10 minutes (indistinguishable from a late delivery).
+        push(format!("b{k}"), "u2", "s-behind", "c1", t, t + 600_000_000);
+        // u3's clock leads by half a second: inside the tolerance.
+        push(format!("c{k}"), "u3", "s-close", "c1", t + 500_000, t);
+    }
+    // A completion without a session, sent 3 h ahead: its own lead moves it.
+    let done = real + 5 * 60_000_000;
+    fx.events.push(format!(
+        r#"{{"event_id":"done-1","type":"course_complete","ts":"{}","received_at":"{}","user_id":"u1","org_unit":"org-u1","course_id":"c1","credits":2,"category":"elective"}}"#,
+        fmt(done + H3),
+        fmt(done)
+    ));
+    fx.commit();
+    let d = day("2026-03-02");
+    let users: std::collections::HashSet<String> =
+        ["u1", "u2", "u3"].iter().map(|u| u.to_string()).collect();
+    let activity =
+        creditguard_score::events::read_activity(&fx.lake, d, d, &users, 120_000_000).unwrap();
+    let span = |u: &str| activity[&(u.to_string(), "c1".to_string())].clone();
+    assert_eq!(span("u1"), vec![(real, real + 90_000_000)]);
+    assert_eq!(span("u2"), vec![(real, real + 90_000_000)]);
+    assert_eq!(span("u3"), vec![(real + 500_000, real + 90_500_000)]);
+    let claims = creditguard_score::events::read_claims(&fx.lake, d, d).unwrap();
+    assert_eq!(claims.len(), 1);
+    assert_eq!(claims[0].completed_at, done);
+    let sessions =
+        creditguard_score::events::read_sessions(&fx.lake, d, d, &users, 120_000_000).unwrap();
+    assert_eq!(sessions["u1"][0].start, real);
+}

@@ -25,7 +25,7 @@ use common::{Client, PASSWORD};
 use creditguard_review::{now_us, Review, Role, SyncCandidate, SyncFlag, SyncInput, WithheldClaim};
 use creditguard_web::{AppState, Config};
 
-const DAY: i64 = 86_400_000_000;
+const DAY: i64 = creditguard_contract::time::DAY_US;
 const BRANCHES: usize = 10;
 
 fn env(name: &str, default: usize) -> usize {

@@ -105,8 +105,8 @@ pub fn backtest(pipeline: &Pipeline, from: i64, to: i64) -> anyhow::Result<Backt
             .context("a UTF-8 scratch path")?,
     )?;
 
-    let jobs_cfg = crate::jobs::settings(pipeline).map_err(|e| anyhow::anyhow!(e))?;
-    let score_cfg = crate::score::settings(pipeline).map_err(|e| anyhow::anyhow!(e))?;
+    let jobs_cfg = pipeline.jobs_config().map_err(|e| anyhow::anyhow!(e))?;
+    let score_cfg = pipeline.score_config().map_err(|e| anyhow::anyhow!(e))?;
     // Flags of the scorer's lookback withhold the period's claims: run the jobs over it too.
     let jobs_from = from - score_cfg.lookback_days;
     let run_id = crate::jobs::run_id(pipeline, "backtest", Some(from), Some(to));

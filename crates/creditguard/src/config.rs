@@ -4,15 +4,19 @@
 //! Relative paths in a pipeline file are relative to the directory the command runs in (the
 //! repository root for the shipped pipelines), like the paths given on the command line.
 //!
-//! Each stage crate owns the settings of its own section (`[jobs]`, `[score]`, `[kafka]`): this
-//! module keeps those sections as raw TOML, and [`Pipeline::section`] turns one into the stage's
-//! typed settings, naming the file and section when a key is wrong.
+//! The file is parsed once, here, into typed sections; each stage crate owns the type and the
+//! checks of its own section (`[jobs]`: `JobsConfig`, `[score]`: `ScoreConfig`, `[kafka]`:
+//! `KafkaSection`), and the commands read the parsed [`Pipeline`]. A wrong key is reported naming
+//! the file, the section and the key.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use creditguard_detect::JobsConfig;
+use creditguard_kafka::KafkaSection;
+use creditguard_score::ScoreConfig;
 use serde::de::DeserializeOwned;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// Stages a pipeline can run, in the order they run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -391,7 +395,14 @@ pub struct Pipeline {
     pub privacy: PrivacySection,
     /// `[retention]`.
     pub retention: RetentionSection,
-    sections: toml::Table,
+    /// `[jobs]` as written (see [`Pipeline::jobs_config`] for the settings the jobs run with).
+    pub jobs: JobsConfig,
+    /// `[score]` as written (see [`Pipeline::score_config`]).
+    pub score: ScoreConfig,
+    /// `[kafka]` (defaults when absent).
+    pub kafka: KafkaSection,
+    /// `[review]` (defaults when absent).
+    pub review: ReviewSettings,
 }
 
 /// Values given on the command line that win over the file.
@@ -527,17 +538,14 @@ impl Pipeline {
         }
         let retention = raw.retention.unwrap_or_default();
 
-        let mut sections = toml::Table::new();
-        for (key, section) in [
-            ("jobs", raw.jobs),
-            ("score", raw.score),
-            ("kafka", raw.kafka),
-            ("review", raw.review),
-        ] {
-            if let Some(s) = section {
-                sections.insert(key.to_string(), toml::Value::Table(s));
-            }
-        }
+        let jobs: JobsConfig = typed("jobs", raw.jobs, &mut problems);
+        problems.extend(jobs.problems());
+        let score: ScoreConfig = typed("score", raw.score, &mut problems);
+        problems.extend(score.validate().err().unwrap_or_default());
+        let kafka: KafkaSection = typed("kafka", raw.kafka, &mut problems);
+        problems.extend(kafka.problems());
+        let review: ReviewSettings = typed("review", raw.review, &mut problems);
+        problems.extend(review.problems());
 
         let pipeline = Pipeline {
             file: file.to_path_buf(),
@@ -552,9 +560,15 @@ impl Pipeline {
             policy: raw.policy,
             privacy,
             retention,
-            sections,
+            jobs,
+            score,
+            kafka,
+            review,
         };
-        problems.extend(crate::run::check_sections(&pipeline));
+        if let Err(e) = pipeline.jobs_config() {
+            problems.push(e);
+        }
+        problems.extend(pipeline.expectations().err().unwrap_or_default());
         if problems.is_empty() {
             Ok(pipeline)
         } else {
@@ -641,17 +655,146 @@ impl Pipeline {
         })
     }
 
-    /// The typed settings of a stage section (`jobs`, `score`, `kafka`); an absent section gives
-    /// the defaults. A wrong key is reported as `key \`<section>.<key>\`: …`.
-    pub fn section<T: DeserializeOwned + Default>(&self, name: &str) -> Result<T, String> {
-        match self.sections.get(name) {
-            None => Ok(T::default()),
-            Some(value) => value
-                .clone()
-                .try_into::<T>()
-                .map_err(|e| format!("section `[{name}]`: {}", e.to_string().trim_end())),
+    /// The settings the jobs run with: `[jobs]`, with the known shared devices
+    /// (`[jobs.proxy_learning]`, listed by their real ids) mapped to the pseudonyms the lake
+    /// holds when pseudonymisation is on.
+    pub fn jobs_config(&self) -> Result<JobsConfig, String> {
+        let mut cfg = self.jobs.clone();
+        let pl = &mut cfg.proxy_learning;
+        if pl.shared_devices_file.is_none() && pl.shared_devices.is_empty() {
+            return Ok(cfg);
+        }
+        if let Some(p) = self.privacy.resolve(false)? {
+            let devices = pl.shared_devices().map_err(|e| e.to_string())?;
+            let prefix = format!("{}:", p.key_id());
+            pl.shared_devices = devices
+                .into_iter()
+                .map(|d| if d.starts_with(&prefix) { d } else { p.device(&d) })
+                .collect();
+            pl.shared_devices.sort();
+            pl.shared_devices_file = None;
+        }
+        Ok(cfg)
+    }
+
+    /// The settings the scorer runs with: `[score]`, with the roster and credit policy of
+    /// `[roster]` and `[policy]`.
+    pub fn score_config(&self) -> Result<ScoreConfig, String> {
+        let mut cfg = self.score.clone();
+        cfg.expectations = self.expectations().map_err(|e| e.join("; "))?;
+        Ok(cfg)
+    }
+}
+
+/// A stage section as its typed settings (defaults when absent); a wrong key becomes a problem
+/// naming the section.
+fn typed<T: DeserializeOwned + Default>(
+    name: &str,
+    table: Option<toml::Table>,
+    problems: &mut Vec<String>,
+) -> T {
+    match table.map(|t| toml::Value::Table(t).try_into::<T>()) {
+        None => T::default(),
+        Some(Ok(v)) => v,
+        Some(Err(e)) => {
+            problems.push(format!("section `[{name}]`: {}", e.to_string().trim_end()));
+            T::default()
         }
     }
+}
+
+/// `[review]`: where review state lives and how cases group flags.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReviewSettings {
+    /// The review database: `sqlite://PATH` or `postgres://user@host/db`. Default: the embedded
+    /// SQLite file `review.sqlite` in the lake directory. `CREDITGUARD_REVIEW_DATABASE` wins.
+    pub database: Option<String>,
+    /// A learner's new flag joins their active case while the case's last flag is less than this
+    /// many days older; later flags start a new case linked to the earlier one. 30.
+    pub reopen_after_days: i64,
+    /// Where `creditguard serve` listens (`--listen` wins). `127.0.0.1:8080`.
+    pub listen: String,
+    /// How reviewers log in to the web app: `password` (accounts managed with `creditguard
+    /// users`) or `proxy` (a reverse proxy with single sign-on sets `proxy_header` to the
+    /// username; only safe when nothing but the proxy reaches `listen`). `password`.
+    pub auth: String,
+    /// The header a trusted proxy sets with `auth = "proxy"`. `X-Remote-User`.
+    pub proxy_header: String,
+    /// How long a web session lasts after login, in hours. 8.
+    pub session_hours: i64,
+    /// Mark cookies `Secure` (set when browsers reach the app over HTTPS, through a proxy or
+    /// directly). false.
+    pub secure_cookies: bool,
+}
+
+impl Default for ReviewSettings {
+    fn default() -> Self {
+        ReviewSettings {
+            database: None,
+            reopen_after_days: 30,
+            listen: "127.0.0.1:8080".into(),
+            auth: "password".into(),
+            proxy_header: "X-Remote-User".into(),
+            session_hours: 8,
+            secure_cookies: false,
+        }
+    }
+}
+
+impl ReviewSettings {
+    /// Problems of the `[review]` section, each naming its key.
+    pub fn problems(&self) -> Vec<String> {
+    let s = self;
+    let mut problems = Vec::new();
+    if s.reopen_after_days < 1 {
+        problems.push(format!(
+            "key `review.reopen_after_days`: {} must be at least 1",
+            s.reopen_after_days
+        ));
+    }
+    if s.listen.parse::<std::net::SocketAddr>().is_err() {
+        problems.push(format!(
+            "key `review.listen`: `{}` is not an address such as `127.0.0.1:8080`",
+            s.listen
+        ));
+    }
+    if !matches!(s.auth.as_str(), "password" | "proxy") {
+        problems.push(format!(
+            "key `review.auth`: `{}` is neither `password` nor `proxy`",
+            s.auth
+        ));
+    }
+    if axum_header_ok(&s.proxy_header).is_none() {
+        problems.push(format!(
+            "key `review.proxy_header`: `{}` is not a valid HTTP header name",
+            s.proxy_header
+        ));
+    }
+    if !(1..=24 * 30).contains(&s.session_hours) {
+        problems.push(format!(
+            "key `review.session_hours`: {} must be from 1 to 720",
+            s.session_hours
+        ));
+    }
+    if let Some(url) = &s.database {
+        if !(url.starts_with("sqlite://")
+            || url.starts_with("postgres://")
+            || url.starts_with("postgresql://"))
+        {
+            problems.push(format!(
+                "key `review.database`: `{url}` is neither `sqlite://PATH` nor `postgres://…`"
+            ));
+        }
+    }
+    problems
+}
+}
+
+/// A header name as HTTP allows it (letters, digits, `-`), lower-cased.
+pub fn axum_header_ok(name: &str) -> Option<String> {
+    let ok = !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    ok.then(|| name.to_ascii_lowercase())
 }
 
 /// A `YYYY-MM-DD` command-line value as days since 1970-01-01 (clap `value_parser`).

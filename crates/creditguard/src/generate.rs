@@ -5,12 +5,10 @@
 use std::fmt;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{sync_channel, SyncSender};
-use std::thread::JoinHandle;
 use std::time::Instant;
 
 use anyhow::Context;
-use creditguard_kafka::{ClientSettings, ProduceReport};
+use creditguard_kafka::{ClientSettings, LineProducer};
 use creditguard_synth::{Config, Generator, Output, Pattern, StrengthMix};
 
 /// Wrong arguments to `creditguard generate`: every problem at once. `main` exits 2 on it
@@ -232,90 +230,10 @@ fn beside(out: &Path, suffix: &str) -> PathBuf {
     out.with_file_name(format!("{stem}.{suffix}"))
 }
 
-/// Sends complete NDJSON lines to a producer thread in blocks of about 1 MiB; the thread
-/// produces them with [`creditguard_kafka::produce_ndjson_lines`] (bounded channel: the
-/// generator waits when the broker is slower than it).
-struct KafkaLines {
-    tx: Option<SyncSender<Vec<u8>>>,
-    buf: Vec<u8>,
-    producer: JoinHandle<Result<ProduceReport, creditguard_kafka::Error>>,
-}
-
-const BLOCK: usize = 1 << 20;
-
-impl KafkaLines {
-    fn start(target: &KafkaTarget) -> KafkaLines {
-        let (tx, rx) = sync_channel::<Vec<u8>>(8);
-        let (client, topic) = (target.client.clone(), target.topic.clone());
-        let producer = std::thread::Builder::new()
-            .name("generate-produce".into())
-            .spawn(move || {
-                let lines = rx.into_iter().flat_map(|block: Vec<u8>| {
-                    block
-                        .split(|b| *b == b'\n')
-                        .map(<[u8]>::to_vec)
-                        .collect::<Vec<_>>()
-                });
-                creditguard_kafka::produce_ndjson_lines(&client, &topic, lines)
-            })
-            .expect("spawning a thread");
-        KafkaLines {
-            tx: Some(tx),
-            buf: Vec::with_capacity(2 * BLOCK),
-            producer,
-        }
-    }
-
-    /// Hands every complete line buffered so far to the producer thread.
-    fn ship(&mut self) -> std::io::Result<()> {
-        let Some(end) = self.buf.iter().rposition(|b| *b == b'\n') else {
-            return Ok(());
-        };
-        let rest = self.buf[end + 1..].to_vec();
-        self.buf.truncate(end + 1);
-        let block = std::mem::replace(&mut self.buf, rest);
-        let tx = self.tx.as_ref().expect("open until finish");
-        tx.send(block)
-            .map_err(|_| std::io::Error::other("the Kafka producer stopped (its error follows)"))
-    }
-
-    /// Sends the rest and waits until the broker acknowledged every line.
-    fn finish(mut self) -> Result<ProduceReport, creditguard_kafka::Error> {
-        if !self.buf.is_empty() && !self.buf.ends_with(b"\n") {
-            self.buf.push(b'\n');
-        }
-        let shipped = self.ship();
-        drop(self.tx.take());
-        let report = self
-            .producer
-            .join()
-            .expect("the producer thread does not panic")?;
-        shipped.map_err(|e| creditguard_kafka::Error::Io {
-            what: "handing lines to the producer".into(),
-            source: e,
-        })?;
-        Ok(report)
-    }
-}
-
-impl Write for KafkaLines {
-    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        self.buf.extend_from_slice(data);
-        if self.buf.len() >= BLOCK {
-            self.ship()?;
-        }
-        Ok(data.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 /// Writes each byte to the file output and/or the Kafka lines.
 struct Tee<'a> {
     file: Option<&'a mut Output>,
-    kafka: Option<&'a mut KafkaLines>,
+    kafka: Option<&'a mut LineProducer>,
 }
 
 impl Write for Tee<'_> {
@@ -401,7 +319,7 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
         ),
         None => None,
     };
-    let mut lines = kafka.as_ref().map(KafkaLines::start);
+    let mut lines = kafka.as_ref().map(|k| LineProducer::start(&k.client, &k.topic));
     let written = gen.write(Tee {
         file: file.as_mut(),
         kafka: lines.as_mut(),

@@ -11,42 +11,6 @@ use creditguard_lake::Lake;
 
 use crate::config::{parse_day_arg, Overrides, Pipeline};
 
-/// The `[jobs]` settings of a pipeline (defaults when the section is absent). With
-/// pseudonymisation on, the known shared devices (`[jobs.proxy_learning]`, listed by their real
-/// ids) are mapped to the pseudonyms the lake holds.
-pub fn settings(pipeline: &Pipeline) -> Result<JobsConfig, String> {
-    let mut cfg = pipeline.section::<JobsConfig>("jobs")?;
-    let pl = &mut cfg.proxy_learning;
-    if pl.shared_devices_file.is_none() && pl.shared_devices.is_empty() {
-        return Ok(cfg);
-    }
-    if let Some(p) = pipeline.privacy.resolve(false)? {
-        let devices = pl.shared_devices().map_err(|e| e.to_string())?;
-        let prefix = format!("{}:", p.key_id());
-        pl.shared_devices = devices
-            .into_iter()
-            .map(|d| {
-                if d.starts_with(&prefix) {
-                    d
-                } else {
-                    p.device(&d)
-                }
-            })
-            .collect();
-        pl.shared_devices.sort();
-        pl.shared_devices_file = None;
-    }
-    Ok(cfg)
-}
-
-/// Problems of the `[jobs]` section, each naming its key (for `Pipeline::parse`).
-pub fn check(pipeline: &Pipeline) -> Vec<String> {
-    match settings(pipeline) {
-        Ok(cfg) => cfg.problems(),
-        Err(e) => vec![e],
-    }
-}
-
 /// The pipeline's course catalog; an empty one (with a warning) when the pipeline has none, in
 /// which case coverage is judged from the lesson lengths the player reports and unsupported
 /// credits are not judged.
@@ -76,7 +40,7 @@ pub fn run_stage(
     run_id: &str,
 ) -> anyhow::Result<JobsReport> {
     let cfg =
-        settings(pipeline).map_err(|e| anyhow::anyhow!("{}: {e}", pipeline.file.display()))?;
+        pipeline.jobs_config().map_err(|e| anyhow::anyhow!("{}: {e}", pipeline.file.display()))?;
     let catalog = catalog(pipeline)?;
     let Some((first, last)) = event_days(lake)? else {
         tracing::warn!(lake = %pipeline.lake, "The lake has no events: no jobs to run.");
@@ -175,7 +139,7 @@ pub struct JobArgs {
 pub fn execute(args: JobArgs) -> anyhow::Result<()> {
     let (pipeline, lake, from, to) = args.period.open()?;
     let mut cfg =
-        settings(&pipeline).map_err(|e| anyhow::anyhow!("{}: {e}", pipeline.file.display()))?;
+        pipeline.jobs_config().map_err(|e| anyhow::anyhow!("{}: {e}", pipeline.file.display()))?;
     if args.name != "all" {
         if !creditguard_contract::DETECTORS.contains(&args.name.as_str()) {
             return Err(crate::config::ConfigError {
@@ -229,7 +193,7 @@ mod tests {
         );
         let pipeline =
             Pipeline::parse(&dir.path().join("p.toml"), &text, &Overrides::default()).unwrap();
-        let devices = settings(&pipeline)
+        let devices = pipeline.jobs_config()
             .unwrap()
             .proxy_learning
             .shared_devices()
@@ -243,7 +207,7 @@ mod tests {
         let off = text.replace("[privacy]\n", "[privacy]\npseudonymise = \"off\"\n");
         let pipeline =
             Pipeline::parse(&dir.path().join("p.toml"), &off, &Overrides::default()).unwrap();
-        let devices = settings(&pipeline)
+        let devices = pipeline.jobs_config()
             .unwrap()
             .proxy_learning
             .shared_devices()

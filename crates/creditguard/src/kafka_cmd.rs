@@ -79,10 +79,7 @@ pub fn execute(args: IngestArgs) -> anyhow::Result<()> {
                 ..Overrides::default()
             };
             let pipeline = Pipeline::load(path, &overrides)?;
-            let section: KafkaSection = pipeline.section("kafka").map_err(|p| ConfigError {
-                file: path.clone(),
-                problems: vec![p],
-            })?;
+            let section = pipeline.kafka.clone();
             (
                 section,
                 Some(pipeline.lake.clone()),
@@ -165,9 +162,9 @@ pub fn execute(args: IngestArgs) -> anyhow::Result<()> {
     };
 
     // A service, not a batch job: freed pages go back to the kernel after a second unused
-    // instead of being kept (see creditguard_lake::memory).
-    let decay = creditguard_lake::memory::SERVICE_DIRTY_DECAY_MS;
-    if creditguard_lake::memory::hand_back_freed_pages(decay) {
+    // instead of being kept (see creditguard_alloc).
+    let decay = creditguard_alloc::SERVICE_DIRTY_DECAY_MS;
+    if creditguard_alloc::hand_back_freed_pages(decay) {
         tracing::debug!(
             dirty_decay_ms = decay,
             "Freed memory is handed back after the decay."

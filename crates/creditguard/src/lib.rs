@@ -16,6 +16,7 @@ pub mod run;
 pub mod score;
 pub mod serve;
 
+pub use creditguard_alloc as alloc;
 pub use creditguard_contract as contract;
 pub use creditguard_ingest as ingest;
 pub use creditguard_lake as lake;

@@ -121,8 +121,8 @@ fn init_logs(format: LogFormat, filter: &str) {
     }
 }
 
-// jemalloc, keeping freed memory for reuse (see creditguard_lake::memory).
-creditguard::lake::use_jemalloc!();
+// jemalloc, keeping freed memory for reuse (see creditguard_alloc).
+creditguard::alloc::use_jemalloc!();
 
 /// Exit codes: 0 done, 1 failed (IO, broker, …), 2 configuration or usage error.
 fn main() -> ExitCode {

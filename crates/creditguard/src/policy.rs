@@ -40,7 +40,7 @@ pub fn execute(args: PolicyArgs) -> anyhow::Result<()> {
             as_of,
         } => {
             let p = Pipeline::load(&pipeline, &Overrides::default())?;
-            let cfg = crate::score::settings(&p).map_err(|e| anyhow::anyhow!(e))?;
+            let cfg = p.score_config().map_err(|e| anyhow::anyhow!(e))?;
             let fallback = Policy::global(cfg.target_credits, cfg.mandatory_credits);
             let policy = cfg.expectations.policy.as_ref().unwrap_or(&fallback);
             let roster = cfg.expectations.roster.clone().unwrap_or_default();

@@ -24,105 +24,7 @@ use crate::config::{parse_day_arg, Overrides, Pipeline};
 /// password need not be in a pipeline file).
 pub const DATABASE_ENV: &str = "CREDITGUARD_REVIEW_DATABASE";
 
-/// `[review]`: where review state lives and how cases group flags.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ReviewSettings {
-    /// The review database: `sqlite://PATH` or `postgres://user@host/db`. Default: the embedded
-    /// SQLite file `review.sqlite` in the lake directory. `CREDITGUARD_REVIEW_DATABASE` wins.
-    pub database: Option<String>,
-    /// A learner's new flag joins their active case while the case's last flag is less than this
-    /// many days older; later flags start a new case linked to the earlier one. 30.
-    pub reopen_after_days: i64,
-    /// Where `creditguard serve` listens (`--listen` wins). `127.0.0.1:8080`.
-    pub listen: String,
-    /// How reviewers log in to the web app: `password` (accounts managed with `creditguard
-    /// users`) or `proxy` (a reverse proxy with single sign-on sets `proxy_header` to the
-    /// username; only safe when nothing but the proxy reaches `listen`). `password`.
-    pub auth: String,
-    /// The header a trusted proxy sets with `auth = "proxy"`. `X-Remote-User`.
-    pub proxy_header: String,
-    /// How long a web session lasts after login, in hours. 8.
-    pub session_hours: i64,
-    /// Mark cookies `Secure` (set when browsers reach the app over HTTPS, through a proxy or
-    /// directly). false.
-    pub secure_cookies: bool,
-}
-
-impl Default for ReviewSettings {
-    fn default() -> Self {
-        ReviewSettings {
-            database: None,
-            reopen_after_days: 30,
-            listen: "127.0.0.1:8080".into(),
-            auth: "password".into(),
-            proxy_header: "X-Remote-User".into(),
-            session_hours: 8,
-            secure_cookies: false,
-        }
-    }
-}
-
-/// The `[review]` settings of a pipeline (defaults when the section is absent).
-pub fn settings(pipeline: &Pipeline) -> Result<ReviewSettings, String> {
-    pipeline.section::<ReviewSettings>("review")
-}
-
-/// Problems of the `[review]` section, each naming its key (for `Pipeline::parse`).
-pub fn check(pipeline: &Pipeline) -> Vec<String> {
-    let s = match settings(pipeline) {
-        Ok(s) => s,
-        Err(e) => return vec![e],
-    };
-    let mut problems = Vec::new();
-    if s.reopen_after_days < 1 {
-        problems.push(format!(
-            "key `review.reopen_after_days`: {} must be at least 1",
-            s.reopen_after_days
-        ));
-    }
-    if s.listen.parse::<std::net::SocketAddr>().is_err() {
-        problems.push(format!(
-            "key `review.listen`: `{}` is not an address such as `127.0.0.1:8080`",
-            s.listen
-        ));
-    }
-    if !matches!(s.auth.as_str(), "password" | "proxy") {
-        problems.push(format!(
-            "key `review.auth`: `{}` is neither `password` nor `proxy`",
-            s.auth
-        ));
-    }
-    if axum_header_ok(&s.proxy_header).is_none() {
-        problems.push(format!(
-            "key `review.proxy_header`: `{}` is not a valid HTTP header name",
-            s.proxy_header
-        ));
-    }
-    if !(1..=24 * 30).contains(&s.session_hours) {
-        problems.push(format!(
-            "key `review.session_hours`: {} must be from 1 to 720",
-            s.session_hours
-        ));
-    }
-    if let Some(url) = &s.database {
-        if !(url.starts_with("sqlite://")
-            || url.starts_with("postgres://")
-            || url.starts_with("postgresql://"))
-        {
-            problems.push(format!(
-                "key `review.database`: `{url}` is neither `sqlite://PATH` nor `postgres://…`"
-            ));
-        }
-    }
-    problems
-}
-
-/// A header name as HTTP allows it (letters, digits, `-`), lower-cased.
-pub fn axum_header_ok(name: &str) -> Option<String> {
-    let ok = !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
-    ok.then(|| name.to_ascii_lowercase())
-}
+pub use crate::config::{axum_header_ok, ReviewSettings};
 
 /// The review database URL of a pipeline: `CREDITGUARD_REVIEW_DATABASE`, else `[review]
 /// database`, else `review.sqlite` in the lake directory.
@@ -132,7 +34,7 @@ pub fn database_url(pipeline: &Pipeline) -> anyhow::Result<String> {
             return Ok(url);
         }
     }
-    let s = settings(pipeline).map_err(|e| anyhow::anyhow!("{}: {e}", pipeline.file.display()))?;
+    let s = pipeline.review.clone();
     Ok(match s.database {
         Some(url) => url,
         None => {
@@ -382,9 +284,7 @@ fn persistent_cases(
 /// them published once the broker acknowledged every one. `None` without a results topic (the
 /// records stay in the outbox and in `results/decisions`).
 pub fn publish_outbox(pipeline: &Pipeline, store: &Store) -> anyhow::Result<Option<ProduceReport>> {
-    let section: KafkaSection = pipeline
-        .section("kafka")
-        .map_err(|e| anyhow::anyhow!("{}: {e}", pipeline.file.display()))?;
+    let section = &pipeline.kafka;
     let Some(topic) = section.results_topic.clone() else {
         return Ok(None);
     };
@@ -428,9 +328,7 @@ pub fn publish_outbox(pipeline: &Pipeline, store: &Store) -> anyhow::Result<Opti
 /// then): what the score stage runs, so decision records a broker outage held back go out with
 /// the next run.
 pub fn publish_pending(pipeline: &Pipeline) -> anyhow::Result<Option<ProduceReport>> {
-    let section: KafkaSection = pipeline
-        .section("kafka")
-        .map_err(|e| anyhow::anyhow!("{}: {e}", pipeline.file.display()))?;
+    let section = &pipeline.kafka;
     if section.results_topic.is_none() {
         return Ok(None);
     }
@@ -463,7 +361,7 @@ pub use creditguard_web::REVIEW_STREAM;
 /// Writes `results/rule_feedback` for `day` (reviewers' verdicts per rule and org unit, as of the
 /// end of that day).
 pub fn write_rule_feedback(store: &Store, lake: &Lake, day: i64) -> anyhow::Result<usize> {
-    let as_of = (day + 1) * 86_400_000_000 - 1;
+    let as_of = (day + 1) * DAY_US - 1;
     let rows = store.run(store.review.rule_feedback(as_of))?;
     tables::replace_day(
         lake,
@@ -673,7 +571,7 @@ pub enum AuditCommand {
     },
 }
 
-const DAY_US: i64 = 86_400_000_000;
+use creditguard_contract::time::DAY_US;
 
 fn time(us: i64) -> String {
     format_rfc3339_us(us)

@@ -10,25 +10,6 @@ use creditguard_lake::Lake;
 
 use crate::config::{Pipeline, Source, Stage};
 
-/// Checks the stage sections (`[jobs]`, `[score]`, `[kafka]`, `[review]`) of a pipeline with the stages'
-/// own settings types; each problem names its section and key.
-pub fn check_sections(pipeline: &Pipeline) -> Vec<String> {
-    let mut problems = Vec::new();
-    problems.extend(crate::jobs::check(pipeline));
-    problems.extend(crate::score::check(pipeline));
-    problems.extend(kafka_problems(pipeline));
-    problems.extend(crate::review::check(pipeline));
-    problems
-}
-
-/// Problems of the `[kafka]` section (absent: none), each naming its key.
-fn kafka_problems(pipeline: &Pipeline) -> Vec<String> {
-    match pipeline.section::<KafkaSection>("kafka") {
-        Ok(section) => section.problems(),
-        Err(e) => vec![e],
-    }
-}
-
 /// What a run did, stage by stage.
 #[derive(Debug, Default)]
 pub struct RunSummary {
@@ -125,9 +106,7 @@ pub fn produce_results(
     pipeline: &Pipeline,
     report: &creditguard_score::ScoreReport,
 ) -> anyhow::Result<Option<ProduceReport>> {
-    let section: KafkaSection = pipeline
-        .section("kafka")
-        .map_err(|e| anyhow::anyhow!("{}: {e}", pipeline.file.display()))?;
+    let section = &pipeline.kafka;
     let Some(topic) = section.results_topic.clone() else {
         return Ok(None);
     };

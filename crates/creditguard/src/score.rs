@@ -10,25 +10,6 @@ use creditguard_score::{Catalog, ScoreConfig, ScoreReport};
 
 use crate::config::Pipeline;
 
-/// The `[score]` settings of a pipeline (defaults when the section is absent), with the roster
-/// and credit policy of `[roster]` and `[policy]`.
-pub fn settings(pipeline: &Pipeline) -> Result<ScoreConfig, String> {
-    let mut cfg = pipeline.section::<ScoreConfig>("score")?;
-    cfg.expectations = pipeline.expectations().map_err(|e| e.join("; "))?;
-    Ok(cfg)
-}
-
-/// Problems of the `[score]`, `[roster]` and `[policy]` sections, each naming its key (for
-/// `Pipeline::parse`).
-pub fn check(pipeline: &Pipeline) -> Vec<String> {
-    let mut problems = match pipeline.section::<ScoreConfig>("score") {
-        Ok(cfg) => cfg.validate().err().unwrap_or_default(),
-        Err(e) => vec![e],
-    };
-    problems.extend(pipeline.expectations().err().unwrap_or_default());
-    problems
-}
-
 /// The pipeline's course catalog; an empty one (with a warning) when the pipeline has none, in
 /// which case every claim is reported as an unknown course and granted as claimed.
 pub fn catalog(pipeline: &Pipeline) -> anyhow::Result<Catalog> {
@@ -60,9 +41,8 @@ pub fn run_stage(
     run_id: &str,
 ) -> anyhow::Result<Option<Scored>> {
     let cfg =
-        settings(pipeline).map_err(|e| anyhow::anyhow!("{}: {e}", pipeline.file.display()))?;
-    let review_settings = crate::review::settings(pipeline)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", pipeline.file.display()))?;
+        pipeline.score_config().map_err(|e| anyhow::anyhow!("{}: {e}", pipeline.file.display()))?;
+    let review_settings = &pipeline.review;
     let catalog = catalog(pipeline)?;
     let Some((first, last)) = crate::jobs::event_days(lake)? else {
         tracing::warn!(lake = %pipeline.lake, "The lake has no events: nothing to score.");
@@ -74,7 +54,7 @@ pub fn run_stage(
         creditguard_score::compute(lake, &catalog, &cfg, from, to, run_id).with_context(period)?;
     let store = crate::review::Store::open(pipeline)?;
     let review =
-        crate::review::sync_report(&store, lake, &catalog, &cfg, &review_settings, &mut report)
+        crate::review::sync_report(&store, lake, &catalog, &cfg, review_settings, &mut report)
             .with_context(|| {
                 format!("{}: the review database {}", period(), store.review.name())
             })?;
@@ -165,7 +145,7 @@ root = "./lake"
         ))
         .unwrap();
         assert_eq!(p.stages, vec![Stage::Ingest, Stage::Score]);
-        let cfg = super::settings(&p).unwrap();
+        let cfg = p.score_config().unwrap();
         assert_eq!(
             (
                 cfg.review_threshold,

@@ -12,7 +12,7 @@ use creditguard_score::Catalog;
 use creditguard_web::{AuthMode, Config, LakeView};
 
 use crate::config::{Overrides, Pipeline};
-use crate::review::{settings, ReviewUsageError, Store};
+use crate::review::{ReviewUsageError, Store};
 
 /// `creditguard serve`.
 #[derive(Debug, clap::Args)]
@@ -211,7 +211,7 @@ pub fn execute_serve(args: ServeArgs) -> anyhow::Result<()> {
         ..Overrides::default()
     };
     let pipeline = Pipeline::load(&args.pipeline, &overrides)?;
-    let s = settings(&pipeline).map_err(|e| anyhow::anyhow!("{}: {e}", pipeline.file.display()))?;
+    let s = pipeline.review.clone();
     let listen = args.listen.clone().unwrap_or_else(|| s.listen.clone());
     let addr: std::net::SocketAddr = listen.parse().map_err(|_| {
         ReviewUsageError(format!(

@@ -13,7 +13,7 @@ use crate::auth::Viewer;
 use crate::error::{Result, WebError};
 use crate::AppState;
 
-const DAY_US: i64 = 86_400_000_000;
+use creditguard_contract::time::DAY_US;
 
 #[derive(Debug, Default, Deserialize)]
 pub struct AuditParams {

@@ -76,7 +76,7 @@ pub(crate) fn when(us: i64) -> String {
 
 /// Whole days between two times.
 pub(crate) fn age_days(now: i64, then: i64) -> i64 {
-    (now - then).max(0) / 86_400_000_000
+    (now - then).max(0) / creditguard_contract::time::DAY_US
 }
 
 pub(crate) fn status_badge(lang: Lang, s: CaseStatus) -> Markup {

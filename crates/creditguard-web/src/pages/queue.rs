@@ -13,7 +13,7 @@ use crate::error::{Result, WebError};
 use crate::AppState;
 
 const PAGE_SIZE: i64 = 50;
-const DAY_US: i64 = 86_400_000_000;
+use creditguard_contract::time::DAY_US;
 
 /// The filters as typed; each is checked before it reaches a query (as a bound parameter).
 #[derive(Debug, Default, Deserialize)]

@@ -15,7 +15,7 @@ use creditguard_review::{now_us, Review, Role, SyncCandidate, SyncFlag, SyncInpu
 use creditguard_score::{tables, Catalog, Progress};
 use creditguard_web::{AppState, Config, LakeView};
 
-pub const DAY: i64 = 86_400_000_000;
+pub const DAY: i64 = creditguard_contract::time::DAY_US;
 pub const FLAG_DAY: i64 = 20_500;
 pub const PASSWORD: &str = "correct horse battery staple";
 pub const XSS: &str = "<script>alert(1)</script>";

@@ -10,6 +10,9 @@
 //!
 //! The rationale and the measurements behind it: `docs/design.md`, "The allocator".
 
+#[cfg(test)]
+use_jemalloc!();
+
 /// jemalloc's options for creditguard's programs (see the module documentation).
 pub const JEMALLOC_CONF: &str =
     "narenas:1,oversize_threshold:0,dirty_decay_ms:-1,muzzy_decay_ms:-1";
@@ -38,15 +41,15 @@ macro_rules! use_jemalloc {
     () => {
         #[cfg(all(unix, not(target_env = "musl")))]
         #[global_allocator]
-        static GLOBAL_ALLOCATOR: $crate::memory::Jemalloc = $crate::memory::Jemalloc;
+        static GLOBAL_ALLOCATOR: $crate::Jemalloc = $crate::Jemalloc;
 
         /// Read by jemalloc at its first allocation (it declares `malloc_conf` weak; this
         /// definition wins).
         #[cfg(all(unix, not(target_env = "musl")))]
         #[allow(unsafe_code, non_upper_case_globals)]
         #[export_name = "_rjem_malloc_conf"]
-        static malloc_conf: &[u8; $crate::memory::JEMALLOC_CONF.len() + 1] =
-            $crate::memory::JEMALLOC_CONF_C;
+        static malloc_conf: &[u8; $crate::JEMALLOC_CONF.len() + 1] =
+            $crate::JEMALLOC_CONF_C;
     };
 }
 
