@@ -341,7 +341,7 @@ mod tests {
 pub struct LineProducer {
     tx: Option<SyncSender<Vec<u8>>>,
     buf: Vec<u8>,
-    producer: JoinHandle<Result<ProduceReport, creditguard_kafka::Error>>,
+    producer: JoinHandle<Result<ProduceReport>>,
 }
 
 const LINE_BLOCK: usize = 1 << 20;

@@ -148,8 +148,8 @@ pub fn read_activity(
     if users.is_empty() {
         return Ok(Activity::new());
     }
-    let (batches, times) = read_timed(lake, from, to, &["course_id"])?;
-    for (b, ts) in batches.iter().zip(&times) {
+    let (batches, event_times) = read_timed(lake, from, to, &["course_id"])?;
+    for (b, ts) in batches.iter().zip(&event_times) {
         let (user, course) = (Strs::of(b, "user_id")?, Strs::of(b, "course_id")?);
         for i in 0..b.num_rows() {
             let (Some(u), Some(c), Some(t)) = (user.get(i), course.get(i), ts[i]) else {

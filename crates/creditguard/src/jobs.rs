@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use creditguard_contract::stable_id;
 use creditguard_contract::time::format_day;
-use creditguard_detect::{Catalog, JobsConfig, JobsReport};
+use creditguard_detect::{Catalog, JobsReport};
 use creditguard_lake::Lake;
 
 use crate::config::{parse_day_arg, Overrides, Pipeline};

@@ -9,14 +9,13 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use creditguard_contract::time::{day_of_us, format_day, format_rfc3339_us};
 use creditguard_contract::{Case, Flag, ResultRecord};
-use creditguard_kafka::{KafkaSection, ProduceReport};
+use creditguard_kafka::ProduceReport;
 use creditguard_lake::Lake;
 use creditguard_review::{
     apply_decisions, CaseFilter, CaseRow, CaseStatus, DecideRequest, Review, SyncCandidate,
     SyncFlag, SyncInput, Verdict, WithheldClaim,
 };
 use creditguard_score::{tables, Catalog, ScoreConfig, ScoreReport};
-use serde::{Deserialize, Serialize};
 
 use crate::config::{parse_day_arg, Overrides, Pipeline};
 

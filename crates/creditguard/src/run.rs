@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use creditguard_ingest::{IngestOptions, IngestStats};
-use creditguard_kafka::{KafkaSection, ProduceReport};
+use creditguard_kafka::ProduceReport;
 use creditguard_lake::Lake;
 
 use crate::config::{Pipeline, Source, Stage};

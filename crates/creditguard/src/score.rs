@@ -6,7 +6,7 @@ use std::io::Write as _;
 use anyhow::Context as _;
 use creditguard_contract::time::format_day;
 use creditguard_lake::Lake;
-use creditguard_score::{Catalog, ScoreConfig, ScoreReport};
+use creditguard_score::{Catalog, ScoreReport};
 
 use crate::config::Pipeline;
 
