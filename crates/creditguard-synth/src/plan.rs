@@ -300,18 +300,21 @@ impl Plan {
                 users[learner].city = users[helper].city;
                 users[learner].proxy_helper = Some(helper as u32);
                 users[helper].helps = true;
-                // The hand-back needs the helper at their laptop in between: evenings on which
-                // the helper runs no episode of their own.
+                // The helper's laptop is theirs alone on the proxy's evenings: no episode of the
+                // helper's own then (the hand-back also needs them at it in between).
+                let busy = users[helper].episode_days.clone();
+                let first = users[learner].episode_days.first().copied().unwrap_or(1);
                 if matches!(users[learner].pattern, Some((Pattern::ProxyAlternating, _))) {
-                    let busy = users[helper].episode_days.clone();
-                    let first = users[learner].episode_days.first().copied().unwrap_or(1);
                     let free = |a: &u32| !busy.contains(a) && !busy.contains(&(a + 1));
                     if let Some(a) = (first..days - 2).chain(1..first).find(free) {
                         users[learner].episode_days = vec![a, a + 1];
                     }
+                } else if let Some(a) = (first..days - 1)
+                    .chain(1..first)
+                    .find(|a| !busy.contains(a))
+                {
+                    users[learner].episode_days = vec![a];
                 }
-                users[helper].trip = None;
-                users[learner].trip = None;
                 continue;
             }
             let mut rng = rng_for(cfg.seed, Stream::Pair, k as u64);
