@@ -6,11 +6,15 @@
 //!   play and pause of video and audio with the cursor position, quit) and EdNet KT1 (one row per
 //!   answered question with its elapsed time);
 //! - [`openedx`]: Open edX `tracking.log` JSON lines (video events, server `problem_check`, page
-//!   views of courseware, login / logout, first-time course pass).
+//!   views of courseware, login / logout, first-time course pass);
+//! - [`uciepm`]: UCI Educational Process Mining (activity records of a lab simulator with the
+//!   window in focus and mouse and keyboard counts) as heartbeats carrying `input_events`.
 //!
 //! Every produced line is checked with [`creditguard_contract::parse_event`] before it is kept.
 //! Every source record that produces no event is counted under a reason ([`Stats::skipped`]);
-//! records folded into another event (the answers of a quiz) are counted in [`Stats::folded`].
+//! records folded into another event (the answers of a quiz) are counted in [`Stats::folded`];
+//! events beyond a record's own (the further heartbeats of a long activity record) in
+//! [`Stats::added`].
 //! IDs are deterministic: a per-dataset prefix plus the source file and line.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -23,6 +27,7 @@ use serde_json::{Map, Value};
 
 pub mod ednet;
 pub mod openedx;
+pub mod uciepm;
 
 /// The source formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,6 +39,8 @@ pub enum Format {
     EdnetKt1,
     /// Open edX tracking logs (one JSON event per line, `*.log` / `*.json`).
     OpenEdx,
+    /// UCI EPM activity records (`Processes/Session_<n>/<student>.csv`, no header).
+    UciEpm,
 }
 
 impl Format {
@@ -43,6 +50,7 @@ impl Format {
             Format::EdnetKt4 => "ednet-kt4",
             Format::EdnetKt1 => "ednet-kt1",
             Format::OpenEdx => "openedx",
+            Format::UciEpm => "uci-epm",
         }
     }
 }
@@ -80,6 +88,9 @@ pub struct Stats {
     pub skipped: BTreeMap<String, u64>,
     /// Source records folded into another event (e.g. answers into their quiz), per reason.
     pub folded: BTreeMap<String, u64>,
+    /// Events written beyond the one of their source record, per reason: `records` =
+    /// events − added + skipped + folded.
+    pub added: BTreeMap<String, u64>,
     /// Distinct learners (telemetry `user_id`) in the output.
     pub users: BTreeSet<String>,
 }
@@ -93,9 +104,18 @@ impl Stats {
         *self.folded.entry(reason.into()).or_default() += 1;
     }
 
+    pub(crate) fn add(&mut self, reason: impl Into<String>) {
+        *self.added.entry(reason.into()).or_default() += 1;
+    }
+
     /// Events written.
     pub fn total_events(&self) -> u64 {
         self.events.values().sum()
+    }
+
+    /// Events written beyond the one of their source record.
+    pub fn total_added(&self) -> u64 {
+        self.added.values().sum()
     }
 
     /// Records that produced no event.
@@ -118,6 +138,9 @@ impl fmt::Display for Stats {
         }
         for (r, n) in &self.folded {
             writeln!(f, "  folded ({r}): {n}")?;
+        }
+        for (r, n) in &self.added {
+            writeln!(f, "  added ({r}): {n}")?;
         }
         writeln!(f, "records not mapped: {}", self.total_skipped())?;
         for (r, n) in &self.skipped {
@@ -189,6 +212,7 @@ pub fn import(format: Format, opts: &Options) -> Result<Import> {
         Format::EdnetKt4 => ednet::import_kt4(opts),
         Format::EdnetKt1 => ednet::import_kt1(opts),
         Format::OpenEdx => openedx::import(opts),
+        Format::UciEpm => uciepm::import(opts),
     }?;
     let (known, unknown): (Vec<CatalogRow>, Vec<CatalogRow>) =
         out.catalog.drain(..).partition(|r| r.duration_s > 0.0);

@@ -59,7 +59,7 @@ fn check(format: Format, opts: Options) -> Import {
     let folded: u64 = out.stats.folded.values().sum();
     assert_eq!(
         out.stats.records,
-        out.stats.total_events() + out.stats.total_skipped() + folded,
+        out.stats.total_events() - out.stats.total_added() + out.stats.total_skipped() + folded,
         "records not accounted for"
     );
     let mut ids: Vec<String> = out
@@ -161,4 +161,28 @@ fn openedx_event_routing_fixtures_import() {
             "no {ty}"
         );
     }
+}
+
+#[test]
+fn uci_epm_imports() {
+    let Some(d) = dataset("uci_epm_deeds") else {
+        return;
+    };
+    let out = check(
+        Format::UciEpm,
+        Options {
+            input: d,
+            contents: None,
+        },
+    );
+    // 230,318 records (the official count) of 115 students; each record is a heartbeat with
+    // the mouse and keyboard counts.
+    assert_eq!(out.stats.records, 230_318);
+    assert_eq!(out.stats.users.len(), 115);
+    let with_input = out
+        .lines
+        .iter()
+        .filter(|l| l.contains("\"input_events\":") && !l.contains("\"input_events\":0"))
+        .count();
+    assert!(with_input > 100_000, "{with_input} heartbeats with input");
 }

@@ -34,11 +34,14 @@ pub enum Pattern {
     NoInput,
     /// A colleague does the learner's courses on the colleague's own laptop, at home (代学).
     ProxyLearning,
+    /// The same on two evenings in a row, handing the laptop back and forth: the learner's
+    /// account before and after the colleague's own study (A, B, A).
+    ProxyAlternating,
 }
 
 impl Pattern {
     /// Every pattern, in the order of the results-v1 rule list.
-    pub const ALL: [Pattern; 16] = [
+    pub const ALL: [Pattern; 17] = [
         Pattern::BackgroundPlayback,
         Pattern::Speed,
         Pattern::LowCoverage,
@@ -55,17 +58,19 @@ impl Pattern {
         Pattern::MachineResponses,
         Pattern::NoInput,
         Pattern::ProxyLearning,
+        Pattern::ProxyAlternating,
     ];
 
     /// The patterns added after the first ten, whose shares live in
     /// [`Config::client_fake_shares`].
-    pub const CLIENT_FAKES: [Pattern; 6] = [
+    pub const CLIENT_FAKES: [Pattern; 7] = [
         Pattern::ScriptedPlayback,
         Pattern::TimerCadence,
         Pattern::MissedChecks,
         Pattern::MachineResponses,
         Pattern::NoInput,
         Pattern::ProxyLearning,
+        Pattern::ProxyAlternating,
     ];
 
     /// The results-v1 rule a learner with this pattern should trigger.
@@ -77,6 +82,7 @@ impl Pattern {
             Pattern::MachineResponses => "automation.machine_responses",
             Pattern::NoInput => "automation.no_input",
             Pattern::ProxyLearning => "proxy_learning.borrowed_device",
+            Pattern::ProxyAlternating => "proxy_learning.alternating_accounts",
             _ => creditguard_contract::RULES[self as usize],
         }
     }
@@ -100,6 +106,7 @@ impl Pattern {
             Pattern::MachineResponses => "machine_responses",
             Pattern::NoInput => "no_input",
             Pattern::ProxyLearning => "proxy_learning",
+            Pattern::ProxyAlternating => "proxy_alternating",
         }
     }
 
@@ -169,20 +176,27 @@ pub struct Config {
     /// Share of learners carrying each pattern of [`Pattern::CLIENT_FAKES`], indexed like it.
     /// Default 0 (left out of the serialized config then, so older label files read the same).
     #[serde(default, skip_serializing_if = "all_zero")]
-    pub client_fake_shares: [f64; 6],
+    pub client_fake_shares: [f64; 7],
     /// The platform shows attention checks (about one per 32 heartbeats of visible play) and
     /// counts input on heartbeats (`input_events`). Needed by the patterns `missed_checks`,
     /// `machine_responses` and `no_input`, which plant nothing without it. Default false (left
     /// out of the serialized config then).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub client_signals: bool,
-    /// Honest look-alikes of the cheats that fake the client: on about 6 % of their study days
-    /// honest learners watch one long course (40 minutes or more when one is left) in the
-    /// evening from start to end without pausing, seeking or switching tabs (answering the
-    /// attention checks). Default false (left out of the serialized
-    /// config then).
+    /// Honest look-alikes of the cheats that fake the client and of credit bursts: on about 6 %
+    /// of their study days honest learners watch one long course (40 minutes or more when one
+    /// is left) in the evening from start to end without pausing, seeking or switching tabs
+    /// (answering the attention checks); and some catch up once late in the period, watching
+    /// short courses in full at 1.5–2× all day and claiming 10 credits or more. Default false
+    /// (left out of the serialized config then).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub lookalikes: bool,
+    /// Credit-burst cheaters claim courses they did not watch (a glance at the first lesson,
+    /// then the quiz and the claim), which `credit_burst` is for. Off: they binge-watch at
+    /// 1.5–2× (the shipped sample's behaviour), a day the rule rightly leaves alone. Default
+    /// false (left out of the serialized config then).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unwatched_bursts: bool,
     pub strength: StrengthMix,
     /// Probability per event of a delivery fault (duplicate, out of order, late, extra fields,
     /// an extra invalid line); per session, five times this is the chance of client clock skew.
@@ -199,9 +213,10 @@ impl Default for Config {
             start_day: 20_514,
             seed: 7,
             shares: [0.02; 10],
-            client_fake_shares: [0.0; 6],
+            client_fake_shares: [0.0; 7],
             client_signals: false,
             lookalikes: false,
+            unwatched_bursts: false,
             strength: StrengthMix::Mixed,
             fault_rate: 0.002,
         }
@@ -232,11 +247,13 @@ impl Config {
     }
 
     /// Sets the share of each pattern of [`Pattern::CLIENT_FAKES`] and turns on
-    /// `client_signals` (which three of them need) and their honest `lookalikes`.
+    /// `client_signals` (which three of them need), the honest `lookalikes` and
+    /// `unwatched_bursts`.
     pub fn with_client_fakes(mut self, share: f64) -> Config {
-        self.client_fake_shares = [share; 6];
+        self.client_fake_shares = [share; 7];
         self.client_signals = true;
         self.lookalikes = true;
+        self.unwatched_bursts = true;
         self
     }
 
@@ -280,6 +297,6 @@ impl Config {
     }
 }
 
-fn all_zero(shares: &[f64; 6]) -> bool {
+fn all_zero(shares: &[f64; 7]) -> bool {
     shares.iter().all(|&s| s == 0.0)
 }

@@ -30,7 +30,8 @@
 //! twice the worst injected clock skew); position never advances faster than 2.0× wall clock
 //! and only jumps backwards (re-watching); no page is hidden more than 45 s at a time or more
 //! than a quarter of a lesson; at most two courses per session; quizzes take ≥ 4 s per question;
-//! at most 6 credits in any 24 hours; location is the city's and changes only on trips slower
+//! at most 6 credits in any 24 hours (except one catch-up day with `lookalikes`, every course
+//! of it watched in full); location is the city's and changes only on trips slower
 //! than 500 km/h; a device sees at most two accounts a day (pairs sharing a training-room PC).
 
 mod catalog;

@@ -284,7 +284,12 @@ impl Plan {
             let (a, b) = (2 * k, 2 * k + 1);
             // A proxy learner's helper: the other of the pair, a colleague (who may cheat in
             // ways of their own).
-            let proxy = |u: &UserSpec| matches!(u.pattern, Some((Pattern::ProxyLearning, _)));
+            let proxy = |u: &UserSpec| {
+                matches!(
+                    u.pattern,
+                    Some((Pattern::ProxyLearning | Pattern::ProxyAlternating, _))
+                )
+            };
             let helped = match (proxy(&users[a]), proxy(&users[b])) {
                 (false, true) => Some((a, b)),
                 (true, false) => Some((b, a)),
@@ -295,8 +300,21 @@ impl Plan {
                 users[learner].city = users[helper].city;
                 users[learner].proxy_helper = Some(helper as u32);
                 users[helper].helps = true;
-                users[helper].trip = None;
-                users[learner].trip = None;
+                // The helper's laptop is theirs alone on the proxy's evenings: no episode of the
+                // helper's own then (the hand-back also needs them at it in between).
+                let busy = users[helper].episode_days.clone();
+                let first = users[learner].episode_days.first().copied().unwrap_or(1);
+                if matches!(users[learner].pattern, Some((Pattern::ProxyAlternating, _))) {
+                    let free = |a: &u32| !busy.contains(a) && !busy.contains(&(a + 1));
+                    if let Some(a) = (first..days - 2).chain(1..first).find(free) {
+                        users[learner].episode_days = vec![a, a + 1];
+                    }
+                } else if let Some(a) = (first..days - 1)
+                    .chain(1..first)
+                    .find(|a| !busy.contains(a))
+                {
+                    users[learner].episode_days = vec![a];
+                }
                 continue;
             }
             let mut rng = rng_for(cfg.seed, Stream::Pair, k as u64);
@@ -390,6 +408,11 @@ fn draw_user(cfg: &Config, i: u32, classrooms: &[usize]) -> UserSpec {
         None | Some((Pattern::SharedDevice, _)) => Vec::new(),
         // One evening: on a second the learner would be a regular user of the laptop.
         Some((Pattern::ProxyLearning, _)) => vec![rng.random_range(1..days - 1)],
+        // Two evenings in a row, so that one batch of the jobs (and a day each side) sees both.
+        Some((Pattern::ProxyAlternating, _)) => {
+            let a = rng.random_range(1..days - 2);
+            vec![a, a + 1]
+        }
         // Bursts come late, against a baseline of ordinary days.
         Some((Pattern::CreditBurst, _)) => vec![rng.random_range((days * 3 / 5).max(2)..days)],
         Some((_, Strength::Subtle)) => vec![rng.random_range(1..days - 1)],

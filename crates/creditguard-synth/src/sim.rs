@@ -143,6 +143,8 @@ pub(crate) struct UserSim<'p> {
     prompts: u32,
     /// (missed while playing, answered) checks since the counters were reset.
     check_counts: (u32, u32),
+    /// This honest learner had their catch-up day (`lookalikes`).
+    caught_up: bool,
 }
 
 impl<'p> UserSim<'p> {
@@ -176,6 +178,7 @@ impl<'p> UserSim<'p> {
             clicked: false,
             prompts: 0,
             check_counts: (0, 0),
+            caught_up: false,
         }
     }
 
@@ -354,6 +357,13 @@ impl<'p> UserSim<'p> {
                 self.episode(out, d, p, s);
                 return;
             }
+            // Who claims a pile of courses unwatched has not been studying that week either.
+            let week_before = self.u.episode_days.iter().any(|&e| d < e && e - d <= 6);
+            // (A helper still studies on the laptop every evening: a colleague counts on it.)
+            let idle = p == Pattern::CreditBurst && self.plan.cfg.unwatched_bursts && !self.u.helps;
+            if idle && week_before {
+                return;
+            }
         }
         self.honest_day(out, d);
     }
@@ -381,6 +391,13 @@ impl<'p> UserSim<'p> {
         }
         let p = (self.u.diligence * if weekend { 0.35 } else { 1.0 } * ramp).min(0.95);
         if !self.rng.random_bool(p) {
+            return;
+        }
+        if self.plan.cfg.lookalikes && !self.caught_up && frac >= 0.6 && self.rng.random_bool(0.03)
+        {
+            self.caught_up = true;
+            let target_x2 = self.r(21, 30) as u32;
+            self.binge(out, d, target_x2);
             return;
         }
         if self.plan.cfg.lookalikes && self.rng.random_bool(0.06) {
@@ -1107,6 +1124,7 @@ impl<'p> UserSim<'p> {
             Pattern::MachineResponses => self.ep_checks(out, d, s, Pattern::MachineResponses),
             Pattern::NoInput => self.ep_no_input(out, d, s),
             Pattern::ProxyLearning => self.ep_proxy(out, d, s),
+            Pattern::ProxyAlternating => self.ep_proxy_alternating(out, d, s),
         }
     }
 
@@ -1198,21 +1216,7 @@ impl<'p> UserSim<'p> {
         let mid = self.local_midnight(d, city.tz_min);
         let mut t =
             (mid + self.r(22 * 60 + 30, 23 * 60) * MIN).max(self.busy_until + DEVICE_SWITCH_GAP);
-        self.sess_no += 1;
-        let ctx = Ctx {
-            sess: self.sess_no,
-            device: mix(
-                self.plan.cfg.seed,
-                Stream::Device,
-                u64::from(helper.idx) << 8 | 1,
-            ),
-            ip: home_ip(helper.idx, false),
-            geo: Some((city.lat_e4, city.lon_e4)),
-            platform: helper.pc_platform,
-            tz_min: city.tz_min,
-            skew_us: 0,
-            latency_us: self.r(60, 600) * MS,
-        };
+        let ctx = self.helper_ctx(helper);
         self.emit(out, &ctx, Rec::new(EventType::Login, t));
         let from = t;
         let count = if s == Strength::Blatant { 2 } else { 1 };
@@ -1247,6 +1251,84 @@ impl<'p> UserSim<'p> {
             helper.user_id
         );
         self.label(Pattern::ProxyLearning, s, None, from, t, &courses, detail);
+    }
+
+    /// A new session on the helper's laptop at the helper's home.
+    fn helper_ctx(&mut self, helper: &UserSpec) -> Ctx {
+        let city = &CITIES[helper.city];
+        self.sess_no += 1;
+        Ctx {
+            sess: self.sess_no,
+            device: mix(
+                self.plan.cfg.seed,
+                Stream::Device,
+                u64::from(helper.idx) << 8 | 1,
+            ),
+            ip: home_ip(helper.idx, false),
+            geo: Some((city.lat_e4, city.lon_e4)),
+            platform: helper.pc_platform,
+            tz_min: city.tz_min,
+            skew_us: 0,
+            latency_us: self.r(60, 600) * MS,
+        }
+    }
+
+    /// A colleague does the learner's courses on the colleague's laptop in two sessions of one
+    /// evening, before and after their own study there (19:00–20:00): the laptop goes from the
+    /// learner's account to the colleague's and back. Blatant: two courses a session; subtle:
+    /// one. Not planted where the evening spans a UTC midnight.
+    fn ep_proxy_alternating(&mut self, out: &mut Chunk, d: u32, s: Strength) {
+        let Some(helper) = self.u.proxy_helper else {
+            return;
+        };
+        let helper = &self.plan.users[helper as usize];
+        let mid = self.local_midnight(d, CITIES[helper.city].tz_min);
+        // The rule counts changes of hands per UTC day: where the evening spans a UTC midnight
+        // (west of Greenwich) it cannot see them, and nothing is planted.
+        if (mid + 16 * HOUR).div_euclid(DAY) != (mid + 24 * HOUR - MIN).div_euclid(DAY) {
+            return;
+        }
+        let per_session = if s == Strength::Blatant { 2 } else { 1 };
+        let (mut courses, mut from, mut to) = (Vec::new(), None, 0);
+        for (lo, hi) in [(16 * 60, 16 * 60 + 30), (21 * 60, 21 * 60 + 30)] {
+            let mut t = (mid + self.r(lo, hi) * MIN).max(self.busy_until + DEVICE_SWITCH_GAP);
+            let ctx = self.helper_ctx(helper);
+            self.emit(out, &ctx, Rec::new(EventType::Login, t));
+            from.get_or_insert(t);
+            for _ in 0..per_session {
+                let Some(c) = self.fresh_course(|c| Self::short(c), None) else {
+                    break;
+                };
+                t += self.r(2_000, 6_000) * MS;
+                self.emit(out, &ctx, Rec::new(EventType::CourseEnter, t).course(c));
+                t = self.finish_course(out, &ctx, c, t + 2 * SEC, None);
+                self.emit(
+                    out,
+                    &ctx,
+                    Rec::new(EventType::CourseLeave, t + SEC).course(c),
+                );
+                t += 2 * SEC;
+                courses.push(c);
+            }
+            to = self.close_session(out, &ctx, t);
+        }
+        if courses.is_empty() {
+            return;
+        }
+        let detail = format!(
+            "{} course(s) done on colleague {}'s laptop before and after the colleague's own study",
+            courses.len(),
+            helper.user_id
+        );
+        self.label(
+            Pattern::ProxyAlternating,
+            s,
+            None,
+            from.unwrap_or(to),
+            to,
+            &courses,
+            detail,
+        );
     }
 
     /// A player extension plays two courses or more for 1⅔–2¾ h, answering the attention checks
@@ -2031,16 +2113,71 @@ impl<'p> UserSim<'p> {
     }
 
     fn ep_burst(&mut self, out: &mut Chunk, d: u32, s: Strength) {
-        let tz = self.tz();
-        let mid = self.local_midnight(d, tz);
-        // Inside one local day and one UTC day, whichever day a detector groups by.
-        let utc_day = (mid + 12 * HOUR).div_euclid(DAY) * DAY;
-        let lo = (mid + 8 * HOUR).max(utc_day);
-        let hi = (mid + 23 * HOUR).min(utc_day + DAY) - 10 * MIN;
         let target_x2 = match s {
             Strength::Blatant => self.r(36, 44),
             Strength::Subtle => self.r(21, 24),
         } as u32;
+        let (claimed, done, first, last) = if self.plan.cfg.unwatched_bursts {
+            // A helper watches every evening: that watching would support the claims (the rule
+            // then rightly leaves the day to `low_coverage`), so no unwatched burst is planted.
+            if self.u.helps {
+                return;
+            }
+            self.unwatched_claims(out, d, target_x2)
+        } else {
+            self.binge(out, d, target_x2)
+        };
+        if !done.is_empty() {
+            let how = if self.plan.cfg.unwatched_bursts {
+                ", without watching them"
+            } else {
+                ""
+            };
+            self.label(
+                Pattern::CreditBurst,
+                s,
+                None,
+                first,
+                last,
+                &done,
+                format!(
+                    "{} credits claimed from {} courses in one day{how}",
+                    f64::from(claimed) / 2.0,
+                    done.len()
+                ),
+            );
+            if self.plan.cfg.unwatched_bursts {
+                // Completions without the watching behind them are low coverage too.
+                for &c in &done {
+                    let ratio = self.course(c).min_watch_ratio;
+                    self.label(
+                        Pattern::LowCoverage,
+                        s,
+                        Some(c),
+                        first,
+                        last,
+                        &[c],
+                        format!("completed after a glance at the first lesson, {ratio} required"),
+                    );
+                }
+            }
+        }
+    }
+
+    /// The hours of day `d` in which a day's claims stay inside one local and one UTC day.
+    fn one_day_window(&self, d: u32) -> (i64, i64) {
+        let mid = self.local_midnight(d, self.tz());
+        let utc_day = (mid + 12 * HOUR).div_euclid(DAY) * DAY;
+        let lo = (mid + 8 * HOUR).max(utc_day);
+        let hi = (mid + 23 * HOUR).min(utc_day + DAY) - 10 * MIN;
+        (lo, hi)
+    }
+
+    /// Fresh short courses watched in full at 1.5–2× in sessions of 80–110 minutes until
+    /// `target_x2` half-credits are claimed or the day ends: an honest catch-up (and the old
+    /// credit-burst pattern). Returns (half-credits claimed, courses, first and last claim).
+    fn binge(&mut self, out: &mut Chunk, d: u32, target_x2: u32) -> (u32, Vec<usize>, i64, i64) {
+        let (lo, hi) = self.one_day_window(d);
         let mut t = (lo + self.r(0, 30) * MIN).max(self.busy_until + DEVICE_SWITCH_GAP);
         let (mut claimed, mut done, mut first, mut last) = (0u32, Vec::new(), 0i64, 0i64);
         'sessions: while claimed < target_x2 && t < hi {
@@ -2086,21 +2223,46 @@ impl<'p> UserSim<'p> {
             }
             t = self.close_session(out, &ctx, t) + self.r(5, 15) * MIN;
         }
-        if !done.is_empty() {
-            self.label(
-                Pattern::CreditBurst,
-                s,
-                None,
-                first,
-                last,
-                &done,
-                format!(
-                    "{} credits claimed from {} courses in one day",
-                    f64::from(claimed) / 2.0,
-                    done.len()
-                ),
-            );
+        (claimed, done, first, last)
+    }
+
+    /// Claims fresh short courses in one session without watching them: each course entered,
+    /// its first lesson played for 30–90 s, the quiz handed in at a reading pace (answers
+    /// looked up), the completion claimed.
+    fn unwatched_claims(
+        &mut self,
+        out: &mut Chunk,
+        d: u32,
+        target_x2: u32,
+    ) -> (u32, Vec<usize>, i64, i64) {
+        let (lo, hi) = self.one_day_window(d);
+        let mut t = (lo + self.r(0, 120) * MIN).max(self.busy_until + DEVICE_SWITCH_GAP);
+        let ctx = self.open_session(out, Dev::HomePc, d, t);
+        t += self.r(2_000, 8_000) * MS;
+        let (mut claimed, mut done, mut first, mut last) = (0u32, Vec::new(), 0i64, 0i64);
+        while claimed < target_x2 && t < hi {
+            let Some(c) = self.fresh_course(|c| c.credits >= 1.0 && Self::short(c), None) else {
+                break;
+            };
+            self.emit(out, &ctx, Rec::new(EventType::CourseEnter, t).course(c));
+            t += 2 * SEC;
+            let glance = t + self.r(30, 90) * SEC;
+            let (t2, _) = self.play(out, &ctx, c, 0, t, glance, Style::plain());
+            let at = t2 + self.r(2_000, 5_000) * MS;
+            let (t2, _) = self.quiz(out, &ctx, c, at, Some(((6_000, 15_000), 70)));
+            t = self.complete(out, c, t2);
+            if first == 0 {
+                first = t;
+            }
+            last = t;
+            claimed += self.course(c).credits_x2();
+            done.push(c);
+            t += self.r(2_000, 5_000) * MS;
+            self.emit(out, &ctx, Rec::new(EventType::CourseLeave, t).course(c));
+            t += self.r(3_000, 10_000) * MS;
         }
+        self.close_session(out, &ctx, t);
+        (claimed, done, first, last)
     }
 
     fn ep_quiz(&mut self, out: &mut Chunk, d: u32, s: Strength) {

@@ -178,6 +178,9 @@ struct Measures {
     fast_quiz: bool,
     /// Most credits claimed in one UTC day.
     max_credits_day: f64,
+    /// A UTC day with ≥ 10 credits whose claims the play of that day and the 6 before does not
+    /// support (under 0.25 × the catalog's `duration_s × min_watch_ratio` of the claims).
+    unsupported_burst: bool,
     /// Fastest travel between consecutive located events more than 50 km apart (km/h).
     max_kmh: f64,
     /// Longest stretch of unbroken visible play over ≥ 3 courses (s), as `automation` cuts them.
@@ -483,6 +486,7 @@ fn measure(evs: &[Event<'static>], catalog: &Catalog) -> Measures {
         }
     }
     let mut credits: HashMap<i64, f64> = HashMap::new();
+    let mut required: HashMap<i64, f64> = HashMap::new();
     for e in evs {
         match e.event_type {
             EventType::QuizSubmit => {
@@ -492,14 +496,24 @@ fn measure(evs: &[Event<'static>], catalog: &Catalog) -> Measures {
                 }
             }
             EventType::CourseComplete => {
-                *credits
-                    .entry(e.ts_us.div_euclid(86_400_000_000))
-                    .or_default() += e.credits.unwrap();
+                let day = e.ts_us.div_euclid(86_400_000_000);
+                *credits.entry(day).or_default() += e.credits.unwrap();
+                let course = catalog.get(e.course_id.as_deref().unwrap()).unwrap();
+                *required.entry(day).or_default() +=
+                    f64::from(course.duration_s) * course.min_watch_ratio;
             }
             _ => {}
         }
     }
     m.max_credits_day = credits.values().copied().fold(0.0, f64::max);
+    let mut played: HashMap<i64, f64> = HashMap::new();
+    for ((_, day), (p, _)) in &play {
+        *played.entry(*day).or_default() += p;
+    }
+    m.unsupported_burst = credits.iter().any(|(day, &c)| {
+        let support: f64 = (day - 6..=*day).filter_map(|d| played.get(&d)).sum();
+        c >= 10.0 && support < 0.25 * required[day]
+    });
     let located: Vec<(i64, (f64, f64))> = evs
         .iter()
         .filter_map(|e| Some((e.ts_us, (e.geo_lat?, e.geo_lon?))))
@@ -618,8 +632,78 @@ fn borrowed_users(
     out
 }
 
+/// The learners `proxy_learning.alternating_accounts` would flag (with its defaults, over the
+/// whole period): on ≥ 2 UTC days a device (not a known shared one) changes hands between the
+/// learner and one other account ≥ 2 times between sessions, and the learner is not the account
+/// with the most days on it.
+fn alternating_users(
+    by_user: &BTreeMap<String, Vec<Event<'static>>>,
+    shared: &BTreeSet<String>,
+) -> BTreeSet<String> {
+    const DAY: i64 = 86_400_000_000;
+    // (device, day) → session → (first use, user); device → user → days.
+    let mut sessions: BTreeMap<(&str, i64), BTreeMap<&str, (i64, &str)>> = BTreeMap::new();
+    let mut days: BTreeMap<&str, BTreeMap<&str, BTreeSet<i64>>> = BTreeMap::new();
+    for (user, evs) in by_user {
+        for e in evs {
+            let used = matches!(
+                e.event_type,
+                EventType::Login
+                    | EventType::Heartbeat
+                    | EventType::VideoPlay
+                    | EventType::CourseEnter
+                    | EventType::QuizSubmit
+            );
+            let (Some(device), Some(session)) = (e.device_id.as_deref(), e.session_id.as_deref())
+            else {
+                continue;
+            };
+            if !used || shared.contains(device) {
+                continue;
+            }
+            let day = e.ts_us.div_euclid(DAY);
+            let first = sessions
+                .entry((device, day))
+                .or_default()
+                .entry(session)
+                .or_insert((e.ts_us, user));
+            first.0 = first.0.min(e.ts_us);
+            days.entry(device)
+                .or_default()
+                .entry(user)
+                .or_default()
+                .insert(day);
+        }
+    }
+    let mut alternating: BTreeMap<(&str, &str), usize> = BTreeMap::new();
+    for ((device, _), day_sessions) in &sessions {
+        let mut order: Vec<(i64, &str)> = day_sessions.values().copied().collect();
+        order.sort();
+        let accounts: BTreeSet<&str> = order.iter().map(|(_, u)| *u).collect();
+        let switches = order.windows(2).filter(|w| w[0].1 != w[1].1).count();
+        if accounts.len() == 2 && switches >= 2 {
+            for u in accounts {
+                *alternating.entry((device, u)).or_default() += 1;
+            }
+        }
+    }
+    let mut out = BTreeSet::new();
+    for ((device, user), n) in alternating {
+        let owner = days[device]
+            .iter()
+            .map(|(u, d)| (d.len(), std::cmp::Reverse(*u)))
+            .max()
+            .map(|(_, u)| u.0)
+            .unwrap();
+        if n >= 2 && owner != user {
+            out.insert(user.to_string());
+        }
+    }
+    out
+}
+
 /// Which rules a learner's measurements cross, by the DESIGN defaults.
-fn crossed(m: &Measures, shared: bool, borrowed: bool) -> BTreeSet<Pattern> {
+fn crossed(m: &Measures, shared: bool, borrowed: bool, alternating: bool) -> BTreeSet<Pattern> {
     let mut s = BTreeSet::new();
     let mut add = |p, yes| {
         if yes {
@@ -633,7 +717,7 @@ fn crossed(m: &Measures, shared: bool, borrowed: bool) -> BTreeSet<Pattern> {
     add(Pattern::ImpossibleTravel, m.max_kmh > 900.0);
     add(Pattern::RapidSwitching, m.max_changes_10min >= 6);
     add(Pattern::ParallelPlayback, m.parallel_s > 0.0);
-    add(Pattern::CreditBurst, m.max_credits_day >= 10.0);
+    add(Pattern::CreditBurst, m.unsupported_burst);
     add(Pattern::QuizTooFast, m.fast_quiz);
     add(Pattern::SharedDevice, shared);
     add(Pattern::ScriptedPlayback, m.unbroken_s >= 10_800.0);
@@ -642,6 +726,7 @@ fn crossed(m: &Measures, shared: bool, borrowed: bool) -> BTreeSet<Pattern> {
     add(Pattern::MissedChecks, m.missed_checks);
     add(Pattern::MachineResponses, m.machine_responses);
     add(Pattern::ProxyLearning, borrowed);
+    add(Pattern::ProxyAlternating, alternating);
     s
 }
 
@@ -657,6 +742,7 @@ fn every_pattern_is_present_labelled_and_crosses_its_threshold_and_honest_learne
         .into_iter()
         .collect();
     let borrowed = borrowed_users(&by_user, &known_shared);
+    let alternating = alternating_users(&by_user, &known_shared);
     let mut shared_users = BTreeSet::new();
     for users in devices.values().filter(|u| u.len() >= 3) {
         shared_users.extend(users.iter().cloned());
@@ -669,6 +755,8 @@ fn every_pattern_is_present_labelled_and_crosses_its_threshold_and_honest_learne
     let mut seen: BTreeMap<(Pattern, String), usize> = BTreeMap::new();
     let mut cross_triggers = Vec::new();
     let mut honest = 0;
+    // Honest catch-up days: ≥ 10 credits in a day, watched (the credit_burst look-alike).
+    let mut caught_up = 0;
     for learner in &labels.learners {
         let evs = by_user
             .get(&learner.user_id)
@@ -679,9 +767,11 @@ fn every_pattern_is_present_labelled_and_crosses_its_threshold_and_honest_learne
             &m,
             shared_users.contains(&learner.user_id),
             borrowed.contains(&learner.user_id),
+            alternating.contains(&learner.user_id),
         );
         if learner.honest {
             honest += 1;
+            caught_up += usize::from(m.max_credits_day >= 10.0);
             assert!(
                 got.is_empty(),
                 "honest {} crosses {got:?}: {m:?}",
@@ -730,6 +820,7 @@ fn every_pattern_is_present_labelled_and_crosses_its_threshold_and_honest_learne
         }
     }
     assert!(honest > 250);
+    assert!(caught_up >= 5, "{caught_up} honest catch-up days");
     for p in Pattern::ALL {
         for s in ["blatant", "subtle"] {
             assert!(

@@ -1,5 +1,5 @@
 //! `creditguard import`: converts public learning-platform logs (EdNet KT4 / KT1, Open edX
-//! tracking logs) to telemetry-v1 NDJSON and a synthesized course catalog (see the
+//! tracking logs, UCI EPM activity records) to telemetry-v1 NDJSON and a synthesized course catalog (see the
 //! `creditguard-import` crate for each mapping). Prints what was written and, per reason, every
 //! source record that could not be mapped.
 
@@ -17,6 +17,8 @@ pub enum FormatArg {
     EdnetKt1,
     /// Open edX tracking logs (a tracking.log, a .json event, or a folder of them).
     Openedx,
+    /// UCI EPM activity records (dataset folder with Processes/, a Session_<n> folder, a file).
+    UciEpm,
 }
 
 /// Convert a public log format to telemetry-v1 NDJSON (and a course catalog).
@@ -45,6 +47,7 @@ pub fn execute(args: ImportArgs) -> anyhow::Result<()> {
         FormatArg::EdnetKt4 => Format::EdnetKt4,
         FormatArg::EdnetKt1 => Format::EdnetKt1,
         FormatArg::Openedx => Format::OpenEdx,
+        FormatArg::UciEpm => Format::UciEpm,
     };
     let opts = Options {
         input: args.input.clone(),

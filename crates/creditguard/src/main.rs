@@ -60,7 +60,7 @@ enum Command {
     Report(creditguard::report::ReportArgs),
     /// Generate synthetic telemetry with labelled cheating, its course catalog and the labels.
     Generate(generate::GenerateArgs),
-    /// Convert public logs (EdNet KT4/KT1, Open edX tracking logs) to telemetry-v1 NDJSON.
+    /// Convert public logs (EdNet KT4/KT1, Open edX tracking logs, UCI EPM) to telemetry-v1 NDJSON.
     Import(import::ImportArgs),
     /// Delete the lake's day partitions older than `[retention]` allows (`--dry-run`: list them).
     Retain(creditguard::retention::RetainArgs),
