@@ -12,7 +12,9 @@
 //!   `credit_cancelled` ([`Decision`], [`CreditDecision`]);
 //! - the `rule_feedback` table ([`RuleFeedback`]);
 //! - the `warnings` table and the stream kind `warning` ([`Warning`], [`WARNING_REASONS`]):
-//!   reminders for a notifier, each with an id that stays the same for the same reminder.
+//!   reminders for a notifier, each with an id that stays the same for the same reminder;
+//! - the stream kind `progress` ([`Progress`], the rows of `results/progress`): each learner's
+//!   standing against their yearly target, on the last day of each scored period.
 //!
 //! The same records go to the result tables (Parquet) and to the results stream (one JSON object
 //! per record, with `kind`). Timestamps are UTC microseconds in memory and in Parquet, RFC 3339
@@ -298,7 +300,51 @@ pub fn warnings_schema() -> SchemaRef {
     ]))
 }
 
-/// One record of the results stream: a JSON object with `kind` = `flag`, `credit` or `case`.
+/// One learner's progress towards the yearly target (`results/progress`, stream kind
+/// `progress`), as of a day.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Progress {
+    /// `stable_id(user_id, year, as_of day)`.
+    pub progress_id: String,
+    pub run_id: String,
+    pub user_id: String,
+    pub org_unit: Option<String>,
+    pub year: i32,
+    /// End of the day the progress is measured at (exclusive), UTC µs.
+    #[serde(with = "ts_json")]
+    pub as_of: i64,
+    /// Granted this year, each course counted once.
+    pub credits_granted: f64,
+    /// Waiting for a reviewer this year.
+    pub credits_withheld: f64,
+    pub mandatory_granted: f64,
+    pub mandatory_withheld: f64,
+    pub target_credits: f64,
+    pub mandatory_target: f64,
+    /// The pro-rata target at `as_of`: target × elapsed share of the year.
+    pub expected_by_now: f64,
+    /// `credits_granted / target_credits`.
+    pub share_of_target: f64,
+    /// `mandatory_granted / mandatory_target` (1 when no mandatory target).
+    pub mandatory_share: f64,
+    /// `complete` (targets reached), `on_track` (at or above the pro-rata pace on the total and
+    /// every category minimum), `at_risk` (below pace, but on pace if the withheld credits are
+    /// released: depends on a review), `behind` (below pace even counting withheld credits).
+    pub status: String,
+    pub elective_granted: f64,
+    /// The rule's elective minimum (0 when it sets none).
+    pub elective_target: f64,
+    pub practice_granted: f64,
+    pub practice_target: f64,
+    /// `policy name/rule name` of the rule the learner was measured against.
+    pub policy_rule: Option<String>,
+    /// The policy text's version (the first 12 hex digits of its SHA-256; `global` for the
+    /// `[score]` defaults).
+    pub policy_version: Option<String>,
+}
+
+/// One record of the results stream: a JSON object with `kind` (`flag`, `credit`, `case`,
+/// `warning`, `progress`, and the decision kinds).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum ResultRecord {
@@ -309,6 +355,7 @@ pub enum ResultRecord {
     CreditReleased(CreditDecision),
     CreditCancelled(CreditDecision),
     Warning(Warning),
+    Progress(Progress),
 }
 
 impl ResultRecord {
@@ -321,6 +368,7 @@ impl ResultRecord {
             ResultRecord::CaseDecision(d) => &d.user_id,
             ResultRecord::CreditReleased(c) | ResultRecord::CreditCancelled(c) => &c.user_id,
             ResultRecord::Warning(w) => &w.user_id,
+            ResultRecord::Progress(p) => &p.user_id,
         }
     }
 }

@@ -115,6 +115,7 @@ impl ScoreReport {
         out.extend(self.credits.iter().cloned().map(ResultRecord::Credit));
         out.extend(self.cases.iter().cloned().map(ResultRecord::Case));
         out.extend(self.warnings.iter().cloned().map(ResultRecord::Warning));
+        out.extend(self.progress.iter().cloned().map(ResultRecord::Progress));
         out
     }
 
@@ -138,6 +139,7 @@ impl ScoreReport {
         if day == self.to_day {
             out.extend(self.cases.iter().cloned().map(ResultRecord::Case));
             out.extend(self.warnings.iter().cloned().map(ResultRecord::Warning));
+            out.extend(self.progress.iter().cloned().map(ResultRecord::Progress));
         }
         out
     }

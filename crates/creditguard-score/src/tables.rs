@@ -55,46 +55,7 @@ pub struct ClaimIssue {
     pub detail: String,
 }
 
-/// One learner's progress towards the yearly target (`results/progress`), as of a day.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Progress {
-    /// `stable_id(user_id, year, as_of day)`.
-    pub progress_id: String,
-    pub run_id: String,
-    pub user_id: String,
-    pub org_unit: Option<String>,
-    pub year: i32,
-    /// End of the day the progress is measured at (exclusive), UTC µs.
-    pub as_of: i64,
-    /// Granted this year, each course counted once.
-    pub credits_granted: f64,
-    /// Waiting for a reviewer this year.
-    pub credits_withheld: f64,
-    pub mandatory_granted: f64,
-    pub mandatory_withheld: f64,
-    pub target_credits: f64,
-    pub mandatory_target: f64,
-    /// The pro-rata target at `as_of`: target × elapsed share of the year.
-    pub expected_by_now: f64,
-    /// `credits_granted / target_credits`.
-    pub share_of_target: f64,
-    /// `mandatory_granted / mandatory_target` (1 when no mandatory target).
-    pub mandatory_share: f64,
-    /// `complete` (targets reached), `on_track` (at or above the pro-rata pace on the total and
-    /// every category minimum), `at_risk` (below pace, but on pace if the withheld credits are
-    /// released: depends on a review), `behind` (below pace even counting withheld credits).
-    pub status: String,
-    pub elective_granted: f64,
-    /// The rule's elective minimum (0 when it sets none).
-    pub elective_target: f64,
-    pub practice_granted: f64,
-    pub practice_target: f64,
-    /// `policy name/rule name` of the rule the learner was measured against.
-    pub policy_rule: Option<String>,
-    /// The policy text's version (the first 12 hex digits of its SHA-256; `global` for the
-    /// `[score]` defaults).
-    pub policy_version: Option<String>,
-}
+pub use creditguard_contract::Progress;
 
 fn utf8(v: Vec<String>) -> ArrayRef {
     Arc::new(StringArray::from(v))

@@ -605,8 +605,14 @@ fn the_stream_holds_every_record_once_with_its_kind() {
         let text = std::fs::read_to_string(dir.join("part-0.ndjson")).unwrap();
         lines.extend(text.lines().map(str::to_string));
     }
-    assert_eq!(lines.len(), r.flags.len() + r.credits.len() + r.cases.len());
-    assert_eq!((r.flags.len(), r.credits.len(), r.cases.len()), (4, 4, 3));
+    assert_eq!(
+        lines.len(),
+        r.flags.len() + r.credits.len() + r.cases.len() + r.progress.len()
+    );
+    assert_eq!(
+        (r.flags.len(), r.credits.len(), r.cases.len(), r.progress.len()),
+        (4, 4, 3, 3)
+    );
     // Compared as JSON text: serde_json parses floats to the nearest value only with its
     // `float_roundtrip` feature, and the producer side only ever serializes.
     let expected: Vec<String> = r
@@ -625,8 +631,17 @@ fn the_stream_holds_every_record_once_with_its_kind() {
     }
     assert_eq!(
         kinds,
-        BTreeMap::from([("case".into(), 3), ("credit".into(), 4), ("flag".into(), 4)])
+        BTreeMap::from([
+            ("case".into(), 3),
+            ("credit".into(), 4),
+            ("flag".into(), 4),
+            ("progress".into(), 3)
+        ])
     );
+    // A progress record round-trips with its time as RFC 3339.
+    let p = lines.iter().find(|l| l.contains(r#""kind":"progress""#)).unwrap();
+    let v: serde_json::Value = serde_json::from_str(p).unwrap();
+    assert!(v["as_of"].as_str().unwrap().ends_with('Z'), "{p}");
     let mut buf = Vec::new();
     r.write_ndjson(&mut buf).unwrap();
     assert_eq!(String::from_utf8(buf).unwrap().lines().count(), lines.len());
