@@ -85,7 +85,9 @@ fn the_default_pipeline_on_s3_gives_the_results_it_gives_on_the_file_system() {
     let local = Lake::open(s.lake().to_str().unwrap()).unwrap();
     let remote = Lake::open_with(&url, &s.path("cache-2"), &server.options()).unwrap();
     let expected = rows(&local);
-    assert!(expected.iter().any(|(t, _, n)| t == "results/flags" && *n > 0));
+    assert!(expected
+        .iter()
+        .any(|(t, _, n)| t == "results/flags" && *n > 0));
     assert_eq!(rows(&remote), expected);
     assert_eq!(remote.tables().unwrap(), local.tables().unwrap());
 }
@@ -98,9 +100,12 @@ fn bad_s3_lakes_are_refused_naming_the_input() {
         ("s3://Not_A_Bucket/lake", "not a bucket name"),
         ("gs://bucket/lake", "unsupported scheme `gs://`"),
     ] {
-        let out = run(creditguard()
-            .current_dir(repo())
-            .args(["run", "pipelines/default.toml", "--lake", lake]));
+        let out = run(creditguard().current_dir(repo()).args([
+            "run",
+            "pipelines/default.toml",
+            "--lake",
+            lake,
+        ]));
         assert_eq!(out.status.code(), Some(2), "{lake}");
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(lake) && err.contains(needle), "{lake}: {err}");
@@ -114,7 +119,12 @@ fn bad_s3_lakes_are_refused_naming_the_input() {
     let endpoint = format!("http://127.0.0.1:{port}");
     let out = run(creditguard()
         .current_dir(repo())
-        .args(["run", "pipelines/default.toml", "--lake", "s3://lake/prefix"])
+        .args([
+            "run",
+            "pipelines/default.toml",
+            "--lake",
+            "s3://lake/prefix",
+        ])
         .env("CREDITGUARD_LAKE_CACHE", s.path("cache"))
         .env("AWS_ENDPOINT_URL", &endpoint)
         .env("AWS_ACCESS_KEY_ID", "k")

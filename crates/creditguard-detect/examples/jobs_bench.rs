@@ -455,7 +455,10 @@ fn main() {
             root.display()
         );
     }
-    let lake = match std::env::var("CG_BENCH_LAKE").ok().filter(|s| !s.is_empty()) {
+    let lake = match std::env::var("CG_BENCH_LAKE")
+        .ok()
+        .filter(|s| !s.is_empty())
+    {
         Some(url) => on_object_store(&lake, &url, days),
         None => lake,
     };
@@ -517,7 +520,8 @@ fn main() {
 /// storage, uploaded from the local bench lake once, opened with an empty cache so that the jobs
 /// fetch every file they read from the store.
 fn on_object_store(local: &Lake, url: &str, days: u32) -> Lake {
-    let cache = std::env::temp_dir().join(format!("creditguard-bench-cache-{}", std::process::id()));
+    let cache =
+        std::env::temp_dir().join(format!("creditguard-bench-cache-{}", std::process::id()));
     let remote = Lake::open_with_cache(url, &cache).expect("lake on object storage");
     if remote.days("events").expect("days").len() != days as usize {
         let t = Instant::now();
@@ -531,7 +535,10 @@ fn on_object_store(local: &Lake, url: &str, days: u32) -> Lake {
                     .expect("upload");
             }
         }
-        println!("uploaded the events to {url} in {:.1} s", t.elapsed().as_secs_f64());
+        println!(
+            "uploaded the events to {url} in {:.1} s",
+            t.elapsed().as_secs_f64()
+        );
     }
     drop(remote);
     std::fs::remove_dir_all(&cache).expect("emptying the cache");

@@ -151,7 +151,9 @@ pub fn local_dir(location: &str) -> Result<PathBuf> {
             None => default_cache(location),
         };
     }
-    Ok(PathBuf::from(location.strip_prefix("file://").unwrap_or(location)))
+    Ok(PathBuf::from(
+        location.strip_prefix("file://").unwrap_or(location),
+    ))
 }
 
 impl Lake {
@@ -210,11 +212,13 @@ impl Lake {
 
     /// `dir` relative to the root, `/`-separated (the object key below the lake's prefix).
     fn rel(&self, dir: &Path) -> Result<String> {
-        let rel = dir.strip_prefix(self.root.as_path()).map_err(|_| Error::Location(format!(
-            "{}: not below the lake's directory {}",
-            dir.display(),
-            self.root.display()
-        )))?;
+        let rel = dir.strip_prefix(self.root.as_path()).map_err(|_| {
+            Error::Location(format!(
+                "{}: not below the lake's directory {}",
+                dir.display(),
+                self.root.display()
+            ))
+        })?;
         Ok(rel
             .components()
             .filter_map(|c| c.as_os_str().to_str())
@@ -506,7 +510,10 @@ impl Lake {
         let cached = self.root.join(&rel);
         if let Ok(entries) = fs::read_dir(&cached) {
             for e in entries.flatten() {
-                if e.file_name().to_str().is_some_and(|n| n.starts_with("_v") || n.starts_with("_e")) {
+                if e.file_name()
+                    .to_str()
+                    .is_some_and(|n| n.starts_with("_v") || n.starts_with("_e"))
+                {
                     let _ = fs::remove_dir_all(e.path());
                 }
             }

@@ -77,7 +77,9 @@ pub fn parse_s3_url(location: &str) -> Result<S3Location> {
         .or_else(|| location.strip_prefix("s3a://"))
         .ok_or_else(|| bad("expected s3://bucket/prefix"))?;
     if location.contains(['?', '#', '\\']) || rest.contains('@') {
-        return Err(bad("query strings, fragments, credentials and `\\` are not allowed"));
+        return Err(bad(
+            "query strings, fragments, credentials and `\\` are not allowed",
+        ));
     }
     let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
     if bucket.is_empty() {
@@ -168,7 +170,10 @@ impl Remote {
                 retry_timeout: Duration::from_secs(30),
                 ..RetryConfig::default()
             });
-        if endpoint.as_deref().is_some_and(|e| e.starts_with("http://")) {
+        if endpoint
+            .as_deref()
+            .is_some_and(|e| e.starts_with("http://"))
+        {
             builder = builder.with_allow_http(true);
         }
         let endpoint = endpoint.unwrap_or_else(|| "AWS".to_string());
@@ -199,7 +204,12 @@ impl Remote {
         let store = remote.store.clone();
         remote
             .run(async move { store.list_with_delimiter(Some(&root)).await })
-            .map_err(|e| remote.err("listing the lake (is the endpoint reachable, the bucket there?)", e))?;
+            .map_err(|e| {
+                remote.err(
+                    "listing the lake (is the endpoint reachable, the bucket there?)",
+                    e,
+                )
+            })?;
         Ok(remote)
     }
 
@@ -327,10 +337,12 @@ impl Remote {
                     return Ok(paths);
                 }
                 // A newer generation deleted a file of the one read: read again.
-                Err(e @ Error::Store {
-                    source: object_store::Error::NotFound { .. },
-                    ..
-                }) => last = Some(e),
+                Err(
+                    e @ Error::Store {
+                        source: object_store::Error::NotFound { .. },
+                        ..
+                    },
+                ) => last = Some(e),
                 Err(e) => return Err(e),
             }
         }
@@ -402,7 +414,10 @@ impl Remote {
             Err(e) => return Err(self.err(format!("reading {}", newest.1), e)),
         };
         let manifest: Manifest = serde_json::from_slice(&bytes).map_err(|e| {
-            Error::Location(format!("{}: {}: not a lake manifest: {e}", self.url, newest.1))
+            Error::Location(format!(
+                "{}: {}: not a lake manifest: {e}",
+                self.url, newest.1
+            ))
         })?;
         Ok(Latest::Manifest(manifest))
     }
@@ -525,15 +540,20 @@ impl Remote {
             }
             // The file replaces one of its name, also one a replacement wrote under `_v<id>/`
             // (as on the file system, where both are `dt=<day>/<name>`).
-            let mut files: Vec<Entry> = m
+            let (replaced, mut files): (Vec<Entry>, Vec<Entry>) = m
                 .files
                 .into_iter()
-                .filter(|e| file_name(&e.path) != name)
-                .collect();
+                .partition(|e| file_name(&e.path) == name);
             files.push(entry.clone());
             files.sort_by(|a, b| a.path.cmp(&b.path));
             if self.try_commit(dir, m.generation + 1, files)? {
-                self.delete_manifests_before(dir, m.generation + 1)?;
+                let gone = replaced
+                    .iter()
+                    .filter(|e| e.path != name)
+                    .map(|e| self.key(&format!("{dir}/{}", e.path)))
+                    .collect();
+                let deleted = self.delete(gone);
+                self.tidy(dir, deleted, m.generation + 1);
                 return Ok(entry);
             }
         }
@@ -557,8 +577,8 @@ impl Remote {
                     .filter(|p| !entries.iter().any(|e| e.path == p.path))
                     .map(|p| self.key(&format!("{dir}/{}", p.path)))
                     .collect();
-                self.delete(gone)?;
-                self.delete_manifests_before(dir, generation + 1)?;
+                let deleted = self.delete(gone);
+                self.tidy(dir, deleted, generation + 1);
                 return Ok(version);
             }
         }
@@ -568,19 +588,33 @@ impl Remote {
     /// writer created it first.
     fn try_commit(&self, dir: &str, generation: u64, files: Vec<Entry>) -> Result<bool> {
         let key = self.key(&format!("{dir}/_commits/{generation:020}.json"));
-        let body = serde_json::to_vec(&Manifest { generation, files })
-            .expect("a manifest serializes");
+        let body =
+            serde_json::to_vec(&Manifest { generation, files }).expect("a manifest serializes");
         let store = self.store.clone();
         let k = key.clone();
         let r = self.run(async move {
             store
-                .put_opts(&k, PutPayload::from(body), PutOptions::from(PutMode::Create))
+                .put_opts(
+                    &k,
+                    PutPayload::from(body),
+                    PutOptions::from(PutMode::Create),
+                )
                 .await
         });
         match r {
             Ok(_) => Ok(true),
             Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
             Err(e) => Err(self.err(format!("committing {key}"), e)),
+        }
+    }
+
+    /// After a commit: deletes the manifests before `generation`. What could not be deleted
+    /// (here or in `deleted`) is only logged: the commit stands, and nothing reads leftovers.
+    fn tidy(&self, dir: &str, deleted: Result<()>, generation: u64) {
+        for r in [deleted, self.delete_manifests_before(dir, generation)] {
+            if let Err(e) = r {
+                tracing::warn!(partition = dir, error = %e, "Committed; an older version's objects stay behind.");
+            }
         }
     }
 
@@ -754,6 +788,51 @@ pub(crate) fn cache_path(cache: &Path, dir: &str, e: &Entry) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What a writer killed between upload and commit, or between commit and deletion, leaves
+    /// is never read, and `clean` deletes it.
+    #[test]
+    fn leftovers_of_crashed_writers_are_not_read_and_cleaned() {
+        let Some(server) = crate::testing::seaweedfs() else {
+            return;
+        };
+        let remote = Remote::open(&server.url("clean"), &server.options()).unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let file = |name: &str| {
+            let p = tmp.path().join(name);
+            fs::write(&p, name).unwrap();
+            (name.to_string(), p)
+        };
+        let dir = "results/flags/dt=2026-03-02";
+        remote
+            .put_file(dir, "ingested.parquet", &file("ingested.parquet").1)
+            .unwrap();
+        // Killed after uploading, before committing.
+        remote
+            .upload(dir, "_vcrashed", vec![file("x.parquet")])
+            .unwrap();
+        let committed = remote.replace(dir, vec![file("part-0.parquet")]).unwrap();
+        // Killed after committing, before deleting: an older version's file is back.
+        remote
+            .upload(dir, "_vold", vec![file("part-0.parquet")])
+            .unwrap();
+        let cache = tmp.path().join("cache");
+        let read =
+            |r: &Remote| -> Vec<PathBuf> { r.fetch_partition(dir, &cache, |_| true).unwrap() };
+        let expected = vec![cache.join(dir).join(&committed).join("part-0.parquet")];
+        assert_eq!(read(&remote), expected);
+        assert_eq!(remote.clean(dir).unwrap(), 2);
+        assert_eq!(remote.clean(dir).unwrap(), 0);
+        assert_eq!(read(&remote), expected);
+        let left: Vec<String> = remote
+            .list_all(dir)
+            .unwrap()
+            .iter()
+            .map(|k| k.to_string())
+            .collect();
+        assert_eq!(left.len(), 2, "{left:?}");
+        assert!(left.iter().any(|k| k.contains("/_commits/")), "{left:?}");
+    }
 
     #[test]
     fn s3_urls_are_checked_and_named_in_errors() {

@@ -116,7 +116,12 @@ fn a_replayed_file_overwrites_itself() {
             assert_eq!(names(&files), ["part-a.parquet"], "{}", b.name);
             assert_eq!(read_x(&files[0]).unwrap(), [4, 5], "{}", b.name);
             assert_eq!(reader.days("events").unwrap(), [DAY], "{}", b.name);
-            assert_eq!(reader.files("events", DAY, DAY).unwrap(), files, "{}", b.name);
+            assert_eq!(
+                reader.files("events", DAY, DAY).unwrap(),
+                files,
+                "{}",
+                b.name
+            );
         }
         assert!(lake.days("nothing").unwrap().is_empty());
         assert!(lake.partition_files("events", DAY + 1).unwrap().is_empty());
@@ -127,7 +132,10 @@ fn a_replayed_file_overwrites_itself() {
 fn a_replacement_swaps_the_whole_day_and_a_failed_one_changes_nothing() {
     on_each_backend("replace", |b| {
         let lake = b.open();
-        for (names_, v) in [(&["a.parquet", "b.parquet"][..], 1), (&["c.parquet"][..], 2)] {
+        for (names_, v) in [
+            (&["a.parquet", "b.parquet"][..], 1),
+            (&["c.parquet"][..], 2),
+        ] {
             lake.replace_partition("results/flags", DAY, |staging| {
                 for n in names_ {
                     write_x(&staging.join(n), &[v]);
@@ -200,8 +208,14 @@ fn a_removed_day_is_gone_for_every_reader() {
         let lake = b.open();
         let (schema, x) = batch(&[1, 2]);
         for day in [DAY, DAY + 1] {
-            lake.write_parquet("dead_letters", day, "x.parquet", schema.clone(), &[x.clone()])
-                .unwrap();
+            lake.write_parquet(
+                "dead_letters",
+                day,
+                "x.parquet",
+                schema.clone(),
+                &[x.clone()],
+            )
+            .unwrap();
         }
         lake.replace_partition("features/watch_time", DAY, |s| {
             write_x(&s.join("part-0.parquet"), &[7]);
@@ -217,11 +231,23 @@ fn a_removed_day_is_gone_for_every_reader() {
         let bytes = lake.remove_partition("dead_letters", DAY).unwrap();
         assert!(bytes.is_some_and(|n| n > 0), "{}: {bytes:?}", b.name);
         assert_eq!(lake.remove_partition("dead_letters", DAY).unwrap(), None);
-        assert_eq!(lake.remove_partition("features/watch_time", DAY).unwrap().map(|n| n > 0), Some(true));
+        assert_eq!(
+            lake.remove_partition("features/watch_time", DAY)
+                .unwrap()
+                .map(|n| n > 0),
+            Some(true)
+        );
         let other = b.open();
         assert_eq!(other.days("dead_letters").unwrap(), [DAY + 1], "{}", b.name);
-        assert!(other.days("features/watch_time").unwrap().is_empty(), "{}", b.name);
-        assert!(other.partition_files("dead_letters", DAY).unwrap().is_empty());
+        assert!(
+            other.days("features/watch_time").unwrap().is_empty(),
+            "{}",
+            b.name
+        );
+        assert!(other
+            .partition_files("dead_letters", DAY)
+            .unwrap()
+            .is_empty());
     });
 }
 
@@ -261,7 +287,11 @@ fn a_reader_during_replacements_sees_one_generation_whole() {
         let mut seen = BTreeSet::new();
         let (mut reads, mut retried) = (0, 0);
         while !done.load(Ordering::SeqCst) || reads < 3 {
-            assert!(started.elapsed() < Duration::from_secs(300), "{}: too slow", b.name);
+            assert!(
+                started.elapsed() < Duration::from_secs(300),
+                "{}: too slow",
+                b.name
+            );
             let files = reader.partition_files(table, DAY).unwrap();
             let mut contents = Vec::new();
             for f in &files {
@@ -279,8 +309,9 @@ fn a_reader_during_replacements_sees_one_generation_whole() {
             }
             assert!(!files.is_empty(), "{}: a read saw no files", b.name);
             let g = contents[0][0];
-            let expected: Vec<String> =
-                (0..(g % 3 + 1)).map(|i| format!("g{g}-{i}.parquet")).collect();
+            let expected: Vec<String> = (0..(g % 3 + 1))
+                .map(|i| format!("g{g}-{i}.parquet"))
+                .collect();
             assert_eq!(names(&files), expected, "{}: a mix of generations", b.name);
             for (i, c) in contents.iter().enumerate() {
                 assert_eq!(c, &[g, i as i64], "{}: a mix of generations", b.name);
@@ -315,7 +346,10 @@ fn bad_locations_are_named_in_the_error() {
         ("gs://bucket/x", "unsupported scheme `gs://`"),
     ] {
         let err = Lake::open(location).unwrap_err().to_string();
-        assert!(err.contains(location) && err.contains(needle), "{location}: {err}");
+        assert!(
+            err.contains(location) && err.contains(needle),
+            "{location}: {err}"
+        );
     }
     // Nothing listens on the endpoint: a quick, clear error naming the lake and the endpoint.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -340,10 +374,18 @@ fn bad_locations_are_named_in_the_error() {
         err.contains("s3://bucket/lake") && err.contains(&endpoint),
         "{err}"
     );
-    assert!(started.elapsed() < Duration::from_secs(40), "{:?}", started.elapsed());
-    let err = Lake::open_with("s3://bucket/lake", cache.path(), &[("aws_no_such".into(), "x".into())])
-        .unwrap_err()
-        .to_string();
+    assert!(
+        started.elapsed() < Duration::from_secs(40),
+        "{:?}",
+        started.elapsed()
+    );
+    let err = Lake::open_with(
+        "s3://bucket/lake",
+        cache.path(),
+        &[("aws_no_such".into(), "x".into())],
+    )
+    .unwrap_err()
+    .to_string();
     assert!(err.contains("unknown S3 setting `aws_no_such`"), "{err}");
     // A bucket the server does not have.
     if let Some(server) = testing::seaweedfs() {
@@ -352,4 +394,97 @@ fn bad_locations_are_named_in_the_error() {
             .to_string();
         assert!(err.contains("s3://no-such-bucket/lake"), "{err}");
     }
+}
+
+/// Erasure rewrites a day through a replacement: Parquet rows and NDJSON lines of the learner
+/// go, other files of the day are kept as they are, for every reader.
+#[test]
+fn an_erased_learner_is_gone_from_the_day_for_every_reader() {
+    use arrow_array::StringArray;
+    use creditguard_lake::scrub::{Scrub, Scrubbed};
+    on_each_backend("erase", |b| {
+        let lake = b.open();
+        let users = |ids: &[&str]| {
+            let schema = Arc::new(Schema::new(vec![Field::new(
+                "user_id",
+                DataType::Utf8,
+                false,
+            )]));
+            let batch = RecordBatch::try_new(
+                schema.clone(),
+                vec![Arc::new(StringArray::from(ids.to_vec()))],
+            )
+            .unwrap();
+            (schema, batch)
+        };
+        let (schema, mixed) = users(&["u1", "u2", "u1"]);
+        lake.write_parquet("events", DAY, "a.parquet", schema.clone(), &[mixed])
+            .unwrap();
+        let (_, other) = users(&["u3"]);
+        lake.write_parquet("events", DAY, "b.parquet", schema, &[other])
+            .unwrap();
+        lake.replace_partition("results/stream", DAY, |s| {
+            std::fs::write(
+                s.join("part-0.ndjson"),
+                "{\"user_id\":\"u1\"}\n{\"user_id\":\"u2\"}\n",
+            )?;
+            Ok(())
+        })
+        .unwrap();
+        let scrub = Scrub {
+            ids: vec!["u1".into()],
+            raw_ids: vec!["u1".into()],
+        };
+        assert_eq!(
+            lake.scrub_partition("events", DAY, &scrub).unwrap(),
+            Scrubbed {
+                rows: 2,
+                values: 0,
+                files: 1
+            },
+            "{}",
+            b.name
+        );
+        assert_eq!(
+            lake.scrub_partition("results/stream", DAY, &scrub)
+                .unwrap()
+                .rows,
+            1,
+            "{}",
+            b.name
+        );
+        let other = b.open();
+        let files = other.partition_files("events", DAY).unwrap();
+        assert_eq!(names(&files), ["a.parquet", "b.parquet"], "{}", b.name);
+        let mut left = Vec::new();
+        for f in &files {
+            let reader = ParquetRecordBatchReaderBuilder::try_new(File::open(f).unwrap())
+                .unwrap()
+                .build()
+                .unwrap();
+            for batch in reader {
+                let batch = batch.unwrap();
+                let col = batch
+                    .column(0)
+                    .as_any()
+                    .downcast_ref::<StringArray>()
+                    .unwrap();
+                left.extend(col.iter().map(|v| v.unwrap().to_string()));
+            }
+        }
+        assert_eq!(left, ["u2", "u3"], "{}", b.name);
+        let stream = other.partition_all_files("results/stream", DAY).unwrap();
+        assert_eq!(names(&stream), ["part-0.ndjson"], "{}", b.name);
+        assert_eq!(
+            std::fs::read_to_string(&stream[0]).unwrap(),
+            "{\"user_id\":\"u2\"}\n",
+            "{}",
+            b.name
+        );
+        // Nothing left to erase: nothing is written.
+        assert_eq!(
+            lake.scrub_partition("events", DAY, &scrub).unwrap(),
+            Scrubbed::default()
+        );
+    });
 }

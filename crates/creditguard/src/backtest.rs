@@ -110,11 +110,10 @@ pub fn backtest(pipeline: &Pipeline, from: i64, to: i64) -> anyhow::Result<Backt
             }
         }
     } else {
-        let events = real
-            .root()
-            .join("events")
-            .canonicalize()
-            .with_context(|| format!("{}: the lake has no events to backtest on", pipeline.lake))?;
+        let events =
+            real.root().join("events").canonicalize().with_context(|| {
+                format!("{}: the lake has no events to backtest on", pipeline.lake)
+            })?;
         std::os::unix::fs::symlink(&events, scratch_dir.path().join("events"))
             .context("linking the lake's events into the scratch lake")?;
     }

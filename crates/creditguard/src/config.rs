@@ -492,7 +492,10 @@ impl Pipeline {
                 };
                 problems.push(format!("{key}: {e}"));
             }
-        } else if let Some((scheme, _)) = lake.split_once("://").filter(|_| !lake.starts_with("file://")) {
+        } else if let Some((scheme, _)) = lake
+            .split_once("://")
+            .filter(|_| !lake.starts_with("file://"))
+        {
             problems.push(format!(
                 "key `lake.root`: `{lake}`: unsupported scheme `{scheme}://` (expected a directory, a file:// URL or s3://bucket/prefix)"
             ));
