@@ -75,7 +75,7 @@ pub enum Error {
         location: String,
         endpoint: String,
         what: String,
-        source: object_store::Error,
+        source: Box<object_store::Error>,
     },
     #[error("filling partition {table}/dt={day}: {source}")]
     Fill {
@@ -83,6 +83,13 @@ pub enum Error {
         day: String,
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+}
+
+impl Error {
+    /// Whether an object the lake looked for was not there.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, Error::Store { source, .. } if matches!(**source, object_store::Error::NotFound { .. }))
+    }
 }
 
 /// `Result` of this crate.

@@ -181,7 +181,7 @@ impl Remote {
             location: location.to_string(),
             endpoint: endpoint.clone(),
             what: "configuring the S3 client".to_string(),
-            source,
+            source: Box::new(source),
         };
         let store = builder.build().map_err(store_err)?;
         let rt = tokio::runtime::Builder::new_multi_thread()
@@ -222,7 +222,7 @@ impl Remote {
             location: self.url.clone(),
             endpoint: self.endpoint.clone(),
             what: what.into(),
-            source,
+            source: Box::new(source),
         }
     }
 
@@ -337,12 +337,7 @@ impl Remote {
                     return Ok(paths);
                 }
                 // A newer generation deleted a file of the one read: read again.
-                Err(
-                    e @ Error::Store {
-                        source: object_store::Error::NotFound { .. },
-                        ..
-                    },
-                ) => last = Some(e),
+                Err(e @ Error::Store { .. }) if e.is_not_found() => last = Some(e),
                 Err(e) => return Err(e),
             }
         }

@@ -213,7 +213,7 @@ fn a_removed_day_is_gone_for_every_reader() {
                 day,
                 "x.parquet",
                 schema.clone(),
-                &[x.clone()],
+                std::slice::from_ref(&x),
             )
             .unwrap();
         }
