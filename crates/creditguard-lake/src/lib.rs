@@ -293,6 +293,25 @@ impl Lake {
         self.committed_files(table, day, |name| name.ends_with(".parquet"))
     }
 
+    /// The names of [`partition_files`](Self::partition_files), sorted; on object storage
+    /// nothing is fetched.
+    pub fn partition_file_names(&self, table: &str, day: i64) -> Result<Vec<String>> {
+        let mut names: Vec<String> = match &self.remote {
+            Some(remote) => remote
+                .committed_names(&Self::partition_rel(table, day))?
+                .into_iter()
+                .filter(|n| !n.starts_with('.') && n.ends_with(".parquet"))
+                .collect(),
+            None => self
+                .partition_files(table, day)?
+                .iter()
+                .filter_map(|p| p.file_name()?.to_str().map(str::to_string))
+                .collect(),
+        };
+        names.sort();
+        Ok(names)
+    }
+
     /// Every committed file of one day of a table (Parquet, NDJSON streams, …), sorted by name.
     pub fn partition_all_files(&self, table: &str, day: i64) -> Result<Vec<PathBuf>> {
         self.committed_files(table, day, |_| true)

@@ -344,6 +344,15 @@ impl Remote {
         Err(last.expect("at least one attempt"))
     }
 
+    /// The file names of the committed entries of partition `dir`.
+    pub fn committed_names(&self, dir: &str) -> Result<Vec<String>> {
+        Ok(self
+            .committed(dir)?
+            .iter()
+            .map(|e| file_name(&e.path).to_string())
+            .collect())
+    }
+
     /// The committed entries of a partition: its newest manifest's, or its top-level objects.
     fn committed(&self, dir: &str) -> Result<Vec<Entry>> {
         for _ in 0..READ_ATTEMPTS {
