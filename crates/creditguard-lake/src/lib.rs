@@ -19,6 +19,9 @@
 //!   then swap it in with one `renameat2(RENAME_EXCHANGE)`, so a day's output changes from the old
 //!   set of files to the new one in a single step.
 //!
+//! A lake on S3-compatible object storage (`s3://bucket/prefix`) keeps both promises without
+//! rename, through a manifest per day committed with a conditional PUT ([`remote`]).
+//!
 //! Deletion keeps the same promise ([`scrub`]): [`Lake::remove_partition`] renames a day out of
 //! its table in one step (retention), [`Lake::scrub_partition`] rewrites a day without one
 //! learner through `replace_partition` (erasure).
