@@ -8,3 +8,4 @@ mod kafka;
 mod golden;
 mod privacy;
 mod review;
+mod s3;

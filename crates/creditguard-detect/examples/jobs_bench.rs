@@ -4,7 +4,8 @@
 //!
 //! `target/release/examples/jobs_bench [EVENTS] [DAYS]` (default 1 000 000 events over 30 days;
 //! `CG_BENCH_BATCH_DAYS` sets `[jobs] batch_days`, default 7; `CG_BENCH_RELEASE_ABOVE_MIB` sets
-//! `[jobs] release_memory_above_mib`). The lake is generated once into
+//! `[jobs] release_memory_above_mib`; `CG_BENCH_LAKE=s3://…` runs the jobs on that lake, see
+//! `on_object_store`). The lake is generated once into
 //! `target/bench-lake-<EVENTS>-<DAYS>/` (kept, so `benches/jobs_duckdb.py` can run the same
 //! computations in DuckDB on the same Parquet) and the jobs' output goes there too.
 //!
@@ -454,6 +455,13 @@ fn main() {
             root.display()
         );
     }
+    let lake = match std::env::var("CG_BENCH_LAKE")
+        .ok()
+        .filter(|s| !s.is_empty())
+    {
+        Some(url) => on_object_store(&lake, &url, days),
+        None => lake,
+    };
     let mut cfg = JobsConfig::default();
     if let Some(b) = std::env::var("CG_BENCH_BATCH_DAYS")
         .ok()
@@ -506,6 +514,36 @@ fn main() {
         cpu_after.1 - cpu_before.1,
         std::env::var("GLIBC_TUNABLES").unwrap_or_else(|_| "(unset)".into())
     );
+}
+
+/// `CG_BENCH_LAKE=s3://bucket/prefix` (with the AWS environment): the same events on object
+/// storage, uploaded from the local bench lake once, opened with an empty cache so that the jobs
+/// fetch every file they read from the store.
+fn on_object_store(local: &Lake, url: &str, days: u32) -> Lake {
+    let cache =
+        std::env::temp_dir().join(format!("creditguard-bench-cache-{}", std::process::id()));
+    let remote = Lake::open_with_cache(url, &cache).expect("lake on object storage");
+    if remote.days("events").expect("days").len() != days as usize {
+        let t = Instant::now();
+        for day in local.days("events").expect("days") {
+            for f in local.partition_files("events", day).expect("files") {
+                let name = f.file_name().and_then(|n| n.to_str()).expect("a file name");
+                remote
+                    .write_file_atomic(&remote.partition_dir("events", day), name, |out| {
+                        std::io::copy(&mut std::fs::File::open(&f)?, out).map(|_| ())
+                    })
+                    .expect("upload");
+            }
+        }
+        println!(
+            "uploaded the events to {url} in {:.1} s",
+            t.elapsed().as_secs_f64()
+        );
+    }
+    drop(remote);
+    std::fs::remove_dir_all(&cache).expect("emptying the cache");
+    println!("lake: {url}, cache {} (empty at start)", cache.display());
+    Lake::open_with_cache(url, &cache).expect("lake on object storage")
 }
 
 fn catalog_csv() -> String {

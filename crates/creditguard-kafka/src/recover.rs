@@ -25,10 +25,8 @@ pub fn existing_ranges(lake: &Lake, topic: &str, partition: i32) -> Result<Vec<(
     let prefix = format!("part-{topic}-{partition}-");
     let mut ranges = Vec::new();
     for day in lake.days("events")? {
-        for path in lake.partition_files("events", day)? {
-            let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
-                continue;
-            };
+        // Names only: on object storage the files are not fetched.
+        for name in lake.partition_file_names("events", day)? {
             let Some(rest) = name
                 .strip_prefix(&prefix)
                 .and_then(|r| r.strip_suffix(".parquet"))

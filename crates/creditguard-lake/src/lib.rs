@@ -19,6 +19,9 @@
 //!   then swap it in with one `renameat2(RENAME_EXCHANGE)`, so a day's output changes from the old
 //!   set of files to the new one in a single step.
 //!
+//! A lake on S3-compatible object storage (`s3://bucket/prefix`) keeps both promises without
+//! rename, through a manifest per day committed with a conditional PUT ([`remote`]).
+//!
 //! Deletion keeps the same promise ([`scrub`]): [`Lake::remove_partition`] renames a day out of
 //! its table in one step (retention), [`Lake::scrub_partition`] rewrites a day without one
 //! learner through `replace_partition` (erasure).
@@ -36,7 +39,9 @@
 //! ```
 
 pub mod catalog;
+pub mod remote;
 pub mod scrub;
+pub mod testing;
 
 use std::fs::{self, File};
 use std::io::{self, Write};
@@ -61,14 +66,29 @@ pub enum Error {
         path: PathBuf,
         source: parquet::errors::ParquetError,
     },
-    #[error("lake location `{0}`: only local paths and file:// URLs are supported so far")]
-    Unsupported(String),
+    /// A lake location that cannot be used (the message names it).
+    #[error("{0}")]
+    Location(String),
+    #[error("lake `{location}` (endpoint {endpoint}): {what}: {source}")]
+    Store {
+        location: String,
+        endpoint: String,
+        what: String,
+        source: Box<object_store::Error>,
+    },
     #[error("filling partition {table}/dt={day}: {source}")]
     Fill {
         table: String,
         day: String,
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+}
+
+impl Error {
+    /// Whether an object the lake looked for was not there.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, Error::Store { source, .. } if matches!(**source, object_store::Error::NotFound { .. }))
+    }
 }
 
 /// `Result` of this crate.
@@ -110,32 +130,110 @@ fn nonce() -> String {
     )
 }
 
-/// A lake rooted at a local directory.
+/// A lake: a local directory, or S3-compatible object storage ([`remote`]) read and written
+/// through a local cache directory.
 #[derive(Debug, Clone)]
 pub struct Lake {
+    /// The lake's directory; for a lake on object storage, its local cache.
     root: Arc<PathBuf>,
+    remote: Option<Arc<remote::Remote>>,
+}
+
+/// The environment variable naming the local cache directory of a lake on object storage.
+pub const CACHE_ENV: &str = "CREDITGUARD_LAKE_CACHE";
+
+/// Whether `location` names a lake on object storage (`s3://…`).
+pub fn is_object_store(location: &str) -> bool {
+    location.starts_with("s3://") || location.starts_with("s3a://")
+}
+
+/// The local directory of the lake at `location`: the directory itself, or for a lake on object
+/// storage its cache directory (which also holds what must stay local, such as the default
+/// SQLite review database).
+pub fn local_dir(location: &str) -> Result<PathBuf> {
+    if is_object_store(location) {
+        return match std::env::var_os(CACHE_ENV).filter(|v| !v.is_empty()) {
+            Some(dir) => Ok(PathBuf::from(dir)),
+            None => default_cache(location),
+        };
+    }
+    Ok(PathBuf::from(
+        location.strip_prefix("file://").unwrap_or(location),
+    ))
 }
 
 impl Lake {
-    /// Opens (creating if needed) the lake at `location`: a path or a `file://` URL. Object-store
-    /// URLs (`s3://…`) are refused with [`Error::Unsupported`] until that backend exists.
+    /// Opens (creating if needed) the lake at `location`: a path, a `file://` URL, or
+    /// `s3://bucket/prefix` (endpoint, region and credentials from the AWS environment; the
+    /// cache directory from [`CACHE_ENV`], by default `$XDG_CACHE_HOME` or `~/.cache`
+    /// `/creditguard/lake/<bucket>/<prefix>`).
     pub fn open(location: &str) -> Result<Lake> {
+        if is_object_store(location) {
+            return Lake::open_with_cache(location, &local_dir(location)?);
+        }
         let path = if let Some(p) = location.strip_prefix("file://") {
             PathBuf::from(p)
-        } else if location.contains("://") {
-            return Err(Error::Unsupported(location.to_string()));
+        } else if let Some((scheme, _)) = location.split_once("://") {
+            return Err(Error::Location(format!(
+                "lake location `{location}`: unsupported scheme `{scheme}://` (expected a \
+                 directory, a file:// URL or s3://bucket/prefix)"
+            )));
         } else {
             PathBuf::from(location)
         };
         fs::create_dir_all(&path).map_err(io_err(&path))?;
         Ok(Lake {
             root: Arc::new(path),
+            remote: None,
         })
     }
 
-    /// The root directory.
+    /// Opens the lake on object storage at `location` (`s3://bucket/prefix`) with `cache` as
+    /// its local cache directory.
+    pub fn open_with_cache(location: &str, cache: &Path) -> Result<Lake> {
+        Lake::open_with(location, cache, &[])
+    }
+
+    /// [`open_with_cache`](Self::open_with_cache) with S3 settings that take precedence over
+    /// the environment: object_store's keys, such as `aws_endpoint_url` or `aws_region`.
+    pub fn open_with(location: &str, cache: &Path, options: &[(String, String)]) -> Result<Lake> {
+        let remote = remote::Remote::open(location, options)?;
+        fs::create_dir_all(cache).map_err(io_err(cache))?;
+        Ok(Lake {
+            root: Arc::new(cache.to_path_buf()),
+            remote: Some(Arc::new(remote)),
+        })
+    }
+
+    /// The `s3://…` location of a lake on object storage, `None` for a local lake.
+    pub fn object_store_url(&self) -> Option<&str> {
+        self.remote.as_deref().map(remote::Remote::url)
+    }
+
+    /// The root directory; for a lake on object storage, its local cache (read through
+    /// [`files`](Self::files) and [`partition_files`](Self::partition_files), not by listing).
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// `dir` relative to the root, `/`-separated (the object key below the lake's prefix).
+    fn rel(&self, dir: &Path) -> Result<String> {
+        let rel = dir.strip_prefix(self.root.as_path()).map_err(|_| {
+            Error::Location(format!(
+                "{}: not below the lake's directory {}",
+                dir.display(),
+                self.root.display()
+            ))
+        })?;
+        Ok(rel
+            .components()
+            .filter_map(|c| c.as_os_str().to_str())
+            .collect::<Vec<_>>()
+            .join("/"))
+    }
+
+    fn partition_rel(table: &str, day: i64) -> String {
+        format!("{}/dt={}", table.trim_matches('/'), format_day(day))
     }
 
     /// The directory of a table (`events`, `features/watch_time`, `results/flags`, …).
@@ -151,6 +249,15 @@ impl Lake {
 
     /// The days a table has partitions for, ascending.
     pub fn days(&self, table: &str) -> Result<Vec<i64>> {
+        if let Some(remote) = &self.remote {
+            let mut days: Vec<i64> = remote
+                .days(table)?
+                .iter()
+                .filter_map(|n| n.strip_prefix("dt=").and_then(|d| parse_day(d).ok()))
+                .collect();
+            days.sort_unstable();
+            return Ok(days);
+        }
         let dir = self.table_dir(table);
         let mut days = Vec::new();
         let entries = match fs::read_dir(&dir) {
@@ -179,30 +286,82 @@ impl Lake {
     }
 
     /// The committed Parquet files of one day of a table, sorted by name. Temporary files
-    /// (`.name.tmp-…`) and anything not ending in `.parquet` are not listed.
+    /// (`.name.tmp-…`) and anything not ending in `.parquet` are not listed. On object storage
+    /// the files of one committed generation, fetched into the cache.
     pub fn partition_files(&self, table: &str, day: i64) -> Result<Vec<PathBuf>> {
-        let dir = self.partition_dir(table, day);
-        let mut files = Vec::new();
-        let entries = match fs::read_dir(&dir) {
-            Ok(e) => e,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(files),
-            Err(e) => {
-                return Err(Error::Io {
-                    path: dir,
-                    source: e,
-                })
-            }
+        self.committed_files(table, day, |name| name.ends_with(".parquet"))
+    }
+
+    /// The names of [`partition_files`](Self::partition_files), sorted; on object storage
+    /// nothing is fetched.
+    pub fn partition_file_names(&self, table: &str, day: i64) -> Result<Vec<String>> {
+        let mut names: Vec<String> = match &self.remote {
+            Some(remote) => remote
+                .committed_names(&Self::partition_rel(table, day))?
+                .into_iter()
+                .filter(|n| !n.starts_with('.') && n.ends_with(".parquet"))
+                .collect(),
+            None => self
+                .partition_files(table, day)?
+                .iter()
+                .filter_map(|p| p.file_name()?.to_str().map(str::to_string))
+                .collect(),
         };
-        for entry in entries {
-            let entry = entry.map_err(io_err(&dir))?;
-            let name = entry.file_name();
-            let Some(name) = name.to_str() else { continue };
-            if !name.starts_with('.') && name.ends_with(".parquet") {
-                files.push(entry.path());
+        names.sort();
+        Ok(names)
+    }
+
+    /// Every committed file of one day of a table (Parquet, NDJSON streams, …), sorted by name.
+    pub fn partition_all_files(&self, table: &str, day: i64) -> Result<Vec<PathBuf>> {
+        self.committed_files(table, day, |_| true)
+    }
+
+    fn committed_files(
+        &self,
+        table: &str,
+        day: i64,
+        keep: impl Fn(&str) -> bool,
+    ) -> Result<Vec<PathBuf>> {
+        if let Some(remote) = &self.remote {
+            let rel = Self::partition_rel(table, day);
+            return remote.fetch_partition(&rel, &self.root, |n| !n.starts_with('.') && keep(n));
+        }
+        let dir = self.partition_dir(table, day);
+        // A replacement exchanges the day's directory, then empties the old one: a listing that
+        // began in the old directory may miss files, so it counts only if the directory was
+        // the same one before and after it.
+        for _ in 0..1000 {
+            let Some(before) = dir_identity(&dir)? else {
+                return Ok(Vec::new());
+            };
+            let mut files = Vec::new();
+            let entries = match fs::read_dir(&dir) {
+                Ok(e) => e,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => {
+                    return Err(Error::Io {
+                        path: dir,
+                        source: e,
+                    })
+                }
+            };
+            for entry in entries {
+                let Ok(entry) = entry else { continue };
+                let name = entry.file_name();
+                let Some(name) = name.to_str() else { continue };
+                if !name.starts_with('.') && keep(name) && entry.path().is_file() {
+                    files.push(entry.path());
+                }
+            }
+            if dir_identity(&dir)? == Some(before) {
+                files.sort();
+                return Ok(files);
             }
         }
-        files.sort();
-        Ok(files)
+        Err(Error::Io {
+            path: dir,
+            source: io::Error::other("replaced 1000 times while being listed"),
+        })
     }
 
     /// The committed Parquet files of a table for the days `from..=to`.
@@ -244,6 +403,16 @@ impl Lake {
             });
         }
         fs::rename(&tmp, &target).map_err(io_err(&target))?;
+        if let Some(remote) = &self.remote {
+            // One PUT under the same name; the local copy moves to its cache place.
+            let rel = self.rel(dir)?;
+            let entry = remote.put_file(&rel, name, &target)?;
+            let cached = remote::cache_path(&self.root, &rel, &entry);
+            let parent = cached.parent().expect("a cache path has a directory");
+            fs::create_dir_all(parent).map_err(io_err(parent))?;
+            fs::rename(&target, &cached).map_err(io_err(&cached))?;
+            return Ok(cached);
+        }
         sync_dir(dir)?;
         Ok(target)
     }
@@ -293,7 +462,8 @@ impl Lake {
     /// Replaces the whole `dt=<day>` partition of `table` in one step. `fill` writes the new
     /// files into the staging directory it is given (plain writes: this function fsyncs them);
     /// then the staging directory is exchanged with the live one, and the old files are removed.
-    /// If `fill` fails, the live partition is untouched.
+    /// On object storage the files are uploaded under a new version and a manifest generation
+    /// commits them ([`remote`]). If `fill` fails, the live partition is untouched.
     pub fn replace_partition<F>(&self, table: &str, day: i64, fill: F) -> Result<PathBuf>
     where
         F: FnOnce(&Path) -> std::result::Result<(), Box<dyn std::error::Error + Send + Sync>>,
@@ -313,6 +483,9 @@ impl Lake {
                 day: format_day(day),
                 source,
             });
+        }
+        if let Some(remote) = &self.remote {
+            return self.replace_remote(remote, table, day, &staging);
         }
         for entry in fs::read_dir(&staging).map_err(io_err(&staging))? {
             let path = entry.map_err(io_err(&staging))?.path();
@@ -335,10 +508,57 @@ impl Lake {
         Ok(target)
     }
 
-    /// Removes what crashed writers left behind: `_staging/` and `.…tmp-…` files in `table`.
-    /// Returns how many entries were removed. Only call it when no writer is running.
+    fn replace_remote(
+        &self,
+        remote: &remote::Remote,
+        table: &str,
+        day: i64,
+        staging: &Path,
+    ) -> Result<PathBuf> {
+        let mut files = Vec::new();
+        for entry in fs::read_dir(staging).map_err(io_err(staging))? {
+            let entry = entry.map_err(io_err(staging))?;
+            if let Some(name) = entry.file_name().to_str() {
+                files.push((name.to_string(), entry.path()));
+            }
+        }
+        let rel = Self::partition_rel(table, day);
+        let result = remote.replace(&rel, files);
+        let version = match result {
+            Ok(v) => v,
+            Err(e) => {
+                let _ = fs::remove_dir_all(staging);
+                return Err(e);
+            }
+        };
+        // The staged files become the cache of the new version; older cached versions go.
+        let cached = self.root.join(&rel);
+        if let Ok(entries) = fs::read_dir(&cached) {
+            for e in entries.flatten() {
+                if e.file_name()
+                    .to_str()
+                    .is_some_and(|n| n.starts_with("_v") || n.starts_with("_e"))
+                {
+                    let _ = fs::remove_dir_all(e.path());
+                }
+            }
+        }
+        fs::create_dir_all(&cached).map_err(io_err(&cached))?;
+        let target = cached.join(version);
+        fs::rename(staging, &target).map_err(io_err(&target))?;
+        Ok(target)
+    }
+
+    /// Removes what crashed writers left behind: `_staging/` and `.…tmp-…` files in `table`
+    /// (on object storage also uploads no manifest lists). Returns how many entries were
+    /// removed. Only call it when no writer is running.
     pub fn clean(&self, table: &str) -> Result<usize> {
         let mut removed = 0;
+        if let Some(remote) = &self.remote {
+            for day in self.days(table)? {
+                removed += remote.clean(&Self::partition_rel(table, day))?;
+            }
+        }
         let staging_root = self.root.join("_staging");
         if let Ok(entries) = fs::read_dir(&staging_root) {
             let prefix = format!("{}-dt=", table.replace('/', "__"));
@@ -355,7 +575,10 @@ impl Lake {
         }
         for day in self.days(table)? {
             let dir = self.partition_dir(table, day);
-            for entry in fs::read_dir(&dir).map_err(io_err(&dir))?.flatten() {
+            let Ok(entries) = fs::read_dir(&dir) else {
+                continue;
+            };
+            for entry in entries.flatten() {
                 let name = entry.file_name();
                 if name
                     .to_str()
@@ -368,6 +591,25 @@ impl Lake {
         }
         Ok(removed)
     }
+}
+
+/// The default cache directory of a lake on object storage.
+fn default_cache(location: &str) -> Result<PathBuf> {
+    let loc = remote::parse_s3_url(location)?;
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .ok_or_else(|| {
+            Error::Location(format!(
+                "lake `{location}`: no cache directory (set {CACHE_ENV}, XDG_CACHE_HOME or HOME)"
+            ))
+        })?;
+    let mut dir = base.join("creditguard").join("lake").join(&loc.bucket);
+    if !loc.prefix.is_empty() {
+        dir = dir.join(&loc.prefix);
+    }
+    Ok(dir)
 }
 
 /// Writes batches as Parquet with the lake's [`writer_properties`].
@@ -392,6 +634,20 @@ pub fn write_parquet_to_with<W: Write + Send>(
     }
     writer.close()?;
     Ok(())
+}
+
+/// What tells one directory from another that later takes its name: device, inode and
+/// change time (a rename changes it). `None` when there is none.
+fn dir_identity(dir: &Path) -> Result<Option<(u64, u64, i64, i64)>> {
+    use std::os::unix::fs::MetadataExt;
+    match fs::metadata(dir) {
+        Ok(m) => Ok(Some((m.dev(), m.ino(), m.ctime(), m.ctime_nsec()))),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::Io {
+            path: dir.to_path_buf(),
+            source: e,
+        }),
+    }
 }
 
 fn sync_dir(dir: &Path) -> Result<()> {
@@ -544,11 +800,5 @@ mod tests {
             fs::read_dir(lake.root().join("_staging")).unwrap().count(),
             0
         );
-    }
-
-    #[test]
-    fn object_store_urls_are_refused_clearly() {
-        let err = Lake::open("s3://bucket/lake").unwrap_err();
-        assert!(err.to_string().contains("s3://bucket/lake"), "{err}");
     }
 }

@@ -278,6 +278,28 @@ impl Lake {
     /// Every table of the lake: each directory (below the root, not `_staging` nor hidden) that
     /// holds `dt=` partitions, as its path relative to the root (`events`, `features/watch_time`).
     pub fn tables(&self) -> Result<Vec<String>> {
+        if let Some(remote) = &self.remote {
+            let mut tables = Vec::new();
+            let mut stack = vec![String::new()];
+            while let Some(rel) = stack.pop() {
+                let subdirs = remote.subdirs(&rel)?;
+                if !rel.is_empty() && subdirs.iter().any(|n| n.starts_with("dt=")) {
+                    tables.push(rel);
+                    continue;
+                }
+                for name in subdirs {
+                    if !name.starts_with('.') && !name.starts_with('_') {
+                        stack.push(if rel.is_empty() {
+                            name
+                        } else {
+                            format!("{rel}/{name}")
+                        });
+                    }
+                }
+            }
+            tables.sort();
+            return Ok(tables);
+        }
         let mut tables = Vec::new();
         let mut stack = vec![(self.root().to_path_buf(), String::new())];
         while let Some((dir, rel)) = stack.pop() {
@@ -320,6 +342,11 @@ impl Lake {
     /// or `None` when there was no such partition.
     pub fn remove_partition(&self, table: &str, day: i64) -> Result<Option<u64>> {
         let dir = self.partition_dir(table, day);
+        if let Some(remote) = &self.remote {
+            let removed = remote.remove(&Self::partition_rel(table, day))?;
+            let _ = fs::remove_dir_all(&dir);
+            return Ok(removed);
+        }
         let Ok(entries) = fs::read_dir(&dir) else {
             return Ok(None);
         };
@@ -346,14 +373,12 @@ impl Lake {
     /// does not mention them; otherwise the whole partition is rebuilt (unchanged files copied)
     /// and exchanged in one step ([`Lake::replace_partition`]).
     pub fn scrub_partition(&self, table: &str, day: i64, scrub: &Scrub) -> Result<Scrubbed> {
-        let dir = self.partition_dir(table, day);
         let mut names = Vec::new();
-        for entry in fs::read_dir(&dir).map_err(io_err(&dir))? {
-            let entry = entry.map_err(io_err(&dir))?;
-            if let Some(name) = entry.file_name().to_str() {
-                if !name.starts_with('.') {
-                    names.push(name.to_string());
-                }
+        let mut paths = std::collections::HashMap::new();
+        for path in self.partition_all_files(table, day)? {
+            if let Some(name) = path.file_name().and_then(|n| n.to_str()) {
+                names.push(name.to_string());
+                paths.insert(name.to_string(), path.clone());
             }
         }
         names.sort();
@@ -365,7 +390,7 @@ impl Lake {
         let mut plan = Vec::new();
         let mut total = Scrubbed::default();
         for name in &names {
-            let path = dir.join(name);
+            let path = paths[name].clone();
             let new = if name.ends_with(".parquet") {
                 let (schema, batches) = read_parquet(&path)?;
                 let mut out = Vec::with_capacity(batches.len());
@@ -415,7 +440,7 @@ impl Lake {
                 let target = staging.join(name);
                 match new {
                     New::Same => {
-                        fs::copy(dir.join(name), &target)?;
+                        fs::copy(&paths[name], &target)?;
                     }
                     New::Text(t) => fs::write(&target, t)?,
                     New::Parquet(schema, batches) => {

@@ -90,14 +90,33 @@ pub fn execute(args: BacktestArgs) -> anyhow::Result<()> {
 pub fn backtest(pipeline: &Pipeline, from: i64, to: i64) -> anyhow::Result<Backtest> {
     let real = Lake::open(&pipeline.lake)
         .with_context(|| format!("opening the lake at {}", pipeline.lake))?;
-    let events = real
-        .root()
-        .join("events")
-        .canonicalize()
-        .with_context(|| format!("{}: the lake has no events to backtest on", pipeline.lake))?;
     let scratch_dir = tempfile::tempdir().context("creating a scratch lake")?;
-    std::os::unix::fs::symlink(&events, scratch_dir.path().join("events"))
-        .context("linking the lake's events into the scratch lake")?;
+    if real.object_store_url().is_some() {
+        // On object storage: the committed event files, fetched into the lake's cache, linked
+        // into the scratch lake's own day directories.
+        let days = real.days("events")?;
+        if days.is_empty() {
+            anyhow::bail!("{}: the lake has no events to backtest on", pipeline.lake);
+        }
+        for day in days {
+            let dir = scratch_dir
+                .path()
+                .join(format!("events/dt={}", format_day(day)));
+            std::fs::create_dir_all(&dir).context("creating the scratch lake's events")?;
+            for f in real.partition_files("events", day)? {
+                let name = f.file_name().context("an event file has a name")?;
+                std::os::unix::fs::symlink(&f, dir.join(name))
+                    .context("linking the lake's events into the scratch lake")?;
+            }
+        }
+    } else {
+        let events =
+            real.root().join("events").canonicalize().with_context(|| {
+                format!("{}: the lake has no events to backtest on", pipeline.lake)
+            })?;
+        std::os::unix::fs::symlink(&events, scratch_dir.path().join("events"))
+            .context("linking the lake's events into the scratch lake")?;
+    }
     let scratch = Lake::open(
         scratch_dir
             .path()

@@ -114,7 +114,9 @@ struct SourceSection {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct LakeSection {
-    /// Where the lake lives: a directory (created if missing) or a `file://` URL.
+    /// Where the lake lives: a directory (created if missing), a `file://` URL, or
+    /// `s3://bucket/prefix` on S3-compatible storage (endpoint, region and credentials from the
+    /// AWS environment: `AWS_ENDPOINT_URL`, `AWS_REGION`, `AWS_ACCESS_KEY_ID`, …).
     root: String,
 }
 
@@ -492,9 +494,21 @@ impl Pipeline {
         let lake = overrides.lake.clone().unwrap_or(raw.lake.root);
         if lake.trim().is_empty() {
             problems.push("key `lake.root`: must not be empty".to_string());
-        } else if lake.contains("://") && !lake.starts_with("file://") {
+        } else if creditguard_lake::is_object_store(&lake) {
+            if let Err(e) = creditguard_lake::remote::parse_s3_url(&lake) {
+                let key = if overrides.lake.is_some() {
+                    "--lake"
+                } else {
+                    "key `lake.root`"
+                };
+                problems.push(format!("{key}: {e}"));
+            }
+        } else if let Some((scheme, _)) = lake
+            .split_once("://")
+            .filter(|_| !lake.starts_with("file://"))
+        {
             problems.push(format!(
-                "key `lake.root`: `{lake}`: only local paths and file:// URLs are supported so far"
+                "key `lake.root`: `{lake}`: unsupported scheme `{scheme}://` (expected a directory, a file:// URL or s3://bucket/prefix)"
             ));
         } else {
             // The lake is where `retain` and `erase` delete: never the file system's root, be it

@@ -93,7 +93,7 @@ struct RunArgs {
     /// Course catalog instead of `catalog.path`.
     #[arg(long, env = "CREDITGUARD_CATALOG")]
     catalog: Option<PathBuf>,
-    /// Lake directory instead of `lake.root`.
+    /// Lake (a directory or s3://bucket/prefix) instead of `lake.root`.
     #[arg(long, env = "CREDITGUARD_LAKE")]
     lake: Option<String>,
     /// First event day (YYYY-MM-DD) for the stages after ingest; default: the first in the lake.

@@ -32,7 +32,9 @@ pub struct ReportArgs {
 
 /// Runs `creditguard report`.
 pub fn execute(args: ReportArgs) -> anyhow::Result<()> {
-    if !std::path::Path::new(args.lake.trim_start_matches("file://")).is_dir() {
+    if !creditguard_lake::is_object_store(&args.lake)
+        && !std::path::Path::new(args.lake.trim_start_matches("file://")).is_dir()
+    {
         anyhow::bail!("no lake at {}", args.lake);
     }
     let lake =

@@ -37,11 +37,8 @@ pub fn database_url(pipeline: &Pipeline) -> anyhow::Result<String> {
     Ok(match s.database {
         Some(url) => url,
         None => {
-            let root = pipeline
-                .lake
-                .strip_prefix("file://")
-                .unwrap_or(&pipeline.lake);
-            creditguard_review::default_sqlite_url(std::path::Path::new(root))
+            let root = creditguard_lake::local_dir(&pipeline.lake)?;
+            creditguard_review::default_sqlite_url(&root)
         }
     })
 }
