@@ -238,11 +238,13 @@ fn the_reference_pipeline_holds_the_built_in_defaults() {
     assert_eq!(
         (
             p.ingest.chunk_lines,
+            p.ingest.chunk_bytes,
             p.ingest.max_line_bytes,
             p.ingest.max_decompression_ratio
         ),
         (
             ingest.chunk_lines,
+            ingest.chunk_bytes,
             ingest.max_line_bytes,
             ingest.max_decompression_ratio
         )

@@ -397,6 +397,10 @@ pub struct IngestOptions {
     /// Input lines per output chunk: each chunk becomes one file per event day. Bounds memory
     /// (roughly 250 bytes an event while buffered).
     pub chunk_lines: usize,
+    /// A chunk also ends once its lines (as held: an oversized line counts its kept prefix)
+    /// reach this many bytes. Bounds the memory of a chunk of long lines, invalid ones
+    /// included (each dead letter holds its line until the chunk is written).
+    pub chunk_bytes: u64,
     /// Pseudonymise identifiers before they are written (`[privacy]`); `None` keeps them raw.
     pub privacy: Option<creditguard_contract::privacy::Pseudonymiser>,
     /// Lines longer than this (without the line ending) are not parsed: they are read past
@@ -413,6 +417,7 @@ impl Default for IngestOptions {
     fn default() -> Self {
         IngestOptions {
             chunk_lines: 500_000,
+            chunk_bytes: DEFAULT_CHUNK_BYTES,
             privacy: None,
             max_line_bytes: DEFAULT_MAX_LINE_BYTES,
             max_decompression_ratio: DEFAULT_MAX_DECOMPRESSION_RATIO,
@@ -423,6 +428,10 @@ impl Default for IngestOptions {
 /// The default cap on one input record, a line or a Kafka message: 4 MiB, four thousand
 /// times a typical event.
 pub const DEFAULT_MAX_LINE_BYTES: usize = 4 << 20;
+
+/// The default of [`IngestOptions::chunk_bytes`]: 256 MiB, above the 500 000 lines of a
+/// default chunk of ordinary telemetry (about 190 MB).
+pub const DEFAULT_CHUNK_BYTES: u64 = 256 << 20;
 
 /// The dead letter of a record over the size cap keeps this many of its first bytes.
 pub const KEPT_PREFIX_BYTES: usize = 64 << 10;
@@ -762,6 +771,8 @@ struct Chunk {
     first_line: i64,
     last_line: i64,
     hash: Xxh3,
+    /// Bytes of its lines held in memory.
+    held: u64,
 }
 
 impl Run<'_> {
@@ -797,6 +808,7 @@ impl Run<'_> {
             first_line: 1,
             last_line: 0,
             hash: Xxh3::new(),
+            held: 0,
         };
         let mut failed = None;
         loop {
@@ -890,15 +902,19 @@ impl Run<'_> {
             // The arena is the batch's lines as read, so this hashes the same bytes in the same
             // order as hashing each line would.
             chunk.hash.update(&arena[hashed..]);
+            chunk.held += arena.len() as u64;
             self.batch(source, &arena, &spans, line_no, &mut buffer, &mut dead);
             chunk.last_line = line_no;
-            if (line_no - chunk.first_line + 1) as usize >= chunk_lines {
+            if (line_no - chunk.first_line + 1) as usize >= chunk_lines
+                || chunk.held >= self.opts.chunk_bytes
+            {
                 self.flush(&base, &chunk, &mut buffer, &mut dead, ingest_day)?;
                 progress(self.base_bytes + bytes_read());
                 chunk = Chunk {
                     first_line: line_no + 1,
                     last_line: line_no,
                     hash: Xxh3::new(),
+                    held: 0,
                 };
             }
             if eof {

@@ -107,8 +107,13 @@ impl ChildRun {
     }
 }
 
-/// Ingests `input` into `lake` with the default options in a fresh process.
+/// Ingests `input` into `lake` in a fresh process, with the default options.
 fn ingest_in_child(input: &Path, lake: &Path) -> ChildRun {
+    ingest_in_child_with(input, lake, IngestOptions::default().chunk_bytes)
+}
+
+/// The same with `chunk_bytes`.
+fn ingest_in_child_with(input: &Path, lake: &Path, chunk_bytes: u64) -> ChildRun {
     let out = Command::new(std::env::current_exe().unwrap())
         .args([
             "child_ingest",
@@ -119,6 +124,7 @@ fn ingest_in_child(input: &Path, lake: &Path) -> ChildRun {
         ])
         .env("CG_CHILD_INPUT", input)
         .env("CG_CHILD_LAKE", lake)
+        .env("CG_CHILD_CHUNK_BYTES", chunk_bytes.to_string())
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -163,7 +169,14 @@ fn child_ingest() {
     };
     let lake = open_lake(Path::new(&lake));
     let base = vm_hwm_kib();
-    let s = run(&lake, Path::new(&input), &IngestOptions::default()).unwrap();
+    let opts = IngestOptions {
+        chunk_bytes: std::env::var("CG_CHILD_CHUNK_BYTES")
+            .unwrap()
+            .parse()
+            .unwrap(),
+        ..IngestOptions::default()
+    };
+    let s = run(&lake, Path::new(&input), &opts).unwrap();
     let peak = vm_hwm_kib();
     println!(
         "STATS lines={} blank={} valid={} dead={} files={} elapsed_ms={}",
@@ -234,6 +247,53 @@ fn a_100_mb_line_is_dead_lettered_without_being_held() {
         grown_kib < 24 << 10,
         "the ingest grew the RSS by {grown_kib} KiB"
     );
+}
+
+#[test]
+fn long_invalid_lines_are_held_one_chunk_of_bytes_at_a_time() {
+    // 192 invalid lines of 1 MiB (under the line cap: dead-lettered whole), a valid event after
+    // every eighth.
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("long-lines.ndjson");
+    {
+        let mut w = BufWriter::new(File::create(&input).unwrap());
+        let mut long = b"not json ".to_vec();
+        long.resize(1 << 20, b'y');
+        for i in 0..192 {
+            w.write_all(&long).unwrap();
+            w.write_all(b"\n").unwrap();
+            if i % 8 == 7 {
+                writeln!(w, "{}", login(&format!("v{i:03}"))).unwrap();
+            }
+        }
+    }
+    let mut peaks = Vec::new();
+    for chunk_bytes in [16 << 20, IngestOptions::default().chunk_bytes] {
+        let lake_dir = dir.path().join(format!("lake-{chunk_bytes}"));
+        let child = ingest_in_child_with(&input, &lake_dir, chunk_bytes);
+        assert_eq!(
+            (child.stat("valid"), child.stat("dead")),
+            (24, 192),
+            "{}",
+            child.stats
+        );
+        let lake = open_lake(&lake_dir);
+        assert_eq!(event_ids(&lake).len(), 24);
+        let dead = dead_letters(&lake);
+        assert_eq!(dead.len(), 192);
+        assert!(dead
+            .iter()
+            .all(|d| d.0 == "not_json" && d.2.len() == 1 << 20));
+        eprintln!(
+            "192 MiB of 1 MiB invalid lines, chunk_bytes {chunk_bytes}: peak RSS {} KiB, {} files",
+            child.peak_kib,
+            child.stat("files")
+        );
+        peaks.push(child.peak_kib);
+    }
+    // 16 MiB chunks hold a twelfth of what one chunk of the whole file holds.
+    assert!(peaks[0] < 100 << 10, "peak RSS {} KiB", peaks[0]);
+    assert!(peaks[0] * 3 < peaks[1], "{peaks:?}");
 }
 
 #[test]

@@ -163,6 +163,9 @@ pub struct IngestSection {
     /// Input lines per output chunk (each chunk is one Parquet file per event day). Bounds the
     /// memory of an ingest: about 250 bytes per buffered event.
     pub chunk_lines: usize,
+    /// A chunk also ends once its lines reach this many bytes (default 256 MiB): bounds the
+    /// memory of a chunk of long lines, invalid ones included.
+    pub chunk_bytes: u64,
     /// Longest line accepted, in bytes without the line ending (default 4 MiB). A longer line
     /// is read past without being held and dead-lettered as `too_large` with its first 64 KiB.
     pub max_line_bytes: usize,
@@ -177,6 +180,7 @@ impl Default for IngestSection {
         let d = creditguard_ingest::IngestOptions::default();
         IngestSection {
             chunk_lines: d.chunk_lines,
+            chunk_bytes: d.chunk_bytes,
             max_line_bytes: d.max_line_bytes,
             max_decompression_ratio: d.max_decompression_ratio,
         }
@@ -580,6 +584,9 @@ impl Pipeline {
         let ingest = raw.ingest.unwrap_or_default();
         if ingest.chunk_lines == 0 {
             problems.push("key `ingest.chunk_lines`: must be at least 1".to_string());
+        }
+        if ingest.chunk_bytes == 0 {
+            problems.push("key `ingest.chunk_bytes`: must be at least 1".to_string());
         }
         if ingest.max_line_bytes < 1024 {
             problems.push(
