@@ -54,8 +54,10 @@ use xxhash_rust::xxh3::{xxh3_128, Xxh3};
 /// Bad data never is one: it becomes a [`DeadLetter`].
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("input {path}: {source}")]
-    Input { path: String, source: io::Error },
+    /// The IO error is part of the message, not a `source`: printed with its chain the reason
+    /// would appear twice.
+    #[error("input {path}: {error}")]
+    Input { path: String, error: io::Error },
     #[error(transparent)]
     Lake(#[from] creditguard_lake::Error),
 }
@@ -485,22 +487,22 @@ pub struct IngestStats {
 /// The files an input names, in a stable order: the file itself, or a directory's NDJSON files
 /// (`.ndjson`, `.jsonl`, `.json`, optionally `.gz` / `.zst`), sorted, hidden ones skipped.
 pub fn expand_input(path: &Path) -> Result<Vec<PathBuf>> {
-    let meta = std::fs::metadata(path).map_err(|source| Error::Input {
+    let meta = std::fs::metadata(path).map_err(|error| Error::Input {
         path: path.display().to_string(),
-        source,
+        error,
     })?;
     if !meta.is_dir() {
         return Ok(vec![path.to_path_buf()]);
     }
     let mut files = Vec::new();
-    let entries = std::fs::read_dir(path).map_err(|source| Error::Input {
+    let entries = std::fs::read_dir(path).map_err(|error| Error::Input {
         path: path.display().to_string(),
-        source,
+        error,
     })?;
     for entry in entries {
-        let entry = entry.map_err(|source| Error::Input {
+        let entry = entry.map_err(|error| Error::Input {
             path: path.display().to_string(),
-            source,
+            error,
         })?;
         let p = entry.path();
         let name = entry.file_name().to_string_lossy().into_owned();
@@ -658,10 +660,10 @@ pub fn ingest(
                 for file in expand_input(path)? {
                     let shown = file.display().to_string();
                     let mut opened =
-                        open(&file, opts.max_decompression_ratio).map_err(|source| {
+                        open(&file, opts.max_decompression_ratio).map_err(|error| {
                             Error::Input {
                                 path: shown.clone(),
-                                source,
+                                error,
                             }
                         })?;
                     let count = opened.count.clone();
@@ -929,7 +931,7 @@ impl Run<'_> {
             None => Ok(()),
             Some(e) => Err(Error::Input {
                 path: source.to_string(),
-                source: io::Error::new(
+                error: io::Error::new(
                     e.kind(),
                     format!("after line {line_no} (the lines before it are committed): {e}"),
                 ),
