@@ -97,6 +97,55 @@ fn stdin_is_a_source() {
 }
 
 #[test]
+fn relative_paths_out_of_the_working_directory_are_refused_unless_absolute() {
+    // Run from `work/`; the telemetry sits next to it, reached by `..` or through a link.
+    let s = Scratch::new();
+    let input = s.write("outside/t.ndjson", EVENTS);
+    std::fs::create_dir(s.path("work")).unwrap();
+    std::os::unix::fs::symlink(s.path("outside"), s.path("work/data")).unwrap();
+    let write = |source: &str| {
+        s.write(
+            "work/p.toml",
+            format!(
+                "[pipeline]\nname = \"t\"\nstages = [\"ingest\"]\n[source]\nkind = \"ndjson\"\npath = \"{source}\"\n[lake]\nroot = \"lake\"\n[privacy]\npseudonymise = \"off\"\n"
+            ),
+        )
+    };
+    for source in ["../outside/t.ndjson", "data/t.ndjson"] {
+        let p = write(source);
+        let out = run(creditguard().current_dir(s.path("work")).arg("run").arg(&p));
+        assert_eq!(out.status.code(), Some(2), "{source}");
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert!(
+            stderr.contains(&format!(
+                "key `source.path`: `{source}` leads outside the working directory"
+            )),
+            "{stderr}"
+        );
+    }
+    assert!(!s.path("work/lake").exists(), "nothing ran");
+    // Written absolute, or given on the command line, the same file is read.
+    let p = write(&input.display().to_string());
+    let out = run(creditguard().current_dir(s.path("work")).arg("run").arg(&p));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let p = write("../outside/t.ndjson");
+    let out = run(creditguard()
+        .current_dir(s.path("work"))
+        .arg("run")
+        .arg(&p)
+        .args(["--input", "../outside/t.ndjson"]));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
 fn a_bad_pipeline_file_exits_2_naming_file_and_keys() {
     let s = Scratch::new();
     let p = pipeline(&s, "[ingest]\nchunk_lines = 0\n");
@@ -184,9 +233,20 @@ fn the_reference_pipeline_holds_the_built_in_defaults() {
         p.score,
         creditguard_score::ScoreConfig::default()
     );
+    let ingest = creditguard::ingest::IngestOptions::default();
     assert_eq!(
-        p.ingest.chunk_lines,
-        creditguard::ingest::IngestOptions::default().chunk_lines
+        (
+            p.ingest.chunk_lines,
+            p.ingest.chunk_bytes,
+            p.ingest.max_line_bytes,
+            p.ingest.max_decompression_ratio
+        ),
+        (
+            ingest.chunk_lines,
+            ingest.chunk_bytes,
+            ingest.max_line_bytes,
+            ingest.max_decompression_ratio
+        )
     );
     assert_eq!(
         p.review,

@@ -218,3 +218,79 @@ fn with_a_key_the_service_stores_pseudonyms() {
     let found: BTreeSet<String> = users.into_iter().collect();
     assert_eq!(found, expected);
 }
+
+#[test]
+fn a_10_mb_message_is_dead_lettered_and_the_messages_after_it_are_consumed() {
+    let b = with_broker!();
+    // One partition: the oversized messages sit between the valid ones.
+    let topic = b.topic("big", 1);
+    let before = harness::fixture("big-a", 100, 0);
+    let after = harness::fixture("big-b", 100, 0);
+    harness::produce(b, &topic, &before.lines);
+    let head = r#"{"event_id":"huge","type":"login","ts":"2026-03-02T09:00:00Z","user_id":"u1","session_id":"s1","pad":""#;
+    let mut huge = head.as_bytes().to_vec();
+    huge.resize(10 << 20, b'x');
+    huge.extend_from_slice(b"\"}");
+    // Under the size cap but over what a dead-letter topic takes by default.
+    let mut invalid = b"not json ".to_vec();
+    invalid.resize(1 << 20, b'y');
+    let producer: FutureProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &b.addr)
+        .set("message.max.bytes", "16000000")
+        .create()
+        .unwrap();
+    for payload in [&huge, &invalid] {
+        harness::block_on(
+            producer.send(
+                FutureRecord::<str, [u8]>::to(&topic)
+                    .key("u1")
+                    .payload(payload),
+                Duration::from_secs(30),
+            ),
+        )
+        .unwrap_or_else(|(e, _)| panic!("producing {} bytes: {e}", payload.len()));
+    }
+    harness::produce(b, &topic, &after.lines);
+
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let ingest = IngestProc::start(b, &topic, "g-big", &lake, IngestOpts::default());
+    let all = harness::Fixture {
+        lines: vec![],
+        valid: before.valid.union(&after.valid).cloned().collect(),
+        invalid: BTreeSet::new(),
+    };
+    harness::wait_for_rows(&lake, all.valid.len(), Duration::from_secs(60), &[&ingest]);
+    assert!(
+        harness::wait_until(Duration::from_secs(20), || ingest
+            .metric_sum("creditguard_dead_letters_total")
+            == 2.0),
+        "dead letters confirmed: {}\n{}",
+        ingest.metric_sum("creditguard_dead_letters_total"),
+        ingest.log_text()
+    );
+    assert!(ingest.terminate().success());
+    harness::assert_exactly_once(&lake, &all);
+
+    let dlq = b.read_all(&format!("{topic}.dlq"), 2, Duration::from_secs(20));
+    assert_eq!(dlq.len(), 2, "{dlq:?}");
+    let (big, bad) = (&dlq[0], &dlq[1]);
+    assert_eq!(big.header("error_kind"), Some("too_large"));
+    assert!(
+        big.header("error")
+            .unwrap()
+            .contains(&format!("{} bytes", huge.len())),
+        "{:?}",
+        big.header("error")
+    );
+    assert_eq!(big.payload, huge[..64 << 10]);
+    assert_eq!(bad.header("error_kind"), Some("not_json"));
+    assert_eq!(bad.payload, invalid[..64 << 10]);
+    for (r, len) in [(big, huge.len()), (bad, invalid.len())] {
+        assert_eq!(r.header("payload_truncated"), Some("true"));
+        assert_eq!(r.header("payload_bytes"), Some(len.to_string().as_str()));
+        assert_eq!(r.key.as_deref(), Some("u1"));
+    }
+    assert_eq!(big.header("source_offset"), Some("100"));
+    assert_eq!(bad.header("source_offset"), Some("101"));
+}

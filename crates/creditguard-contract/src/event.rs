@@ -290,6 +290,8 @@ pub enum RejectKind {
     BadTimestamp,
     /// A field appears twice in the object.
     DuplicateField,
+    /// The record is larger than the ingest accepts (not parsed; its first bytes are kept).
+    TooLarge,
 }
 
 impl RejectKind {
@@ -304,6 +306,7 @@ impl RejectKind {
             RejectKind::UnknownType => "unknown_type",
             RejectKind::BadTimestamp => "bad_timestamp",
             RejectKind::DuplicateField => "duplicate_field",
+            RejectKind::TooLarge => "too_large",
         }
     }
 }

@@ -7,6 +7,12 @@
 //! [`write_dead_letters`] keep rejected input; [`Deduper`] drops second deliveries of an
 //! `event_id`.
 //!
+//! Hostile files are bounded: a line over [`IngestOptions::max_line_bytes`] is read past
+//! without being held and dead-lettered as `too_large` with its first [`KEPT_PREFIX_BYTES`]; a
+//! compressed file that decompresses to more than [`IngestOptions::max_decompression_ratio`]
+//! times its size stops with an error naming it, after the lines before are committed; a regular
+//! file is read to the length it had when opened.
+//!
 //! ```
 //! use creditguard_ingest::{ingest, IngestOptions, Input};
 //! let dir = tempfile::tempdir().unwrap();
@@ -48,8 +54,10 @@ use xxhash_rust::xxh3::{xxh3_128, Xxh3};
 /// Bad data never is one: it becomes a [`DeadLetter`].
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("input {path}: {source}")]
-    Input { path: String, source: io::Error },
+    /// The IO error is part of the message, not a `source`: printed with its chain the reason
+    /// would appear twice.
+    #[error("input {path}: {error}")]
+    Input { path: String, error: io::Error },
     #[error(transparent)]
     Lake(#[from] creditguard_lake::Error),
 }
@@ -391,16 +399,63 @@ pub struct IngestOptions {
     /// Input lines per output chunk: each chunk becomes one file per event day. Bounds memory
     /// (roughly 250 bytes an event while buffered).
     pub chunk_lines: usize,
+    /// A chunk also ends once its lines (as held: an oversized line counts its kept prefix)
+    /// reach this many bytes. Bounds the memory of a chunk of long lines, invalid ones
+    /// included (each dead letter holds its line until the chunk is written).
+    pub chunk_bytes: u64,
     /// Pseudonymise identifiers before they are written (`[privacy]`); `None` keeps them raw.
     pub privacy: Option<creditguard_contract::privacy::Pseudonymiser>,
+    /// Lines longer than this (without the line ending) are not parsed: they are read past
+    /// without being held, and dead-lettered as `too_large` with their first
+    /// [`KEPT_PREFIX_BYTES`] and their length.
+    pub max_line_bytes: usize,
+    /// A compressed file that decompresses to more than this many times its compressed size
+    /// (checked past [`RATIO_CHECK_AFTER`] of output) stops with an error naming the file:
+    /// a decompression bomb. 0: no cap.
+    pub max_decompression_ratio: u64,
 }
 
 impl Default for IngestOptions {
     fn default() -> Self {
         IngestOptions {
             chunk_lines: 500_000,
+            chunk_bytes: DEFAULT_CHUNK_BYTES,
             privacy: None,
+            max_line_bytes: DEFAULT_MAX_LINE_BYTES,
+            max_decompression_ratio: DEFAULT_MAX_DECOMPRESSION_RATIO,
         }
+    }
+}
+
+/// The default cap on one input record, a line or a Kafka message: 4 MiB, four thousand
+/// times a typical event.
+pub const DEFAULT_MAX_LINE_BYTES: usize = 4 << 20;
+
+/// The default of [`IngestOptions::chunk_bytes`]: 256 MiB, above the 500 000 lines of a
+/// default chunk of ordinary telemetry (about 190 MB).
+pub const DEFAULT_CHUNK_BYTES: u64 = 256 << 20;
+
+/// The dead letter of a record over the size cap keeps this many of its first bytes.
+pub const KEPT_PREFIX_BYTES: usize = 64 << 10;
+
+/// The default decompression ratio cap. NDJSON telemetry compresses 5–30 times with gzip or
+/// zstd; a file of nothing but line ends or one repeated line, far more.
+pub const DEFAULT_MAX_DECOMPRESSION_RATIO: u64 = 100;
+
+/// The decompression ratio is checked only past this much output: the first blocks of a file
+/// can compress far better than the whole.
+pub const RATIO_CHECK_AFTER: u64 = 16 << 20;
+
+/// The rejection of a record of `len` bytes over the cap `max` (named by `setting`).
+/// The rejection of a record of `len` bytes over the cap `max` (named by `setting`), of which
+/// the dead letter keeps the first `kept`.
+pub fn too_large(len: u64, kept: usize, max: usize, setting: &str) -> Rejection {
+    Rejection {
+        kind: creditguard_contract::RejectKind::TooLarge,
+        field: None,
+        reason: format!(
+            "{len} bytes, over the limit of {max} ({setting}): not parsed; the dead letter keeps the first {kept} bytes"
+        ),
     }
 }
 
@@ -432,22 +487,22 @@ pub struct IngestStats {
 /// The files an input names, in a stable order: the file itself, or a directory's NDJSON files
 /// (`.ndjson`, `.jsonl`, `.json`, optionally `.gz` / `.zst`), sorted, hidden ones skipped.
 pub fn expand_input(path: &Path) -> Result<Vec<PathBuf>> {
-    let meta = std::fs::metadata(path).map_err(|source| Error::Input {
+    let meta = std::fs::metadata(path).map_err(|error| Error::Input {
         path: path.display().to_string(),
-        source,
+        error,
     })?;
     if !meta.is_dir() {
         return Ok(vec![path.to_path_buf()]);
     }
     let mut files = Vec::new();
-    let entries = std::fs::read_dir(path).map_err(|source| Error::Input {
+    let entries = std::fs::read_dir(path).map_err(|error| Error::Input {
         path: path.display().to_string(),
-        source,
+        error,
     })?;
     for entry in entries {
-        let entry = entry.map_err(|source| Error::Input {
+        let entry = entry.map_err(|error| Error::Input {
             path: path.display().to_string(),
-            source,
+            error,
         })?;
         let p = entry.path();
         let name = entry.file_name().to_string_lossy().into_owned();
@@ -478,31 +533,92 @@ impl<R: Read> Read for Counting<R> {
     }
 }
 
-fn open(path: &Path) -> io::Result<(Box<dyn BufRead>, Rc<Cell<u64>>)> {
+/// A file as read under its decompressor.
+type RawFile = BufReader<Counting<io::Take<File>>>;
+
+/// Stops a decompressor whose output outgrows `ratio` times the compressed bytes it consumed.
+struct RatioCap<R> {
+    inner: R,
+    /// Compressed bytes read ahead into the buffer under `inner`, not yet consumed.
+    read_ahead: fn(&R) -> usize,
+    out: u64,
+    compressed: Rc<Cell<u64>>,
+    ratio: u64,
+}
+
+impl<R: Read> Read for RatioCap<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.out += n as u64;
+        let compressed = self.compressed.get() - (self.read_ahead)(&self.inner) as u64;
+        if self.ratio > 0
+            && self.out > RATIO_CHECK_AFTER
+            && self.out > self.ratio.saturating_mul(compressed)
+        {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "decompression ratio over {} ({} bytes out of {compressed} compressed, a decompression bomb?): stopped reading the file (ingest.max_decompression_ratio; raise it if the file is genuine)",
+                    self.ratio, self.out
+                ),
+            ));
+        }
+        Ok(n)
+    }
+}
+
+/// An opened input file.
+struct Opened {
+    reader: Box<dyn BufRead>,
+    /// Bytes read from the file (compressed ones, for compressed files).
+    count: Rc<Cell<u64>>,
+    /// The length of a plain regular file when it was opened: it is read that far and no
+    /// further, whatever is appended meanwhile.
+    snapshot: Option<u64>,
+}
+
+fn open(path: &Path, max_ratio: u64) -> io::Result<Opened> {
     let file = File::open(path)?;
+    let meta = file.metadata()?;
     let name = path.to_string_lossy();
     let counter = Rc::new(Cell::new(0u64));
+    // A regular file is read to its length at open; a pipe or device to its end.
+    let limit = if meta.is_file() { meta.len() } else { u64::MAX };
     let raw = BufReader::with_capacity(
         1 << 20,
         Counting {
-            inner: file,
+            inner: file.take(limit),
             count: counter.clone(),
         },
     );
-    let reader: Box<dyn BufRead> = if name.ends_with(".gz") {
-        Box::new(BufReader::with_capacity(
-            1 << 20,
-            flate2::bufread::MultiGzDecoder::new(raw),
-        ))
+    let (reader, snapshot): (Box<dyn BufRead>, _) = if name.ends_with(".gz") {
+        let gz = RatioCap {
+            inner: flate2::bufread::MultiGzDecoder::new(raw),
+            read_ahead: |d: &flate2::bufread::MultiGzDecoder<RawFile>| d.get_ref().buffer().len(),
+            out: 0,
+            compressed: counter.clone(),
+            ratio: max_ratio,
+        };
+        (Box::new(BufReader::with_capacity(1 << 20, gz)), None)
     } else if name.ends_with(".zst") {
-        Box::new(BufReader::with_capacity(
-            1 << 20,
-            zstd::stream::read::Decoder::with_buffer(raw)?,
-        ))
+        let zst = RatioCap {
+            inner: zstd::stream::read::Decoder::with_buffer(raw)?,
+            read_ahead: |d: &zstd::stream::read::Decoder<'static, RawFile>| {
+                d.get_ref().buffer().len()
+            },
+            out: 0,
+            compressed: counter.clone(),
+            ratio: max_ratio,
+        };
+        (Box::new(BufReader::with_capacity(1 << 20, zst)), None)
     } else {
-        Box::new(raw)
+        (Box::new(raw), meta.is_file().then_some(limit))
     };
-    Ok((reader, counter))
+    Ok(Opened {
+        reader,
+        count: counter,
+        snapshot,
+    })
 }
 
 /// Reads every input, validates each line, and commits events and dead letters to the lake.
@@ -537,19 +653,31 @@ pub fn ingest(
                         count: count.clone(),
                     },
                 );
-                run.source("stdin", &mut buffered, &|| count.get(), progress)?;
+                run.source("stdin", &mut buffered, &|| count.get(), &|| false, progress)?;
                 run.stats.bytes += count.get();
             }
             Input::Path(path) => {
                 for file in expand_input(path)? {
                     let shown = file.display().to_string();
-                    let (mut reader, count) = open(&file).map_err(|source| Error::Input {
-                        path: shown.clone(),
-                        source,
-                    })?;
-                    run.source(&shown, &mut reader, &|| count.get(), progress)?;
+                    let mut opened =
+                        open(&file, opts.max_decompression_ratio).map_err(|error| {
+                            Error::Input {
+                                path: shown.clone(),
+                                error,
+                            }
+                        })?;
+                    let count = opened.count.clone();
+                    let snapshot = opened.snapshot;
+                    let grew = || {
+                        snapshot.is_some_and(|len| {
+                            std::fs::metadata(&file).is_ok_and(|m| m.len() > len)
+                        })
+                    };
+                    let read =
+                        run.source(&shown, &mut opened.reader, &|| count.get(), &grew, progress);
                     run.stats.bytes += count.get();
                     run.base_bytes = run.stats.bytes;
+                    read?;
                 }
             }
         }
@@ -567,19 +695,99 @@ struct Run<'a> {
     base_bytes: u64,
 }
 
+/// Bytes of lines read into a batch at most (besides the last line's): bounds the batch's
+/// memory when lines are long.
+const BATCH_BYTES: usize = 1 << 20;
+
+/// One line of a batch: `arena[start..end]` without its line ending; for a line over the cap,
+/// its first bytes and its length.
+struct Span {
+    start: usize,
+    end: usize,
+    /// The line's length when over `max_line_bytes`, else 0.
+    oversized: u64,
+}
+
+/// What [`read_line`] read.
+enum Line {
+    Eof,
+    /// A line with its `\n`.
+    Complete,
+    /// The last line of the input, without a `\n`.
+    Unterminated,
+    /// The first `max + 2` bytes of a longer line; the rest is unread.
+    Oversized,
+}
+
+/// Appends one line (with its `\n`) to `arena`, but never more than `max + 2` bytes (a line of
+/// `max` bytes with `\r\n`).
+fn read_line(reader: &mut dyn BufRead, arena: &mut Vec<u8>, max: usize) -> io::Result<Line> {
+    let limit = max as u64 + 2;
+    let n = Read::take(&mut *reader, limit).read_until(b'\n', arena)?;
+    Ok(if n == 0 {
+        Line::Eof
+    } else if arena.last() == Some(&b'\n') {
+        Line::Complete
+    } else if n as u64 == limit {
+        Line::Oversized
+    } else {
+        Line::Unterminated
+    })
+}
+
+/// Reads past the rest of a line without keeping it, hashing it into `hash`: the bytes read
+/// before the `\n`, whether a `\n` ended the line, and whether a `\r` came before it (`last`:
+/// the byte read before the call).
+fn skip_line(
+    reader: &mut dyn BufRead,
+    hash: &mut Xxh3,
+    mut last: u8,
+) -> io::Result<(u64, bool, bool)> {
+    let mut len = 0u64;
+    loop {
+        let buf = reader.fill_buf()?;
+        if buf.is_empty() {
+            return Ok((len, false, false));
+        }
+        match buf.iter().position(|&b| b == b'\n') {
+            Some(i) => {
+                hash.update(&buf[..=i]);
+                let cr = if i > 0 { buf[i - 1] } else { last } == b'\r';
+                len += i as u64;
+                reader.consume(i + 1);
+                return Ok((len, true, cr));
+            }
+            None => {
+                let n = buf.len();
+                last = buf[n - 1];
+                hash.update(buf);
+                len += n as u64;
+                reader.consume(n);
+            }
+        }
+    }
+}
+
 /// Everything about one chunk of one source that its output file names derive from.
 struct Chunk {
     first_line: i64,
     last_line: i64,
     hash: Xxh3,
+    /// Bytes of its lines held in memory.
+    held: u64,
 }
 
 impl Run<'_> {
+    /// Reads one source to its end. A read error (a corrupt or capped compressed file) stops
+    /// the source after the lines before it are committed, and is returned naming the source.
+    /// An unterminated last line of a file that grew since it was opened (`grew`) is a line
+    /// being written: it is left for the next run.
     fn source(
         &mut self,
         source: &str,
         reader: &mut dyn BufRead,
         bytes_read: &dyn Fn() -> u64,
+        grew: &dyn Fn() -> bool,
         progress: &mut dyn FnMut(u64),
     ) -> Result<()> {
         self.stats.sources += 1;
@@ -594,50 +802,121 @@ impl Run<'_> {
         // Lines are read and decoded a batch at a time, so that the de-duplication set's
         // memory accesses for a whole batch are issued together (see `Deduper::first_of_each`).
         let mut arena: Vec<u8> = Vec::with_capacity(BATCH_LINES * 512);
-        let mut spans: Vec<(usize, usize)> = Vec::with_capacity(BATCH_LINES);
+        let mut spans: Vec<Span> = Vec::with_capacity(BATCH_LINES);
         let chunk_lines = self.opts.chunk_lines.max(1);
+        let max_line = self.opts.max_line_bytes.max(1);
         let mut line_no: i64 = 0;
         let mut chunk = Chunk {
             first_line: 1,
             last_line: 0,
             hash: Xxh3::new(),
+            held: 0,
         };
+        let mut failed = None;
         loop {
             arena.clear();
             spans.clear();
+            // Bytes of `arena` not yet in the chunk's hash.
+            let mut hashed = 0;
             let room = chunk_lines - (line_no - chunk.first_line + 1) as usize;
             let mut eof = false;
-            while spans.len() < room.min(BATCH_LINES) {
+            while spans.len() < room.min(BATCH_LINES) && arena.len() < BATCH_BYTES {
                 let start = arena.len();
-                let n = reader
-                    .read_until(b'\n', &mut arena)
-                    .map_err(|e| Error::Input {
-                        path: source.to_string(),
-                        source: io::Error::new(e.kind(), format!("after line {line_no}: {e}")),
-                    })?;
-                if n == 0 {
-                    eof = true;
-                    break;
+                // Read far enough to keep the prefix of an oversized line.
+                let line = match read_line(reader, &mut arena, max_line.max(KEPT_PREFIX_BYTES)) {
+                    Ok(line) => line,
+                    Err(e) => {
+                        arena.truncate(start);
+                        failed = Some(e);
+                        eof = true;
+                        break;
+                    }
+                };
+                match line {
+                    Line::Eof => {
+                        eof = true;
+                        break;
+                    }
+                    Line::Unterminated if grew() => {
+                        tracing::info!(source, line = line_no + 1,
+                            "The file grew while read: its last line is incomplete and left for the next run.");
+                        arena.truncate(start);
+                        eof = true;
+                        break;
+                    }
+                    Line::Complete | Line::Unterminated => {
+                        line_no += 1;
+                        let mut body = &arena[start..];
+                        if let Some(b) = body.strip_suffix(b"\n") {
+                            body = b.strip_suffix(b"\r").unwrap_or(b);
+                        }
+                        let len = body.len();
+                        if len > max_line {
+                            chunk.hash.update(&arena[hashed..]);
+                            arena.truncate(start + len.min(KEPT_PREFIX_BYTES));
+                            hashed = arena.len();
+                            spans.push(Span {
+                                start,
+                                end: arena.len(),
+                                oversized: len as u64,
+                            });
+                        } else {
+                            spans.push(Span {
+                                start,
+                                end: start + len,
+                                oversized: 0,
+                            });
+                        }
+                    }
+                    Line::Oversized => {
+                        line_no += 1;
+                        // Hash what was read so far, then the rest of the line as it is
+                        // skipped: the chunk's hash covers every byte in order.
+                        chunk.hash.update(&arena[hashed..]);
+                        let last = arena.last().copied().unwrap_or(0);
+                        let (rest, ended, cr) = match skip_line(reader, &mut chunk.hash, last) {
+                            Ok(skipped) => skipped,
+                            Err(e) => {
+                                // Not dead-lettered half read.
+                                line_no -= 1;
+                                arena.truncate(start);
+                                hashed = start;
+                                failed = Some(e);
+                                eof = true;
+                                break;
+                            }
+                        };
+                        let len = (arena.len() - start) as u64 + rest - u64::from(cr);
+                        arena.truncate(start + KEPT_PREFIX_BYTES);
+                        hashed = arena.len();
+                        spans.push(Span {
+                            start,
+                            end: arena.len(),
+                            oversized: len,
+                        });
+                        if !ended {
+                            eof = true;
+                            break;
+                        }
+                    }
                 }
-                line_no += 1;
-                let mut body = &arena[start..];
-                if let Some(b) = body.strip_suffix(b"\n") {
-                    body = b.strip_suffix(b"\r").unwrap_or(b);
-                }
-                spans.push((start, start + body.len()));
             }
             // The arena is the batch's lines as read, so this hashes the same bytes in the same
             // order as hashing each line would.
-            chunk.hash.update(&arena);
+            chunk.hash.update(&arena[hashed..]);
+            chunk.held += arena.len() as u64;
             self.batch(source, &arena, &spans, line_no, &mut buffer, &mut dead);
             chunk.last_line = line_no;
-            if (line_no - chunk.first_line + 1) as usize >= chunk_lines {
+            if (line_no - chunk.first_line + 1) as usize >= chunk_lines
+                || chunk.held >= self.opts.chunk_bytes
+            {
                 self.flush(&base, &chunk, &mut buffer, &mut dead, ingest_day)?;
                 progress(self.base_bytes + bytes_read());
                 chunk = Chunk {
                     first_line: line_no + 1,
                     last_line: line_no,
                     hash: Xxh3::new(),
+                    held: 0,
                 };
             }
             if eof {
@@ -648,7 +927,16 @@ impl Run<'_> {
             self.flush(&base, &chunk, &mut buffer, &mut dead, ingest_day)?;
         }
         progress(self.base_bytes + bytes_read());
-        Ok(())
+        match failed {
+            None => Ok(()),
+            Some(e) => Err(Error::Input {
+                path: source.to_string(),
+                error: io::Error::new(
+                    e.kind(),
+                    format!("after line {line_no} (the lines before it are committed): {e}"),
+                ),
+            }),
+        }
     }
 
     /// Validates one batch of lines (`spans` of `arena`, the last one being line `last_line`):
@@ -657,7 +945,7 @@ impl Run<'_> {
         &mut self,
         source: &str,
         arena: &[u8],
-        spans: &[(usize, usize)],
+        spans: &[Span],
         last_line: i64,
         buffer: &mut EventBuffer,
         dead: &mut Vec<DeadLetter>,
@@ -665,9 +953,20 @@ impl Run<'_> {
         let first_line = last_line - spans.len() as i64 + 1;
         let parsed: Vec<Option<Result<Event<'_>, Rejection>>> = spans
             .iter()
-            .map(|&(start, end)| {
-                let body = &arena[start..end];
-                (!body.iter().all(u8::is_ascii_whitespace)).then(|| parse_event(body))
+            .map(|span| {
+                let body = &arena[span.start..span.end];
+                if span.oversized > 0 {
+                    let max = self.opts.max_line_bytes;
+                    let kept = span.end - span.start;
+                    Some(Err(too_large(
+                        span.oversized,
+                        kept,
+                        max,
+                        "ingest.max_line_bytes",
+                    )))
+                } else {
+                    (!body.iter().all(u8::is_ascii_whitespace)).then(|| parse_event(body))
+                }
             })
             .collect();
         let hashes: Vec<u128> = parsed
@@ -702,8 +1001,13 @@ impl Run<'_> {
                         .entry(rej.kind.as_str().to_string())
                         .or_default() += 1;
                     self.stats.dead_lettered += 1;
-                    let (start, end) = spans[k];
-                    dead.push(DeadLetter::new(&arena[start..end], source, line, &rej));
+                    let span = &spans[k];
+                    dead.push(DeadLetter::new(
+                        &arena[span.start..span.end],
+                        source,
+                        line,
+                        &rej,
+                    ));
                 }
             }
         }

@@ -58,6 +58,9 @@ pub struct KafkaSection {
     pub roll_age: String,
     /// Address of `/metrics`, `/healthz` and `/readyz`; empty: no HTTP endpoint.
     pub metrics_addr: String,
+    /// Messages larger than this are not parsed: they are dead-lettered as `too_large` with
+    /// their first 64 KiB.
+    pub max_message_bytes: usize,
 }
 
 impl Default for KafkaSection {
@@ -73,6 +76,7 @@ impl Default for KafkaSection {
             roll_bytes: crate::ingest::RollPolicy::default().bytes,
             roll_age: "5s".into(),
             metrics_addr: "127.0.0.1:9464".into(),
+            max_message_bytes: creditguard_ingest::DEFAULT_MAX_LINE_BYTES,
         }
     }
 }
@@ -100,6 +104,9 @@ impl KafkaSection {
         }
         if self.roll_rows == 0 {
             p.push("kafka.roll_rows: must be at least 1".to_string());
+        }
+        if self.max_message_bytes < 1024 {
+            p.push("kafka.max_message_bytes: must be at least 1024".to_string());
         }
         if self.roll_bytes == 0 {
             p.push("kafka.roll_bytes: must be at least 1".to_string());

@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 
 use creditguard_contract::time::format_day;
 use creditguard_contract::{events_schema, parse_event};
-use creditguard_ingest::{DeadLetter, EventBuffer};
+use creditguard_ingest::{too_large, DeadLetter, EventBuffer, KEPT_PREFIX_BYTES};
 use creditguard_lake::Lake;
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
@@ -91,7 +91,14 @@ pub struct IngestConfig {
     pub roll: RollPolicy,
     /// Pseudonymise identifiers before they are written (`[privacy]`); `None` keeps them raw.
     pub privacy: Option<creditguard_contract::privacy::Pseudonymiser>,
+    /// Messages larger than this are dead-lettered as `too_large` without being parsed.
+    pub max_message_bytes: usize,
 }
+
+/// A dead letter's payload is sent whole up to this size; a longer one is cut to its first
+/// [`KEPT_PREFIX_BYTES`] (headers `payload_truncated`, `payload_bytes`), because producers and
+/// brokers refuse messages over 1 MB by default (`message.max.bytes`).
+pub const DLQ_MAX_PAYLOAD_BYTES: usize = 512 << 10;
 
 /// What a run of the service did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -180,6 +187,7 @@ struct Core {
     lake: Lake,
     roll: RollPolicy,
     privacy: Option<creditguard_contract::privacy::Protector>,
+    max_message_bytes: usize,
     parts: HashMap<i32, Part>,
     jobs: Option<SyncSender<Job>>,
     done: Receiver<Done>,
@@ -365,7 +373,19 @@ impl Core {
         part.last = o;
         part.pos.read = o + 1;
         part.bytes += payload.len() as u64;
-        match parse_event(payload) {
+        let len = payload.len();
+        let parsed = if len > self.max_message_bytes {
+            let kept = len.min(KEPT_PREFIX_BYTES);
+            Err(too_large(
+                len as u64,
+                kept,
+                self.max_message_bytes,
+                "kafka.max_message_bytes",
+            ))
+        } else {
+            parse_event(payload)
+        };
+        match parsed {
             Ok(mut event) => {
                 if let Some(protector) = &mut self.privacy {
                     protector.apply(&mut event);
@@ -374,18 +394,30 @@ impl Core {
                 self.metrics.events_in.fetch_add(1, Relaxed);
             }
             Err(rejection) => {
-                let letter = DeadLetter::new(payload, &part.src, o, &rejection);
+                let kept = if len > self.max_message_bytes || len > DLQ_MAX_PAYLOAD_BYTES {
+                    len.min(KEPT_PREFIX_BYTES)
+                } else {
+                    len
+                };
+                let letter = DeadLetter::new(&payload[..kept], &part.src, o, &rejection);
                 tracing::debug!(topic = %self.topic, partition = p, offset = o, reason = %letter.reason, "Dead-lettering event.");
                 let key = m.key().map(<[u8]>::to_vec);
                 let mut headers = m.headers().map(|h| h.detach()).unwrap_or_default();
-                let (po, oo) = (p.to_string(), o.to_string());
-                for (k, v) in [
+                let (po, oo, lo) = (p.to_string(), o.to_string(), len.to_string());
+                let mut added = vec![
                     ("error", letter.reason.as_str()),
                     ("error_kind", letter.kind.as_str()),
                     ("source_topic", self.topic.as_str()),
                     ("source_partition", po.as_str()),
                     ("source_offset", oo.as_str()),
-                ] {
+                ];
+                if kept < len {
+                    added.extend([
+                        ("payload_truncated", "true"),
+                        ("payload_bytes", lo.as_str()),
+                    ]);
+                }
+                for (k, v) in added {
                     headers = headers.insert(Header {
                         key: k,
                         value: Some(v),
@@ -679,6 +711,7 @@ pub fn run(
             .privacy
             .clone()
             .map(creditguard_contract::privacy::Protector::new),
+        max_message_bytes: cfg.max_message_bytes,
         parts: HashMap::new(),
         jobs: Some(jobs_tx),
         done: done_rx,

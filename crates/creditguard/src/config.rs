@@ -3,6 +3,9 @@
 //!
 //! Relative paths in a pipeline file are relative to the directory the command runs in (the
 //! repository root for the shipped pipelines), like the paths given on the command line.
+//! A relative path must stay inside that directory, also once `..` and symbolic links are
+//! followed: a file that leads elsewhere says so explicitly, with an absolute path (or the
+//! command line's `--input`, `--catalog`, `--lake`).
 //!
 //! The file is parsed once, here, into typed sections; each stage crate owns the type and the
 //! checks of its own section (`[jobs]`: `JobsConfig`, `[score]`: `ScoreConfig`, `[kafka]`:
@@ -166,12 +169,26 @@ pub struct IngestSection {
     /// Input lines per output chunk (each chunk is one Parquet file per event day). Bounds the
     /// memory of an ingest: about 250 bytes per buffered event.
     pub chunk_lines: usize,
+    /// A chunk also ends once its lines reach this many bytes (default 256 MiB): bounds the
+    /// memory of a chunk of long lines, invalid ones included.
+    pub chunk_bytes: u64,
+    /// Longest line accepted, in bytes without the line ending (default 4 MiB). A longer line
+    /// is read past without being held and dead-lettered as `too_large` with its first 64 KiB.
+    pub max_line_bytes: usize,
+    /// A `.gz` or `.zst` file that decompresses to more than this many times its size stops the
+    /// ingest with an error naming the file (a decompression bomb); the lines before it are
+    /// kept. Default 100; 0 turns the check off.
+    pub max_decompression_ratio: u64,
 }
 
 impl Default for IngestSection {
     fn default() -> Self {
+        let d = creditguard_ingest::IngestOptions::default();
         IngestSection {
-            chunk_lines: creditguard_ingest::IngestOptions::default().chunk_lines,
+            chunk_lines: d.chunk_lines,
+            chunk_bytes: d.chunk_bytes,
+            max_line_bytes: d.max_line_bytes,
+            max_decompression_ratio: d.max_decompression_ratio,
         }
     }
 }
@@ -427,8 +444,19 @@ impl Pipeline {
         Pipeline::parse(file, &text, overrides)
     }
 
-    /// Checks pipeline text as if read from `file`.
+    /// Checks pipeline text as if read from `file`, run in the current directory.
     pub fn parse(file: &Path, text: &str, overrides: &Overrides) -> Result<Pipeline, ConfigError> {
+        let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+        Pipeline::parse_in(file, text, overrides, &cwd)
+    }
+
+    /// Checks pipeline text as if read from `file` and run in the directory `cwd`.
+    pub fn parse_in(
+        file: &Path,
+        text: &str,
+        overrides: &Overrides,
+        cwd: &Path,
+    ) -> Result<Pipeline, ConfigError> {
         let fail = |problems: Vec<String>| ConfigError {
             file: file.to_path_buf(),
             problems,
@@ -436,6 +464,46 @@ impl Pipeline {
         let raw: RawFile =
             toml::from_str(text).map_err(|e| fail(vec![e.to_string().trim_end().to_string()]))?;
         let mut problems = Vec::new();
+
+        // Paths written in the file (not the command line's) that would leave `cwd`.
+        let mut written: Vec<(&str, PathBuf)> = Vec::new();
+        if let (None, Some(p)) = (&overrides.input, &raw.source.path) {
+            if p.as_os_str() != "-" {
+                written.push(("source.path", p.clone()));
+            }
+        }
+        if overrides.lake.is_none() && !raw.lake.root.contains("://") {
+            written.push(("lake.root", PathBuf::from(&raw.lake.root)));
+        }
+        if let Some(root) = raw.lake.root.strip_prefix("file://") {
+            if overrides.lake.is_none() {
+                written.push(("lake.root", PathBuf::from(root)));
+            }
+        }
+        if let (None, Some(c)) = (&overrides.catalog, &raw.catalog) {
+            written.push(("catalog.path", c.path.clone()));
+        }
+        if let Some(r) = &raw.roster {
+            written.push(("roster.path", r.path.clone()));
+            written.extend(r.leave.clone().map(|l| ("roster.leave", l)));
+        }
+        if let Some(p) = &raw.policy {
+            written.push(("policy.path", p.path.clone()));
+            written.extend(p.assignments.clone().map(|a| ("policy.assignments", a)));
+        }
+        if let Some(k) = raw.privacy.as_ref().and_then(|p| p.key_file.clone()) {
+            written.push(("privacy.key_file", k));
+        }
+        for (key, path) in written {
+            if let Some(to) = leads_outside(cwd, &path) {
+                problems.push(format!(
+                    "key `{key}`: `{}` leads outside the working directory `{}` (to `{}`): refused for a relative path; write it as an absolute path if that is meant",
+                    path.display(),
+                    cwd.display(),
+                    to.display()
+                ));
+            }
+        }
 
         let mut stages = Vec::new();
         for (i, name) in raw.pipeline.stages.iter().enumerate() {
@@ -541,6 +609,15 @@ impl Pipeline {
         let ingest = raw.ingest.unwrap_or_default();
         if ingest.chunk_lines == 0 {
             problems.push("key `ingest.chunk_lines`: must be at least 1".to_string());
+        }
+        if ingest.chunk_bytes == 0 {
+            problems.push("key `ingest.chunk_bytes`: must be at least 1".to_string());
+        }
+        if ingest.max_line_bytes < 1024 {
+            problems.push(
+                "key `ingest.max_line_bytes`: must be at least 1024 (an event is about 300 bytes)"
+                    .to_string(),
+            );
         }
 
         let privacy = raw.privacy.unwrap_or_default();
@@ -811,6 +888,39 @@ pub fn axum_header_ok(name: &str) -> Option<String> {
     ok.then(|| name.to_ascii_lowercase())
 }
 
+/// Where a relative `path` leads when it leaves `cwd`, following `..` and the symbolic links
+/// of the part of it that exists; `None` when it stays inside, or is absolute (explicit).
+pub fn leads_outside(cwd: &Path, path: &Path) -> Option<PathBuf> {
+    use std::path::Component;
+    if path.is_absolute() {
+        return None;
+    }
+    let cwd = std::fs::canonicalize(cwd).ok()?;
+    // The longest existing prefix is resolved by the file system, the rest by its components.
+    let comps: Vec<Component<'_>> = path.components().collect();
+    let mut split = comps.len();
+    let mut at = loop {
+        let prefix: PathBuf = comps[..split].iter().collect();
+        if let Ok(real) = std::fs::canonicalize(cwd.join(&prefix)) {
+            break real;
+        }
+        if split == 0 {
+            return None;
+        }
+        split -= 1;
+    };
+    for c in &comps[split..] {
+        match c {
+            Component::ParentDir => {
+                at.pop();
+            }
+            Component::Normal(n) => at.push(n),
+            _ => {}
+        }
+    }
+    (!at.starts_with(&cwd)).then_some(at)
+}
+
 /// A `YYYY-MM-DD` command-line value as days since 1970-01-01 (clap `value_parser`).
 pub fn parse_day_arg(s: &str) -> Result<i64, String> {
     creditguard_contract::time::parse_day(s)
@@ -959,6 +1069,117 @@ root = "./lake"
             );
         }
         assert!(parse(&OK.replace("./lake", &dir.path().display().to_string())).is_ok());
+    }
+
+    #[test]
+    fn relative_paths_that_leave_the_working_directory_are_refused() {
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("roster.csv"), "x").unwrap();
+        let cwd = tempfile::tempdir().unwrap();
+        let cwd = cwd.path();
+        std::fs::create_dir(cwd.join("data")).unwrap();
+        std::fs::write(cwd.join("data/roster.csv"), "x").unwrap();
+        std::os::unix::fs::symlink(outside.path(), cwd.join("elsewhere")).unwrap();
+        std::os::unix::fs::symlink(cwd.join("data"), cwd.join("inside")).unwrap();
+        let up = format!(
+            "../{}/roster.csv",
+            outside.path().file_name().unwrap().to_string_lossy()
+        );
+        // Other checks (the roster file is read from the process's directory) may fail here.
+        let refused = |r: Result<Pipeline, ConfigError>| {
+            r.err()
+                .is_some_and(|e| e.to_string().contains("leads outside"))
+        };
+        let with = |key_path: &str, lake: &str| {
+            let text = OK.replace("./lake", lake).replace(
+                "[lake]",
+                &format!("[roster]\npath = \"{key_path}\"\n[lake]"),
+            );
+            Pipeline::parse_in(Path::new("p.toml"), &text, &Overrides::default(), cwd)
+        };
+        // Inside, also through `..` that comes back, a link that stays inside, or not yet existing.
+        for ok in [
+            "data/roster.csv",
+            "data/../data/roster.csv",
+            "inside/roster.csv",
+        ] {
+            assert!(!refused(with(ok, "./lake")), "{ok}");
+        }
+        assert!(!refused(with("data/roster.csv", "new/sub/../lake")));
+        // Outside: by `..`, through a link, for a file that exists or one that does not yet.
+        for (path, lake) in [
+            (up.as_str(), "./lake"),
+            ("elsewhere/roster.csv", "./lake"),
+            ("data/roster.csv", "../lake"),
+            ("data/roster.csv", "elsewhere/new-lake"),
+            ("data/roster.csv", "file://../lake"),
+        ] {
+            let err = with(path, lake).unwrap_err().to_string();
+            assert!(
+                err.contains("leads outside the working directory"),
+                "{path} {lake}: {err}"
+            );
+            assert_eq!(err.matches("leads outside").count(), 1, "{err}");
+            assert!(
+                err.contains(if lake == "./lake" {
+                    "key `roster.path`"
+                } else {
+                    "key `lake.root`"
+                }),
+                "{err}"
+            );
+        }
+        // Explicit: an absolute path, or the command line (whose `--catalog` is relative to the
+        // process's directory, so only the path rule is checked here).
+        let absolute = outside.path().join("roster.csv");
+        assert!(!refused(with(&absolute.display().to_string(), "./lake")));
+        let o = Overrides {
+            catalog: Some(PathBuf::from(&up)),
+            lake: Some("../lake".into()),
+            input: None,
+        };
+        let text = OK.replace("[lake]", &format!("[catalog]\npath = \"{up}\"\n[lake]"));
+        assert!(!refused(Pipeline::parse_in(
+            Path::new("p.toml"),
+            &text,
+            &o,
+            cwd
+        )));
+        // Every kind of path in the file is checked, all reported at once.
+        let text = format!(
+            "{}[roster]\npath = \"../r.csv\"\nleave = \"../l.csv\"\n[policy]\npath = \"../p.toml\"\nassignments = \"../a.csv\"\n[privacy]\nkey_file = \"../k\"\n",
+            OK.replace(r#"path = "-""#, r#"path = "../t.ndjson""#)
+        );
+        let err = Pipeline::parse_in(Path::new("p.toml"), &text, &Overrides::default(), cwd)
+            .unwrap_err()
+            .to_string();
+        for key in [
+            "source.path",
+            "roster.path",
+            "roster.leave",
+            "policy.path",
+            "policy.assignments",
+            "privacy.key_file",
+        ] {
+            assert!(
+                err.contains(&format!("key `{key}`: `../")),
+                "{key} in {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_shipped_pipelines_stay_inside_the_repository() {
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+        for entry in std::fs::read_dir(repo.join("pipelines")).unwrap() {
+            let file = entry.unwrap().path();
+            let text = std::fs::read_to_string(&file).unwrap();
+            let err = Pipeline::parse_in(&file, &text, &Overrides::default(), repo)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(!err.contains("leads outside"), "{}: {err}", file.display());
+        }
     }
 
     #[test]

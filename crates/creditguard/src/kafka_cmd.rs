@@ -68,6 +68,10 @@ pub struct IngestArgs {
     /// Address of `/metrics`, `/healthz`, `/readyz` (`none` to disable).
     #[arg(long, env = "CREDITGUARD_METRICS_ADDR")]
     metrics_addr: Option<String>,
+    /// Dead-letter messages larger than this many bytes unparsed, keeping their first 64 KiB
+    /// [default: `[kafka] max_message_bytes`, else 4194304].
+    #[arg(long, env = "CREDITGUARD_KAFKA_MAX_MESSAGE_BYTES")]
+    max_message_bytes: Option<usize>,
 }
 
 /// Runs `creditguard ingest` until SIGTERM / SIGINT.
@@ -115,6 +119,7 @@ pub fn execute(args: IngestArgs) -> anyhow::Result<()> {
     }
     section.roll_rows = args.roll_rows.unwrap_or(section.roll_rows);
     section.roll_bytes = args.roll_bytes.unwrap_or(section.roll_bytes);
+    section.max_message_bytes = args.max_message_bytes.unwrap_or(section.max_message_bytes);
     if section.metrics_addr == "none" {
         section.metrics_addr.clear();
     }
@@ -159,6 +164,7 @@ pub fn execute(args: IngestArgs) -> anyhow::Result<()> {
             age: parse_duration(&section.roll_age).map_err(anyhow::Error::msg)?,
         },
         privacy: pseudonymiser,
+        max_message_bytes: section.max_message_bytes,
     };
 
     // A service, not a batch job: freed pages go back to the kernel after a second unused

@@ -168,7 +168,10 @@ fn ingest_stage(
     });
     let options = IngestOptions {
         chunk_lines: pipeline.ingest.chunk_lines,
+        chunk_bytes: pipeline.ingest.chunk_bytes,
         privacy,
+        max_line_bytes: pipeline.ingest.max_line_bytes,
+        max_decompression_ratio: pipeline.ingest.max_decompression_ratio,
     };
     let stats =
         creditguard_ingest::ingest(lake, std::slice::from_ref(&input), &options, &mut |bytes| {
