@@ -245,7 +245,7 @@ fn generate_to_kafka_ingest_jobs_score_results_topic_equal_a_file_mode_run() {
         .collect();
     assert_eq!(
         kinds,
-        BTreeSet::from(["case", "credit", "flag"].map(String::from)),
+        BTreeSet::from(["case", "credit", "flag", "progress"].map(String::from)),
         "the input should give every kind of record"
     );
     let summary = String::from_utf8_lossy(&out.stdout);
