@@ -7,3 +7,4 @@ mod cli;
 mod kafka;
 mod privacy;
 mod review;
+mod shards;

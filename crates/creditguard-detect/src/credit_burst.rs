@@ -137,6 +137,13 @@ pub fn detect_daily(
     from_day: i64,
 ) -> Result<JobOutput> {
     let b = cfg.baseline_days as i64;
+    // Engaged seconds are fractional and their sums depend on the order they are added in:
+    // both inputs are put in one order first, so the same rows give the same sums however the
+    // caller gathered them (one process, or the shards of a sharded run).
+    let daily = daily.sort(["user_id", "day"], sort_opts())?;
+    let engaged = engaged
+        .select([col("user_id"), col("day"), col("engaged_s")])
+        .sort(["user_id", "day", "engaged_s"], sort_opts());
     // The user-days that get features and flags, numbered: the windows below are summed per
     // row number and joined back on it, an integer instead of the (user, day) pair.
     let target = daily

@@ -44,6 +44,7 @@ pub mod multi_login;
 pub mod proxy_learning;
 pub mod quiz_speed;
 mod run;
+pub mod shard;
 pub mod shared_device;
 pub mod watch_time;
 
@@ -55,7 +56,8 @@ pub use config::JobsConfig;
 pub use creditguard_contract::Flag;
 pub use events::{load_events, scan_events, DAY_US};
 pub use flags::{flags_batch, flags_frame};
-pub use run::{read_flags, run_jobs, JobReport, JobsReport};
+pub use run::{merge_shards, read_flags, run_jobs, run_shard, JobReport, JobsReport};
+pub use shard::Shard;
 
 /// What a detector hands back: its features table and its flags (with an empty `run_id`, which
 /// [`run_jobs`] fills in).
