@@ -273,3 +273,67 @@ fn a_merge_waits_for_every_shard_and_bad_shards_are_usage_errors() {
         assert!(stderr.contains(says), "{args:?}: {stderr}");
     }
 }
+
+#[test]
+fn success_markers_and_a_rerun_of_the_days_late_events_touched() {
+    let s = Scratch::new();
+    let login = |id: &str, day: u32, user: &str| {
+        format!(
+            r#"{{"event_id":"{id}","type":"login","ts":"2026-03-{day:02}T09:00:00Z","user_id":"{user}","session_id":"s-{id}","device_id":"d-{user}"}}"#
+        )
+    };
+    let first: Vec<String> = (2..=8).map(|d| login(&format!("e{d}"), d, "u1")).collect();
+    let pipeline = |name: &str, input: &Path| {
+        s.write(
+            &format!("{name}.toml"),
+            format!(
+                "[pipeline]\nname = \"late\"\nstages = [\"ingest\"]\n[source]\nkind = \"ndjson\"\npath = {:?}\n\
+                 [lake]\nroot = {:?}\n[privacy]\npseudonymise = \"off\"\n",
+                input.display().to_string(),
+                s.lake().display().to_string()
+            ),
+        )
+    };
+    let p = pipeline("p", &s.write("in/first.ndjson", first.join("\n") + "\n"));
+    assert!(run(creditguard().arg("run").arg(&p)).status.success());
+    assert!(job(&p, &s.lake(), &["all"]).status.success());
+    for d in 2..=8 {
+        let marker = s
+            .lake()
+            .join(format!("_markers/jobs/dt=2026-03-{d:02}/_SUCCESS.json"));
+        let text = std::fs::read_to_string(&marker).unwrap();
+        assert!(text.contains("\"run_id\":\"late-"), "{text}");
+    }
+
+    // Nothing arrived since: nothing to re-run.
+    let since = creditguard_contract::time::format_rfc3339_us(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_micros() as i64,
+    );
+    let out = job(&p, &s.lake(), &["all", "--changed-since", &since]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("nothing to re-run"));
+    // A late event for the 5th: the 4th to the 6th are re-run (their jobs read the 5th), only those.
+    let late = pipeline(
+        "late",
+        &s.write("in/late.ndjson", login("late", 5, "u2") + "\n"),
+    );
+    assert!(run(creditguard().arg("run").arg(&late)).status.success());
+    let out = job(&p, &s.lake(), &["all", "--changed-since", &since]);
+    assert!(out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let ranges: Vec<&str> = stdout.lines().filter(|l| l.starts_with("jobs  ")).collect();
+    assert_eq!(ranges.len(), 1, "{stdout}");
+    assert!(ranges[0].contains("2026-03-04 .. 2026-03-06"), "{stdout}");
+
+    let out = job(&p, &s.lake(), &["all", "--changed-since", "yesterday"]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = job(
+        &p,
+        &s.lake(),
+        &["all", "--changed-since", &since, "--day", "2026-03-05"],
+    );
+    assert_eq!(out.status.code(), Some(2));
+}

@@ -56,7 +56,10 @@ pub use config::JobsConfig;
 pub use creditguard_contract::Flag;
 pub use events::{load_events, scan_events, DAY_US};
 pub use flags::{flags_batch, flags_frame};
-pub use run::{merge_shards, read_flags, run_jobs, run_shard, JobReport, JobsReport};
+pub use run::{
+    days_changed_since, merge_shards, read_flags, run_jobs, run_shard, write_markers, JobReport,
+    JobsReport, MARKERS,
+};
 pub use shard::Shard;
 
 /// What a detector hands back: its features table and its flags (with an empty `run_id`, which

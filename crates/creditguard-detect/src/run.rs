@@ -971,6 +971,56 @@ fn run_batch(
     Ok(())
 }
 
+/// The table of per-day success markers of the jobs: `_markers/jobs/dt=D/_SUCCESS.json`.
+pub const MARKERS: &str = "_markers/jobs";
+
+/// Writes the success markers of the days `from..=to` (each atomically): every enabled
+/// detector's output of those days is published, by `run_id`, at this time. A scheduler skips a
+/// day that has one (unless its events changed later: [`days_changed_since`]).
+pub fn write_markers(lake: &Lake, from: i64, to: i64, run_id: &str) -> Result<()> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0);
+    for day in from..=to {
+        let body = serde_json::json!({
+            "day": format_day(day),
+            "run_id": run_id,
+            "finished_at": creditguard_contract::time::format_rfc3339_us(now),
+        });
+        lake.write_file_atomic(&lake.partition_dir(MARKERS, day), "_SUCCESS.json", |f| {
+            std::io::Write::write_all(f, body.to_string().as_bytes())
+        })?;
+    }
+    Ok(())
+}
+
+/// The days whose `events` partition holds a file written at or after `since_us` (UTC
+/// microseconds): days that received events since then, late ones included (every ingest write
+/// is a new file, or a rewrite, in the partition of the events' day).
+pub fn days_changed_since(lake: &Lake, since_us: i64) -> Result<Vec<i64>> {
+    let mut out = Vec::new();
+    for day in lake.days("events")? {
+        for path in lake.partition_files("events", day)? {
+            let modified = std::fs::metadata(&path)
+                .and_then(|m| m.modified())
+                .map_err(|e| Error::Io {
+                    path: path.display().to_string(),
+                    source: e,
+                })?;
+            let us = modified
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_micros() as i64)
+                .unwrap_or(0);
+            if us >= since_us {
+                out.push(day);
+                break;
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// A shard's output for one batch, as one partition of its staging table (replaced whole, so
 /// a re-run of the shard replaces it and the merge never reads half of it): per detector its
 /// features of the batch's days and its flags; the device rows, completions and (without

@@ -180,6 +180,11 @@ pub struct JobArgs {
     /// by a Kubernetes Indexed Job); with `job merge`, how many shards to merge.
     #[arg(long, env = "CREDITGUARD_SHARDS")]
     pub shards: Option<u32>,
+    /// Re-run the days that received events (late ones included) since this time (RFC 3339, or
+    /// a day: its start, UTC), and the day either side of each; instead of --day/--from/--to.
+    #[arg(long, env = "CREDITGUARD_CHANGED_SINCE", value_parser = parse_since,
+          conflicts_with_all = ["day", "from", "to", "shard", "shards"])]
+    pub changed_since: Option<i64>,
 }
 
 fn parse_shard(s: &str) -> Result<Shard, String> {
@@ -210,6 +215,11 @@ enum Mode {
 fn mode(args: &JobArgs, completion_index: Option<&str>) -> Result<Mode, UsageError> {
     let usage = |m: String| Err(UsageError(m));
     let merge = args.name == "merge";
+    if merge && args.changed_since.is_some() {
+        return usage(
+            "--changed-since re-runs `job all` (or one job) in one process, not `job merge`".into(),
+        );
+    }
     match (args.shard, args.shards) {
         (Some(s), _) if merge => usage(format!(
             "--shard {s}: `job merge` merges every shard; give their number with --shards"
@@ -286,6 +296,7 @@ pub fn execute(args: JobArgs) -> anyhow::Result<()> {
                     &lake, &catalog, &cfg, from, to, count, &stage, &run_id,
                 )
                 .with_context(|| format!("merging {count} shards for {period}"))?;
+                creditguard_detect::write_markers(&lake, from, to, &run_id)?;
                 println!("creditguard job merge of {count} shards (run {run_id})");
                 println!("{report}");
             }
@@ -309,20 +320,72 @@ pub fn execute(args: JobArgs) -> anyhow::Result<()> {
         }
         cfg.enabled = vec![args.name.clone()];
     }
-    let run_id = args.period.run_id(&pipeline, &args.name, from, to);
     let catalog = catalog(&pipeline)?;
-    let report = creditguard_detect::run_jobs(&lake, &catalog, &cfg, from, to, &run_id)
-        .with_context(|| {
-            format!(
-                "running {} for {} .. {}",
-                args.name,
-                format_day(from),
-                format_day(to)
-            )
-        })?;
-    println!("creditguard job {} (run {run_id})", args.name);
-    println!("{report}");
+    let ranges = match args.changed_since {
+        None => vec![(from, to)],
+        Some(since) => {
+            let ranges = changed_ranges(&lake, since)?;
+            if ranges.is_empty() {
+                println!(
+                    "creditguard job {}: no events written since {}, nothing to re-run",
+                    args.name,
+                    creditguard_contract::time::format_rfc3339_us(since)
+                );
+            }
+            ranges
+        }
+    };
+    for (from, to) in ranges {
+        let run_id = args.period.run_id(&pipeline, &args.name, from, to);
+        let report = creditguard_detect::run_jobs(&lake, &catalog, &cfg, from, to, &run_id)
+            .with_context(|| {
+                format!(
+                    "running {} for {} .. {}",
+                    args.name,
+                    format_day(from),
+                    format_day(to)
+                )
+            })?;
+        if args.name == "all" {
+            creditguard_detect::write_markers(&lake, from, to, &run_id)?;
+        }
+        println!("creditguard job {} (run {run_id})", args.name);
+        println!("{report}");
+    }
     Ok(())
+}
+
+/// The days to re-run after events written since `since`: each day that received events, and
+/// the day before and after it (their jobs read it as context), within the lake's event days;
+/// as ranges of consecutive days.
+fn changed_ranges(lake: &Lake, since: i64) -> anyhow::Result<Vec<(i64, i64)>> {
+    let Some((first, last)) = event_days(lake)? else {
+        return Ok(Vec::new());
+    };
+    let mut days: Vec<i64> = creditguard_detect::days_changed_since(lake, since)?
+        .into_iter()
+        .flat_map(|d| [d - 1, d, d + 1])
+        .filter(|d| (first..=last).contains(d))
+        .collect();
+    days.sort_unstable();
+    days.dedup();
+    let mut ranges: Vec<(i64, i64)> = Vec::new();
+    for d in days {
+        match ranges.last_mut() {
+            Some((_, to)) if *to + 1 == d => *to = d,
+            _ => ranges.push((d, d)),
+        }
+    }
+    Ok(ranges)
+}
+
+/// `--changed-since`: an RFC 3339 time, or a day (its start, UTC).
+fn parse_since(s: &str) -> Result<i64, String> {
+    creditguard_contract::time::parse_rfc3339_us(s)
+        .or_else(|_| {
+            creditguard_contract::time::parse_day(s).map(|d| d * creditguard_detect::DAY_US)
+        })
+        .map_err(|_| format!("`{s}`: expected a time (2026-03-02T06:00:00Z) or a day (2026-03-02)"))
 }
 
 #[cfg(test)]
@@ -379,6 +442,17 @@ mod tests {
             "merge --shards 0",
             None,
             "--shards 0: the number of shards must be at least 1",
+        );
+        err("merge --changed-since 2026-03-01", None, "not `job merge`");
+        err(
+            "all --changed-since 2026-03-01 --shard 0/2",
+            None,
+            "cannot be used with",
+        );
+        err("all --changed-since soon", None, "`soon`: expected a time");
+        assert_eq!(
+            mode_of("all --changed-since 2026-03-01T06:00:00Z", None),
+            Ok(Mode::Whole)
         );
     }
 
