@@ -14,13 +14,20 @@ runs what crosses users and publishes the day in one step, then ``creditguard sc
 day's credit claims. Every step replaces its output, so a retried or repeated run is harmless
 (retries: Airflow's ``default_task_retries``).
 Runs of this DAG go one at a time and in order: a day's jobs read earlier days' results.
+
+A run first looks at the day's success marker in the lake (``_markers/jobs/dt=D/_SUCCESS.json``,
+written by the merge): when there is one and no events arrived for the day or its neighbours
+since, the run skips the day (the ``force`` parameter runs it anyway, as after a failed
+``score``).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import os
+import pathlib
 import subprocess
+import tomllib
 
 from airflow.sdk import Param, dag, get_current_context, task
 
@@ -47,6 +54,28 @@ def day() -> str:
     return (ctx["logical_date"] - dt.timedelta(days=1)).strftime("%Y-%m-%d")
 
 
+def lake() -> pathlib.Path:
+    """The lake directory, as creditguard finds it: ``CREDITGUARD_LAKE``, else the pipeline's."""
+    root = os.environ.get("CREDITGUARD_LAKE")
+    if not root:
+        with open(PIPELINE, "rb") as f:
+            root = tomllib.load(f)["lake"]["root"]
+    return pathlib.Path(root)
+
+
+def done(d: str) -> bool:
+    """Day ``d`` has its success marker, and no events file of it or a neighbour is newer."""
+    marker = lake() / "_markers/jobs" / f"dt={d}" / "_SUCCESS.json"
+    if not marker.is_file():
+        return False
+    day = dt.date.fromisoformat(d)
+    for n in (day - dt.timedelta(days=1), day, day + dt.timedelta(days=1)):
+        for f in (lake() / "events" / f"dt={n.isoformat()}").glob("*.parquet"):
+            if f.stat().st_mtime > marker.stat().st_mtime:
+                return False
+    return True
+
+
 @dag(
     dag_id="creditguard_daily",
     schedule="0 4 * * *",
@@ -58,11 +87,19 @@ def day() -> str:
             None,
             type=["null", "string"],
             description="The UTC day to judge (YYYY-MM-DD); default: the day before the logical date.",
-        )
+        ),
+        "force": Param(False, type="boolean", description="Run the day even if it is done."),
     },
     tags=["creditguard"],
 )
 def creditguard_daily():
+    @task.short_circuit
+    def pending() -> bool:
+        d = day()
+        if get_current_context()["params"].get("force") or not done(d):
+            return True
+        print(f"{d} is done and no events arrived for it since: skipped", flush=True)
+        return False
     @task(max_active_tis_per_dagrun=SHARDS)
     def shard(index: int) -> None:
         creditguard("job", "all", "--shard", f"{index}/{SHARDS}", "--day", day())
@@ -75,7 +112,7 @@ def creditguard_daily():
     def score() -> None:
         creditguard("score", "--day", day())
 
-    shard.expand(index=list(range(SHARDS))) >> merge() >> score()
+    pending() >> shard.expand(index=list(range(SHARDS))) >> merge() >> score()
 
 
 creditguard_daily()

@@ -5,7 +5,8 @@ with the real binary on the shipped sample, then checks what it published.
 
 (with the Python of an environment where apache-airflow is installed; ``.ci/install-airflow``
 makes one). The day's flags must be byte for byte those of one ``creditguard job all --day`` process
-on a copy of the same events.
+on a copy of the same events. A second run for the day is skipped (its success marker); after late
+events for the day after it, a third run judges it again.
 """
 
 from __future__ import annotations
@@ -89,6 +90,7 @@ create_key = true
         states.setdefault(ti.task_id, []).append((ti.map_index, str(ti.state)))
     print("task instances:", states)
     assert str(dagrun.state) in ("success", "DagRunState.SUCCESS"), dagrun.state
+    assert states["pending"] == [(-1, "success")], states
     assert sorted(states["shard"]) == [(k, "success") for k in range(SHARDS)], states
     assert states["merge"] == [(-1, "success")] and states["score"] == [(-1, "success")], states
 
@@ -111,6 +113,22 @@ create_key = true
     assert total > 0, out
     want = (single / f"results/flags/dt={DAY}/part-0.parquet").read_bytes()
     assert flags.read_bytes() == want, "the sharded day's flags differ from one process's"
+    # Run again for the day (another logical date, the day as a parameter): it is done, skipped.
+    again = dag.test(logical_date=logical + dt.timedelta(days=7), run_conf={"day": DAY})
+    skipped = {ti.task_id: str(ti.state) for ti in again.get_task_instances()}
+    print("second run:", skipped)
+    assert skipped["merge"] == "skipped" and skipped["score"] == "skipped", skipped
+    assert flags.read_bytes() == want
+    # Late events for the day after (context of DAY): the day is judged again.
+    late = next((lake / f"events/dt={(dt.date.fromisoformat(DAY) + dt.timedelta(days=1)).isoformat()}").glob("*.parquet"))
+    marker = lake / f"_markers/jobs/dt={DAY}/_SUCCESS.json"
+    os.utime(late, (marker.stat().st_mtime + 1, marker.stat().st_mtime + 1))
+    third = dag.test(logical_date=logical + dt.timedelta(days=14), run_conf={"day": DAY})
+    rerun = {ti.task_id: str(ti.state) for ti in third.get_task_instances() if ti.task_id != "shard"}
+    print("after late events:", rerun)
+    assert rerun == {"pending": "success", "merge": "success", "score": "success"}, rerun
+    assert flags.read_bytes() == want
+
     print(f"ok: creditguard_daily for {DAY} in {SHARDS} shards, merged and scored ({total} flags)")
 
 
