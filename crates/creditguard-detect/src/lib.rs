@@ -5,7 +5,8 @@
 //! enabled detectors day batch by day batch over the lake and writes, per day,
 //! `features/<job>/dt=D/part-0.parquet` and `results/flags/dt=D/part-0.parquet` (the flags of every
 //! job of that day, in the results-v1 columns) with [`Lake::replace_partition`], so a re-run
-//! replaces a day's output instead of adding to it.
+//! replaces a day's output instead of adding to it. [`run_shard`] and [`merge_shards`] split the
+//! same work over processes by user and give the same rows ([`shard`]).
 //!
 //! | job | rules | unit of a flag |
 //! |---|---|---|
