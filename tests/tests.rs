@@ -9,3 +9,4 @@ mod golden;
 mod privacy;
 mod review;
 mod s3;
+mod shards;

@@ -137,6 +137,18 @@ pub fn detect_daily(
     from_day: i64,
 ) -> Result<JobOutput> {
     let b = cfg.baseline_days as i64;
+    // Engaged seconds are summed in whole microseconds: a sum of fractional seconds depends on
+    // the order of its terms, which the joins below do not fix, and the same rows must give the
+    // same bits however the caller gathered them (one process, or the shards of a sharded run).
+    let daily = daily.sort(["user_id", "day"], sort_opts())?;
+    let engaged = engaged.select([
+        col("user_id"),
+        col("day"),
+        (col("engaged_s") * lit(1e6))
+            .round(0, RoundMode::default())
+            .cast(DataType::Int64)
+            .alias("engaged_us"),
+    ]);
     // The user-days that get features and flags, numbered: the windows below are summed per
     // row number and joined back on it, an integer instead of the (user, day) pair.
     let target = daily
@@ -217,11 +229,11 @@ pub fn detect_daily(
     let support = cfg.support_days as i64;
     let engaged_window = per_row(
         engaged,
-        "engaged_s",
+        "engaged_us",
         col("d2")
             .lt_eq(col("day"))
             .and(col("d2").gt(col("day") - lit(support))),
-        "engaged_s",
+        "engaged_us",
     );
     let row = [col("row")];
     let mut features = target
@@ -247,7 +259,9 @@ pub fn detect_daily(
                 .otherwise(lit(0.0))
                 .alias("lambda_peers_day"),
             col("lambda_peers_trailing").fill_null(lit(0.0)),
-            col("engaged_s").fill_null(lit(0.0)),
+            (col("engaged_us").cast(DataType::Float64) / lit(1e6))
+                .fill_null(lit(0.0))
+                .alias("engaged_s"),
         ])
         .with_column(
             polars::lazy::dsl::max_horizontal([

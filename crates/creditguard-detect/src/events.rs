@@ -7,6 +7,7 @@
 use creditguard_lake::Lake;
 use polars::prelude::*;
 
+use crate::shard::Shard;
 use crate::Result;
 
 /// Microseconds in a day.
@@ -130,7 +131,39 @@ pub use creditguard_contract::time::SKEW_TOLERANCE_US;
 /// `ts`, `event_id` (see [`prepare`]). Detectors still order the rows by their own keys and `t`
 /// (ties broken by `event_id`); on this input those sorts are cheap.
 pub fn scan_events(lake: &Lake, from_day: i64, to_day: i64) -> Result<LazyFrame> {
-    let lf = scan_days(lake, from_day - 1, to_day + 1)?;
+    scan_events_of(lake, from_day, to_day, None)
+}
+
+/// [`scan_events`] for the users of one shard (all users with `None`). The filter runs before
+/// de-duplication and the clock-skew bound, which look at one user's events only, so a shard's
+/// rows are exactly its users' rows of the whole scan, in the same order.
+pub fn scan_events_of(
+    lake: &Lake,
+    from_day: i64,
+    to_day: i64,
+    shard: Option<Shard>,
+) -> Result<LazyFrame> {
+    let mut lf = scan_days(lake, from_day - 1, to_day + 1)?;
+    if let Some(shard) = shard {
+        // The shard's user ids among those present (one column read), as a set the scan
+        // filters on.
+        let present = lf
+            .clone()
+            .select([col("user_id")])
+            .unique(None, UniqueKeepStrategy::Any)
+            .collect()?;
+        let ids: Vec<&str> = present
+            .column("user_id")?
+            .str()?
+            .iter()
+            .flatten()
+            .filter(|u| shard.holds(u))
+            .collect();
+        lf = lf.filter(col("user_id").is_in(
+            lit(Series::new("shard_users".into(), ids)).implode(false),
+            false,
+        ));
+    }
     Ok(prepare(lf)?.filter(
         col("t")
             .gt_eq(lit((from_day - 1) * DAY_US))

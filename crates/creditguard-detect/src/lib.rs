@@ -5,7 +5,8 @@
 //! enabled detectors day batch by day batch over the lake and writes, per day,
 //! `features/<job>/dt=D/part-0.parquet` and `results/flags/dt=D/part-0.parquet` (the flags of every
 //! job of that day, in the results-v1 columns) with [`Lake::replace_partition`], so a re-run
-//! replaces a day's output instead of adding to it.
+//! replaces a day's output instead of adding to it. [`run_shard`] and [`merge_shards`] split the
+//! same work over processes by user and give the same rows ([`shard`]).
 //!
 //! | job | rules | unit of a flag |
 //! |---|---|---|
@@ -44,6 +45,7 @@ pub mod multi_login;
 pub mod proxy_learning;
 pub mod quiz_speed;
 mod run;
+pub mod shard;
 pub mod shared_device;
 pub mod watch_time;
 
@@ -55,7 +57,11 @@ pub use config::JobsConfig;
 pub use creditguard_contract::Flag;
 pub use events::{load_events, scan_events, DAY_US};
 pub use flags::{flags_batch, flags_frame};
-pub use run::{read_flags, run_jobs, JobReport, JobsReport};
+pub use run::{
+    days_changed_since, merge_shards, read_flags, run_jobs, run_shard, write_markers, JobReport,
+    JobsReport, MARKERS,
+};
+pub use shard::Shard;
 
 /// What a detector hands back: its features table and its flags (with an empty `run_id`, which
 /// [`run_jobs`] fills in).

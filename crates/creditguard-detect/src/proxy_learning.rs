@@ -31,7 +31,7 @@ use crate::flags::{date, dur, dur_zh, hhmm, r3, sort, Draft, Rows};
 use crate::{JobOutput, Result};
 
 /// Event types that show an account using a device.
-const USE_TYPES: [&str; 5] = [
+pub const USE_TYPES: [&str; 5] = [
     "login",
     "heartbeat",
     "video_play",

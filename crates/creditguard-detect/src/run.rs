@@ -11,8 +11,9 @@ use polars::prelude::*;
 
 use crate::catalog::Catalog;
 use crate::config::{CreditBurstConfig, JobsConfig};
-use crate::events::{prepare, scan_days, scan_events, DAY_US};
+use crate::events::{prepare, scan_days, scan_events, scan_events_of, DAY_US};
 use crate::flags::{flags_batch, Rows};
+use crate::shard::{remove_staging, staging_table, Shard, CROSS_USER};
 use crate::{
     automation, course_switching, credit_burst, multi_login, proxy_learning, quiz_speed,
     shared_device, watch_time,
@@ -121,6 +122,82 @@ pub fn run_jobs(
     to_day: i64,
     run_id: &str,
 ) -> Result<JobsReport> {
+    run_mode(lake, catalog, cfg, from_day, to_day, run_id, Mode::Whole)
+}
+
+/// Shard `shard` of a sharded run over `from_day..=to_day` (see [`crate::shard`]): the enabled
+/// detectors that judge each user alone, over this shard's users, and the inputs of the
+/// cross-user ones, all staged under `_shards/<run>/` (one partition per batch of days). The
+/// live tables are untouched; [`merge_shards`] with the same `run`, days and settings publishes.
+pub fn run_shard(
+    lake: &Lake,
+    catalog: &Catalog,
+    cfg: &JobsConfig,
+    from_day: i64,
+    to_day: i64,
+    shard: Shard,
+    run: &str,
+) -> Result<JobsReport> {
+    run_mode(
+        lake,
+        catalog,
+        cfg,
+        from_day,
+        to_day,
+        "",
+        Mode::Shard { shard, run },
+    )
+}
+
+/// The merge of a sharded run: reads what the `count` shards staged for `run`, runs the
+/// cross-user detectors over all users, and writes every day's features and flags as
+/// [`run_jobs`] would (the same rows; `run_id` in the flags). Fails, naming the shard, when a
+/// shard has not staged every batch. Removes the staging when done.
+pub fn merge_shards(
+    lake: &Lake,
+    catalog: &Catalog,
+    cfg: &JobsConfig,
+    from_day: i64,
+    to_day: i64,
+    count: u32,
+    run: &str,
+    run_id: &str,
+) -> Result<JobsReport> {
+    Shard::new(0, count).map_err(|e| Error::Config(vec![e]))?;
+    let report = run_mode(
+        lake,
+        catalog,
+        cfg,
+        from_day,
+        to_day,
+        run_id,
+        Mode::Merge { count, run },
+    )?;
+    remove_staging(lake, run)?;
+    Ok(report)
+}
+
+/// Which users a run covers and where its output goes.
+#[derive(Clone, Copy)]
+enum Mode<'a> {
+    /// Every user, straight to the live tables.
+    Whole,
+    /// One shard's users, to its staging table.
+    Shard { shard: Shard, run: &'a str },
+    /// The staging of `count` shards and the cross-user detectors, to the live tables.
+    Merge { count: u32, run: &'a str },
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_mode(
+    lake: &Lake,
+    catalog: &Catalog,
+    cfg: &JobsConfig,
+    from_day: i64,
+    to_day: i64,
+    run_id: &str,
+    mode: Mode<'_>,
+) -> Result<JobsReport> {
     cfg.validate()?;
     if to_day < from_day {
         return Err(Error::Config(vec![format!(
@@ -130,10 +207,12 @@ pub fn run_jobs(
         )]));
     }
     let start = Instant::now();
+    // A shard computes the detectors that judge users alone; it stages the inputs of the others.
     let enabled: Vec<&str> = DETECTORS
         .iter()
         .copied()
         .filter(|d| cfg.is_enabled(d))
+        .filter(|d| !matches!(mode, Mode::Shard { .. }) || !CROSS_USER.contains(d))
         .collect();
     let mut report = JobsReport {
         from_day,
@@ -155,14 +234,19 @@ pub fn run_jobs(
     let mut a = from_day;
     while a <= to_day {
         let b = (a + cfg.batch_days as i64 - 1).min(to_day);
+        let batch = Batch {
+            a,
+            b,
+            run_from: from_day,
+            run_id,
+            mode,
+        };
         run_batch(
             lake,
             catalog,
             cfg,
             &enabled,
-            a,
-            b,
-            run_id,
+            &batch,
             &mut carry,
             &mut report,
         )?;
@@ -196,6 +280,9 @@ struct Carry {
     engaged: EngagedDays,
     /// `proxy_learning`'s known shared devices, read once per run.
     shared_devices: std::collections::HashSet<String>,
+    /// A shard's `quiz_speed` features of the days it staged, for the retries of later batches
+    /// (a whole run reads them back from the lake).
+    quiz: DayFrames,
 }
 
 /// The claims of each day as [`credit_burst::daily`] sums them per user, kept across the
@@ -353,7 +440,10 @@ impl WatchDays {
 
     /// The features just written for `day`.
     fn written(&mut self, day: i64, part: &DataFrame) -> Result<()> {
-        let df = Self::project(part.clone().lazy()).collect()?;
+        let mut df = Self::project(part.clone().lazy()).collect()?;
+        // One chunk, as a frame read back from the lake: how a frame is chunked can change the
+        // order in which polars adds up its floats.
+        df.rechunk_mut_par();
         self.days.insert(day, Some(df));
         Ok(())
     }
@@ -387,6 +477,17 @@ struct EngagedDays {
 }
 
 impl EngagedDays {
+    /// Keeps rows already summed per user and day (as [`keep`](Self::keep) sums them) for
+    /// `days`, and returns them.
+    fn keep_daily(
+        &mut self,
+        per_day: DataFrame,
+        days: impl IntoIterator<Item = i64>,
+    ) -> Result<LazyFrame> {
+        self.days.keep(&per_day, days)?;
+        Ok(per_day.lazy())
+    }
+
     /// Keeps the engaged time per user and day of a batch's `intervals` (already cut to the
     /// days wanted) for `days`, and returns those rows.
     fn keep(
@@ -423,15 +524,166 @@ impl EngagedDays {
     }
 }
 
+/// One batch of days of a run.
+struct Batch<'a> {
+    a: i64,
+    b: i64,
+    /// The run's first day: a shard's own staging holds the days from here on.
+    run_from: i64,
+    run_id: &'a str,
+    mode: Mode<'a>,
+}
+
+/// The columns of the device rows a shard stages for `shared_device` and `proxy_learning`.
+const DEVICE_COLUMNS: [&str; 9] = [
+    "event_type",
+    "device_id",
+    "user_id",
+    "org_unit",
+    "session_id",
+    "ip",
+    "course_id",
+    "playing",
+    "t",
+];
+
+/// What the shards staged for one batch, read back and put together by the merge. Frames are
+/// concatenated in shard order; each shard keeps its rows in the order of a whole run, so every
+/// user's rows keep theirs.
+struct Staged {
+    /// Per detector that judges users alone: its features and flags (days of the batch and the
+    /// context days around them, as the detector returned them).
+    outputs: BTreeMap<String, JobOutput>,
+    /// Sign-ins and device uses (events of the batch with its context days).
+    devices: Option<DataFrame>,
+    /// Course completions of the batch's events.
+    completions: Option<DataFrame>,
+    /// Engaged seconds per user and day for `credit_burst` when `watch_time` did not run.
+    engaged: Option<DataFrame>,
+}
+
+impl Staged {
+    fn read(lake: &Lake, run: &str, count: u32, a: i64, b: i64, jobs: &[&str]) -> Result<Staged> {
+        let mut files: Vec<Vec<std::path::PathBuf>> = Vec::new();
+        for index in 0..count {
+            let shard = Shard { index, count };
+            let got = lake.partition_files(&staging_table(run, shard), a)?;
+            if got.is_empty() {
+                return Err(Error::Config(vec![format!(
+                    "shard {shard} has not staged the days {} .. {} of this run (run `creditguard job all --shard {shard}` with the same pipeline and days first)",
+                    format_day(a),
+                    format_day(b)
+                )]));
+            }
+            files.push(got);
+        }
+        let read = |name: &str| -> Result<Option<DataFrame>> {
+            let mut parts = Vec::new();
+            for shard_files in &files {
+                if let Some(path) = shard_files
+                    .iter()
+                    .find(|p| p.file_name().is_some_and(|n| n == name))
+                {
+                    parts.push(read_frame(path)?);
+                }
+            }
+            if parts.is_empty() {
+                return Ok(None);
+            }
+            if parts.len() != files.len() {
+                return Err(Error::Config(vec![format!(
+                    "only {} of {count} shards staged {name} for the days {} .. {}: were they run with different settings?",
+                    parts.len(),
+                    format_day(a),
+                    format_day(b)
+                )]));
+            }
+            Ok(Some(concat_frames(parts)?))
+        };
+        let mut outputs = BTreeMap::new();
+        for job in jobs.iter().filter(|j| !CROSS_USER.contains(j)) {
+            let missing = || {
+                Error::Config(vec![format!(
+                    "the shards did not run {job} for the days {} .. {}: were they run with the same `[jobs] enabled`?",
+                    format_day(a),
+                    format_day(b)
+                )])
+            };
+            let features = read(&format!("features-{job}.parquet"))?.ok_or_else(missing)?;
+            let mut flags = Vec::new();
+            for shard_files in &files {
+                let name = format!("flags-{job}.parquet");
+                if let Some(path) = shard_files
+                    .iter()
+                    .find(|p| p.file_name().is_some_and(|n| *n == *name))
+                {
+                    flags.extend(read_flags_file(path)?);
+                }
+            }
+            crate::flags::sort(&mut flags);
+            outputs.insert(job.to_string(), JobOutput { features, flags });
+        }
+        Ok(Staged {
+            outputs,
+            devices: read("devices.parquet")?,
+            completions: read("completions.parquet")?,
+            engaged: read("engaged.parquet")?,
+        })
+    }
+}
+
+/// Frames with the same columns, one after the other (empty ones skipped: their column types
+/// may be less precise).
+fn concat_frames(frames: Vec<DataFrame>) -> Result<DataFrame> {
+    let mut non_empty: Vec<LazyFrame> = frames
+        .iter()
+        .filter(|f| f.height() > 0)
+        .map(|f| f.clone().lazy())
+        .collect();
+    let mut df = match non_empty.len() {
+        0 => frames.into_iter().next().unwrap_or_default(),
+        1 => non_empty.remove(0).collect()?,
+        _ => concat(
+            non_empty,
+            UnionArgs {
+                to_supertypes: true,
+                maintain_order: true,
+                ..Default::default()
+            },
+        )?
+        .collect()?,
+    };
+    df.rechunk_mut_par();
+    Ok(df)
+}
+
+fn read_frame(path: &std::path::Path) -> Result<DataFrame> {
+    let file = std::fs::File::open(path).map_err(|e| Error::Io {
+        path: path.display().to_string(),
+        source: e,
+    })?;
+    Ok(ParquetReader::new(file).finish()?)
+}
+
+fn write_frame(dir: &std::path::Path, name: &str, df: &mut DataFrame) -> Result<()> {
+    let path = dir.join(name);
+    let file = std::fs::File::create(&path).map_err(|e| Error::Io {
+        path: path.display().to_string(),
+        source: e,
+    })?;
+    ParquetWriter::new(file)
+        .with_compression(ParquetCompression::Zstd(None))
+        .finish(df)?;
+    Ok(())
+}
+
 #[allow(clippy::too_many_arguments)]
 fn run_batch(
     lake: &Lake,
     catalog: &Catalog,
     cfg: &JobsConfig,
     enabled: &[&str],
-    a: i64,
-    b: i64,
-    run_id: &str,
+    batch: &Batch<'_>,
     carry: &mut Carry,
     report: &mut JobsReport,
 ) -> Result<()> {
@@ -440,18 +692,38 @@ fn run_batch(
         watch: watch_days,
         engaged: engaged_days,
         shared_devices,
+        quiz: quiz_days,
     } = carry;
+    let (a, b) = (batch.a, batch.b);
     let t = Instant::now();
-    let events = scan_events(lake, a, b)?.collect()?;
+    // A whole run and a shard read events (a shard only its users'); the merge reads what the
+    // shards staged instead.
+    let (events, mut staged) = match batch.mode {
+        Mode::Whole => (scan_events(lake, a, b)?.collect()?, None),
+        Mode::Shard { shard, .. } => (scan_events_of(lake, a, b, Some(shard))?.collect()?, None),
+        Mode::Merge { count, run } => (
+            DataFrame::empty_with_schema(&crate::events::schema()),
+            Some(Staged::read(lake, run, count, a, b, enabled)?),
+        ),
+    };
+    // One chunk, whatever the scan and filter left: how a frame is chunked can change the order
+    // in which polars adds up floats, and a shard's rows must add up as the whole run's do.
+    let mut events = events;
+    events.rechunk_mut_par();
+    let is_shard = matches!(batch.mode, Mode::Shard { .. });
+    let stages_credit = is_shard && cfg.is_enabled("credit_burst");
     report.events += events.height();
     // The batch's course completions, read by `watch_time` and `credit_burst` both.
-    let completions = if enabled
-        .iter()
-        .any(|j| matches!(*j, "watch_time" | "credit_burst"))
-    {
-        Some(watch_time::completions_in(&events)?)
-    } else {
-        None
+    let completions = match &staged {
+        Some(s) => s.completions.clone(),
+        None if stages_credit
+            || enabled
+                .iter()
+                .any(|j| matches!(*j, "watch_time" | "credit_burst")) =>
+        {
+            Some(watch_time::completions_in(&events)?)
+        }
+        None => None,
     };
     let completions_lazy = || {
         completions
@@ -466,9 +738,11 @@ fn run_batch(
         a - 1 - (cfg.watch_time.coverage_lookback_days).max(cfg.credit_burst.support_days) as i64,
     );
 
-    let needs_intervals = enabled
-        .iter()
-        .any(|j| matches!(*j, "watch_time" | "course_switching" | "credit_burst"));
+    let needs_intervals = staged.is_none()
+        && (stages_credit
+            || enabled
+                .iter()
+                .any(|j| matches!(*j, "watch_time" | "course_switching" | "credit_burst")));
     let t = Instant::now();
     let iv = if needs_intervals {
         Some(watch_time::intervals(events.clone().lazy(), &cfg.watch_time).collect()?)
@@ -481,10 +755,41 @@ fn run_batch(
             .map(|d| d.lazy())
             .expect("intervals computed for the jobs that need them")
     };
+    // Engaged seconds of the days `credit_burst`'s support windows cover in this batch, for
+    // `engaged_window`: from the lesson-day features `watch_time` just computed when it ran (a
+    // few rows per learner-day), else from the intervals (one row per pair of events).
+    let support_first = a + 1 - cfg.credit_burst.support_days as i64;
+    let in_window = |f: LazyFrame| {
+        f.select([col("user_id"), col("day"), col("engaged_s")])
+            .filter(
+                col("day")
+                    .gt_eq(lit(support_first))
+                    .and(col("day").lt_eq(lit(b))),
+            )
+    };
+    // What `watch_time` and the other detectors that judge users alone found: computed, or (in
+    // the merge) as the shards staged it.
+    let mut staged_outputs = staged
+        .as_mut()
+        .map(|s| std::mem::take(&mut s.outputs))
+        .unwrap_or_default();
+    // The rows `shared_device` and `proxy_learning` read: the events, or the staged device rows.
+    let device_rows = || match &staged {
+        Some(s) => s
+            .devices
+            .clone()
+            .map(DataFrame::lazy)
+            .ok_or_else(|| Error::Config(vec!["the shards staged no device rows".to_string()])),
+        None => Ok(events.clone().lazy()),
+    };
 
     let mut outputs: Vec<(&str, JobOutput)> = Vec::new();
     for (k, job) in enabled.iter().enumerate() {
         let t = Instant::now();
+        if let Some(out) = staged_outputs.remove(*job) {
+            outputs.push((job, out));
+            continue;
+        }
         let out = match *job {
             "watch_time" => {
                 let lookback = cfg.watch_time.coverage_lookback_days as i64;
@@ -508,18 +813,16 @@ fn run_batch(
                 claim_days.record(completions_lazy(), catalog, c, a, b)?;
                 let daily = claim_days.range(lake, catalog, c, a - c.baseline_days as i64, b)?;
                 // Engaged seconds of the days the batch's support windows cover (`support_days`
-                // up to each claim day): from the lesson-day features `watch_time` just computed
-                // when it ran (a few rows per learner-day), else from the intervals (one row per
-                // pair of events); earlier days from their features, or from their events when
-                // they have none. `detect_daily` sums them.
-                let first = a + 1 - c.support_days as i64;
-                let in_window = |f: LazyFrame| {
-                    f.select([col("user_id"), col("day"), col("engaged_s")])
-                        .filter(col("day").gt_eq(lit(first)).and(col("day").lt_eq(lit(b))))
-                };
+                // up to each claim day); earlier days from their features, or from their events
+                // when they have none. `detect_daily` sums them.
+                let first = support_first;
+                let days = first.max(a - 1)..=b;
                 let mut parts = vec![match outputs.iter().find(|(j, _)| *j == "watch_time") {
                     Some((_, w)) => in_window(w.features.clone().lazy()),
-                    None => engaged_days.keep(in_window(iv_lazy()), first.max(a - 1)..=b)?,
+                    None => match staged.as_ref().and_then(|s| s.engaged.clone()) {
+                        Some(rows) => engaged_days.keep_daily(rows, days)?,
+                        None => engaged_days.keep(in_window(iv_lazy()), days)?,
+                    },
                 }];
                 engaged_days.forget_before(first);
                 if let Some(prior) = watch_days.range(lake, first, a - 2)? {
@@ -538,25 +841,48 @@ fn run_batch(
                 // Earlier days' submissions, so a retry of a quiz first handed in before this
                 // batch is recognised as one.
                 let prior = if q.exempt_resubmissions {
-                    prior_features(
-                        lake,
-                        "quiz_speed",
-                        a - 1 - q.resubmission_lookback_days as i64,
-                        a - 2,
-                    )?
+                    let (lo, hi) = (a - 1 - q.resubmission_lookback_days as i64, a - 2);
+                    if is_shard {
+                        // The days this shard staged are not in the lake: from the carry.
+                        let staged_from = lo.max(batch.run_from);
+                        let mut parts: Vec<LazyFrame> =
+                            prior_features(lake, "quiz_speed", lo, hi.min(batch.run_from - 1))?
+                                .into_iter()
+                                .collect();
+                        quiz_days.forget_before(lo);
+                        if staged_from <= hi {
+                            parts.extend(
+                                quiz_days
+                                    .0
+                                    .range(staged_from..=hi)
+                                    .map(|(_, df)| df.clone().lazy()),
+                            );
+                        }
+                        if parts.is_empty() {
+                            None
+                        } else {
+                            Some(concat(
+                                parts,
+                                UnionArgs {
+                                    to_supertypes: true,
+                                    ..Default::default()
+                                },
+                            )?)
+                        }
+                    } else {
+                        prior_features(lake, "quiz_speed", lo, hi)?
+                    }
                 } else {
                     None
                 };
                 quiz_speed::detect_with_prior(events.clone().lazy(), prior, q)?
             }
-            "shared_device" => shared_device::detect_known(
-                events.clone().lazy(),
-                &cfg.shared_device,
-                shared_devices,
-            )?,
+            "shared_device" => {
+                shared_device::detect_known(device_rows()?, &cfg.shared_device, shared_devices)?
+            }
             "automation" => automation::detect(events.clone().lazy(), &cfg.automation)?,
             "proxy_learning" => {
-                proxy_learning::detect(events.clone().lazy(), &cfg.proxy_learning, shared_devices)?
+                proxy_learning::detect(device_rows()?, &cfg.proxy_learning, shared_devices)?
             }
             other => unreachable!("validated job name {other}"),
         };
@@ -571,6 +897,24 @@ fn run_batch(
     }
 
     let t = Instant::now();
+    if let Mode::Shard { shard, run } = batch.mode {
+        stage_shard(
+            lake,
+            cfg,
+            batch,
+            shard,
+            run,
+            &outputs,
+            &events,
+            completions.as_ref(),
+            iv.as_ref().map(|iv| in_window(iv.clone().lazy())),
+            watch_days,
+            quiz_days,
+            report,
+        )?;
+        report.write += t.elapsed();
+        return Ok(());
+    }
     let all_jobs = enabled.len() == DETECTORS.len();
     for day in a..=b {
         for (k, (job, out)) in outputs.iter().enumerate() {
@@ -608,21 +952,161 @@ fn run_batch(
             for f in out.flags.iter().filter(|f| in_day(f)) {
                 *report.jobs[k].flags.entry(f.rule.clone()).or_default() += 1;
                 flags.push(Flag {
-                    run_id: run_id.to_string(),
+                    run_id: batch.run_id.to_string(),
                     ..f.clone()
                 });
             }
         }
         crate::flags::sort(&mut flags);
-        let batch = flags_batch(&flags);
+        let flags_rb = flags_batch(&flags);
         lake.replace_partition("results/flags", day, |dir| {
             let file = std::fs::File::create(dir.join("part-0.parquet")).map_err(boxed)?;
-            creditguard_lake::write_parquet_to(file, batch.schema(), &[batch]).map_err(boxed)?;
+            creditguard_lake::write_parquet_to(file, flags_rb.schema(), &[flags_rb])
+                .map_err(boxed)?;
             Ok(())
         })?;
         tracing::info!(day = %format_day(day), flags = flags.len(), "Day written.");
     }
     report.write += t.elapsed();
+    Ok(())
+}
+
+/// The table of per-day success markers of the jobs: `_markers/jobs/dt=D/_SUCCESS.json`.
+pub const MARKERS: &str = "_markers/jobs";
+
+/// Writes the success markers of the days `from..=to` (each atomically): every enabled
+/// detector's output of those days is published, by `run_id`, at this time. A scheduler skips a
+/// day that has one (unless its events changed later: [`days_changed_since`]).
+pub fn write_markers(lake: &Lake, from: i64, to: i64, run_id: &str) -> Result<()> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0);
+    for day in from..=to {
+        let body = serde_json::json!({
+            "day": format_day(day),
+            "run_id": run_id,
+            "finished_at": creditguard_contract::time::format_rfc3339_us(now),
+        });
+        lake.write_file_atomic(&lake.partition_dir(MARKERS, day), "_SUCCESS.json", |f| {
+            std::io::Write::write_all(f, body.to_string().as_bytes())
+        })?;
+    }
+    Ok(())
+}
+
+/// The days whose `events` partition holds a file written at or after `since_us` (UTC
+/// microseconds): days that received events since then, late ones included (every ingest write
+/// is a new file, or a rewrite, in the partition of the events' day).
+pub fn days_changed_since(lake: &Lake, since_us: i64) -> Result<Vec<i64>> {
+    let mut out = Vec::new();
+    for day in lake.days("events")? {
+        for path in lake.partition_files("events", day)? {
+            let modified = std::fs::metadata(&path)
+                .and_then(|m| m.modified())
+                .map_err(|e| Error::Io {
+                    path: path.display().to_string(),
+                    source: e,
+                })?;
+            let us = modified
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_micros() as i64)
+                .unwrap_or(0);
+            if us >= since_us {
+                out.push(day);
+                break;
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A shard's output for one batch, as one partition of its staging table (replaced whole, so
+/// a re-run of the shard replaces it and the merge never reads half of it): per detector its
+/// features of the batch's days and its flags; the device rows, completions and (without
+/// `watch_time`) engaged seconds the cross-user detectors need.
+#[allow(clippy::too_many_arguments)]
+fn stage_shard(
+    lake: &Lake,
+    cfg: &JobsConfig,
+    batch: &Batch<'_>,
+    shard: Shard,
+    run: &str,
+    outputs: &[(&str, JobOutput)],
+    events: &DataFrame,
+    completions: Option<&DataFrame>,
+    engaged_iv: Option<LazyFrame>,
+    watch_days: &mut WatchDays,
+    quiz_days: &mut DayFrames,
+    report: &mut JobsReport,
+) -> Result<()> {
+    let (a, b) = (batch.a, batch.b);
+    let mut files: Vec<(String, DataFrame)> = Vec::new();
+    for (k, (job, out)) in outputs.iter().enumerate() {
+        // Staged whole: the merge writes the batch's days, and `credit_burst` also reads the
+        // `watch_time` features of the context day before the batch.
+        let in_batch = |day: i64| (a..=b).contains(&day);
+        let features = out.features.clone();
+        report.jobs[k].feature_rows += features
+            .clone()
+            .lazy()
+            .filter(col("day").gt_eq(lit(a)).and(col("day").lt_eq(lit(b))))
+            .collect()?
+            .height();
+        // What later batches read back, cut from the job's output as a whole run cuts it.
+        if *job == "watch_time" {
+            for day in a..=b {
+                let part = out
+                    .features
+                    .clone()
+                    .lazy()
+                    .filter(col("day").eq(lit(day)))
+                    .collect()?;
+                watch_days.written(day, &part)?;
+            }
+        }
+        if *job == "quiz_speed" {
+            quiz_days.keep(&out.features, a..=b)?;
+        }
+        let flags = &out.flags;
+        for f in flags
+            .iter()
+            .filter(|f| in_batch(f.window_start.div_euclid(DAY_US)))
+        {
+            *report.jobs[k].flags.entry(f.rule.clone()).or_default() += 1;
+        }
+        files.push((format!("features-{job}.parquet"), features));
+        files.push((format!("flags-{job}.parquet"), crate::flags_frame(flags)?));
+    }
+    if cfg.is_enabled("shared_device") || cfg.is_enabled("proxy_learning") {
+        let mut types: Vec<&str> = proxy_learning::USE_TYPES.to_vec();
+        types.extend(cfg.shared_device.event_types.iter().map(String::as_str));
+        types.sort_unstable();
+        types.dedup();
+        let devices = events
+            .clone()
+            .lazy()
+            .filter(crate::events::type_in(&types).and(col("device_id").is_not_null()))
+            .select(DEVICE_COLUMNS.map(col))
+            .collect()?;
+        files.push(("devices.parquet".to_string(), devices));
+    }
+    if cfg.is_enabled("credit_burst") {
+        let completions = completions.expect("completions taken for credit_burst");
+        files.push(("completions.parquet".to_string(), completions.clone()));
+        if !cfg.is_enabled("watch_time") {
+            let iv = engaged_iv.expect("intervals computed for credit_burst");
+            let engaged = watch_time::engaged_daily(iv).collect()?;
+            files.push(("engaged.parquet".to_string(), engaged));
+        }
+    }
+    lake.replace_partition(&staging_table(run, shard), a, |dir| {
+        for (name, df) in &mut files {
+            write_frame(dir, name, df).map_err(boxed)?;
+        }
+        Ok(())
+    })?;
+    tracing::info!(shard = %shard, from = %format_day(a), to = %format_day(b), "Batch staged.");
     Ok(())
 }
 
@@ -649,6 +1133,15 @@ fn prior_features(lake: &Lake, job: &str, from: i64, to: i64) -> Result<Option<L
 pub fn read_flags(lake: &Lake, day: i64) -> Result<Vec<Flag>> {
     let mut out = Vec::new();
     for path in lake.partition_files("results/flags", day)? {
+        out.extend(read_flags_file(&path)?);
+    }
+    Ok(out)
+}
+
+/// The flags of one Parquet file in the results-v1 columns.
+fn read_flags_file(path: &std::path::Path) -> Result<Vec<Flag>> {
+    let mut out = Vec::new();
+    {
         let file = std::fs::File::open(&path).map_err(|e| Error::Io {
             path: path.display().to_string(),
             source: e,

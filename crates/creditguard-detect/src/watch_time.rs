@@ -749,18 +749,28 @@ fn low_coverage(
         )
         .filter(col("t").lt_eq(col("t_done")))
         .select([col("event_id"), col("lesson_id"), col("from"), col("to")]);
+    // Summed in whole microseconds: a sum of fractional seconds depends on the order of its
+    // terms, which a hash group-by does not fix, and a re-run (or a shard of the users) must
+    // give the same bits.
     let covered = union_ranges(per_completion, &["event_id", "lesson_id"])?
         .group_by([col("event_id"), col("lesson_id")])
-        .agg([(col("to") - col("from")).sum().alias("covered_s")])
+        .agg([((col("to") - col("from")) * lit(1e6))
+            .round(0, RoundMode::default())
+            .cast(DataType::Int64)
+            .sum()
+            .alias("_covered_us")])
         .group_by([col("event_id")])
         .agg([
-            col("covered_s").sum(),
+            col("_covered_us").sum(),
             col("lesson_id")
                 .n_unique()
                 .cast(DataType::Int64)
                 .alias("lessons_watched"),
-        ]);
+        ])
+        .with_column((col("_covered_us").cast(DataType::Float64) / lit(1e6)).alias("covered_s"))
+        .drop(cols(["_covered_us"]));
     let lesson_total = durations
+        .sort(["user_id", "course_id", "lesson_id"], sort_opts())
         .group_by(uc.clone())
         .agg([col("duration_s").sum().alias("lessons_duration_s")]);
     let judged = done

@@ -1,12 +1,13 @@
 //! The `jobs` stage of a pipeline and `creditguard job <name> --day D` (or `--from D --to D`):
-//! the detection jobs of `creditguard-detect` over days of the lake.
+//! the detection jobs of `creditguard-detect` over days of the lake; `job all --shard K/N` and
+//! `job merge --shards N` split them over processes (see `creditguard_detect::shard`).
 
 use std::path::PathBuf;
 
 use anyhow::Context as _;
 use creditguard_contract::stable_id;
 use creditguard_contract::time::format_day;
-use creditguard_detect::{Catalog, JobsReport};
+use creditguard_detect::{Catalog, JobsConfig, JobsReport, Shard};
 use creditguard_lake::Lake;
 
 use crate::config::{parse_day_arg, Overrides, Pipeline};
@@ -129,15 +130,144 @@ impl PeriodArgs {
 #[derive(Debug, clap::Args)]
 pub struct JobArgs {
     /// The job: watch_time, multi_login, course_switching, credit_burst, quiz_speed,
-    /// shared_device, automation, proxy_learning, or `all`.
+    /// shared_device, automation, proxy_learning, or `all`; `merge` publishes a sharded run of
+    /// `all` (with --shards).
     pub name: String,
     #[command(flatten)]
     pub period: PeriodArgs,
+    /// Run `all` for the users of shard K of N only (K/N, 0 ≤ K < N; a user's shard is
+    /// xxh3_64(user_id) mod N). The output waits in the lake's staging until `job merge --shards
+    /// N` with the same pipeline and days publishes it.
+    #[arg(long, env = "CREDITGUARD_SHARD", value_parser = parse_shard, conflicts_with = "shards")]
+    pub shard: Option<Shard>,
+    /// The number of shards: with `job all`, this process runs shard `JOB_COMPLETION_INDEX` (set
+    /// by a Kubernetes Indexed Job); with `job merge`, how many shards to merge.
+    #[arg(long, env = "CREDITGUARD_SHARDS")]
+    pub shards: Option<u32>,
+    /// Re-run the days that received events (late ones included) since this time (RFC 3339, or
+    /// a day: its start, UTC), and the day either side of each; instead of --day/--from/--to.
+    #[arg(long, env = "CREDITGUARD_CHANGED_SINCE", value_parser = parse_since,
+          conflicts_with_all = ["day", "from", "to", "shard", "shards"])]
+    pub changed_since: Option<i64>,
+}
+
+fn parse_shard(s: &str) -> Result<Shard, String> {
+    s.parse()
+}
+
+/// A `job` command line that cannot run (exit code 2).
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "job: {}", self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+/// What a `job` command runs.
+#[derive(Debug, PartialEq, Eq)]
+enum Mode {
+    Whole,
+    Shard(Shard),
+    Merge(u32),
+}
+
+/// The mode of a `job` command line; `completion_index` is `JOB_COMPLETION_INDEX`.
+fn mode(args: &JobArgs, completion_index: Option<&str>) -> Result<Mode, UsageError> {
+    let usage = |m: String| Err(UsageError(m));
+    let merge = args.name == "merge";
+    if merge && args.changed_since.is_some() {
+        return usage(
+            "--changed-since re-runs `job all` (or one job) in one process, not `job merge`".into(),
+        );
+    }
+    match (args.shard, args.shards) {
+        (Some(s), _) if merge => usage(format!(
+            "--shard {s}: `job merge` merges every shard; give their number with --shards"
+        )),
+        (None, None) if merge => usage("`job merge` needs --shards N, the number of shards".into()),
+        (None, Some(n)) if merge => match Shard::new(0, n) {
+            Ok(_) => Ok(Mode::Merge(n)),
+            Err(e) => usage(format!("--shards {n}: {e}")),
+        },
+        (Some(s), _) if args.name != "all" => usage(format!(
+            "--shard {s}: a sharded run covers every enabled job: use `job all --shard {s}`, not `job {}`",
+            args.name
+        )),
+        (Some(s), _) => Ok(Mode::Shard(s)),
+        (None, Some(n)) if args.name != "all" => usage(format!(
+            "--shards {n}: a sharded run covers every enabled job: use `job all`, not `job {}`",
+            args.name
+        )),
+        (None, Some(n)) => {
+            let Some(k) = completion_index else {
+                return usage(format!(
+                    "--shards {n} without --shard: the shard index comes from JOB_COMPLETION_INDEX (set by Kubernetes Indexed Jobs), which is not set; give --shard K/{n} instead"
+                ));
+            };
+            match k.trim().parse::<u32>() {
+                Ok(k) => Shard::new(k, n).map(Mode::Shard).map_err(|e| {
+                    UsageError(format!("JOB_COMPLETION_INDEX={k} with --shards {n}: {e}"))
+                }),
+                Err(_) => usage(format!(
+                    "JOB_COMPLETION_INDEX=`{k}`: not a shard index (a whole number from 0)"
+                )),
+            }
+        }
+        (None, None) => Ok(Mode::Whole),
+    }
+}
+
+/// The name under which the shards of `all` over `from..=to` in `count` shards stage their
+/// output (`_shards/<name>/` in the lake): derived like the run id, plus the shard count, so
+/// the shards and the merge of one run agree on it without being told.
+pub fn staging_name(pipeline: &Pipeline, from: i64, to: i64, count: u32) -> String {
+    let id = stable_id(&[
+        &pipeline.text,
+        "all",
+        &format_day(from),
+        &format_day(to),
+        &count.to_string(),
+    ]);
+    format!("{}-{}", pipeline.name, &id[..16])
 }
 
 /// Runs `creditguard job`, prints the report.
 pub fn execute(args: JobArgs) -> anyhow::Result<()> {
+    let mode = mode(&args, std::env::var("JOB_COMPLETION_INDEX").ok().as_deref())?;
     let (pipeline, lake, from, to) = args.period.open()?;
+    if mode != Mode::Whole {
+        let cfg =
+            settings(&pipeline).map_err(|e| anyhow::anyhow!("{}: {e}", pipeline.file.display()))?;
+        let catalog = catalog(&pipeline)?;
+        let period = format!("{} .. {}", format_day(from), format_day(to));
+        match mode {
+            Mode::Shard(shard) => {
+                let stage = staging_name(&pipeline, from, to, shard.count);
+                let report =
+                    creditguard_detect::run_shard(&lake, &catalog, &cfg, from, to, shard, &stage)
+                        .with_context(|| format!("running shard {shard} for {period}"))?;
+                println!("creditguard job all, shard {shard} (staged as {stage})");
+                println!("{report}");
+            }
+            Mode::Merge(count) => {
+                let stage = staging_name(&pipeline, from, to, count);
+                let run_id = args.period.run_id(&pipeline, "all", from, to);
+                let report = creditguard_detect::merge_shards(
+                    &lake, &catalog, &cfg, from, to, count, &stage, &run_id,
+                )
+                .with_context(|| format!("merging {count} shards for {period}"))?;
+                creditguard_detect::write_markers(&lake, from, to, &run_id)?;
+                println!("creditguard job merge of {count} shards (run {run_id})");
+                println!("{report}");
+            }
+            Mode::Whole => unreachable!(),
+        }
+        return Ok(());
+    }
     let mut cfg =
         pipeline.jobs_config().map_err(|e| anyhow::anyhow!("{}: {e}", pipeline.file.display()))?;
     if args.name != "all" {
@@ -154,25 +284,141 @@ pub fn execute(args: JobArgs) -> anyhow::Result<()> {
         }
         cfg.enabled = vec![args.name.clone()];
     }
-    let run_id = args.period.run_id(&pipeline, &args.name, from, to);
     let catalog = catalog(&pipeline)?;
-    let report = creditguard_detect::run_jobs(&lake, &catalog, &cfg, from, to, &run_id)
-        .with_context(|| {
-            format!(
-                "running {} for {} .. {}",
-                args.name,
-                format_day(from),
-                format_day(to)
-            )
-        })?;
-    println!("creditguard job {} (run {run_id})", args.name);
-    println!("{report}");
+    let ranges = match args.changed_since {
+        None => vec![(from, to)],
+        Some(since) => {
+            let ranges = changed_ranges(&lake, since)?;
+            if ranges.is_empty() {
+                println!(
+                    "creditguard job {}: no events written since {}, nothing to re-run",
+                    args.name,
+                    creditguard_contract::time::format_rfc3339_us(since)
+                );
+            }
+            ranges
+        }
+    };
+    for (from, to) in ranges {
+        let run_id = args.period.run_id(&pipeline, &args.name, from, to);
+        let report = creditguard_detect::run_jobs(&lake, &catalog, &cfg, from, to, &run_id)
+            .with_context(|| {
+                format!(
+                    "running {} for {} .. {}",
+                    args.name,
+                    format_day(from),
+                    format_day(to)
+                )
+            })?;
+        if args.name == "all" {
+            creditguard_detect::write_markers(&lake, from, to, &run_id)?;
+        }
+        println!("creditguard job {} (run {run_id})", args.name);
+        println!("{report}");
+    }
     Ok(())
+}
+
+/// The days to re-run after events written since `since`: each day that received events, and
+/// the day before and after it (their jobs read it as context), within the lake's event days;
+/// as ranges of consecutive days.
+fn changed_ranges(lake: &Lake, since: i64) -> anyhow::Result<Vec<(i64, i64)>> {
+    let Some((first, last)) = event_days(lake)? else {
+        return Ok(Vec::new());
+    };
+    let mut days: Vec<i64> = creditguard_detect::days_changed_since(lake, since)?
+        .into_iter()
+        .flat_map(|d| [d - 1, d, d + 1])
+        .filter(|d| (first..=last).contains(d))
+        .collect();
+    days.sort_unstable();
+    days.dedup();
+    let mut ranges: Vec<(i64, i64)> = Vec::new();
+    for d in days {
+        match ranges.last_mut() {
+            Some((_, to)) if *to + 1 == d => *to = d,
+            _ => ranges.push((d, d)),
+        }
+    }
+    Ok(ranges)
+}
+
+/// `--changed-since`: an RFC 3339 time, or a day (its start, UTC).
+fn parse_since(s: &str) -> Result<i64, String> {
+    creditguard_contract::time::parse_rfc3339_us(s)
+        .or_else(|_| {
+            creditguard_contract::time::parse_day(s).map(|d| d * creditguard_detect::DAY_US)
+        })
+        .map_err(|_| format!("`{s}`: expected a time (2026-03-02T06:00:00Z) or a day (2026-03-02)"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::Parser as _;
+
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        job: JobArgs,
+    }
+
+    fn mode_of(args: &str, index: Option<&str>) -> Result<Mode, String> {
+        let argv = format!("creditguard --pipeline p.toml {args}");
+        let cli = Cli::try_parse_from(argv.split_whitespace()).map_err(|e| e.to_string())?;
+        mode(&cli.job, index).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn shard_flags_and_the_completion_index_give_the_mode() {
+        let shard = |k, n| Ok(Mode::Shard(Shard { index: k, count: n }));
+        assert_eq!(mode_of("all", None), Ok(Mode::Whole));
+        assert_eq!(mode_of("all --shard 2/7", None), shard(2, 7));
+        assert_eq!(mode_of("all --shard 2/7", Some("5")), shard(2, 7));
+        assert_eq!(mode_of("all --shards 7", Some("6")), shard(6, 7));
+        assert_eq!(mode_of("merge --shards 3", None), Ok(Mode::Merge(3)));
+        let err = |args: &str, index: Option<&str>, says: &str| {
+            let e = mode_of(args, index).unwrap_err();
+            assert!(e.contains(says), "{args}: {e}");
+        };
+        err(
+            "all --shard 3/2",
+            None,
+            "`3/2`: shard 3 of 2 does not exist",
+        );
+        err("all --shard x", None, "`x`: expected K/N");
+        err("all --shard 1/2 --shards 2", None, "cannot be used with");
+        err(
+            "all --shards 2",
+            None,
+            "JOB_COMPLETION_INDEX (set by Kubernetes Indexed Jobs), which is not set",
+        );
+        err(
+            "all --shards 2",
+            Some("2"),
+            "JOB_COMPLETION_INDEX=2 with --shards 2: shard 2 of 2 does not exist",
+        );
+        err("all --shards 2", Some("one"), "JOB_COMPLETION_INDEX=`one`");
+        err("watch_time --shard 0/2", None, "use `job all --shard 0/2`");
+        err("merge", None, "`job merge` needs --shards N");
+        err("merge --shard 0/2", None, "give their number with --shards");
+        err(
+            "merge --shards 0",
+            None,
+            "--shards 0: the number of shards must be at least 1",
+        );
+        err("merge --changed-since 2026-03-01", None, "not `job merge`");
+        err(
+            "all --changed-since 2026-03-01 --shard 0/2",
+            None,
+            "cannot be used with",
+        );
+        err("all --changed-since soon", None, "`soon`: expected a time");
+        assert_eq!(
+            mode_of("all --changed-since 2026-03-01T06:00:00Z", None),
+            Ok(Mode::Whole)
+        );
+    }
 
     #[test]
     fn known_shared_devices_are_matched_as_the_pseudonyms_the_lake_holds() {

@@ -142,6 +142,10 @@ fn main() -> ExitCode {
                 eprintln!("creditguard: {e}");
                 ExitCode::from(2)
             }
+            None if e.downcast_ref::<creditguard::jobs::UsageError>().is_some() => {
+                eprintln!("creditguard: {e}");
+                ExitCode::from(2)
+            }
             None if e.downcast_ref::<generate::UsageError>().is_some() => {
                 eprint!("creditguard: {e}");
                 ExitCode::from(2)
