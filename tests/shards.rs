@@ -17,7 +17,7 @@ fn ingested(s: &Scratch) -> PathBuf {
     let mut cfg = creditguard_synth::Config {
         seed: 31,
         users: 240,
-        client_fake_shares: [0.02; 6],
+        client_fake_shares: [0.02; 7],
         client_signals: true,
         lookalikes: true,
         ..creditguard_synth::Config::default()

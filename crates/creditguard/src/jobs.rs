@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use creditguard_contract::stable_id;
 use creditguard_contract::time::format_day;
-use creditguard_detect::{Catalog, JobsConfig, JobsReport, Shard};
+use creditguard_detect::{Catalog, JobsReport, Shard};
 use creditguard_lake::Lake;
 
 use crate::config::{parse_day_arg, Overrides, Pipeline};
@@ -241,7 +241,7 @@ pub fn execute(args: JobArgs) -> anyhow::Result<()> {
     let (pipeline, lake, from, to) = args.period.open()?;
     if mode != Mode::Whole {
         let cfg =
-            settings(&pipeline).map_err(|e| anyhow::anyhow!("{}: {e}", pipeline.file.display()))?;
+            pipeline.jobs_config().map_err(|e| anyhow::anyhow!("{}: {e}", pipeline.file.display()))?;
         let catalog = catalog(&pipeline)?;
         let period = format!("{} .. {}", format_day(from), format_day(to));
         match mode {
