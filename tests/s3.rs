@@ -90,6 +90,22 @@ fn the_default_pipeline_on_s3_gives_the_results_it_gives_on_the_file_system() {
         .any(|(t, _, n)| t == "results/flags" && *n > 0));
     assert_eq!(rows(&remote), expected);
     assert_eq!(remote.tables().unwrap(), local.tables().unwrap());
+
+    // Write times are not tracked on object storage: --changed-since says so instead of
+    // re-running every day.
+    let mut cmd = creditguard();
+    cmd.current_dir(repo())
+        .args(["job", "all", "--pipeline", "pipelines/default.toml"])
+        .args(["--changed-since", "2026-03-01"])
+        .env("CREDITGUARD_LAKE", &url)
+        .env("CREDITGUARD_LAKE_CACHE", s.path("cache"));
+    for (k, v) in server.env() {
+        cmd.env(k, v);
+    }
+    let out = run(&mut cmd);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--changed-since") && err.contains(&url), "{err}");
 }
 
 #[test]

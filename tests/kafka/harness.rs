@@ -281,7 +281,11 @@ pub struct Row {
 
 /// Every row of every committed event file, and the files' names.
 pub fn lake_rows(lake: &Path) -> (Vec<Row>, Vec<String>) {
-    let lake = creditguard_lake::Lake::open(lake.to_str().unwrap()).unwrap();
+    rows_of(&creditguard_lake::Lake::open(lake.to_str().unwrap()).unwrap())
+}
+
+/// The events rows of a lake opened by the caller (on the file system or on S3).
+pub fn rows_of(lake: &creditguard_lake::Lake) -> (Vec<Row>, Vec<String>) {
     let (mut rows, mut names) = (Vec::new(), Vec::new());
     for day in lake.days("events").unwrap() {
         for path in lake.partition_files("events", day).unwrap() {
@@ -332,7 +336,12 @@ pub fn lake_rows(lake: &Path) -> (Vec<Row>, Vec<String>) {
 
 /// Asserts every valid event is in the lake exactly once, and nothing else is.
 pub fn assert_exactly_once(lake: &Path, fx: &Fixture) {
-    let (rows, names) = lake_rows(lake);
+    assert_exactly_once_in(&creditguard_lake::Lake::open(lake.to_str().unwrap()).unwrap(), fx);
+}
+
+/// [`assert_exactly_once`] on a lake opened by the caller.
+pub fn assert_exactly_once_in(lake: &creditguard_lake::Lake, fx: &Fixture) {
+    let (rows, names) = rows_of(lake);
     let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
     for r in &rows {
         *counts.entry(r.event_id.as_str()).or_default() += 1;
@@ -409,6 +418,9 @@ pub struct IngestOpts<'a> {
     pub malloc_stats: bool,
     /// Pseudonymise with the key in this file (`None`: `--pseudonymise off`).
     pub key_file: Option<&'a Path>,
+    /// Write to this lake on S3 (its URL and the AWS environment that reaches it), keeping the
+    /// process's local cache in `.1`, instead of the `lake` directory given to `start`.
+    pub s3: Option<(&'a str, &'a [(&'static str, String)], &'a Path)>,
 }
 
 impl Default for IngestOpts<'_> {
@@ -418,6 +430,7 @@ impl Default for IngestOpts<'_> {
             fault: None,
             malloc_stats: false,
             key_file: None,
+            s3: None,
         }
     }
 }
@@ -445,7 +458,10 @@ impl IngestProc {
         ])
         .args(["--brokers", &b.addr, "--topic", topic, "--group", group])
         .arg("--lake")
-        .arg(lake)
+        .arg(match opts.s3 {
+            Some((url, _, _)) => std::ffi::OsStr::new(url),
+            None => lake.as_os_str(),
+        })
         .args(match opts.key_file {
             Some(_) => ["--pseudonymise", "on"],
             None => ["--pseudonymise", "off"],
@@ -470,6 +486,10 @@ impl IngestProc {
         .stderr(std::fs::File::create(&log).unwrap());
         if let Some(key) = opts.key_file {
             cmd.arg("--key-file").arg(key);
+        }
+        if let Some((_, env, cache)) = opts.s3 {
+            cmd.envs(env.iter().map(|(k, v)| (*k, v)))
+                .env("CREDITGUARD_LAKE_CACHE", cache);
         }
         if let Some((point, after)) = opts.fault {
             cmd.env("CREDITGUARD_FAULT", point)

@@ -323,6 +323,15 @@ pub fn execute(args: JobArgs) -> anyhow::Result<()> {
 /// the day before and after it (their jobs read it as context), within the lake's event days;
 /// as ranges of consecutive days.
 fn changed_ranges(lake: &Lake, since: i64) -> anyhow::Result<Vec<(i64, i64)>> {
+    // Write times are read from the files' modification times, which a lake on object storage
+    // does not keep in its local cache.
+    if let Some(url) = lake.object_store_url() {
+        return Err(UsageError(format!(
+            "--changed-since: the lake `{url}` is on object storage, where write times are not \
+             tracked yet; give the days with --from/--to"
+        ))
+        .into());
+    }
     let Some((first, last)) = event_days(lake)? else {
         return Ok(Vec::new());
     };
