@@ -152,3 +152,67 @@ fn bad_s3_lakes_are_refused_naming_the_input() {
         "{err}"
     );
 }
+
+/// Sharded jobs on an S3 lake, each process with its own cache (as on separate machines): the
+/// merge reads the shards' staging from the bucket, publishes exactly the flags of one process,
+/// and leaves no staging behind in the bucket.
+#[test]
+fn shards_on_s3_give_the_single_process_flags_and_leave_no_staging() {
+    let Some(server) = testing::seaweedfs() else {
+        return;
+    };
+    let s = Scratch::new();
+    let url = server.url("shards");
+    let step = |cache: &str, args: &[&str]| {
+        let mut cmd = creditguard();
+        cmd.current_dir(repo())
+            .args(args)
+            .env("CREDITGUARD_LAKE", &url)
+            .env("CREDITGUARD_LAKE_CACHE", s.path(cache))
+            .env_remove("JOB_COMPLETION_INDEX");
+        for (k, v) in server.env() {
+            cmd.env(k, v);
+        }
+        let out = run(&mut cmd);
+        assert!(out.status.success(), "{args:?}");
+    };
+    // Every flag of the bucket (without the run id), read with an empty cache.
+    let flags = |cache: &str| {
+        let lake = Lake::open_with(&url, &s.path(cache), &server.options()).unwrap();
+        let mut out: Vec<String> = lake
+            .days("results/flags")
+            .unwrap()
+            .into_iter()
+            .flat_map(|d| creditguard_detect::read_flags(&lake, d).unwrap())
+            .map(|f| {
+                format!(
+                    "{} {} {} {} {} {:.9} {}",
+                    f.flag_id, f.rule, f.user_id, f.window_start, f.window_end, f.severity, f.evidence
+                )
+            })
+            .collect();
+        out.sort();
+        out
+    };
+    step("cache-run", &["run", "pipelines/default.toml"]);
+    let single = flags("read-1");
+    assert!(single.len() > 50, "{}", single.len());
+    let period = ["--from", "2026-03-01", "--to", "2026-03-15"];
+    let pipeline = ["--pipeline", "pipelines/default.toml"];
+    for k in 0..2 {
+        let shard = format!("{k}/2");
+        let args = [&["job", "all", "--shard", &shard][..], &pipeline, &period].concat();
+        step(&format!("cache-shard-{k}"), &args);
+    }
+    let args = [&["job", "merge", "--shards", "2"][..], &pipeline, &period].concat();
+    step("cache-merge", &args);
+    assert_eq!(flags("read-2"), single);
+    let lake = Lake::open_with(&url, &s.path("read-3"), &server.options()).unwrap();
+    let staging: Vec<String> = lake
+        .tables()
+        .unwrap()
+        .into_iter()
+        .filter(|t| t.starts_with("_shards"))
+        .collect();
+    assert!(staging.is_empty(), "staging left in the bucket: {staging:?}");
+}

@@ -173,7 +173,7 @@ pub fn merge_shards(
         run_id,
         Mode::Merge { count, run },
     )?;
-    remove_staging(lake, run)?;
+    remove_staging(lake, run, count)?;
     Ok(report)
 }
 

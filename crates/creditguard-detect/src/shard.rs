@@ -82,8 +82,16 @@ pub fn staging_table(run: &str, shard: Shard) -> String {
     format!("_shards/{run}/{}-of-{}", shard.index, shard.count)
 }
 
-/// Removes a sharded run's staging (after its merge).
-pub fn remove_staging(lake: &Lake, run: &str) -> crate::Result<()> {
+/// Removes a sharded run's staging (after its merge): every partition of every shard's staging
+/// table, on the file system or in the bucket of a lake on object storage, then what is left of
+/// the run's local directory.
+pub fn remove_staging(lake: &Lake, run: &str, count: u32) -> crate::Result<()> {
+    for index in 0..count {
+        let table = staging_table(run, Shard { index, count });
+        for day in lake.days(&table)? {
+            lake.remove_partition(&table, day)?;
+        }
+    }
     let dir = lake.table_dir(&format!("_shards/{run}"));
     match std::fs::remove_dir_all(&dir) {
         Ok(()) => Ok(()),
