@@ -225,14 +225,8 @@ fn the_reference_pipeline_holds_the_built_in_defaults() {
         &Overrides::default(),
     )
     .unwrap();
-    assert_eq!(
-        p.jobs,
-        creditguard_detect::JobsConfig::default()
-    );
-    assert_eq!(
-        p.score,
-        creditguard_score::ScoreConfig::default()
-    );
+    assert_eq!(p.jobs, creditguard_detect::JobsConfig::default());
+    assert_eq!(p.score, creditguard_score::ScoreConfig::default());
     let ingest = creditguard::ingest::IngestOptions::default();
     assert_eq!(
         (
@@ -248,10 +242,7 @@ fn the_reference_pipeline_holds_the_built_in_defaults() {
             ingest.max_decompression_ratio
         )
     );
-    assert_eq!(
-        p.review,
-        creditguard::review::ReviewSettings::default()
-    );
+    assert_eq!(p.review, creditguard::review::ReviewSettings::default());
     assert_eq!(p.privacy, creditguard::config::PrivacySection::default());
     assert_eq!(
         p.retention,

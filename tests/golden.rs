@@ -40,7 +40,10 @@ fn golden_the_default_pipeline_gives_the_committed_results() {
     let pipeline = s.write(
         "default.toml",
         shipped
-            .replace("key_file = \"creditguard.key\"", &format!("key_file = {:?}", key.display().to_string()))
+            .replace(
+                "key_file = \"creditguard.key\"",
+                &format!("key_file = {:?}", key.display().to_string()),
+            )
             .replace("create_key = true", "create_key = false"),
     );
     let out = run(creditguard()
@@ -88,7 +91,9 @@ fn summary(lake: &std::path::Path) -> String {
         let mut rows = Vec::new();
         let mut counts = BTreeMap::<String, usize>::new();
         for b in &batches {
-            let key_col = b.column_by_name(key).unwrap_or_else(|| panic!("{name} has no {key}"));
+            let key_col = b
+                .column_by_name(key)
+                .unwrap_or_else(|| panic!("{name} has no {key}"));
             for i in 0..b.num_rows() {
                 *counts.entry(cell(key_col.as_ref(), i)).or_default() += 1;
                 rows.push(row(b, i));
@@ -99,7 +104,11 @@ fn summary(lake: &std::path::Path) -> String {
         for (value, n) in &counts {
             let _ = writeln!(text, "{name} {key}={value} {n}");
         }
-        let _ = writeln!(text, "{name} digest {:016x}", fnv1a(rows.join("\n").as_bytes()));
+        let _ = writeln!(
+            text,
+            "{name} digest {:016x}",
+            fnv1a(rows.join("\n").as_bytes())
+        );
     }
     text
 }
@@ -138,9 +147,10 @@ fn cell(a: &dyn Array, i: usize) -> String {
         DataType::Float32 => format!("{:.6}", a.as_primitive::<Float32Type>().value(i)),
         DataType::Float64 => format!("{:.6}", a.as_primitive::<Float64Type>().value(i)),
         DataType::Date32 => a.as_primitive::<Date32Type>().value(i).to_string(),
-        DataType::Timestamp(TimeUnit::Microsecond, _) => {
-            a.as_primitive::<TimestampMicrosecondType>().value(i).to_string()
-        }
+        DataType::Timestamp(TimeUnit::Microsecond, _) => a
+            .as_primitive::<TimestampMicrosecondType>()
+            .value(i)
+            .to_string(),
         DataType::List(_) => list(a.as_list::<i32>().value(i).as_ref()),
         DataType::LargeList(_) => list(a.as_list::<i64>().value(i).as_ref()),
         DataType::Dictionary(_, _) => {

@@ -105,7 +105,10 @@ fn the_default_pipeline_on_s3_gives_the_results_it_gives_on_the_file_system() {
     let out = run(&mut cmd);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("--changed-since") && err.contains(&url), "{err}");
+    assert!(
+        err.contains("--changed-since") && err.contains(&url),
+        "{err}"
+    );
 }
 
 #[test]
@@ -187,7 +190,13 @@ fn shards_on_s3_give_the_single_process_flags_and_leave_no_staging() {
             .map(|f| {
                 format!(
                     "{} {} {} {} {} {:.9} {}",
-                    f.flag_id, f.rule, f.user_id, f.window_start, f.window_end, f.severity, f.evidence
+                    f.flag_id,
+                    f.rule,
+                    f.user_id,
+                    f.window_start,
+                    f.window_end,
+                    f.severity,
+                    f.evidence
                 )
             })
             .collect();
@@ -214,5 +223,8 @@ fn shards_on_s3_give_the_single_process_flags_and_leave_no_staging() {
         .into_iter()
         .filter(|t| t.starts_with("_shards"))
         .collect();
-    assert!(staging.is_empty(), "staging left in the bucket: {staging:?}");
+    assert!(
+        staging.is_empty(),
+        "staging left in the bucket: {staging:?}"
+    );
 }

@@ -4,8 +4,8 @@ mod util;
 
 mod build;
 mod cli;
-mod kafka;
 mod golden;
+mod kafka;
 mod privacy;
 mod review;
 mod s3;

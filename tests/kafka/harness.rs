@@ -336,7 +336,10 @@ pub fn rows_of(lake: &creditguard_lake::Lake) -> (Vec<Row>, Vec<String>) {
 
 /// Asserts every valid event is in the lake exactly once, and nothing else is.
 pub fn assert_exactly_once(lake: &Path, fx: &Fixture) {
-    assert_exactly_once_in(&creditguard_lake::Lake::open(lake.to_str().unwrap()).unwrap(), fx);
+    assert_exactly_once_in(
+        &creditguard_lake::Lake::open(lake.to_str().unwrap()).unwrap(),
+        fx,
+    );
 }
 
 /// [`assert_exactly_once`] on a lake opened by the caller.

@@ -48,8 +48,7 @@ macro_rules! use_jemalloc {
         #[cfg(all(unix, not(target_env = "musl")))]
         #[allow(unsafe_code, non_upper_case_globals)]
         #[export_name = "_rjem_malloc_conf"]
-        static malloc_conf: &[u8; $crate::JEMALLOC_CONF.len() + 1] =
-            $crate::JEMALLOC_CONF_C;
+        static malloc_conf: &[u8; $crate::JEMALLOC_CONF.len() + 1] = $crate::JEMALLOC_CONF_C;
     };
 }
 

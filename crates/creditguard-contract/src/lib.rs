@@ -55,7 +55,7 @@ pub use results::warnings_schema;
 pub use results::{
     case_awaits_review, cases_schema, credits_schema, decisions_schema, flags_schema,
     rule_feedback_schema, stable_id, Case, Credit, CreditDecision, Decision, Flag, Progress,
-    ResultRecord,
-    RuleFeedback, Warning, CASE_STATUSES, CREDIT_STATUSES, DETECTORS, RULES, WARNING_REASONS,
+    ResultRecord, RuleFeedback, Warning, CASE_STATUSES, CREDIT_STATUSES, DETECTORS, RULES,
+    WARNING_REASONS,
 };
 pub use schema::{events_schema, ts_type, EventBatchBuilder};

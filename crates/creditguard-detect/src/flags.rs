@@ -1,12 +1,9 @@
 //! Turning measured rows into results-v1 flags: ids, severities, evidence, explanations, and the
-//! flags table in Arrow (for the lake) and polars (for callers that want a frame).
+//! flags as a polars frame for callers that want one (the table itself is
+//! `creditguard_lake::flags`).
 
-use std::sync::Arc;
-
-use arrow_array::builder::{Float64Builder, StringBuilder, TimestampMicrosecondBuilder};
-use arrow_array::{ArrayRef, RecordBatch};
 use creditguard_contract::time::format_rfc3339_us;
-use creditguard_contract::{flags_schema, stable_id, Flag};
+use creditguard_contract::{stable_id, Flag};
 use polars::prelude::*;
 use serde_json::{Map, Value};
 
@@ -122,51 +119,6 @@ pub(crate) fn list_strings(l: &ListChunked, i: usize) -> Vec<String> {
         },
         None => Vec::new(),
     }
-}
-
-/// Flags as one Arrow batch with exactly `creditguard_contract::flags_schema()`.
-pub fn flags_batch(flags: &[Flag]) -> RecordBatch {
-    let mut flag_id = StringBuilder::new();
-    let mut run_id = StringBuilder::new();
-    let mut detector = StringBuilder::new();
-    let mut rule = StringBuilder::new();
-    let mut user_id = StringBuilder::new();
-    let mut org_unit = StringBuilder::new();
-    let mut course_id = StringBuilder::new();
-    let mut ws = TimestampMicrosecondBuilder::new().with_timezone("UTC");
-    let mut we = TimestampMicrosecondBuilder::new().with_timezone("UTC");
-    let mut severity = Float64Builder::new();
-    let mut evidence = StringBuilder::new();
-    let mut explanation = StringBuilder::new();
-    for f in flags {
-        flag_id.append_value(&f.flag_id);
-        run_id.append_value(&f.run_id);
-        detector.append_value(&f.detector);
-        rule.append_value(&f.rule);
-        user_id.append_value(&f.user_id);
-        org_unit.append_option(f.org_unit.as_deref());
-        course_id.append_option(f.course_id.as_deref());
-        ws.append_value(f.window_start);
-        we.append_value(f.window_end);
-        severity.append_value(f.severity);
-        evidence.append_value(&f.evidence);
-        explanation.append_value(&f.explanation);
-    }
-    let columns: Vec<ArrayRef> = vec![
-        Arc::new(flag_id.finish()),
-        Arc::new(run_id.finish()),
-        Arc::new(detector.finish()),
-        Arc::new(rule.finish()),
-        Arc::new(user_id.finish()),
-        Arc::new(org_unit.finish()),
-        Arc::new(course_id.finish()),
-        Arc::new(ws.finish()),
-        Arc::new(we.finish()),
-        Arc::new(severity.finish()),
-        Arc::new(evidence.finish()),
-        Arc::new(explanation.finish()),
-    ];
-    RecordBatch::try_new(flags_schema(), columns).expect("flag columns match flags_schema")
 }
 
 /// Flags as a polars frame in the results-v1 columns (timestamps as Datetime µs UTC).

@@ -55,8 +55,9 @@ mod testkit;
 pub use catalog::{Catalog, Course};
 pub use config::JobsConfig;
 pub use creditguard_contract::Flag;
+pub use creditguard_lake::flags::flags_batch;
 pub use events::{load_events, scan_events, DAY_US};
-pub use flags::{flags_batch, flags_frame};
+pub use flags::flags_frame;
 pub use run::{
     days_changed_since, merge_shards, read_flags, run_jobs, run_shard, write_markers, JobReport,
     JobsReport, MARKERS,

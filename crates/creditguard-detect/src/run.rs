@@ -12,13 +12,13 @@ use polars::prelude::*;
 use crate::catalog::Catalog;
 use crate::config::{CreditBurstConfig, JobsConfig};
 use crate::events::{prepare, scan_days, scan_events, scan_events_of, DAY_US};
-use crate::flags::{flags_batch, Rows};
 use crate::shard::{remove_staging, staging_table, Shard, CROSS_USER};
 use crate::{
     automation, course_switching, credit_burst, multi_login, proxy_learning, quiz_speed,
     shared_device, watch_time,
 };
 use crate::{Error, JobOutput, Result};
+use creditguard_lake::flags::{flags_batch, read_flags_file};
 
 /// What one job did over the whole range.
 #[derive(Debug, Clone, Default)]
@@ -1131,65 +1131,10 @@ fn prior_features(lake: &Lake, job: &str, from: i64, to: i64) -> Result<Option<L
 
 /// The flags of one day as written in `results/flags/dt=D/`.
 pub fn read_flags(lake: &Lake, day: i64) -> Result<Vec<Flag>> {
-    let mut out = Vec::new();
-    for path in lake.partition_files("results/flags", day)? {
-        out.extend(read_flags_file(&path)?);
-    }
-    Ok(out)
-}
-
-/// The flags of one Parquet file in the results-v1 columns.
-fn read_flags_file(path: &std::path::Path) -> Result<Vec<Flag>> {
-    let mut out = Vec::new();
-    {
-        let file = std::fs::File::open(&path).map_err(|e| Error::Io {
-            path: path.display().to_string(),
-            source: e,
-        })?;
-        let df = ParquetReader::new(file).finish()?;
-        let df = df
-            .lazy()
-            .with_columns([
-                col("window_start").cast(DataType::Int64),
-                col("window_end").cast(DataType::Int64),
-            ])
-            .collect()?;
-        let r = Rows(&df);
-        let s = |n: &str| r.str(n);
-        let (id, run, det, rule, user, org, course, ev, ex) = (
-            s("flag_id")?,
-            s("run_id")?,
-            s("detector")?,
-            s("rule")?,
-            s("user_id")?,
-            s("org_unit")?,
-            s("course_id")?,
-            s("evidence")?,
-            s("explanation")?,
-        );
-        let (ws, we, sev) = (
-            r.i64("window_start")?,
-            r.i64("window_end")?,
-            r.f64("severity")?,
-        );
-        for i in 0..r.len() {
-            out.push(Flag {
-                flag_id: id.get(i).unwrap_or_default().to_string(),
-                run_id: run.get(i).unwrap_or_default().to_string(),
-                detector: det.get(i).unwrap_or_default().to_string(),
-                rule: rule.get(i).unwrap_or_default().to_string(),
-                user_id: user.get(i).unwrap_or_default().to_string(),
-                org_unit: org.get(i).map(str::to_string),
-                course_id: course.get(i).map(str::to_string),
-                window_start: ws.get(i).unwrap_or(0),
-                window_end: we.get(i).unwrap_or(0),
-                severity: sev.get(i).unwrap_or(0.0),
-                evidence: ev.get(i).unwrap_or_default().to_string(),
-                explanation: ex.get(i).unwrap_or_default().to_string(),
-            });
-        }
-    }
-    Ok(out)
+    Ok(creditguard_lake::flags::read_flags(lake, day, day)?
+        .into_iter()
+        .map(|(_, f)| f)
+        .collect())
 }
 
 #[cfg(test)]

@@ -415,4 +415,3 @@ impl Write for LineProducer {
         Ok(())
     }
 }
-

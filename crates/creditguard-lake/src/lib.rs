@@ -39,6 +39,7 @@
 //! ```
 
 pub mod catalog;
+pub mod flags;
 pub mod remote;
 pub mod scrub;
 pub mod testing;

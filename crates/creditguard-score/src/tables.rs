@@ -11,8 +11,8 @@ use arrow_array::{
 };
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use creditguard_contract::{
-    cases_schema, credits_schema, decisions_schema, flags_schema, rule_feedback_schema, ts_type,
-    Case, Credit, Decision, Flag, RuleFeedback,
+    cases_schema, credits_schema, decisions_schema, rule_feedback_schema, ts_type, Case, Credit,
+    Decision, RuleFeedback,
 };
 use creditguard_lake::Lake;
 use serde::{Deserialize, Serialize};
@@ -20,8 +20,10 @@ use serde::{Deserialize, Serialize};
 use crate::read::{read_columns, Nums, StrLists, Strs, Times};
 use crate::{Error, Result};
 
+/// The flags table is read and written by `creditguard_lake::flags` for every stage.
+pub use creditguard_lake::flags::{flags_batch, read_flags, write_flags, FLAGS};
+
 /// Table names in the lake.
-pub const FLAGS: &str = "results/flags";
 pub const CREDITS: &str = "results/credits";
 pub const CASES: &str = "results/cases";
 pub const CLAIM_ISSUES: &str = "results/claim_issues";
@@ -83,28 +85,6 @@ fn lists(v: Vec<Vec<String>>) -> ArrayRef {
 fn batch(schema: SchemaRef, columns: Vec<ArrayRef>) -> Result<RecordBatch> {
     RecordBatch::try_new(schema, columns)
         .map_err(|e| Error::Internal(format!("building a batch: {e}")))
-}
-
-/// `results/flags` rows as one Arrow batch of [`flags_schema`].
-pub fn flags_batch(flags: &[Flag]) -> Result<RecordBatch> {
-    let m = |f: fn(&Flag) -> String| flags.iter().map(f).collect::<Vec<_>>();
-    batch(
-        flags_schema(),
-        vec![
-            utf8(m(|f| f.flag_id.clone())),
-            utf8(m(|f| f.run_id.clone())),
-            utf8(m(|f| f.detector.clone())),
-            utf8(m(|f| f.rule.clone())),
-            utf8(m(|f| f.user_id.clone())),
-            utf8_opt(flags.iter().map(|f| f.org_unit.clone()).collect()),
-            utf8_opt(flags.iter().map(|f| f.course_id.clone()).collect()),
-            ts(flags.iter().map(|f| f.window_start).collect()),
-            ts(flags.iter().map(|f| f.window_end).collect()),
-            f64s(flags.iter().map(|f| f.severity).collect()),
-            utf8(m(|f| f.evidence.clone())),
-            utf8(m(|f| f.explanation.clone())),
-        ],
-    )
 }
 
 /// `results/credits` rows as one Arrow batch of [`credits_schema`].
@@ -408,11 +388,6 @@ pub fn replace_day(lake: &Lake, table: &str, day: i64, batch: RecordBatch) -> Re
     Ok(())
 }
 
-/// Writes a flags partition (what the detection jobs write): for fixtures and tools.
-pub fn write_flags(lake: &Lake, day: i64, flags: &[Flag]) -> Result<()> {
-    replace_day(lake, FLAGS, day, flags_batch(flags)?)
-}
-
 /// Groups rows by day and replaces every day of `from..=to` (days without rows get an empty file).
 pub(crate) fn write_days<T>(
     lake: &Lake,
@@ -434,72 +409,6 @@ where
         replace_day(lake, table, day, to_batch(&rows)?)?;
     }
     Ok(())
-}
-
-/// The flags of the days `from..=to`, each with the day of the partition it was read from.
-pub fn read_flags(lake: &Lake, from: i64, to: i64) -> Result<Vec<(i64, Flag)>> {
-    let mut out = Vec::new();
-    for day in lake
-        .days(FLAGS)?
-        .into_iter()
-        .filter(|d| (from..=to).contains(d))
-    {
-        let files = lake.partition_files(FLAGS, day)?;
-        let cols = [
-            "flag_id",
-            "run_id",
-            "detector",
-            "rule",
-            "user_id",
-            "org_unit",
-            "course_id",
-            "window_start",
-            "window_end",
-            "severity",
-            "evidence",
-            "explanation",
-        ];
-        for b in read_columns(&files, &cols)? {
-            let s = |n| Strs::of(&b, n);
-            let (id, run, det, rule, user, org, course, ev, expl) = (
-                s("flag_id")?,
-                s("run_id")?,
-                s("detector")?,
-                s("rule")?,
-                s("user_id")?,
-                s("org_unit")?,
-                s("course_id")?,
-                s("evidence")?,
-                s("explanation")?,
-            );
-            let (ws, we, sev) = (
-                Times::of(&b, "window_start")?,
-                Times::of(&b, "window_end")?,
-                Nums::of(&b, "severity")?,
-            );
-            for i in 0..b.num_rows() {
-                let window_start = ws.get(i).unwrap_or(0);
-                out.push((
-                    day,
-                    Flag {
-                        flag_id: id.string(i),
-                        run_id: run.string(i),
-                        detector: det.string(i),
-                        rule: rule.string(i),
-                        user_id: user.string(i),
-                        org_unit: org.opt(i),
-                        course_id: course.opt(i),
-                        window_start,
-                        window_end: we.get(i).unwrap_or(window_start),
-                        severity: sev.get(i).unwrap_or(0.0),
-                        evidence: ev.string(i),
-                        explanation: expl.string(i),
-                    },
-                ));
-            }
-        }
-    }
-    Ok(out)
 }
 
 /// The `results/credits` records of the days `from..=to`.

@@ -610,7 +610,12 @@ fn the_stream_holds_every_record_once_with_its_kind() {
         r.flags.len() + r.credits.len() + r.cases.len() + r.progress.len()
     );
     assert_eq!(
-        (r.flags.len(), r.credits.len(), r.cases.len(), r.progress.len()),
+        (
+            r.flags.len(),
+            r.credits.len(),
+            r.cases.len(),
+            r.progress.len()
+        ),
         (4, 4, 3, 3)
     );
     // Compared as JSON text: serde_json parses floats to the nearest value only with its
@@ -639,7 +644,10 @@ fn the_stream_holds_every_record_once_with_its_kind() {
         ])
     );
     // A progress record round-trips with its time as RFC 3339.
-    let p = lines.iter().find(|l| l.contains(r#""kind":"progress""#)).unwrap();
+    let p = lines
+        .iter()
+        .find(|l| l.contains(r#""kind":"progress""#))
+        .unwrap();
     let v: serde_json::Value = serde_json::from_str(p).unwrap();
     assert!(v["as_of"].as_str().unwrap().ends_with('Z'), "{p}");
     let mut buf = Vec::new();
@@ -1115,7 +1123,12 @@ fn the_scorer_reads_event_time_with_the_detectors_skew_bound() {
     let fmt = creditguard_contract::time::format_rfc3339_us;
     let mut fx = Fixture::new();
     let real = ts("2026-03-02T09:00:00Z");
-    let mut push = |id: String, user: &str, session: &str, course: &str, sent: i64, received: i64| {
+    let mut push = |id: String,
+                    user: &str,
+                    session: &str,
+                    course: &str,
+                    sent: i64,
+                    received: i64| {
         fx.events.push(format!(
             r#"{{"event_id":"{id}","type":"heartbeat","ts":"{}","received_at":"{}","user_id":"{user}","session_id":"{session}","device_id":"d-{user}","platform":"web","ip":"10.0.0.1","course_id":"{course}","lesson_id":"l1","position_s":1,"playing":true,"visible":true}}"#,
             fmt(sent),

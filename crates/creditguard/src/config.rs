@@ -760,7 +760,13 @@ impl Pipeline {
             let prefix = format!("{}:", p.key_id());
             pl.shared_devices = devices
                 .into_iter()
-                .map(|d| if d.starts_with(&prefix) { d } else { p.device(&d) })
+                .map(|d| {
+                    if d.starts_with(&prefix) {
+                        d
+                    } else {
+                        p.device(&d)
+                    }
+                })
                 .collect();
             pl.shared_devices.sort();
             pl.shared_devices_file = None;
@@ -836,50 +842,50 @@ impl Default for ReviewSettings {
 impl ReviewSettings {
     /// Problems of the `[review]` section, each naming its key.
     pub fn problems(&self) -> Vec<String> {
-    let s = self;
-    let mut problems = Vec::new();
-    if s.reopen_after_days < 1 {
-        problems.push(format!(
-            "key `review.reopen_after_days`: {} must be at least 1",
-            s.reopen_after_days
-        ));
-    }
-    if s.listen.parse::<std::net::SocketAddr>().is_err() {
-        problems.push(format!(
-            "key `review.listen`: `{}` is not an address such as `127.0.0.1:8080`",
-            s.listen
-        ));
-    }
-    if !matches!(s.auth.as_str(), "password" | "proxy") {
-        problems.push(format!(
-            "key `review.auth`: `{}` is neither `password` nor `proxy`",
-            s.auth
-        ));
-    }
-    if axum_header_ok(&s.proxy_header).is_none() {
-        problems.push(format!(
-            "key `review.proxy_header`: `{}` is not a valid HTTP header name",
-            s.proxy_header
-        ));
-    }
-    if !(1..=24 * 30).contains(&s.session_hours) {
-        problems.push(format!(
-            "key `review.session_hours`: {} must be from 1 to 720",
-            s.session_hours
-        ));
-    }
-    if let Some(url) = &s.database {
-        if !(url.starts_with("sqlite://")
-            || url.starts_with("postgres://")
-            || url.starts_with("postgresql://"))
-        {
+        let s = self;
+        let mut problems = Vec::new();
+        if s.reopen_after_days < 1 {
             problems.push(format!(
-                "key `review.database`: `{url}` is neither `sqlite://PATH` nor `postgres://…`"
+                "key `review.reopen_after_days`: {} must be at least 1",
+                s.reopen_after_days
             ));
         }
+        if s.listen.parse::<std::net::SocketAddr>().is_err() {
+            problems.push(format!(
+                "key `review.listen`: `{}` is not an address such as `127.0.0.1:8080`",
+                s.listen
+            ));
+        }
+        if !matches!(s.auth.as_str(), "password" | "proxy") {
+            problems.push(format!(
+                "key `review.auth`: `{}` is neither `password` nor `proxy`",
+                s.auth
+            ));
+        }
+        if axum_header_ok(&s.proxy_header).is_none() {
+            problems.push(format!(
+                "key `review.proxy_header`: `{}` is not a valid HTTP header name",
+                s.proxy_header
+            ));
+        }
+        if !(1..=24 * 30).contains(&s.session_hours) {
+            problems.push(format!(
+                "key `review.session_hours`: {} must be from 1 to 720",
+                s.session_hours
+            ));
+        }
+        if let Some(url) = &s.database {
+            if !(url.starts_with("sqlite://")
+                || url.starts_with("postgres://")
+                || url.starts_with("postgresql://"))
+            {
+                problems.push(format!(
+                    "key `review.database`: `{url}` is neither `sqlite://PATH` nor `postgres://…`"
+                ));
+            }
+        }
+        problems
     }
-    problems
-}
 }
 
 /// A header name as HTTP allows it (letters, digits, `-`), lower-cased.

@@ -319,7 +319,9 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
         ),
         None => None,
     };
-    let mut lines = kafka.as_ref().map(|k| LineProducer::start(&k.client, &k.topic));
+    let mut lines = kafka
+        .as_ref()
+        .map(|k| LineProducer::start(&k.client, &k.topic));
     let written = gen.write(Tee {
         file: file.as_mut(),
         kafka: lines.as_mut(),

@@ -40,8 +40,9 @@ pub fn run_stage(
     to: Option<i64>,
     run_id: &str,
 ) -> anyhow::Result<JobsReport> {
-    let cfg =
-        pipeline.jobs_config().map_err(|e| anyhow::anyhow!("{}: {e}", pipeline.file.display()))?;
+    let cfg = pipeline
+        .jobs_config()
+        .map_err(|e| anyhow::anyhow!("{}: {e}", pipeline.file.display()))?;
     let catalog = catalog(pipeline)?;
     let Some((first, last)) = event_days(lake)? else {
         tracing::warn!(lake = %pipeline.lake, "The lake has no events: no jobs to run.");
@@ -240,8 +241,9 @@ pub fn execute(args: JobArgs) -> anyhow::Result<()> {
     let mode = mode(&args, std::env::var("JOB_COMPLETION_INDEX").ok().as_deref())?;
     let (pipeline, lake, from, to) = args.period.open()?;
     if mode != Mode::Whole {
-        let cfg =
-            pipeline.jobs_config().map_err(|e| anyhow::anyhow!("{}: {e}", pipeline.file.display()))?;
+        let cfg = pipeline
+            .jobs_config()
+            .map_err(|e| anyhow::anyhow!("{}: {e}", pipeline.file.display()))?;
         let catalog = catalog(&pipeline)?;
         let period = format!("{} .. {}", format_day(from), format_day(to));
         match mode {
@@ -268,8 +270,9 @@ pub fn execute(args: JobArgs) -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    let mut cfg =
-        pipeline.jobs_config().map_err(|e| anyhow::anyhow!("{}: {e}", pipeline.file.display()))?;
+    let mut cfg = pipeline
+        .jobs_config()
+        .map_err(|e| anyhow::anyhow!("{}: {e}", pipeline.file.display()))?;
     if args.name != "all" {
         if !creditguard_contract::DETECTORS.contains(&args.name.as_str()) {
             return Err(crate::config::ConfigError {
@@ -448,7 +451,8 @@ mod tests {
         );
         let pipeline =
             Pipeline::parse(&dir.path().join("p.toml"), &text, &Overrides::default()).unwrap();
-        let devices = pipeline.jobs_config()
+        let devices = pipeline
+            .jobs_config()
             .unwrap()
             .proxy_learning
             .shared_devices()
@@ -462,7 +466,8 @@ mod tests {
         let off = text.replace("[privacy]\n", "[privacy]\npseudonymise = \"off\"\n");
         let pipeline =
             Pipeline::parse(&dir.path().join("p.toml"), &off, &Overrides::default()).unwrap();
-        let devices = pipeline.jobs_config()
+        let devices = pipeline
+            .jobs_config()
             .unwrap()
             .proxy_learning
             .shared_devices()

@@ -40,8 +40,9 @@ pub fn run_stage(
     to: Option<i64>,
     run_id: &str,
 ) -> anyhow::Result<Option<Scored>> {
-    let cfg =
-        pipeline.score_config().map_err(|e| anyhow::anyhow!("{}: {e}", pipeline.file.display()))?;
+    let cfg = pipeline
+        .score_config()
+        .map_err(|e| anyhow::anyhow!("{}: {e}", pipeline.file.display()))?;
     let review_settings = &pipeline.review;
     let catalog = catalog(pipeline)?;
     let Some((first, last)) = crate::jobs::event_days(lake)? else {
