@@ -9,16 +9,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 use arrow_array::builder::{Float64Builder, StringBuilder, TimestampMicrosecondBuilder};
-use arrow_array::cast::AsArray;
-use arrow_array::types::{
-    Float32Type, Float64Type, Int64Type, TimestampMicrosecondType, TimestampMillisecondType,
-    TimestampNanosecondType, TimestampSecondType,
-};
-use arrow_array::{Array, ArrayRef, RecordBatch};
-use arrow_schema::{DataType, TimeUnit};
+use arrow_array::{ArrayRef, RecordBatch};
 use creditguard_contract::{flags_schema, Flag};
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
+use crate::read::{read_columns, Nums, Strs, Times};
 use crate::{Error, Lake, Result};
 
 /// The table's name in the lake.
@@ -98,103 +92,61 @@ pub fn read_flags(lake: &Lake, from: i64, to: i64) -> Result<Vec<(i64, Flag)>> {
 /// The flags of one Parquet file in the results-v1 columns. A missing column or one of another
 /// type is an error naming the file and the column.
 pub fn read_flags_file(path: &Path) -> Result<Vec<Flag>> {
-    let bad = |msg: String| Error::Location(format!("{}: {msg}", path.display()));
-    let file = std::fs::File::open(path).map_err(|source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
-        .and_then(|b| b.build())
-        .map_err(|e| bad(format!("not a readable Parquet file: {e}")))?;
+    let columns = [
+        "flag_id",
+        "run_id",
+        "detector",
+        "rule",
+        "user_id",
+        "org_unit",
+        "course_id",
+        "window_start",
+        "window_end",
+        "severity",
+        "evidence",
+        "explanation",
+    ];
+    let in_file = |e: Error| match e {
+        Error::Schema { path: p, msg } if p.as_os_str().is_empty() => Error::Schema {
+            path: path.to_path_buf(),
+            msg,
+        },
+        e => e,
+    };
     let mut out = Vec::new();
-    for batch in reader {
-        let b = batch.map_err(|e| bad(format!("reading: {e}")))?;
-        let col = |name: &str| {
-            b.column_by_name(name)
-                .cloned()
-                .ok_or_else(|| bad(format!("no column `{name}`")))
-        };
-        let strs = |name: &str| -> Result<Vec<Option<String>>> {
-            let a = col(name)?;
-            let v = |it: &mut dyn Iterator<Item = Option<&str>>| {
-                it.map(|s| s.map(str::to_string)).collect()
-            };
-            Ok(match a.data_type() {
-                DataType::Utf8 => v(&mut a.as_string::<i32>().iter()),
-                DataType::LargeUtf8 => v(&mut a.as_string::<i64>().iter()),
-                DataType::Utf8View => v(&mut a.as_string_view().iter()),
-                dt => return Err(bad(format!("column `{name}` is {dt}, not a string"))),
-            })
-        };
-        let times = |name: &str| -> Result<Vec<Option<i64>>> {
-            let a = col(name)?;
-            let scaled = |v: Vec<Option<i64>>, f: &dyn Fn(i64) -> i64| {
-                v.into_iter().map(|x| x.map(f)).collect()
-            };
-            Ok(match a.data_type() {
-                DataType::Timestamp(TimeUnit::Microsecond, _) => a
-                    .as_primitive::<TimestampMicrosecondType>()
-                    .iter()
-                    .collect(),
-                DataType::Timestamp(TimeUnit::Millisecond, _) => scaled(
-                    a.as_primitive::<TimestampMillisecondType>()
-                        .iter()
-                        .collect(),
-                    &|x| x * 1000,
-                ),
-                DataType::Timestamp(TimeUnit::Nanosecond, _) => scaled(
-                    a.as_primitive::<TimestampNanosecondType>().iter().collect(),
-                    &|x| x.div_euclid(1000),
-                ),
-                DataType::Timestamp(TimeUnit::Second, _) => scaled(
-                    a.as_primitive::<TimestampSecondType>().iter().collect(),
-                    &|x| x * 1_000_000,
-                ),
-                DataType::Int64 => a.as_primitive::<Int64Type>().iter().collect(),
-                dt => return Err(bad(format!("column `{name}` is {dt}, not a timestamp"))),
-            })
-        };
-        let a = col("severity")?;
-        let severity: Vec<Option<f64>> = match a.data_type() {
-            DataType::Float64 => a.as_primitive::<Float64Type>().iter().collect(),
-            DataType::Float32 => a
-                .as_primitive::<Float32Type>()
-                .iter()
-                .map(|x| x.map(f64::from))
-                .collect(),
-            dt => return Err(bad(format!("column `severity` is {dt}, not a number"))),
-        };
-        let [id, run, det, rule, user, org, course, ev, ex] = [
-            "flag_id",
-            "run_id",
-            "detector",
-            "rule",
-            "user_id",
-            "org_unit",
-            "course_id",
-            "evidence",
-            "explanation",
-        ]
-        .map(strs);
-        let (id, run, det, rule, user, org, course, ev, ex) =
-            (id?, run?, det?, rule?, user?, org?, course?, ev?, ex?);
-        let (ws, we) = (times("window_start")?, times("window_end")?);
-        let s = |v: &Vec<Option<String>>, i: usize| v[i].clone().unwrap_or_default();
+    for b in read_columns(&[path.to_path_buf()], &columns)? {
+        let s = |n| Strs::of(&b, n).map_err(in_file);
+        let (id, run, det, rule, user, org, course, ev, expl) = (
+            s("flag_id")?,
+            s("run_id")?,
+            s("detector")?,
+            s("rule")?,
+            s("user_id")?,
+            s("org_unit")?,
+            s("course_id")?,
+            s("evidence")?,
+            s("explanation")?,
+        );
+        let (ws, we, sev) = (
+            Times::of(&b, "window_start").map_err(in_file)?,
+            Times::of(&b, "window_end").map_err(in_file)?,
+            Nums::of(&b, "severity").map_err(in_file)?,
+        );
         for i in 0..b.num_rows() {
-            let window_start = ws[i].unwrap_or(0);
+            let window_start = ws.get(i).unwrap_or(0);
             out.push(Flag {
-                flag_id: s(&id, i),
-                run_id: s(&run, i),
-                detector: s(&det, i),
-                rule: s(&rule, i),
-                user_id: s(&user, i),
-                org_unit: org[i].clone(),
-                course_id: course[i].clone(),
+                flag_id: id.string(i),
+                run_id: run.string(i),
+                detector: det.string(i),
+                rule: rule.string(i),
+                user_id: user.string(i),
+                org_unit: org.opt(i),
+                course_id: course.opt(i),
                 window_start,
-                window_end: we[i].unwrap_or(window_start),
-                severity: severity[i].unwrap_or(0.0),
-                evidence: s(&ev, i),
-                explanation: s(&ex, i),
+                window_end: we.get(i).unwrap_or(window_start),
+                severity: sev.get(i).unwrap_or(0.0),
+                evidence: ev.string(i),
+                explanation: expl.string(i),
             });
         }
     }
@@ -204,8 +156,9 @@ pub fn read_flags_file(path: &Path) -> Result<Vec<Flag>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use arrow_array::{LargeStringArray, RecordBatch};
-    use arrow_schema::{Field, Schema};
+    use arrow_array::cast::AsArray;
+    use arrow_array::LargeStringArray;
+    use arrow_schema::{DataType, Field, Schema};
 
     fn flag(id: &str, course: Option<&str>) -> Flag {
         Flag {

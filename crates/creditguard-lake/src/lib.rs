@@ -40,6 +40,7 @@
 
 pub mod catalog;
 pub mod flags;
+pub mod read;
 pub mod remote;
 pub mod scrub;
 pub mod testing;
@@ -70,6 +71,9 @@ pub enum Error {
     /// A lake location that cannot be used (the message names it).
     #[error("{0}")]
     Location(String),
+    /// A table file without a column a reader needs, or with a column of another type.
+    #[error("{path}: {msg}")]
+    Schema { path: PathBuf, msg: String },
     #[error("lake `{location}` (endpoint {endpoint}): {what}: {source}")]
     Store {
         location: String,

@@ -7,8 +7,8 @@ use arrow_array::RecordBatch;
 use creditguard_contract::time::{day_of_us, event_time_us, DAY_US};
 use creditguard_lake::Lake;
 
-use crate::read::{read_columns, Nums, Strs, Times};
 use crate::Result;
+use creditguard_lake::read::{read_columns, Nums, Strs, Times};
 
 const EVENTS: &str = "events";
 

@@ -34,7 +34,6 @@ pub mod config;
 pub mod decide;
 pub mod events;
 pub mod policy;
-mod read;
 pub mod report;
 pub mod tables;
 pub mod warnings;

@@ -17,8 +17,8 @@ use creditguard_contract::{
 use creditguard_lake::Lake;
 use serde::{Deserialize, Serialize};
 
-use crate::read::{read_columns, Nums, StrLists, Strs, Times};
 use crate::{Error, Result};
+use creditguard_lake::read::{read_columns, Nums, StrLists, Strs, Times};
 
 /// The flags table is read and written by `creditguard_lake::flags` for every stage.
 pub use creditguard_lake::flags::{flags_batch, read_flags, write_flags, FLAGS};
@@ -263,6 +263,7 @@ fn opt_nums(b: &RecordBatch, name: &str) -> Result<Option<Nums>> {
     b.column_by_name(name)
         .map(|_| Nums::of(b, name))
         .transpose()
+        .map_err(Error::from)
 }
 
 /// Arrow schema of `results/progress`.
@@ -462,7 +463,7 @@ pub fn read_cases(lake: &Lake, from: i64, to: i64) -> Result<Vec<Case>> {
     let schema = cases_schema();
     for path in files {
         let names = names(&schema);
-        let present = crate::read::columns_of(&path)?;
+        let present = creditguard_lake::read::columns_of(&path)?;
         let names: Vec<&str> = names
             .into_iter()
             .filter(|n| !optional.contains(n) || present.iter().any(|p| p == n))
@@ -591,7 +592,7 @@ pub fn read_progress(lake: &Lake, day: i64) -> Result<Vec<Progress>> {
     let mut batches = Vec::new();
     for file in &files {
         // Files written before the policy columns existed lack them: read what is there.
-        let have = crate::read::columns_of(file)?;
+        let have = creditguard_lake::read::columns_of(file)?;
         let wanted: Vec<&str> = PROGRESS_NAMES
             .into_iter()
             .filter(|c| !PROGRESS_OPTIONAL.contains(c) || have.iter().any(|h| h == c))

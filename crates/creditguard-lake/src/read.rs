@@ -1,8 +1,8 @@
 //! Reading lake tables with arrow-rs, tolerant of how the writer typed its columns.
 //!
-//! The flags table is written by polars (strings as `Utf8View`, lists as `LargeList`) and the
-//! result tables by arrow-rs (`Utf8`, `List`); the accessors here read any of those, and any
-//! timestamp unit, so the scorer depends on column names and logical types only, as the contract
+//! Other engines write strings as `Utf8View` or `LargeUtf8` and lists as `LargeList`, arrow-rs as
+//! `Utf8` and `List`; the accessors here read any of those, and any timestamp unit, so the
+//! readers of the lake's tables depend on column names and logical types only, as the contract
 //! says.
 
 use std::fs::File;
@@ -22,7 +22,7 @@ use crate::{Error, Result};
 
 /// Reads the named top-level columns of every file, in file order. A file lacking one of the
 /// columns is an error naming the file and the column.
-pub(crate) fn read_columns(paths: &[PathBuf], columns: &[&str]) -> Result<Vec<RecordBatch>> {
+pub fn read_columns(paths: &[PathBuf], columns: &[&str]) -> Result<Vec<RecordBatch>> {
     let mut out = Vec::new();
     for path in paths {
         let file = File::open(path).map_err(|source| Error::Io {
@@ -62,7 +62,7 @@ pub(crate) fn read_columns(paths: &[PathBuf], columns: &[&str]) -> Result<Vec<Re
 }
 
 /// The top-level column names of a Parquet file.
-pub(crate) fn columns_of(path: &Path) -> Result<Vec<String>> {
+pub fn columns_of(path: &Path) -> Result<Vec<String>> {
     let file = File::open(path).map_err(|source| Error::Io {
         path: path.to_path_buf(),
         source,
@@ -95,7 +95,7 @@ fn type_err(name: &str, dt: &DataType, want: &str) -> Error {
 }
 
 /// A string column of any Arrow string layout.
-pub(crate) enum Strs<'a> {
+pub enum Strs<'a> {
     Utf8(&'a arrow_array::StringArray),
     Large(&'a arrow_array::LargeStringArray),
     View(&'a arrow_array::StringViewArray),
@@ -103,7 +103,7 @@ pub(crate) enum Strs<'a> {
 }
 
 impl<'a> Strs<'a> {
-    pub(crate) fn of(batch: &'a RecordBatch, name: &str) -> Result<Strs<'a>> {
+    pub fn of(batch: &'a RecordBatch, name: &str) -> Result<Strs<'a>> {
         Strs::from_array(column(batch, name)?.as_ref(), name)
     }
 
@@ -117,7 +117,7 @@ impl<'a> Strs<'a> {
         })
     }
 
-    pub(crate) fn get(&self, i: usize) -> Option<&'a str> {
+    pub fn get(&self, i: usize) -> Option<&'a str> {
         match self {
             Strs::Utf8(a) => (!a.is_null(i)).then(|| a.value(i)),
             Strs::Large(a) => (!a.is_null(i)).then(|| a.value(i)),
@@ -126,22 +126,22 @@ impl<'a> Strs<'a> {
         }
     }
 
-    pub(crate) fn string(&self, i: usize) -> String {
+    pub fn string(&self, i: usize) -> String {
         self.get(i).unwrap_or_default().to_string()
     }
 
-    pub(crate) fn opt(&self, i: usize) -> Option<String> {
+    pub fn opt(&self, i: usize) -> Option<String> {
         self.get(i).map(str::to_string)
     }
 }
 
 /// A timestamp column as UTC microseconds, whatever its unit.
-pub(crate) struct Times {
+pub struct Times {
     values: Vec<Option<i64>>,
 }
 
 impl Times {
-    pub(crate) fn of(batch: &RecordBatch, name: &str) -> Result<Times> {
+    pub fn of(batch: &RecordBatch, name: &str) -> Result<Times> {
         let a = column(batch, name)?;
         let collect = |v: Box<dyn Iterator<Item = Option<i64>> + '_>| v.collect::<Vec<_>>();
         let values = match a.data_type() {
@@ -168,18 +168,18 @@ impl Times {
         Ok(Times { values })
     }
 
-    pub(crate) fn get(&self, i: usize) -> Option<i64> {
+    pub fn get(&self, i: usize) -> Option<i64> {
         self.values[i]
     }
 }
 
 /// A numeric column as `f64`.
-pub(crate) struct Nums {
+pub struct Nums {
     values: Vec<Option<f64>>,
 }
 
 impl Nums {
-    pub(crate) fn of(batch: &RecordBatch, name: &str) -> Result<Nums> {
+    pub fn of(batch: &RecordBatch, name: &str) -> Result<Nums> {
         let a = column(batch, name)?;
         let values = match a.data_type() {
             DataType::Float64 => a.as_primitive::<Float64Type>().iter().collect(),
@@ -204,18 +204,18 @@ impl Nums {
         Ok(Nums { values })
     }
 
-    pub(crate) fn get(&self, i: usize) -> Option<f64> {
+    pub fn get(&self, i: usize) -> Option<f64> {
         self.values[i]
     }
 }
 
 /// A list-of-strings column.
-pub(crate) struct StrLists {
+pub struct StrLists {
     values: Vec<Vec<String>>,
 }
 
 impl StrLists {
-    pub(crate) fn of(batch: &RecordBatch, name: &str) -> Result<StrLists> {
+    pub fn of(batch: &RecordBatch, name: &str) -> Result<StrLists> {
         let a = column(batch, name)?;
         let mut values = Vec::with_capacity(a.len());
         let mut push = |item: Option<ArrayRef>| -> Result<()> {
@@ -235,7 +235,7 @@ impl StrLists {
         Ok(StrLists { values })
     }
 
-    pub(crate) fn take(&mut self, i: usize) -> Vec<String> {
+    pub fn take(&mut self, i: usize) -> Vec<String> {
         std::mem::take(&mut self.values[i])
     }
 }
