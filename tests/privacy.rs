@@ -15,29 +15,10 @@ use crate::util::*;
 
 /// Every row of a lake table.
 pub fn table(dir: &Path) -> Vec<RecordBatch> {
-    let mut files = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.extension().is_some_and(|x| x == "parquet") {
-                files.push(p);
-            }
-        }
-    }
-    files.sort();
-    files
+    files_under(dir)
         .iter()
-        .flat_map(|f| {
-            ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(f).unwrap())
-                .unwrap()
-                .build()
-                .unwrap()
-                .map(Result::unwrap)
-                .collect::<Vec<_>>()
-        })
+        .filter(|p| p.extension().is_some_and(|x| x == "parquet"))
+        .flat_map(|f| table_file(f))
         .collect()
 }
 
@@ -283,25 +264,19 @@ fn keygen_writes_a_private_key_once() {
 /// evidence, and the raw bytes of dead letters.
 fn mentions(lake: &Path, needle: &str) -> Vec<String> {
     let mut hits = Vec::new();
-    let mut stack = vec![lake.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.extension().is_some_and(|x| x == "parquet") {
-                for b in table_file(&p) {
-                    for (f, c) in b.schema().fields().iter().zip(b.columns()) {
-                        if contains(c.as_ref(), needle) {
-                            hits.push(format!("{}:{}", p.display(), f.name()));
-                        }
+    for p in files_under(lake) {
+        if p.extension().is_some_and(|x| x == "parquet") {
+            for b in table_file(&p) {
+                for (f, c) in b.schema().fields().iter().zip(b.columns()) {
+                    if contains(c.as_ref(), needle) {
+                        hits.push(format!("{}:{}", p.display(), f.name()));
                     }
                 }
-            } else if p.extension().is_some_and(|x| x == "ndjson") {
-                if std::fs::read_to_string(&p).unwrap().contains(needle) {
-                    hits.push(p.display().to_string());
-                }
             }
+        } else if p.extension().is_some_and(|x| x == "ndjson")
+            && std::fs::read_to_string(&p).unwrap().contains(needle)
+        {
+            hits.push(p.display().to_string());
         }
     }
     hits

@@ -55,6 +55,24 @@ impl Scratch {
     }
 }
 
+/// Every file under a directory, recursively, sorted (none when it does not exist).
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                files.push(p);
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
 /// Number of committed Parquet files under a directory, recursively.
 pub fn parquet_files(dir: &Path) -> usize {
     let Ok(entries) = std::fs::read_dir(dir) else {
