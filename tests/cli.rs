@@ -621,3 +621,42 @@ fn a_parquet_catalog_serves_the_jobs_and_the_scorer_alike() {
         "{text}"
     );
 }
+
+#[test]
+fn rules_lists_every_rule_with_the_thresholds_the_pipeline_sets() {
+    let s = Scratch::new();
+    let p = pipeline(&s, "[jobs.course_switching]\nmin_changes = 9\n");
+    let out = run(creditguard().arg("rules").arg(&p));
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    for rule in creditguard::contract::RULES {
+        assert!(
+            text.contains(&format!("{rule}\n")),
+            "{rule} missing:\n{text}"
+        );
+    }
+    assert!(
+        text.contains("jobs.course_switching.min_changes = 9"),
+        "{text}"
+    );
+
+    // Without a pipeline: the defaults, as JSON for scripts.
+    let out = run(creditguard().args(["rules", "--format", "json"]));
+    assert!(out.status.success(), "{out:?}");
+    let rules: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rules = rules.as_array().unwrap();
+    assert_eq!(rules.len(), creditguard::contract::RULES.len());
+    let switching = rules
+        .iter()
+        .find(|r| r["rule"] == "course_switching.rapid_switching")
+        .unwrap();
+    assert_eq!(
+        switching["thresholds"]["jobs.course_switching.min_changes"],
+        6
+    );
+    assert!(switching["evidence"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e == "fastest_window_s"));
+}

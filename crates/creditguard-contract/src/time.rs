@@ -281,3 +281,139 @@ mod format_tests {
         assert_eq!(format_rfc3339_us(-1), "1969-12-31T23:59:59.999999Z");
     }
 }
+
+/// A UTC calendar day: the lake's partition unit and the unit of every period a command takes.
+/// Displays and parses as `YYYY-MM-DD`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Day(i64);
+
+impl Day {
+    /// The day `index` days after 1970-01-01.
+    pub const fn from_index(index: i64) -> Day {
+        Day(index)
+    }
+
+    /// Days since 1970-01-01.
+    pub const fn index(self) -> i64 {
+        self.0
+    }
+
+    /// The day of a microsecond timestamp.
+    pub fn of_us(ts_us: i64) -> Day {
+        Day(day_of_us(ts_us))
+    }
+
+    /// The day's first microsecond.
+    pub fn start_us(self) -> i64 {
+        self.0 * DAY_US
+    }
+
+    /// The day `n` days later (earlier when `n` is negative).
+    pub fn plus(self, n: i64) -> Day {
+        Day(self.0 + n)
+    }
+}
+
+impl std::fmt::Display for Day {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&format_day(self.0))
+    }
+}
+
+impl std::str::FromStr for Day {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Day, String> {
+        parse_day(s).map(Day).map_err(|e| format!("`{s}`: {e}"))
+    }
+}
+
+/// Days `first..=last`, never empty.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DayRange {
+    first: Day,
+    last: Day,
+}
+
+impl DayRange {
+    /// The days from `first` to `last`, inclusive; an error naming both when `first` is after
+    /// `last`.
+    pub fn new(first: Day, last: Day) -> Result<DayRange, String> {
+        if first > last {
+            return Err(format!(
+                "period {first}..{last}: the first day is after the last"
+            ));
+        }
+        Ok(DayRange { first, last })
+    }
+
+    /// One day.
+    pub fn day(day: Day) -> DayRange {
+        DayRange {
+            first: day,
+            last: day,
+        }
+    }
+
+    pub fn first(self) -> Day {
+        self.first
+    }
+
+    pub fn last(self) -> Day {
+        self.last
+    }
+
+    /// The number of days (at least 1).
+    pub fn len(self) -> i64 {
+        self.last.0 - self.first.0 + 1
+    }
+
+    pub fn contains(self, day: Day) -> bool {
+        self.first <= day && day <= self.last
+    }
+
+    /// The days in order.
+    pub fn days(self) -> impl Iterator<Item = Day> {
+        (self.first.0..=self.last.0).map(Day)
+    }
+}
+
+impl std::fmt::Display for DayRange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} .. {}", self.first, self.last)
+    }
+}
+
+#[cfg(test)]
+mod day_tests {
+    use super::*;
+
+    #[test]
+    fn a_day_parses_displays_and_knows_its_microseconds() {
+        let d: Day = "2026-03-02".parse().unwrap();
+        assert_eq!(d.to_string(), "2026-03-02");
+        assert_eq!(Day::of_us(d.start_us()), d);
+        assert_eq!(Day::of_us(d.start_us() - 1), d.plus(-1));
+        assert_eq!(d.plus(1).to_string(), "2026-03-03");
+        let err = "2026-02-30".parse::<Day>().unwrap_err();
+        assert!(
+            err.contains("2026-02-30") && err.contains("no such date"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_range_is_inclusive_and_never_backwards() {
+        let (a, b): (Day, Day) = ("2026-02-27".parse().unwrap(), "2026-03-02".parse().unwrap());
+        let r = DayRange::new(a, b).unwrap();
+        assert_eq!(r.len(), 4);
+        assert_eq!(
+            r.days().map(|d| d.to_string()).collect::<Vec<_>>(),
+            ["2026-02-27", "2026-02-28", "2026-03-01", "2026-03-02"]
+        );
+        assert!(r.contains(a) && r.contains(b) && !r.contains(b.plus(1)));
+        assert_eq!(DayRange::day(a).len(), 1);
+        let err = DayRange::new(b, a).unwrap_err();
+        assert!(err.contains("2026-03-02..2026-02-27"), "{err}");
+    }
+}

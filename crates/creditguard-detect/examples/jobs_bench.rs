@@ -15,6 +15,7 @@
 //! heartbeats every 20 s, pause, quizzes, completions, check-ins), 1 % of events delivered twice,
 //! and a few learners of each cheating pattern so every rule has work to do.
 
+use creditguard_contract::time::{Day, DayRange};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -479,7 +480,8 @@ fn main() {
     let rss_before = peak_rss_mib();
     let cpu_before = cpu_s();
     let t = Instant::now();
-    let report = run_jobs(&lake, &catalog(), &cfg, from, to, "bench").expect("jobs");
+    let period = DayRange::new(Day::from_index(from), Day::from_index(to)).expect("days");
+    let report = run_jobs(&lake, &catalog(), &cfg, period, "bench").expect("jobs");
     let wall = t.elapsed().as_secs_f64();
     let cpu_after = cpu_s();
     let ev = report.events as f64;

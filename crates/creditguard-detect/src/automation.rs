@@ -35,7 +35,8 @@ use serde_json::json;
 
 use crate::config::AutomationConfig;
 use crate::events::{day_of, same_as_prev, secs, sort_opts, type_in};
-use crate::flags::{dur, dur_zh, hhmm, r3, ramp, sort, Draft, Rows};
+use crate::explain;
+use crate::flags::{r3, ramp, sort, Draft, Rows};
 use crate::{JobOutput, Result};
 
 /// Events that end a stretch of unbroken play: a person touching the player or the page.
@@ -119,6 +120,14 @@ fn feature_rows(rows: LazyFrame, measure: &str) -> LazyFrame {
 
 /// One row per stretch of unbroken play with at least two heartbeats (see the module docs).
 pub fn stretches(events: LazyFrame, cfg: &AutomationConfig) -> Result<LazyFrame> {
+    let beats = stretch_heartbeats(events, cfg).collect()?;
+    let per_stretch = per_stretch(&beats).collect()?;
+    with_learner_hours(per_stretch, beats, cfg)
+}
+
+/// The playing, visible heartbeats numbered by stretch (`stretch`), with the interval since the
+/// previous one of the stretch (`_interval`) and the hour of day (`_hour`).
+fn stretch_heartbeats(events: LazyFrame, cfg: &AutomationConfig) -> LazyFrame {
     let mut types = BREAKS.to_vec();
     types.push("heartbeat");
     let gap_us = (cfg.max_gap_s * 1e6) as i64;
@@ -134,7 +143,7 @@ pub fn stretches(events: LazyFrame, cfg: &AutomationConfig) -> Result<LazyFrame>
             .or(col("_play").shift(lit(1)).fill_null(lit(false)).not())
             .or((col("t") - col("t").shift(lit(1))).gt(lit(gap_us))),
     );
-    let beats = events
+    events
         .filter(type_in(&types))
         .select([
             col("user_id"),
@@ -164,8 +173,12 @@ pub fn stretches(events: LazyFrame, cfg: &AutomationConfig) -> Result<LazyFrame>
                 .alias("_interval"),
         )
         .with_column((col("t") / lit(HOUR_US) % lit(24i64)).alias("_hour"))
-        .collect()?;
-    let per_stretch = beats
+}
+
+/// The stretches of [`stretch_heartbeats`] with at least two heartbeats: their span, courses,
+/// lessons, the intervals' mean and spread, and the input the platform reported.
+fn per_stretch(beats: &DataFrame) -> LazyFrame {
+    beats
         .clone()
         .lazy()
         .group_by([col("user_id"), col("stretch")])
@@ -203,7 +216,14 @@ pub fn stretches(events: LazyFrame, cfg: &AutomationConfig) -> Result<LazyFrame>
             secs(col("end") - col("start")).alias("play_s"),
             day_of(col("start")).alias("day"),
         ])
-        .collect()?;
+}
+
+/// The stretches with `other_hours_share` joined (see [`other_hours`]).
+fn with_learner_hours(
+    per_stretch: DataFrame,
+    beats: DataFrame,
+    cfg: &AutomationConfig,
+) -> Result<LazyFrame> {
     // The learner's history matters only to stretches long enough for a rule: measure it for
     // the learners who have one.
     let shortest = cfg.unbroken_min_play_s.min(cfg.no_input_min_play_s);
@@ -278,6 +298,12 @@ fn other_hours(beats: LazyFrame) -> Result<LazyFrame> {
 
 /// One row per session with attention checks (see the module docs).
 pub fn check_days(events: LazyFrame, cfg: &AutomationConfig) -> Result<LazyFrame> {
+    Ok(per_session_checks(checks_with_next_heartbeat(events, cfg)?))
+}
+
+/// The attention checks of the sessions that showed any, each with `_missed_playing`: unanswered
+/// while the session's next heartbeat (within `max_gap_s`) was playing.
+fn checks_with_next_heartbeat(events: LazyFrame, cfg: &AutomationConfig) -> Result<LazyFrame> {
     let gap_us = (cfg.max_gap_s * 1e6) as i64;
     let is_beat = col("event_type").eq(lit("heartbeat"));
     let by_session = [col("user_id"), col("session_id")];
@@ -289,7 +315,6 @@ pub fn check_days(events: LazyFrame, cfg: &AutomationConfig) -> Result<LazyFrame
             .over(by_session.clone())
     };
     let answered = col("answered").fill_null(lit(false));
-    let with_time = answered.clone().and(col("response_s").is_not_null());
     // Only the sessions that showed a check: most platforms send none, and then this is free.
     let checked_sessions = events
         .clone()
@@ -335,7 +360,15 @@ pub fn check_days(events: LazyFrame, cfg: &AutomationConfig) -> Result<LazyFrame
                         .fill_null(lit(false)),
                 )
                 .alias("_missed_playing"),
-        )
+        ))
+}
+
+/// Per session: the checks shown, missed, missed while playing, answered and correct; the
+/// response times' median, mean, spread (`response_cv`); the first missed ids.
+fn per_session_checks(checks: LazyFrame) -> LazyFrame {
+    let answered = col("answered").fill_null(lit(false));
+    let with_time = answered.clone().and(col("response_s").is_not_null());
+    checks
         // Per session: a script runs in one, and a person's answers elsewhere that day would
         // only blur it.
         .group_by([col("user_id"), col("session_id")])
@@ -388,7 +421,7 @@ pub fn check_days(events: LazyFrame, cfg: &AutomationConfig) -> Result<LazyFrame
                 .then(col("response_std_s") / col("response_mean_s"))
                 .otherwise(lit(NULL).cast(DataType::Float64))
                 .alias("response_cv"),
-        ))
+        )
 }
 
 /// What one stretch row says, for its flags.
@@ -503,14 +536,17 @@ impl Stretch {
         }
     }
 
-    fn hours_note(&self, cfg: &AutomationConfig) -> (&'static str, &'static str) {
-        if self.in_unusual_hours(cfg) {
-            (
-                ", at hours the learner is otherwise never active",
-                "，且处于该学员平时从不学习的时段",
-            )
-        } else {
-            ("", "")
+    /// The facts the explanation catalog words.
+    fn facts(&self, cfg: &AutomationConfig) -> explain::Stretch {
+        explain::Stretch {
+            start: self.start,
+            end: self.end,
+            play_s: self.play_s,
+            courses: self.courses,
+            intervals: self.intervals,
+            interval_std_s: self.interval_std_s,
+            input_reported: self.input_reported,
+            unusual_hours: self.in_unusual_hours(cfg),
         }
     }
 }
@@ -526,45 +562,25 @@ fn stretch_flags(
         } else {
             0.0
         };
-        let (note, note_zh) = s.hours_note(cfg);
-        let window = format!("{} to {}", hhmm(s.start), hhmm(s.end));
-        let window_zh = format!("{} 至 {}", hhmm(s.start), hhmm(s.end));
+        let facts = s.facts(cfg);
         if s.is_unbroken(cfg) {
             let excess = (s.play_s - cfg.unbroken_min_play_s) / cfg.unbroken_min_play_s;
             let mut d = s.draft("automation.unbroken_play", ramp(excess) + hours_bonus, cfg);
-            d.en = format!(
-                "From {window} the video played for {} across {} courses without a single pause, seek, speed change, tab switch or new login (at least {} over {} courses is flagged){note}.",
-                dur(s.play_s), s.courses, dur(cfg.unbroken_min_play_s), cfg.unbroken_min_courses
-            );
-            d.zh = format!(
-                "{window_zh} 视频连续播放 {}，跨 {} 门课程，期间没有任何暂停、拖动、倍速调整、切换页面或重新登录（达到 {}、{} 门课程即标记）{note_zh}。",
-                dur_zh(s.play_s), s.courses, dur_zh(cfg.unbroken_min_play_s), cfg.unbroken_min_courses
-            );
+            let text = explain::unbroken_play(&facts, cfg);
+            (d.en, d.zh) = (text.en, text.zh);
             flags.push(d.finish());
         }
         if s.is_timer(cfg) {
             let mut d = s.draft("automation.timer_cadence", 0.9, cfg);
-            d.en = format!(
-                "From {window}, {} heartbeat intervals across {} courses varied by only {:.1} ms (standard deviation; at most {:.1} ms is flagged): a timer replaying requests, not a browser page opened course by course.",
-                s.intervals, s.courses, s.interval_std_s * 1e3, cfg.cadence_max_std_s * 1e3
-            );
-            d.zh = format!(
-                "{window_zh}，跨 {} 门课程的 {} 个心跳间隔的标准差仅 {:.1} 毫秒（不超过 {:.1} 毫秒即标记）：这是定时器在重放请求，而不是逐门课程打开的浏览器页面。",
-                s.courses, s.intervals, s.interval_std_s * 1e3, cfg.cadence_max_std_s * 1e3
-            );
+            let text = explain::timer_cadence(&facts, cfg);
+            (d.en, d.zh) = (text.en, text.zh);
             flags.push(d.finish());
         }
         if s.is_without_input(cfg) {
             let excess = (s.play_s - cfg.no_input_min_play_s) / cfg.no_input_min_play_s;
             let mut d = s.draft("automation.no_input", ramp(excess) + hours_bonus, cfg);
-            d.en = format!(
-                "From {window} the page was visible and playing for {} across {} courses, and the platform counted no keyboard, mouse or touch input at all in {} heartbeats (at least {} is flagged){note}.",
-                dur(s.play_s), s.courses, s.input_reported, dur(cfg.no_input_min_play_s)
-            );
-            d.zh = format!(
-                "{window_zh} 页面处于可见并播放状态 {}，跨 {} 门课程，平台在 {} 次心跳中未记录到任何键盘、鼠标或触摸操作（达到 {} 即标记）{note_zh}。",
-                dur_zh(s.play_s), s.courses, s.input_reported, dur_zh(cfg.no_input_min_play_s)
-            );
+            let text = explain::no_input(&facts, cfg);
+            (d.en, d.zh) = (text.en, text.zh);
             flags.push(d.finish());
         }
     }
@@ -590,6 +606,16 @@ fn check_flags(df: &DataFrame, cfg: &AutomationConfig) -> Result<Vec<creditguard
         let answered = responses.get(i).unwrap_or(0);
         let right = correct.get(i).unwrap_or(0);
         let (window_start, window_end) = (start.get(i).unwrap_or(0), end.get(i).unwrap_or(0));
+        let checks = explain::Checks {
+            start: window_start,
+            end: window_end,
+            shown,
+            missed_playing: missed,
+            answered,
+            correct: right,
+            response_median_s: median.get(i).unwrap_or(0.0),
+            response_cv: cv.get(i).unwrap_or(0.0),
+        };
         let draft = |rule: &'static str, severity: f64, evidence: serde_json::Value| Draft {
             rule,
             user_id: user.get(i).unwrap_or_default().to_string(),
@@ -619,14 +645,8 @@ fn check_flags(df: &DataFrame, cfg: &AutomationConfig) -> Result<Vec<creditguard
                     "threshold_missed_min_share": cfg.missed_min_share,
                 }),
             );
-            d.en = format!(
-                "Between {} and {} the learner missed {missed} of {shown} attention checks while the video kept playing (at least {} and {:.0}% is flagged): the platform pauses the video while a check is shown.",
-                hhmm(window_start), hhmm(window_end), cfg.missed_min_checks, cfg.missed_min_share * 100.0
-            );
-            d.zh = format!(
-                "{} 至 {} 之间，学员错过了 {shown} 次弹窗互动中的 {missed} 次，而视频仍在继续播放（达到 {} 次且占比 {:.0}% 即标记）：平台在弹窗显示时会暂停视频。",
-                hhmm(window_start), hhmm(window_end), cfg.missed_min_checks, cfg.missed_min_share * 100.0
-            );
+            let text = explain::missed_checks(&checks, cfg);
+            (d.en, d.zh) = (text.en, text.zh);
             flags.push(d.finish());
         }
         let (median_s, spread) = (median.get(i), cv.get(i));
@@ -658,14 +678,8 @@ fn check_flags(df: &DataFrame, cfg: &AutomationConfig) -> Result<Vec<creditguard
                     "threshold_regular_min_checks": cfg.regular_min_checks,
                 }),
             );
-            d.en = format!(
-                "Between {} and {} the learner answered {answered} attention checks ({right} correctly) with a median response time of {:.2} s (under {:.1} s is too fast to read the question) varying by {:.0}% (under {:.0}% is too regular for a person).",
-                hhmm(window_start), hhmm(window_end), median_s, cfg.min_human_response_s, spread * 100.0, cfg.max_response_cv * 100.0
-            );
-            d.zh = format!(
-                "{} 至 {} 之间，学员回答了 {answered} 次弹窗互动（答对 {right} 次），反应时间中位数 {:.2} 秒（低于 {:.1} 秒则来不及读题），波动仅 {:.0}%（低于 {:.0}% 则过于规律，不像真人）。",
-                hhmm(window_start), hhmm(window_end), median_s, cfg.min_human_response_s, spread * 100.0, cfg.max_response_cv * 100.0
-            );
+            let text = explain::machine_responses(&checks, cfg);
+            (d.en, d.zh) = (text.en, text.zh);
             flags.push(d.finish());
         }
     }

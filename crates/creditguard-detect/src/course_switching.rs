@@ -25,7 +25,8 @@ use serde_json::json;
 
 use crate::config::CourseSwitchingConfig;
 use crate::events::{day_of, overlap_sweep, same_as_prev, secs, sort_opts, type_in};
-use crate::flags::{date, dur, dur_zh, hhmm, list_strings, r3, ramp, sort, Draft, Rows};
+use crate::explain;
+use crate::flags::{list_strings, r3, ramp, sort, Draft, Rows};
 use crate::{JobOutput, Result};
 
 /// Changes of course per user: rows of the switch events where the course differs from the
@@ -156,9 +157,27 @@ pub fn detect(
     intervals: LazyFrame,
     cfg: &CourseSwitchingConfig,
 ) -> Result<JobOutput> {
+    let all = changes(events, cfg)?.collect()?;
+    let bursts = bursts(&all, cfg)?;
+    let mut drafts = rapid_switching(&bursts, cfg)?;
+    // Collected once: the sweep and the daily features both read it.
+    let episodes = playing_episodes(intervals)
+        .sort(["user_id", "start", "course_id"], sort_opts())
+        .collect()?;
+    let pairs = parallel_pairs(&episodes)?;
+    drafts.extend(parallel_playback(&pairs, cfg));
+    let features = daily_features(all, bursts, episodes, &pairs)?;
+    let mut flags: Vec<_> = drafts.into_iter().map(Draft::finish).collect();
+    sort(&mut flags);
+    Ok(JobOutput { features, flags })
+}
+
+/// Bursts of switching, one row per episode: `user_id`, `org_unit`, `start`, `end`, `fastest_us`
+/// (the shortest time `min_changes` changes took), and the exact `changes`, `not_counted`
+/// (changes out of working visits), `c_in`/`c_prev` (the courses) inside it.
+fn bursts(all: &DataFrame, cfg: &CourseSwitchingConfig) -> Result<DataFrame> {
     let k = cfg.min_changes as i64;
     let window_us = (cfg.window_s * 1e6) as i64;
-    let all = changes(events, cfg)?.collect()?;
     let ch = all
         .clone()
         .lazy()
@@ -230,7 +249,7 @@ pub fn detect(
             col("course_id").filter(col("counted")).alias("c_in"),
             col("prev_course").filter(col("counted")).alias("c_prev"),
         ]);
-    let bursts = bursts
+    Ok(bursts
         .join(
             in_burst,
             [col("user_id"), col("start")],
@@ -238,84 +257,86 @@ pub fn detect(
             JoinArgs::new(JoinType::Left),
         )
         .sort(["user_id", "start"], sort_opts())
-        .collect()?;
+        .collect()?)
+}
 
+/// `rapid_switching`: a flag per burst.
+fn rapid_switching(bursts: &DataFrame, cfg: &CourseSwitchingConfig) -> Result<Vec<Draft>> {
+    let k = cfg.min_changes as i64;
     let mut drafts = Vec::new();
-    {
-        let r = Rows(&bursts);
-        let (user, org, c_in, c_prev) = (
-            r.str("user_id")?,
-            r.str("org_unit")?,
-            r.list("c_in")?,
-            r.list("c_prev")?,
+    let r = Rows(bursts);
+    let (user, org, c_in, c_prev) = (
+        r.str("user_id")?,
+        r.str("org_unit")?,
+        r.list("c_in")?,
+        r.list("c_prev")?,
+    );
+    let (start, end, fastest, n, skipped) = (
+        r.i64("start")?,
+        r.i64("end")?,
+        r.i64("fastest_us")?,
+        r.i64("changes")?,
+        r.i64("not_counted")?,
+    );
+    for i in 0..r.len() {
+        let (ws, we) = (start.get(i).unwrap_or(0), end.get(i).unwrap_or(0));
+        let n = n.get(i).unwrap_or(k);
+        let skipped = skipped.get(i).unwrap_or(0);
+        let fastest_s = fastest.get(i).unwrap_or(0) as f64 / 1e6;
+        let mut cs = list_strings(c_in, i);
+        cs.extend(list_strings(c_prev, i));
+        cs.sort_unstable();
+        cs.dedup();
+        let text = explain::rapid_switching(
+            &explain::RapidSwitching {
+                start: ws,
+                end: we,
+                changes: n,
+                courses: cs.len(),
+                fastest_s,
+                not_counted: skipped,
+            },
+            cfg,
         );
-        let (start, end, fastest, n, skipped) = (
-            r.i64("start")?,
-            r.i64("end")?,
-            r.i64("fastest_us")?,
-            r.i64("changes")?,
-            r.i64("not_counted")?,
-        );
-        for i in 0..r.len() {
-            let (ws, we) = (start.get(i).unwrap_or(0), end.get(i).unwrap_or(0));
-            let n = n.get(i).unwrap_or(k);
-            let skipped = skipped.get(i).unwrap_or(0);
-            let (not_en, not_zh) = if cfg.count_working_visits {
-                (String::new(), String::new())
-            } else {
-                (
-                    format!(
-                        " Counted: changes out of visits with no {}; {skipped} change(s) after such work in this window were not counted.",
-                        cfg.work_event_types.join("/")
-                    ),
-                    format!(
-                        "仅计入未做功（无 {}）的访问之后的切换；此时段内另有 {skipped} 次做功后的切换未计入。",
-                        cfg.work_event_types.join("/")
-                    ),
-                )
-            };
-            let fastest_s = fastest.get(i).unwrap_or(0) as f64 / 1e6;
-            let mut cs = list_strings(c_in, i);
-            cs.extend(list_strings(c_prev, i));
-            cs.sort_unstable();
-            cs.dedup();
-            drafts.push(Draft {
-                rule: "course_switching.rapid_switching",
-                user_id: user.get(i).unwrap_or_default().to_string(),
-                org_unit: org.get(i).map(str::to_string),
-                course_id: None,
-                window_start: ws,
-                window_end: we,
-                severity: ramp((n - k) as f64 / (2.0 * k as f64)),
-                key: String::new(),
-                evidence: json!({
-                    "changes": n, "courses": cs, "burst_s": r3((we - ws) as f64 / 1e6),
-                    "fastest_window_s": r3(fastest_s),
-                    "threshold_changes": k, "threshold_window_s": cfg.window_s,
-                    "changes_after_work_not_counted": skipped,
-                    "count_working_visits": cfg.count_working_visits,
-                    "work_event_types": cfg.work_event_types,
-                })
-                .as_object()
-                .cloned()
-                .unwrap_or_default(),
-                en: format!(
-                    "Switched course {n} times between {} and {} on {} across {} courses ({k} changes took only {}; threshold {k} changes in {}).{not_en}",
-                    hhmm(ws), hhmm(we), date(ws), cs.len(), dur(fastest_s), dur(cfg.window_s)
-                ),
-                zh: format!(
-                    "{} {} 至 {} 期间在 {} 门课程之间切换了 {n} 次（{k} 次切换仅用时 {}；阈值为 {} 内 {k} 次）。{not_zh}",
-                    date(ws), hhmm(ws), hhmm(we), cs.len(), dur_zh(fastest_s), dur_zh(cfg.window_s)
-                ),
-            });
-        }
+        drafts.push(Draft {
+            rule: "course_switching.rapid_switching",
+            user_id: user.get(i).unwrap_or_default().to_string(),
+            org_unit: org.get(i).map(str::to_string),
+            course_id: None,
+            window_start: ws,
+            window_end: we,
+            severity: ramp((n - k) as f64 / (2.0 * k as f64)),
+            key: String::new(),
+            evidence: json!({
+                "changes": n, "courses": cs, "burst_s": r3((we - ws) as f64 / 1e6),
+                "fastest_window_s": r3(fastest_s),
+                "threshold_changes": k, "threshold_window_s": cfg.window_s,
+                "changes_after_work_not_counted": skipped,
+                "count_working_visits": cfg.count_working_visits,
+                "work_event_types": cfg.work_event_types,
+            })
+            .as_object()
+            .cloned()
+            .unwrap_or_default(),
+            en: text.en,
+            zh: text.zh,
+        });
     }
+    Ok(drafts)
+}
 
-    // Parallel playback: sweep playing episodes in start order per user.
-    // Collected once: the sweep and the daily features both read it.
-    let episodes = playing_episodes(intervals)
-        .sort(["user_id", "start", "course_id"], sort_opts())
-        .collect()?;
+/// Time two courses played at once, per user, pair of courses (in order) and day.
+struct ParallelPair {
+    org: Option<String>,
+    overlap_us: i64,
+    first: i64,
+    last: i64,
+}
+
+type Pairs = BTreeMap<(String, String, String, i64), ParallelPair>;
+
+/// Sweeps the playing episodes in start order per user for overlaps of two courses.
+fn parallel_pairs(episodes: &DataFrame) -> Result<Pairs> {
     let overlaps = overlap_sweep(
         episodes.clone().lazy(),
         "user_id",
@@ -327,13 +348,7 @@ pub fn detect(
             .and(col("o_course").neq(col("course_id"))),
     )
     .collect()?;
-    struct Par {
-        org: Option<String>,
-        overlap_us: i64,
-        first: i64,
-        last: i64,
-    }
-    let mut par: BTreeMap<(String, String, String, i64), Par> = BTreeMap::new();
+    let mut par = Pairs::new();
     {
         let r = Rows(&overlaps);
         let (user, org, c, oc) = (
@@ -360,7 +375,7 @@ pub fn detect(
                     hi.to_string(),
                     ws.div_euclid(crate::DAY_US),
                 ))
-                .or_insert(Par {
+                .or_insert(ParallelPair {
                     org: org.get(i).map(str::to_string),
                     overlap_us: 0,
                     first: ws,
@@ -371,17 +386,30 @@ pub fn detect(
             e.last = e.last.max(we);
         }
     }
-    let mut parallel_rows: Vec<(String, i64, f64)> = Vec::new();
-    for ((u, ca, cb, day), p) in par {
+    Ok(par)
+}
+
+/// `parallel_playback`: a flag per user, pair of courses and day past the threshold.
+fn parallel_playback(pairs: &Pairs, cfg: &CourseSwitchingConfig) -> Vec<Draft> {
+    let mut drafts = Vec::new();
+    for ((u, ca, cb, _day), p) in pairs {
         let s = p.overlap_us as f64 / 1e6;
-        parallel_rows.push((u.clone(), day, s));
         if s < cfg.min_overlap_s {
             continue;
         }
+        let text = explain::parallel_playback(
+            &explain::ParallelPlayback {
+                courses: [ca, cb],
+                overlap_s: s,
+                start: p.first,
+                end: p.last,
+            },
+            cfg,
+        );
         drafts.push(Draft {
             rule: "course_switching.parallel_playback",
-            user_id: u,
-            org_unit: p.org,
+            user_id: u.clone(),
+            org_unit: p.org.clone(),
             course_id: None,
             window_start: p.first,
             window_end: p.last,
@@ -393,34 +421,28 @@ pub fn detect(
             .as_object()
             .cloned()
             .unwrap_or_default(),
-            en: format!(
-                "Courses {ca} and {cb} were playing at the same time for {} between {} and {} on {} (threshold {}).",
-                dur(s), hhmm(p.first), hhmm(p.last), date(p.first), dur(cfg.min_overlap_s)
-            ),
-            zh: format!(
-                "{} {} 至 {} 期间，课程 {ca} 与 {cb} 同时播放了 {}（阈值 {}）。",
-                date(p.first), hhmm(p.first), hhmm(p.last), dur_zh(s), dur_zh(cfg.min_overlap_s)
-            ),
+            en: text.en,
+            zh: text.zh,
         });
     }
+    drafts
+}
 
-    // Features per user and day.
+/// The features, one row per user and day.
+fn daily_features(
+    all: DataFrame,
+    bursts: DataFrame,
+    episodes: DataFrame,
+    pairs: &Pairs,
+) -> Result<DataFrame> {
+    let (users, (days, seconds)): (Vec<&str>, (Vec<i64>, Vec<f64>)) = pairs
+        .iter()
+        .map(|((u, _, _, day), p)| (u.as_str(), (*day, p.overlap_us as f64 / 1e6)))
+        .unzip();
     let par_df = DataFrame::new_infer_height(vec![
-        Column::new(
-            "user_id".into(),
-            parallel_rows
-                .iter()
-                .map(|r| r.0.as_str())
-                .collect::<Vec<_>>(),
-        ),
-        Column::new(
-            "day".into(),
-            parallel_rows.iter().map(|r| r.1).collect::<Vec<_>>(),
-        ),
-        Column::new(
-            "parallel_s".into(),
-            parallel_rows.iter().map(|r| r.2).collect::<Vec<_>>(),
-        ),
+        Column::new("user_id".into(), users),
+        Column::new("day".into(), days),
+        Column::new("parallel_s".into(), seconds),
     ])?
     .lazy()
     .group_by([col("user_id"), col("day")])
@@ -488,9 +510,7 @@ pub fn detect(
         ])
         .sort(["user_id", "day"], sort_opts())
         .collect()?;
-    let mut flags: Vec<_> = drafts.into_iter().map(Draft::finish).collect();
-    sort(&mut flags);
-    Ok(JobOutput { features, flags })
+    Ok(features)
 }
 
 #[cfg(test)]

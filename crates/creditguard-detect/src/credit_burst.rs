@@ -43,8 +43,9 @@ use statrs::distribution::{DiscreteCDF, Poisson};
 use crate::catalog::Catalog;
 use crate::config::{BurstUnit, CreditBurstConfig};
 use crate::events::{day_of, sort_opts};
-use crate::flags::{date, dur, dur_zh, hhmm, list_strings, r3, ramp, sort, Draft, Rows};
-use crate::{JobOutput, Result};
+use crate::explain;
+use crate::flags::{list_strings, r3, ramp, sort, Draft, Rows};
+use crate::{Flag, JobOutput, Result};
 
 /// P(X ≥ x) for X ~ Poisson(λ).
 pub fn upper_tail(x: u64, lambda: f64) -> f64 {
@@ -136,6 +137,21 @@ pub fn detect_daily(
     cfg: &CreditBurstConfig,
     from_day: i64,
 ) -> Result<JobOutput> {
+    let features = measure(daily, engaged, cfg, from_day)?;
+    let mut flags = unsupported_days(&features, cfg)?;
+    sort(&mut flags);
+    Ok(JobOutput { features, flags })
+}
+
+/// The features of the user-days from `from_day` on: the day's claims, the baselines the
+/// Poisson tail is measured against (the user's trailing days, the peers of the org unit that
+/// day and over the trailing days), the engaged time of the support window, and `p_tail`.
+fn measure(
+    daily: DataFrame,
+    engaged: LazyFrame,
+    cfg: &CreditBurstConfig,
+    from_day: i64,
+) -> Result<DataFrame> {
     let b = cfg.baseline_days as i64;
     // Engaged seconds are summed in whole microseconds: a sum of fractional seconds depends on
     // the order of its terms, which the joins below do not fix, and the same rows must give the
@@ -157,30 +173,9 @@ pub fn detect_daily(
         .filter(col("day").gt_eq(lit(from_day)))
         .with_row_index("row", None)
         .collect()?;
-    // Sums `value` over a user's rows of `other` whose day (`d2`) passes `in_window` (an
-    // expression of `d2` and the row's `day`), one sum per row number.
-    let per_row = |other: LazyFrame, value: &str, in_window: Expr, alias: &str| {
-        target
-            .clone()
-            .lazy()
-            .select([col("row"), col("user_id"), col("day")])
-            .join(
-                other.select([
-                    col("user_id"),
-                    col("day").alias("d2"),
-                    col(value).alias("v2"),
-                ]),
-                [col("user_id")],
-                [col("user_id")],
-                JoinArgs::new(JoinType::Inner),
-            )
-            .filter(in_window)
-            .group_by([col("row")])
-            .agg([col("v2").sum().alias(alias)])
-    };
-
     // The user's own trailing baseline.
-    let own = per_row(
+    let own = window_sums(
+        &target,
         daily.clone().lazy(),
         "x",
         col("d2")
@@ -192,42 +187,12 @@ pub fn detect_daily(
         col("row"),
         (col("x_trailing") / lit(b as f64)).alias("lambda_user"),
     ]);
-    // Peers: per org unit and day, the sum of x and the number of claiming users.
-    let org_days = daily
-        .clone()
-        .lazy()
-        .filter(col("org_unit").is_not_null())
-        .group_by([col("org_unit"), col("day")])
-        .agg([
-            col("x").sum().alias("org_x"),
-            len().cast(DataType::Float64).alias("org_n"),
-        ]);
-    let org_trailing = org_days
-        .clone()
-        .filter(col("day").gt_eq(lit(from_day)))
-        .select([col("org_unit"), col("day")])
-        .join(
-            org_days.clone().select([
-                col("org_unit"),
-                col("day").alias("d2"),
-                col("org_x").alias("x2"),
-                col("org_n").alias("n2"),
-            ]),
-            [col("org_unit")],
-            [col("org_unit")],
-            JoinArgs::new(JoinType::Inner),
-        )
-        .filter(
-            col("d2")
-                .lt(col("day"))
-                .and(col("d2").gt_eq(col("day") - lit(b))),
-        )
-        .group_by([col("org_unit"), col("day")])
-        .agg([(col("x2").sum() / col("n2").sum()).alias("lambda_peers_trailing")]);
+    let (org_days, org_trailing) = peers(&daily, b, from_day);
     let od = [col("org_unit"), col("day")];
     let floor = lit(cfg.min_lambda);
     let support = cfg.support_days as i64;
-    let engaged_window = per_row(
+    let engaged_window = window_sums(
+        &target,
         engaged,
         "engaged_us",
         col("d2")
@@ -272,30 +237,40 @@ pub fn detect_daily(
             ])?
             .alias("lambda"),
         )
-        .select([
-            col("user_id"),
-            col("org_unit"),
-            col("day"),
-            col("credits"),
-            col("completions"),
-            col("x"),
-            col("lambda_user"),
-            col("lambda_peers_day"),
-            col("lambda_peers_trailing"),
-            col("lambda"),
-            col("required_s"),
-            col("engaged_s"),
-            col("courses_not_in_catalog"),
-            col("courses"),
-            col("first_t"),
-            col("last_t"),
-        ])
+        .select(FEATURES.map(col))
         .sort(["user_id", "day"], sort_opts())
         .collect()?;
 
-    // The tail probability of every row (statrs, in Rust: polars has no Poisson CDF).
+    add_tail_probability(&mut features, cfg)?;
+
+    Ok(features)
+}
+
+/// The columns of `features/credit_burst`, in order (`p_tail` follows).
+const FEATURES: [&str; 16] = [
+    "user_id",
+    "org_unit",
+    "day",
+    "credits",
+    "completions",
+    "x",
+    "lambda_user",
+    "lambda_peers_day",
+    "lambda_peers_trailing",
+    "lambda",
+    "required_s",
+    "engaged_s",
+    "courses_not_in_catalog",
+    "courses",
+    "first_t",
+    "last_t",
+];
+
+/// Adds `p_tail`, the Poisson upper tail of every row's count (statrs, in Rust: polars has no
+/// Poisson CDF).
+fn add_tail_probability(features: &mut DataFrame, cfg: &CreditBurstConfig) -> Result<()> {
     let p_tail: Vec<f64> = {
-        let r = Rows(&features);
+        let r = Rows(features);
         let (x, lambda) = (r.f64("x")?, r.f64("lambda")?);
         (0..r.len())
             .map(|i| {
@@ -307,9 +282,13 @@ pub fn detect_daily(
             .collect()
     };
     features.with_column(Column::new("p_tail".into(), p_tail))?;
+    Ok(())
+}
 
+/// `poisson_tail`: the user-days whose claims the engaged watching does not support.
+fn unsupported_days(features: &DataFrame, cfg: &CreditBurstConfig) -> Result<Vec<Flag>> {
     let mut flags = Vec::new();
-    let r = Rows(&features);
+    let r = Rows(features);
     let (user, org, courses) = (r.str("user_id")?, r.str("org_unit")?, r.list("courses")?);
     let (credits, x, lambda, p, req, eng) = (
         r.f64("credits")?,
@@ -364,31 +343,18 @@ pub fn detect_daily(
         let d = day.get(i).unwrap_or(0);
         let cs = list_strings(courses, i);
         let nc = n.get(i).unwrap_or(0);
-        let unsupported_en = format!(
-            "only {} of engaged watching in the last {} day(s) stands behind courses that require {} (less than {:.0}%)",
-            dur(en), cfg.support_days, dur(rq), cfg.support_ratio * 100.0
+        let text = explain::credit_burst(
+            &explain::CreditBurst {
+                start: ws,
+                end: we,
+                credits: c,
+                completions: nc,
+                engaged_s: en,
+                required_s: rq,
+                tail: tail.then_some((xv, lv, pv)),
+            },
+            cfg,
         );
-        let unsupported_zh = format!(
-            "近 {} 天有效观看仅 {}，不足课程要求 {} 的 {:.0}%",
-            cfg.support_days,
-            dur_zh(en),
-            dur_zh(rq),
-            cfg.support_ratio * 100.0
-        );
-        let (why_en, why_zh) = if tail {
-            (
-                format!(
-                    "{unsupported_en}; the day's count is also unusual for the learner and peers, P(X ≥ {xv:.0} | λ = {lv:.2}) = {pv:.1e}, below {:.0e}",
-                    cfg.alpha
-                ),
-                format!(
-                    "{unsupported_zh}；当日数量相对本人及同部门也异常，泊松上尾概率 P(X ≥ {xv:.0} | λ = {lv:.2}) = {pv:.1e}，低于 {:.0e}",
-                    cfg.alpha
-                ),
-            )
-        } else {
-            (unsupported_en, unsupported_zh)
-        };
         flags.push(
             Draft {
                 rule: "credit_burst.poisson_tail",
@@ -410,17 +376,78 @@ pub fn detect_daily(
                 .as_object()
                 .cloned()
                 .unwrap_or_default(),
-                en: format!(
-                    "{c:.1} credits from {nc} completed course(s) were claimed on {} between {} and {}: {why_en}.",
-                    date(ws), hhmm(ws), hhmm(we)
-                ),
-                zh: format!("{} {} 至 {} 期间通过 {nc} 门课程申领了 {c:.1} 学分：{why_zh}。", date(ws), hhmm(ws), hhmm(we)),
+                en: text.en,
+                zh: text.zh,
             }
             .finish(),
         );
     }
-    sort(&mut flags);
-    Ok(JobOutput { features, flags })
+    Ok(flags)
+}
+
+/// Sums `value` over a user's rows of `other` whose day (`d2`) passes `in_window` (an expression
+/// of `d2` and the row's `day`), one sum per row number of `target`.
+fn window_sums(
+    target: &DataFrame,
+    other: LazyFrame,
+    value: &str,
+    in_window: Expr,
+    alias: &str,
+) -> LazyFrame {
+    target
+        .clone()
+        .lazy()
+        .select([col("row"), col("user_id"), col("day")])
+        .join(
+            other.select([
+                col("user_id"),
+                col("day").alias("d2"),
+                col(value).alias("v2"),
+            ]),
+            [col("user_id")],
+            [col("user_id")],
+            JoinArgs::new(JoinType::Inner),
+        )
+        .filter(in_window)
+        .group_by([col("row")])
+        .agg([col("v2").sum().alias(alias)])
+}
+
+/// Peers: per org unit and day, the sum of `x` and the number of claiming users; and per org unit
+/// and day from `from_day` on, the peers' mean over the `b` days before.
+fn peers(daily: &DataFrame, b: i64, from_day: i64) -> (LazyFrame, LazyFrame) {
+    let org_days = daily
+        .clone()
+        .lazy()
+        .filter(col("org_unit").is_not_null())
+        .group_by([col("org_unit"), col("day")])
+        .agg([
+            col("x").sum().alias("org_x"),
+            len().cast(DataType::Float64).alias("org_n"),
+        ]);
+    let org_trailing = org_days
+        .clone()
+        .filter(col("day").gt_eq(lit(from_day)))
+        .select([col("org_unit"), col("day")])
+        .join(
+            org_days.clone().select([
+                col("org_unit"),
+                col("day").alias("d2"),
+                col("org_x").alias("x2"),
+                col("org_n").alias("n2"),
+            ]),
+            [col("org_unit")],
+            [col("org_unit")],
+            JoinArgs::new(JoinType::Inner),
+        )
+        .filter(
+            col("d2")
+                .lt(col("day"))
+                .and(col("d2").gt_eq(col("day") - lit(b))),
+        )
+        .group_by([col("org_unit"), col("day")])
+        .agg([(col("x2").sum() / col("n2").sum()).alias("lambda_peers_trailing")]);
+    (org_days, org_trailing)
 }
 
 #[cfg(test)]

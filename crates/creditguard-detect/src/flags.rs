@@ -3,6 +3,10 @@
 //! `creditguard_lake::flags`).
 
 use creditguard_contract::time::format_rfc3339_us;
+
+// The sentence helpers live with the explanation catalog; re-exported for detectors that word
+// their own flags.
+pub(crate) use crate::explain::{date, dur, dur_zh, hhmm};
 use creditguard_contract::{stable_id, Flag};
 use polars::prelude::*;
 use serde_json::{Map, Value};
@@ -26,6 +30,8 @@ pub(crate) struct Draft {
 
 impl Draft {
     pub fn finish(mut self) -> Flag {
+        #[cfg(test)]
+        crate::rules::check_evidence(self.rule, &self.evidence);
         let start = format_rfc3339_us(self.window_start);
         let flag_id = stable_id(&[self.rule, &self.user_id, &start, &self.key]);
         self.evidence
@@ -152,37 +158,4 @@ pub fn flags_frame(flags: &[Flag]) -> PolarsResult<DataFrame> {
         s("evidence", &|f| &f.evidence),
         s("explanation", &|f| &f.explanation),
     ])
-}
-
-/// Human duration for explanations: `45 s`, `12.5 min`, `2.3 h`.
-pub(crate) fn dur(s: f64) -> String {
-    if s < 120.0 {
-        format!("{s:.0} s")
-    } else if s < 7200.0 {
-        format!("{:.1} min", s / 60.0)
-    } else {
-        format!("{:.1} h", s / 3600.0)
-    }
-}
-
-/// 中文时长: `45 秒`, `12.5 分钟`, `2.3 小时`.
-pub(crate) fn dur_zh(s: f64) -> String {
-    if s < 120.0 {
-        format!("{s:.0} 秒")
-    } else if s < 7200.0 {
-        format!("{:.1} 分钟", s / 60.0)
-    } else {
-        format!("{:.1} 小时", s / 3600.0)
-    }
-}
-
-/// `HH:MM` UTC of a microsecond timestamp, for explanations.
-pub(crate) fn hhmm(t: i64) -> String {
-    let s = format_rfc3339_us(t);
-    format!("{} UTC", &s[11..16])
-}
-
-/// `YYYY-MM-DD` of a microsecond timestamp.
-pub(crate) fn date(t: i64) -> String {
-    creditguard_contract::time::format_day(t.div_euclid(crate::DAY_US))
 }

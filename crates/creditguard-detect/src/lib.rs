@@ -16,6 +16,11 @@
 //! | [`credit_burst`] | `poisson_tail` | user × day |
 //! | [`quiz_speed`] | `too_fast` | one quiz submission |
 //! | [`shared_device`] | `many_accounts` | account × device × day |
+//! | [`automation`] | `unbroken_play`, `timer_cadence`, `no_input`, `missed_checks`, `machine_responses` | stretch of play; session |
+//! | [`proxy_learning`] | `borrowed_device`, `alternating_accounts` | account × device × day; account × device |
+//!
+//! Each detector measures (frames of features), then applies its rules to the measured rows; the
+//! rules are declared in [`rules`] and worded for reviewers in one catalog (`explain`).
 //!
 //! Time is event time (`ts`), in UTC microseconds. A job for days `D1..=D2` reads the events of
 //! `D1-1..=D2+1` so that intervals and sessions crossing midnight are whole, and keeps the feature
@@ -29,8 +34,9 @@
 //! use creditguard_detect::{run_jobs, Catalog, JobsConfig};
 //! let lake = creditguard_lake::Lake::open("./lake").unwrap();
 //! let catalog = Catalog::load("sample-data/catalog.csv".as_ref()).unwrap();
-//! let day = creditguard_contract::time::parse_day("2026-03-02").unwrap();
-//! let report = run_jobs(&lake, &catalog, &JobsConfig::default(), day, day, "run-1").unwrap();
+//! let day: creditguard_contract::time::Day = "2026-03-02".parse().unwrap();
+//! let days = creditguard_contract::time::DayRange::day(day);
+//! let report = run_jobs(&lake, &catalog, &JobsConfig::default(), days, "run-1").unwrap();
 //! println!("{report}");
 //! ```
 
@@ -40,10 +46,12 @@ pub mod config;
 pub mod course_switching;
 pub mod credit_burst;
 pub mod events;
+mod explain;
 mod flags;
 pub mod multi_login;
 pub mod proxy_learning;
 pub mod quiz_speed;
+pub mod rules;
 mod run;
 pub mod shard;
 pub mod shared_device;

@@ -20,7 +20,8 @@ use serde_json::json;
 
 use crate::config::MultiLoginConfig;
 use crate::events::{day_of, overlap_sweep, same_as_prev, sort_opts};
-use crate::flags::{date, dur, dur_zh, hhmm, r3, ramp, sort, Draft, Rows};
+use crate::explain;
+use crate::flags::{r3, ramp, sort, Draft, Rows};
 use crate::{JobOutput, Result};
 
 /// Active segments of sessions (see the module docs).
@@ -88,9 +89,18 @@ pub fn detect(events: LazyFrame, cfg: &MultiLoginConfig) -> Result<JobOutput> {
     Ok(JobOutput { features, flags })
 }
 
+/// `concurrent_sessions`: overlapping segments of two sessions on different devices.
 fn concurrent(segments: &DataFrame, cfg: &MultiLoginConfig, out: &mut Vec<Draft>) -> Result<()> {
-    // Sweep: in start order, each segment against the earlier segment of the user that ends last.
-    let pairs = overlap_sweep(
+    let pairs = overlapping_sessions(segments)?.collect()?;
+    let per_day = session_pairs(&pairs, cfg)?;
+    concurrent_flags(per_day, cfg, out);
+    Ok(())
+}
+
+/// Sweep: in start order, each segment against the earlier segment of the user that ends last;
+/// the overlaps of two sessions on two known, different devices.
+fn overlapping_sessions(segments: &DataFrame) -> Result<LazyFrame> {
+    Ok(overlap_sweep(
         segments.clone().lazy(),
         "user_id",
         &[
@@ -106,9 +116,28 @@ fn concurrent(segments: &DataFrame, cfg: &MultiLoginConfig, out: &mut Vec<Draft>
             .and(col("device_id").is_not_null())
             .and(col("o_device").is_not_null())
             .and(col("device_id").neq(col("o_device"))),
-    )
-    .collect()?;
-    let r = Rows(&pairs);
+    ))
+}
+
+/// Two sessions of a user overlapping on one day (the day of the overlap's start), sessions in
+/// id order with their devices, addresses and networks in the same order.
+#[derive(Default)]
+struct SessionPair {
+    org: Option<String>,
+    overlap_us: i64,
+    first: i64,
+    last: i64,
+    devices: [String; 2],
+    ips: [Option<String>; 2],
+    networks: [Option<String>; 2],
+}
+
+type SessionPairs = BTreeMap<(String, String, String, i64), SessionPair>;
+
+/// Sums the overlaps per user, session pair and day; with `require_different_network`, pairs on
+/// one network are left out.
+fn session_pairs(pairs: &DataFrame, cfg: &MultiLoginConfig) -> Result<SessionPairs> {
+    let r = Rows(pairs);
     let (user, org, s, os, d, od, ip, oip) = (
         r.str("user_id")?,
         r.str("org_unit")?,
@@ -125,18 +154,7 @@ fn concurrent(segments: &DataFrame, cfg: &MultiLoginConfig, out: &mut Vec<Draft>
         r.i64("o_end")?,
         r.i64("overlap_us")?,
     );
-    // One flag per user, session pair and day of the overlap's start.
-    #[derive(Default)]
-    struct Acc {
-        org: Option<String>,
-        overlap_us: i64,
-        first: i64,
-        last: i64,
-        devices: [String; 2],
-        ips: [Option<String>; 2],
-        networks: [Option<String>; 2],
-    }
-    let mut acc: BTreeMap<(String, String, String, i64), Acc> = BTreeMap::new();
+    let mut acc = SessionPairs::new();
     for i in 0..r.len() {
         let (ip_a, ip_b) = (ip.get(i), oip.get(i));
         let (net_a, net_b) = (network(ip_a), network(ip_b));
@@ -163,7 +181,7 @@ fn concurrent(segments: &DataFrame, cfg: &MultiLoginConfig, out: &mut Vec<Draft>
                 hi.to_string(),
                 day,
             ))
-            .or_insert_with(|| Acc {
+            .or_insert_with(|| SessionPair {
                 first: ws,
                 last: we,
                 ..Default::default()
@@ -187,12 +205,27 @@ fn concurrent(segments: &DataFrame, cfg: &MultiLoginConfig, out: &mut Vec<Draft>
         e.ips = ips;
         e.networks = nets;
     }
+    Ok(acc)
+}
+
+/// A flag per session pair and day past `min_overlap_s`.
+fn concurrent_flags(acc: SessionPairs, cfg: &MultiLoginConfig, out: &mut Vec<Draft>) {
     for ((u, sa, sb, _day), a) in acc {
         let overlap_s = a.overlap_us as f64 / 1e6;
         if overlap_s < cfg.min_overlap_s {
             continue;
         }
         let [da, db] = &a.devices;
+        let text = explain::concurrent_sessions(
+            &explain::ConcurrentSessions {
+                sessions: [&sa, &sb],
+                devices: [da, db],
+                overlap_s,
+                start: a.first,
+                end: a.last,
+            },
+            cfg,
+        );
         out.push(Draft {
             rule: "multi_login.concurrent_sessions",
             user_id: u,
@@ -210,22 +243,24 @@ fn concurrent(segments: &DataFrame, cfg: &MultiLoginConfig, out: &mut Vec<Draft>
             .as_object()
             .cloned()
             .unwrap_or_default(),
-            en: format!(
-                "Sessions {sa} on device {da} and {sb} on device {db} were both active for {} at the same time between {} and {} on {} (threshold {}).",
-                dur(overlap_s), hhmm(a.first), hhmm(a.last), date(a.first), dur(cfg.min_overlap_s)
-            ),
-            zh: format!(
-                "{} {} 至 {} 期间，会话 {sa}（设备 {da}）与会话 {sb}（设备 {db}）同时活跃 {}（阈值 {}）。",
-                date(a.first), hhmm(a.first), hhmm(a.last), dur_zh(overlap_s), dur_zh(cfg.min_overlap_s)
-            ),
+            en: text.en,
+            zh: text.zh,
         });
     }
+}
+
+/// `impossible_travel`: consecutive places of a learner too far apart for the time between them.
+fn travel(events: LazyFrame, cfg: &MultiLoginConfig, out: &mut Vec<Draft>) -> Result<()> {
+    let moves = location_changes(events).collect()?;
+    let per_day = fast_hops(&moves, cfg)?;
+    travel_flags(per_day, cfg, out);
     Ok(())
 }
 
-fn travel(events: LazyFrame, cfg: &MultiLoginConfig, out: &mut Vec<Draft>) -> Result<()> {
-    // Only the rows where a user's location changes matter; everything else is dropped in polars.
-    let moves = events
+/// The events where a learner's place changes, with the previous place, time and address
+/// (`p_lat`, `p_lon`, `p_t`, `p_ip`). Everything else is dropped in polars.
+fn location_changes(events: LazyFrame) -> LazyFrame {
+    events
         .filter(
             col("geo_lat")
                 .is_not_null()
@@ -255,8 +290,27 @@ fn travel(events: LazyFrame, cfg: &MultiLoginConfig, out: &mut Vec<Draft>) -> Re
                     .or(col("geo_lon").neq(col("p_lon"))),
             ),
         )
-        .collect()?;
-    let r = Rows(&moves);
+}
+
+/// A learner's day of jumps faster than `max_speed_kmh`, by its fastest.
+struct TravelDay {
+    org: Option<String>,
+    hops: u32,
+    first: i64,
+    last: i64,
+    worst_kmh: f64,
+    worst: serde_json::Value,
+    worst_km: f64,
+    worst_s: f64,
+}
+
+/// The jumps of [`location_changes`] over `min_distance_km` and faster than `max_speed_kmh`,
+/// per learner and day.
+fn fast_hops(
+    moves: &DataFrame,
+    cfg: &MultiLoginConfig,
+) -> Result<BTreeMap<(String, i64), TravelDay>> {
+    let r = Rows(moves);
     let (user, org, ip, pip) = (
         r.str("user_id")?,
         r.str("org_unit")?,
@@ -270,17 +324,7 @@ fn travel(events: LazyFrame, cfg: &MultiLoginConfig, out: &mut Vec<Draft>) -> Re
         r.f64("p_lat")?,
         r.f64("p_lon")?,
     );
-    struct Hop {
-        org: Option<String>,
-        hops: u32,
-        first: i64,
-        last: i64,
-        worst_kmh: f64,
-        worst: serde_json::Value,
-        worst_km: f64,
-        worst_s: f64,
-    }
-    let mut per_day: BTreeMap<(String, i64), Hop> = BTreeMap::new();
+    let mut per_day: BTreeMap<(String, i64), TravelDay> = BTreeMap::new();
     for i in 0..r.len() {
         let (Some(a), Some(b), Some(c), Some(d)) =
             (plat.get(i), plon.get(i), lat.get(i), lon.get(i))
@@ -300,7 +344,7 @@ fn travel(events: LazyFrame, cfg: &MultiLoginConfig, out: &mut Vec<Draft>) -> Re
         let u = user.get(i).unwrap_or_default().to_string();
         let e = per_day
             .entry((u, t0.div_euclid(crate::DAY_US)))
-            .or_insert(Hop {
+            .or_insert(TravelDay {
                 org: org.get(i).map(str::to_string),
                 hops: 0,
                 first: t0,
@@ -323,7 +367,26 @@ fn travel(events: LazyFrame, cfg: &MultiLoginConfig, out: &mut Vec<Draft>) -> Re
             });
         }
     }
+    Ok(per_day)
+}
+
+/// A flag per learner and day of [`fast_hops`].
+fn travel_flags(
+    per_day: BTreeMap<(String, i64), TravelDay>,
+    cfg: &MultiLoginConfig,
+    out: &mut Vec<Draft>,
+) {
     for ((u, _day), h) in per_day {
+        let text = explain::impossible_travel(
+            &explain::ImpossibleTravel {
+                day_start: h.first,
+                hops: i64::from(h.hops),
+                fastest_km: h.worst_km,
+                fastest_s: h.worst_s,
+                fastest_kmh: h.worst_kmh,
+            },
+            cfg,
+        );
         out.push(Draft {
             rule: "multi_login.impossible_travel",
             user_id: u,
@@ -341,17 +404,10 @@ fn travel(events: LazyFrame, cfg: &MultiLoginConfig, out: &mut Vec<Draft>) -> Re
             .as_object()
             .cloned()
             .unwrap_or_default(),
-            en: format!(
-                "Activity {:.0} km apart {} apart on {} implies {:.0} km/h (threshold {:.0} km/h); {} such jump(s) that day.",
-                h.worst_km, dur(h.worst_s), date(h.first), h.worst_kmh, cfg.max_speed_kmh, h.hops
-            ),
-            zh: format!(
-                "{} 相距 {:.0} 公里的两处活动仅间隔 {}，折合时速 {:.0} 公里（阈值 {:.0}）；当天共 {} 次此类跳跃。",
-                date(h.first), h.worst_km, dur_zh(h.worst_s), h.worst_kmh, cfg.max_speed_kmh, h.hops
-            ),
+            en: text.en,
+            zh: text.zh,
         });
     }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -22,8 +22,9 @@ use serde_json::json;
 
 use crate::config::QuizSpeedConfig;
 use crate::events::day_of;
-use crate::flags::{hhmm, r3, ramp, sort, Draft, Rows};
-use crate::{JobOutput, Result};
+use crate::explain;
+use crate::flags::{r3, ramp, sort, Draft, Rows};
+use crate::{Flag, JobOutput, Result};
 
 /// The `quiz_speed` job over the events.
 pub fn detect(events: LazyFrame, cfg: &QuizSpeedConfig) -> Result<JobOutput> {
@@ -40,7 +41,24 @@ pub fn detect_with_prior(
     prior: Option<LazyFrame>,
     cfg: &QuizSpeedConfig,
 ) -> Result<JobOutput> {
-    let mut subs = events
+    let mut subs = submissions(events, cfg)?;
+    if let (Some(prior), true) = (prior, cfg.exempt_resubmissions) {
+        subs = resubmissions_of_prior(subs, prior);
+    }
+    let features = per_day_counts(subs)?.collect()?;
+    let hits = fast_first_attempts(&features, cfg).collect()?;
+    let features = features.drop("_fast")?;
+    let mut flags = too_fast(&hits, cfg)?;
+    sort(&mut flags);
+    Ok(JobOutput { features, flags })
+}
+
+/// The quiz submissions in time order with their speed and score (`seconds_per_question`,
+/// `score_ratio`), whether each is the learner's first attempt at the quiz in these events
+/// (`first_attempt`; every submission counts as one without `exempt_resubmissions`) and whether
+/// it is fast with a high score (`_fast`).
+fn submissions(events: LazyFrame, cfg: &QuizSpeedConfig) -> Result<LazyFrame> {
+    Ok(events
         .filter(
             col("event_type")
                 .eq(lit("quiz_submit"))
@@ -78,62 +96,69 @@ pub fn detect_with_prior(
                 .and(col("score_ratio").gt_eq(lit(cfg.min_score_ratio)))
                 .and(col("questions").gt_eq(lit(cfg.min_questions)))
                 .alias("_fast"),
-        ]);
-    if let (Some(prior), true) = (prior, cfg.exempt_resubmissions) {
-        let seen = prior
-            .select([col("user_id"), col("quiz_id")])
-            .filter(col("quiz_id").is_not_null())
-            .unique(None, UniqueKeepStrategy::Any)
-            .with_column(lit(true).alias("_seen"));
-        subs = subs
-            .join(
-                seen,
-                [col("user_id"), col("quiz_id")],
-                [col("user_id"), col("quiz_id")],
-                JoinArgs::new(JoinType::Left),
-            )
-            .with_column(
-                col("first_attempt")
-                    .and(col("_seen").is_null())
-                    .alias("first_attempt"),
-            )
-            .drop(cols(["_seen"]))
-            .sort(["user_id", "t", "event_id"], crate::events::sort_opts());
-    }
-    let features = subs
-        .with_columns([
-            col("first_attempt")
-                .sum()
-                .cast(DataType::Int64)
-                .over([col("user_id"), col("day")])?
-                .alias("first_attempts_day"),
-            col("first_attempt")
-                .and(col("_fast"))
-                .sum()
-                .cast(DataType::Int64)
-                .over([col("user_id"), col("day")])?
-                .alias("fast_first_attempts_day"),
-        ])
-        .collect()?;
-    let hits = features
-        .clone()
-        .lazy()
-        .filter(
-            col("_fast")
-                .and(col("first_attempt"))
-                .and(col("fast_first_attempts_day").gt_eq(lit(cfg.min_fast_per_day as i64)))
-                .and(
-                    col("fast_first_attempts_day")
-                        .cast(DataType::Float64)
-                        .gt_eq(
-                            col("first_attempts_day").cast(DataType::Float64)
-                                * lit(cfg.min_fast_share),
-                        ),
-                ),
-        )
-        .collect()?;
-    let features = features.drop("_fast")?;
-    let r = Rows(&hits);
+        ]))
+}
+
+/// Marks submissions of quizzes the learner already submitted on earlier days (`prior`
+/// features) as re-submissions.
+fn resubmissions_of_prior(subs: LazyFrame, prior: LazyFrame) -> LazyFrame {
+    let seen = prior
+        .select([col("user_id"), col("quiz_id")])
+        .filter(col("quiz_id").is_not_null())
+        .unique(None, UniqueKeepStrategy::Any)
+        .with_column(lit(true).alias("_seen"));
+    subs.join(
+        seen,
+        [col("user_id"), col("quiz_id")],
+        [col("user_id"), col("quiz_id")],
+        JoinArgs::new(JoinType::Left),
+    )
+    .with_column(
+        col("first_attempt")
+            .and(col("_seen").is_null())
+            .alias("first_attempt"),
+    )
+    .drop(cols(["_seen"]))
+    .sort(["user_id", "t", "event_id"], crate::events::sort_opts())
+}
+
+/// Per learner and day: the first attempts (`first_attempts_day`) and the fast ones among them
+/// (`fast_first_attempts_day`), on every submission row.
+fn per_day_counts(subs: LazyFrame) -> Result<LazyFrame> {
+    Ok(subs.with_columns([
+        col("first_attempt")
+            .sum()
+            .cast(DataType::Int64)
+            .over([col("user_id"), col("day")])?
+            .alias("first_attempts_day"),
+        col("first_attempt")
+            .and(col("_fast"))
+            .sum()
+            .cast(DataType::Int64)
+            .over([col("user_id"), col("day")])?
+            .alias("fast_first_attempts_day"),
+    ]))
+}
+
+/// The fast first attempts on days past the per-day count and share thresholds.
+fn fast_first_attempts(features: &DataFrame, cfg: &QuizSpeedConfig) -> LazyFrame {
+    features.clone().lazy().filter(
+        col("_fast")
+            .and(col("first_attempt"))
+            .and(col("fast_first_attempts_day").gt_eq(lit(cfg.min_fast_per_day as i64)))
+            .and(
+                col("fast_first_attempts_day")
+                    .cast(DataType::Float64)
+                    .gt_eq(
+                        col("first_attempts_day").cast(DataType::Float64) * lit(cfg.min_fast_share),
+                    ),
+            ),
+    )
+}
+
+/// `too_fast`: a flag per row of [`fast_first_attempts`].
+fn too_fast(hits: &DataFrame, cfg: &QuizSpeedConfig) -> Result<Vec<Flag>> {
+    let r = Rows(hits);
     let (ev, user, org, course, quiz) = (
         r.str("event_id")?,
         r.str("user_id")?,
@@ -171,6 +196,20 @@ pub fn detect_with_prior(
         );
         let start = te - (e.max(0.0) * 1e6) as i64;
         let (nf, nd) = (n_fast.get(i).unwrap_or(0), n_first.get(i).unwrap_or(0));
+        let text = explain::too_fast(
+            &explain::TooFast {
+                course: c,
+                quiz: qz,
+                submitted_at: te,
+                questions: n,
+                elapsed_s: e,
+                seconds_per_question: p,
+                score_ratio: ra,
+                fast_that_day: nf,
+                first_attempts_that_day: nd,
+            },
+            cfg,
+        );
         flags.push(
             Draft {
                 rule: "quiz_speed.too_fast",
@@ -195,22 +234,13 @@ pub fn detect_with_prior(
                 .as_object()
                 .cloned()
                 .unwrap_or_default(),
-                en: format!(
-                    "Quiz {qz} of course {c} was submitted at {} after {:.0} s for {n} questions ({:.1} s per question, under {:.1} s) with a score of {:.0}%; {nf} of the learner's {nd} first-attempt quizzes that day were this fast{}.",
-                    hhmm(te), e, p, cfg.min_seconds_per_question, ra * 100.0,
-                    if cfg.exempt_resubmissions { " (re-submissions not judged)" } else { "" }
-                ),
-                zh: format!(
-                    "课程 {c} 的测验 {qz} 于 {} 提交，{n} 道题仅用时 {:.0} 秒（每题 {:.1} 秒，低于 {:.1} 秒），得分率 {:.0}%；当天 {nd} 次首次作答中有 {nf} 次如此之快{}。",
-                    hhmm(te), e, p, cfg.min_seconds_per_question, ra * 100.0,
-                    if cfg.exempt_resubmissions { "（重复提交不计）" } else { "" }
-                ),
+                en: text.en,
+                zh: text.zh,
             }
             .finish(),
         );
     }
-    sort(&mut flags);
-    Ok(JobOutput { features, flags })
+    Ok(flags)
 }
 
 #[cfg(test)]

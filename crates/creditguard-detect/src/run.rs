@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use creditguard_contract::time::format_day;
+use creditguard_contract::time::{format_day, DayRange};
 use creditguard_contract::{Flag, DETECTORS};
 use creditguard_lake::Lake;
 use polars::prelude::*;
@@ -110,7 +110,7 @@ fn boxed(
     Box::new(e)
 }
 
-/// Runs the enabled jobs for the days `from_day..=to_day` and writes, for each day and job,
+/// Runs the enabled jobs for the `days` and writes, for each day and job,
 /// `features/<job>/dt=D/part-0.parquet` and `results/flags/dt=D/part-0.parquet`, each replacing
 /// the day's previous partition in one step. When only some jobs run, the day's flags of the
 /// other detectors are kept as they were.
@@ -118,14 +118,13 @@ pub fn run_jobs(
     lake: &Lake,
     catalog: &Catalog,
     cfg: &JobsConfig,
-    from_day: i64,
-    to_day: i64,
+    days: DayRange,
     run_id: &str,
 ) -> Result<JobsReport> {
-    run_mode(lake, catalog, cfg, from_day, to_day, run_id, Mode::Whole)
+    run_mode(lake, catalog, cfg, days, run_id, Mode::Whole)
 }
 
-/// Shard `shard` of a sharded run over `from_day..=to_day` (see [`crate::shard`]): the enabled
+/// Shard `shard` of a sharded run over the `days` (see [`crate::shard`]): the enabled
 /// detectors that judge each user alone, over this shard's users, and the inputs of the
 /// cross-user ones, all staged under `_shards/<run>/` (one partition per batch of days). The
 /// live tables are untouched; [`merge_shards`] with the same `run`, days and settings publishes.
@@ -133,8 +132,7 @@ pub fn run_shard(
     lake: &Lake,
     catalog: &Catalog,
     cfg: &JobsConfig,
-    from_day: i64,
-    to_day: i64,
+    days: DayRange,
     shard: Shard,
     run: &str,
 ) -> Result<JobsReport> {
@@ -142,8 +140,7 @@ pub fn run_shard(
         lake,
         catalog,
         cfg,
-        from_day,
-        to_day,
+        days,
         "",
         Mode::Shard { shard, run },
     )
@@ -157,8 +154,7 @@ pub fn merge_shards(
     lake: &Lake,
     catalog: &Catalog,
     cfg: &JobsConfig,
-    from_day: i64,
-    to_day: i64,
+    days: DayRange,
     count: u32,
     run: &str,
     run_id: &str,
@@ -168,8 +164,7 @@ pub fn merge_shards(
         lake,
         catalog,
         cfg,
-        from_day,
-        to_day,
+        days,
         run_id,
         Mode::Merge { count, run },
     )?;
@@ -188,24 +183,16 @@ enum Mode<'a> {
     Merge { count: u32, run: &'a str },
 }
 
-#[allow(clippy::too_many_arguments)]
 fn run_mode(
     lake: &Lake,
     catalog: &Catalog,
     cfg: &JobsConfig,
-    from_day: i64,
-    to_day: i64,
+    days: DayRange,
     run_id: &str,
     mode: Mode<'_>,
 ) -> Result<JobsReport> {
+    let (from_day, to_day) = (days.first().index(), days.last().index());
     cfg.validate()?;
-    if to_day < from_day {
-        return Err(Error::Config(vec![format!(
-            "the range {} .. {} is empty",
-            format_day(from_day),
-            format_day(to_day)
-        )]));
-    }
     let start = Instant::now();
     // A shard computes the detectors that judge users alone; it stages the inputs of the others.
     let enabled: Vec<&str> = DETECTORS
@@ -1142,7 +1129,12 @@ mod tests {
     use super::*;
     use crate::events::sort_opts;
     use crate::testkit::*;
+    use creditguard_contract::time::Day;
     use creditguard_contract::{parse_event, EventBatchBuilder};
+
+    fn period(first: i64, last: i64) -> DayRange {
+        DayRange::new(Day::from_index(first), Day::from_index(last)).unwrap()
+    }
 
     /// Writes lines into the lake's `events`, one file per event day (as ingest does).
     fn ingest(lake: &Lake, lines: &[String], name: &str) {
@@ -1207,13 +1199,13 @@ mod tests {
             batch_days: 1,
             ..JobsConfig::default()
         };
-        let r = run_jobs(&lake, &catalog(), &one_day, day, day + 3, "run-q").unwrap();
+        let r = run_jobs(&lake, &catalog(), &one_day, period(day, day + 3), "run-q").unwrap();
         assert_eq!(r.total_flags(), 0, "{r}");
         // Without the lookback the batch of day 3 cannot see day 0: the retry looks like a
         // first attempt and is flagged.
         let mut blind = one_day.clone();
         blind.quiz_speed.resubmission_lookback_days = 0;
-        let r = run_jobs(&lake, &catalog(), &blind, day, day + 3, "run-q").unwrap();
+        let r = run_jobs(&lake, &catalog(), &blind, period(day, day + 3), "run-q").unwrap();
         assert_eq!(r.total_flags(), 1, "{r}");
     }
 
@@ -1226,9 +1218,9 @@ mod tests {
             batch_days: 3,
             ..JobsConfig::default()
         };
-        let r = run_jobs(&lake, &catalog(), &cfg, day, day + 10, "run-gap").unwrap();
+        let r = run_jobs(&lake, &catalog(), &cfg, period(day, day + 10), "run-gap").unwrap();
         assert_eq!(r.total_flags(), 5, "{r}");
-        let later = run_jobs(&lake, &catalog(), &cfg, day + 5, day + 10, "run-empty").unwrap();
+        let later = run_jobs(&lake, &catalog(), &cfg, period(day + 5, day + 10), "run-empty").unwrap();
         assert_eq!(later.total_flags(), 0, "{later}");
     }
 
@@ -1241,7 +1233,7 @@ mod tests {
                 release_memory_above_mib: above,
                 ..JobsConfig::default()
             };
-            run_jobs(&lake, &catalog(), &cfg, day, day + 2, "run-mem").unwrap()
+            run_jobs(&lake, &catalog(), &cfg, period(day, day + 2), "run-mem").unwrap()
         };
         // 0: after every one of the three batches; a limit far above the process: never.
         let every = run(0);
@@ -1260,7 +1252,7 @@ mod tests {
         let events = cheats();
         let (_dir, lake, day) = lake_of(&events);
         let cfg = JobsConfig::default();
-        let r1 = run_jobs(&lake, &catalog(), &cfg, day, day + 1, "run-1").unwrap();
+        let r1 = run_jobs(&lake, &catalog(), &cfg, period(day, day + 1), "run-1").unwrap();
         assert_eq!(r1.total_flags(), 5, "{r1}");
         let d0 = read_flags(&lake, day).unwrap();
         let d1 = read_flags(&lake, day + 1).unwrap();
@@ -1295,7 +1287,7 @@ mod tests {
         let days = |l: &Lake| (read_flags(l, day).unwrap(), read_flags(l, day + 1).unwrap());
         let (a0, _) = days(&lake);
         ingest(&lake, &events, "part-c.parquet");
-        run_jobs(&lake, &catalog(), &cfg, day, day + 1, "run-2").unwrap();
+        run_jobs(&lake, &catalog(), &cfg, period(day, day + 1), "run-2").unwrap();
         let (b0, b1) = days(&lake);
         let ids = |v: &[Flag]| v.iter().map(|f| f.flag_id.clone()).collect::<Vec<_>>();
         assert_eq!(ids(&a0), ids(&b0));
@@ -1306,7 +1298,7 @@ mod tests {
             enabled: vec!["quiz_speed".into()],
             ..JobsConfig::default()
         };
-        run_jobs(&lake, &catalog(), &only_quiz, day, day, "run-3").unwrap();
+        run_jobs(&lake, &catalog(), &only_quiz, period(day, day), "run-3").unwrap();
         let c0 = read_flags(&lake, day).unwrap();
         assert_eq!(ids(&c0), ids(&b0));
         let runs: Vec<&str> = c0.iter().map(|f| f.run_id.as_str()).collect();
@@ -1439,7 +1431,7 @@ mod tests {
                         ..JobsConfig::default()
                     };
                     let case = format!("support {support_days}, start {start}, batches of {batch_days}, {enabled:?}");
-                    run_jobs(&lake, &catalog(), &cfg, from + start, to, "r").unwrap();
+                    run_jobs(&lake, &catalog(), &cfg, period(from + start, to), "r").unwrap();
                     let got = features(&lake).select(cols).unwrap();
                     let expected = whole
                         .features
@@ -1478,7 +1470,7 @@ mod tests {
             batch_days: 1,
             ..JobsConfig::default()
         };
-        run_jobs(&lake, &catalog(), &one, day - 1, day + 2, "r").unwrap();
+        run_jobs(&lake, &catalog(), &one, period(day - 1, day + 2), "r").unwrap();
         let a: Vec<Vec<Flag>> = (day - 1..=day + 2)
             .map(|d| read_flags(&lake, d).unwrap())
             .collect();
@@ -1486,8 +1478,7 @@ mod tests {
             &lake,
             &catalog(),
             &JobsConfig::default(),
-            day - 1,
-            day + 2,
+            period(day - 1, day + 2),
             "r",
         )
         .unwrap();

@@ -15,8 +15,9 @@ use serde_json::json;
 
 use crate::config::SharedDeviceConfig;
 use crate::events::{day_of, same_as_prev, type_in};
-use crate::flags::{date, hhmm, list_strings, ramp, sort, Draft, Rows};
-use crate::{JobOutput, Result};
+use crate::explain;
+use crate::flags::{list_strings, ramp, sort, Draft, Rows};
+use crate::{Flag, JobOutput, Result};
 
 /// The `shared_device` job over the events, without known shared devices.
 pub fn detect(events: LazyFrame, cfg: &SharedDeviceConfig) -> Result<JobOutput> {
@@ -29,10 +30,20 @@ pub fn detect_known(
     cfg: &SharedDeviceConfig,
     known_shared: &HashSet<String>,
 ) -> Result<JobOutput> {
-    let known: Vec<&str> = known_shared.iter().map(String::as_str).collect();
-    let types: Vec<&str> = cfg.event_types.iter().map(String::as_str).collect();
     // Collected once: the features and the org units of flagged accounts both read it.
-    let rows = events
+    let rows = sign_ins(events, cfg).collect()?;
+    let features = device_days(&rows).collect()?;
+    let shared = shared_devices(&features, cfg, known_shared).collect()?;
+    let mut flags = many_accounts(&shared, &rows, cfg)?;
+    sort(&mut flags);
+    Ok(JobOutput { features, flags })
+}
+
+/// The sign-in events (`event_types`) that name a device: `device_id`, `user_id`, `org_unit`,
+/// `t`, `day`.
+fn sign_ins(events: LazyFrame, cfg: &SharedDeviceConfig) -> LazyFrame {
+    let types: Vec<&str> = cfg.event_types.iter().map(String::as_str).collect();
+    events
         .filter(type_in(&types).and(col("device_id").is_not_null()))
         .select([
             col("device_id"),
@@ -41,12 +52,15 @@ pub fn detect_known(
             col("t"),
             day_of(col("t")).alias("day"),
         ])
-        .collect()?;
+}
+
+/// The features, one row per device and day: `accounts` (distinct), `events`, `first_t`,
+/// `last_t`, `users` (sorted).
+fn device_days(rows: &DataFrame) -> LazyFrame {
     // Distinct accounts by sorting instead of a hash set per group: in (device, day, user)
     // order the first row of each user is a new account, and those rows, in order, are the
     // sorted list of accounts.
-    let features = rows
-        .clone()
+    rows.clone()
         .lazy()
         .sort(
             ["device_id", "day", "user_id", "t"],
@@ -70,8 +84,16 @@ pub fn detect_known(
             col("t").max().alias("last_t"),
             col("user_id").filter(col("_new_user")).alias("users"),
         ])
-        .collect()?;
-    let shared = features
+}
+
+/// The device-days with at least `min_accounts` accounts, known shared devices left out.
+fn shared_devices(
+    features: &DataFrame,
+    cfg: &SharedDeviceConfig,
+    known_shared: &HashSet<String>,
+) -> LazyFrame {
+    let known: Vec<&str> = known_shared.iter().map(String::as_str).collect();
+    features
         .clone()
         .lazy()
         .filter(
@@ -88,29 +110,18 @@ pub fn detect_known(
                         .not()
                 }),
         )
-        .collect()?;
-    let r = Rows(&shared);
+}
+
+/// `many_accounts`: a flag for each account of each row of [`shared_devices`].
+fn many_accounts(
+    shared: &DataFrame,
+    rows: &DataFrame,
+    cfg: &SharedDeviceConfig,
+) -> Result<Vec<Flag>> {
+    let r = Rows(shared);
     let users = r.list("users")?;
     let accounts: Vec<Vec<String>> = (0..r.len()).map(|i| list_strings(users, i)).collect();
-    // The org unit of each flagged account, for the flag rows: its first sign-in that names
-    // one. A pass over the sign-ins, looking up the (few) flagged accounts, instead of
-    // grouping every account.
-    let mut org_of: HashMap<&str, Option<&str>> = accounts
-        .iter()
-        .flatten()
-        .map(|u| (u.as_str(), None))
-        .collect();
-    if !org_of.is_empty() {
-        let rr = Rows(&rows);
-        let (u, o) = (rr.str("user_id")?, rr.str("org_unit")?);
-        for (user, org) in u.iter().zip(o.iter()) {
-            if let (Some(user), Some(org)) = (user, org) {
-                if let Some(slot @ None) = org_of.get_mut(user) {
-                    *slot = Some(org);
-                }
-            }
-        }
-    }
+    let org_of = first_org_units(rows, &accounts)?;
     let (dev, acc, n_ev, first, last) = (
         r.str("device_id")?,
         r.i64("accounts")?,
@@ -125,6 +136,15 @@ pub fn detect_known(
         let n = acc.get(i).unwrap_or(0);
         let (ws, we) = (first.get(i).unwrap_or(0), last.get(i).unwrap_or(0));
         let all = &accounts[i];
+        let text = explain::many_accounts(
+            &explain::ManyAccounts {
+                device: d,
+                accounts: n,
+                start: ws,
+                end: we,
+            },
+            cfg,
+        );
         for u in all {
             flags.push(
                 Draft {
@@ -143,21 +163,40 @@ pub fn detect_known(
                     .as_object()
                     .cloned()
                     .unwrap_or_default(),
-                    en: format!(
-                        "Device {d} signed in {n} different accounts on {} between {} and {} (threshold {}), this account among them.",
-                        date(ws), hhmm(ws), hhmm(we), cfg.min_accounts
-                    ),
-                    zh: format!(
-                        "设备 {d} 于 {} {} 至 {} 期间为 {n} 个不同账号登录或签到（阈值 {} 个），其中包括本账号，疑似代签。",
-                        date(ws), hhmm(ws), hhmm(we), cfg.min_accounts
-                    ),
+                    en: text.en.clone(),
+                    zh: text.zh.clone(),
                 }
                 .finish(),
             );
         }
     }
-    sort(&mut flags);
-    Ok(JobOutput { features, flags })
+    Ok(flags)
+}
+
+/// The org unit of each of `accounts`, for the flag rows: its first sign-in that names one. A
+/// pass over the sign-ins, looking up the (few) flagged accounts, instead of grouping every
+/// account.
+fn first_org_units<'a>(
+    rows: &'a DataFrame,
+    accounts: &'a [Vec<String>],
+) -> Result<HashMap<&'a str, Option<&'a str>>> {
+    let mut org_of: HashMap<&str, Option<&str>> = accounts
+        .iter()
+        .flatten()
+        .map(|u| (u.as_str(), None))
+        .collect();
+    if !org_of.is_empty() {
+        let rr = Rows(rows);
+        let (u, o) = (rr.str("user_id")?, rr.str("org_unit")?);
+        for (user, org) in u.iter().zip(o.iter()) {
+            if let (Some(user), Some(org)) = (user, org) {
+                if let Some(slot @ None) = org_of.get_mut(user) {
+                    *slot = Some(org);
+                }
+            }
+        }
+    }
+    Ok(org_of)
 }
 
 #[cfg(test)]

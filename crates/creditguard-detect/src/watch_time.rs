@@ -33,7 +33,8 @@ use serde_json::json;
 use crate::catalog::Catalog;
 use crate::config::WatchTimeConfig;
 use crate::events::{day_of, same_as_next, same_as_prev, secs, sort_opts, type_in};
-use crate::flags::{dur, dur_zh, hhmm, list_strings, r3, ramp, sort, Draft, Rows};
+use crate::explain;
+use crate::flags::{list_strings, r3, ramp, sort, Draft, Rows};
 use crate::{JobOutput, Result};
 
 /// Event types that drive a lesson stream.
@@ -60,21 +61,57 @@ const NO_POS: f64 = -1e18;
 /// `watch_time`, `course_switching` (parallel playback) and `credit_burst` (engaged time) share
 /// it, so [`run_jobs`](crate::run_jobs) computes it once per batch.
 pub fn intervals(events: LazyFrame, cfg: &WatchTimeConfig) -> LazyFrame {
-    let max_gap_us = (cfg.max_gap_s * 1e6) as i64;
-    let fast_rate = cfg.max_rate * (1.0 + cfg.rate_tolerance);
-    let null_bool = || lit(NULL).cast(DataType::Boolean);
-    let null_f64 = || lit(NULL).cast(DataType::Float64);
-    let ffill = |e: Expr| e.fill_null_with_strategy(FillNullStrategy::Forward(None));
-    // Forward fill inside runs: the first row of each run is made non-null, so a plain forward
-    // fill over the sorted frame never carries a value into the next run.
-    let fill_in_run = |raw: Expr, run_start: Expr, default: Expr| {
-        ffill(
-            when(run_start.and(raw.clone().is_null()))
-                .then(default)
-                .otherwise(raw),
-        )
-    };
+    let streams = lesson_streams(events);
+    let states = player_state(streams);
+    let timed = position_advances(states, cfg);
+    split_time(timed, cfg).select([
+        col("user_id"),
+        col("org_unit"),
+        col("session_id"),
+        col("course_id"),
+        col("lesson_id"),
+        col("t"),
+        col("day"),
+        col("_dt_s").alias("dt_s"),
+        col("playing"),
+        col("visible"),
+        col("muted"),
+        col("play_s"),
+        col("engaged_s"),
+        col("hidden_s"),
+        col("muted_s"),
+        col("rate"),
+        col("fast_s"),
+        col("range_from"),
+        col("range_to"),
+        col("duration_s"),
+    ])
+}
 
+/// `null` typed as a boolean.
+fn null_bool() -> Expr {
+    lit(NULL).cast(DataType::Boolean)
+}
+
+/// `null` typed as a float.
+fn null_f64() -> Expr {
+    lit(NULL).cast(DataType::Float64)
+}
+
+/// Forward fill inside runs: the first row of each run (`run_start`) is made non-null (`default`
+/// when it has no value), so a plain forward fill over the sorted frame never carries a value
+/// into the next run.
+fn fill_in_run(raw: Expr, run_start: Expr, default: Expr) -> Expr {
+    when(run_start.and(raw.clone().is_null()))
+        .then(default)
+        .otherwise(raw)
+        .fill_null_with_strategy(FillNullStrategy::Forward(None))
+}
+
+/// The media events of sessions, each with its lesson (visibility events may lack it: they get
+/// the session's latest), sorted by lesson stream (user, session, course, lesson) and time;
+/// `_start` marks a stream's first row, `_cont_next` a row whose stream continues.
+fn lesson_streams(events: LazyFrame) -> LazyFrame {
     let media = events
         .filter(type_in(&MEDIA_TYPES).and(col("session_id").is_not_null()))
         .select([
@@ -97,7 +134,7 @@ pub fn intervals(events: LazyFrame, cfg: &WatchTimeConfig) -> LazyFrame {
 
     // Visibility events may lack the lesson: give them the session's latest lesson.
     let session_start = same_as_prev(&["user_id", "session_id"]).not();
-    let filled = media
+    media
         .sort(["user_id", "session_id", "t", "event_id"], sort_opts())
         .with_column(session_start.alias("_ss"))
         .with_columns([
@@ -108,10 +145,7 @@ pub fn intervals(events: LazyFrame, cfg: &WatchTimeConfig) -> LazyFrame {
             col("lesson_id")
                 .neq(lit(""))
                 .and(col("course_id").neq(lit(""))),
-        );
-
-    let is = |t: &str| col("event_type").eq(lit(t));
-    let stream = filled
+        )
         .sort(
             [
                 "user_id",
@@ -127,6 +161,14 @@ pub fn intervals(events: LazyFrame, cfg: &WatchTimeConfig) -> LazyFrame {
             same_as_prev(&STREAM).not().alias("_start"),
             same_as_next(&STREAM).alias("_cont_next"),
         ])
+}
+
+/// The player's state after each event (`playing`, `visible`, `muted`, carried forward within
+/// the stream), the last known position and its time (`_anchor_pos`, `_anchor_t`), and the time
+/// to the stream's next event (`_dt_us`).
+fn player_state(streams: LazyFrame) -> LazyFrame {
+    let is = |t: &str| col("event_type").eq(lit(t));
+    streams
         .with_columns([
             when(is("video_play"))
                 .then(lit(true))
@@ -171,6 +213,15 @@ pub fn intervals(events: LazyFrame, cfg: &WatchTimeConfig) -> LazyFrame {
                 .otherwise(lit(0i64))
                 .alias("_dt_us"),
         ])
+}
+
+/// Per pair of position-bearing events while playing: the wall time and the position's advance
+/// between them (`wall_s`, `adv_s`), the `rate`, and the start of the content range covered at a
+/// plausible speed (`range_from`); `_dt_s` is the gap to the next event, 0 past `max_gap_s`.
+fn position_advances(states: LazyFrame, cfg: &WatchTimeConfig) -> LazyFrame {
+    let max_gap_us = (cfg.max_gap_s * 1e6) as i64;
+    let fast_rate = cfg.max_rate * (1.0 + cfg.rate_tolerance);
+    states
         .with_columns([
             when(col("_dt_us").gt(lit(max_gap_us)))
                 .then(lit(0.0))
@@ -205,54 +256,39 @@ pub fn intervals(events: LazyFrame, cfg: &WatchTimeConfig) -> LazyFrame {
             .otherwise(null_f64())
             .alias("range_from"),
         ])
-        .with_columns([
-            when(col("range_from").is_not_null())
-                .then(col("_pos_before"))
-                .otherwise(null_f64())
-                .alias("range_to"),
-            when(col("rate").gt(lit(fast_rate)))
-                .then(col("wall_s"))
-                .otherwise(lit(0.0))
-                .alias("fast_s"),
-            when(col("playing"))
-                .then(col("_dt_s"))
-                .otherwise(lit(0.0))
-                .alias("play_s"),
-            when(col("playing").and(col("visible")).and(col("muted").not()))
-                .then(col("_dt_s"))
-                .otherwise(lit(0.0))
-                .alias("engaged_s"),
-            when(col("playing").and(col("visible").not()))
-                .then(col("_dt_s"))
-                .otherwise(lit(0.0))
-                .alias("hidden_s"),
-            when(col("playing").and(col("muted")))
-                .then(col("_dt_s"))
-                .otherwise(lit(0.0))
-                .alias("muted_s"),
-            day_of(col("t")).alias("day"),
-        ]);
-    stream.select([
-        col("user_id"),
-        col("org_unit"),
-        col("session_id"),
-        col("course_id"),
-        col("lesson_id"),
-        col("t"),
-        col("day"),
-        col("_dt_s").alias("dt_s"),
-        col("playing"),
-        col("visible"),
-        col("muted"),
-        col("play_s"),
-        col("engaged_s"),
-        col("hidden_s"),
-        col("muted_s"),
-        col("rate"),
-        col("fast_s"),
-        col("range_from"),
-        col("range_to"),
-        col("duration_s"),
+}
+
+/// The time to the next event split by what the player was doing: `play_s`, `engaged_s`
+/// (playing, visible, sound on), `hidden_s`, `muted_s`; the time played too fast (`fast_s`) and
+/// the covered range's end (`range_to`).
+fn split_time(timed: LazyFrame, cfg: &WatchTimeConfig) -> LazyFrame {
+    let fast_rate = cfg.max_rate * (1.0 + cfg.rate_tolerance);
+    timed.with_columns([
+        when(col("range_from").is_not_null())
+            .then(col("_pos_before"))
+            .otherwise(null_f64())
+            .alias("range_to"),
+        when(col("rate").gt(lit(fast_rate)))
+            .then(col("wall_s"))
+            .otherwise(lit(0.0))
+            .alias("fast_s"),
+        when(col("playing"))
+            .then(col("_dt_s"))
+            .otherwise(lit(0.0))
+            .alias("play_s"),
+        when(col("playing").and(col("visible")).and(col("muted").not()))
+            .then(col("_dt_s"))
+            .otherwise(lit(0.0))
+            .alias("engaged_s"),
+        when(col("playing").and(col("visible").not()))
+            .then(col("_dt_s"))
+            .otherwise(lit(0.0))
+            .alias("hidden_s"),
+        when(col("playing").and(col("muted")))
+            .then(col("_dt_s"))
+            .otherwise(lit(0.0))
+            .alias("muted_s"),
+        day_of(col("t")).alias("day"),
     ])
 }
 
@@ -491,15 +527,21 @@ pub fn detect(
     Ok(JobOutput { features, flags })
 }
 
+/// The rules judged per user, course and day: `background_playback` and `speed`.
 fn course_day_rules(
     features: &DataFrame,
     cfg: &WatchTimeConfig,
     out: &mut Vec<Draft>,
 ) -> Result<()> {
-    let fast_rate = cfg.max_rate * (1.0 + cfg.rate_tolerance);
+    background_playback(&background_days(features, cfg).collect()?, cfg, out)?;
+    speed(&fast_days(features, cfg).collect()?, cfg, out)
+}
+
+/// Lessons past the background thresholds, per user, course and day: the play, hidden, engaged
+/// and muted time summed, the largest lesson's `max_lesson_share`, the course's `hidden_share`.
+fn background_days(features: &DataFrame, cfg: &WatchTimeConfig) -> LazyFrame {
     let ucd = [col("user_id"), col("course_id"), col("day")];
-    // Background playback: lessons over the thresholds, one flag per course and day.
-    let bg = features
+    features
         .clone()
         .lazy()
         .filter(
@@ -507,7 +549,7 @@ fn course_day_rules(
                 .gt_eq(lit(cfg.min_play_s))
                 .and(col("hidden_share").gt_eq(lit(cfg.hidden_share))),
         )
-        .group_by(ucd.clone())
+        .group_by(ucd)
         .agg([
             col("org_unit").drop_nulls().first(),
             col("play_s").sum(),
@@ -524,8 +566,11 @@ fn course_day_rules(
         ])
         .with_column((col("hidden_s") / col("play_s")).alias("hidden_share"))
         .sort(["user_id", "course_id", "day"], sort_opts())
-        .collect()?;
-    let r = Rows(&bg);
+}
+
+/// `background_playback`: a flag per row of [`background_days`].
+fn background_playback(bg: &DataFrame, cfg: &WatchTimeConfig, out: &mut Vec<Draft>) -> Result<()> {
+    let r = Rows(bg);
     let (user, org, course, lessons) = (
         r.str("user_id")?,
         r.str("org_unit")?,
@@ -559,6 +604,18 @@ fn course_day_rules(
         };
         // Long background play weighs more than a lesson that barely reaches min_play_s.
         let sev = ramp(excess) * (0.75 + 0.25 * (p / (4.0 * cfg.min_play_s)).min(1.0));
+        let text = explain::background_playback(
+            &explain::BackgroundPlayback {
+                course: &c,
+                lessons: ls.len(),
+                play_s: p,
+                engaged_s: e,
+                hidden_share: sh,
+                start: ws,
+                end: we,
+            },
+            cfg,
+        );
         out.push(Draft {
             rule: "watch_time.background_playback",
             user_id: user.get(i).unwrap_or_default().to_string(),
@@ -576,19 +633,17 @@ fn course_day_rules(
             .as_object()
             .cloned()
             .unwrap_or_default(),
-            en: format!(
-                "Course {c}: {} lesson(s) played for {} between {} and {} on {}, {:.0}% of it in a hidden page (threshold {:.0}% over at least {} per lesson); engaged time was {}.",
-                ls.len(), dur(p), hhmm(ws), hhmm(we), crate::flags::date(ws), sh * 100.0, cfg.hidden_share * 100.0, dur(cfg.min_play_s), dur(e)
-            ),
-            zh: format!(
-                "课程 {c}：{} {} 至 {} 期间有 {} 个课时共播放 {}，其中 {:.0}% 的时间页面处于隐藏状态（阈值：单课时至少播放 {} 且隐藏占比 {:.0}%）；有效学习时长 {}。",
-                crate::flags::date(ws), hhmm(ws), hhmm(we), ls.len(), dur_zh(p), sh * 100.0, dur_zh(cfg.min_play_s), cfg.hidden_share * 100.0, dur_zh(e)
-            ),
+            en: text.en,
+            zh: text.zh,
         });
     }
+    Ok(())
+}
 
-    // Speed: fast wall time summed over the course's lessons of the day.
-    let fast = features
+/// Fast wall time summed over each course's lessons of a day, the days at or past `min_fast_s`.
+fn fast_days(features: &DataFrame, cfg: &WatchTimeConfig) -> LazyFrame {
+    let ucd = [col("user_id"), col("course_id"), col("day")];
+    features
         .clone()
         .lazy()
         .group_by(ucd)
@@ -607,8 +662,12 @@ fn course_day_rules(
         ])
         .filter(col("fast_s").gt_eq(lit(cfg.min_fast_s)))
         .sort(["user_id", "course_id", "day"], sort_opts())
-        .collect()?;
-    let r = Rows(&fast);
+}
+
+/// `speed`: a flag per row of [`fast_days`].
+fn speed(fast: &DataFrame, cfg: &WatchTimeConfig, out: &mut Vec<Draft>) -> Result<()> {
+    let fast_rate = cfg.max_rate * (1.0 + cfg.rate_tolerance);
+    let r = Rows(fast);
     let (user, org, course, lessons) = (
         r.str("user_id")?,
         r.str("org_unit")?,
@@ -625,6 +684,13 @@ fn course_day_rules(
         let ls = list_strings(lessons, i);
         let sev = ramp((mr - fast_rate) / cfg.max_rate)
             * (0.75 + 0.25 * (f / (10.0 * cfg.min_fast_s)).min(1.0));
+        let text = explain::speed(&explain::Speed {
+            course: &c,
+            start: ws,
+            fast_rate,
+            fast_s: f,
+            max_rate: mr,
+        });
         out.push(Draft {
             rule: "watch_time.speed",
             user_id: user.get(i).unwrap_or_default().to_string(),
@@ -641,14 +707,8 @@ fn course_day_rules(
             .as_object()
             .cloned()
             .unwrap_or_default(),
-            en: format!(
-                "Course {c} on {}: the video position advanced faster than {:.2}× real time for {} of wall time (fastest {:.1}×), measured from positions against the clock.",
-                crate::flags::date(ws), fast_rate, dur(f), mr
-            ),
-            zh: format!(
-                "课程 {c}（{}）：按播放位置与实际时间计算，有 {} 的时间进度快于 {:.2} 倍速（最快 {:.1} 倍）。",
-                crate::flags::date(ws), dur_zh(f), fast_rate, mr
-            ),
+            en: text.en,
+            zh: text.zh,
         });
     }
     Ok(())
@@ -668,14 +728,26 @@ fn low_coverage(
     if done.height() == 0 {
         return Ok(());
     }
+    let (ranges, durations) = watched_ranges(intervals, chains, &done, prior)?;
+    let judged = coverage_at_completion(&done, ranges, durations)?.collect()?;
+    coverage_flags(&judged, catalog, cfg, out)
+}
+
+/// The content ranges the completing learners watched, with the time each was covered by (this
+/// period's chains; earlier days' feature segments, as of the end of their day), and the
+/// duration of every lesson the player reported, for the (user, course) pairs of `done`.
+fn watched_ranges(
+    intervals: LazyFrame,
+    chains: LazyFrame,
+    done: &DataFrame,
+    prior: Option<LazyFrame>,
+) -> Result<(LazyFrame, LazyFrame)> {
     let pairs = done
         .clone()
         .lazy()
         .select([col("user_id"), col("course_id")])
         .unique(None, UniqueKeepStrategy::Any);
     let uc = [col("user_id"), col("course_id")];
-    // What was covered, with the time it was covered by: this period's chains, earlier days'
-    // feature segments (as of the end of their day).
     let mut ranges = chains
         .join(
             pairs.clone(),
@@ -731,6 +803,17 @@ fn low_coverage(
             .group_by([col("user_id"), col("course_id"), col("lesson_id")])
             .agg([col("duration_s").max()]);
     }
+    Ok((ranges, durations))
+}
+
+/// Per completion of `done`: the content covered before it (`covered_s`, ranges unioned per
+/// lesson), the lessons watched, and the sum of the lessons' reported durations.
+fn coverage_at_completion(
+    done: &DataFrame,
+    ranges: LazyFrame,
+    durations: LazyFrame,
+) -> Result<LazyFrame> {
+    let uc = [col("user_id"), col("course_id")];
     // Coverage as of each completion: ranges covered before it, unioned per lesson.
     let per_completion = done
         .clone()
@@ -773,7 +856,8 @@ fn low_coverage(
         .sort(["user_id", "course_id", "lesson_id"], sort_opts())
         .group_by(uc.clone())
         .agg([col("duration_s").sum().alias("lessons_duration_s")]);
-    let judged = done
+    Ok(done
+        .clone()
         .lazy()
         .join(
             covered,
@@ -786,9 +870,17 @@ fn low_coverage(
             col("covered_s").fill_null(lit(0.0)),
             col("lessons_watched").fill_null(lit(0i64)),
         ])
-        .sort(["user_id", "t", "event_id"], sort_opts())
-        .collect()?;
-    let r = Rows(&judged);
+        .sort(["user_id", "t", "event_id"], sort_opts()))
+}
+
+/// `low_coverage`: the completions of [`coverage_at_completion`] below the course's required share.
+fn coverage_flags(
+    judged: &DataFrame,
+    catalog: &Catalog,
+    cfg: &WatchTimeConfig,
+    out: &mut Vec<Draft>,
+) -> Result<()> {
+    let r = Rows(judged);
     let (ev, user, org, course) = (
         r.str("event_id")?,
         r.str("user_id")?,
@@ -818,6 +910,14 @@ fn low_coverage(
             continue;
         }
         let tc = t.get(i).unwrap_or(0);
+        let text = explain::low_coverage(&explain::LowCoverage {
+            course: c,
+            completed_at: tc,
+            covered_s: cov,
+            duration_s: duration,
+            covered_ratio: ratio,
+            required_ratio: need,
+        });
         out.push(Draft {
             rule: "watch_time.low_coverage",
             user_id: user.get(i).unwrap_or_default().to_string(),
@@ -836,14 +936,8 @@ fn low_coverage(
             .as_object()
             .cloned()
             .unwrap_or_default(),
-            en: format!(
-                "Course {c} was marked complete at {} on {} with {:.0}% of its {} of content actually played at a plausible speed ({}); at least {:.0}% is required.",
-                hhmm(tc), crate::flags::date(tc), ratio * 100.0, dur(duration), dur(cov), need * 100.0
-            ),
-            zh: format!(
-                "课程 {c} 于 {} {} 被标记为完成，但 {} 的内容中仅有 {:.0}%（{}）以正常速度实际播放；要求至少 {:.0}%。",
-                crate::flags::date(tc), hhmm(tc), dur_zh(duration), ratio * 100.0, dur_zh(cov), need * 100.0
-            ),
+            en: text.en,
+            zh: text.zh,
         });
     }
     Ok(())

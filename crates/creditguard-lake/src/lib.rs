@@ -43,6 +43,7 @@ pub mod flags;
 pub mod read;
 pub mod remote;
 pub mod scrub;
+pub mod tables;
 pub mod testing;
 
 use std::fs::{self, File};
@@ -81,6 +82,9 @@ pub enum Error {
         what: String,
         source: Box<object_store::Error>,
     },
+    /// Records that do not fit a table's Arrow schema (a bug, not bad input).
+    #[error("building a batch: {0}")]
+    Batch(String),
     #[error("filling partition {table}/dt={day}: {source}")]
     Fill {
         table: String,

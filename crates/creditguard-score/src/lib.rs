@@ -35,7 +35,8 @@ pub mod decide;
 pub mod events;
 pub mod policy;
 pub mod report;
-pub mod tables;
+/// The result tables live in the lake crate, read and written there for every stage.
+pub use creditguard_lake::tables;
 pub mod warnings;
 
 use std::collections::{BTreeMap, HashSet};

@@ -9,7 +9,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
-use std::path::PathBuf;
 
 use anyhow::Context as _;
 use creditguard_contract::time::{day_of_us, format_day};
@@ -18,20 +17,8 @@ use creditguard_lake::Lake;
 use creditguard_review::{CaseFilter, CaseStatus};
 use creditguard_score::tables;
 
-use crate::config::{parse_day_arg, Overrides, Pipeline};
-
-#[derive(Debug, clap::Args)]
-pub struct BacktestArgs {
-    /// The candidate pipeline: the real lake (`lake.root`) and review database, with the
-    /// thresholds to try.
-    #[arg(long, env = "CREDITGUARD_PIPELINE")]
-    pub pipeline: PathBuf,
-    /// First and last event day to compare.
-    #[arg(long, value_parser = parse_day_arg)]
-    pub from: i64,
-    #[arg(long, value_parser = parse_day_arg)]
-    pub to: i64,
-}
+use crate::cli::BacktestArgs;
+use crate::config::{Overrides, Pipeline};
 
 /// A flag's identity across threshold changes: its rule, learner and day (ids change with the
 /// windows that thresholds move).
@@ -133,8 +120,7 @@ pub fn backtest(pipeline: &Pipeline, from: i64, to: i64) -> anyhow::Result<Backt
         &scratch,
         &crate::jobs::catalog(pipeline)?,
         &jobs_cfg,
-        jobs_from,
-        to,
+        crate::jobs::days(jobs_from, to)?,
         &run_id,
     )
     .context("running the candidate's jobs")?;

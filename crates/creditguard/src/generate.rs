@@ -7,6 +7,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use crate::cli::GenerateArgs;
 use anyhow::Context;
 use creditguard_kafka::{ClientSettings, LineProducer};
 use creditguard_synth::{Config, Generator, Output, Pattern, StrengthMix};
@@ -32,91 +33,6 @@ impl fmt::Display for UsageError {
 }
 
 impl std::error::Error for UsageError {}
-
-/// Generate synthetic telemetry (NDJSON), a course catalog (CSV) and ground-truth labels (JSON).
-#[derive(Debug, Clone, clap::Args)]
-pub struct GenerateArgs {
-    /// Number of learners.
-    #[arg(long, env = "CREDITGUARD_GENERATE_USERS", default_value_t = 300)]
-    pub users: u32,
-    /// Number of org units (departments / branches, each at one site).
-    #[arg(long, env = "CREDITGUARD_GENERATE_ORG_UNITS", default_value_t = 8)]
-    pub org_units: u32,
-    /// Length of the period in days; the last day is the credit deadline.
-    #[arg(long, env = "CREDITGUARD_GENERATE_DAYS", default_value_t = 14)]
-    pub days: u32,
-    /// First day of the period (YYYY-MM-DD).
-    #[arg(long, env = "CREDITGUARD_GENERATE_START", default_value = "2026-03-02")]
-    pub start: String,
-    /// Random seed: the same arguments give byte-identical files.
-    #[arg(long, env = "CREDITGUARD_GENERATE_SEED", default_value_t = 7)]
-    pub seed: u64,
-    /// Share of learners carrying each of the ten classic cheating patterns (one pattern per
-    /// cheater); the patterns that fake the client are set with --pattern-share.
-    #[arg(long, env = "CREDITGUARD_GENERATE_CHEAT_SHARE", default_value_t = 0.02)]
-    pub cheat_share: f64,
-    /// Per-pattern share overriding --cheat-share, as `pattern=share` (e.g. `speed=0.05`;
-    /// patterns: background_playback, speed, low_coverage, concurrent_sessions,
-    /// impossible_travel, rapid_switching, parallel_playback, credit_burst, quiz_too_fast,
-    /// shared_device, and those that fake the client: scripted_playback, timer_cadence,
-    /// missed_checks, machine_responses, no_input). Repeat the flag or separate with commas.
-    #[arg(
-        long = "pattern-share",
-        env = "CREDITGUARD_GENERATE_PATTERN_SHARE",
-        value_delimiter = ','
-    )]
-    pub pattern_share: Vec<String>,
-    /// The platform shows attention checks and counts input on heartbeats (needed by the
-    /// patterns missed_checks, machine_responses and no_input, which plant nothing without it).
-    #[arg(long, env = "CREDITGUARD_GENERATE_CLIENT_SIGNALS")]
-    pub client_signals: bool,
-    /// How hard cheaters cheat: blatant, subtle or mixed (half each).
-    #[arg(long, env = "CREDITGUARD_GENERATE_STRENGTH", default_value = "mixed")]
-    pub strength: String,
-    /// Probability per event of a delivery fault (duplicate, out of order, late, unknown extra
-    /// fields, an extra invalid line); five times this per session is the clock-skew chance.
-    #[arg(long, env = "CREDITGUARD_GENERATE_FAULT_RATE", default_value_t = 0.002)]
-    pub fault_rate: f64,
-    /// Telemetry output: a file (zstd-compressed when it ends in `.zst`) or `-` for stdout.
-    /// Required unless `--kafka` is given (with `--kafka` it writes the same lines to the file too).
-    #[arg(long, short, env = "CREDITGUARD_GENERATE_OUT")]
-    pub out: Option<PathBuf>,
-    /// Catalog CSV [default: `<out stem>.catalog.csv` beside --out; none for stdout;
-    /// `<topic>.catalog.csv` in the current directory with `--kafka` and no --out].
-    #[arg(long, env = "CREDITGUARD_GENERATE_CATALOG")]
-    pub catalog: Option<PathBuf>,
-    /// Labels JSON [default: `<out stem>.labels.json` beside --out; none for stdout;
-    /// `<topic>.labels.json` in the current directory with `--kafka` and no --out].
-    #[arg(long, env = "CREDITGUARD_GENERATE_LABELS")]
-    pub labels: Option<PathBuf>,
-    /// zstd level for `.zst` output (1 fast … 19 small).
-    #[arg(long, env = "CREDITGUARD_GENERATE_ZSTD_LEVEL", default_value_t = 3)]
-    pub zstd_level: i32,
-    /// Produce the telemetry to the Kafka topic `--topic` at `--brokers`: one message per line,
-    /// key = the line's `user_id`, idempotent with `acks=all`; the command succeeds only when
-    /// every line is acknowledged. The topic is created when missing (`--partitions`), and so is
-    /// its dead-letter topic `<topic>.dlq` (1 partition), which `creditguard ingest` needs.
-    #[arg(long, env = "CREDITGUARD_GENERATE_KAFKA")]
-    pub kafka: bool,
-    /// Bootstrap brokers (`host:port,…`) for `--kafka`.
-    #[arg(long, env = "CREDITGUARD_KAFKA_BROKERS")]
-    pub brokers: Option<String>,
-    /// The telemetry topic for `--kafka`.
-    #[arg(long, env = "CREDITGUARD_GENERATE_TOPIC")]
-    pub topic: Option<String>,
-    /// Partitions of the topic when `--kafka` creates it (an existing topic is left as it is).
-    #[arg(long, env = "CREDITGUARD_GENERATE_PARTITIONS", default_value_t = 3)]
-    pub partitions: i32,
-    /// Raw librdkafka producer setting `key=value` for `--kafka`, repeatable (SASL, TLS, …); in
-    /// the environment, several separated by `;`. Secrets are never logged.
-    #[arg(
-        short = 'X',
-        value_name = "KEY=VALUE",
-        env = "CREDITGUARD_KAFKA_SETTINGS",
-        value_delimiter = ';'
-    )]
-    pub settings: Vec<String>,
-}
 
 /// Where `--kafka` sends the telemetry.
 #[derive(Debug, Clone)]

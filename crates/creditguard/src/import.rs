@@ -3,43 +3,9 @@
 //! `creditguard-import` crate for each mapping). Prints what was written and, per reason, every
 //! source record that could not be mapped.
 
-use std::path::PathBuf;
-
+use crate::cli::{FormatArg, ImportArgs};
 use anyhow::Context;
 use creditguard_import::{import, write_catalog, write_ndjson, Format, Options};
-
-/// The source formats on the command line.
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-pub enum FormatArg {
-    /// EdNet KT4 action logs (dataset folder with KT4/ and contents/, a folder of u*.csv, a file).
-    EdnetKt4,
-    /// EdNet KT1 answer logs (dataset folder with KT1_merged/ and KT1_raw/, a folder, a file).
-    EdnetKt1,
-    /// Open edX tracking logs (a tracking.log, a .json event, or a folder of them).
-    Openedx,
-    /// UCI EPM activity records (dataset folder with Processes/, a Session_<n> folder, a file).
-    UciEpm,
-}
-
-/// Convert a public log format to telemetry-v1 NDJSON (and a course catalog).
-#[derive(Debug, Clone, clap::Args)]
-pub struct ImportArgs {
-    /// Source format.
-    #[arg(value_enum)]
-    pub format: FormatArg,
-    /// Input file or folder.
-    #[arg(long = "in", env = "CREDITGUARD_IMPORT_IN")]
-    pub input: PathBuf,
-    /// Output NDJSON (zstd-compressed when it ends in `.zst`).
-    #[arg(long, env = "CREDITGUARD_IMPORT_OUT")]
-    pub out: PathBuf,
-    /// Also write the synthesized course catalog CSV here.
-    #[arg(long, env = "CREDITGUARD_IMPORT_CATALOG_OUT")]
-    pub catalog_out: Option<PathBuf>,
-    /// EdNet-Contents folder (questions.csv, lectures.csv); default: `contents/` in the input.
-    #[arg(long, env = "CREDITGUARD_IMPORT_CONTENTS")]
-    pub contents: Option<PathBuf>,
-}
 
 /// Runs the import; fails (exit 1) when nothing could be mapped.
 pub fn execute(args: ImportArgs) -> anyhow::Result<()> {

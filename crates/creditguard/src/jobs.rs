@@ -2,15 +2,14 @@
 //! the detection jobs of `creditguard-detect` over days of the lake; `job all --shard K/N` and
 //! `job merge --shards N` split them over processes (see `creditguard_detect::shard`).
 
-use std::path::PathBuf;
-
 use anyhow::Context as _;
 use creditguard_contract::stable_id;
-use creditguard_contract::time::format_day;
+use creditguard_contract::time::{format_day, Day, DayRange};
 use creditguard_detect::{Catalog, JobsReport, Shard};
 use creditguard_lake::Lake;
 
-use crate::config::{parse_day_arg, Overrides, Pipeline};
+use crate::cli::{JobArgs, PeriodArgs};
+use crate::config::{Overrides, Pipeline};
 
 /// The pipeline's course catalog; an empty one (with a warning) when the pipeline has none, in
 /// which case coverage is judged from the lesson lengths the player reports and unsupported
@@ -49,7 +48,7 @@ pub fn run_stage(
         return Ok(JobsReport::default());
     };
     let (from, to) = (from.unwrap_or(first), to.unwrap_or(last));
-    creditguard_detect::run_jobs(lake, &catalog, &cfg, from, to, run_id).with_context(|| {
+    creditguard_detect::run_jobs(lake, &catalog, &cfg, days(from, to)?, run_id).with_context(|| {
         format!(
             "running the jobs for {} .. {}",
             format_day(from),
@@ -67,32 +66,10 @@ pub fn run_id(pipeline: &Pipeline, what: &str, from: Option<i64>, to: Option<i64
     format!("{}-{}", pipeline.name, &id[..16])
 }
 
-/// The flags `job` and `score` share: the pipeline, the period, and overrides of where to read
-/// and write.
-#[derive(Debug, clap::Args)]
-pub struct PeriodArgs {
-    /// The pipeline file (lake, catalog and the stage's settings).
-    #[arg(long, env = "CREDITGUARD_PIPELINE")]
-    pub pipeline: PathBuf,
-    /// One day (YYYY-MM-DD).
-    #[arg(long, env = "CREDITGUARD_DAY", value_parser = parse_day_arg, conflicts_with_all = ["from", "to"])]
-    pub day: Option<i64>,
-    /// First day of a range (YYYY-MM-DD); default: the first day with events.
-    #[arg(long, env = "CREDITGUARD_FROM", value_parser = parse_day_arg)]
-    pub from: Option<i64>,
-    /// Last day of a range, inclusive; default: the last day with events.
-    #[arg(long, env = "CREDITGUARD_TO", value_parser = parse_day_arg)]
-    pub to: Option<i64>,
-    /// Lake directory instead of `lake.root`.
-    #[arg(long, env = "CREDITGUARD_LAKE")]
-    pub lake: Option<String>,
-    /// Course catalog instead of `catalog.path`.
-    #[arg(long, env = "CREDITGUARD_CATALOG")]
-    pub catalog: Option<PathBuf>,
-    /// Run id written into the output; default: derived from the pipeline text, what runs and
-    /// the days, so a re-run of the same thing carries the same id.
-    #[arg(long, env = "CREDITGUARD_RUN_ID")]
-    pub run_id: Option<String>,
+/// The days `from..=to` (days since 1970-01-01); a usage error (exit 2) naming both when the
+/// first is after the last.
+pub fn days(from: i64, to: i64) -> anyhow::Result<DayRange> {
+    Ok(DayRange::new(Day::from_index(from), Day::from_index(to)).map_err(UsageError)?)
 }
 
 impl PeriodArgs {
@@ -127,32 +104,7 @@ impl PeriodArgs {
     }
 }
 
-/// `creditguard job`: run one detection job (or `all`) for a day or a range of days.
-#[derive(Debug, clap::Args)]
-pub struct JobArgs {
-    /// The job: watch_time, multi_login, course_switching, credit_burst, quiz_speed,
-    /// shared_device, automation, proxy_learning, or `all`; `merge` publishes a sharded run of
-    /// `all` (with --shards).
-    pub name: String,
-    #[command(flatten)]
-    pub period: PeriodArgs,
-    /// Run `all` for the users of shard K of N only (K/N, 0 ≤ K < N; a user's shard is
-    /// xxh3_64(user_id) mod N). The output waits in the lake's staging until `job merge --shards
-    /// N` with the same pipeline and days publishes it.
-    #[arg(long, env = "CREDITGUARD_SHARD", value_parser = parse_shard, conflicts_with = "shards")]
-    pub shard: Option<Shard>,
-    /// The number of shards: with `job all`, this process runs shard `JOB_COMPLETION_INDEX` (set
-    /// by a Kubernetes Indexed Job); with `job merge`, how many shards to merge.
-    #[arg(long, env = "CREDITGUARD_SHARDS")]
-    pub shards: Option<u32>,
-    /// Re-run the days that received events (late ones included) since this time (RFC 3339, or
-    /// a day: its start, UTC), and the day either side of each; instead of --day/--from/--to.
-    #[arg(long, env = "CREDITGUARD_CHANGED_SINCE", value_parser = parse_since,
-          conflicts_with_all = ["day", "from", "to", "shard", "shards"])]
-    pub changed_since: Option<i64>,
-}
-
-fn parse_shard(s: &str) -> Result<Shard, String> {
+pub(crate) fn parse_shard(s: &str) -> Result<Shard, String> {
     s.parse()
 }
 
@@ -249,9 +201,15 @@ pub fn execute(args: JobArgs) -> anyhow::Result<()> {
         match mode {
             Mode::Shard(shard) => {
                 let stage = staging_name(&pipeline, from, to, shard.count);
-                let report =
-                    creditguard_detect::run_shard(&lake, &catalog, &cfg, from, to, shard, &stage)
-                        .with_context(|| format!("running shard {shard} for {period}"))?;
+                let report = creditguard_detect::run_shard(
+                    &lake,
+                    &catalog,
+                    &cfg,
+                    days(from, to)?,
+                    shard,
+                    &stage,
+                )
+                .with_context(|| format!("running shard {shard} for {period}"))?;
                 println!("creditguard job all, shard {shard} (staged as {stage})");
                 println!("{report}");
             }
@@ -259,7 +217,13 @@ pub fn execute(args: JobArgs) -> anyhow::Result<()> {
                 let stage = staging_name(&pipeline, from, to, count);
                 let run_id = args.period.run_id(&pipeline, "all", from, to);
                 let report = creditguard_detect::merge_shards(
-                    &lake, &catalog, &cfg, from, to, count, &stage, &run_id,
+                    &lake,
+                    &catalog,
+                    &cfg,
+                    days(from, to)?,
+                    count,
+                    &stage,
+                    &run_id,
                 )
                 .with_context(|| format!("merging {count} shards for {period}"))?;
                 creditguard_detect::write_markers(&lake, from, to, &run_id)?;
@@ -304,7 +268,7 @@ pub fn execute(args: JobArgs) -> anyhow::Result<()> {
     };
     for (from, to) in ranges {
         let run_id = args.period.run_id(&pipeline, &args.name, from, to);
-        let report = creditguard_detect::run_jobs(&lake, &catalog, &cfg, from, to, &run_id)
+        let report = creditguard_detect::run_jobs(&lake, &catalog, &cfg, days(from, to)?, &run_id)
             .with_context(|| {
                 format!(
                     "running {} for {} .. {}",
@@ -356,7 +320,7 @@ fn changed_ranges(lake: &Lake, since: i64) -> anyhow::Result<Vec<(i64, i64)>> {
 }
 
 /// `--changed-since`: an RFC 3339 time, or a day (its start, UTC).
-fn parse_since(s: &str) -> Result<i64, String> {
+pub(crate) fn parse_since(s: &str) -> Result<i64, String> {
     creditguard_contract::time::parse_rfc3339_us(s)
         .or_else(|_| {
             creditguard_contract::time::parse_day(s).map(|d| d * creditguard_detect::DAY_US)

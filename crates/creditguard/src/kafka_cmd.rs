@@ -9,70 +9,12 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use crate::cli::IngestArgs;
+use crate::config::{ConfigError, Overrides, Pipeline, PrivacySection, Switch};
 use anyhow::Context as _;
-use creditguard::config::{ConfigError, Overrides, Pipeline, PrivacySection, Switch};
 use creditguard_kafka::config::parse_duration;
 use creditguard_kafka::{Fault, IngestConfig, KafkaSection, Metrics, RollPolicy};
 use creditguard_lake::Lake;
-
-/// Consume the telemetry topic into the lake (a consumer-group member; run one per machine).
-#[derive(Debug, clap::Args)]
-pub struct IngestArgs {
-    /// Pipeline file whose `[kafka]` and `[lake]` sections give the defaults.
-    #[arg(long, env = "CREDITGUARD_PIPELINE")]
-    pipeline: Option<PathBuf>,
-    /// Bootstrap brokers (`host:port,…`).
-    #[arg(long, env = "CREDITGUARD_KAFKA_BROKERS")]
-    brokers: Option<String>,
-    /// The telemetry topic.
-    #[arg(long, env = "CREDITGUARD_KAFKA_TOPIC")]
-    topic: Option<String>,
-    /// The consumer group.
-    #[arg(long, env = "CREDITGUARD_KAFKA_GROUP")]
-    group: Option<String>,
-    /// The dead-letter topic (default `<topic>.dlq`).
-    #[arg(long, env = "CREDITGUARD_KAFKA_DLQ_TOPIC")]
-    dlq_topic: Option<String>,
-    /// Lake directory (or `file://` URL) instead of the pipeline's `lake.root`.
-    #[arg(long, env = "CREDITGUARD_LAKE")]
-    lake: Option<String>,
-    /// Raw librdkafka setting `key=value`, repeatable (SASL, TLS, …); in the environment,
-    /// several separated by `;`. Secrets are never logged.
-    #[arg(
-        short = 'X',
-        value_name = "KEY=VALUE",
-        env = "CREDITGUARD_KAFKA_SETTINGS",
-        value_delimiter = ';'
-    )]
-    settings: Vec<String>,
-    /// Roll a partition's file after this many valid events [default: `[kafka] roll_rows`, else
-    /// 100000; lower it to bound memory: each range in flight is held in memory].
-    #[arg(long, env = "CREDITGUARD_KAFKA_ROLL_ROWS")]
-    roll_rows: Option<usize>,
-    /// Roll a partition's file after this many payload bytes [default: `[kafka] roll_bytes`, else
-    /// 33554432].
-    #[arg(long, env = "CREDITGUARD_KAFKA_ROLL_BYTES")]
-    roll_bytes: Option<u64>,
-    /// Roll a partition's file this long after its first message (`5s`, `500ms`) [default:
-    /// `[kafka] roll_age`, else 5s].
-    #[arg(long, env = "CREDITGUARD_KAFKA_ROLL_AGE")]
-    roll_age: Option<String>,
-    /// Pseudonymise identifiers (`on`/`off`) [default: the pipeline's `privacy.pseudonymise`,
-    /// else `on`].
-    #[arg(long, env = "CREDITGUARD_PSEUDONYMISE", value_parser = ["on", "off"])]
-    pseudonymise: Option<String>,
-    /// The pseudonymisation key file [default: the pipeline's `privacy.key_file`, else the key
-    /// in the environment variable `CREDITGUARD_PSEUDONYM_KEY`].
-    #[arg(long, env = "CREDITGUARD_PSEUDONYM_KEY_FILE")]
-    key_file: Option<PathBuf>,
-    /// Address of `/metrics`, `/healthz`, `/readyz` (`none` to disable).
-    #[arg(long, env = "CREDITGUARD_METRICS_ADDR")]
-    metrics_addr: Option<String>,
-    /// Dead-letter messages larger than this many bytes unparsed, keeping their first 64 KiB
-    /// [default: `[kafka] max_message_bytes`, else 4194304].
-    #[arg(long, env = "CREDITGUARD_KAFKA_MAX_MESSAGE_BYTES")]
-    max_message_bytes: Option<usize>,
-}
 
 /// Runs `creditguard ingest` until SIGTERM / SIGINT.
 pub fn execute(args: IngestArgs) -> anyhow::Result<()> {

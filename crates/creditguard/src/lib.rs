@@ -6,12 +6,17 @@
 //! lake).
 
 pub mod backtest;
+pub mod cli;
 pub mod config;
+pub mod generate;
+pub mod import;
 pub mod jobs;
+pub mod kafka_cmd;
 pub mod policy;
 pub mod report;
 pub mod retention;
 pub mod review;
+pub mod rules;
 pub mod run;
 pub mod score;
 pub mod serve;

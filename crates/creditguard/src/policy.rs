@@ -2,34 +2,13 @@
 //! and what it asks of them this year.
 
 use std::fmt::Write as _;
-use std::path::PathBuf;
 
 use anyhow::Context as _;
 use creditguard_contract::time::{civil_from_days, format_day, parse_day};
 use creditguard_score::policy::{self, Person, Policy, Roster};
 
+use crate::cli::{PolicyArgs, PolicyCommand};
 use crate::config::{Overrides, Pipeline};
-
-#[derive(Debug, clap::Args)]
-pub struct PolicyArgs {
-    #[command(subcommand)]
-    pub command: PolicyCommand,
-}
-
-#[derive(Debug, clap::Subcommand)]
-pub enum PolicyCommand {
-    /// Which rule of the pipeline's credit policy applies to a learner, and why.
-    Explain {
-        /// The learner's user id (as in the roster).
-        user: String,
-        /// The pipeline file naming `[roster]` and `[policy]`.
-        #[arg(long, env = "CREDITGUARD_PIPELINE")]
-        pipeline: PathBuf,
-        /// The business-local day to measure the year's target at (default: today).
-        #[arg(long, value_parser = crate::config::parse_day_arg)]
-        as_of: Option<i64>,
-    },
-}
 
 /// Runs `creditguard policy …`.
 pub fn execute(args: PolicyArgs) -> anyhow::Result<()> {

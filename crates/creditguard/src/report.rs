@@ -1,34 +1,10 @@
 //! `creditguard report --lake DIR [--from D --to D] [--html out.html]`: the result tables of a
 //! period for people (`creditguard_score::report`).
 
-use std::path::PathBuf;
-
+use crate::cli::ReportArgs;
 use anyhow::Context as _;
 use creditguard_lake::Lake;
 use creditguard_score::tables;
-
-/// `creditguard report`.
-#[derive(Debug, clap::Args)]
-pub struct ReportArgs {
-    /// The lake directory.
-    #[arg(long, env = "CREDITGUARD_LAKE")]
-    pub lake: String,
-    /// First day (YYYY-MM-DD); default: the first day with credits or cases.
-    #[arg(long, env = "CREDITGUARD_FROM", value_parser = crate::config::parse_day_arg)]
-    pub from: Option<i64>,
-    /// Last day, inclusive; default: the last day with credits or cases.
-    #[arg(long, env = "CREDITGUARD_TO", value_parser = crate::config::parse_day_arg)]
-    pub to: Option<i64>,
-    /// Also write a self-contained HTML report (inline CSS and SVG) with a timeline per case.
-    #[arg(long, env = "CREDITGUARD_REPORT_HTML")]
-    pub html: Option<PathBuf>,
-    /// How many of the riskiest cases the terminal summary lists.
-    #[arg(long, default_value_t = 10)]
-    pub top: usize,
-    /// How many of the riskiest cases get a timeline in the HTML report.
-    #[arg(long, default_value_t = 50)]
-    pub timelines: usize,
-}
 
 /// Runs `creditguard report`.
 pub fn execute(args: ReportArgs) -> anyhow::Result<()> {

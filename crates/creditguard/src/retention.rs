@@ -16,48 +16,9 @@ use creditguard_lake::scrub::{Scrub, Scrubbed};
 use creditguard_lake::Lake;
 use serde_json::json;
 
+use crate::cli::{EraseArgs, RetainArgs};
 use crate::config::{Overrides, Pipeline, RetentionSection};
 use crate::review::Store;
-
-/// `creditguard retain`.
-#[derive(Debug, clap::Args)]
-pub struct RetainArgs {
-    /// The pipeline file (its `[retention]`, lake and review database).
-    #[arg(long, env = "CREDITGUARD_PIPELINE")]
-    pub pipeline: PathBuf,
-    /// Lake directory instead of `lake.root`.
-    #[arg(long, env = "CREDITGUARD_LAKE")]
-    pub lake: Option<String>,
-    /// Print what would be removed; remove nothing, record nothing.
-    #[arg(long)]
-    pub dry_run: bool,
-    /// The day ages are counted from (YYYY-MM-DD) [default: today, UTC].
-    #[arg(long, env = "CREDITGUARD_TODAY", value_parser = crate::config::parse_day_arg)]
-    pub today: Option<i64>,
-    /// Who runs it (recorded in the audit trail).
-    #[arg(long = "as", env = "CREDITGUARD_OPERATOR", default_value = "retention")]
-    pub actor: String,
-}
-
-/// `creditguard erase`.
-#[derive(Debug, clap::Args)]
-pub struct EraseArgs {
-    /// The learner's id as the platform knows it (mapped with the pipeline's key when
-    /// `[privacy]` pseudonymises); with `--pseudonym`, the id as stored in the lake.
-    pub user: String,
-    /// The pipeline file (its `[privacy]` key, lake and review database).
-    #[arg(long, env = "CREDITGUARD_PIPELINE")]
-    pub pipeline: PathBuf,
-    /// Lake directory instead of `lake.root`.
-    #[arg(long, env = "CREDITGUARD_LAKE")]
-    pub lake: Option<String>,
-    /// USER is the lake's id (a pseudonym, e.g. made under an earlier key), not the real id.
-    #[arg(long)]
-    pub pseudonym: bool,
-    /// Who runs it (recorded in the audit trail).
-    #[arg(long = "as", env = "CREDITGUARD_OPERATOR", default_value = "erasure")]
-    pub actor: String,
-}
 
 /// How many days a table keeps (`0`: for good), by its name.
 pub fn keep_days(r: &RetentionSection, table: &str) -> (u32, &'static str) {

@@ -4,7 +4,6 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::Write as _;
-use std::path::PathBuf;
 
 use anyhow::Context as _;
 use creditguard_contract::time::{day_of_us, format_day, format_rfc3339_us};
@@ -17,7 +16,9 @@ use creditguard_review::{
 };
 use creditguard_score::{tables, Catalog, ScoreConfig, ScoreReport};
 
-use crate::config::{parse_day_arg, Overrides, Pipeline};
+use crate::cli::{AuditArgs, AuditCommand, Format, ReviewArgs, ReviewCommand, Target};
+
+use crate::config::{Overrides, Pipeline};
 
 /// Environment variable that names the review database, winning over `[review] database` (so a
 /// password need not be in a pipeline file).
@@ -385,26 +386,6 @@ fn usage_or(e: creditguard_review::Error) -> anyhow::Error {
     }
 }
 
-/// How `review list`/`show` print.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Format {
-    /// Aligned text for a terminal.
-    Text,
-    /// One JSON document (for scripts).
-    Json,
-}
-
-/// The pipeline whose review database and lake a command works on.
-#[derive(Debug, Clone, clap::Args)]
-pub struct Target {
-    /// The pipeline file (its lake, `[review]` and `[kafka]`).
-    #[arg(long, env = "CREDITGUARD_PIPELINE")]
-    pub pipeline: PathBuf,
-    /// Lake directory instead of `lake.root`.
-    #[arg(long, env = "CREDITGUARD_LAKE")]
-    pub lake: Option<String>,
-}
-
 impl Target {
     fn open(&self) -> anyhow::Result<(Pipeline, Store)> {
         let overrides = Overrides {
@@ -415,156 +396,6 @@ impl Target {
         let store = Store::open(&pipeline)?;
         Ok((pipeline, store))
     }
-}
-
-/// Who acts: recorded in the audit trail with every change. Required.
-#[derive(Debug, Clone, clap::Args)]
-pub struct Actor {
-    /// Your reviewer id (recorded with the change).
-    #[arg(long = "as", env = "CREDITGUARD_REVIEWER")]
-    pub actor: String,
-    /// The case version you looked at (`review show` prints it): the change is refused if the
-    /// case changed since.
-    #[arg(long)]
-    pub expect_version: Option<i64>,
-}
-
-/// `creditguard review`: work the cases.
-#[derive(Debug, clap::Args)]
-pub struct ReviewArgs {
-    #[command(subcommand)]
-    pub command: ReviewCommand,
-}
-
-#[derive(Debug, clap::Subcommand)]
-pub enum ReviewCommand {
-    /// The review queue: cases by risk, filtered by status, org unit (and below), rule, user.
-    List {
-        #[command(flatten)]
-        target: Target,
-        /// Only these statuses (repeatable); default: the ones waiting for a reviewer
-        /// (open, in_review, needs_info, appealed). `all` for every status.
-        #[arg(long)]
-        status: Vec<String>,
-        /// Only cases of this org unit and the units under it (`east` matches `east/sales`).
-        #[arg(long)]
-        org_unit: Option<String>,
-        /// Only cases with a flag of this rule (e.g. `credit_burst.poisson_tail`).
-        #[arg(long)]
-        rule: Option<String>,
-        /// Only this learner's cases.
-        #[arg(long)]
-        user: Option<String>,
-        /// Only cases assigned to this reviewer.
-        #[arg(long)]
-        assignee: Option<String>,
-        #[arg(long, default_value_t = 100)]
-        limit: i64,
-        #[arg(long, value_enum, default_value_t = Format::Text)]
-        format: Format,
-    },
-    /// One case: flags with their evidence, claims, history, the learner's other cases.
-    Show {
-        #[command(flatten)]
-        target: Target,
-        case_id: String,
-        #[arg(long, value_enum, default_value_t = Format::Text)]
-        format: Format,
-    },
-    /// Assign a case to a reviewer (→ in_review).
-    Assign {
-        #[command(flatten)]
-        target: Target,
-        case_id: String,
-        #[command(flatten)]
-        actor: Actor,
-        /// The reviewer who takes the case.
-        #[arg(long)]
-        to: String,
-    },
-    /// Add a comment to a case's history.
-    Comment {
-        #[command(flatten)]
-        target: Target,
-        case_id: String,
-        #[command(flatten)]
-        actor: Actor,
-        #[arg(long)]
-        text: String,
-    },
-    /// Ask for more information before deciding (→ needs_info).
-    RequestInfo {
-        #[command(flatten)]
-        target: Target,
-        case_id: String,
-        #[command(flatten)]
-        actor: Actor,
-        #[arg(long)]
-        reason: String,
-    },
-    /// Decide a case: confirmed cancels its withheld claims, dismissed releases them,
-    /// partially_confirmed cancels the claims given with --claims and releases the rest.
-    Decide {
-        #[command(flatten)]
-        target: Target,
-        case_id: String,
-        #[command(flatten)]
-        actor: Actor,
-        /// confirmed, dismissed or partially_confirmed.
-        #[arg(long, alias = "verdict", value_parser = ["confirmed", "dismissed", "partially_confirmed"])]
-        decision: String,
-        /// Why, in your words (required; the learner may read it on appeal).
-        #[arg(long)]
-        reason: String,
-        /// For partially_confirmed: the claims (credit ids, comma-separated or repeated) you
-        /// confirm as cheating, which are cancelled; the case's other claims are released.
-        #[arg(long, value_delimiter = ',')]
-        claims: Vec<String>,
-    },
-    /// Reopen a decided case on the learner's appeal (→ appealed).
-    Appeal {
-        #[command(flatten)]
-        target: Target,
-        case_id: String,
-        #[command(flatten)]
-        actor: Actor,
-        #[arg(long)]
-        reason: String,
-    },
-    /// Reviewers' verdicts per rule and org unit: flags confirmed, dismissed, pending.
-    Feedback {
-        #[command(flatten)]
-        target: Target,
-        #[arg(long, value_enum, default_value_t = Format::Text)]
-        format: Format,
-    },
-}
-
-/// `creditguard audit`: the review audit trail.
-#[derive(Debug, clap::Args)]
-pub struct AuditArgs {
-    #[command(subcommand)]
-    pub command: AuditCommand,
-}
-
-#[derive(Debug, clap::Subcommand)]
-pub enum AuditCommand {
-    /// Check the hash chain of the audit trail (exit 1 naming the first bad record).
-    Verify {
-        #[command(flatten)]
-        target: Target,
-    },
-    /// The audit records of a period as NDJSON on stdout.
-    Export {
-        #[command(flatten)]
-        target: Target,
-        /// First day (YYYY-MM-DD, UTC); default: the beginning.
-        #[arg(long, value_parser = parse_day_arg)]
-        from: Option<i64>,
-        /// Last day, inclusive; default: today.
-        #[arg(long, value_parser = parse_day_arg)]
-        to: Option<i64>,
-    },
 }
 
 use creditguard_contract::time::DAY_US;

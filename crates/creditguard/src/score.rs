@@ -8,6 +8,7 @@ use creditguard_contract::time::format_day;
 use creditguard_lake::Lake;
 use creditguard_score::{Catalog, ScoreReport};
 
+use crate::cli::{Emit, ScoreArgs};
 use crate::config::Pipeline;
 
 /// The pipeline's course catalog; an empty one (with a warning) when the pipeline has none, in
@@ -62,25 +63,6 @@ pub fn run_stage(
     creditguard_score::write_results(lake, &report, cfg.write_stream).with_context(period)?;
     crate::review::write_rule_feedback(&store, lake, to).with_context(period)?;
     Ok(Some(Scored { report, review }))
-}
-
-/// Where `creditguard score` also sends the results stream.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Emit {
-    /// Only the result tables (and `results/stream/` NDJSON files when `score.write_stream`).
-    None,
-    /// Also every flag, credit and case record as NDJSON on stdout (the summary goes to stderr).
-    Ndjson,
-}
-
-/// `creditguard score`: score a day or a range of days.
-#[derive(Debug, clap::Args)]
-pub struct ScoreArgs {
-    #[command(flatten)]
-    pub period: crate::jobs::PeriodArgs,
-    /// Also write the results stream to stdout.
-    #[arg(long, value_enum, default_value_t = Emit::None, env = "CREDITGUARD_EMIT")]
-    pub emit: Emit,
 }
 
 /// Runs `creditguard score`: the summary on stdout, or with `--emit ndjson` the records on

@@ -3,7 +3,6 @@
 //! catalog for flags' evidence, credit records, progress and timelines.
 
 use std::io::{BufRead as _, IsTerminal as _};
-use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -11,83 +10,9 @@ use creditguard_review::{now_us, Role};
 use creditguard_score::Catalog;
 use creditguard_web::{AuthMode, Config, LakeView};
 
+use crate::cli::{ServeArgs, UsersArgs, UsersCommand};
 use crate::config::{Overrides, Pipeline};
 use crate::review::{ReviewUsageError, Store};
-
-/// `creditguard serve`.
-#[derive(Debug, clap::Args)]
-pub struct ServeArgs {
-    /// The pipeline file (its lake, catalog and `[review]`).
-    #[arg(long, env = "CREDITGUARD_PIPELINE")]
-    pub pipeline: PathBuf,
-    /// Lake directory instead of `lake.root`.
-    #[arg(long, env = "CREDITGUARD_LAKE")]
-    pub lake: Option<String>,
-    /// Address to listen on instead of `[review] listen` (default 127.0.0.1:8080).
-    #[arg(long, env = "CREDITGUARD_LISTEN")]
-    pub listen: Option<String>,
-}
-
-/// `creditguard users`: accounts of the review web app.
-#[derive(Debug, clap::Args)]
-pub struct UsersArgs {
-    #[command(subcommand)]
-    pub command: UsersCommand,
-}
-
-#[derive(Debug, clap::Subcommand)]
-pub enum UsersCommand {
-    /// Add an account; the password is read from standard input (one line).
-    Add {
-        #[command(flatten)]
-        target: crate::review::Target,
-        /// The username (letters, digits, `.`, `_`, `-`, `@`).
-        name: String,
-        /// reviewer, lead, auditor or admin.
-        #[arg(long, value_parser = ["reviewer", "lead", "auditor", "admin"])]
-        role: String,
-        /// An org-unit subtree the account sees (repeatable; `*` for every unit). Required for
-        /// reviewers and leads.
-        #[arg(long)]
-        scope: Vec<String>,
-        /// Who is making the change (recorded in the audit trail).
-        #[arg(
-            long = "as",
-            env = "CREDITGUARD_REVIEWER",
-            default_value = "creditguard users"
-        )]
-        actor: String,
-    },
-    /// Disable an account (its sessions end at once).
-    Disable {
-        #[command(flatten)]
-        target: crate::review::Target,
-        name: String,
-        #[arg(
-            long = "as",
-            env = "CREDITGUARD_REVIEWER",
-            default_value = "creditguard users"
-        )]
-        actor: String,
-    },
-    /// Set an account's password from standard input (its sessions end).
-    SetPassword {
-        #[command(flatten)]
-        target: crate::review::Target,
-        name: String,
-        #[arg(
-            long = "as",
-            env = "CREDITGUARD_REVIEWER",
-            default_value = "creditguard users"
-        )]
-        actor: String,
-    },
-    /// List the accounts.
-    List {
-        #[command(flatten)]
-        target: crate::review::Target,
-    },
-}
 
 /// Reads one password line from standard input (prompting on a terminal).
 fn read_password() -> anyhow::Result<String> {
@@ -117,7 +42,7 @@ fn usage(e: creditguard_review::Error) -> anyhow::Error {
     }
 }
 
-fn open(target: &crate::review::Target) -> anyhow::Result<(Pipeline, Store)> {
+fn open(target: &crate::cli::Target) -> anyhow::Result<(Pipeline, Store)> {
     let overrides = Overrides {
         lake: target.lake.clone(),
         ..Overrides::default()

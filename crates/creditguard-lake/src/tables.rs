@@ -1,6 +1,7 @@
-//! The result tables in Parquet: Arrow batches of results-v1 records and the scorer's own tables
-//! (`results/claim_issues`, `results/progress`), writers that replace a day atomically, and
-//! readers that turn a period of a table back into records.
+//! The result tables in Parquet, for every stage that reads or writes them: Arrow batches of
+//! results-v1 records and the scorer's own tables (`results/claim_issues`, `results/progress`,
+//! `results/warnings`), writers that replace a day atomically, and readers that turn a period of
+//! a table back into records. The flags table is [`crate::flags`].
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -14,14 +15,13 @@ use creditguard_contract::{
     cases_schema, credits_schema, decisions_schema, rule_feedback_schema, ts_type, Case, Credit,
     Decision, RuleFeedback,
 };
-use creditguard_lake::Lake;
 use serde::{Deserialize, Serialize};
 
-use crate::{Error, Result};
-use creditguard_lake::read::{read_columns, Nums, StrLists, Strs, Times};
+use crate::read::{read_columns, Nums, StrLists, Strs, Times};
+use crate::{Error, Lake, Result};
 
-/// The flags table is read and written by `creditguard_lake::flags` for every stage.
-pub use creditguard_lake::flags::{flags_batch, read_flags, write_flags, FLAGS};
+/// The flags table is read and written by [`crate::flags`] for every stage.
+pub use crate::flags::{flags_batch, read_flags, write_flags, FLAGS};
 
 /// Table names in the lake.
 pub const CREDITS: &str = "results/credits";
@@ -84,7 +84,7 @@ fn lists(v: Vec<Vec<String>>) -> ArrayRef {
 
 fn batch(schema: SchemaRef, columns: Vec<ArrayRef>) -> Result<RecordBatch> {
     RecordBatch::try_new(schema, columns)
-        .map_err(|e| Error::Internal(format!("building a batch: {e}")))
+        .map_err(|e| Error::Batch(e.to_string()))
 }
 
 /// `results/credits` rows as one Arrow batch of [`credits_schema`].
@@ -383,14 +383,14 @@ pub fn read_warning_ids(
 pub fn replace_day(lake: &Lake, table: &str, day: i64, batch: RecordBatch) -> Result<()> {
     lake.replace_partition(table, day, |staging| {
         let file = std::fs::File::create(staging.join("part-0.parquet"))?;
-        creditguard_lake::write_parquet_to(file, batch.schema(), &[batch])?;
+        crate::write_parquet_to(file, batch.schema(), &[batch])?;
         Ok(())
     })?;
     Ok(())
 }
 
 /// Groups rows by day and replaces every day of `from..=to` (days without rows get an empty file).
-pub(crate) fn write_days<T>(
+pub fn write_days<T>(
     lake: &Lake,
     table: &str,
     from: i64,
@@ -463,7 +463,7 @@ pub fn read_cases(lake: &Lake, from: i64, to: i64) -> Result<Vec<Case>> {
     let schema = cases_schema();
     for path in files {
         let names = names(&schema);
-        let present = creditguard_lake::read::columns_of(&path)?;
+        let present = crate::read::columns_of(&path)?;
         let names: Vec<&str> = names
             .into_iter()
             .filter(|n| !optional.contains(n) || present.iter().any(|p| p == n))
@@ -592,7 +592,7 @@ pub fn read_progress(lake: &Lake, day: i64) -> Result<Vec<Progress>> {
     let mut batches = Vec::new();
     for file in &files {
         // Files written before the policy columns existed lack them: read what is there.
-        let have = creditguard_lake::read::columns_of(file)?;
+        let have = crate::read::columns_of(file)?;
         let wanted: Vec<&str> = PROGRESS_NAMES
             .into_iter()
             .filter(|c| !PROGRESS_OPTIONAL.contains(c) || have.iter().any(|h| h == c))
