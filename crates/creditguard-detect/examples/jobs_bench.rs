@@ -15,7 +15,7 @@
 //! heartbeats every 20 s, pause, quizzes, completions, check-ins), 1 % of events delivered twice,
 //! and a few learners of each cheating pattern so every rule has work to do.
 
-use creditguard_contract::time::{Day, DayRange};
+use creditguard_contract::time::{self, DayRange};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -480,7 +480,7 @@ fn main() {
     let rss_before = peak_rss_mib();
     let cpu_before = cpu_s();
     let t = Instant::now();
-    let period = DayRange::new(Day::from_index(from), Day::from_index(to)).expect("days");
+    let period = DayRange::new(time::Day::from_index(from), time::Day::from_index(to)).expect("days");
     let report = run_jobs(&lake, &catalog(), &cfg, period, "bench").expect("jobs");
     let wall = t.elapsed().as_secs_f64();
     let cpu_after = cpu_s();

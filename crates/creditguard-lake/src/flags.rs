@@ -12,8 +12,8 @@ use arrow_array::builder::{Float64Builder, StringBuilder, TimestampMicrosecondBu
 use arrow_array::{ArrayRef, RecordBatch};
 use creditguard_contract::{flags_schema, Flag};
 
-use crate::read::{read_columns, Nums, Strs, Times};
-use crate::{Error, Lake, Result};
+use crate::read::{for_each_batch, Nums, Strs, Times};
+use crate::{Lake, Result};
 
 /// The table's name in the lake.
 pub const FLAGS: &str = "results/flags";
@@ -106,16 +106,9 @@ pub fn read_flags_file(path: &Path) -> Result<Vec<Flag>> {
         "evidence",
         "explanation",
     ];
-    let in_file = |e: Error| match e {
-        Error::Schema { path: p, msg } if p.as_os_str().is_empty() => Error::Schema {
-            path: path.to_path_buf(),
-            msg,
-        },
-        e => e,
-    };
     let mut out = Vec::new();
-    for b in read_columns(&[path.to_path_buf()], &columns)? {
-        let s = |n| Strs::of(&b, n).map_err(in_file);
+    for_each_batch(&[path.to_path_buf()], &columns, |b| {
+        let s = |n| Strs::of(&b, n);
         let (id, run, det, rule, user, org, course, ev, expl) = (
             s("flag_id")?,
             s("run_id")?,
@@ -128,9 +121,9 @@ pub fn read_flags_file(path: &Path) -> Result<Vec<Flag>> {
             s("explanation")?,
         );
         let (ws, we, sev) = (
-            Times::of(&b, "window_start").map_err(in_file)?,
-            Times::of(&b, "window_end").map_err(in_file)?,
-            Nums::of(&b, "severity").map_err(in_file)?,
+            Times::of(&b, "window_start")?,
+            Times::of(&b, "window_end")?,
+            Nums::of(&b, "severity")?,
         );
         for i in 0..b.num_rows() {
             let window_start = ws.get(i).unwrap_or(0);
@@ -149,7 +142,8 @@ pub fn read_flags_file(path: &Path) -> Result<Vec<Flag>> {
                 explanation: expl.string(i),
             });
         }
-    }
+        Ok(())
+    })?;
     Ok(out)
 }
 

@@ -61,6 +61,35 @@ pub fn read_columns(paths: &[PathBuf], columns: &[&str]) -> Result<Vec<RecordBat
     Ok(out)
 }
 
+/// Calls `each` with every batch of the named columns of the files, in file order (see
+/// [`read_columns`]). A column error inside `each` names the file the batch came from.
+pub fn for_each_batch(
+    paths: &[PathBuf],
+    columns: &[&str],
+    mut each: impl FnMut(&RecordBatch) -> Result<()>,
+) -> Result<()> {
+    for path in paths {
+        for batch in read_columns(std::slice::from_ref(path), columns)? {
+            each(&batch).map_err(|e| e.in_file(path))?;
+        }
+    }
+    Ok(())
+}
+
+impl Error {
+    /// A column error of the accessors below (which see a batch, not its file), placed in the
+    /// file the batch came from; other errors as they are.
+    pub fn in_file(self, file: &Path) -> Error {
+        match self {
+            Error::Schema { path, msg } if path.as_os_str().is_empty() => Error::Schema {
+                path: file.to_path_buf(),
+                msg,
+            },
+            e => e,
+        }
+    }
+}
+
 /// The top-level column names of a Parquet file.
 pub fn columns_of(path: &Path) -> Result<Vec<String>> {
     let file = File::open(path).map_err(|source| Error::Io {

@@ -17,7 +17,7 @@ use creditguard_contract::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::read::{read_columns, Nums, StrLists, Strs, Times};
+use crate::read::{for_each_batch, Nums, StrLists, Strs, Times};
 use crate::{Error, Lake, Result};
 
 /// The flags table is read and written by [`crate::flags`] for every stage.
@@ -83,8 +83,7 @@ fn lists(v: Vec<Vec<String>>) -> ArrayRef {
 }
 
 fn batch(schema: SchemaRef, columns: Vec<ArrayRef>) -> Result<RecordBatch> {
-    RecordBatch::try_new(schema, columns)
-        .map_err(|e| Error::Batch(e.to_string()))
+    RecordBatch::try_new(schema, columns).map_err(|e| Error::Batch(e.to_string()))
 }
 
 /// `results/credits` rows as one Arrow batch of [`credits_schema`].
@@ -371,10 +370,11 @@ pub fn read_warning_ids(
     if from > to {
         return Ok(out);
     }
-    for b in read_columns(&lake.files(WARNINGS, from, to)?, &["warning_id"])? {
+    for_each_batch(&lake.files(WARNINGS, from, to)?, &["warning_id"], |b| {
         let ids = Strs::of(&b, "warning_id")?;
         out.extend((0..b.num_rows()).map(|i| ids.string(i)));
-    }
+        Ok(())
+    })?;
     Ok(out)
 }
 
@@ -418,7 +418,7 @@ pub fn read_credits(lake: &Lake, from: i64, to: i64) -> Result<Vec<Credit>> {
     let schema = credits_schema();
     let names = names(&schema);
     let mut out = Vec::new();
-    for b in read_columns(&files, &names)? {
+    for_each_batch(&files, &names, |b| {
         let s = |n| Strs::of(&b, n);
         let (id, run, user, org, course, cat, status) = (
             s("credit_id")?,
@@ -450,7 +450,8 @@ pub fn read_credits(lake: &Lake, from: i64, to: i64) -> Result<Vec<Credit>> {
                 flag_ids: flag_ids.take(i),
             });
         }
-    }
+        Ok(())
+    })?;
     Ok(out)
 }
 
@@ -474,7 +475,7 @@ pub fn read_cases(lake: &Lake, from: i64, to: i64) -> Result<Vec<Case>> {
 }
 
 fn read_cases_file(path: &std::path::Path, names: &[&str], out: &mut Vec<Case>) -> Result<()> {
-    for b in read_columns(&[path.to_path_buf()], names)? {
+    for_each_batch(&[path.to_path_buf()], names, |b| {
         let (prev, assignee) = (
             Strs::of(&b, "previous_case_id").ok(),
             Strs::of(&b, "assignee").ok(),
@@ -510,7 +511,8 @@ fn read_cases_file(path: &std::path::Path, names: &[&str], out: &mut Vec<Case>) 
                 assignee: assignee.as_ref().and_then(|a| a.opt(i)),
             });
         }
-    }
+        Ok(())
+    })?;
     Ok(())
 }
 
@@ -520,7 +522,7 @@ pub fn read_claim_issues(lake: &Lake, from: i64, to: i64) -> Result<Vec<ClaimIss
     let schema = claim_issues_schema();
     let names = names(&schema);
     let mut out = Vec::new();
-    for b in read_columns(&files, &names)? {
+    for_each_batch(&files, &names, |b| {
         let s = |n| Strs::of(&b, n);
         let (id, run, credit, user, course, issue, detail) = (
             s("issue_id")?,
@@ -550,7 +552,8 @@ pub fn read_claim_issues(lake: &Lake, from: i64, to: i64) -> Result<Vec<ClaimIss
                 detail: detail.string(i),
             });
         }
-    }
+        Ok(())
+    })?;
     Ok(out)
 }
 
@@ -560,7 +563,7 @@ pub fn read_rule_feedback(lake: &Lake, day: i64) -> Result<Vec<RuleFeedback>> {
     let schema = rule_feedback_schema();
     let names = names(&schema);
     let mut out = Vec::new();
-    for b in read_columns(&files, &names)? {
+    for_each_batch(&files, &names, |b| {
         let (rule, org) = (Strs::of(&b, "rule")?, Strs::of(&b, "org_unit")?);
         let n = |name| Nums::of(&b, name);
         let (c, d, p, share) = (
@@ -582,14 +585,15 @@ pub fn read_rule_feedback(lake: &Lake, day: i64) -> Result<Vec<RuleFeedback>> {
                 as_of: as_of.get(i).unwrap_or(0),
             });
         }
-    }
+        Ok(())
+    })?;
     Ok(out)
 }
 
 /// The `results/progress` rows of one day.
 pub fn read_progress(lake: &Lake, day: i64) -> Result<Vec<Progress>> {
     let files = lake.partition_files(PROGRESS, day)?;
-    let mut batches = Vec::new();
+    let mut out = Vec::new();
     for file in &files {
         // Files written before the policy columns existed lack them: read what is there.
         let have = crate::read::columns_of(file)?;
@@ -597,71 +601,70 @@ pub fn read_progress(lake: &Lake, day: i64) -> Result<Vec<Progress>> {
             .into_iter()
             .filter(|c| !PROGRESS_OPTIONAL.contains(c) || have.iter().any(|h| h == c))
             .collect();
-        batches.extend(read_columns(std::slice::from_ref(file), &wanted)?);
-    }
-    let mut out = Vec::new();
-    for b in batches {
-        let s = |n| Strs::of(&b, n);
-        let (id, run, user, org, status) = (
-            s("progress_id")?,
-            s("run_id")?,
-            s("user_id")?,
-            s("org_unit")?,
-            s("status")?,
-        );
-        let as_of = Times::of(&b, "as_of")?;
-        let year = Nums::of(&b, "year")?;
-        let (eg, et, pg, pt) = (
-            opt_nums(&b, "elective_granted")?,
-            opt_nums(&b, "elective_target")?,
-            opt_nums(&b, "practice_granted")?,
-            opt_nums(&b, "practice_target")?,
-        );
-        let opt_strs = |name| {
-            b.column_by_name(name)
-                .map(|_| Strs::of(&b, name))
-                .transpose()
-        };
-        let (rule, version) = (opt_strs("policy_rule")?, opt_strs("policy_version")?);
-        let num = |n: &Option<Nums>, i| n.as_ref().and_then(|n| n.get(i)).unwrap_or(0.0);
-        let n = |name| Nums::of(&b, name);
-        let (g, w, mg, mw, t, mt, e, sh, msh) = (
-            n("credits_granted")?,
-            n("credits_withheld")?,
-            n("mandatory_granted")?,
-            n("mandatory_withheld")?,
-            n("target_credits")?,
-            n("mandatory_target")?,
-            n("expected_by_now")?,
-            n("share_of_target")?,
-            n("mandatory_share")?,
-        );
-        for i in 0..b.num_rows() {
-            out.push(Progress {
-                progress_id: id.string(i),
-                run_id: run.string(i),
-                user_id: user.string(i),
-                org_unit: org.opt(i),
-                year: year.get(i).unwrap_or(0.0) as i32,
-                as_of: as_of.get(i).unwrap_or(0),
-                credits_granted: g.get(i).unwrap_or(0.0),
-                credits_withheld: w.get(i).unwrap_or(0.0),
-                mandatory_granted: mg.get(i).unwrap_or(0.0),
-                mandatory_withheld: mw.get(i).unwrap_or(0.0),
-                target_credits: t.get(i).unwrap_or(0.0),
-                mandatory_target: mt.get(i).unwrap_or(0.0),
-                expected_by_now: e.get(i).unwrap_or(0.0),
-                share_of_target: sh.get(i).unwrap_or(0.0),
-                mandatory_share: msh.get(i).unwrap_or(0.0),
-                status: status.string(i),
-                elective_granted: num(&eg, i),
-                elective_target: num(&et, i),
-                practice_granted: num(&pg, i),
-                practice_target: num(&pt, i),
-                policy_rule: rule.as_ref().and_then(|s| s.opt(i)),
-                policy_version: version.as_ref().and_then(|s| s.opt(i)),
-            });
-        }
+        for_each_batch(std::slice::from_ref(file), &wanted, |b| {
+            let s = |n| Strs::of(&b, n);
+            let (id, run, user, org, status) = (
+                s("progress_id")?,
+                s("run_id")?,
+                s("user_id")?,
+                s("org_unit")?,
+                s("status")?,
+            );
+            let as_of = Times::of(&b, "as_of")?;
+            let year = Nums::of(&b, "year")?;
+            let (eg, et, pg, pt) = (
+                opt_nums(&b, "elective_granted")?,
+                opt_nums(&b, "elective_target")?,
+                opt_nums(&b, "practice_granted")?,
+                opt_nums(&b, "practice_target")?,
+            );
+            let opt_strs = |name| {
+                b.column_by_name(name)
+                    .map(|_| Strs::of(&b, name))
+                    .transpose()
+            };
+            let (rule, version) = (opt_strs("policy_rule")?, opt_strs("policy_version")?);
+            let num = |n: &Option<Nums>, i| n.as_ref().and_then(|n| n.get(i)).unwrap_or(0.0);
+            let n = |name| Nums::of(&b, name);
+            let (g, w, mg, mw, t, mt, e, sh, msh) = (
+                n("credits_granted")?,
+                n("credits_withheld")?,
+                n("mandatory_granted")?,
+                n("mandatory_withheld")?,
+                n("target_credits")?,
+                n("mandatory_target")?,
+                n("expected_by_now")?,
+                n("share_of_target")?,
+                n("mandatory_share")?,
+            );
+            for i in 0..b.num_rows() {
+                out.push(Progress {
+                    progress_id: id.string(i),
+                    run_id: run.string(i),
+                    user_id: user.string(i),
+                    org_unit: org.opt(i),
+                    year: year.get(i).unwrap_or(0.0) as i32,
+                    as_of: as_of.get(i).unwrap_or(0),
+                    credits_granted: g.get(i).unwrap_or(0.0),
+                    credits_withheld: w.get(i).unwrap_or(0.0),
+                    mandatory_granted: mg.get(i).unwrap_or(0.0),
+                    mandatory_withheld: mw.get(i).unwrap_or(0.0),
+                    target_credits: t.get(i).unwrap_or(0.0),
+                    mandatory_target: mt.get(i).unwrap_or(0.0),
+                    expected_by_now: e.get(i).unwrap_or(0.0),
+                    share_of_target: sh.get(i).unwrap_or(0.0),
+                    mandatory_share: msh.get(i).unwrap_or(0.0),
+                    status: status.string(i),
+                    elective_granted: num(&eg, i),
+                    elective_target: num(&et, i),
+                    practice_granted: num(&pg, i),
+                    practice_target: num(&pt, i),
+                    policy_rule: rule.as_ref().and_then(|s| s.opt(i)),
+                    policy_version: version.as_ref().and_then(|s| s.opt(i)),
+                });
+            }
+            Ok(())
+        })?;
     }
     Ok(out)
 }
