@@ -554,6 +554,7 @@ mod tests {
                 status: "withheld".into(),
                 credits_granted: 0.0,
                 rules_version: Some("bbb".into()),
+                policy_version: Some("p1".into()),
                 ..c.clone()
             })
             .collect();

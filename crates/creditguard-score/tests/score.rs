@@ -493,6 +493,14 @@ fn a_rerun_gives_identical_ids_and_rows() {
     assert_eq!(by_day, a.credits);
 }
 
+/// A credit record without the thresholds' version it names.
+fn unversioned(c: &creditguard_contract::Credit) -> creditguard_contract::Credit {
+    creditguard_contract::Credit {
+        rules_version: None,
+        ..c.clone()
+    }
+}
+
 #[test]
 fn a_changed_threshold_changes_only_what_it_should() {
     let f = mixed();
@@ -504,7 +512,16 @@ fn a_changed_threshold_changes_only_what_it_should() {
         ..ScoreConfig::default()
     };
     let r = f.score(&lower, "2026-03-02", "2026-03-03");
-    assert_eq!(r.credits, base.credits);
+    // The same decisions, under another version of the thresholds.
+    let plain = |v: &[creditguard_contract::Credit]| v.iter().map(unversioned).collect::<Vec<_>>();
+    assert_eq!(plain(&r.credits), plain(&base.credits));
+    assert_eq!(base.credits[0].rules_version, Some(ScoreConfig::default().rules_version()));
+    assert!(r
+        .credits
+        .iter()
+        .all(|c| c.rules_version == Some(lower.rules_version())
+            && c.policy_version.as_deref() == Some("global")));
+    assert_ne!(lower.rules_version(), ScoreConfig::default().rules_version());
     assert_eq!(r.cases.len(), base.cases.len());
     for (a, b) in base.cases.iter().zip(&r.cases) {
         assert_eq!(
@@ -530,7 +547,7 @@ fn a_changed_threshold_changes_only_what_it_should() {
     let r = f.score(&stricter, "2026-03-02", "2026-03-03");
     for (a, b) in base.credits.iter().zip(&r.credits) {
         assert_eq!(a.credit_id, b.credit_id);
-        let changed = a != b;
+        let changed = unversioned(a) != unversioned(b);
         assert_eq!(
             changed,
             a.course_id == "c1" && a.user_id == "u1",
