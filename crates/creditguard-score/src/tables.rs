@@ -457,14 +457,23 @@ pub fn read_credits(lake: &Lake, from: i64, to: i64) -> Result<Vec<Credit>> {
     let optional = ["rules_version", "rules_name", "policy_version"];
     let mut out = Vec::new();
     for path in files {
-        let present = creditguard_lake::read::columns_of(&path)?;
-        let names: Vec<&str> = names(&schema)
-            .into_iter()
-            .filter(|n| !optional.contains(n) || present.iter().any(|p| p == n))
-            .collect();
+        let names = names_in(&schema, &optional, &path)?;
         read_credits_file(&path, &names, &mut out)?;
     }
     Ok(out)
+}
+
+/// The schema's column names a file holds: all of them but the `optional` ones it lacks.
+fn names_in<'a>(
+    schema: &'a Schema,
+    optional: &[&str],
+    path: &std::path::Path,
+) -> Result<Vec<&'a str>> {
+    let present = creditguard_lake::read::columns_of(path)?;
+    Ok(names(schema)
+        .into_iter()
+        .filter(|n| !optional.contains(n) || present.iter().any(|p| p == n))
+        .collect())
 }
 
 fn read_credits_file(path: &std::path::Path, names: &[&str], out: &mut Vec<Credit>) -> Result<()> {
@@ -520,12 +529,7 @@ pub fn read_cases(lake: &Lake, from: i64, to: i64) -> Result<Vec<Case>> {
     let optional = ["previous_case_id", "assignee"];
     let schema = cases_schema();
     for path in files {
-        let names = names(&schema);
-        let present = creditguard_lake::read::columns_of(&path)?;
-        let names: Vec<&str> = names
-            .into_iter()
-            .filter(|n| !optional.contains(n) || present.iter().any(|p| p == n))
-            .collect();
+        let names = names_in(&schema, &optional, &path)?;
         read_cases_file(&path, &names, &mut out)?;
     }
     Ok(out)
