@@ -508,9 +508,11 @@ fn a_rule_change_leaves_decided_claims_alone_unless_asked() {
         old.policy_version.clone().unwrap(),
     );
     assert_ne!((&rules_old, &policy_old), (&rules_new, &policy_new));
-    assert!(first.values().all(|c| c.rules_version.as_ref() == Some(&rules_old)
-        && c.rules_name.as_deref() == Some("default")
-        && c.policy_version.as_ref() == Some(&policy_old)));
+    assert!(first
+        .values()
+        .all(|c| c.rules_version.as_ref() == Some(&rules_old)
+            && c.rules_name.as_deref() == Some("default")
+            && c.policy_version.as_ref() == Some(&policy_old)));
 
     let picked = two_cases_with_claims(&s, &db);
     let (case, _, released) = &picked[0];
@@ -518,7 +520,14 @@ fn a_rule_change_leaves_decided_claims_alone_unless_asked() {
         &s,
         &db,
         &[
-            "review", "decide", case, "--as", "ana", "--decision", "dismissed", "--reason",
+            "review",
+            "decide",
+            case,
+            "--as",
+            "ana",
+            "--decision",
+            "dismissed",
+            "--reason",
             "watched in a meeting room",
         ],
     )));
@@ -537,7 +546,10 @@ fn a_rule_change_leaves_decided_claims_alone_unless_asked() {
     let day = creditguard_contract::time::format_day;
     for part in [
         format!("scoring {} .. {}", day(from), day(to)),
-        format!("{} claim(s) of the period were decided by reviewers", released.len()),
+        format!(
+            "{} claim(s) of the period were decided by reviewers",
+            released.len()
+        ),
         format!("thresholds {rules_old}, policy {policy_old}"),
         format!("thresholds {rules_new}, policy {policy_new}"),
         "--rescore-decided".to_string(),
@@ -567,7 +579,10 @@ fn a_rule_change_leaves_decided_claims_alone_unless_asked() {
         &db,
         &["score", "--pipeline", changed, "--day", &day(daily)],
     )));
-    assert!(text.contains("granted under other versions kept as decided"), "{text}");
+    assert!(
+        text.contains("granted under other versions kept as decided"),
+        "{text}"
+    );
     let after = credits(&s.lake());
     for (id, c) in &after {
         let before = &decided[id];
@@ -584,12 +599,24 @@ fn a_rule_change_leaves_decided_claims_alone_unless_asked() {
     let text = ok(exec(cg(
         &s,
         &db,
-        &["score", "--pipeline", changed, "--rescore-decided", "--as", "ops.lead"],
+        &[
+            "score",
+            "--pipeline",
+            changed,
+            "--rescore-decided",
+            "--as",
+            "ops.lead",
+        ],
     )));
-    assert!(text.contains("decided under other versions re-scored"), "{text}");
+    assert!(
+        text.contains("decided under other versions re-scored"),
+        "{text}"
+    );
     let rescored = credits(&s.lake());
-    assert!(rescored.values().all(|c| c.rules_version.as_ref() == Some(&rules_new)
-        && c.policy_version.as_ref() == Some(&policy_new)));
+    assert!(rescored
+        .values()
+        .all(|c| c.rules_version.as_ref() == Some(&rules_new)
+            && c.policy_version.as_ref() == Some(&policy_new)));
     let audit = ok(exec(cg(&s, &db, &["audit", "export"])));
     let record: Value = audit
         .lines()
@@ -600,7 +627,10 @@ fn a_rule_change_leaves_decided_claims_alone_unless_asked() {
     let detail: Value = serde_json::from_str(record["detail"].as_str().unwrap()).unwrap();
     assert_eq!(detail["rules_version"], rules_new.as_str());
     assert_eq!(
-        detail["claims_decided_by_reviewers"].as_array().unwrap().len(),
+        detail["claims_decided_by_reviewers"]
+            .as_array()
+            .unwrap()
+            .len(),
         released.len()
     );
     ok(exec(cg(&s, &db, &["audit", "verify"])));

@@ -1308,7 +1308,9 @@ mod tests {
         // Running one job replaces only that detector's flags of the day.
         // Each flag records the version of the thresholds that raised it.
         let v1 = cfg.rules_version();
-        assert!(b0.iter().all(|f| f.rules_version.as_deref() == Some(v1.as_str())));
+        assert!(b0
+            .iter()
+            .all(|f| f.rules_version.as_deref() == Some(v1.as_str())));
         let mut only_quiz = JobsConfig {
             enabled: vec!["quiz_speed".into()],
             rules_name: Some("stricter quiz".into()),
@@ -1328,7 +1330,9 @@ mod tests {
             .map(|f| (f.rules_version.as_deref(), f.rules_name.as_deref()))
             .collect();
         assert_eq!(versions[0], (Some(v2.as_str()), Some("stricter quiz")));
-        assert!(versions[1..].iter().all(|v| *v == (Some(v1.as_str()), None)));
+        assert!(versions[1..]
+            .iter()
+            .all(|v| *v == (Some(v1.as_str()), None)));
     }
 
     /// Claims over three weeks in one unit: a steady learner, a burst on day 20 with nothing

@@ -117,7 +117,11 @@ pub fn read_flags_file(path: &Path) -> Result<Vec<Flag>> {
         "explanation",
     ];
     let present = columns_of(path)?;
-    columns.extend(OPTIONAL.iter().filter(|c| present.iter().any(|p| p.as_str() == **c)));
+    columns.extend(
+        OPTIONAL
+            .iter()
+            .filter(|c| present.iter().any(|p| p.as_str() == **c)),
+    );
     let in_file = |e: Error| match e {
         Error::Schema { path: p, msg } if p.as_os_str().is_empty() => Error::Schema {
             path: path.to_path_buf(),

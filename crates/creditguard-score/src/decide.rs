@@ -297,7 +297,9 @@ impl EarlierVersions {
     pub fn describe(&self) -> String {
         self.versions
             .iter()
-            .map(|((rules, policy), n)| format!("thresholds {rules}, policy {policy}: {n} claim(s)"))
+            .map(|((rules, policy), n)| {
+                format!("thresholds {rules}, policy {policy}: {n} claim(s)")
+            })
             .collect::<Vec<_>>()
             .join("; ")
     }
@@ -309,7 +311,8 @@ impl EarlierVersions {
 /// a reviewer, are not listed: nothing was decided, and they follow the current thresholds.
 pub fn earlier_versions(stored: &[Credit], credits: &[Credit]) -> EarlierVersions {
     let now: HashMap<&str, &Credit> = credits.iter().map(|c| (c.credit_id.as_str(), c)).collect();
-    let differs = |a: &Option<String>, b: &Option<String>| matches!((a, b), (Some(a), Some(b)) if a != b);
+    let differs =
+        |a: &Option<String>, b: &Option<String>| matches!((a, b), (Some(a), Some(b)) if a != b);
     let mut out = EarlierVersions::default();
     for old in stored {
         let Some(new) = now.get(old.credit_id.as_str()) else {
@@ -327,8 +330,7 @@ pub fn earlier_versions(stored: &[Credit], credits: &[Credit]) -> EarlierVersion
         };
         list.push(old.credit_id.clone());
         let version = |v: &Option<String>| v.clone().unwrap_or_else(|| "(unrecorded)".into());
-        *out
-            .versions
+        *out.versions
             .entry((version(&old.rules_version), version(&old.policy_version)))
             .or_default() += 1;
     }

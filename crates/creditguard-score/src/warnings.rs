@@ -447,7 +447,10 @@ fn monthly_hours_low(
         let Some((rule, minimum)) = rule.and_then(|r| Some((r, r.monthly_hours?))) else {
             continue;
         };
-        let person = w.roster.and_then(|r| r.get(&p.user_id)).filter(|_| rule.prorate);
+        let person = w
+            .roster
+            .and_then(|r| r.get(&p.user_id))
+            .filter(|_| rule.prorate);
         let expected = working_days(person, first, last);
         if expected == 0 {
             continue;
@@ -466,7 +469,8 @@ fn monthly_hours_low(
         x.message_zh = format!(
             "{month} 已学习 {got:.1} 小时，落后本月最低 {minimum:.1} 小时的进度 {short:.1} 小时（截至 {day} 应达 {pace:.1} 小时；本月截止 {last_s}）。"
         );
-        (x.due_on, x.days_left, x.value) = (Some(last_s.clone()), Some(last - w.as_of_day), Some(short));
+        (x.due_on, x.days_left, x.value) =
+            (Some(last_s.clone()), Some(last - w.as_of_day), Some(short));
         out.push((x, (p.user_id.clone(), month.clone())));
     }
     out

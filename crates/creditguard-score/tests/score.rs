@@ -515,13 +515,19 @@ fn a_changed_threshold_changes_only_what_it_should() {
     // The same decisions, under another version of the thresholds.
     let plain = |v: &[creditguard_contract::Credit]| v.iter().map(unversioned).collect::<Vec<_>>();
     assert_eq!(plain(&r.credits), plain(&base.credits));
-    assert_eq!(base.credits[0].rules_version, Some(ScoreConfig::default().rules_version()));
+    assert_eq!(
+        base.credits[0].rules_version,
+        Some(ScoreConfig::default().rules_version())
+    );
     assert!(r
         .credits
         .iter()
         .all(|c| c.rules_version == Some(lower.rules_version())
             && c.policy_version.as_deref() == Some("global")));
-    assert_ne!(lower.rules_version(), ScoreConfig::default().rules_version());
+    assert_ne!(
+        lower.rules_version(),
+        ScoreConfig::default().rules_version()
+    );
     assert_eq!(r.cases.len(), base.cases.len());
     for (a, b) in base.cases.iter().zip(&r.cases) {
         assert_eq!(
@@ -1139,7 +1145,8 @@ fn engaged(lake: &Lake, d: i64, rows: &[(&str, f64)]) {
     let batch = RecordBatch::try_from_iter([
         (
             "user_id",
-            std::sync::Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.0))) as ArrayRef,
+            std::sync::Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.0)))
+                as ArrayRef,
         ),
         (
             "engaged_s",
@@ -1147,8 +1154,14 @@ fn engaged(lake: &Lake, d: i64, rows: &[(&str, f64)]) {
         ),
     ])
     .unwrap();
-    lake.write_parquet(tables::WATCH_TIME_FEATURES, d, "part-0.parquet", batch.schema(), &[batch])
-        .unwrap();
+    lake.write_parquet(
+        tables::WATCH_TIME_FEATURES,
+        d,
+        "part-0.parquet",
+        batch.schema(),
+        &[batch],
+    )
+    .unwrap();
 }
 
 #[test]
@@ -1171,7 +1184,11 @@ fn monthly_hours_low_fires_once_a_month_across_daily_runs() {
     // 1st only.
     for d in day("2026-03-01")..=day("2026-03-10") {
         let first = d == day("2026-03-01");
-        engaged(&fx.lake, d, &[("u2x", 1800.0), ("u1x", if first { 900.0 } else { 0.0 })]);
+        engaged(
+            &fx.lake,
+            d,
+            &[("u2x", 1800.0), ("u1x", if first { 900.0 } else { 0.0 })],
+        );
     }
     let mut seen = Vec::new();
     for d in day("2026-03-01")..=day("2026-03-10") {
@@ -1187,7 +1204,11 @@ fn monthly_hours_low_fires_once_a_month_across_daily_runs() {
             // Re-scoring the day gives the same reminder.
             let again = fx.score(&cfg, &s, &s);
             assert_eq!(
-                again.warnings.iter().filter(|w| w.reason == "monthly_hours_low").count(),
+                again
+                    .warnings
+                    .iter()
+                    .filter(|w| w.reason == "monthly_hours_low")
+                    .count(),
                 low.len()
             );
         }
@@ -1201,14 +1222,21 @@ fn monthly_hours_low_fires_once_a_month_across_daily_runs() {
     assert_eq!(got, [("2026-03-05", "u1x")]);
     let w = &seen[0].1;
     assert_eq!(w.due_on.as_deref(), Some("2026-03-31"));
-    assert!((w.value.unwrap() - (8.0 * 5.0 / 31.0 - 0.25)).abs() < 1e-9, "{w:?}");
+    assert!(
+        (w.value.unwrap() - (8.0 * 5.0 / 31.0 - 0.25)).abs() < 1e-9,
+        "{w:?}"
+    );
 
     // A day with events but no watch-time features (the job did not run): hours unknown, no
     // reminder from undercounted hours.
     fx.complete("e3", "u2x", "c3", "2026-04-06T09:00:00Z", 1.0, "practice");
     fx.commit();
     let r = fx.score(&cfg, "2026-04-06", "2026-04-06");
-    assert!(r.warnings.iter().all(|w| w.reason != "monthly_hours_low"), "{:?}", r.warnings);
+    assert!(
+        r.warnings.iter().all(|w| w.reason != "monthly_hours_low"),
+        "{:?}",
+        r.warnings
+    );
     engaged(&fx.lake, day("2026-04-06"), &[("u2x", 7200.0)]);
     let r = fx.score(&cfg, "2026-04-06", "2026-04-06");
     let low: Vec<&str> = r

@@ -168,8 +168,10 @@ pub fn backtest(pipeline: &Pipeline, from: i64, to: i64) -> anyhow::Result<Backt
         let v = version_of(f.rules_version.as_deref(), f.rules_name.as_deref());
         *out.versions_now.entry(v).or_default() += 1;
     }
-    out.version_candidate =
-        version_of(Some(jobs_cfg.rules_version().as_str()), jobs_cfg.rules_name.as_deref());
+    out.version_candidate = version_of(
+        Some(jobs_cfg.rules_version().as_str()),
+        jobs_cfg.rules_name.as_deref(),
+    );
     let org_of = |f: &Flag| f.org_unit.clone().unwrap_or_else(|| "—".into());
     let now: BTreeMap<FlagKey, String> = now_flags
         .iter()
@@ -305,7 +307,11 @@ pub fn render(pipeline: &Pipeline, b: &Backtest) -> String {
     let _ = writeln!(
         out,
         "thresholds in the lake: {}; candidate: {}",
-        if now.is_empty() { "none".to_string() } else { now.join(", ") },
+        if now.is_empty() {
+            "none".to_string()
+        } else {
+            now.join(", ")
+        },
         b.version_candidate
     );
     let _ = writeln!(
