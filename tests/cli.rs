@@ -562,6 +562,21 @@ fn backtest_shows_the_direction_of_a_threshold_change_and_writes_nothing() {
         (added, removed, text)
     };
     let (added, removed, text) = quiz_rows(6.0);
+    // The thresholds' versions: the lake's flags were raised by the sample's, the candidate's
+    // differ.
+    let version = |p: &std::path::Path| {
+        let pipeline =
+            creditguard::config::Pipeline::load(p, &creditguard::config::Overrides::default())
+                .unwrap();
+        pipeline.jobs_config().unwrap().rules_version()
+    };
+    let (sample, looser) = (version(&real), version(&candidate(6.0)));
+    assert_ne!(sample, looser);
+    assert!(
+        text.contains(&format!("thresholds in the lake: {sample} (default) "))
+            && text.contains(&format!("; candidate: {looser} (default)")),
+        "{text}"
+    );
     assert!(
         added > 0 && removed == 0,
         "a looser threshold only adds: {text}"

@@ -465,3 +465,173 @@ fn a_daily_schedule_gives_one_case_per_learner_episode() {
     }
     assert_eq!(daily_users, whole_users);
 }
+
+/// The default pipeline with lower thresholds (more flags withhold claims) and a changed credit
+/// policy, as a file of the scratch directory; with its thresholds' and policy's versions.
+fn changed_pipeline(s: &Scratch) -> (std::path::PathBuf, String, String) {
+    let policy = std::fs::read_to_string(repo().join("policies/credits.toml"))
+        .unwrap()
+        .replacen("target_credits = 150", "target_credits = 160", 1);
+    let policy = s.write("credits-changed.toml", policy);
+    let text = std::fs::read_to_string(repo().join("pipelines/default.toml"))
+        .unwrap()
+        .replace(
+            r#"path = "policies/credits.toml""#,
+            &format!("path = {:?}", policy.to_str().unwrap()),
+        );
+    let p = s.write(
+        "changed.toml",
+        format!("{text}\n[score]\nreview_threshold = 0.3\nwithhold_severity = 0.3\n"),
+    );
+    let pipeline =
+        creditguard::config::Pipeline::load(&p, &creditguard::config::Overrides::default())
+            .unwrap();
+    let cfg = pipeline.score_config().unwrap();
+    (p, cfg.rules_version(), cfg.policy_version())
+}
+
+/// A rule or policy change does not rewrite what was decided: re-scoring a period where
+/// reviewers decided claims under other versions is refused, naming the period, the versions and
+/// the count; scoring a day without such claims (the daily run) keeps the claims the scorer
+/// granted as they were; `--rescore-decided` re-scores everything and says so in the audit trail.
+#[test]
+fn a_rule_change_leaves_decided_claims_alone_unless_asked() {
+    let db = Db::Sqlite;
+    let s = Scratch::new();
+    ok(exec(cg(&s, &db, &["run", "pipelines/default.toml"])));
+    let (changed, rules_new, policy_new) = changed_pipeline(&s);
+    let changed = changed.to_str().unwrap();
+    let first = credits(&s.lake());
+    let old = first.values().next().unwrap();
+    let (rules_old, policy_old) = (
+        old.rules_version.clone().unwrap(),
+        old.policy_version.clone().unwrap(),
+    );
+    assert_ne!((&rules_old, &policy_old), (&rules_new, &policy_new));
+    assert!(first
+        .values()
+        .all(|c| c.rules_version.as_ref() == Some(&rules_old)
+            && c.rules_name.as_deref() == Some("default")
+            && c.policy_version.as_ref() == Some(&policy_old)));
+
+    let picked = two_cases_with_claims(&s, &db);
+    let (case, _, released) = &picked[0];
+    ok(exec(cg(
+        &s,
+        &db,
+        &[
+            "review",
+            "decide",
+            case,
+            "--as",
+            "ana",
+            "--decision",
+            "dismissed",
+            "--reason",
+            "watched in a meeting room",
+        ],
+    )));
+    let decided = credits(&s.lake());
+    for id in released {
+        assert_eq!(decided[id].status, "released");
+        assert_eq!(decided[id].rules_version.as_ref(), Some(&rules_old));
+    }
+
+    // The whole period under the changed pipeline: refused, nothing written.
+    let refused = exec(cg(&s, &db, &["score", "--pipeline", changed]));
+    assert_eq!(refused.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&refused.stderr);
+    let lake = creditguard_lake::Lake::open(s.lake().to_str().unwrap()).unwrap();
+    let (from, to) = creditguard::jobs::event_days(&lake).unwrap().unwrap();
+    let day = creditguard_contract::time::format_day;
+    for part in [
+        format!("scoring {} .. {}", day(from), day(to)),
+        format!(
+            "{} claim(s) of the period were decided by reviewers",
+            released.len()
+        ),
+        format!("thresholds {rules_old}, policy {policy_old}"),
+        format!("thresholds {rules_new}, policy {policy_new}"),
+        "--rescore-decided".to_string(),
+    ] {
+        assert!(err.contains(&part), "{part}\n{err}");
+    }
+    assert_eq!(credits(&s.lake()), decided);
+
+    // The daily run: a day without reviewed claims scores; what the scorer granted there under
+    // the earlier versions stays as it was, the rest follows the new versions.
+    let reviewed_days: BTreeSet<i64> = released
+        .iter()
+        .map(|id| creditguard_contract::time::day_of_us(decided[id].completed_at))
+        .collect();
+    let daily = (from..=to)
+        .rev()
+        .find(|d| {
+            !reviewed_days.contains(d)
+                && decided.values().any(|c| {
+                    c.status == "granted"
+                        && creditguard_contract::time::day_of_us(c.completed_at) == *d
+                })
+        })
+        .expect("a day with granted claims and no reviewed one");
+    let text = ok(exec(cg(
+        &s,
+        &db,
+        &["score", "--pipeline", changed, "--day", &day(daily)],
+    )));
+    assert!(
+        text.contains("granted under other versions kept as decided"),
+        "{text}"
+    );
+    let after = credits(&s.lake());
+    for (id, c) in &after {
+        let before = &decided[id];
+        if creditguard_contract::time::day_of_us(c.completed_at) != daily {
+            assert_eq!(c, before);
+        } else if before.status == "granted" {
+            assert_eq!(c, before, "a granted claim is kept as decided");
+        } else {
+            assert_eq!(c.rules_version.as_ref(), Some(&rules_new));
+        }
+    }
+
+    // Asked for: everything is re-scored under the new versions, and the audit trail says who.
+    let text = ok(exec(cg(
+        &s,
+        &db,
+        &[
+            "score",
+            "--pipeline",
+            changed,
+            "--rescore-decided",
+            "--as",
+            "ops.lead",
+        ],
+    )));
+    assert!(
+        text.contains("decided under other versions re-scored"),
+        "{text}"
+    );
+    let rescored = credits(&s.lake());
+    assert!(rescored
+        .values()
+        .all(|c| c.rules_version.as_ref() == Some(&rules_new)
+            && c.policy_version.as_ref() == Some(&policy_new)));
+    let audit = ok(exec(cg(&s, &db, &["audit", "export"])));
+    let record: Value = audit
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|r| r["action"] == "rescore_decided")
+        .expect("an audit record of the re-score");
+    assert_eq!(record["actor"], "ops.lead");
+    let detail: Value = serde_json::from_str(record["detail"].as_str().unwrap()).unwrap();
+    assert_eq!(detail["rules_version"], rules_new.as_str());
+    assert_eq!(
+        detail["claims_decided_by_reviewers"]
+            .as_array()
+            .unwrap()
+            .len(),
+        released.len()
+    );
+    ok(exec(cg(&s, &db, &["audit", "verify"])));
+}

@@ -22,6 +22,8 @@ fn records() -> Vec<ResultRecord> {
             severity: 0.75,
             evidence: r#"{"s_per_question":1.2}"#.into(),
             explanation: "Answered 10 questions in 12 s with 100 %.".into(),
+            rules_version: None,
+            rules_name: None,
         }));
         out.push(ResultRecord::Credit(Credit {
             credit_id: stable_id(&["credit", &user]),
@@ -35,6 +37,9 @@ fn records() -> Vec<ResultRecord> {
             credits_granted: 0.0,
             status: "withheld".into(),
             flag_ids: vec![flag_id.clone()],
+            rules_version: None,
+            rules_name: None,
+            policy_version: None,
         }));
         out.push(ResultRecord::Case(Case {
             case_id: stable_id(&["case", &user]),

@@ -14,7 +14,11 @@
 //! - the `warnings` table and the stream kind `warning` ([`Warning`], [`WARNING_REASONS`]):
 //!   reminders for a notifier, each with an id that stays the same for the same reminder;
 //! - the stream kind `progress` ([`Progress`], the rows of `results/progress`): each learner's
-//!   standing against their yearly target, on the last day of each scored period.
+//!   standing against their yearly target, on the last day of each scored period;
+//! - the optional fields `rules_version` and `rules_name` of `flags` and `credits`, and
+//!   `policy_version` of `credits`: which thresholds (and credit policy) produced the record
+//!   ([`Flag::rules_version`], [`Credit::rules_version`]). Files and records written before them
+//!   read with the fields absent.
 //!
 //! The same records go to the result tables (Parquet) and to the results stream (one JSON object
 //! per record, with `kind`). Timestamps are UTC microseconds in memory and in Parquet, RFC 3339
@@ -113,6 +117,14 @@ pub struct Flag {
     /// A JSON object: the measured values and the thresholds they crossed.
     pub evidence: String,
     pub explanation: String,
+    /// The version of the detector thresholds that raised the flag: the first 12 hex digits of
+    /// the SHA-256 of the detectors' effective settings (`[jobs.<detector>]` sections), so a flag
+    /// can be traced to the settings that produced it. Absent in flags written before versions.
+    #[serde(default)]
+    pub rules_version: Option<String>,
+    /// The name the pipeline gives those settings (its `[pipeline] name`).
+    #[serde(default)]
+    pub rules_name: Option<String>,
 }
 
 /// One credit claim judged (`results/credits`).
@@ -132,6 +144,18 @@ pub struct Credit {
     /// granted) or `cancelled` (a reviewer confirmed them: not granted).
     pub status: String,
     pub flag_ids: Vec<String>,
+    /// The version of the thresholds the claim was decided under: the first 12 hex digits of
+    /// the SHA-256 of the detector thresholds' version and the scorer's decision settings
+    /// (`[score]` weights, thresholds, linking and lookback). A re-score under another version
+    /// keeps a decided claim's record (see the scorer). Absent in records written before versions.
+    #[serde(default)]
+    pub rules_version: Option<String>,
+    /// The name the pipeline gives those settings (its `[pipeline] name`).
+    #[serde(default)]
+    pub rules_name: Option<String>,
+    /// The credit policy's version (as `Progress::policy_version`; `global` without a policy).
+    #[serde(default)]
+    pub policy_version: Option<String>,
 }
 
 /// Every value of `Case::status`: `below_threshold` (flags whose combined risk opens no case),
@@ -245,7 +269,13 @@ pub struct RuleFeedback {
 }
 
 /// The reasons of a [`Warning`].
-pub const WARNING_REASONS: [&str; 4] = ["due_soon", "overdue", "behind_pace", "department_lagging"];
+pub const WARNING_REASONS: [&str; 5] = [
+    "due_soon",
+    "overdue",
+    "behind_pace",
+    "department_lagging",
+    "monthly_hours_low",
+];
 
 /// A reminder for a notifier (DingTalk, WeCom, e-mail; creditguard sends nothing itself):
 /// `results/warnings` and stream kind `warning`. `warning_id` is stable: the same reminder (a
@@ -264,13 +294,14 @@ pub struct Warning {
     pub course_id: Option<String>,
     /// `behind_pace`: `total` or the category (`mandatory`, `elective`, `practice`).
     pub category: Option<String>,
-    /// `due_soon`, `overdue`: the due date, `YYYY-MM-DD` in the business time zone.
+    /// `due_soon`, `overdue`: the due date, `YYYY-MM-DD` in the business time zone;
+    /// `monthly_hours_low`: the month's last day.
     pub due_on: Option<String>,
     /// `due_soon`: days left (the threshold crossed is the smallest configured one ≥ this);
-    /// `overdue`: negative.
+    /// `overdue`: negative; `monthly_hours_low`: days left in the month.
     pub days_left: Option<i64>,
     /// `behind_pace`: credits short of the pace; `department_lagging`: share of the department's
-    /// learners behind.
+    /// learners behind; `monthly_hours_low`: engaged hours short of the month's pace.
     pub value: Option<f64>,
     /// The reminder in English and in Chinese.
     pub message: String,
@@ -393,6 +424,8 @@ pub fn flags_schema() -> SchemaRef {
         Field::new("severity", Float64, false),
         Field::new("evidence", Utf8, false),
         Field::new("explanation", Utf8, false),
+        Field::new("rules_version", Utf8, true),
+        Field::new("rules_name", Utf8, true),
     ]))
 }
 
@@ -411,6 +444,9 @@ pub fn credits_schema() -> SchemaRef {
         Field::new("credits_granted", Float64, false),
         Field::new("status", Utf8, false),
         Field::new("flag_ids", list_of_strings(), false),
+        Field::new("rules_version", Utf8, true),
+        Field::new("rules_name", Utf8, true),
+        Field::new("policy_version", Utf8, true),
     ]))
 }
 
@@ -488,6 +524,8 @@ mod tests {
             severity: 0.9,
             evidence: "{}".into(),
             explanation: "x".into(),
+            rules_version: Some("0123456789ab".into()),
+            rules_name: None,
         };
         let json = serde_json::to_string(&ResultRecord::Flag(f.clone())).unwrap();
         assert!(json.starts_with(r#"{"kind":"flag","flag_id":"#), "{json}");
@@ -496,6 +534,20 @@ mod tests {
             "{json}"
         );
         let back: ResultRecord = serde_json::from_str(&json).unwrap();
-        assert_eq!(back, ResultRecord::Flag(f));
+        assert_eq!(back, ResultRecord::Flag(f.clone()));
+
+        // A record written before versions (no `rules_version`) still reads.
+        let mut old: serde_json::Value = serde_json::from_str(&json).unwrap();
+        let obj = old.as_object_mut().unwrap();
+        obj.remove("rules_version");
+        obj.remove("rules_name");
+        let back: ResultRecord = serde_json::from_value(old).unwrap();
+        assert_eq!(
+            back,
+            ResultRecord::Flag(Flag {
+                rules_version: None,
+                ..f
+            })
+        );
     }
 }

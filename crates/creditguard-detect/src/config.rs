@@ -49,6 +49,10 @@ pub struct JobsConfig {
     pub automation: AutomationConfig,
     /// `[jobs.proxy_learning]`.
     pub proxy_learning: ProxyLearningConfig,
+    /// The name the flags give these settings next to their version (the pipeline's name; not
+    /// a key of this section).
+    #[serde(skip)]
+    pub rules_name: Option<String>,
 }
 
 impl Default for JobsConfig {
@@ -65,7 +69,34 @@ impl Default for JobsConfig {
             shared_device: Default::default(),
             automation: Default::default(),
             proxy_learning: Default::default(),
+            rules_name: None,
         }
+    }
+}
+
+impl JobsConfig {
+    /// The version of the detector thresholds, which every flag records: the first 12 hex digits
+    /// of the SHA-256 of the detectors' sections as JSON. `enabled`, `batch_days` and
+    /// `release_memory_above_mib` change which jobs run and how, not what a detector finds, and
+    /// are left out.
+    ///
+    /// ```
+    /// let a = creditguard_detect::JobsConfig::default();
+    /// let mut b = a.clone();
+    /// b.batch_days = 1;
+    /// assert_eq!(a.rules_version(), b.rules_version());
+    /// b.quiz_speed.min_seconds_per_question = 6.0;
+    /// assert_ne!(a.rules_version(), b.rules_version());
+    /// assert_eq!(a.rules_version().len(), 12);
+    /// ```
+    pub fn rules_version(&self) -> String {
+        let mut settings = serde_json::to_value(self).expect("the settings are plain data");
+        if let Some(map) = settings.as_object_mut() {
+            for operational in ["enabled", "batch_days", "release_memory_above_mib"] {
+                map.remove(operational);
+            }
+        }
+        creditguard_contract::stable_id(&[&settings.to_string()])[..12].to_string()
     }
 }
 

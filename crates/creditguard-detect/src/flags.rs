@@ -50,6 +50,8 @@ impl Draft {
             severity: clamp_severity(self.severity),
             evidence: Value::Object(self.evidence).to_string(),
             explanation: self.en,
+            rules_version: None,
+            rules_name: None,
         }
     }
 }

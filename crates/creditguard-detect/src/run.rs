@@ -927,6 +927,8 @@ fn run_batch(
             })?;
         }
         let in_day = |f: &Flag| f.window_start.div_euclid(DAY_US) == day;
+        // The flags kept from detectors that did not run keep the version they were raised with.
+        let rules_version = cfg.rules_version();
         let mut flags: Vec<Flag> = if all_jobs {
             Vec::new()
         } else {
@@ -940,6 +942,8 @@ fn run_batch(
                 *report.jobs[k].flags.entry(f.rule.clone()).or_default() += 1;
                 flags.push(Flag {
                     run_id: batch.run_id.to_string(),
+                    rules_version: Some(rules_version.clone()),
+                    rules_name: cfg.rules_name.clone(),
                     ..f.clone()
                 });
             }
@@ -1294,15 +1298,33 @@ mod tests {
         assert!(b1.is_empty());
         assert!(b0.iter().all(|f| f.run_id == "run-2"));
         // Running one job replaces only that detector's flags of the day.
-        let only_quiz = JobsConfig {
+        // Each flag records the version of the thresholds that raised it.
+        let v1 = cfg.rules_version();
+        assert!(b0
+            .iter()
+            .all(|f| f.rules_version.as_deref() == Some(v1.as_str())));
+        let mut only_quiz = JobsConfig {
             enabled: vec!["quiz_speed".into()],
+            rules_name: Some("stricter quiz".into()),
             ..JobsConfig::default()
         };
+        only_quiz.quiz_speed.min_seconds_per_question += 0.5;
+        let v2 = only_quiz.rules_version();
+        assert_ne!(v1, v2);
         run_jobs(&lake, &catalog(), &only_quiz, period(day, day), "run-3").unwrap();
         let c0 = read_flags(&lake, day).unwrap();
         assert_eq!(ids(&c0), ids(&b0));
         let runs: Vec<&str> = c0.iter().map(|f| f.run_id.as_str()).collect();
         assert_eq!(runs, ["run-3", "run-2", "run-2", "run-2", "run-2"]);
+        // The flags of the detectors that did not run keep the version they were raised with.
+        let versions: Vec<(Option<&str>, Option<&str>)> = c0
+            .iter()
+            .map(|f| (f.rules_version.as_deref(), f.rules_name.as_deref()))
+            .collect();
+        assert_eq!(versions[0], (Some(v2.as_str()), Some("stricter quiz")));
+        assert!(versions[1..]
+            .iter()
+            .all(|v| *v == (Some(v1.as_str()), None)));
     }
 
     /// Claims over three weeks in one unit: a steady learner, a burst on day 20 with nothing
@@ -1447,6 +1469,7 @@ mod tests {
                         .filter(|f| f.detector == "credit_burst")
                         .map(|f| Flag {
                             run_id: String::new(),
+                            rules_version: None,
                             ..f
                         })
                         .collect();

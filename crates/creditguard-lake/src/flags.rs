@@ -3,7 +3,8 @@
 //!
 //! Files hold exactly `creditguard_contract::flags_schema()`; the reader also takes the string
 //! and timestamp encodings other writers use (`LargeUtf8`, `Utf8View`, any timestamp unit), so a
-//! table written by another engine reads the same.
+//! table written by another engine reads the same, and files written before the optional
+//! columns (`rules_version`, `rules_name`) existed read with them absent.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -12,7 +13,7 @@ use arrow_array::builder::{Float64Builder, StringBuilder, TimestampMicrosecondBu
 use arrow_array::{ArrayRef, RecordBatch};
 use creditguard_contract::{flags_schema, Flag};
 
-use crate::read::{for_each_batch, Nums, Strs, Times};
+use crate::read::{columns_of, for_each_batch, Nums, Strs, Times};
 use crate::{Lake, Result};
 
 /// The table's name in the lake.
@@ -32,6 +33,8 @@ pub fn flags_batch(flags: &[Flag]) -> RecordBatch {
     let mut severity = Float64Builder::new();
     let mut evidence = StringBuilder::new();
     let mut explanation = StringBuilder::new();
+    let mut rules_version = StringBuilder::new();
+    let mut rules_name = StringBuilder::new();
     for f in flags {
         flag_id.append_value(&f.flag_id);
         run_id.append_value(&f.run_id);
@@ -45,6 +48,8 @@ pub fn flags_batch(flags: &[Flag]) -> RecordBatch {
         severity.append_value(f.severity);
         evidence.append_value(&f.evidence);
         explanation.append_value(&f.explanation);
+        rules_version.append_option(f.rules_version.as_deref());
+        rules_name.append_option(f.rules_name.as_deref());
     }
     let columns: Vec<ArrayRef> = vec![
         Arc::new(flag_id.finish()),
@@ -59,6 +64,8 @@ pub fn flags_batch(flags: &[Flag]) -> RecordBatch {
         Arc::new(severity.finish()),
         Arc::new(evidence.finish()),
         Arc::new(explanation.finish()),
+        Arc::new(rules_version.finish()),
+        Arc::new(rules_name.finish()),
     ];
     RecordBatch::try_new(flags_schema(), columns).expect("flag columns match flags_schema")
 }
@@ -89,10 +96,13 @@ pub fn read_flags(lake: &Lake, from: i64, to: i64) -> Result<Vec<(i64, Flag)>> {
     Ok(out)
 }
 
-/// The flags of one Parquet file in the results-v1 columns. A missing column or one of another
-/// type is an error naming the file and the column.
+/// Columns a flags file may lack (written before they existed): read as absent.
+const OPTIONAL: [&str; 2] = ["rules_version", "rules_name"];
+
+/// The flags of one Parquet file in the results-v1 columns. A missing column (other than the
+/// optional ones) or one of another type is an error naming the file and the column.
 pub fn read_flags_file(path: &Path) -> Result<Vec<Flag>> {
-    let columns = [
+    let mut columns = vec![
         "flag_id",
         "run_id",
         "detector",
@@ -106,6 +116,12 @@ pub fn read_flags_file(path: &Path) -> Result<Vec<Flag>> {
         "evidence",
         "explanation",
     ];
+    let present = columns_of(path)?;
+    columns.extend(
+        OPTIONAL
+            .iter()
+            .filter(|c| present.iter().any(|p| p.as_str() == **c)),
+    );
     let mut out = Vec::new();
     for_each_batch(&[path.to_path_buf()], &columns, |b| {
         let s = |n| Strs::of(&b, n);
@@ -120,6 +136,12 @@ pub fn read_flags_file(path: &Path) -> Result<Vec<Flag>> {
             s("evidence")?,
             s("explanation")?,
         );
+        let optional = |n| {
+            b.column_by_name(n)
+                .map(|_| Strs::of(b, n))
+                .transpose()
+        };
+        let (version, name) = (optional("rules_version")?, optional("rules_name")?);
         let (ws, we, sev) = (
             Times::of(&b, "window_start")?,
             Times::of(&b, "window_end")?,
@@ -140,6 +162,8 @@ pub fn read_flags_file(path: &Path) -> Result<Vec<Flag>> {
                 severity: sev.get(i).unwrap_or(0.0),
                 evidence: ev.string(i),
                 explanation: expl.string(i),
+                rules_version: version.as_ref().and_then(|v| v.opt(i)),
+                rules_name: name.as_ref().and_then(|v| v.opt(i)),
             });
         }
         Ok(())
@@ -168,6 +192,8 @@ mod tests {
             severity: 0.75,
             evidence: "{}".into(),
             explanation: "fast".into(),
+            rules_version: Some("0123456789ab".into()),
+            rules_name: Some("default".into()),
         }
     }
 
@@ -215,6 +241,21 @@ mod tests {
         )
         .unwrap();
         assert_eq!(read_flags_file(&path).unwrap(), flags);
+
+        // A file written before the optional version columns reads with them absent.
+        let old = b.project(&(0..12).collect::<Vec<_>>()).unwrap();
+        let path = dir.path().join("old.parquet");
+        crate::write_parquet_to(std::fs::File::create(&path).unwrap(), old.schema(), &[old])
+            .unwrap();
+        let unversioned: Vec<Flag> = flags
+            .iter()
+            .map(|f| Flag {
+                rules_version: None,
+                rules_name: None,
+                ..f.clone()
+            })
+            .collect();
+        assert_eq!(read_flags_file(&path).unwrap(), unversioned);
 
         // A file without a column names the file and the column.
         let partial = b.project(&[0, 1]).unwrap();

@@ -103,6 +103,9 @@ pub fn credits_batch(rows: &[Credit]) -> Result<RecordBatch> {
             f64s(rows.iter().map(|c| c.credits_granted).collect()),
             utf8(m(|c| c.status.clone())),
             lists(rows.iter().map(|c| c.flag_ids.clone()).collect()),
+            utf8_opt(rows.iter().map(|c| c.rules_version.clone()).collect()),
+            utf8_opt(rows.iter().map(|c| c.rules_name.clone()).collect()),
+            utf8_opt(rows.iter().map(|c| c.policy_version.clone()).collect()),
         ],
     )
 }
@@ -378,6 +381,40 @@ pub fn read_warning_ids(
     Ok(out)
 }
 
+/// The detectors' watch-time features (`watch_time`'s per lesson and day).
+pub const WATCH_TIME_FEATURES: &str = "features/watch_time";
+
+/// Engaged hours per learner over the days `from..=to` (`engaged_s` of `features/watch_time`:
+/// playing visibly and not muted). `None` when a day of the range with events has no watch-time
+/// features (the job did not run for it): the hours would be undercounted.
+pub fn engaged_hours(
+    lake: &Lake,
+    from: i64,
+    to: i64,
+) -> Result<Option<std::collections::HashMap<String, f64>>> {
+    let measured: std::collections::HashSet<i64> =
+        lake.days(WATCH_TIME_FEATURES)?.into_iter().collect();
+    let unmeasured = lake
+        .days("events")?
+        .into_iter()
+        .filter(|d| (from..=to).contains(d) && !measured.contains(d))
+        .count();
+    if unmeasured > 0 {
+        tracing::warn!(days = unmeasured, "Days with events but no watch-time features this month: no monthly_hours_low reminders.");
+        return Ok(None);
+    }
+    let mut out = std::collections::HashMap::new();
+    let files = lake.files(WATCH_TIME_FEATURES, from, to)?;
+    for_each_batch(&files, &["user_id", "engaged_s"], |b| {
+        let (user, engaged) = (Strs::of(b, "user_id")?, Nums::of(b, "engaged_s")?);
+        for i in 0..b.num_rows() {
+            *out.entry(user.string(i)).or_insert(0.0) += engaged.get(i).unwrap_or(0.0) / 3600.0;
+        }
+        Ok(())
+    })?;
+    Ok(Some(out))
+}
+
 /// Replaces `table/dt=<day>` with one `part-0.parquet` holding `batch` (zero rows is a valid
 /// file: a day whose results vanished on a re-run must be emptied, not left stale).
 pub fn replace_day(lake: &Lake, table: &str, day: i64, batch: RecordBatch) -> Result<()> {
@@ -416,9 +453,31 @@ where
 pub fn read_credits(lake: &Lake, from: i64, to: i64) -> Result<Vec<Credit>> {
     let files = lake.files(CREDITS, from, to)?;
     let schema = credits_schema();
-    let names = names(&schema);
+    // The version columns came later; files written before lack them.
+    let optional = ["rules_version", "rules_name", "policy_version"];
     let mut out = Vec::new();
-    for_each_batch(&files, &names, |b| {
+    for path in files {
+        let names = names_in(&schema, &optional, &path)?;
+        read_credits_file(&path, &names, &mut out)?;
+    }
+    Ok(out)
+}
+
+/// The schema's column names a file holds: all of them but the `optional` ones it lacks.
+fn names_in<'a>(
+    schema: &'a Schema,
+    optional: &[&str],
+    path: &std::path::Path,
+) -> Result<Vec<&'a str>> {
+    let present = crate::read::columns_of(path)?;
+    Ok(names(schema)
+        .into_iter()
+        .filter(|n| !optional.contains(n) || present.iter().any(|p| p == n))
+        .collect())
+}
+
+fn read_credits_file(path: &std::path::Path, names: &[&str], out: &mut Vec<Credit>) -> Result<()> {
+    for_each_batch(&[path.to_path_buf()], names, |b| {
         let s = |n| Strs::of(&b, n);
         let (id, run, user, org, course, cat, status) = (
             s("credit_id")?,
@@ -428,6 +487,11 @@ pub fn read_credits(lake: &Lake, from: i64, to: i64) -> Result<Vec<Credit>> {
             s("course_id")?,
             s("category")?,
             s("status")?,
+        );
+        let (rules, rules_name, policy) = (
+            Strs::of(&b, "rules_version").ok(),
+            Strs::of(&b, "rules_name").ok(),
+            Strs::of(&b, "policy_version").ok(),
         );
         let at = Times::of(&b, "completed_at")?;
         let (claimed, granted) = (
@@ -448,11 +512,13 @@ pub fn read_credits(lake: &Lake, from: i64, to: i64) -> Result<Vec<Credit>> {
                 credits_granted: granted.get(i).unwrap_or(0.0),
                 status: status.string(i),
                 flag_ids: flag_ids.take(i),
+                rules_version: rules.as_ref().and_then(|v| v.opt(i)),
+                rules_name: rules_name.as_ref().and_then(|v| v.opt(i)),
+                policy_version: policy.as_ref().and_then(|v| v.opt(i)),
             });
         }
         Ok(())
-    })?;
-    Ok(out)
+    })
 }
 
 /// The `results/cases` records of the days `from..=to`.
@@ -463,12 +529,7 @@ pub fn read_cases(lake: &Lake, from: i64, to: i64) -> Result<Vec<Case>> {
     let optional = ["previous_case_id", "assignee"];
     let schema = cases_schema();
     for path in files {
-        let names = names(&schema);
-        let present = crate::read::columns_of(&path)?;
-        let names: Vec<&str> = names
-            .into_iter()
-            .filter(|n| !optional.contains(n) || present.iter().any(|p| p == n))
-            .collect();
+        let names = names_in(&schema, &optional, &path)?;
         read_cases_file(&path, &names, &mut out)?;
     }
     Ok(out)

@@ -104,6 +104,9 @@ mod tests {
             credits_granted: if status == "granted" { 2.0 } else { 0.0 },
             status: status.into(),
             flag_ids: flags.iter().map(|s| s.to_string()).collect(),
+            rules_version: None,
+            rules_name: None,
+            policy_version: None,
         }
     }
 

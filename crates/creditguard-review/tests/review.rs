@@ -112,6 +112,9 @@ fn credit(w: &WithheldClaim) -> Credit {
         credits_granted: 0.0,
         status: "withheld".into(),
         flag_ids: w.flag_ids.clone(),
+        rules_version: None,
+        rules_name: None,
+        policy_version: None,
     }
 }
 

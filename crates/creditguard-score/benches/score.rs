@@ -81,6 +81,8 @@ fn main() {
                         severity: 0.8,
                         evidence: "{}".into(),
                         explanation: "bench".into(),
+                        rules_version: None,
+                        rules_name: None,
                     });
                     flags_n += 1;
                 }

@@ -52,6 +52,20 @@ pub struct ScoreConfig {
     /// learner with activity, in UTC.
     #[serde(skip)]
     pub expectations: Expectations,
+    /// The detector thresholds' version and the pipeline's name (from `[jobs]` and
+    /// `[pipeline]`, not from this section), part of what credit records name as the thresholds
+    /// they were decided under ([`ScoreConfig::rules_version`]).
+    #[serde(skip)]
+    pub rules: RulesOrigin,
+}
+
+/// Where the thresholds come from, beyond `[score]`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RulesOrigin {
+    /// `JobsConfig::rules_version` of the pipeline's detectors.
+    pub detectors_version: Option<String>,
+    /// The name the pipeline gives its thresholds (its `[pipeline] name`).
+    pub name: Option<String>,
 }
 
 /// Who must learn how much: the roster and the credit policy, when the pipeline names them.
@@ -80,6 +94,7 @@ impl Default for ScoreConfig {
             lookback_days: 30,
             write_stream: true,
             expectations: Expectations::default(),
+            rules: RulesOrigin::default(),
         }
     }
 }
@@ -88,6 +103,39 @@ impl ScoreConfig {
     /// The weight of a detector (1.0 when not configured).
     pub fn weight(&self, detector: &str) -> f64 {
         self.weights.get(detector).copied().unwrap_or(1.0)
+    }
+
+    /// The version of the thresholds a claim is decided under, which credit records name: the
+    /// first 12 hex digits of the SHA-256 of the detector thresholds' version and this section's
+    /// decision settings as JSON (weights, thresholds, linking, lookback). `target_credits` and
+    /// `mandatory_credits` measure progress, not claims, and `write_stream` is where results go:
+    /// they are left out.
+    ///
+    /// ```
+    /// let a = creditguard_score::ScoreConfig::default();
+    /// let mut b = a.clone();
+    /// b.target_credits = 120.0;
+    /// assert_eq!(a.rules_version(), b.rules_version());
+    /// b.rules.detectors_version = Some("0123456789ab".into());
+    /// assert_ne!(a.rules_version(), b.rules_version());
+    /// ```
+    pub fn rules_version(&self) -> String {
+        let mut settings = serde_json::to_value(self).expect("the settings are plain data");
+        if let Some(map) = settings.as_object_mut() {
+            for other in ["target_credits", "mandatory_credits", "write_stream"] {
+                map.remove(other);
+            }
+        }
+        let detectors = self.rules.detectors_version.as_deref().unwrap_or("");
+        creditguard_contract::stable_id(&[detectors, &settings.to_string()])[..12].to_string()
+    }
+
+    /// The credit policy's version (`global` without a policy file), as progress records it.
+    pub fn policy_version(&self) -> String {
+        self.expectations
+            .policy
+            .as_ref()
+            .map_or_else(|| "global".to_string(), |p| p.version.clone())
     }
 
     /// Every problem of the section at once, each naming its key (``key `score.x`: …``).

@@ -108,6 +108,7 @@ pub fn decide(
     let mut withheld_value: BTreeMap<String, f64> = BTreeMap::new();
     let mut linked_flags: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     let mut first_claim: HashMap<(&str, &str), &Claim> = HashMap::new();
+    let (rules_version, policy_version) = (cfg.rules_version(), cfg.policy_version());
     for claim in claims {
         let claimed = claim.credits.unwrap_or(0.0);
         let course = catalog.get(&claim.course_id);
@@ -218,6 +219,9 @@ pub fn decide(
             credits_granted: if withheld { 0.0 } else { value },
             status: if withheld { "withheld" } else { "granted" }.to_string(),
             flag_ids: flag_ids.into_iter().collect(),
+            rules_version: Some(rules_version.clone()),
+            rules_name: cfg.rules.name.clone(),
+            policy_version: Some(policy_version.clone()),
         });
     }
 
@@ -270,6 +274,86 @@ pub fn decide(
         });
     }
     out
+}
+
+/// The claims of a re-scored period that an earlier run recorded under other thresholds or
+/// another credit policy, by what was decided about them then.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EarlierVersions {
+    /// Claims a reviewer released or cancelled: re-scoring them needs `--rescore-decided`.
+    pub reviewed: Vec<String>,
+    /// Claims the scorer granted: their records are kept as decided unless re-scoring is asked.
+    pub granted: Vec<String>,
+    /// Both, by the (thresholds, policy) versions they were recorded under.
+    pub versions: BTreeMap<(String, String), usize>,
+}
+
+impl EarlierVersions {
+    pub fn is_empty(&self) -> bool {
+        self.reviewed.is_empty() && self.granted.is_empty()
+    }
+
+    /// `thresholds X, policy P: N claim(s)` for each version, joined by `; `.
+    pub fn describe(&self) -> String {
+        self.versions
+            .iter()
+            .map(|((rules, policy), n)| {
+                format!("thresholds {rules}, policy {policy}: {n} claim(s)")
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+}
+
+/// Which of `credits` (a period as scored now) `stored` (the same period's records as earlier
+/// runs left them) recorded under another version. A version an earlier record lacks (written
+/// before versions existed) is taken as the current one. Claims that were withheld, waiting for
+/// a reviewer, are not listed: nothing was decided, and they follow the current thresholds.
+pub fn earlier_versions(stored: &[Credit], credits: &[Credit]) -> EarlierVersions {
+    let now: HashMap<&str, &Credit> = credits.iter().map(|c| (c.credit_id.as_str(), c)).collect();
+    let differs =
+        |a: &Option<String>, b: &Option<String>| matches!((a, b), (Some(a), Some(b)) if a != b);
+    let mut out = EarlierVersions::default();
+    for old in stored {
+        let Some(new) = now.get(old.credit_id.as_str()) else {
+            continue;
+        };
+        if !differs(&old.rules_version, &new.rules_version)
+            && !differs(&old.policy_version, &new.policy_version)
+        {
+            continue;
+        }
+        let list = match old.status.as_str() {
+            "released" | "cancelled" => &mut out.reviewed,
+            "granted" => &mut out.granted,
+            _ => continue,
+        };
+        list.push(old.credit_id.clone());
+        let version = |v: &Option<String>| v.clone().unwrap_or_else(|| "(unrecorded)".into());
+        *out.versions
+            .entry((version(&old.rules_version), version(&old.policy_version)))
+            .or_default() += 1;
+    }
+    out
+}
+
+/// Puts back the records of claims decided under another version ([`EarlierVersions::granted`])
+/// as earlier runs left them. Returns how many.
+pub fn keep_earlier(credits: &mut [Credit], stored: &[Credit], ids: &[String]) -> usize {
+    let ids: std::collections::HashSet<&str> = ids.iter().map(String::as_str).collect();
+    let keep: HashMap<&str, &Credit> = stored
+        .iter()
+        .filter(|c| ids.contains(c.credit_id.as_str()))
+        .map(|c| (c.credit_id.as_str(), c))
+        .collect();
+    let mut kept = 0;
+    for c in credits.iter_mut() {
+        if let Some(old) = keep.get(c.credit_id.as_str()) {
+            *c = (*old).clone();
+            kept += 1;
+        }
+    }
+    kept
 }
 
 /// What a claim is worth when granted: the catalog's credits for its course, else what was claimed.
@@ -433,5 +517,59 @@ mod tests {
         assert_eq!(noisy_or([0.5]), 0.5);
         assert!((noisy_or([0.5, 0.5]) - 0.75).abs() < 1e-12);
         assert_eq!(noisy_or([1.0, 0.2]), 1.0);
+    }
+
+    fn credit(id: &str, status: &str, rules: Option<&str>, policy: &str) -> Credit {
+        Credit {
+            credit_id: id.into(),
+            run_id: "r".into(),
+            user_id: "u1".into(),
+            org_unit: None,
+            course_id: id.into(),
+            category: "mandatory".into(),
+            completed_at: 0,
+            credits_claimed: 2.0,
+            credits_granted: if status == "withheld" { 0.0 } else { 2.0 },
+            status: status.into(),
+            flag_ids: Vec::new(),
+            rules_version: rules.map(str::to_string),
+            rules_name: None,
+            policy_version: Some(policy.into()),
+        }
+    }
+
+    #[test]
+    fn only_claims_decided_under_another_version_are_kept_or_need_asking() {
+        let stored = vec![
+            credit("granted-old", "granted", Some("aaa"), "p1"),
+            credit("released-old", "released", Some("aaa"), "p1"),
+            credit("cancelled-policy", "cancelled", Some("bbb"), "p0"),
+            credit("withheld-old", "withheld", Some("aaa"), "p1"),
+            credit("granted-same", "granted", Some("bbb"), "p1"),
+            credit("released-unversioned", "released", None, "p1"),
+            credit("gone", "granted", Some("aaa"), "p1"),
+        ];
+        let mut now: Vec<Credit> = stored
+            .iter()
+            .filter(|c| c.credit_id != "gone")
+            .map(|c| Credit {
+                status: "withheld".into(),
+                credits_granted: 0.0,
+                rules_version: Some("bbb".into()),
+                policy_version: Some("p1".into()),
+                ..c.clone()
+            })
+            .collect();
+        let e = earlier_versions(&stored, &now);
+        assert_eq!(e.granted, ["granted-old"]);
+        assert_eq!(e.reviewed, ["released-old", "cancelled-policy"]);
+        assert_eq!(
+            e.describe(),
+            "thresholds aaa, policy p1: 2 claim(s); thresholds bbb, policy p0: 1 claim(s)"
+        );
+        assert_eq!(keep_earlier(&mut now, &stored, &e.granted), 1);
+        assert_eq!(now[0], stored[0]);
+        assert_eq!(now[3].status, "withheld");
+        assert!(earlier_versions(&stored, &stored[..6]).is_empty());
     }
 }

@@ -466,6 +466,13 @@ fn year_warnings(
         None => Default::default(),
     };
     let emitted = tables::read_warning_ids(lake, first, to - 1)?;
+    // Engaged hours of the month so far, when a rule sets a monthly minimum (features are by
+    // UTC day: a day's hours count for the month of its date).
+    let engaged = if policy.rules.iter().any(|r| r.monthly_hours.is_some()) {
+        tables::engaged_hours(lake, warnings::month_of(to).0, to)?
+    } else {
+        None
+    };
     Ok(warnings::warnings(&warnings::WarningInput {
         policy,
         roster: exp.roster.as_ref(),
@@ -475,6 +482,7 @@ fn year_warnings(
         previous: &previous,
         credits,
         emitted: &emitted,
+        engaged_hours: engaged.as_ref(),
         as_of_day: to,
         run_id: &report.run_id,
     }))

@@ -339,6 +339,10 @@ pub struct Rule {
     /// on leave or travel.
     #[serde(default = "yes")]
     pub prorate: bool,
+    /// Minimum engaged hours per calendar month (`monthly_hours_low` reminders), prorated like
+    /// the target; absent: none.
+    #[serde(default)]
+    pub monthly_hours: Option<f64>,
 }
 
 fn yes() -> bool {
@@ -459,6 +463,7 @@ impl Policy {
                 target_credits,
                 minimum: [("mandatory".to_string(), Minimum::Credits(mandatory_credits))].into(),
                 prorate: false,
+                monthly_hours: None,
             }],
         }
     }
@@ -508,6 +513,11 @@ impl Policy {
                     errs.push(format!("key `{key}.minimum.{cat}`: must be ≥ 0"));
                 }
                 sum += c;
+            }
+            if let Some(h) = r.monthly_hours.filter(|h| !(0.0..=744.0).contains(h)) {
+                errs.push(format!(
+                    "key `{key}.monthly_hours`: must be between 0 and 744 (the hours of a month), got {h}"
+                ));
             }
             if sum > r.target_credits + 1e-9 {
                 errs.push(format!(
@@ -605,7 +615,7 @@ fn overlap(a: i64, b: i64, lo: i64, hi: i64) -> i64 {
 }
 
 /// Days of `[lo, hi]` the person is employed and not away.
-fn working_days(p: Option<&Person>, lo: i64, hi: i64) -> i64 {
+pub(crate) fn working_days(p: Option<&Person>, lo: i64, hi: i64) -> i64 {
     let Some(p) = p else {
         return (hi - lo + 1).max(0);
     };

@@ -6,8 +6,8 @@
 //! Each reminder is raised once per threshold crossing across daily runs: `due_soon` once per
 //! (learner, course, due date, threshold), `overdue` once per (learner, course, due date),
 //! `behind_pace` on the day a learner goes from on pace to behind (per category),
-//! `department_lagging` at most once per department and week. Re-scoring a day gives the same
-//! rows.
+//! `department_lagging` at most once per department and week, `monthly_hours_low` at most once
+//! per learner and month. Re-scoring a day gives the same rows.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
@@ -16,7 +16,7 @@ use creditguard_contract::time::{civil_from_days, days_from_civil, format_day, p
 use creditguard_contract::{stable_id, Credit, Warning};
 use serde::{Deserialize, Serialize};
 
-use crate::policy::{in_subtree, Policy, Roster};
+use crate::policy::{in_subtree, working_days, Policy, Roster};
 use crate::tables::Progress;
 use crate::{Error, Result};
 use creditguard_lake::catalog::csv_records as parse_csv;
@@ -169,6 +169,9 @@ pub struct WarningInput<'a> {
     pub credits: &'a [Credit],
     /// Ids of warnings written on earlier days of the year.
     pub emitted: &'a HashSet<String>,
+    /// Engaged hours per learner in the month of `as_of_day` up to it (`None`: not measured, no
+    /// `monthly_hours_low`).
+    pub engaged_hours: Option<&'a HashMap<String, f64>>,
     /// The scored day, as a business-local date.
     pub as_of_day: i64,
     pub run_id: &'a str,
@@ -344,6 +347,10 @@ pub fn warnings(w: &WarningInput<'_>) -> Vec<Warning> {
         }
     }
 
+    for (x, month) in monthly_hours_low(w, &blank) {
+        add(x, &[&month.0, "monthly_hours_low", &month.1]);
+    }
+
     // Departments where most learners are behind: one summary per department and week.
     if let Some(roster) = w.roster {
         let mut units: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
@@ -405,6 +412,70 @@ pub fn warnings(w: &WarningInput<'_>) -> Vec<Warning> {
     out.into_values().collect()
 }
 
+/// The month of a day: its first and last day.
+pub fn month_of(day: i64) -> (i64, i64) {
+    let (y, m, _) = civil_from_days(day);
+    let next = if m == 12 {
+        days_from_civil(y + 1, 1, 1)
+    } else {
+        days_from_civil(y, m + 1, 1)
+    };
+    (days_from_civil(y, m, 1), next - 1)
+}
+
+/// Learners whose engaged hours this month fall short of their rule's monthly minimum at the
+/// pace of the month: the minimum (prorated by the month's working days, as the yearly target
+/// is) times the share of those days passed, short by more than `behind_margin` of it and by
+/// at least an hour. Each with (learner, `YYYY-MM`), its key.
+fn monthly_hours_low(
+    w: &WarningInput<'_>,
+    blank: &dyn Fn(&str, &Progress) -> Warning,
+) -> Vec<(Warning, (String, String))> {
+    let Some(hours) = w.engaged_hours else {
+        return Vec::new();
+    };
+    let (first, last) = month_of(w.as_of_day);
+    let month = format_day(first)[..7].to_string();
+    let (day, last_s) = (format_day(w.as_of_day), format_day(last));
+    let mut out = Vec::new();
+    for p in w.progress {
+        let rule = p
+            .policy_rule
+            .as_deref()
+            .and_then(|r| r.strip_prefix(&format!("{}/", w.policy.name)))
+            .and_then(|name| w.policy.rules.iter().find(|r| r.name == name));
+        let Some((rule, minimum)) = rule.and_then(|r| Some((r, r.monthly_hours?))) else {
+            continue;
+        };
+        let person = w
+            .roster
+            .and_then(|r| r.get(&p.user_id))
+            .filter(|_| rule.prorate);
+        let expected = working_days(person, first, last);
+        if expected == 0 {
+            continue;
+        }
+        let minimum = minimum * expected as f64 / (last - first + 1) as f64;
+        let pace = minimum * working_days(person, first, w.as_of_day) as f64 / expected as f64;
+        let got = hours.get(&p.user_id).copied().unwrap_or(0.0);
+        let short = pace - got;
+        if !(short > w.settings.behind_margin * pace && short >= 1.0) {
+            continue;
+        }
+        let mut x = blank("monthly_hours_low", p);
+        x.message = format!(
+            "{got:.1} engaged hours of study in {month}, {short:.1} behind the pace of the month's minimum of {minimum:.1} hours ({pace:.1} expected by {day}; the month ends on {last_s})."
+        );
+        x.message_zh = format!(
+            "{month} 已学习 {got:.1} 小时，落后本月最低 {minimum:.1} 小时的进度 {short:.1} 小时（截至 {day} 应达 {pace:.1} 小时；本月截止 {last_s}）。"
+        );
+        (x.due_on, x.days_left, x.value) =
+            (Some(last_s.clone()), Some(last - w.as_of_day), Some(short));
+        out.push((x, (p.user_id.clone(), month.clone())));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -424,5 +495,107 @@ mod tests {
         );
         let ok = parse_assignments("course_id,due_on\nc1,2026-03-31\n").unwrap();
         assert_eq!((ok[0].org.clone(), ok[0].recurring), (None, false));
+    }
+
+    const MONTHLY: &str = r#"
+[policy]
+name = "hours"
+
+[[rule]]
+name = "company"
+target_credits = 100
+monthly_hours = 8
+
+[[rule]]
+name = "sales"
+org = "HQ/Sales"
+target_credits = 100
+"#;
+
+    /// The `monthly_hours_low` reminders of `day` for everyone of the roster with these engaged
+    /// hours, given the ids already written.
+    fn monthly(day: &str, hours: &[(&str, f64)], emitted: &HashSet<String>) -> Vec<Warning> {
+        let roster = Roster::parse(
+            "user_id,org_path\nidle,HQ/Dev\nbusy,HQ/Dev\naway,HQ/Dev\nseller,HQ/Sales\n",
+            Some("user_id,kind,from,to\naway,leave,2026-03-01,2026-03-09\n"),
+        )
+        .unwrap();
+        let policy = Policy::parse(MONTHLY).unwrap();
+        let cfg = crate::ScoreConfig {
+            expectations: crate::config::Expectations {
+                roster: Some(roster.clone()),
+                policy: Some(policy.clone()),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let as_of_day = parse_day(day).unwrap();
+        let progress = crate::decide::progress(
+            &[],
+            &Default::default(),
+            &crate::Catalog::default(),
+            &cfg,
+            as_of_day,
+            "r",
+        );
+        let engaged: HashMap<String, f64> =
+            hours.iter().map(|(u, h)| (u.to_string(), *h)).collect();
+        let input = WarningInput {
+            policy: &policy,
+            roster: Some(&roster),
+            assignments: &[],
+            settings: &WarningSettings::default(),
+            progress: &progress,
+            previous: &HashMap::new(),
+            credits: &[],
+            emitted,
+            engaged_hours: Some(&engaged),
+            as_of_day,
+            run_id: "r",
+        };
+        warnings(&input)
+            .into_iter()
+            .filter(|w| w.reason == "monthly_hours_low")
+            .collect()
+    }
+
+    #[test]
+    fn monthly_hours_low_fires_once_a_month_at_the_months_pace_prorated() {
+        // 10 March: 8 h × 10/31 = 2.6 h expected. `busy` has 3 h; `away` was on leave for 9 of
+        // the 10 days (pace 0.3 h); the sales rule sets no monthly minimum.
+        let none = HashSet::new();
+        let w = monthly("2026-03-10", &[("busy", 3.0), ("idle", 0.5)], &none);
+        let users: Vec<&str> = w.iter().map(|w| w.user_id.as_str()).collect();
+        assert_eq!(users, ["idle"]);
+        let idle = &w[0];
+        assert_eq!(idle.due_on.as_deref(), Some("2026-03-31"));
+        assert_eq!(idle.days_left, Some(21));
+        assert!((idle.value.unwrap() - (8.0 * 10.0 / 31.0 - 0.5)).abs() < 1e-9);
+        assert!(idle.message.contains("2026-03"), "{}", idle.message);
+        // The same day again gives the same id; the next day, once written, it is not raised
+        // again that month; in April it is a new reminder.
+        assert_eq!(
+            monthly("2026-03-10", &[("busy", 3.0), ("idle", 0.5)], &none)[0].warning_id,
+            idle.warning_id
+        );
+        let written: HashSet<String> = [idle.warning_id.clone()].into();
+        assert!(monthly("2026-03-11", &[("busy", 3.5), ("idle", 0.5)], &written).is_empty());
+        let april = monthly("2026-04-05", &[("busy", 2.0)], &written);
+        let mut users: Vec<&str> = april.iter().map(|w| w.user_id.as_str()).collect();
+        users.sort_unstable();
+        assert_eq!(users, ["away", "idle"]);
+        assert!(april.iter().all(|w| w.warning_id != idle.warning_id));
+        // The first days of a month are not behind by an hour yet.
+        assert!(monthly("2026-03-03", &[], &none).is_empty());
+    }
+
+    #[test]
+    fn a_monthly_minimum_beyond_a_month_is_refused_with_its_key() {
+        let bad = MONTHLY.replace("monthly_hours = 8", "monthly_hours = 800");
+        let errs = Policy::parse(&bad).unwrap_err().join("\n");
+        assert!(
+            errs.contains("key `rule[0] (company).monthly_hours`: must be between 0 and 744"),
+            "{errs}"
+        );
     }
 }

@@ -109,6 +109,8 @@ impl Fixture {
             severity,
             evidence: format!(r#"{{"severity":{severity}}}"#),
             explanation: format!("{rule} for {user} with severity {severity}."),
+            rules_version: None,
+            rules_name: None,
         };
         self.flags
             .entry(creditguard_contract::time::day_of_us(ws))
@@ -491,6 +493,14 @@ fn a_rerun_gives_identical_ids_and_rows() {
     assert_eq!(by_day, a.credits);
 }
 
+/// A credit record without the thresholds' version it names.
+fn unversioned(c: &creditguard_contract::Credit) -> creditguard_contract::Credit {
+    creditguard_contract::Credit {
+        rules_version: None,
+        ..c.clone()
+    }
+}
+
 #[test]
 fn a_changed_threshold_changes_only_what_it_should() {
     let f = mixed();
@@ -502,7 +512,22 @@ fn a_changed_threshold_changes_only_what_it_should() {
         ..ScoreConfig::default()
     };
     let r = f.score(&lower, "2026-03-02", "2026-03-03");
-    assert_eq!(r.credits, base.credits);
+    // The same decisions, under another version of the thresholds.
+    let plain = |v: &[creditguard_contract::Credit]| v.iter().map(unversioned).collect::<Vec<_>>();
+    assert_eq!(plain(&r.credits), plain(&base.credits));
+    assert_eq!(
+        base.credits[0].rules_version,
+        Some(ScoreConfig::default().rules_version())
+    );
+    assert!(r
+        .credits
+        .iter()
+        .all(|c| c.rules_version == Some(lower.rules_version())
+            && c.policy_version.as_deref() == Some("global")));
+    assert_ne!(
+        lower.rules_version(),
+        ScoreConfig::default().rules_version()
+    );
     assert_eq!(r.cases.len(), base.cases.len());
     for (a, b) in base.cases.iter().zip(&r.cases) {
         assert_eq!(
@@ -528,7 +553,7 @@ fn a_changed_threshold_changes_only_what_it_should() {
     let r = f.score(&stricter, "2026-03-02", "2026-03-03");
     for (a, b) in base.credits.iter().zip(&r.credits) {
         assert_eq!(a.credit_id, b.credit_id);
-        let changed = a != b;
+        let changed = unversioned(a) != unversioned(b);
         assert_eq!(
             changed,
             a.course_id == "c1" && a.user_id == "u1",
@@ -1111,6 +1136,116 @@ fn each_warning_fires_once_per_threshold_crossing_across_daily_runs() {
         expected.len(),
         "one row per reminder in results/warnings"
     );
+}
+
+/// Writes `features/watch_time` of a day as the job does for the columns the scorer reads:
+/// engaged seconds per learner.
+fn engaged(lake: &Lake, d: i64, rows: &[(&str, f64)]) {
+    use arrow_array::{ArrayRef, Float64Array, RecordBatch, StringArray};
+    let batch = RecordBatch::try_from_iter([
+        (
+            "user_id",
+            std::sync::Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.0)))
+                as ArrayRef,
+        ),
+        (
+            "engaged_s",
+            std::sync::Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.1))),
+        ),
+    ])
+    .unwrap();
+    lake.write_parquet(
+        tables::WATCH_TIME_FEATURES,
+        d,
+        "part-0.parquet",
+        batch.schema(),
+        &[batch],
+    )
+    .unwrap();
+}
+
+#[test]
+fn monthly_hours_low_fires_once_a_month_across_daily_runs() {
+    use creditguard_score::policy::{Policy, Roster};
+    let mut fx = Fixture::new();
+    fx.complete("e1", "u2x", "c1", "2026-03-02T09:00:00Z", 2.0, "mandatory");
+    fx.complete("e2", "u2x", "c2", "2026-03-09T09:00:00Z", 3.0, "elective");
+    fx.commit();
+    let mut cfg = ScoreConfig::default();
+    cfg.expectations.policy = Some(
+        Policy::parse(
+            "[policy]\nname = \"p\"\n[[rule]]\nname = \"all\"\ntarget_credits = 36.5\nmonthly_hours = 8\n",
+        )
+        .unwrap(),
+    );
+    cfg.expectations.roster =
+        Some(Roster::parse("user_id,org_path\nu1x,HQ/East\nu2x,HQ/East\n", None).unwrap());
+    // u2x studies half an hour a day (more than 8 h / 31 days); u1x a quarter of an hour on the
+    // 1st only.
+    for d in day("2026-03-01")..=day("2026-03-10") {
+        let first = d == day("2026-03-01");
+        engaged(
+            &fx.lake,
+            d,
+            &[("u2x", 1800.0), ("u1x", if first { 900.0 } else { 0.0 })],
+        );
+    }
+    let mut seen = Vec::new();
+    for d in day("2026-03-01")..=day("2026-03-10") {
+        let s = creditguard_contract::time::format_day(d);
+        let r = fx.score(&cfg, &s, &s);
+        let low: Vec<_> = r
+            .warnings
+            .iter()
+            .filter(|w| w.reason == "monthly_hours_low")
+            .cloned()
+            .collect();
+        if d == day("2026-03-05") {
+            // Re-scoring the day gives the same reminder.
+            let again = fx.score(&cfg, &s, &s);
+            assert_eq!(
+                again
+                    .warnings
+                    .iter()
+                    .filter(|w| w.reason == "monthly_hours_low")
+                    .count(),
+                low.len()
+            );
+        }
+        seen.extend(low.into_iter().map(|w| (s.clone(), w)));
+    }
+    // 8 h × 5/31 = 1.29 h expected by the 5th, 0.25 h done: short by an hour for the first time.
+    let got: Vec<(&str, &str)> = seen
+        .iter()
+        .map(|(d, w)| (d.as_str(), w.user_id.as_str()))
+        .collect();
+    assert_eq!(got, [("2026-03-05", "u1x")]);
+    let w = &seen[0].1;
+    assert_eq!(w.due_on.as_deref(), Some("2026-03-31"));
+    assert!(
+        (w.value.unwrap() - (8.0 * 5.0 / 31.0 - 0.25)).abs() < 1e-9,
+        "{w:?}"
+    );
+
+    // A day with events but no watch-time features (the job did not run): hours unknown, no
+    // reminder from undercounted hours.
+    fx.complete("e3", "u2x", "c3", "2026-04-06T09:00:00Z", 1.0, "practice");
+    fx.commit();
+    let r = fx.score(&cfg, "2026-04-06", "2026-04-06");
+    assert!(
+        r.warnings.iter().all(|w| w.reason != "monthly_hours_low"),
+        "{:?}",
+        r.warnings
+    );
+    engaged(&fx.lake, day("2026-04-06"), &[("u2x", 7200.0)]);
+    let r = fx.score(&cfg, "2026-04-06", "2026-04-06");
+    let low: Vec<&str> = r
+        .warnings
+        .iter()
+        .filter(|w| w.reason == "monthly_hours_low")
+        .map(|w| w.user_id.as_str())
+        .collect();
+    assert_eq!(low, ["u1x"]);
 }
 
 /// A learner whose device clock runs three hours ahead of the platform: the scorer reads the

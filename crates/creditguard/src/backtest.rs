@@ -57,6 +57,16 @@ pub struct Backtest {
     /// Claims the candidate would grant that are held now, and the reverse.
     pub newly_granted: usize,
     pub newly_withheld: usize,
+    /// The period's flags in the lake by the thresholds' version that raised them (`version
+    /// (name)`, `unrecorded` for flags written before versions), and the candidate's version.
+    pub versions_now: BTreeMap<String, usize>,
+    pub version_candidate: String,
+}
+
+/// `version (name)` of a flag's thresholds.
+fn version_of(version: Option<&str>, name: Option<&str>) -> String {
+    let v = version.unwrap_or("unrecorded");
+    name.map_or_else(|| v.to_string(), |n| format!("{v} ({n})"))
 }
 
 /// Runs `creditguard backtest`.
@@ -140,6 +150,14 @@ pub fn backtest(pipeline: &Pipeline, from: i64, to: i64) -> anyhow::Result<Backt
         ..Backtest::default()
     };
     let now_flags = tables::read_flags(&real, from, to)?;
+    for (_, f) in &now_flags {
+        let v = version_of(f.rules_version.as_deref(), f.rules_name.as_deref());
+        *out.versions_now.entry(v).or_default() += 1;
+    }
+    out.version_candidate = version_of(
+        Some(jobs_cfg.rules_version().as_str()),
+        jobs_cfg.rules_name.as_deref(),
+    );
     let org_of = |f: &Flag| f.org_unit.clone().unwrap_or_else(|| "—".into());
     let now: BTreeMap<FlagKey, String> = now_flags
         .iter()
@@ -267,6 +285,21 @@ pub fn render(pipeline: &Pipeline, b: &Backtest) -> String {
         );
     }
     let _ = writeln!(out, "({same} rule × org unit rows unchanged)");
+    let now: Vec<String> = b
+        .versions_now
+        .iter()
+        .map(|(v, n)| format!("{v} {n} flags"))
+        .collect();
+    let _ = writeln!(
+        out,
+        "thresholds in the lake: {}; candidate: {}",
+        if now.is_empty() {
+            "none".to_string()
+        } else {
+            now.join(", ")
+        },
+        b.version_candidate
+    );
     let _ = writeln!(
         out,
         "cases (learners): {} now, {} with the candidate: {} opened, {} closed",

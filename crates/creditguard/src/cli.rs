@@ -229,6 +229,14 @@ pub struct ScoreArgs {
     /// Also write the results stream to stdout.
     #[arg(long, value_enum, default_value_t = Emit::None, env = "CREDITGUARD_EMIT")]
     pub emit: Emit,
+    /// Re-score claims of the period already decided under other thresholds or another credit
+    /// policy (by a reviewer, or granted by the scorer). Without it, a run refuses when
+    /// reviewers decided such claims, and keeps the records of those the scorer granted.
+    #[arg(long)]
+    pub rescore_decided: bool,
+    /// Who re-scores decided claims (recorded in the audit trail with `--rescore-decided`).
+    #[arg(long = "as", env = "CREDITGUARD_OPERATOR", default_value = "score")]
+    pub actor: String,
 }
 
 /// Where `creditguard score` also sends the results stream.

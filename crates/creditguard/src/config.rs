@@ -751,6 +751,7 @@ impl Pipeline {
     /// holds when pseudonymisation is on.
     pub fn jobs_config(&self) -> Result<JobsConfig, String> {
         let mut cfg = self.jobs.clone();
+        cfg.rules_name = Some(self.name.clone());
         let pl = &mut cfg.proxy_learning;
         if pl.shared_devices_file.is_none() && pl.shared_devices.is_empty() {
             return Ok(cfg);
@@ -779,6 +780,13 @@ impl Pipeline {
     pub fn score_config(&self) -> Result<ScoreConfig, String> {
         let mut cfg = self.score.clone();
         cfg.expectations = self.expectations().map_err(|e| e.join("; "))?;
+        // The detectors' version as the jobs stage computes it (their shared devices mapped to
+        // pseudonyms); the section as written when that mapping needs a key this run lacks.
+        let jobs = self.jobs_config().unwrap_or_else(|_| self.jobs.clone());
+        cfg.rules = creditguard_score::config::RulesOrigin {
+            detectors_version: Some(jobs.rules_version()),
+            name: Some(self.name.clone()),
+        };
         Ok(cfg)
     }
 }

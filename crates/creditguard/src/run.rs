@@ -70,9 +70,14 @@ pub fn run(pipeline: &Pipeline, opts: &RunOptions) -> anyhow::Result<RunSummary>
             }
             Stage::Score => {
                 let run_id = crate::jobs::run_id(pipeline, "score", opts.from_day, opts.to_day);
-                if let Some(scored) =
-                    crate::score::run_stage(pipeline, &lake, opts.from_day, opts.to_day, &run_id)?
-                {
+                if let Some(scored) = crate::score::run_stage(
+                    pipeline,
+                    &lake,
+                    opts.from_day,
+                    opts.to_day,
+                    &run_id,
+                    &crate::score::Rescore::default(),
+                )? {
                     summary.results_topic = produce_results(pipeline, &scored.report)?;
                     summary.decisions_topic = crate::review::publish_pending(pipeline)?;
                     summary.score = Some(scored.report);

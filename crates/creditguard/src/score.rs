@@ -29,6 +29,123 @@ pub fn catalog(pipeline: &Pipeline) -> anyhow::Result<Catalog> {
 pub struct Scored {
     pub report: ScoreReport,
     pub review: crate::review::ReviewSync,
+    /// Claims of the period decided under other thresholds or another policy, and what the run
+    /// did with them.
+    pub earlier: Earlier,
+}
+
+/// Whether a score run may re-score claims already decided under other thresholds or another
+/// credit policy (`--rescore-decided`), and who asks (recorded in the audit trail).
+#[derive(Debug, Clone, Default)]
+pub struct Rescore {
+    pub decided: bool,
+    pub actor: String,
+}
+
+/// What a run found of claims decided under other versions, and did with them.
+#[derive(Debug, Clone, Default)]
+pub struct Earlier {
+    pub found: creditguard_score::decide::EarlierVersions,
+    /// Records kept as decided (without `--rescore-decided`).
+    pub kept: usize,
+    /// Claims re-scored under this run's versions (with `--rescore-decided`), and the audit
+    /// record that says so.
+    pub rescored: usize,
+    pub audit_seq: Option<i64>,
+}
+
+impl std::fmt::Display for Earlier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let versions = self.found.describe();
+        if self.rescored > 0 {
+            write!(
+                f,
+                "versions   {} claim(s) decided under other versions re-scored ({} decided by reviewers; {versions}); audit record {}",
+                self.rescored,
+                self.found.reviewed.len(),
+                self.audit_seq.unwrap_or_default()
+            )
+        } else {
+            write!(
+                f,
+                "versions   {} claim(s) granted under other versions kept as decided ({versions})",
+                self.kept
+            )
+        }
+    }
+}
+
+/// Refuses (exit 2) to re-score claims reviewers decided under other thresholds or another
+/// policy unless `rescore.decided`; else keeps the records of claims the scorer granted under
+/// another version (a rule change does not take back credits already granted), or with
+/// `rescore.decided` re-scores everything. Withheld claims follow the current version.
+fn guard_earlier(
+    lake: &Lake,
+    cfg: &creditguard_score::ScoreConfig,
+    report: &mut ScoreReport,
+    rescore: &Rescore,
+) -> anyhow::Result<Earlier> {
+    let stored = creditguard_score::tables::read_credits(lake, report.from_day, report.to_day)?;
+    let found = creditguard_score::decide::earlier_versions(&stored, &report.credits);
+    let mut earlier = Earlier::default();
+    if found.is_empty() {
+        return Ok(earlier);
+    }
+    if rescore.decided {
+        earlier.rescored = found.reviewed.len() + found.granted.len();
+    } else if !found.reviewed.is_empty() {
+        return Err(crate::jobs::UsageError(format!(
+            "scoring {} .. {}: {} claim(s) of the period were decided by reviewers under other \
+             thresholds or another credit policy ({}); this pipeline's are thresholds {}, policy {}. \
+             Re-scoring would rewrite those decisions: score only later days, or pass \
+             --rescore-decided to re-score them (recorded in the audit trail)",
+            format_day(report.from_day),
+            format_day(report.to_day),
+            found.reviewed.len(),
+            found.describe(),
+            cfg.rules_version(),
+            cfg.policy_version()
+        ))
+        .into());
+    } else {
+        earlier.kept =
+            creditguard_score::decide::keep_earlier(&mut report.credits, &stored, &found.granted);
+        tracing::info!(kept = earlier.kept, versions = %found.describe(), "Kept claims granted under other versions as decided.");
+    }
+    earlier.found = found;
+    Ok(earlier)
+}
+
+/// The audit record of a re-score of decided claims.
+fn audit_rescore(
+    store: &crate::review::Store,
+    cfg: &creditguard_score::ScoreConfig,
+    report: &ScoreReport,
+    rescore: &Rescore,
+    earlier: &mut Earlier,
+) -> anyhow::Result<()> {
+    let found = &earlier.found;
+    let versions: Vec<serde_json::Value> = found
+        .versions
+        .iter()
+        .map(|((rules, policy), n)| serde_json::json!({"rules_version": rules, "policy_version": policy, "claims": n}))
+        .collect();
+    let detail = serde_json::json!({
+        "from": format_day(report.from_day),
+        "to": format_day(report.to_day),
+        "rules_version": cfg.rules_version(),
+        "policy_version": cfg.policy_version(),
+        "recorded_under": versions,
+        "claims_decided_by_reviewers": found.reviewed,
+        "claims_granted": found.granted.len(),
+    });
+    earlier.audit_seq = Some(store.run(store.review.record_operation(
+        &rescore.actor,
+        "rescore_decided",
+        detail,
+        creditguard_review::now_us(),
+    ))?);
+    Ok(())
 }
 
 /// The `score` stage: scores `from..=to` (default: every day that has events), brings the review
@@ -40,6 +157,7 @@ pub fn run_stage(
     from: Option<i64>,
     to: Option<i64>,
     run_id: &str,
+    rescore: &Rescore,
 ) -> anyhow::Result<Option<Scored>> {
     let cfg = pipeline
         .score_config()
@@ -54,15 +172,24 @@ pub fn run_stage(
     let period = || format!("scoring {} .. {}", format_day(from), format_day(to));
     let mut report =
         creditguard_score::compute(lake, &catalog, &cfg, from, to, run_id).with_context(period)?;
+    // Before anything is written: a refusal leaves the lake and the review database as they were.
+    let mut earlier = guard_earlier(lake, &cfg, &mut report, rescore)?;
     let store = crate::review::Store::open(pipeline)?;
     let review =
         crate::review::sync_report(&store, lake, &catalog, &cfg, review_settings, &mut report)
             .with_context(|| {
                 format!("{}: the review database {}", period(), store.review.name())
             })?;
+    if earlier.rescored > 0 {
+        audit_rescore(&store, &cfg, &report, rescore, &mut earlier).with_context(period)?;
+    }
     creditguard_score::write_results(lake, &report, cfg.write_stream).with_context(period)?;
     crate::review::write_rule_feedback(&store, lake, to).with_context(period)?;
-    Ok(Some(Scored { report, review }))
+    Ok(Some(Scored {
+        report,
+        review,
+        earlier,
+    }))
 }
 
 /// Runs `creditguard score`: the summary on stdout, or with `--emit ndjson` the records on
@@ -70,11 +197,22 @@ pub fn run_stage(
 pub fn execute(args: ScoreArgs) -> anyhow::Result<()> {
     let (pipeline, lake, from, to) = args.period.open()?;
     let run_id = args.period.run_id(&pipeline, "score", from, to);
-    let Scored { report, review } =
-        run_stage(&pipeline, &lake, Some(from), Some(to), &run_id)?.expect("the lake has events");
+    let rescore = Rescore {
+        decided: args.rescore_decided,
+        actor: args.actor.clone(),
+    };
+    let Scored {
+        report,
+        review,
+        earlier,
+    } = run_stage(&pipeline, &lake, Some(from), Some(to), &run_id, &rescore)?
+        .expect("the lake has events");
     // Like `creditguard run`: a pipeline with `[kafka] results_topic` also gets the records
     // there, acknowledged before this command reports success.
     let mut summary = format!("{report}\n{review}");
+    if !earlier.found.is_empty() {
+        summary = format!("{summary}\n{earlier}");
+    }
     if let Some(produced) = crate::run::produce_results(&pipeline, &report)? {
         summary = format!("{summary}\n{}", crate::run::results_topic_line(&produced));
     }

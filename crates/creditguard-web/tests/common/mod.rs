@@ -80,6 +80,8 @@ fn flag(id: &str, user: &str, org: &str, course: &str) -> Flag {
         .to_string(),
         explanation: "The video played in the background: 12% watched, below the required 80%."
             .into(),
+        rules_version: None,
+        rules_name: None,
     }
 }
 
@@ -96,6 +98,9 @@ fn credit(id: &str, user: &str, org: &str, course: &str, flag: &str) -> Credit {
         credits_granted: 0.0,
         status: "withheld".into(),
         flag_ids: vec![flag.into()],
+        rules_version: None,
+        rules_name: None,
+        policy_version: None,
     }
 }
 
