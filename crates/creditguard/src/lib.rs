@@ -7,6 +7,7 @@
 
 pub mod backtest;
 pub mod config;
+pub mod identify;
 pub mod jobs;
 pub mod policy;
 pub mod report;

@@ -69,7 +69,8 @@ pub fn run_stage(
 pub enum Emit {
     /// Only the result tables (and `results/stream/` NDJSON files when `score.write_stream`).
     None,
-    /// Also every flag, credit and case record as NDJSON on stdout (the summary goes to stderr).
+    /// Also every flag, credit and case record as NDJSON on stdout (the summary goes to stderr;
+    /// `employee_id` with `[results] identify = true`).
     Ndjson,
 }
 
@@ -104,11 +105,17 @@ pub fn execute(args: ScoreArgs) -> anyhow::Result<()> {
     }
     match args.emit {
         Emit::Ndjson => {
+            let identities = pipeline.stream_identities()?;
+            let (records, _) =
+                crate::identify::stream_records(report.records(), identities.as_ref());
             let stdout = std::io::stdout().lock();
             let mut out = std::io::BufWriter::new(stdout);
-            report
-                .write_ndjson(&mut out)
-                .context("writing the results stream to stdout")?;
+            for r in &records {
+                serde_json::to_writer(&mut out, r)
+                    .map_err(std::io::Error::from)
+                    .and_then(|()| out.write_all(b"\n"))
+                    .context("writing the results stream to stdout")?;
+            }
             out.flush()
                 .context("writing the results stream to stdout")?;
             eprintln!("{summary}");
