@@ -1,7 +1,7 @@
 //! `[privacy]`: pseudonyms at ingest give the same flags as raw ids, no raw identifier reaches
 //! the lake, a missing key is a configuration error; `keygen`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use arrow_array::{Array, Float64Array, RecordBatch, StringArray};
@@ -284,37 +284,42 @@ fn mentions(lake: &Path, needle: &str) -> Vec<String> {
 
 /// Whether any value of an array (strings, binary, lists of them, struct fields) holds `needle`.
 fn contains(a: &dyn Array, needle: &str) -> bool {
+    let n = needle.as_bytes();
+    any_value(a, &|v| v.windows(n.len()).any(|w| w == n))
+}
+
+/// Whether `hit` holds for any value of an array (strings and binary as bytes, lists of them,
+/// struct fields).
+fn any_value(a: &dyn Array, hit: &dyn Fn(&[u8]) -> bool) -> bool {
     use arrow_array::cast::AsArray;
     use arrow_schema::DataType;
-    let n = needle.as_bytes();
-    let bytes = |v: &[u8]| v.windows(n.len()).any(|w| w == n);
     match a.data_type() {
         DataType::Utf8 => a
             .as_string::<i32>()
             .iter()
             .flatten()
-            .any(|v| v.contains(needle)),
+            .any(|v| hit(v.as_bytes())),
         DataType::LargeUtf8 => a
             .as_string::<i64>()
             .iter()
             .flatten()
-            .any(|v| v.contains(needle)),
+            .any(|v| hit(v.as_bytes())),
         DataType::Utf8View => a
             .as_string_view()
             .iter()
             .flatten()
-            .any(|v| v.contains(needle)),
-        DataType::Binary => a.as_binary::<i32>().iter().flatten().any(bytes),
-        DataType::LargeBinary => a.as_binary::<i64>().iter().flatten().any(bytes),
-        DataType::BinaryView => a.as_binary_view().iter().flatten().any(bytes),
-        DataType::List(_) => contains(a.as_list::<i32>().values().as_ref(), needle),
-        DataType::LargeList(_) => contains(a.as_list::<i64>().values().as_ref(), needle),
+            .any(|v| hit(v.as_bytes())),
+        DataType::Binary => a.as_binary::<i32>().iter().flatten().any(hit),
+        DataType::LargeBinary => a.as_binary::<i64>().iter().flatten().any(hit),
+        DataType::BinaryView => a.as_binary_view().iter().flatten().any(hit),
+        DataType::List(_) => any_value(a.as_list::<i32>().values().as_ref(), hit),
+        DataType::LargeList(_) => any_value(a.as_list::<i64>().values().as_ref(), hit),
         DataType::Struct(_) => a
             .as_struct()
             .columns()
             .iter()
-            .any(|c| contains(c.as_ref(), needle)),
-        DataType::Dictionary(_, _) => contains(a.as_any_dictionary().values().as_ref(), needle),
+            .any(|c| any_value(c.as_ref(), hit)),
+        DataType::Dictionary(_, _) => any_value(a.as_any_dictionary().values().as_ref(), hit),
         _ => false,
     }
 }
@@ -329,7 +334,7 @@ fn table_file(p: &Path) -> Vec<RecordBatch> {
 }
 
 /// The shipped pipeline with its key in the scratch directory.
-fn default_pipeline(s: &Scratch) -> (PathBuf, Pseudonymiser) {
+pub fn default_pipeline(s: &Scratch) -> (PathBuf, Pseudonymiser) {
     let key = s.write(
         "pseudonym.key",
         creditguard_contract::privacy::format_key(&[0x42; 32]),
@@ -545,4 +550,143 @@ fn retain_removes_only_partitions_past_their_age() {
         audit.contains("\"retention\"") && audit.contains("2026-03-02"),
         "{audit}"
     );
+}
+
+/// Columns (`file:column`) and NDJSON files of the lake, dead letters aside (they keep what was
+/// received), holding a real id of `ids`: a value equal to one, or naming one as a JSON string
+/// (evidence, stream records), or the field `employee_id`.
+fn real_ids_in(lake: &Path, ids: &BTreeSet<String>) -> Vec<String> {
+    let quoted: Vec<String> = ids.iter().map(|i| format!("\"{i}\"")).collect();
+    let names_one = |v: &[u8]| {
+        let v = String::from_utf8_lossy(v);
+        ids.contains(v.as_ref())
+            || v.contains("employee_id")
+            || (v.starts_with(['{', '[']) && quoted.iter().any(|q| v.contains(q.as_str())))
+    };
+    let mut hits = Vec::new();
+    for p in files_under(lake) {
+        if p.components().any(|c| c.as_os_str() == "dead_letters") {
+            continue;
+        }
+        if p.extension().is_some_and(|x| x == "parquet") {
+            for b in table_file(&p) {
+                for (f, c) in b.schema().fields().iter().zip(b.columns()) {
+                    if any_value(c.as_ref(), &names_one) {
+                        hits.push(format!("{}:{}", p.display(), f.name()));
+                    }
+                }
+            }
+        } else if p.extension().is_some_and(|x| x == "ndjson") {
+            let text = std::fs::read_to_string(&p).unwrap();
+            if text.contains("employee_id") || quoted.iter().any(|q| text.contains(q.as_str())) {
+                hits.push(p.display().to_string());
+            }
+        }
+    }
+    hits
+}
+
+/// `[results] identify = true`: every stream record of a roster learner carries their real id
+/// as `employee_id` (the one whose pseudonym is its `user_id`); a learner missing from the
+/// roster gets none and is reported; without the setting no record has the field; the lake's
+/// tables hold no real id either way. Without a roster the pipeline is refused naming the key.
+#[test]
+fn identify_puts_real_ids_on_the_stream_and_never_in_the_lake() {
+    let s = Scratch::new();
+    let (p, key) = default_pipeline(&s);
+    // The roster without u00018: their records are reported and carry no employee_id.
+    let full = std::fs::read_to_string(repo().join("sample-data/roster.csv")).unwrap();
+    let roster_text: String = full
+        .lines()
+        .filter(|l| !l.starts_with("u00018,"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert!(roster_text.len() < full.len());
+    let roster = s.write("roster.csv", &roster_text);
+    let base = std::fs::read_to_string(&p).unwrap().replace(
+        "path = \"sample-data/roster.csv\"",
+        &format!("path = {:?}", roster.display().to_string()),
+    );
+    assert!(base.contains("roster.csv\"") && !base.contains("sample-data/roster.csv"));
+    let off = s.write("off.toml", &base);
+    let on = s.write("on.toml", format!("{base}\n[results]\nidentify = true\n"));
+    let ids: BTreeSet<String> = full
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split(',').next())
+        .map(str::to_string)
+        .collect();
+    let real_of: BTreeMap<String, String> = roster_text
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split(',').next())
+        .map(|id| (key.user(id), id.to_string()))
+        .collect();
+
+    let out = run(creditguard()
+        .current_dir(repo())
+        .arg("run")
+        .arg(&off)
+        .arg("--lake")
+        .arg(s.lake()));
+    assert!(out.status.success());
+    let score = |pipeline: &Path| {
+        let out = run(creditguard()
+            .current_dir(repo())
+            .args(["score", "--emit", "ndjson", "--pipeline"])
+            .arg(pipeline)
+            .arg("--lake")
+            .arg(s.lake()));
+        assert!(out.status.success());
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        let records: Vec<creditguard_contract::StreamRecord> = stdout
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        (records, String::from_utf8(out.stderr).unwrap())
+    };
+
+    let (plain, _) = score(&off);
+    assert!(plain.len() > 100, "{}", plain.len());
+    assert!(plain.iter().all(|r| r.employee_id.is_none()));
+
+    let (named, stderr) = score(&on);
+    assert_eq!(named.len(), plain.len());
+    let mut identified = 0;
+    for r in &named {
+        let user = r.record.user_id();
+        assert_eq!(r.employee_id.as_ref(), real_of.get(user), "{user}");
+        identified += usize::from(r.employee_id.is_some());
+    }
+    assert!(identified > 100, "{identified}");
+    let u18 = key.user("u00018");
+    assert!(named
+        .iter()
+        .any(|r| r.record.user_id() == u18 && r.employee_id.is_none()));
+    assert!(stderr.contains("missing from the roster"), "{stderr}");
+
+    assert_eq!(real_ids_in(&s.lake(), &ids), Vec::<String>::new());
+
+    // Without a roster, or without the key, there is nothing to identify with: refused.
+    let no_roster = base.replace(
+        &format!(
+            "[roster]\npath = {:?}\nleave = \"sample-data/leave.csv\"\n",
+            roster.display().to_string()
+        ),
+        "",
+    );
+    assert!(!no_roster.contains("[roster]"));
+    let no_key = base
+        .replace("create_key = true", "create_key = false")
+        .replace("pseudonym.key", "no-such.key");
+    for (name, text, named) in [
+        ("none.toml", no_roster, "results.identify"),
+        ("nokey.toml", no_key, "privacy.key_file"),
+    ] {
+        let file = s.write(name, format!("{text}\n[results]\nidentify = true\n"));
+        let out = run(creditguard().current_dir(repo()).arg("validate").arg(&file));
+        assert_eq!(out.status.code(), Some(2), "{name}");
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert!(stderr.contains(named), "{name}: {stderr}");
+    }
 }

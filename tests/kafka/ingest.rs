@@ -294,3 +294,147 @@ fn a_10_mb_message_is_dead_lettered_and_the_messages_after_it_are_consumed() {
     assert_eq!(big.header("source_offset"), Some("100"));
     assert_eq!(bad.header("source_offset"), Some("101"));
 }
+
+/// Oversized keys and headers: a dead letter keeps the first 4 KiB of the key and 64 KiB of the
+/// headers, and says what was cut and how long it was, so it stays under the 1 MB a topic takes
+/// by default; a valid event with a huge key and header is stored (neither is held); the
+/// service keeps consuming.
+#[test]
+fn huge_keys_and_headers_are_cut_in_dead_letters() {
+    let b = with_broker!();
+    let topic = b.topic("bigkey", 1);
+    let before = harness::fixture("bigkey-a", 50, 0);
+    let after = harness::fixture("bigkey-b", 50, 0);
+    harness::produce(b, &topic, &before.lines);
+    let huge_key = "k".repeat(3 << 20);
+    let huge_value = vec![b'h'; 3 << 20];
+    let valid = r#"{"event_id":"bigkey-valid","type":"login","ts":"2026-03-02T09:00:00Z","user_id":"u1","session_id":"s1"}"#;
+    let many = (0..200).fold(OwnedHeaders::new(), |h, i| {
+        h.insert(Header {
+            key: &format!("h{i:03}"),
+            value: Some(&[b'v'; 1000][..]),
+        })
+    });
+    let sends: [(&str, &[u8], OwnedHeaders); 4] = [
+        // A huge key on an invalid message.
+        (&huge_key, b"not json", OwnedHeaders::new()),
+        // A huge header value among small ones, and a header with a huge name.
+        (
+            "u1",
+            b"not json either",
+            OwnedHeaders::new()
+                .insert(Header {
+                    key: "trace",
+                    value: Some("t-1"),
+                })
+                .insert(Header {
+                    key: "blob",
+                    value: Some(&huge_value[..]),
+                })
+                .insert(Header {
+                    key: &"n".repeat(1000),
+                    value: Some("x"),
+                }),
+        ),
+        // 200 headers of 1 KB: the first ones kept whole, the rest left out.
+        ("u1", b"{}", many),
+        // A valid event with a huge key and header: stored, neither is kept.
+        (
+            &huge_key,
+            valid.as_bytes(),
+            OwnedHeaders::new().insert(Header {
+                key: "blob",
+                value: Some(&huge_value[..]),
+            }),
+        ),
+    ];
+    let producer: FutureProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &b.addr)
+        .set("message.max.bytes", "16000000")
+        .create()
+        .unwrap();
+    for (key, payload, headers) in sends {
+        harness::block_on(
+            producer.send(
+                FutureRecord::<str, [u8]>::to(&topic)
+                    .key(key)
+                    .payload(payload)
+                    .headers(headers),
+                Duration::from_secs(30),
+            ),
+        )
+        .unwrap_or_else(|(e, _)| panic!("producing: {e}"));
+    }
+    harness::produce(b, &topic, &after.lines);
+
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let ingest = IngestProc::start(b, &topic, "g-bigkey", &lake, IngestOpts::default());
+    let mut valid_ids = before
+        .valid
+        .union(&after.valid)
+        .cloned()
+        .collect::<BTreeSet<_>>();
+    valid_ids.insert("bigkey-valid".to_string());
+    harness::wait_for_rows(&lake, valid_ids.len(), Duration::from_secs(60), &[&ingest]);
+    assert!(
+        harness::wait_until(Duration::from_secs(20), || ingest
+            .metric_sum("creditguard_dead_letters_total")
+            == 3.0),
+        "{}",
+        ingest.log_text()
+    );
+    assert!(ingest.terminate().success());
+    let all = harness::Fixture {
+        lines: vec![],
+        valid: valid_ids,
+        invalid: BTreeSet::new(),
+    };
+    harness::assert_exactly_once(&lake, &all);
+
+    let dlq = b.read_all(&format!("{topic}.dlq"), 3, Duration::from_secs(20));
+    assert_eq!(dlq.len(), 3, "{dlq:?}");
+    let (k, h, n) = (&dlq[0], &dlq[1], &dlq[2]);
+    assert_eq!(k.key.as_deref(), Some(&huge_key[..4096]));
+    assert_eq!(k.header("key_truncated"), Some("true"));
+    assert_eq!(k.header("key_bytes"), Some("3145728"));
+    assert_eq!(k.payload, b"not json");
+    assert_eq!(k.header("headers_truncated"), None);
+
+    assert_eq!(h.key.as_deref(), Some("u1"));
+    assert_eq!(h.header("key_truncated"), None);
+    assert_eq!(h.header("trace"), Some("t-1"));
+    let blob = h.header("blob").unwrap();
+    assert_eq!(blob.len(), (64 << 10) - "trace".len() - 3 - "blob".len());
+    assert!(blob.bytes().all(|c| c == b'h'));
+    assert_eq!(h.header("headers_truncated"), Some("true"));
+    let total = 5 + 3 + 4 + (3 << 20) + 1000 + 1;
+    assert_eq!(h.header("headers_bytes"), Some(total.to_string().as_str()));
+    assert_eq!(h.header("headers_count"), Some("3"));
+    assert_eq!(h.header("error_kind"), Some("not_json"));
+
+    // 200 headers of 4 + 1000 bytes: 65 fit in 64 KiB whole, the 66th is cut, the rest left out.
+    let kept: Vec<&(String, String)> = n
+        .headers
+        .iter()
+        .filter(|(k, _)| k.starts_with('h') && k.len() == 4)
+        .collect();
+    assert_eq!(
+        kept.len(),
+        66,
+        "{:?}",
+        kept.iter().map(|(k, v)| (k, v.len())).collect::<Vec<_>>()
+    );
+    assert_eq!(kept[65].1.len(), (64 << 10) - 65 * 1004 - 4);
+    assert_eq!(n.header("headers_count"), Some("200"));
+    assert_eq!(n.header("headers_bytes"), Some("200800"));
+    for r in &dlq {
+        let size = r.payload.len()
+            + r.key.as_ref().map_or(0, String::len)
+            + r.headers
+                .iter()
+                .map(|(k, v)| k.len() + v.len())
+                .sum::<usize>();
+        assert!(size < 1 << 20, "{size}");
+    }
+}

@@ -109,3 +109,65 @@ fn producing_to_a_missing_topic_fails_instead_of_reporting_success() {
     ));
     assert!(err.is_err(), "{err:?}");
 }
+
+/// `[results] identify = true` on the results topic (`creditguard score` on the shipped sample):
+/// each record of a roster learner carries `employee_id`, the real id whose pseudonym is its
+/// `user_id` and key; without the setting no record has the field.
+#[test]
+fn identify_puts_the_real_id_on_the_topic_only_when_on() {
+    let b = with_broker!();
+    let s = crate::util::Scratch::new();
+    let (p, key) = crate::privacy::default_pipeline(&s);
+    let lake = s.lake();
+    let out = crate::util::run(
+        crate::util::creditguard()
+            .current_dir(crate::util::repo())
+            .arg("run")
+            .arg(&p)
+            .arg("--lake")
+            .arg(&lake),
+    );
+    assert!(out.status.success());
+    let roster =
+        std::fs::read_to_string(crate::util::repo().join("sample-data/roster.csv")).unwrap();
+    let real_of: std::collections::HashMap<String, String> = roster
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split(',').next())
+        .map(|id| (key.user(id), id.to_string()))
+        .collect();
+    let base = std::fs::read_to_string(&p).unwrap();
+    let mut identified = 0;
+    for identify in [false, true] {
+        let topic = b.topic("identify", 2);
+        let text = format!(
+            "{base}\n[kafka]\nbrokers = \"{}\"\nresults_topic = \"{topic}\"\n[results]\nidentify = {identify}\n",
+            b.addr
+        );
+        let pipeline = s.write(&format!("p-{identify}.toml"), text);
+        let out = crate::util::run(
+            crate::util::creditguard()
+                .current_dir(crate::util::repo())
+                .args(["score", "--emit", "ndjson", "--pipeline"])
+                .arg(&pipeline)
+                .arg("--lake")
+                .arg(&lake),
+        );
+        assert!(out.status.success());
+        let n = String::from_utf8(out.stdout).unwrap().lines().count();
+        let got = b.read_all(&topic, n, Duration::from_secs(30));
+        assert_eq!(got.len(), n, "{topic}");
+        for r in &got {
+            let v: serde_json::Value = serde_json::from_slice(&r.payload).unwrap();
+            let user = v["user_id"].as_str().unwrap();
+            assert_eq!(r.key.as_deref(), Some(user), "the key stays the pseudonym");
+            let expected = real_of.get(user).filter(|_| identify);
+            assert_eq!(
+                v.get("employee_id").and_then(|e| e.as_str()),
+                expected.map(String::as_str)
+            );
+            identified += usize::from(expected.is_some());
+        }
+    }
+    assert!(identified > 100, "{identified}");
+}

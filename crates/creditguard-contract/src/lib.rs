@@ -52,6 +52,7 @@ pub use event::{
     RejectKind, Rejection,
 };
 pub use results::warnings_schema;
+pub use results::StreamRecord;
 pub use results::{
     case_awaits_review, cases_schema, credits_schema, decisions_schema, flags_schema,
     rule_feedback_schema, stable_id, Case, Credit, CreditDecision, Decision, Flag, Progress,

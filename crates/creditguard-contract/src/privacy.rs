@@ -141,14 +141,17 @@ pub fn protect(privacy: Option<&Pseudonymiser>, e: &mut Event<'_>) {
 #[derive(Clone)]
 pub struct Protector {
     p: Pseudonymiser,
+    /// `k<key id>:`, the start of every pseudonym `p` makes.
+    prefix: String,
     users: Memo,
     devices: Memo,
     networks: Memo,
 }
 
-/// Input value → pseudonym: a direct-mapped table of 2¹⁵ slots (2.7 MB), each holding a whole input (up
-/// to 48 bytes; longer ones are not remembered) and its pseudonym inline, so a lookup touches
-/// one slot instead of chasing pointers through a hash map. A slot is trusted only when its
+/// Input value → pseudonym: a direct-mapped table of 2¹⁵ slots of one cache line (64 bytes;
+/// 2 MB), each holding a whole input (up to 38 bytes; longer ones are not remembered) and its
+/// pseudonym inline without the `k<key id>:` prefix they all share, so a lookup touches one
+/// cache line instead of chasing pointers through a hash map. A slot is trusted only when its
 /// stored input equals the value byte for byte.
 #[derive(Clone)]
 struct Memo {
@@ -156,14 +159,15 @@ struct Memo {
 }
 
 const SLOTS: usize = 1 << 15;
-const MAX_IN: usize = 48;
-/// Longest pseudonym: `k` + 6 + `:net:` + 20.
-const MAX_OUT: usize = 32;
+const MAX_IN: usize = 38;
+/// Longest pseudonym after its prefix: `net:` + 20.
+const MAX_OUT: usize = 24;
 
 #[derive(Clone, Copy)]
+#[repr(C, align(64))]
 struct Slot {
     in_len: u8,
-    /// 0: no pseudonym (an address that does not parse); else its length + 1.
+    /// 0: no pseudonym (an address that does not parse); else its length after the prefix + 1.
     out_len: u8,
     input: [u8; MAX_IN],
     out: [u8; MAX_OUT],
@@ -191,7 +195,14 @@ impl Default for Memo {
 }
 
 impl Memo {
-    fn get(&mut self, value: &str, make: impl FnOnce(&str) -> Option<String>) -> Option<String> {
+    /// The pseudonym of `value`: remembered, or made by `make` (whose answers all start with
+    /// `prefix`, `k<key id>:`) and remembered.
+    fn get(
+        &mut self,
+        value: &str,
+        prefix: &str,
+        make: impl FnOnce(&str) -> Option<String>,
+    ) -> Option<String> {
         let v = value.as_bytes();
         if v.len() > MAX_IN {
             return make(value);
@@ -202,26 +213,25 @@ impl Memo {
             return match slot.out_len {
                 0 => None,
                 n => {
-                    let out = &slot.out[..usize::from(n - 1)];
-                    Some(
-                        std::str::from_utf8(out)
-                            .expect("stored from a str")
-                            .to_string(),
-                    )
+                    let out = std::str::from_utf8(&slot.out[..usize::from(n - 1)])
+                        .expect("stored from a str");
+                    let mut s = String::with_capacity(prefix.len() + out.len());
+                    s.push_str(prefix);
+                    s.push_str(out);
+                    Some(s)
                 }
             };
         }
         let out = make(value);
-        match &out {
-            Some(o) if o.len() > MAX_OUT => {}
-            _ => {
-                slot.in_len = v.len() as u8;
-                slot.input[..v.len()].copy_from_slice(v);
-                slot.out_len = out.as_ref().map_or(0, |o| o.len() as u8 + 1);
-                if let Some(o) = &out {
-                    slot.out[..o.len()].copy_from_slice(o.as_bytes());
-                }
-            }
+        let rest = match &out {
+            None => Some(""),
+            Some(o) => o.strip_prefix(prefix).filter(|r| r.len() <= MAX_OUT),
+        };
+        if let Some(rest) = rest {
+            slot.in_len = v.len() as u8;
+            slot.input[..v.len()].copy_from_slice(v);
+            slot.out_len = out.as_ref().map_or(0, |_| rest.len() as u8 + 1);
+            slot.out[..rest.len()].copy_from_slice(rest.as_bytes());
         }
         out
     }
@@ -238,6 +248,7 @@ impl fmt::Debug for Protector {
 impl Protector {
     pub fn new(p: Pseudonymiser) -> Protector {
         Protector {
+            prefix: format!("{}:", p.key_id()),
             p,
             users: Memo::default(),
             devices: Memo::default(),
@@ -252,17 +263,85 @@ impl Protector {
 
     /// Replaces the event's identifying fields as [`Pseudonymiser::apply`] does.
     pub fn apply(&mut self, e: &mut Event<'_>) {
-        let p = &self.p;
-        let user = self.users.get(&e.user_id, |u| Some(p.user(u)));
+        let (p, prefix) = (&self.p, self.prefix.as_str());
+        let user = self.users.get(&e.user_id, prefix, |u| Some(p.user(u)));
         e.user_id = Cow::Owned(user.unwrap_or_default());
         if let Some(d) = &e.device_id {
-            e.device_id = self.devices.get(d, |d| Some(p.device(d))).map(Cow::Owned);
+            e.device_id = self
+                .devices
+                .get(d, prefix, |d| Some(p.device(d)))
+                .map(Cow::Owned);
         }
         if let Some(ip) = &e.ip {
-            e.ip = self.networks.get(ip, |ip| p.network(ip)).map(Cow::Owned);
+            e.ip = self
+                .networks
+                .get(ip, prefix, |ip| p.network(ip))
+                .map(Cow::Owned);
         }
         e.geo_lat = e.geo_lat.map(coarse_degrees);
         e.geo_lon = e.geo_lon.map(coarse_degrees);
+    }
+}
+
+/// An employee as the roster names them: what re-identification shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// The real user id (the roster's `user_id`).
+    pub employee_id: String,
+    /// The roster's `name` column, when it has one.
+    pub name: Option<String>,
+}
+
+/// Pseudonym → employee, computed in memory from the roster's real ids with the key; never
+/// stored. Where it is used: the results topic with `[results] identify = true`, and the review
+/// app for learners inside a reviewer's scope.
+#[derive(Clone, Default)]
+pub struct Identities {
+    by_pseudonym: std::collections::HashMap<String, Identity>,
+}
+
+impl fmt::Debug for Identities {
+    // Never the people.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Identities")
+            .field("people", &self.by_pseudonym.len())
+            .finish()
+    }
+}
+
+impl Identities {
+    /// The map of `people` under `p` (`None`: pseudonymisation off, the lake holds real ids).
+    pub fn new(p: Option<&Pseudonymiser>, people: impl IntoIterator<Item = Identity>) -> Self {
+        let by_pseudonym = people
+            .into_iter()
+            .map(|i| {
+                let stored = p.map_or_else(|| i.employee_id.clone(), |p| p.user(&i.employee_id));
+                (stored, i)
+            })
+            .collect();
+        Identities { by_pseudonym }
+    }
+
+    /// The employee behind a stored user id, if the roster has them.
+    pub fn get(&self, stored_user_id: &str) -> Option<&Identity> {
+        self.by_pseudonym.get(stored_user_id)
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_pseudonym.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_pseudonym.is_empty()
+    }
+}
+
+/// From (stored user id, employee) pairs.
+impl FromIterator<(String, Identity)> for Identities {
+    fn from_iter<I: IntoIterator<Item = (String, Identity)>>(pairs: I) -> Self {
+        Identities {
+            by_pseudonym: pairs.into_iter().collect(),
+        }
     }
 }
 
@@ -453,6 +532,9 @@ mod tests {
     #[test]
     fn the_memo_gives_what_the_pseudonymiser_gives() {
         let p = Pseudonymiser::new(&[8u8; 32]);
+        let pre = format!("{}:", p.key_id());
+        let pre = pre.as_str();
+        assert_eq!(std::mem::size_of::<Slot>(), 64);
         let mut m = Memo::default();
         let long = "u".repeat(MAX_IN + 1);
         // More values than slots, twice over: every answer is the pseudonymiser's.
@@ -460,18 +542,61 @@ mod tests {
             for i in 0..(SLOTS + 5000) {
                 let v = format!("user-{i}");
                 assert_eq!(
-                    m.get(&v, |u| Some(p.user(u))),
+                    m.get(&v, pre, |u| Some(p.user(u))),
                     Some(p.user(&v)),
                     "{round} {v}"
                 );
             }
-            assert_eq!(m.get(&long, |u| Some(p.user(u))), Some(p.user(&long)));
+            assert_eq!(m.get(&long, pre, |u| Some(p.user(u))), Some(p.user(&long)));
         }
         let mut n = Memo::default();
         for _ in 0..2 {
-            assert_eq!(n.get("no address", |ip| p.network(ip)), None);
-            assert_eq!(n.get("10.0.0.1", |ip| p.network(ip)), p.network("10.0.0.9"));
+            assert_eq!(n.get("no address", pre, |ip| p.network(ip)), None);
+            assert_eq!(
+                n.get("10.0.0.1", pre, |ip| p.network(ip)),
+                p.network("10.0.0.9")
+            );
+            // The longest input remembered, and a 36-character device id (a UUID).
+            let at_limit = "x".repeat(MAX_IN);
+            assert_eq!(
+                n.get(&at_limit, pre, |d| Some(p.device(d))),
+                Some(p.device(&at_limit))
+            );
+            let uuid = "0f8fad5b-d9cb-469f-a165-70867728950e";
+            assert_eq!(
+                n.get(uuid, pre, |d| Some(p.device(d))),
+                Some(p.device(uuid))
+            );
         }
+    }
+
+    #[test]
+    fn identities_map_stored_ids_back_to_the_roster() {
+        let p = Pseudonymiser::new(&[4u8; 32]);
+        let people = || {
+            [("E-1", Some("Li Wei")), ("E-2", None)].map(|(id, name)| Identity {
+                employee_id: id.to_string(),
+                name: name.map(str::to_string),
+            })
+        };
+        let ids = Identities::new(Some(&p), people());
+        assert_eq!(ids.len(), 2);
+        let li = ids.get(&p.user("E-1")).unwrap();
+        assert_eq!(
+            (li.employee_id.as_str(), li.name.as_deref()),
+            ("E-1", Some("Li Wei"))
+        );
+        assert_eq!(ids.get(&p.user("E-2")).unwrap().name, None);
+        // Only pseudonyms are keys: the real id, an unknown learner, another key's pseudonym.
+        assert!(ids.get("E-1").is_none());
+        assert!(ids.get(&p.user("E-3")).is_none());
+        assert!(ids
+            .get(&Pseudonymiser::new(&[5u8; 32]).user("E-1"))
+            .is_none());
+        assert!(!format!("{ids:?}").contains("E-1"));
+        // Pseudonymisation off: the lake holds real ids.
+        let raw = Identities::new(None, people());
+        assert_eq!(raw.get("E-2").unwrap().employee_id, "E-2");
     }
 
     #[test]

@@ -19,6 +19,9 @@
 //!   `policy_version` of `credits`: which thresholds (and credit policy) produced the record
 //!   ([`Flag::rules_version`], [`Credit::rules_version`]). Files and records written before them
 //!   read with the fields absent.
+//! - the optional stream field `employee_id` ([`StreamRecord`]): the learner's real id beside the
+//!   pseudonym in `user_id`, on the results topic and `--emit ndjson` only, with
+//!   `[results] identify = true`; never in the tables.
 //!
 //! The same records go to the result tables (Parquet) and to the results stream (one JSON object
 //! per record, with `kind`). Timestamps are UTC microseconds in memory and in Parquet, RFC 3339
@@ -404,6 +407,27 @@ impl ResultRecord {
     }
 }
 
+/// A results-stream record as the results topic and `--emit ndjson` carry it: the record, and
+/// with `[results] identify = true` the learner's real id (`employee_id`, from the roster) for
+/// the platform that books credits. Absent when identification is off or the roster lacks the
+/// learner; a consumer reading [`ResultRecord`] ignores it. The tables never hold it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StreamRecord {
+    #[serde(flatten)]
+    pub record: ResultRecord,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub employee_id: Option<String>,
+}
+
+impl From<ResultRecord> for StreamRecord {
+    fn from(record: ResultRecord) -> StreamRecord {
+        StreamRecord {
+            record,
+            employee_id: None,
+        }
+    }
+}
+
 fn list_of_strings() -> DataType {
     DataType::List(Arc::new(Field::new("item", DataType::Utf8, true)))
 }
@@ -546,8 +570,26 @@ mod tests {
             back,
             ResultRecord::Flag(Flag {
                 rules_version: None,
-                ..f
+                ..f.clone()
             })
+        );
+        // `employee_id` is an optional extension: absent unless set, ignored by ResultRecord.
+        let plain = StreamRecord::from(ResultRecord::Flag(f.clone()));
+        assert_eq!(serde_json::to_string(&plain).unwrap(), json);
+        let named = StreamRecord {
+            employee_id: Some("E-1001".into()),
+            ..plain
+        };
+        let text = serde_json::to_string(&named).unwrap();
+        assert!(
+            text.starts_with(r#"{"kind":"flag","flag_id":"#)
+                && text.ends_with(r#","employee_id":"E-1001"}"#),
+            "{text}"
+        );
+        assert_eq!(serde_json::from_str::<StreamRecord>(&text).unwrap(), named);
+        assert_eq!(
+            serde_json::from_str::<ResultRecord>(&text).unwrap(),
+            ResultRecord::Flag(f)
         );
     }
 }

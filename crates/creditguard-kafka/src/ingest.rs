@@ -41,7 +41,7 @@ use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
-use rdkafka::message::{BorrowedMessage, Header, OwnedHeaders};
+use rdkafka::message::{BorrowedMessage, Header, Headers as _, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use rdkafka::topic_partition_list::TopicPartitionList;
 use rdkafka::{Message, Offset};
@@ -99,6 +99,19 @@ pub struct IngestConfig {
 /// [`KEPT_PREFIX_BYTES`] (headers `payload_truncated`, `payload_bytes`), because producers and
 /// brokers refuse messages over 1 MB by default (`message.max.bytes`).
 pub const DLQ_MAX_PAYLOAD_BYTES: usize = 512 << 10;
+
+/// A dead letter keeps this much of the message's key (headers `key_truncated`, `key_bytes`
+/// when it is longer): telemetry keys are user ids, a longer key is not one.
+pub const DLQ_MAX_KEY_BYTES: usize = 4 << 10;
+
+/// A dead letter keeps the message's own headers up to this many bytes of names and values in
+/// all, a header name to [`DLQ_MAX_HEADER_NAME_BYTES`] (headers `headers_truncated`,
+/// `headers_bytes`, `headers_count` when anything was cut or left out). With the payload's and
+/// the key's bounds a dead letter stays under the 1 MB brokers and producers accept by default.
+pub const DLQ_MAX_HEADER_BYTES: usize = 64 << 10;
+
+/// Longest header name a dead letter keeps.
+pub const DLQ_MAX_HEADER_NAME_BYTES: usize = 256;
 
 /// What a run of the service did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -401,8 +414,7 @@ impl Core {
                 };
                 let letter = DeadLetter::new(&payload[..kept], &part.src, o, &rejection);
                 tracing::debug!(topic = %self.topic, partition = p, offset = o, reason = %letter.reason, "Dead-lettering event.");
-                let key = m.key().map(<[u8]>::to_vec);
-                let mut headers = m.headers().map(|h| h.detach()).unwrap_or_default();
+                let (key, mut headers) = bounded_envelope(m);
                 let (po, oo, lo) = (p.to_string(), o.to_string(), len.to_string());
                 let mut added = vec![
                     ("error", letter.reason.as_str()),
@@ -573,6 +585,83 @@ impl Core {
             }
         }
     }
+}
+
+/// The key and headers a dead letter of `m` carries: the key cut to [`DLQ_MAX_KEY_BYTES`], the
+/// message's headers within [`DLQ_MAX_HEADER_BYTES`], and headers saying what was cut and how
+/// long it was.
+fn bounded_envelope(m: &BorrowedMessage<'_>) -> (Option<Vec<u8>>, OwnedHeaders) {
+    let mut headers = OwnedHeaders::new();
+    let mut notes: Vec<(&str, String)> = Vec::new();
+    let key = m.key().map(|k| {
+        if k.len() > DLQ_MAX_KEY_BYTES {
+            notes.push(("key_truncated", "true".into()));
+            notes.push(("key_bytes", k.len().to_string()));
+        }
+        k[..k.len().min(DLQ_MAX_KEY_BYTES)].to_vec()
+    });
+    if let Some(h) = m.headers() {
+        // rdkafka's header accessors panic on a name that is not UTF-8 (a producer may send
+        // one): such headers are left out and noted instead of stopping the service.
+        let copied = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            copy_bounded_headers(h, OwnedHeaders::new())
+        }));
+        match copied {
+            Ok((kept, total, count, cut)) => {
+                headers = kept;
+                if cut {
+                    notes.push(("headers_truncated", "true".into()));
+                    notes.push(("headers_bytes", total.to_string()));
+                    notes.push(("headers_count", count.to_string()));
+                }
+            }
+            Err(_) => notes.push(("headers_unreadable", "true".into())),
+        }
+    }
+    for (k, v) in &notes {
+        headers = headers.insert(Header {
+            key: k,
+            value: Some(v.as_str()),
+        });
+    }
+    (key, headers)
+}
+
+/// Copies `from` into `into` within [`DLQ_MAX_HEADER_BYTES`]: (the copy, the original's bytes of
+/// names and values, its number of headers, whether anything was cut or left out).
+fn copy_bounded_headers(
+    from: &rdkafka::message::BorrowedHeaders,
+    mut into: OwnedHeaders,
+) -> (OwnedHeaders, usize, usize, bool) {
+    let (mut total, mut count, mut budget, mut cut) = (0, 0, DLQ_MAX_HEADER_BYTES, false);
+    for h in from.iter() {
+        let value = h.value.unwrap_or_default();
+        total += h.key.len() + value.len();
+        count += 1;
+        let name = prefix_str(h.key, DLQ_MAX_HEADER_NAME_BYTES.min(budget));
+        if name.is_empty() {
+            cut = true;
+            continue;
+        }
+        budget -= name.len();
+        let kept = value.len().min(budget);
+        budget -= kept;
+        cut |= name.len() < h.key.len() || kept < value.len();
+        into = into.insert(Header {
+            key: name,
+            value: h.value.map(|v| &v[..kept]),
+        });
+    }
+    (into, total, count, cut)
+}
+
+/// The longest prefix of `s` of at most `max` bytes that ends on a character boundary.
+fn prefix_str(s: &str, max: usize) -> &str {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
 }
 
 fn send_dead(

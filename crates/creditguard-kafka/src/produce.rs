@@ -11,7 +11,7 @@ use std::sync::mpsc::{sync_channel, SyncSender};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use creditguard_contract::ResultRecord;
+use creditguard_contract::StreamRecord;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -175,17 +175,18 @@ async fn settle(
     }
 }
 
-/// Produces the scorer's records to the results topic (results-v1): one JSON object per message,
-/// key = `user_id`, header `schema_version: 1`. Returns after every record is acknowledged
+/// Produces the scorer's records to the results topic (results-v1): one JSON object per message
+/// (with `employee_id` when the caller identified it), key = `user_id` (the pseudonym), header `schema_version: 1`. Returns after every record is acknowledged
 /// (idempotent producer, `acks=all`); an error means the run must not report success.
 pub async fn produce_results(
     settings: &ClientSettings,
     topic: &str,
-    records: impl IntoIterator<Item = ResultRecord>,
+    records: impl IntoIterator<Item = impl Into<StreamRecord>>,
 ) -> Result<ProduceReport> {
     let mut sender = Sender::new(settings, topic)?;
     let mut json = Vec::with_capacity(1024);
     for record in records {
+        let record: StreamRecord = record.into();
         json.clear();
         serde_json::to_writer(&mut json, &record)
             .map_err(|e| Error::Config(format!("result record as JSON: {e}")))?;
@@ -194,7 +195,11 @@ pub async fn produce_results(
             value: Some("1"),
         });
         sender
-            .send(Some(record.user_id().as_bytes()), &json, Some(headers))
+            .send(
+                Some(record.record.user_id().as_bytes()),
+                &json,
+                Some(headers),
+            )
             .await?;
     }
     let report = sender.finish().await?;

@@ -33,6 +33,12 @@ pub enum Role {
 impl Role {
     pub const ALL: [Role; 4] = [Role::Reviewer, Role::Lead, Role::Auditor, Role::Admin];
 
+    /// Whether the role may see the employee behind a pseudonym (inside its scope): those who
+    /// work and decide cases. Auditors check the process and see pseudonyms; admins no learners.
+    pub fn may_reidentify(self) -> bool {
+        matches!(self, Role::Reviewer | Role::Lead)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Reviewer => "reviewer",

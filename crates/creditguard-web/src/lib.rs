@@ -10,7 +10,9 @@
 //!   scope: 404, as if it did not exist). Forms carry a CSRF token; logins are rate-limited per
 //!   account and per address; sessions expire.
 //! - **Accountability**: viewing a case or learner, exporting, deciding and logging in are
-//!   records of the hash-chained audit trail.
+//!   records of the hash-chained audit trail; so is each re-identification (the employee behind
+//!   a pseudonym, shown to reviewers and leads inside their scope when [`Config::identities`]
+//!   is set).
 //! - **Output**: server-rendered HTML from compiled maud templates (every value escaped), no
 //!   JavaScript, a strict Content-Security-Policy; English and Simplified Chinese.
 //!
@@ -87,6 +89,10 @@ pub struct Config {
     /// `Secure` cookies (set when the app is served over TLS, directly or by a proxy).
     pub secure_cookies: bool,
     pub lockout: Lockout,
+    /// Pseudonym → employee (from the roster, through the key; held in memory only): reviewers
+    /// and leads see the employee behind each learner of their own scope on the case and
+    /// learner pages, each time an audit record `reidentify`. `None`: pseudonyms only.
+    pub identities: Option<Arc<creditguard_contract::privacy::Identities>>,
 }
 
 impl Default for Config {
@@ -97,6 +103,7 @@ impl Default for Config {
             session_ttl: Duration::from_secs(8 * 3600),
             secure_cookies: false,
             lockout: Lockout::default(),
+            identities: None,
         }
     }
 }

@@ -309,7 +309,7 @@ fn a_reviewer_dismisses_a_case_in_chromium() {
     let Some(d) = Driver::start() else { return };
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}/review.sqlite?mode=rwc", dir.path().display());
-    let app = start(&url, dir, |_| {});
+    let app = start(&url, dir, |c| c.identities = Some(common::identities()));
     let base = format!("http://{}", app.addr);
     let east = app.east_case.clone();
 
@@ -328,6 +328,10 @@ fn a_reviewer_dismisses_a_case_in_chromium() {
     assert!(src.contains("<svg class=\"timeline\""), "the timeline");
     assert!(src.contains("12% watched"), "the English explanation");
     assert!(src.contains("Marks on the timeline"));
+    assert!(
+        src.contains("E-1001") && src.contains("Li Wei"),
+        "the employee behind the pseudonym, inside east's scope"
+    );
     assert!(
         src.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
         "the hostile course title as text"
@@ -362,7 +366,7 @@ fn a_reviewer_dismisses_a_case_in_chromium() {
     d.go(&format!("{base}/cases/{east}"));
     let src = d.source();
     assert!(
-        src.contains("404") && !src.contains("12% watched"),
+        src.contains("404") && !src.contains("12% watched") && !src.contains("E-1001"),
         "west is refused"
     );
 
@@ -377,6 +381,10 @@ fn a_reviewer_dismisses_a_case_in_chromium() {
     let src = d.source();
     assert!(src.contains("Hash chain verified"));
     assert!(src.contains("<td>view_case</td>") && src.contains("<td>decide</td>"));
+    assert!(
+        src.contains("<td>reidentify</td>"),
+        "the re-identification is in the trail"
+    );
     assert!(
         src.contains("Watched on a train"),
         "the reason is in the trail"

@@ -534,3 +534,108 @@ fn related_cases_share_a_device_inside_the_scope_only(url: String, dir: tempfile
     );
 }
 on_both!(related_cases_share_a_device_inside_the_scope_only);
+
+/// With the roster, reviewers and leads see the employee behind a learner of their own scope on
+/// the case and learner pages, each time recorded as `reidentify`; outside the scope the pages
+/// are 404 and name nobody; the queue, auditors and an app without the roster show pseudonyms.
+fn reviewers_see_the_employees_of_their_own_scope_only(url: String, dir: tempfile::TempDir) {
+    let app = start(&url, dir, |c| c.identities = Some(common::identities()));
+    let mut east = Client::logged_in(app.addr, "east");
+    let r = east.get(&format!("/cases/{}", app.east_case));
+    assert_eq!(r.status, 200);
+    assert!(
+        r.body
+            .contains("<strong class=\"employee\">E-1001</strong> Li Wei"),
+        "{}",
+        r.body
+    );
+    assert!(!r.body.contains("E-2002") && !r.body.contains("Zhang Min"));
+    let r = east.get("/learners/u1");
+    assert!(
+        r.body.contains("E-1001") && r.body.contains("Li Wei"),
+        "{}",
+        r.body
+    );
+    for path in [
+        format!("/cases/{}", app.west_case),
+        "/learners/u2".to_string(),
+    ] {
+        let r = east.get(&path);
+        assert_eq!(r.status, 404, "{path}");
+        assert!(
+            !r.body.contains("E-2002") && !r.body.contains("Zhang Min"),
+            "{path}"
+        );
+    }
+    let r = east.get("/cases?status=all");
+    assert!(
+        r.body.contains(">u1<") && !r.body.contains("E-1001"),
+        "the queue shows pseudonyms"
+    );
+    // The lead of HQ sees both branches' employees.
+    let mut lead = Client::logged_in(app.addr, "lead");
+    assert!(lead
+        .get(&format!("/cases/{}", app.west_case))
+        .body
+        .contains("E-2002"));
+    // An auditor with a scope reads the case, by pseudonym only.
+    let hash = creditguard_web::auth::hash_password(PASSWORD).unwrap();
+    let scope = ["HQ".to_string()];
+    let added = app.review.add_account(
+        "scoped-auditor",
+        creditguard_review::Role::Auditor,
+        &scope,
+        &hash,
+        "test setup",
+        creditguard_review::now_us(),
+    );
+    app.rt.block_on(added).unwrap();
+    let mut auditor = Client::logged_in(app.addr, "scoped-auditor");
+    let r = auditor.get(&format!("/cases/{}", app.east_case));
+    assert_eq!(r.status, 200);
+    assert!(!r.body.contains("E-1001"));
+
+    let recs = app
+        .rt
+        .block_on(app.review.audit_records(0, i64::MAX))
+        .unwrap();
+    let seen: Vec<(&str, Option<&str>, String)> = recs
+        .iter()
+        .filter(|r| r.action == "reidentify")
+        .map(|r| {
+            let detail: serde_json::Value = serde_json::from_str(&r.detail).unwrap();
+            let user = detail["user_id"].as_str().unwrap_or_default().to_string();
+            (r.actor.as_str(), r.case_id.as_deref(), user)
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            ("east", Some(app.east_case.as_str()), "u1".to_string()),
+            ("east", None, "u1".to_string()),
+            ("lead", Some(app.west_case.as_str()), "u2".to_string()),
+        ]
+    );
+    assert!(
+        recs.iter()
+            .all(|r| !r.detail.contains("E-1001") && !r.detail.contains("E-2002")),
+        "the trail names pseudonyms only"
+    );
+    assert!(app.rt.block_on(app.review.verify_audit()).unwrap().ok());
+}
+on_both!(reviewers_see_the_employees_of_their_own_scope_only);
+
+/// Without the roster the pages show pseudonyms and nothing is re-identified.
+fn without_the_roster_pages_show_pseudonyms(url: String, dir: tempfile::TempDir) {
+    let app = start(&url, dir, |_| {});
+    let mut east = Client::logged_in(app.addr, "east");
+    let r = east.get(&format!("/cases/{}", app.east_case));
+    assert_eq!(r.status, 200);
+    assert!(!r.body.contains("class=\"employee\""));
+    let recs = app
+        .rt
+        .block_on(app.review.audit_records(0, i64::MAX))
+        .unwrap();
+    assert!(recs.iter().all(|r| r.action != "reidentify"));
+}
+on_both!(without_the_roster_pages_show_pseudonyms);

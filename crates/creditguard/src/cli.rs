@@ -244,7 +244,8 @@ pub struct ScoreArgs {
 pub enum Emit {
     /// Only the result tables (and `results/stream/` NDJSON files when `score.write_stream`).
     None,
-    /// Also every flag, credit and case record as NDJSON on stdout (the summary goes to stderr).
+    /// Also every flag, credit and case record as NDJSON on stdout (the summary goes to stderr;
+    /// `employee_id` with `[results] identify = true`).
     Ndjson,
 }
 

@@ -217,6 +217,16 @@ pub struct PrivacySection {
     pub create_key: bool,
 }
 
+/// `[results]`: what the results stream carries beyond the tables' records.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ResultsSection {
+    /// Records on the results topic and `--emit ndjson` carry the learner's real id
+    /// (`employee_id`, from `[roster]` through the `[privacy]` key) for the platform that books
+    /// credits. Off by default; the tables never hold it.
+    pub identify: bool,
+}
+
 /// Where the key is read from when `key_file` is not set.
 pub const DEFAULT_KEY_ENV: &str = "CREDITGUARD_PSEUDONYM_KEY";
 
@@ -383,6 +393,8 @@ struct RawFile {
     privacy: Option<PrivacySection>,
     #[serde(default)]
     retention: Option<RetentionSection>,
+    #[serde(default)]
+    results: Option<ResultsSection>,
 }
 
 /// Where telemetry comes from, resolved.
@@ -414,6 +426,8 @@ pub struct Pipeline {
     pub privacy: PrivacySection,
     /// `[retention]`.
     pub retention: RetentionSection,
+    /// `[results]`.
+    pub results: ResultsSection,
     /// `[jobs]` as written (see [`Pipeline::jobs_config`] for the settings the jobs run with).
     pub jobs: JobsConfig,
     /// `[score]` as written (see [`Pipeline::score_config`]).
@@ -628,6 +642,12 @@ impl Pipeline {
             problems.push("key `privacy.create_key`: needs `privacy.key_file`".to_string());
         }
         let retention = raw.retention.unwrap_or_default();
+        let results = raw.results.unwrap_or_default();
+        if results.identify && raw.roster.is_none() {
+            problems.push(
+                "key `results.identify`: needs `[roster]` (the real ids come from it)".to_string(),
+            );
+        }
 
         let jobs: JobsConfig = typed("jobs", raw.jobs, &mut problems);
         problems.extend(jobs.problems());
@@ -651,6 +671,7 @@ impl Pipeline {
             policy: raw.policy,
             privacy,
             retention,
+            results,
             jobs,
             score,
             kafka,

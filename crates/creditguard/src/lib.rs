@@ -9,6 +9,7 @@ pub mod backtest;
 pub mod cli;
 pub mod config;
 pub mod generate;
+pub mod identify;
 pub mod import;
 pub mod jobs;
 pub mod kafka_cmd;

@@ -301,6 +301,8 @@ pub fn publish_outbox(pipeline: &Pipeline, store: &Store) -> anyhow::Result<Opti
         ids.push(id);
         records.push(record);
     }
+    let identities = pipeline.stream_identities()?;
+    let (records, _) = crate::identify::stream_records(records, identities.as_ref());
     let n = records.len() as u64;
     let client = section.client();
     let delivered = store

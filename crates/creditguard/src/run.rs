@@ -104,7 +104,8 @@ pub fn results_topic_line(r: &ProduceReport) -> String {
 
 /// The results-topic sink: when the pipeline's `[kafka]` section names a `results_topic`,
 /// produces the score report's records (the same records as the results stream: flags, credits,
-/// cases) there, key = `user_id`, header `schema_version: 1`, with an idempotent `acks=all`
+/// cases; with `[results] identify = true` each with its `employee_id`) there, key = `user_id`,
+/// header `schema_version: 1`, with an idempotent `acks=all`
 /// producer, and returns only once the broker acknowledged every one of them. `None` when the
 /// pipeline has no results topic. An error names the topic; the run then fails (exit 1).
 pub fn produce_results(
@@ -115,7 +116,8 @@ pub fn produce_results(
     let Some(topic) = section.results_topic.clone() else {
         return Ok(None);
     };
-    let records = report.records();
+    let identities = pipeline.stream_identities()?;
+    let (records, _) = crate::identify::stream_records(report.records(), identities.as_ref());
     let n = records.len() as u64;
     let client = section.client();
     let _span = tracing::info_span!("results_topic", topic = %topic).entered();

@@ -224,11 +224,17 @@ pub fn execute(args: ScoreArgs) -> anyhow::Result<()> {
     }
     match args.emit {
         Emit::Ndjson => {
+            let identities = pipeline.stream_identities()?;
+            let (records, _) =
+                crate::identify::stream_records(report.records(), identities.as_ref());
             let stdout = std::io::stdout().lock();
             let mut out = std::io::BufWriter::new(stdout);
-            report
-                .write_ndjson(&mut out)
-                .context("writing the results stream to stdout")?;
+            for r in &records {
+                serde_json::to_writer(&mut out, r)
+                    .map_err(std::io::Error::from)
+                    .and_then(|()| out.write_all(b"\n"))
+                    .context("writing the results stream to stdout")?;
+            }
             out.flush()
                 .context("writing the results stream to stdout")?;
             eprintln!("{summary}");

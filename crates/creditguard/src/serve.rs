@@ -162,12 +162,27 @@ pub fn execute_serve(args: ServeArgs) -> anyhow::Result<()> {
         },
         _ => AuthMode::Password,
     };
+    // Reviewers see the employees of their scope: the roster's real ids through the key, in
+    // memory only.
+    let identities = pipeline
+        .identities()
+        .map_err(|e| crate::config::ConfigError {
+            file: pipeline.file.clone(),
+            problems: vec![e],
+        })?;
+    if let Some(ids) = &identities {
+        tracing::info!(
+            employees = ids.len(),
+            "Re-identifying learners for reviewers inside their scopes (from [roster])."
+        );
+    }
     let config = Config {
         lake: Some(LakeView::new(lake, catalog)),
         auth,
         session_ttl: Duration::from_secs(s.session_hours.max(1) as u64 * 3600),
         secure_cookies: s.secure_cookies,
         lockout: creditguard_web::Lockout::default(),
+        identities: identities.map(std::sync::Arc::new),
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -14,7 +14,9 @@ use creditguard_score::events::SharedUse;
 use maud::{html, Markup, PreEscaped};
 use serde_json::json;
 
-use super::{layout, learner_cases, page, scoped_case, status_badge, when, MAX_VALUE};
+use super::{
+    employee, layout, learner_cases, page, reidentify, scoped_case, status_badge, when, MAX_VALUE,
+};
 use crate::auth::{local_path, pct, Viewer};
 use crate::error::{Result, WebError};
 use crate::i18n::Lang;
@@ -331,6 +333,7 @@ pub async fn case(
             now,
         )
         .await?;
+    let who = reidentify(&state, &viewer, &d.case.user_id, Some(&case_id)).await?;
     let related = related_cases(&state, &viewer, &d, &lake).await?;
     let l = viewer.lang;
     let c = &d.case;
@@ -344,7 +347,8 @@ pub async fn case(
             p {
                 (status_badge(l, c.status)) " "
                 (l.t("risk", "风险")) " " strong { (format!("{:.2}", c.risk)) } " · "
-                (l.t("learner", "学员")) " " a href={"/learners/" (pct(&c.user_id))} { (c.user_id) } " · "
+                (l.t("learner", "学员")) " " a href={"/learners/" (pct(&c.user_id))} { (c.user_id) }
+                (employee(l, &who)) " · "
                 (l.t("org unit", "组织单元")) " " (c.org_unit.clone().unwrap_or_else(|| "—".into())) " · "
                 (l.t("assignee", "处理人")) " " (c.assignee.clone().unwrap_or_else(|| "—".into())) " · "
                 (l.t("version", "版本")) " " (c.version)
@@ -740,6 +744,7 @@ pub async fn learner(
             now_us(),
         )
         .await?;
+    let who = reidentify(&state, &viewer, &user_id, None).await?;
     let progress = match state.lake() {
         Some(_) => {
             let st = state.clone();
@@ -750,6 +755,9 @@ pub async fn learner(
     };
     let l = viewer.lang;
     let body = html! {
+        @if who.is_some() {
+            p.employee { (l.t("learner", "学员")) " " (user_id) (employee(l, &who)) }
+        }
         (progress_block(l, &progress))
         table.queue {
             thead { tr { th { (l.t("Case", "案件")) } th { (l.t("Status", "状态")) } th { (l.t("Risk", "风险")) } th { (l.t("Opened", "立案")) } } }

@@ -68,6 +68,48 @@ pub(crate) async fn learner_cases(
     Ok(page.cases)
 }
 
+/// The employee behind `user_id` for a viewer who may see them: a reviewer or lead, a learner
+/// the caller has already checked is inside the viewer's scope ([`scoped_case`],
+/// [`learner_cases`]), and an app given the roster. Each time is an audit record `reidentify`
+/// (naming the pseudonym, never the employee).
+pub(crate) async fn reidentify(
+    state: &AppState,
+    viewer: &Viewer,
+    user_id: &str,
+    case_id: Option<&str>,
+) -> Result<Option<creditguard_contract::privacy::Identity>> {
+    let Some(ids) = state.config().identities.as_deref() else {
+        return Ok(None);
+    };
+    if !viewer.role().may_reidentify() {
+        return Ok(None);
+    }
+    let Some(who) = ids.get(user_id) else {
+        return Ok(None);
+    };
+    state
+        .review()
+        .record_access(
+            viewer.name(),
+            "reidentify",
+            case_id,
+            serde_json::json!({"user_id": user_id}),
+            creditguard_review::now_us(),
+        )
+        .await?;
+    Ok(Some(who.clone()))
+}
+
+/// ` · employee E-1001 Li Wei` after a learner's pseudonym; nothing when not re-identified.
+pub(crate) fn employee(l: Lang, who: &Option<creditguard_contract::privacy::Identity>) -> Markup {
+    html! {
+        @if let Some(w) = who {
+            " · " (l.t("employee", "员工")) " " strong.employee { (w.employee_id) }
+            @if let Some(n) = &w.name { " " (n) }
+        }
+    }
+}
+
 /// `2026-03-02 09:15 UTC`.
 pub(crate) fn when(us: i64) -> String {
     let s = format_rfc3339_us(us);

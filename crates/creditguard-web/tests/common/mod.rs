@@ -449,3 +449,20 @@ fn dechunk(s: &str) -> String {
     }
     out
 }
+
+/// The roster's employees for the fixture's learners (u1 of HQ/East/Sales, u2 of HQ/West).
+pub fn identities() -> std::sync::Arc<creditguard_contract::privacy::Identities> {
+    use creditguard_contract::privacy::Identity;
+    let who = |id: &str, name: &str| Identity {
+        employee_id: id.into(),
+        name: Some(name.into()),
+    };
+    std::sync::Arc::new(
+        [
+            ("u1".to_string(), who("E-1001", "Li Wei")),
+            ("u2".to_string(), who("E-2002", "Zhang Min")),
+        ]
+        .into_iter()
+        .collect(),
+    )
+}
