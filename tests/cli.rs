@@ -414,6 +414,30 @@ fn a_bad_roster_or_policy_exits_2_naming_keys_and_lines() {
 }
 
 #[test]
+fn a_policy_topic_the_catalog_lacks_is_named_with_its_rule() {
+    let s = Scratch::new();
+    let catalog = s.write(
+        "catalog.csv",
+        "course_id,title,category,credits,duration_s,min_watch_ratio,topic\nc1,Leading,elective,2,600,0.8,management\n",
+    );
+    let policy = s.write(
+        "policy.toml",
+        "[policy]\nname = \"p\"\n[[rule]]\nname = \"heads\"\ntarget_credits = 10\ntopics = { managment = 2, management = 2 }\n",
+    );
+    let extra = format!(
+        "[catalog]\npath = \"{}\"\n[policy]\npath = \"{}\"\n",
+        catalog.display(),
+        policy.display()
+    );
+    let out = run(creditguard().arg("validate").arg(pipeline(&s, &extra)));
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    let want = "key `rule[0] (heads).topics.managment`: no course of the catalog has topic `managment` (the catalog's topics: management)";
+    assert!(stderr.contains(want), "`{want}` missing:\n{stderr}");
+    assert!(!stderr.contains("topics.management`"), "{stderr}");
+}
+
+#[test]
 fn policy_explain_names_the_rule_that_applies_and_why() {
     let out = run(creditguard().current_dir(repo()).args([
         "policy",
@@ -446,6 +470,10 @@ fn policy_explain_names_the_rule_that_applies_and_why() {
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(
         text.contains("applies: `credits-2026/china managers`"),
+        "{text}"
+    );
+    assert!(
+        text.contains("at least 20.0 in management courses (topic)"),
         "{text}"
     );
 }
