@@ -893,9 +893,11 @@ fn labels_round_trip_through_a_file() {
     let mut csv = Vec::new();
     catalog.write_csv(&mut csv).unwrap();
     let text = String::from_utf8(csv).unwrap();
-    assert!(text.starts_with("course_id,title,category,credits,duration_s,min_watch_ratio\n"));
+    assert!(text.starts_with(
+        "course_id,title,category,credits,duration_s,min_watch_ratio,topic,quiz\n"
+    ));
     assert_eq!(text.lines().count(), catalog.courses.len() + 1);
-    assert!(text.lines().skip(1).all(|l| l.split(',').count() == 6));
+    assert!(text.lines().skip(1).all(|l| l.split(',').count() == 8));
 }
 
 /// The committed sample is what its labels' settings generate today, and is valid except its
