@@ -608,7 +608,15 @@ fn backtest_shows_the_direction_of_a_threshold_change_and_writes_nothing() {
 fn a_parquet_catalog_serves_the_jobs_and_the_scorer_alike() {
     use std::sync::Arc;
     let s = Scratch::new();
-    let courses = creditguard_lake::catalog::load(&repo().join("sample-data/catalog.csv")).unwrap();
+    let entries =
+        creditguard_lake::catalog::load_with_terms(&repo().join("sample-data/catalog.csv")).unwrap();
+    let courses: Vec<_> = entries.iter().map(|(c, _)| c.clone()).collect();
+    // The optional columns as the policy needs them: topics (its topic minimum) and quizzes.
+    let terms = |f: fn(&creditguard_lake::catalog::CourseTerms) -> String| -> Arc<dyn arrow_array::Array> {
+        Arc::new(arrow_array::StringArray::from(
+            entries.iter().map(|(_, t)| f(t)).collect::<Vec<_>>(),
+        ))
+    };
     let text =
         |f: fn(&creditguard_lake::catalog::Course) -> String| -> Arc<dyn arrow_array::Array> {
             Arc::new(arrow_array::StringArray::from(
@@ -627,6 +635,8 @@ fn a_parquet_catalog_serves_the_jobs_and_the_scorer_alike() {
         ("credits", num(|c| c.credits)),
         ("duration_s", num(|c| c.duration_s)),
         ("min_watch_ratio", num(|c| c.min_watch_ratio)),
+        ("topic", terms(|t| t.topic.clone().unwrap_or_default())),
+        ("quiz", terms(|t| if t.quiz { "yes" } else { "no" }.to_string())),
     ])
     .unwrap();
     let path = s.path("catalog.parquet");

@@ -144,12 +144,7 @@ fn main() {
         ("policy", with_policy(&roster)),
     ] {
         for round in 0..2 {
-            let t = Instant::now();
-            let report = compute(&lake, &catalog, &cfg, first, first + DAYS - 1, "bench").unwrap();
-            let c = t.elapsed().as_secs_f64();
-            let t = Instant::now();
-            write_results(&lake, &report, true).unwrap();
-            let w = t.elapsed().as_secs_f64();
+            let (report, c, w) = timed_score(&lake, &catalog, &cfg, first, first + DAYS - 1);
             let tot = report.totals();
             println!(
                 "{name}, round {round}: compute {c:.3} s ({:.2} M events/s scanned, {:.0} claims/s), write {w:.3} s; {} withheld, {} open cases, progress {:?}",
@@ -161,6 +156,22 @@ fn main() {
             );
         }
     }
+}
+
+/// Scores `from..=to` and writes the results: the report, compute and write seconds.
+fn timed_score(
+    lake: &Lake,
+    catalog: &Catalog,
+    cfg: &ScoreConfig,
+    from: i64,
+    to: i64,
+) -> (creditguard_score::ScoreReport, f64, f64) {
+    let t = Instant::now();
+    let report = compute(lake, catalog, cfg, from, to, "bench").unwrap();
+    let c = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    write_results(lake, &report, true).unwrap();
+    (report, c, t.elapsed().as_secs_f64())
 }
 
 fn with_policy(roster: &str) -> ScoreConfig {
@@ -242,12 +253,8 @@ fn score_jobs_lake(events: u64, days: u64) {
         users / 50
     );
     for (name, first) in [("whole period", from), ("last day", to)] {
-        let (cpu, t) = (cpu_seconds(), Instant::now());
-        let report = compute(&lake, &catalog, &cfg, first, to, "bench").unwrap();
-        let c = t.elapsed().as_secs_f64();
-        let t = Instant::now();
-        write_results(&lake, &report, true).unwrap();
-        let w = t.elapsed().as_secs_f64();
+        let cpu = cpu_seconds();
+        let (report, c, w) = timed_score(&lake, &catalog, &cfg, first, to);
         let tot = report.totals();
         println!(
             "{name}: compute {c:.1} s, write {w:.1} s, CPU {:.1} s, peak RSS {:.0} MiB; {} claims ({} withheld), {} flags, {} open cases, {} warnings, progress {:?}, claim issues {:?}",
