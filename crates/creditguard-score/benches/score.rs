@@ -4,13 +4,15 @@
 //! Without arguments, on a lake it builds: 30 days × `USERS` learners, each with heartbeats on
 //! one course per day and a completion every third day; 5 % of learners carry a course-less
 //! multi-login flag and a watch-time flag per day, so the activity join is exercised. Scored
-//! without and then with a roster and the credit policy of [`POLICY`].
+//! without and then with a roster and the credit policy of [`POLICY`] (one course in ten is a
+//! live session; the others end in a quiz nobody hands in, so every completion is checked).
 //!
 //! `-- lake EVENTS DAYS` scores the lake the detection-job bench leaves in
 //! `target/bench-lake-EVENTS-DAYS/` (`target/release/examples/jobs_bench EVENTS DAYS` generates
 //! it and writes the jobs' flags), with a roster of every learner it generated and [`POLICY`]:
 //! the whole period at once, then its last day alone (the daily run). Prints wall time, CPU time
-//! and the process's peak RSS after each.
+//! and the process's peak RSS after each. `CG_BENCH_NO_POLICY=1` scores without roster and
+//! policy, for comparison.
 
 use std::time::Instant;
 
@@ -52,11 +54,19 @@ fn main() {
     }
     let dir = tempfile::tempdir().unwrap();
     let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
-    let mut csv = String::from("course_id,title,category,credits,duration_s,min_watch_ratio\n");
+    // One course in ten a live session (its heartbeats accrue by the hour), the others with a
+    // quiz that nobody hands in (every completion is checked and refused under the policy).
+    let mut csv = String::from(
+        "course_id,title,category,credits,duration_s,min_watch_ratio,topic,kind,quiz\n",
+    );
     for c in 0..50 {
+        let live = c % 10 == 9;
         csv.push_str(&format!(
-            "c{c},Course {c},{},2,1800,0.8\n",
-            if c % 3 == 0 { "mandatory" } else { "elective" }
+            "c{c},Course {c},{},2,1800,0.8,{},{},{}\n",
+            if c % 3 == 0 { "mandatory" } else { "elective" },
+            if c % 5 == 0 { "management" } else { "general" },
+            if live { "live" } else { "course" },
+            if live { "no" } else { "yes" }
         ));
     }
     let catalog = Catalog::parse(&csv).unwrap();
@@ -243,7 +253,11 @@ fn score_jobs_lake(events: u64, days: u64) {
             1 + u % 5
         ));
     }
-    let cfg = with_policy(&roster);
+    // `CG_BENCH_NO_POLICY=1`: the same lake scored without roster and policy, for comparison.
+    let cfg = match std::env::var("CG_BENCH_NO_POLICY") {
+        Ok(v) if v == "1" => ScoreConfig::default(),
+        _ => with_policy(&roster),
+    };
     let catalog = jobs_catalog();
     let (from, to) = (JOBS_START_DAY, JOBS_START_DAY + days as i64 - 1);
     println!(
