@@ -340,8 +340,10 @@ fn generate_writes_contract_valid_telemetry_catalog_and_labels() {
             "3",
             "--fault-rate",
             "0.01",
-            "--out",
+            "--roster",
         ])
+        .arg(s.path("g/roster.csv"))
+        .arg("--out")
         .arg(s.path("g/telemetry.ndjson")));
     assert!(out.status.success());
     let body = std::fs::read_to_string(s.path("g/telemetry.ndjson")).unwrap();
@@ -358,6 +360,18 @@ fn generate_writes_contract_valid_telemetry_catalog_and_labels() {
     assert_eq!(body.lines().count() as u64, labels.summary.lines);
     let catalog = std::fs::read_to_string(s.path("g/telemetry.catalog.csv")).unwrap();
     assert!(catalog.starts_with("course_id,title,category,credits,duration_s,min_watch_ratio"));
+    // The roster and its leave file beside it, as `[roster]` reads them: every learner, plus
+    // employees without activity.
+    let roster = creditguard_score::policy::Roster::load(
+        &s.path("g/roster.csv"),
+        Some(&s.path("g/roster.leave.csv")),
+    )
+    .unwrap();
+    assert!(labels
+        .learners
+        .iter()
+        .all(|l| roster.get(&l.user_id).is_some()));
+    assert!(roster.people.len() > labels.learners.len());
 }
 
 #[test]
@@ -609,14 +623,16 @@ fn a_parquet_catalog_serves_the_jobs_and_the_scorer_alike() {
     use std::sync::Arc;
     let s = Scratch::new();
     let entries =
-        creditguard_lake::catalog::load_with_terms(&repo().join("sample-data/catalog.csv")).unwrap();
+        creditguard_lake::catalog::load_with_terms(&repo().join("sample-data/catalog.csv"))
+            .unwrap();
     let courses: Vec<_> = entries.iter().map(|(c, _)| c.clone()).collect();
     // The optional columns as the policy needs them: topics (its topic minimum) and quizzes.
-    let terms = |f: fn(&creditguard_lake::catalog::CourseTerms) -> String| -> Arc<dyn arrow_array::Array> {
-        Arc::new(arrow_array::StringArray::from(
-            entries.iter().map(|(_, t)| f(t)).collect::<Vec<_>>(),
-        ))
-    };
+    let terms =
+        |f: fn(&creditguard_lake::catalog::CourseTerms) -> String| -> Arc<dyn arrow_array::Array> {
+            Arc::new(arrow_array::StringArray::from(
+                entries.iter().map(|(_, t)| f(t)).collect::<Vec<_>>(),
+            ))
+        };
     let text =
         |f: fn(&creditguard_lake::catalog::Course) -> String| -> Arc<dyn arrow_array::Array> {
             Arc::new(arrow_array::StringArray::from(
@@ -636,7 +652,10 @@ fn a_parquet_catalog_serves_the_jobs_and_the_scorer_alike() {
         ("duration_s", num(|c| c.duration_s)),
         ("min_watch_ratio", num(|c| c.min_watch_ratio)),
         ("topic", terms(|t| t.topic.clone().unwrap_or_default())),
-        ("quiz", terms(|t| if t.quiz { "yes" } else { "no" }.to_string())),
+        (
+            "quiz",
+            terms(|t| if t.quiz { "yes" } else { "no" }.to_string()),
+        ),
     ])
     .unwrap();
     let path = s.path("catalog.parquet");

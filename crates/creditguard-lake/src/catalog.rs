@@ -441,7 +441,14 @@ mod tests {
         .unwrap();
         assert_eq!(rows[0].1.topic.as_deref(), Some("management"));
         assert!(rows[0].1.quiz && !rows[0].1.live);
-        assert_eq!(rows[1].1, CourseTerms { topic: None, live: true, quiz: false });
+        assert_eq!(
+            rows[1].1,
+            CourseTerms {
+                topic: None,
+                live: true,
+                quiz: false
+            }
+        );
         // A catalog without the optional columns reads as before.
         let plain = parse_csv_with_terms(&format!("{HEADER}c1,T,mandatory,1,60,0.5\n")).unwrap();
         assert_eq!(plain[0].1, CourseTerms::default());
@@ -451,8 +458,14 @@ mod tests {
         )
         .unwrap_err()
         .join("\n");
-        assert!(err.contains("line 2, column `kind`: `webinar` is not one of course, live"), "{err}");
-        assert!(err.contains("line 2, column `quiz`: `maybe` is not yes or no"), "{err}");
+        assert!(
+            err.contains("line 2, column `kind`: `webinar` is not one of course, live"),
+            "{err}"
+        );
+        assert!(
+            err.contains("line 2, column `quiz`: `maybe` is not yes or no"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -47,29 +47,25 @@ const BEATS: i64 = 20;
 use creditguard_contract::time::DAY_US;
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
     if args.first().map(String::as_str) == Some("lake") {
-        let num = |i: usize| args.get(i).map(|s| s.replace('_', "").parse::<u64>().expect("a number"));
+        let num = |i: usize| {
+            args.get(i)
+                .map(|s| s.replace('_', "").parse::<u64>().expect("a number"))
+        };
         return score_jobs_lake(num(1).unwrap_or(1_000_000), num(2).unwrap_or(30));
     }
     let dir = tempfile::tempdir().unwrap();
     let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
-    // One course in ten a live session (its heartbeats accrue by the hour), the others with a
-    // quiz that nobody hands in (every completion is checked and refused under the policy).
-    let mut csv = String::from(
-        "course_id,title,category,credits,duration_s,min_watch_ratio,topic,kind,quiz\n",
-    );
-    for c in 0..50 {
-        let live = c % 10 == 9;
-        csv.push_str(&format!(
-            "c{c},Course {c},{},2,1800,0.8,{},{},{}\n",
-            if c % 3 == 0 { "mandatory" } else { "elective" },
-            if c % 5 == 0 { "management" } else { "general" },
-            if live { "live" } else { "course" },
-            if live { "no" } else { "yes" }
-        ));
-    }
-    let catalog = Catalog::parse(&csv).unwrap();
+    // The others with a quiz that nobody hands in: every completion is checked and refused under
+    // the policy.
+    let catalog = bench_catalog(50, |c| {
+        let category = if c % 3 == 0 { "mandatory" } else { "elective" };
+        (format!("c{c}"), category, 2, 1800)
+    });
     let first = parse_day("2026-03-01").unwrap();
     let t = Instant::now();
     let mut events = 0usize;
@@ -194,19 +190,33 @@ fn with_policy(roster: &str) -> ScoreConfig {
 /// The jobs bench's first day (2026-01-30).
 const JOBS_START_DAY: i64 = 20_483;
 
-/// The jobs bench's catalog (`course-000` … `course-039`), with topics and quizzes; one course
-/// in ten is a live session, so its heartbeats accrue credits by the hour.
+/// The jobs bench's catalog (`course-000` … `course-039`).
 fn jobs_catalog() -> Catalog {
+    bench_catalog(40, |c| {
+        let category = ["mandatory", "elective", "practice"][c % 3];
+        (
+            format!("course-{c:03}"),
+            category,
+            1 + c % 4,
+            1200 + (c % 5) * 600,
+        )
+    })
+}
+
+/// `n` courses (id, category, credits, duration from `course`), one in five on `management`, one
+/// in ten a live session (its heartbeats accrue credits by the hour), the others ending in a quiz.
+fn bench_catalog(
+    n: usize,
+    course: impl Fn(usize) -> (String, &'static str, usize, usize),
+) -> Catalog {
     let mut csv = String::from(
         "course_id,title,category,credits,duration_s,min_watch_ratio,topic,kind,quiz\n",
     );
-    for c in 0..40 {
+    for c in 0..n {
+        let (id, category, credits, duration) = course(c);
         let live = c % 10 == 9;
         csv.push_str(&format!(
-            "course-{c:03},Course {c},{},{},{},0.8,{},{},{}\n",
-            ["mandatory", "elective", "practice"][c % 3],
-            1 + c % 4,
-            1200 + (c % 5) * 600,
+            "{id},Course {c},{category},{credits},{duration},0.8,{},{},{}\n",
             if c % 5 == 0 { "management" } else { "general" },
             if live { "live" } else { "course" },
             if live { "no" } else { "yes" }
@@ -227,7 +237,10 @@ fn peak_rss_mib() -> f64 {
 fn cpu_seconds() -> f64 {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
     let after = stat.rsplit(')').next().unwrap_or_default();
-    let f: Vec<f64> = after.split_whitespace().filter_map(|v| v.parse().ok()).collect();
+    let f: Vec<f64> = after
+        .split_whitespace()
+        .filter_map(|v| v.parse().ok())
+        .collect();
     // Fields 14 and 15 of stat (utime, stime), counted after the command name.
     (f.get(10).unwrap_or(&f64::NAN) + f.get(11).unwrap_or(&f64::NAN)) / 100.0
 }

@@ -81,7 +81,10 @@ impl Catalog {
 
     /// Every topic the catalog names.
     pub fn topics(&self) -> std::collections::BTreeSet<&str> {
-        self.terms.values().filter_map(|t| t.topic.as_deref()).collect()
+        self.terms
+            .values()
+            .filter_map(|t| t.topic.as_deref())
+            .collect()
     }
 }
 

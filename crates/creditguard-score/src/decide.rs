@@ -374,9 +374,10 @@ pub fn progress(
                 let got = |c: &str| sums.granted(c) + if extra { sums.withheld(c) } else { 0.0 };
                 got("") >= target.credits * share - EPS
                     && CATEGORIES.iter().all(|c| got(c) >= min(c) * share - EPS)
-                    && target.topics.iter().all(|(topic, m)| {
-                        got(&policy::topic_key(topic)) >= m * share - EPS
-                    })
+                    && target
+                        .topics
+                        .iter()
+                        .all(|(topic, m)| got(&policy::topic_key(topic)) >= m * share - EPS)
             };
             let status = if meets(false, 1.0) {
                 "complete"

@@ -127,7 +127,9 @@ fn quiz_refusal(claim: &Claim, events: &EarningEvents, pass: f64, slack_us: i64)
         .flatten()
         .filter(|(at, _)| *at <= claim.completed_at + slack_us)
         .map(|(_, pct)| *pct)
-        .fold(None, |best: Option<f64>, p| Some(best.map_or(p, |b| b.max(p))));
+        .fold(None, |best: Option<f64>, p| {
+            Some(best.map_or(p, |b| b.max(p)))
+        });
     match best {
         Some(b) if b >= pass - crate::decide::EPS => None,
         Some(b) => Some(format!(
@@ -239,7 +241,10 @@ pub fn live_claims(
 /// A learner's engaged time per business day and live item, one item at a time: the learner's
 /// engaged stretches (consecutive in-view heartbeats on one item, at most [`LIVE_MAX_GAP_S`]
 /// apart) in order of their start, each counting only the time no earlier stretch covered.
-fn engaged_by_day(beats: &[LiveBeat], policy: &Policy) -> BTreeMap<i64, BTreeMap<String, DayOnItem>> {
+fn engaged_by_day(
+    beats: &[LiveBeat],
+    policy: &Policy,
+) -> BTreeMap<i64, BTreeMap<String, DayOnItem>> {
     let max_gap = LIVE_MAX_GAP_S * 1_000_000;
     // Per item: the last heartbeat's time, whether it was in view, the stretch it extends.
     let mut open: HashMap<&str, (i64, bool, Option<usize>)> = HashMap::new();

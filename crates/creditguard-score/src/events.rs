@@ -177,7 +177,14 @@ pub fn read_earning_events(
     let in_days = |days: Option<(i64, i64)>, t: i64| {
         days.is_some_and(|(a, b)| (a..=b).contains(&day_of_us(t)))
     };
-    let cols = ["event_type", "course_id", "org_unit", "score", "max_score", "visible"];
+    let cols = [
+        "event_type",
+        "course_id",
+        "org_unit",
+        "score",
+        "max_score",
+        "visible",
+    ];
     let (batches, times) = read_timed(lake, from, to, &cols)?;
     for (b, ts) in batches.iter().zip(&times) {
         let (ty, user, course, org) = (

@@ -91,7 +91,14 @@ impl Lakeside {
     }
 
     /// Heartbeats every 20 s on a live item for `minutes`, in view or not.
-    fn live(&mut self, user: &str, course: &str, from: &str, minutes: i64, visible: bool) -> &mut Self {
+    fn live(
+        &mut self,
+        user: &str,
+        course: &str,
+        from: &str,
+        minutes: i64,
+        visible: bool,
+    ) -> &mut Self {
         let start = at(from);
         for k in 0..=minutes * 3 {
             let id = format!("hb-{user}-{course}-{start}-{k}");
@@ -112,7 +119,8 @@ impl Lakeside {
     fn commit(&self) {
         let mut by_day: BTreeMap<i64, EventBatchBuilder> = BTreeMap::new();
         for (i, line) in self.lines.iter().enumerate() {
-            let ev = parse_event(line.as_bytes()).unwrap_or_else(|e| panic!("{line}: {}", e.reason));
+            let ev =
+                parse_event(line.as_bytes()).unwrap_or_else(|e| panic!("{line}: {}", e.reason));
             let b = by_day.entry(day_of_us(ev.ts_us)).or_default();
             b.push(&ev, "earning.ndjson", i as i64 + 1);
         }
@@ -185,14 +193,31 @@ fn a_completion_needs_the_quiz_passed_and_the_best_score_counts() {
     assert_eq!(credits(&r, "retake"), [granted("lead", 4.0)]);
     assert!(issues(&r, "retake").is_empty());
     assert_eq!(credits(&r, "fail"), [granted("lead", 0.0)]);
-    assert_eq!(issues(&r, "fail"), [("lead".into(), "quiz_not_passed".into())]);
-    let reason = &r.issues.iter().find(|i| i.user_id == "fail").unwrap().detail;
+    assert_eq!(
+        issues(&r, "fail"),
+        [("lead".into(), "quiz_not_passed".into())]
+    );
+    let reason = &r
+        .issues
+        .iter()
+        .find(|i| i.user_id == "fail")
+        .unwrap()
+        .detail;
     assert!(reason.contains("was 59.5%"), "{reason}");
     assert!(reason.contains("pass mark of 60%"), "{reason}");
-    assert_eq!(credits(&r, "skip"), [granted("coach", 0.0), granted("safety", 2.0)]);
-    assert!(r.issues.iter().any(|i| i.user_id == "skip" && i.detail.contains("none was handed in")));
+    assert_eq!(
+        credits(&r, "skip"),
+        [granted("coach", 0.0), granted("safety", 2.0)]
+    );
+    assert!(r
+        .issues
+        .iter()
+        .any(|i| i.user_id == "skip" && i.detail.contains("none was handed in")));
     assert_eq!(credits(&r, "late"), [granted("lead", 4.0)]);
-    assert_eq!(credits(&r, "later"), [granted("coach", 0.0), granted("coach", 3.0)]);
+    assert_eq!(
+        credits(&r, "later"),
+        [granted("coach", 0.0), granted("coach", 3.0)]
+    );
     assert_eq!(
         issues(&r, "later"),
         [("coach".into(), "quiz_not_passed".into())],
@@ -200,7 +225,12 @@ fn a_completion_needs_the_quiz_passed_and_the_best_score_counts() {
     );
     // Without the rule, every completion earns as before.
     let mut cfg = config("user_id,org_path\n");
-    cfg.expectations.policy.as_mut().unwrap().earning.quiz_pass_score = None;
+    cfg.expectations
+        .policy
+        .as_mut()
+        .unwrap()
+        .earning
+        .quiz_pass_score = None;
     let plain = fx.score(&cfg, "2026-03-02", "2026-03-03");
     assert_eq!(credits(&plain, "fail"), [granted("lead", 4.0)]);
 }
@@ -235,9 +265,15 @@ fn live_sessions_accrue_per_engaged_hour_one_at_a_time_capped_per_day() {
         [("town".to_string(), 2.0), ("panel".to_string(), 1.0)],
         "overlapping time counted once"
     );
-    assert_eq!(rows("long"), [("town".to_string(), 3.0), ("town".to_string(), 2.0)]);
+    assert_eq!(
+        rows("long"),
+        [("town".to_string(), 3.0), ("town".to_string(), 2.0)]
+    );
     assert_eq!(rows("hidden"), [("town".to_string(), 0.0)]);
-    assert_eq!(issues(&r, "hidden"), [("town".into(), "live_accrues_hourly".into())]);
+    assert_eq!(
+        issues(&r, "hidden"),
+        [("town".into(), "live_accrues_hourly".into())]
+    );
     // Progress adds the days of a live item up (a course counts once; a day of live sessions
     // is its own record).
     let p = r.progress.iter().find(|p| p.user_id == "long").unwrap();
@@ -245,8 +281,17 @@ fn live_sessions_accrue_per_engaged_hour_one_at_a_time_capped_per_day() {
     // Scoring day by day gives the same records.
     let d1 = fx.score(&config("user_id,org_path\n"), "2026-03-02", "2026-03-02");
     let d2 = fx.score(&config("user_id,org_path\n"), "2026-03-03", "2026-03-03");
-    let by_day: Vec<_> = d1.credits.iter().chain(&d2.credits).map(|c| (&c.credit_id, c.credits_granted)).collect();
-    let at_once: Vec<_> = r.credits.iter().map(|c| (&c.credit_id, c.credits_granted)).collect();
+    let by_day: Vec<_> = d1
+        .credits
+        .iter()
+        .chain(&d2.credits)
+        .map(|c| (&c.credit_id, c.credits_granted))
+        .collect();
+    let at_once: Vec<_> = r
+        .credits
+        .iter()
+        .map(|c| (&c.credit_id, c.credits_granted))
+        .collect();
     assert_eq!(by_day.len(), at_once.len());
     for row in &at_once {
         assert!(by_day.contains(row), "{row:?} missing from the daily runs");
@@ -276,8 +321,15 @@ fn topic_minimums_decide_progress_and_raise_behind_pace() {
     assert_eq!(m1.topic_credits.as_deref(), Some("management=10/10"));
     assert_eq!(m1.status, "on_track");
     assert_eq!(m2.topic_credits.as_deref(), Some("management=0/10"));
-    assert_eq!(m2.status, "behind", "on pace in total, not in management: {m2:?}");
-    assert_eq!(p("staff1").topic_credits, None, "no topic minimum in its rule");
+    assert_eq!(
+        m2.status, "behind",
+        "on pace in total, not in management: {m2:?}"
+    );
+    assert_eq!(
+        p("staff1").topic_credits,
+        None,
+        "no topic minimum in its rule"
+    );
     let topic_warnings: Vec<&str> = r
         .warnings
         .iter()
@@ -286,7 +338,11 @@ fn topic_minimums_decide_progress_and_raise_behind_pace() {
         .collect();
     assert_eq!(topic_warnings, ["mgr2"]);
     let w = r.warnings.iter().find(|w| w.user_id == "mgr2").unwrap();
-    assert!(w.message.contains("credits in management courses"), "{}", w.message);
+    assert!(
+        w.message.contains("credits in management courses"),
+        "{}",
+        w.message
+    );
     // The next day's run raises it no more: it was raised once.
     let next = fx.score(&cfg, "2026-06-04", "2026-06-04");
     assert!(!next
@@ -308,7 +364,11 @@ fn a_topic_minimum_must_name_a_topic_of_the_catalog() {
         "{}",
         problems[0]
     );
-    assert!(problems[0].contains("compliance, management"), "{}", problems[0]);
+    assert!(
+        problems[0].contains("compliance, management"),
+        "{}",
+        problems[0]
+    );
     let errs = Policy::parse(
         "[policy]\nname = \"p\"\n[earning]\nquiz_pass_score = 150\nlive_daily_cap = 0\n\
          [[rule]]\nname = \"r\"\ntarget_credits = 10\ntopics = { a = 8, b = 8 }\n",

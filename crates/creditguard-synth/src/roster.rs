@@ -72,7 +72,14 @@ impl Roster {
         let mut absences = Vec::new();
         for u in &plan.users {
             let mut rng = plan::rng_for(cfg.seed, Stream::Roster, u64::from(u.idx));
-            let e = employee(plan, &mut rng, u.user_id.clone(), u.org, (start, end), false);
+            let e = employee(
+                plan,
+                &mut rng,
+                u.user_id.clone(),
+                u.org,
+                (start, end),
+                false,
+            );
             if let Some((first, last, _)) = u.trip {
                 absences.push(Absence {
                     user_id: e.user_id.clone(),

@@ -893,9 +893,8 @@ fn labels_round_trip_through_a_file() {
     let mut csv = Vec::new();
     catalog.write_csv(&mut csv).unwrap();
     let text = String::from_utf8(csv).unwrap();
-    assert!(text.starts_with(
-        "course_id,title,category,credits,duration_s,min_watch_ratio,topic,quiz\n"
-    ));
+    assert!(text
+        .starts_with("course_id,title,category,credits,duration_s,min_watch_ratio,topic,quiz\n"));
     assert_eq!(text.lines().count(), catalog.courses.len() + 1);
     assert!(text.lines().skip(1).all(|l| l.split(',').count() == 8));
 }
@@ -943,7 +942,11 @@ fn the_roster_agrees_with_the_telemetry() {
         .iter()
         .map(|e| (e.user_id.as_str(), e))
         .collect();
-    assert_eq!(employees.len(), roster.employees.len(), "user ids are unique");
+    assert_eq!(
+        employees.len(),
+        roster.employees.len(),
+        "user ids are unique"
+    );
     for l in &labels.learners {
         let e = employees[l.user_id.as_str()];
         // The roster's path ends in the org unit telemetry names, so nobody is reported.
@@ -955,7 +958,10 @@ fn the_roster_agrees_with_the_telemetry() {
             l.org_unit
         );
         assert!(!e.inactive);
-        assert!(e.hired_on < start && e.left_on.is_none_or(|d| d > end), "{e:?}");
+        assert!(
+            e.hired_on < start && e.left_on.is_none_or(|d| d > end),
+            "{e:?}"
+        );
     }
     let inactive: Vec<&str> = roster
         .employees
@@ -964,11 +970,18 @@ fn the_roster_agrees_with_the_telemetry() {
         .map(|e| e.user_id.as_str())
         .collect();
     assert!(!inactive.is_empty());
-    assert!(inactive.iter().all(|u| !by_user.contains_key(*u)), "{inactive:?}");
+    assert!(
+        inactive.iter().all(|u| !by_user.contains_key(*u)),
+        "{inactive:?}"
+    );
     let roles: BTreeSet<&str> = roster.employees.iter().map(|e| e.role).collect();
     assert_eq!(roles, BTreeSet::from(["manager", "sales", "staff"]));
     // Travel is the honest business trips: the learner's events of those days are away from home.
-    let travel: Vec<_> = roster.absences.iter().filter(|a| a.kind == "travel").collect();
+    let travel: Vec<_> = roster
+        .absences
+        .iter()
+        .filter(|a| a.kind == "travel")
+        .collect();
     assert!(!travel.is_empty());
     for a in &roster.absences {
         assert!(employees.contains_key(a.user_id.as_str()) && a.from <= a.to);
@@ -983,5 +996,7 @@ fn the_roster_agrees_with_the_telemetry() {
     let r = String::from_utf8(r).unwrap();
     assert!(r.starts_with("user_id,org_path,role,level,hired_on,left_on\n"));
     assert_eq!(r.lines().count(), roster.employees.len() + 1);
-    assert!(String::from_utf8(l).unwrap().starts_with("user_id,kind,from,to\n"));
+    assert!(String::from_utf8(l)
+        .unwrap()
+        .starts_with("user_id,kind,from,to\n"));
 }

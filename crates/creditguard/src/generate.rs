@@ -361,7 +361,10 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
             .with_context(|| format!("writing {}", path.display()))?;
     }
     if let Some(path) = &args.roster {
-        let leave = args.leave.clone().unwrap_or_else(|| beside(path, "leave.csv"));
+        let leave = args
+            .leave
+            .clone()
+            .unwrap_or_else(|| beside(path, "leave.csv"));
         let create = |p: &Path| {
             std::fs::File::create(p)
                 .map(std::io::BufWriter::new)
