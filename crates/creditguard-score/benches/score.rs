@@ -10,7 +10,8 @@
 //! `-- lake EVENTS DAYS` scores the lake the detection-job bench leaves in
 //! `target/bench-lake-EVENTS-DAYS/` (`target/release/examples/jobs_bench EVENTS DAYS` generates
 //! it and writes the jobs' flags), with a roster of every learner it generated and [`POLICY`]:
-//! the whole period at once, then its last day alone (the daily run). Prints wall time, CPU time
+//! the whole period at once, then its last day alone (the daily run; `-- lake EVENTS DAYS daily`:
+//! only that). Prints wall time, CPU time
 //! and the process's peak RSS after each. `CG_BENCH_NO_POLICY=1` scores without roster and
 //! policy, for comparison.
 
@@ -56,7 +57,12 @@ fn main() {
             args.get(i)
                 .map(|s| s.replace('_', "").parse::<u64>().expect("a number"))
         };
-        return score_jobs_lake(num(1).unwrap_or(1_000_000), num(2).unwrap_or(30));
+        let daily_only = args.get(3).map(String::as_str) == Some("daily");
+        return score_jobs_lake(
+            num(1).unwrap_or(1_000_000),
+            num(2).unwrap_or(30),
+            daily_only,
+        );
     }
     let dir = tempfile::tempdir().unwrap();
     let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
@@ -245,7 +251,7 @@ fn cpu_seconds() -> f64 {
     (f.get(10).unwrap_or(&f64::NAN) + f.get(11).unwrap_or(&f64::NAN)) / 100.0
 }
 
-fn score_jobs_lake(events: u64, days: u64) {
+fn score_jobs_lake(events: u64, days: u64, daily_only: bool) {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join(format!("../../target/bench-lake-{events}-{days}"));
     let lake = Lake::open(root.to_str().unwrap()).unwrap();
@@ -279,7 +285,8 @@ fn score_jobs_lake(events: u64, days: u64) {
         users + users / 50,
         users / 50
     );
-    for (name, first) in [("whole period", from), ("last day", to)] {
+    let runs = [("whole period", from), ("last day", to)];
+    for (name, first) in runs.into_iter().skip(usize::from(daily_only)) {
         let cpu = cpu_seconds();
         let (report, c, w) = timed_score(&lake, &catalog, &cfg, first, to);
         let tot = report.totals();
