@@ -107,25 +107,49 @@ fn one(args: &Args, strength: &str, seed: u64, dir: &Path) -> anyhow::Result<Qua
     labels.write(dir.join("labels.json"))?;
     let shared_devices = dir.join("shared-devices.txt");
     std::fs::write(&shared_devices, generator.shared_devices().join("\n"))?;
+    // The population's roster, scored against the shipped credit policy.
+    let (roster, leave) = (dir.join("roster.csv"), dir.join("leave.csv"));
+    let create = |p: &std::path::Path| std::fs::File::create(p).map(std::io::BufWriter::new);
+    generator
+        .roster()
+        .write_csv(create(&roster)?, create(&leave)?)?;
+    let policy = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policies/credits.toml");
     let generated = started.elapsed();
 
     let file = dir.join("pipeline.toml");
     let text = format!(
         "[pipeline]\nname = \"quality\"\nstages = [\"ingest\", \"jobs\", \"score\"]\n\
          [source]\nkind = \"ndjson\"\npath = {:?}\n[lake]\nroot = {:?}\n[privacy]\npseudonymise = \"off\"\n[catalog]\npath = {:?}\n\
-         [jobs.proxy_learning]\nshared_devices_file = {:?}\n",
+         [jobs.proxy_learning]\nshared_devices_file = {:?}\n\
+         [roster]\npath = {:?}\nleave = {:?}\n[policy]\npath = {:?}\n",
         telemetry.display().to_string(),
         dir.join("lake").display().to_string(),
         catalog.display().to_string(),
         shared_devices.display().to_string(),
+        roster.display().to_string(),
+        leave.display().to_string(),
+        policy.display().to_string(),
     );
     std::fs::write(&file, &text)?;
     let pipeline = Pipeline::parse(&file, &text, &Overrides::default())?;
     let summary = run(&pipeline, &RunOptions::default())?;
-    let records = summary
+    let report = summary
         .score
-        .context("the score stage produced no report")?
-        .records();
+        .context("the score stage produced no report")?;
+    let records = report.records();
+    // The policy's earning rules must not refuse an honest learner's completion.
+    let honest: std::collections::HashSet<&str> = labels
+        .learners
+        .iter()
+        .filter(|l| l.honest)
+        .map(|l| l.user_id.as_str())
+        .collect();
+    let refused = report
+        .issues
+        .iter()
+        .filter(|i| i.issue == "quiz_not_passed" && honest.contains(i.user_id.as_str()))
+        .count();
+    let statuses = report.totals().progress;
     let flags = records.iter().filter_map(|r| match r {
         ResultRecord::Flag(f) => Some((f.user_id.as_str(), f.rule.as_str())),
         _ => None,
@@ -140,7 +164,7 @@ fn one(args: &Args, strength: &str, seed: u64, dir: &Path) -> anyhow::Result<Qua
     let any = &q.overall;
     println!(
         "{strength:>7} seed {seed:>4}: {} lines, {} learners ({} labelled); generated in {:.1} s, pipeline {:.1} s; \
-         any rule precision {:.3} recall {:.3}; honest flagged {}/{}",
+         any rule precision {:.3} recall {:.3}; honest flagged {}/{}; honest completions refused by the quiz rule {refused}; progress {statuses:?}",
         labels.summary.lines,
         labels.learners.len(),
         labels.summary.cheaters,

@@ -340,8 +340,10 @@ fn generate_writes_contract_valid_telemetry_catalog_and_labels() {
             "3",
             "--fault-rate",
             "0.01",
-            "--out",
+            "--roster",
         ])
+        .arg(s.path("g/roster.csv"))
+        .arg("--out")
         .arg(s.path("g/telemetry.ndjson")));
     assert!(out.status.success());
     let body = std::fs::read_to_string(s.path("g/telemetry.ndjson")).unwrap();
@@ -358,6 +360,18 @@ fn generate_writes_contract_valid_telemetry_catalog_and_labels() {
     assert_eq!(body.lines().count() as u64, labels.summary.lines);
     let catalog = std::fs::read_to_string(s.path("g/telemetry.catalog.csv")).unwrap();
     assert!(catalog.starts_with("course_id,title,category,credits,duration_s,min_watch_ratio"));
+    // The roster and its leave file beside it, as `[roster]` reads them: every learner, plus
+    // employees without activity.
+    let roster = creditguard_score::policy::Roster::load(
+        &s.path("g/roster.csv"),
+        Some(&s.path("g/roster.leave.csv")),
+    )
+    .unwrap();
+    assert!(labels
+        .learners
+        .iter()
+        .all(|l| roster.get(&l.user_id).is_some()));
+    assert!(roster.people.len() > labels.learners.len());
 }
 
 #[test]
@@ -414,6 +428,30 @@ fn a_bad_roster_or_policy_exits_2_naming_keys_and_lines() {
 }
 
 #[test]
+fn a_policy_topic_the_catalog_lacks_is_named_with_its_rule() {
+    let s = Scratch::new();
+    let catalog = s.write(
+        "catalog.csv",
+        "course_id,title,category,credits,duration_s,min_watch_ratio,topic\nc1,Leading,elective,2,600,0.8,management\n",
+    );
+    let policy = s.write(
+        "policy.toml",
+        "[policy]\nname = \"p\"\n[[rule]]\nname = \"heads\"\ntarget_credits = 10\ntopics = { managment = 2, management = 2 }\n",
+    );
+    let extra = format!(
+        "[catalog]\npath = \"{}\"\n[policy]\npath = \"{}\"\n",
+        catalog.display(),
+        policy.display()
+    );
+    let out = run(creditguard().arg("validate").arg(pipeline(&s, &extra)));
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    let want = "key `rule[0] (heads).topics.managment`: no course of the catalog has topic `managment` (the catalog's topics: management)";
+    assert!(stderr.contains(want), "`{want}` missing:\n{stderr}");
+    assert!(!stderr.contains("topics.management`"), "{stderr}");
+}
+
+#[test]
 fn policy_explain_names_the_rule_that_applies_and_why() {
     let out = run(creditguard().current_dir(repo()).args([
         "policy",
@@ -446,6 +484,10 @@ fn policy_explain_names_the_rule_that_applies_and_why() {
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(
         text.contains("applies: `credits-2026/china managers`"),
+        "{text}"
+    );
+    assert!(
+        text.contains("at least 20.0 in management courses (topic)"),
         "{text}"
     );
 }
@@ -595,7 +637,17 @@ fn backtest_shows_the_direction_of_a_threshold_change_and_writes_nothing() {
 fn a_parquet_catalog_serves_the_jobs_and_the_scorer_alike() {
     use std::sync::Arc;
     let s = Scratch::new();
-    let courses = creditguard_lake::catalog::load(&repo().join("sample-data/catalog.csv")).unwrap();
+    let entries =
+        creditguard_lake::catalog::load_with_terms(&repo().join("sample-data/catalog.csv"))
+            .unwrap();
+    let courses: Vec<_> = entries.iter().map(|(c, _)| c.clone()).collect();
+    // The optional columns as the policy needs them: topics (its topic minimum) and quizzes.
+    let terms =
+        |f: fn(&creditguard_lake::catalog::CourseTerms) -> String| -> Arc<dyn arrow_array::Array> {
+            Arc::new(arrow_array::StringArray::from(
+                entries.iter().map(|(_, t)| f(t)).collect::<Vec<_>>(),
+            ))
+        };
     let text =
         |f: fn(&creditguard_lake::catalog::Course) -> String| -> Arc<dyn arrow_array::Array> {
             Arc::new(arrow_array::StringArray::from(
@@ -614,6 +666,11 @@ fn a_parquet_catalog_serves_the_jobs_and_the_scorer_alike() {
         ("credits", num(|c| c.credits)),
         ("duration_s", num(|c| c.duration_s)),
         ("min_watch_ratio", num(|c| c.min_watch_ratio)),
+        ("topic", terms(|t| t.topic.clone().unwrap_or_default())),
+        (
+            "quiz",
+            terms(|t| if t.quiz { "yes" } else { "no" }.to_string()),
+        ),
     ])
     .unwrap();
     let path = s.path("catalog.parquet");

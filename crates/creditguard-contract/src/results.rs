@@ -375,6 +375,11 @@ pub struct Progress {
     /// The policy text's version (the first 12 hex digits of its SHA-256; `global` for the
     /// `[score]` defaults).
     pub policy_version: Option<String>,
+    /// The rule's minimums per course topic: `topic=granted/minimum` (credits, the minimum
+    /// prorated like the target) joined by `;`, sorted by topic, e.g. `management=12.5/20`;
+    /// `None` when the rule sets none. Absent from older records.
+    #[serde(default)]
+    pub topic_credits: Option<String>,
 }
 
 /// One record of the results stream: a JSON object with `kind` (`flag`, `credit`, `case`,

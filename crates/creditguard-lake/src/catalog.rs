@@ -1,6 +1,7 @@
 //! The course catalog, read one way for every stage: `course_id, title, category, credits,
-//! duration_s, min_watch_ratio` from CSV (a header row, RFC 4180 quoting, columns in any order)
-//! or Parquet (numbers or strings). Every value is checked; an error names the file, the line
+//! duration_s, min_watch_ratio` and the optional [`OPTIONAL`] columns `topic, kind, quiz`
+//! ([`CourseTerms`]) from CSV (a header row, RFC 4180 quoting, columns in any order) or Parquet
+//! (numbers or strings). Every value is checked; an error names the file, the line
 //! (CSV) or row (Parquet), the column and the bad value, up to 20 problems at once.
 //!
 //! ```
@@ -32,6 +33,13 @@ pub const COLUMNS: [&str; 6] = [
     "min_watch_ratio",
 ];
 
+/// Optional columns: what a course is about and how its credits are earned ([`CourseTerms`]).
+pub const OPTIONAL: [&str; 3] = ["topic", "kind", "quiz"];
+
+/// Values of the `kind` column: `course` (the default: credits on completion) or `live` (a live
+/// session: credits per engaged hour when the credit policy says so).
+pub const KINDS: [&str; 2] = ["course", "live"];
+
 /// Course categories of the contract.
 pub const CATEGORIES: [&str; 3] = ["mandatory", "elective", "practice"];
 
@@ -50,6 +58,18 @@ pub struct Course {
     pub min_watch_ratio: f64,
 }
 
+/// What the optional catalog columns say of a course.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CourseTerms {
+    /// `topic`: what the course is about (e.g. `management`), for a policy's minimum per topic;
+    /// `None` when empty.
+    pub topic: Option<String>,
+    /// `kind` `live`: a live session, whose credits a policy may accrue per engaged hour.
+    pub live: bool,
+    /// `quiz` `yes`: the course ends in a quiz, which a policy may require to be passed.
+    pub quiz: bool,
+}
+
 /// A catalog that could not be read: the file and every problem found.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("catalog {path}: {}", .problems.join("; "))]
@@ -60,6 +80,19 @@ pub struct CatalogError {
 
 /// Reads a catalog: Parquet for `.parquet`/`.pq`, CSV otherwise. Courses in file order.
 pub fn load(path: &Path) -> Result<Vec<Course>, CatalogError> {
+    Ok(load_with_terms(path)?.into_iter().map(|(c, _)| c).collect())
+}
+
+/// Parses catalog CSV text.
+pub fn parse_csv(text: &str) -> Result<Vec<Course>, Vec<String>> {
+    Ok(parse_csv_with_terms(text)?
+        .into_iter()
+        .map(|(c, _)| c)
+        .collect())
+}
+
+/// [`load`], with each course's optional columns.
+pub fn load_with_terms(path: &Path) -> Result<Vec<(Course, CourseTerms)>, CatalogError> {
     let fail = |problems: Vec<String>| CatalogError {
         path: path.display().to_string(),
         problems,
@@ -80,12 +113,12 @@ pub fn load(path: &Path) -> Result<Vec<Course>, CatalogError> {
         parse_batches(&batches).map_err(fail)
     } else {
         let text = std::fs::read_to_string(path).map_err(|e| fail(vec![e.to_string()]))?;
-        parse_csv(&text).map_err(fail)
+        parse_csv_with_terms(&text).map_err(fail)
     }
 }
 
-/// Parses catalog CSV text.
-pub fn parse_csv(text: &str) -> Result<Vec<Course>, Vec<String>> {
+/// [`parse_csv`], with each course's optional columns.
+pub fn parse_csv_with_terms(text: &str) -> Result<Vec<(Course, CourseTerms)>, Vec<String>> {
     let rows = csv_records(text).map_err(|e| vec![e])?;
     let mut rows = rows.into_iter();
     let Some((_, header)) = rows.next() else {
@@ -98,7 +131,7 @@ pub fn parse_csv(text: &str) -> Result<Vec<Course>, Vec<String>> {
         .map(|(line, r)| {
             let fields = idx
                 .iter()
-                .map(|&i| r.get(i).cloned().unwrap_or_default())
+                .map(|i| i.and_then(|i| r.get(i)).cloned().unwrap_or_default())
                 .collect();
             (format!("line {line}"), fields)
         })
@@ -108,7 +141,7 @@ pub fn parse_csv(text: &str) -> Result<Vec<Course>, Vec<String>> {
 
 /// Reads catalog rows from Arrow batches (a Parquet catalog), values as text so numbers and
 /// strings pass the same checks.
-fn parse_batches(batches: &[RecordBatch]) -> Result<Vec<Course>, Vec<String>> {
+fn parse_batches(batches: &[RecordBatch]) -> Result<Vec<(Course, CourseTerms)>, Vec<String>> {
     let Some(first) = batches.first() else {
         return Ok(Vec::new());
     };
@@ -124,7 +157,10 @@ fn parse_batches(batches: &[RecordBatch]) -> Result<Vec<Course>, Vec<String>> {
     for b in batches {
         let cols: Vec<Vec<String>> = idx
             .iter()
-            .map(|&i| as_text(b.column(i).as_ref()))
+            .map(|i| match i {
+                Some(i) => as_text(b.column(*i).as_ref()),
+                None => Ok(vec![String::new(); b.num_rows()]),
+            })
             .collect::<Result<_, _>>()
             .map_err(|e| vec![e])?;
         for i in 0..b.num_rows() {
@@ -191,7 +227,9 @@ fn as_text(a: &dyn Array) -> Result<Vec<String>, String> {
     })
 }
 
-fn column_indexes(header: &[String]) -> Result<Vec<usize>, Vec<String>> {
+/// Where each of [`COLUMNS`] and then [`OPTIONAL`] is in the header (`None`: an optional column
+/// the file lacks).
+fn column_indexes(header: &[String]) -> Result<Vec<Option<usize>>, Vec<String>> {
     let missing: Vec<&str> = COLUMNS
         .iter()
         .copied()
@@ -212,12 +250,13 @@ fn column_indexes(header: &[String]) -> Result<Vec<usize>, Vec<String>> {
     }
     Ok(COLUMNS
         .iter()
-        .map(|c| header.iter().position(|h| h == c).expect("checked above"))
+        .chain(OPTIONAL.iter())
+        .map(|c| header.iter().position(|h| h == c))
         .collect())
 }
 
 /// The rules every catalog row meets, whichever format it came in.
-fn check(records: Vec<(String, Vec<String>)>) -> Result<Vec<Course>, Vec<String>> {
+fn check(records: Vec<(String, Vec<String>)>) -> Result<Vec<(Course, CourseTerms)>, Vec<String>> {
     let mut problems = Vec::new();
     let mut courses = Vec::new();
     let mut seen: HashMap<String, String> = HashMap::new();
@@ -259,15 +298,17 @@ fn check(records: Vec<(String, Vec<String>)>) -> Result<Vec<Course>, Vec<String>
         let credits = num(3, |v| v >= 0.0, "must be ≥ 0");
         let duration_s = num(4, |v| v > 0.0, "must be > 0");
         let min_watch_ratio = num(5, |v| (0.0..=1.0).contains(&v), "must be between 0 and 1");
+        let terms = check_terms(&at, &fields[COLUMNS.len()..], &mut problems);
         if problems.len() == before {
-            courses.push(Course {
+            let course = Course {
                 course_id: course_id.to_string(),
                 title: get(1).to_string(),
                 category: category.to_string(),
                 credits,
                 duration_s,
                 min_watch_ratio,
-            });
+            };
+            courses.push((course, terms));
         }
         if problems.len() >= 20 {
             problems.push("stopping after 20 problems".to_string());
@@ -278,6 +319,27 @@ fn check(records: Vec<(String, Vec<String>)>) -> Result<Vec<Course>, Vec<String>
         Ok(courses)
     } else {
         Err(problems)
+    }
+}
+
+/// The optional columns of one row (`topic`, `kind`, `quiz`, empty where the file lacks them).
+fn check_terms(at: &str, fields: &[String], problems: &mut Vec<String>) -> CourseTerms {
+    let (topic, kind, quiz) = (fields[0].trim(), fields[1].trim(), fields[2].trim());
+    if !kind.is_empty() && !KINDS.contains(&kind) {
+        problems.push(format!(
+            "{at}, column `kind`: `{kind}` is not one of {} (empty: course)",
+            KINDS.join(", ")
+        ));
+    }
+    if !matches!(quiz, "" | "yes" | "no") {
+        problems.push(format!(
+            "{at}, column `quiz`: `{quiz}` is not yes or no (empty: no)"
+        ));
+    }
+    CourseTerms {
+        topic: (!topic.is_empty()).then(|| topic.to_string()),
+        live: kind == "live",
+        quiz: quiz == "yes",
     }
 }
 
@@ -367,6 +429,43 @@ mod tests {
             .unwrap_err()
             .join("");
         assert!(err.contains("missing column `min_watch_ratio`"), "{err}");
+    }
+
+    #[test]
+    fn optional_columns_topic_kind_and_quiz() {
+        let rows = parse_csv_with_terms(
+            "course_id,title,category,credits,duration_s,min_watch_ratio,topic,kind,quiz\n\
+             c1,Leading teams,elective,2,1800,0.8,management,,yes\n\
+             c2,Town hall,elective,0,3600,0,, live ,\n",
+        )
+        .unwrap();
+        assert_eq!(rows[0].1.topic.as_deref(), Some("management"));
+        assert!(rows[0].1.quiz && !rows[0].1.live);
+        assert_eq!(
+            rows[1].1,
+            CourseTerms {
+                topic: None,
+                live: true,
+                quiz: false
+            }
+        );
+        // A catalog without the optional columns reads as before.
+        let plain = parse_csv_with_terms(&format!("{HEADER}c1,T,mandatory,1,60,0.5\n")).unwrap();
+        assert_eq!(plain[0].1, CourseTerms::default());
+        let err = parse_csv(
+            "course_id,title,category,credits,duration_s,min_watch_ratio,kind,quiz\n\
+             c1,T,mandatory,1,60,0.5,webinar,maybe\n",
+        )
+        .unwrap_err()
+        .join("\n");
+        assert!(
+            err.contains("line 2, column `kind`: `webinar` is not one of course, live"),
+            "{err}"
+        );
+        assert!(
+            err.contains("line 2, column `quiz`: `maybe` is not yes or no"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -48,7 +48,9 @@ pub struct ClaimIssue {
     pub user_id: String,
     pub course_id: String,
     pub completed_at: i64,
-    /// `unknown_course`, `credits_mismatch`, `category_mismatch` or `repeat_completion`.
+    /// `unknown_course`, `credits_mismatch`, `category_mismatch`, `repeat_completion`, or one of
+    /// the earning rules' refusals (`quiz_not_passed`, `live_accrues_hourly`, see
+    /// [`crate::earning`]).
     pub issue: String,
     pub credits_claimed: f64,
     /// The catalog's credits for the course (absent for an unknown course).
@@ -225,7 +227,7 @@ pub fn claim_issues_batch(rows: &[ClaimIssue]) -> Result<RecordBatch> {
 }
 
 /// The columns of `results/progress`, in order.
-const PROGRESS_NAMES: [&str; 22] = [
+const PROGRESS_NAMES: [&str; 23] = [
     "progress_id",
     "run_id",
     "user_id",
@@ -248,16 +250,18 @@ const PROGRESS_NAMES: [&str; 22] = [
     "practice_target",
     "policy_rule",
     "policy_version",
+    "topic_credits",
 ];
 
 /// Columns added to `results/progress` with policies: absent from older files.
-const PROGRESS_OPTIONAL: [&str; 6] = [
+const PROGRESS_OPTIONAL: [&str; 7] = [
     "elective_granted",
     "elective_target",
     "practice_granted",
     "practice_target",
     "policy_rule",
     "policy_version",
+    "topic_credits",
 ];
 
 /// A numeric column that older files may lack.
@@ -294,6 +298,7 @@ pub fn progress_schema() -> SchemaRef {
         Field::new("practice_target", Float64, true),
         Field::new("policy_rule", Utf8, true),
         Field::new("policy_version", Utf8, true),
+        Field::new("topic_credits", Utf8, true),
     ]))
 }
 
@@ -328,6 +333,7 @@ pub fn progress_batch(rows: &[Progress]) -> Result<RecordBatch> {
             n(|p| p.practice_target),
             utf8_opt(rows.iter().map(|p| p.policy_rule.clone()).collect()),
             utf8_opt(rows.iter().map(|p| p.policy_version.clone()).collect()),
+            utf8_opt(rows.iter().map(|p| p.topic_credits.clone()).collect()),
         ],
     )
 }
@@ -685,6 +691,7 @@ pub fn read_progress(lake: &Lake, day: i64) -> Result<Vec<Progress>> {
                     .transpose()
             };
             let (rule, version) = (opt_strs("policy_rule")?, opt_strs("policy_version")?);
+            let topics = opt_strs("topic_credits")?;
             let num = |n: &Option<Nums>, i| n.as_ref().and_then(|n| n.get(i)).unwrap_or(0.0);
             let n = |name| Nums::of(&b, name);
             let (g, w, mg, mw, t, mt, e, sh, msh) = (
@@ -722,6 +729,7 @@ pub fn read_progress(lake: &Lake, day: i64) -> Result<Vec<Progress>> {
                     practice_target: num(&pt, i),
                     policy_rule: rule.as_ref().and_then(|s| s.opt(i)),
                     policy_version: version.as_ref().and_then(|s| s.opt(i)),
+                    topic_credits: topics.as_ref().and_then(|s| s.opt(i)),
                 });
             }
             Ok(())

@@ -128,6 +128,8 @@ pub fn decide(
             })
         };
         let (mut value, category) = match course {
+            // A day of live sessions is worth the hours it accrued (`crate::earning`).
+            Some(c) if claim.accrued => (claimed, c.category.clone()),
             Some(c) => {
                 if (c.credits - claimed).abs() > EPS {
                     issue(
@@ -172,6 +174,7 @@ pub fn decide(
         // Credit accrues once per course: a second completion of the same course is reported and
         // worth nothing more.
         match first_claim.get(&(claim.user_id.as_str(), claim.course_id.as_str())) {
+            _ if claim.accrued => {}
             Some(first) => {
                 issue(
                     "repeat_completion",
@@ -357,9 +360,11 @@ pub fn keep_earlier(credits: &mut [Credit], stored: &[Credit], ids: &[String]) -
 }
 
 /// What a claim is worth when granted: the catalog's credits for its course, else what was claimed.
+/// A live session's credits are the hours its record claims ([`crate::earning`]).
 pub fn claim_value(credit: &Credit, catalog: &Catalog) -> f64 {
     catalog
         .get(&credit.course_id)
+        .filter(|_| !catalog.is_live(&credit.course_id))
         .map(|k| k.credits)
         .unwrap_or(credit.credits_claimed)
 }
@@ -384,18 +389,18 @@ pub fn progress(
     let (year, _, _) = civil_from_days(as_of_day);
     let jan1 = days_from_civil(year, 1, 1);
     let dec31 = days_from_civil(year + 1, 1, 1) - 1;
-    // (user, course) → (granted, withheld, category)
-    let mut per_course: BTreeMap<(&str, &str), (f64, f64, &str)> = BTreeMap::new();
+    // (user, course, or the credit of a day's live sessions) → (granted, withheld, category,
+    // course)
+    let mut per_course: BTreeMap<(&str, &str), (f64, f64, &str, &str)> = BTreeMap::new();
     let mut org: BTreeMap<String, (i64, Option<String>)> = BTreeMap::new();
     for c in credits {
         let day = policy.local_day(c.completed_at);
         if day < jan1 || day > as_of_day {
             continue;
         }
-        let e =
-            per_course
-                .entry((&c.user_id, &c.course_id))
-                .or_insert((0.0, 0.0, c.category.as_str()));
+        let e = per_course
+            .entry((&c.user_id, course_key(c, catalog)))
+            .or_insert((0.0, 0.0, c.category.as_str(), c.course_id.as_str()));
         match c.status.as_str() {
             // Released by a reviewer: granted like any other.
             "granted" | "released" => e.0 = e.0.max(c.credits_granted),
@@ -410,11 +415,14 @@ pub fn progress(
     }
     // Per user: granted and withheld, in total and per category.
     let mut totals: BTreeMap<String, Sums> = BTreeMap::new();
-    for ((user, _), (granted, withheld, category)) in per_course {
+    for ((user, _), (granted, withheld, category, course)) in per_course {
         let t = totals.entry(user.to_string()).or_default();
         let withheld = if granted > 0.0 { 0.0 } else { withheld };
         t.add("", granted, withheld);
         t.add(category, granted, withheld);
+        if let Some(topic) = catalog.topic(course) {
+            t.add(&policy::topic_key(topic), granted, withheld);
+        }
     }
     for user in extra_users.keys() {
         totals.entry(user.clone()).or_default();
@@ -450,6 +458,10 @@ pub fn progress(
                 let got = |c: &str| sums.granted(c) + if extra { sums.withheld(c) } else { 0.0 };
                 got("") >= target.credits * share - EPS
                     && CATEGORIES.iter().all(|c| got(c) >= min(c) * share - EPS)
+                    && target
+                        .topics
+                        .iter()
+                        .all(|(topic, m)| got(&policy::topic_key(topic)) >= m * share - EPS)
             };
             let status = if meets(false, 1.0) {
                 "complete"
@@ -484,12 +496,34 @@ pub fn progress(
                 practice_target: min("practice"),
                 policy_rule: Some(format!("{}/{}", policy_used.name, rule.name)),
                 policy_version: Some(policy_used.version.clone()),
+                topic_credits: topic_credits(&sums, &target),
             }
         })
         .collect()
 }
 
-/// Granted and withheld credits, in total (`""`) and per category.
+/// Progress counts a course once, but a live session's credits of each day add up: those are
+/// keyed by their credit.
+fn course_key<'a>(c: &'a Credit, catalog: &Catalog) -> &'a str {
+    if catalog.is_live(&c.course_id) {
+        &c.credit_id
+    } else {
+        &c.course_id
+    }
+}
+
+/// The rule's topic minimums with the credits granted per topic (`Progress::topic_credits`).
+fn topic_credits(sums: &Sums, target: &policy::Target) -> Option<String> {
+    let rows: Vec<(String, f64, f64)> = target
+        .topics
+        .iter()
+        .map(|(t, m)| (t.clone(), sums.granted(&policy::topic_key(t)), *m))
+        .collect();
+    policy::format_topic_credits(&rows)
+}
+
+/// Granted and withheld credits, in total (`""`), per category and per topic
+/// ([`policy::topic_key`]).
 #[derive(Default)]
 struct Sums(BTreeMap<String, (f64, f64)>);
 

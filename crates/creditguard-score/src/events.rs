@@ -79,6 +79,10 @@ pub struct Claim {
     pub completed_at: i64,
     pub credits: Option<f64>,
     pub category: Option<String>,
+    /// A day's credits of a live session accrued per engaged hour ([`crate::earning`]), not a
+    /// `course_complete` event: worth what it claims, and not a repeat of the same course's
+    /// other days.
+    pub accrued: bool,
 }
 
 /// The claims whose `ts` falls in the days `from..=to`, de-duplicated by `event_id` (producers
@@ -125,10 +129,110 @@ pub fn read_claims(lake: &Lake, from: i64, to: i64) -> Result<Vec<Claim>> {
                 completed_at: t,
                 credits: credits.get(i),
                 category: cat.opt(i),
+                accrued: false,
             });
         }
     }
     out.sort_by(|a, b| (a.completed_at, &a.event_id).cmp(&(b.completed_at, &b.event_id)));
+    Ok(out)
+}
+
+/// What a policy's earning rules read from the events ([`crate::earning`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EarningEvents {
+    /// Per (user, course with a quiz): (submitted at, score in percent of `max_score`) of every
+    /// quiz submission, sorted.
+    pub quizzes: HashMap<(String, String), Vec<(i64, f64)>>,
+    /// Per user: heartbeats on live sessions, sorted by time.
+    pub live: HashMap<String, Vec<LiveBeat>>,
+}
+
+/// A heartbeat on a live session.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LiveBeat {
+    pub at: i64,
+    pub course_id: String,
+    /// The page was in view (`visible` not false).
+    pub engaged: bool,
+    pub org_unit: Option<String>,
+}
+
+/// Quiz submissions on courses with a quiz (over the days `quiz_days`) and heartbeats on live
+/// sessions (over `live_days`), by event time; `None`: not wanted.
+pub fn read_earning_events(
+    lake: &Lake,
+    catalog: &crate::Catalog,
+    quiz_days: Option<(i64, i64)>,
+    live_days: Option<(i64, i64)>,
+) -> Result<EarningEvents> {
+    let mut out = EarningEvents::default();
+    let Some((from, to)) = quiz_days
+        .into_iter()
+        .chain(live_days)
+        .reduce(|a, b| (a.0.min(b.0), a.1.max(b.1)))
+    else {
+        return Ok(out);
+    };
+    use arrow_array::Array as _;
+    let in_days = |days: Option<(i64, i64)>, t: i64| {
+        days.is_some_and(|(a, b)| (a..=b).contains(&day_of_us(t)))
+    };
+    let cols = [
+        "event_type",
+        "course_id",
+        "org_unit",
+        "score",
+        "max_score",
+        "visible",
+    ];
+    let (batches, times) = read_timed(lake, from, to, &cols)?;
+    for (b, ts) in batches.iter().zip(&times) {
+        let (ty, user, course, org) = (
+            Strs::of(b, "event_type")?,
+            Strs::of(b, "user_id")?,
+            Strs::of(b, "course_id")?,
+            Strs::of(b, "org_unit")?,
+        );
+        let (score, max) = (Nums::of(b, "score")?, Nums::of(b, "max_score")?);
+        let visible = b
+            .column_by_name("visible")
+            .and_then(|a| a.as_any().downcast_ref::<arrow_array::BooleanArray>());
+        for i in 0..b.num_rows() {
+            let (Some(t), Some(u), Some(c)) = (ts[i], user.get(i), course.get(i)) else {
+                continue;
+            };
+            match ty.get(i) {
+                Some("quiz_submit") if catalog.has_quiz(c) && in_days(quiz_days, t) => {
+                    let Some(score) = score.get(i) else { continue };
+                    // Without a maximum the score is read as a percentage.
+                    let pct = match max.get(i) {
+                        Some(m) if m > 0.0 => score / m * 100.0,
+                        _ => score,
+                    };
+                    out.quizzes
+                        .entry((u.to_string(), c.to_string()))
+                        .or_default()
+                        .push((t, pct));
+                }
+                Some("heartbeat") if catalog.is_live(c) && in_days(live_days, t) => {
+                    let hidden = visible.is_some_and(|v| v.is_valid(i) && !v.value(i));
+                    out.live.entry(u.to_string()).or_default().push(LiveBeat {
+                        at: t,
+                        course_id: c.to_string(),
+                        engaged: !hidden,
+                        org_unit: org.opt(i),
+                    });
+                }
+                _ => {}
+            }
+        }
+    }
+    for q in out.quizzes.values_mut() {
+        q.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)));
+    }
+    for beats in out.live.values_mut() {
+        beats.sort_by(|a, b| (a.at, &a.course_id).cmp(&(b.at, &b.course_id)));
+    }
     Ok(out)
 }
 

@@ -32,6 +32,7 @@
 pub mod catalog;
 pub mod config;
 pub mod decide;
+pub mod earning;
 pub mod events;
 pub mod policy;
 pub mod report;
@@ -323,6 +324,9 @@ pub fn compute(
         flags.push(ScoredFlag { flag, in_period });
     }
     let claims = events::read_claims(lake, from_day, to_day)?;
+    // The policy's earning rules: completions they refuse, and days of live sessions.
+    let earned = earning::apply(lake, claims, catalog, cfg, (from_day, to_day), run_id)?;
+    let claims = earned.claims;
     // Activity is needed only for learners with a claim and a flag that names no course.
     let claimants: HashSet<&str> = claims.iter().map(|c| c.user_id.as_str()).collect();
     let users: HashSet<String> = flags
@@ -341,8 +345,10 @@ pub fn compute(
         &claims, &flags, &activity, catalog, cfg, from_day, to_day, run_id,
     );
     let mut credits = d.credits;
+    credits.extend(earned.unearned);
     credits.sort_by(|a, b| (a.completed_at, &a.credit_id).cmp(&(b.completed_at, &b.credit_id)));
     let mut issues = d.issues;
+    issues.extend(earned.issues);
     issues.sort_by(|a, b| (a.completed_at, &a.issue_id).cmp(&(b.completed_at, &b.issue_id)));
 
     let mut report = ScoreReport {

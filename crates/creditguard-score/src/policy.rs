@@ -335,6 +335,10 @@ pub struct Rule {
     /// Minimum per category (`mandatory`, `elective`, `practice`).
     #[serde(default)]
     pub minimum: BTreeMap<String, Minimum>,
+    /// Minimum per course topic (the catalog's `topic` column), credits or shares like
+    /// `minimum`.
+    #[serde(default)]
+    pub topics: BTreeMap<String, Minimum>,
     /// Scale the target (and minimums) by the share of the year the person is employed and not
     /// on leave or travel.
     #[serde(default = "yes")]
@@ -363,11 +367,58 @@ fn shanghai() -> String {
     "Asia/Shanghai".into()
 }
 
+/// `[earning]` of a policy file: how credits are earned beyond completing a course. Absent
+/// settings leave completion as the only way.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Earning {
+    /// A completion of a course with a quiz (catalog `quiz` `yes`) earns its credits only when
+    /// the learner's best score on that course's quizzes up to the completion, in percent of the
+    /// quiz's `max_score`, is at least this. Retakes are fine: the best score counts.
+    #[serde(default)]
+    pub quiz_pass_score: Option<f64>,
+    /// Live sessions (catalog `kind` `live`) earn this many credits per engaged hour instead of
+    /// credits on completion.
+    #[serde(default)]
+    pub live_credits_per_hour: Option<f64>,
+    /// At most this many live-session credits per learner and business day.
+    #[serde(default)]
+    pub live_daily_cap: Option<f64>,
+}
+
+impl Earning {
+    /// Every problem, each naming its key.
+    fn problems(&self) -> Vec<String> {
+        let mut errs = Vec::new();
+        if let Some(s) = self.quiz_pass_score.filter(|s| !(*s > 0.0 && *s <= 100.0)) {
+            errs.push(format!(
+                "key `earning.quiz_pass_score`: {s} must be a percentage of the quiz's maximum, above 0 and at most 100"
+            ));
+        }
+        for (key, v) in [
+            ("live_credits_per_hour", self.live_credits_per_hour),
+            ("live_daily_cap", self.live_daily_cap),
+        ] {
+            if let Some(v) = v.filter(|v| !(*v > 0.0 && v.is_finite())) {
+                errs.push(format!("key `earning.{key}`: {v} must be > 0"));
+            }
+        }
+        if self.live_daily_cap.is_some() && self.live_credits_per_hour.is_none() {
+            errs.push(
+                "key `earning.live_daily_cap`: caps hourly accrual, which needs `earning.live_credits_per_hour`".into(),
+            );
+        }
+        errs
+    }
+}
+
 /// A policy file as written.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PolicyFile {
     pub policy: PolicyHead,
+    #[serde(default)]
+    pub earning: Earning,
     #[serde(default)]
     pub rule: Vec<Rule>,
 }
@@ -381,6 +432,7 @@ pub struct Policy {
     pub time_zone: String,
     /// Offset of the business time zone from UTC, in microseconds.
     pub utc_offset_us: i64,
+    pub earning: Earning,
     pub rules: Vec<Rule>,
 }
 
@@ -431,6 +483,30 @@ pub fn utc_offset_minutes(zone: &str) -> std::result::Result<i64, String> {
     }
 }
 
+/// Problems of a rule's topic minimums: each ≥ 0 and together at most the target (a course has
+/// one topic, so topic credits never count twice).
+fn topic_problems(key: &str, r: &Rule) -> Vec<String> {
+    let mut errs = Vec::new();
+    let mut sum = 0.0;
+    for (topic, m) in &r.topics {
+        let c = m.credits(r.target_credits);
+        if topic.trim().is_empty() {
+            errs.push(format!("key `{key}.topics`: a topic name is empty"));
+        }
+        if !(c >= 0.0) {
+            errs.push(format!("key `{key}.topics.{topic}`: must be ≥ 0"));
+        }
+        sum += c;
+    }
+    if sum > r.target_credits + 1e-9 {
+        errs.push(format!(
+            "key `{key}.topics`: the topic minimums add up to {sum}, more than target_credits {}",
+            r.target_credits
+        ));
+    }
+    errs
+}
+
 /// The rule's specificity: org depth, then role, then level.
 fn specificity(r: &Rule) -> (usize, bool, bool) {
     (
@@ -455,6 +531,7 @@ impl Policy {
             version: "global".into(),
             time_zone: "UTC".into(),
             utc_offset_us: 0,
+            earning: Earning::default(),
             rules: vec![Rule {
                 name: "everyone".into(),
                 org: None,
@@ -462,6 +539,7 @@ impl Policy {
                 level: None,
                 target_credits,
                 minimum: [("mandatory".to_string(), Minimum::Credits(mandatory_credits))].into(),
+                topics: BTreeMap::new(),
                 prorate: false,
                 monthly_hours: None,
             }],
@@ -492,6 +570,7 @@ impl Policy {
                 0
             }
         };
+        errs.extend(file.earning.problems());
         if file.rule.is_empty() {
             errs.push("key `rule`: a policy needs at least one `[[rule]]`".into());
         }
@@ -525,6 +604,7 @@ impl Policy {
                     r.target_credits
                 ));
             }
+            errs.extend(topic_problems(&key, r));
             if let Some(o) = &r.org {
                 if o.is_empty() || o.starts_with('/') || o.ends_with('/') || o.contains("//") {
                     errs.push(format!(
@@ -551,8 +631,30 @@ impl Policy {
             version: digest.iter().take(6).map(|b| format!("{b:02x}")).collect(),
             time_zone: file.policy.time_zone,
             utc_offset_us,
+            earning: file.earning,
             rules: file.rule,
         })
+    }
+
+    /// Topic minimums naming a topic no course of the catalog has, one problem per rule and
+    /// topic (such a minimum could never be met).
+    pub fn unknown_topics(&self, catalog: &crate::Catalog) -> Vec<String> {
+        let known = catalog.topics();
+        let mut out = Vec::new();
+        for (i, r) in self.rules.iter().enumerate() {
+            for topic in r.topics.keys().filter(|t| !known.contains(t.as_str())) {
+                out.push(format!(
+                    "key `rule[{i}] ({}).topics.{topic}`: no course of the catalog has topic `{topic}` (the catalog's topics: {})",
+                    r.name,
+                    if known.is_empty() {
+                        "none; add a `topic` column".to_string()
+                    } else {
+                        known.iter().copied().collect::<Vec<_>>().join(", ")
+                    }
+                ));
+            }
+        }
+        out
     }
 
     /// The rule that applies to a person, with why the others lost: `None` when no rule matches.
@@ -603,10 +705,40 @@ pub struct Target {
     pub credits: f64,
     /// Per category, in credits.
     pub minimum: BTreeMap<String, f64>,
+    /// Per course topic, in credits.
+    pub topics: BTreeMap<String, f64>,
     /// The share of the year the person is expected to learn (1 without proration).
     pub share_of_year: f64,
     /// The share of those expected days that have passed at the as-of day.
     pub elapsed: f64,
+}
+
+/// The key under which progress sums a topic's credits, apart from the category names.
+pub fn topic_key(topic: &str) -> String {
+    format!("topic:{topic}")
+}
+
+/// `Progress::topic_credits`: `topic=granted/minimum` per topic, sorted, joined by `;`.
+pub fn format_topic_credits(topics: &[(String, f64, f64)]) -> Option<String> {
+    let round = |v: f64| (v * 100.0).round() / 100.0;
+    (!topics.is_empty()).then(|| {
+        topics
+            .iter()
+            .map(|(t, got, min)| format!("{t}={}/{}", round(*got), round(*min)))
+            .collect::<Vec<_>>()
+            .join(";")
+    })
+}
+
+/// Reads `Progress::topic_credits` back: (topic, granted, minimum); malformed parts are skipped.
+pub fn parse_topic_credits(text: &str) -> Vec<(String, f64, f64)> {
+    text.split(';')
+        .filter_map(|part| {
+            let (topic, nums) = part.rsplit_once('=')?;
+            let (got, min) = nums.split_once('/')?;
+            Some((topic.to_string(), got.parse().ok()?, min.parse().ok()?))
+        })
+        .collect()
 }
 
 /// Days of `[a, b]` inside `[lo, hi]`.
@@ -668,6 +800,11 @@ pub fn target(rule: &Rule, person: Option<&Person>, year: i64, as_of_day: i64) -
             .minimum
             .iter()
             .map(|(c, m)| (c.clone(), m.credits(rule.target_credits) * share_of_year))
+            .collect(),
+        topics: rule
+            .topics
+            .iter()
+            .map(|(t, m)| (t.clone(), m.credits(rule.target_credits) * share_of_year))
             .collect(),
         share_of_year,
         elapsed,

@@ -16,7 +16,7 @@ use creditguard_contract::time::{civil_from_days, days_from_civil, format_day, p
 use creditguard_contract::{stable_id, Credit, Warning};
 use serde::{Deserialize, Serialize};
 
-use crate::policy::{in_subtree, working_days, Policy, Roster};
+use crate::policy::{in_subtree, parse_topic_credits, topic_key, working_days, Policy, Roster};
 use crate::tables::Progress;
 use crate::{Error, Result};
 use creditguard_lake::catalog::csv_records as parse_csv;
@@ -177,17 +177,17 @@ pub struct WarningInput<'a> {
     pub run_id: &'a str,
 }
 
-/// Credits short of the pace, per category (`total` and each category with a minimum), counting
-/// withheld credits for the total and mandatory ones (they depend on a review, not on the
-/// learner).
-fn shortfalls(p: &Progress) -> Vec<(&'static str, f64, f64)> {
+/// Credits short of the pace, per category (`total`, each category with a minimum and each
+/// topic with a minimum as `topic:NAME`), counting withheld credits for the total and mandatory
+/// ones (they depend on a review, not on the learner).
+fn shortfalls(p: &Progress) -> Vec<(String, f64, f64)> {
     let elapsed = if p.target_credits > 0.0 {
         p.expected_by_now / p.target_credits
     } else {
         1.0
     };
     let mut out = vec![(
-        "total",
+        "total".to_string(),
         p.expected_by_now,
         p.credits_granted + p.credits_withheld,
     )];
@@ -201,7 +201,13 @@ fn shortfalls(p: &Progress) -> Vec<(&'static str, f64, f64)> {
         ("practice", p.practice_target, p.practice_granted),
     ] {
         if target > 0.0 {
-            out.push((cat, target * elapsed, got));
+            out.push((cat.to_string(), target * elapsed, got));
+        }
+    }
+    let topics = p.topic_credits.as_deref().map(parse_topic_credits);
+    for (topic, got, min) in topics.into_iter().flatten() {
+        if min > 0.0 {
+            out.push((topic_key(&topic), min * elapsed, got));
         }
     }
     out
@@ -309,7 +315,7 @@ pub fn warnings(w: &WarningInput<'_>) -> Vec<Warning> {
     let margin = w.settings.behind_margin;
     let day = format_day(w.as_of_day);
     for p in w.progress {
-        let before: HashMap<&str, bool> = w
+        let before: HashMap<String, bool> = w
             .previous
             .get(&p.user_id)
             .map(|q| {
@@ -320,30 +326,33 @@ pub fn warnings(w: &WarningInput<'_>) -> Vec<Warning> {
             })
             .unwrap_or_default();
         for (cat, pace, got) in shortfalls(p) {
-            if !behind(pace, got, margin) || before.get(cat).copied().unwrap_or(false) {
+            if !behind(pace, got, margin) || before.get(&cat).copied().unwrap_or(false) {
                 continue;
             }
             let mut x = blank("behind_pace", p);
             let short = pace - got;
-            let what = if cat == "total" {
-                "credits".to_string()
-            } else {
-                format!("{cat} credits")
+            let what = match cat.strip_prefix("topic:") {
+                _ if cat == "total" => "credits".to_string(),
+                Some(topic) => format!("credits in {topic} courses"),
+                None => format!("{cat} credits"),
             };
             x.message = format!(
                 "{short:.1} {what} behind the pace of the year's target ({got:.1} of {pace:.1} expected by {day})."
             );
-            let cat_zh = match cat {
-                "mandatory" => "必修",
-                "elective" => "选修",
-                "practice" => "实践",
-                _ => "",
+            let cat_zh = match cat.as_str() {
+                "mandatory" => "必修".to_string(),
+                "elective" => "选修".to_string(),
+                "practice" => "实践".to_string(),
+                other => other
+                    .strip_prefix("topic:")
+                    .map(|t| format!("{t} 主题课程"))
+                    .unwrap_or_default(),
             };
             x.message_zh = format!(
                 "{cat_zh}学分落后年度目标进度 {short:.1} 分（截至 {day} 应达 {pace:.1}，已获 {got:.1}）。"
             );
-            (x.category, x.value) = (Some(cat.to_string()), Some(short));
-            add(x, &[&p.user_id, "behind_pace", cat, &day]);
+            (x.category, x.value) = (Some(cat.clone()), Some(short));
+            add(x, &[&p.user_id, "behind_pace", &cat, &day]);
         }
     }
 

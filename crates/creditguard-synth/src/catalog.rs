@@ -25,6 +25,9 @@ pub struct Course {
     pub lessons_ms: Vec<i64>,
     /// Lesson ids, parallel to `lessons_ms`.
     pub lesson_ids: Vec<String>,
+    /// What the course is about (`management`, `compliance`, …): the catalog's `topic` column,
+    /// for credit policies with a minimum per topic.
+    pub topic: &'static str,
 }
 
 impl Course {
@@ -78,6 +81,40 @@ const TOPICS: [&str; 30] = [
     "Cross-Cultural Communication",
 ];
 
+/// The subject of each title of [`TOPICS`] (the catalog's `topic` column).
+const SUBJECTS: [&str; 30] = [
+    "compliance",
+    "compliance",
+    "compliance",
+    "compliance",
+    "compliance",
+    "compliance",
+    "technology",
+    "management",
+    "sales",
+    "management",
+    "sales",
+    "management",
+    "management",
+    "communication",
+    "management",
+    "management",
+    "technology",
+    "operations",
+    "technology",
+    "communication",
+    "technology",
+    "culture",
+    "operations",
+    "sales",
+    "management",
+    "sales",
+    "operations",
+    "compliance",
+    "culture",
+    "communication",
+];
+
 /// Online courses in the catalog; the rest are classroom sessions.
 const ONLINE: usize = 80;
 const CLASSROOM: usize = 10;
@@ -121,6 +158,7 @@ impl Catalog {
                     duration_s: total_s,
                     min_watch_ratio: ratios[rng.random_range(0..ratios.len())],
                     lessons_ms,
+                    topic: SUBJECTS[i % TOPICS.len()],
                 });
             } else {
                 let hours = rng.random_range(2..=4u32);
@@ -133,6 +171,7 @@ impl Catalog {
                     min_watch_ratio: 0.0,
                     lessons_ms: Vec::new(),
                     lesson_ids: Vec::new(),
+                    topic: SUBJECTS[i % TOPICS.len()],
                 });
             }
         }
@@ -158,18 +197,26 @@ impl Catalog {
             .collect()
     }
 
-    /// Writes `course_id,title,category,credits,duration_s,min_watch_ratio` CSV (titles never
-    /// contain commas or quotes, so no quoting is needed).
+    /// Writes `course_id,title,category,credits,duration_s,min_watch_ratio,topic,quiz` CSV
+    /// (titles never contain commas or quotes, so no quoting is needed). Every online course ends
+    /// in a quiz (`quiz` `yes`); classroom workshops have none.
     pub fn write_csv<W: Write>(&self, mut w: W) -> Result<()> {
         writeln!(
             w,
-            "course_id,title,category,credits,duration_s,min_watch_ratio"
+            "course_id,title,category,credits,duration_s,min_watch_ratio,topic,quiz"
         )?;
         for c in &self.courses {
             writeln!(
                 w,
-                "{},{},{},{},{},{}",
-                c.id, c.title, c.category, c.credits, c.duration_s, c.min_watch_ratio
+                "{},{},{},{},{},{},{},{}",
+                c.id,
+                c.title,
+                c.category,
+                c.credits,
+                c.duration_s,
+                c.min_watch_ratio,
+                c.topic,
+                if c.is_classroom() { "no" } else { "yes" }
             )?;
         }
         w.flush()?;

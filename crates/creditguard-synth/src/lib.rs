@@ -10,7 +10,8 @@
 //! events, client clock skew, unknown extra fields and deliberately invalid lines), the course
 //! [`Catalog`] and the ground truth ([`Labels`]). The same [`Config`] gives byte-identical output.
 //!
-//! [`eval`] scores a detector run against the labels at the learner level.
+//! [`Generator::roster`] gives the population's employee roster and leave periods, for credit
+//! policies. [`eval`] scores a detector run against the labels at the learner level.
 //!
 //! ```
 //! use creditguard_synth::{Config, Generator};
@@ -42,6 +43,7 @@ mod format;
 mod labels;
 mod output;
 mod plan;
+mod roster;
 mod sim;
 
 use std::io::Write;
@@ -50,6 +52,7 @@ pub use catalog::{Catalog, Course};
 pub use config::{Config, Pattern, Strength, StrengthMix};
 pub use labels::{Label, Labels, LearnerLabel, Summary};
 pub use output::{read_ndjson, Output};
+pub use roster::{Absence, Employee, Roster};
 
 /// What can go wrong generating or reading generator files.
 #[derive(Debug, thiserror::Error)]
@@ -93,6 +96,12 @@ impl Generator {
     /// The course catalog the telemetry refers to.
     pub fn catalog(&self) -> &Catalog {
         &self.plan.catalog
+    }
+
+    /// The employee roster of the population ([`Roster`]): consistent with the telemetry, plus a
+    /// few employees without any activity.
+    pub fn roster(&self) -> Roster {
+        Roster::generate(&self.plan)
     }
 
     /// The `device_id`s of the training-room PCs honest pairs share: the platform's inventory

@@ -185,6 +185,7 @@ pub(crate) enum Stream {
     Faults = 5,
     Device = 6,
     Pair = 7,
+    Roster = 8,
 }
 
 /// SplitMix64 finaliser: spreads (seed, stream, index) into a well-mixed 64-bit value.

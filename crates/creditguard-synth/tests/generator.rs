@@ -893,9 +893,10 @@ fn labels_round_trip_through_a_file() {
     let mut csv = Vec::new();
     catalog.write_csv(&mut csv).unwrap();
     let text = String::from_utf8(csv).unwrap();
-    assert!(text.starts_with("course_id,title,category,credits,duration_s,min_watch_ratio\n"));
+    assert!(text
+        .starts_with("course_id,title,category,credits,duration_s,min_watch_ratio,topic,quiz\n"));
     assert_eq!(text.lines().count(), catalog.courses.len() + 1);
-    assert!(text.lines().skip(1).all(|l| l.split(',').count() == 6));
+    assert!(text.lines().skip(1).all(|l| l.split(',').count() == 8));
 }
 
 /// The committed sample is what its labels' settings generate today, and is valid except its
@@ -924,4 +925,78 @@ fn committed_sample_is_current() {
     let mut csv = Vec::new();
     catalog.write_csv(&mut csv).unwrap();
     assert_eq!(std::fs::read(dir.join("catalog.csv")).unwrap(), csv);
+}
+
+#[test]
+fn the_roster_agrees_with_the_telemetry() {
+    let cfg = population();
+    let gen = Generator::new(cfg.clone()).unwrap();
+    let mut out = Vec::new();
+    let labels = gen.write(&mut out).unwrap();
+    let roster = gen.roster();
+    assert_eq!(roster, gen.roster(), "the roster is deterministic");
+    let by_user = events_by_user(&out);
+    let (start, end) = (cfg.start_day, cfg.start_day + i64::from(cfg.days) - 1);
+    let employees: HashMap<&str, &creditguard_synth::Employee> = roster
+        .employees
+        .iter()
+        .map(|e| (e.user_id.as_str(), e))
+        .collect();
+    assert_eq!(
+        employees.len(),
+        roster.employees.len(),
+        "user ids are unique"
+    );
+    for l in &labels.learners {
+        let e = employees[l.user_id.as_str()];
+        // The roster's path ends in the org unit telemetry names, so nobody is reported.
+        assert!(
+            e.org_path.ends_with(&format!("/{}", l.org_unit)),
+            "{} in {} but telemetry says {}",
+            l.user_id,
+            e.org_path,
+            l.org_unit
+        );
+        assert!(!e.inactive);
+        assert!(
+            e.hired_on < start && e.left_on.is_none_or(|d| d > end),
+            "{e:?}"
+        );
+    }
+    let inactive: Vec<&str> = roster
+        .employees
+        .iter()
+        .filter(|e| e.inactive)
+        .map(|e| e.user_id.as_str())
+        .collect();
+    assert!(!inactive.is_empty());
+    assert!(
+        inactive.iter().all(|u| !by_user.contains_key(*u)),
+        "{inactive:?}"
+    );
+    let roles: BTreeSet<&str> = roster.employees.iter().map(|e| e.role).collect();
+    assert_eq!(roles, BTreeSet::from(["manager", "sales", "staff"]));
+    // Travel is the honest business trips: the learner's events of those days are away from home.
+    let travel: Vec<_> = roster
+        .absences
+        .iter()
+        .filter(|a| a.kind == "travel")
+        .collect();
+    assert!(!travel.is_empty());
+    for a in &roster.absences {
+        assert!(employees.contains_key(a.user_id.as_str()) && a.from <= a.to);
+        if a.kind == "leave" {
+            assert!(a.to < start, "leave never overlaps the telemetry: {a:?}");
+        } else {
+            assert!(a.from >= start && a.to <= end, "{a:?}");
+        }
+    }
+    let (mut r, mut l) = (Vec::new(), Vec::new());
+    roster.write_csv(&mut r, &mut l).unwrap();
+    let r = String::from_utf8(r).unwrap();
+    assert!(r.starts_with("user_id,org_path,role,level,hired_on,left_on\n"));
+    assert_eq!(r.lines().count(), roster.employees.len() + 1);
+    assert!(String::from_utf8(l)
+        .unwrap()
+        .starts_with("user_id,kind,from,to\n"));
 }

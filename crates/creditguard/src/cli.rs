@@ -607,6 +607,15 @@ pub struct GenerateArgs {
     /// `<topic>.labels.json` in the current directory with `--kafka` and no --out].
     #[arg(long, env = "CREDITGUARD_GENERATE_LABELS")]
     pub labels: Option<PathBuf>,
+    /// Also write the population's employee roster CSV here (`[roster] path`: every learner
+    /// under `REGION/<org unit>`, roles, levels, hiring and leaving dates, and a few employees
+    /// with no activity at all).
+    #[arg(long, env = "CREDITGUARD_GENERATE_ROSTER")]
+    pub roster: Option<PathBuf>,
+    /// With --roster: the leave and travel periods CSV (`[roster] leave`) [default:
+    /// `<roster stem>.leave.csv` beside it].
+    #[arg(long, env = "CREDITGUARD_GENERATE_LEAVE")]
+    pub leave: Option<PathBuf>,
     /// zstd level for `.zst` output (1 fast … 19 small).
     #[arg(long, env = "CREDITGUARD_GENERATE_ZSTD_LEVEL", default_value_t = 3)]
     pub zstd_level: i32,

@@ -716,7 +716,10 @@ impl Pipeline {
         let mut exp = creditguard_score::config::Expectations::default();
         if let Some(section) = &self.policy {
             match Policy::load(&section.path) {
-                Ok(policy) => exp.policy = Some(policy),
+                Ok(policy) => {
+                    problems.extend(self.unknown_policy_topics(&section.path, &policy));
+                    exp.policy = Some(policy)
+                }
                 Err(e) => problems.push(format!("key `policy.path`: {e}")),
             }
             if let Some(a) = &section.assignments {
@@ -742,6 +745,29 @@ impl Pipeline {
             Ok(exp)
         } else {
             Err(problems)
+        }
+    }
+
+    /// Topic minimums of the policy that no course of the pipeline's catalog has (a catalog that
+    /// does not load is reported where it is checked).
+    fn unknown_policy_topics(
+        &self,
+        file: &Path,
+        policy: &creditguard_score::policy::Policy,
+    ) -> Vec<String> {
+        if policy.rules.iter().all(|r| r.topics.is_empty()) {
+            return Vec::new();
+        }
+        let Some(path) = &self.catalog else {
+            return vec!["key `policy.path`: the policy sets minimums per topic, which need a `[catalog]` with a `topic` column".into()];
+        };
+        match creditguard_score::Catalog::load(path) {
+            Ok(catalog) => policy
+                .unknown_topics(&catalog)
+                .into_iter()
+                .map(|p| format!("key `policy.path`: {}: {p}", file.display()))
+                .collect(),
+            Err(_) => Vec::new(),
         }
     }
 

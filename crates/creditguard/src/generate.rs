@@ -267,6 +267,20 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
             .write_csv(std::io::BufWriter::new(file))
             .with_context(|| format!("writing {}", path.display()))?;
     }
+    if let Some(path) = &args.roster {
+        let leave = args
+            .leave
+            .clone()
+            .unwrap_or_else(|| beside(path, "leave.csv"));
+        let create = |p: &Path| {
+            std::fs::File::create(p)
+                .map(std::io::BufWriter::new)
+                .with_context(|| format!("creating {}", p.display()))
+        };
+        gen.roster()
+            .write_csv(create(path)?, create(&leave)?)
+            .with_context(|| format!("writing {} and {}", path.display(), leave.display()))?;
+    }
     if let Some(path) = &labels_path {
         labels
             .write(path)

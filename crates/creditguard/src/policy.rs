@@ -153,5 +153,8 @@ pub fn explain(
     for (cat, min) in &t.minimum {
         let _ = writeln!(out, "  at least {min:.1} {cat}");
     }
+    for (topic, min) in &t.topics {
+        let _ = writeln!(out, "  at least {min:.1} in {topic} courses (topic)");
+    }
     out
 }

@@ -128,6 +128,7 @@ fn progress(user: &str, org: &str, status: &str) -> Progress {
         practice_target: 0.0,
         policy_rule: Some("credits/everyone".into()),
         policy_version: Some("0123456789ab".into()),
+        topic_credits: None,
     }
 }
 
