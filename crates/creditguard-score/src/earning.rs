@@ -71,6 +71,13 @@ pub fn apply(
     let events = crate::events::read_earning_events(lake, catalog, quiz_days, live_days)?;
     let slack = (cfg.activity_slack_s * 1e6) as i64;
     let mut out = judge(claims, &events, rules, catalog, slack, run_id);
+    // Refused completions are decisions too: they record the versions that made them.
+    let (rules_version, policy_version) = (cfg.rules_version(), cfg.policy_version());
+    for credit in &mut out.unearned {
+        credit.rules_version = Some(rules_version.clone());
+        credit.rules_name = cfg.rules.name.clone();
+        credit.policy_version = Some(policy_version.clone());
+    }
     out.claims
         .extend(live_claims(&events, policy, catalog, (from, to)));
     out.claims
@@ -170,6 +177,10 @@ fn unearned(
         credits_granted: 0.0,
         status: "granted".into(),
         flag_ids: Vec::new(),
+        // Set by `apply`, which knows the settings.
+        rules_version: None,
+        rules_name: None,
+        policy_version: None,
     };
     let issue = ClaimIssue {
         issue_id: stable_id(&[&credit_id, issue]),
