@@ -603,9 +603,7 @@ fn borrowed_users(
             {
                 if let (Some(device), Some(ip)) = (a.device_id.as_deref(), a.ip.as_deref()) {
                     let gap = ((b.ts_us - a.ts_us) as f64 / SEC).min(60.0);
-                    *play
-                        .entry((device, business_day(a.ts_us), ip))
-                        .or_default() += gap;
+                    *play.entry((device, business_day(a.ts_us), ip)).or_default() += gap;
                 }
             }
         }

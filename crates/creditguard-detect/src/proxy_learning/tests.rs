@@ -266,10 +266,31 @@ fn household(tablet_ip: &str) -> Vec<String> {
     let mut lines = Vec::new();
     for day in 0..4 {
         let base = day as f64 * DAY_S;
-        lines.extend(session_at("husband", "lap-husband", "203.0.113.40", "c3", base, 20.0));
+        lines.extend(session_at(
+            "husband",
+            "lap-husband",
+            "203.0.113.40",
+            "c3",
+            base,
+            20.0,
+        ));
         if day % 2 == 0 {
-            lines.extend(session_at("husband", "lap-husband", home, "c3", base + 2.0 * 3600.0, 20.0));
-            lines.extend(session_at("wife", "phone-wife", home, "c4", base + 3.0 * 3600.0, 15.0));
+            lines.extend(session_at(
+                "husband",
+                "lap-husband",
+                home,
+                "c3",
+                base + 2.0 * 3600.0,
+                20.0,
+            ));
+            lines.extend(session_at(
+                "wife",
+                "phone-wife",
+                home,
+                "c4",
+                base + 3.0 * 3600.0,
+                15.0,
+            ));
         }
         lines.extend(hand_offs(
             &["wife", "husband", "wife", "husband"],
@@ -305,13 +326,40 @@ fn a_colleague_doing_the_courses_around_their_own_study_is_flagged_though_the_le
     let mut lines = Vec::new();
     for day in 0..4 {
         let base = day as f64 * DAY_S;
-        lines.extend(session_at("colleague", "lap-c", colleague_home, "c3", base, 20.0));
-        lines.extend(session_at("learner", "lap-l", learner_home, "c4", base + 3600.0, 20.0));
-        lines.extend(session_at("learner", "phone-l", learner_home, "c4", base + 2.0 * 3600.0, 10.0));
+        lines.extend(session_at(
+            "colleague",
+            "lap-c",
+            colleague_home,
+            "c3",
+            base,
+            20.0,
+        ));
+        lines.extend(session_at(
+            "learner",
+            "lap-l",
+            learner_home,
+            "c4",
+            base + 3600.0,
+            20.0,
+        ));
+        lines.extend(session_at(
+            "learner",
+            "phone-l",
+            learner_home,
+            "c4",
+            base + 2.0 * 3600.0,
+            10.0,
+        ));
     }
     for day in 1..3 {
         let evening = day as f64 * DAY_S + 5.0 * 3600.0;
-        lines.extend(hand_offs(&["learner", "colleague", "learner"], "lap-c", colleague_home, evening, 30.0));
+        lines.extend(hand_offs(
+            &["learner", "colleague", "learner"],
+            "lap-c",
+            colleague_home,
+            evening,
+            30.0,
+        ));
     }
     let out = run_with(&lines, &[]);
     assert_eq!(
@@ -323,17 +371,30 @@ fn a_colleague_doing_the_courses_around_their_own_study_is_flagged_though_the_le
     );
     let f = &out.flags[0];
     assert!(f.explanation.contains("usual user"), "{}", f.explanation);
-    assert!(f.evidence.contains("\"time_zone\":\"Asia/Shanghai\""), "{}", f.evidence);
+    assert!(
+        f.evidence.contains("\"time_zone\":\"Asia/Shanghai\""),
+        "{}",
+        f.evidence
+    );
 }
 
 /// Nine turns of 30 minutes over six hours from `at` (20:00 to 02:00 local), two accounts alternating: the
 /// changes of hands before and after midnight would each make a day.
 fn one_long_evening(at: f64) -> Vec<String> {
-    let turns = ["ann", "bob", "ann", "bob", "ann", "bob", "ann", "bob", "ann"];
+    let turns = [
+        "ann", "bob", "ann", "bob", "ann", "bob", "ann", "bob", "ann",
+    ];
     let mut lines = Vec::new();
     for (i, user) in turns.iter().enumerate() {
         let start = at + i as f64 * 40.0 * 60.0;
-        lines.extend(session_at(user, "pc-1", "203.0.113.7", &format!("c-{user}"), start, 30.0));
+        lines.extend(session_at(
+            user,
+            "pc-1",
+            "203.0.113.7",
+            &format!("c-{user}"),
+            start,
+            30.0,
+        ));
     }
     lines
 }
@@ -388,8 +449,9 @@ fn a_time_zone_creditguard_does_not_know_is_an_error_naming_the_key() {
     };
     let p = cfg.problems();
     assert!(
-        p.iter().any(|e| e.contains("key `jobs.proxy_learning.time_zone`")
-            && e.contains("Europe/Berlin")),
+        p.iter()
+            .any(|e| e.contains("key `jobs.proxy_learning.time_zone`")
+                && e.contains("Europe/Berlin")),
         "{p:?}"
     );
     let late = ProxyLearningConfig {
@@ -401,5 +463,8 @@ fn a_time_zone_creditguard_does_not_know_is_an_error_naming_the_key() {
         .err()
         .unwrap()
         .to_string();
-    assert!(err.contains("more than a day after the UTC midnight"), "{err}");
+    assert!(
+        err.contains("more than a day after the UTC midnight"),
+        "{err}"
+    );
 }
