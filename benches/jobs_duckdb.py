@@ -7,7 +7,7 @@ generates, for a side-by-side figure with the polars jobs.
     target/release/examples/jobs_bench 10000000 30   # generates target/bench-lake-10000000-30
     python3 benches/jobs_duckdb.py target/bench-lake-10000000-30 [THREADS]
 
-Each job computes what its polars counterpart computes (same keys, same windows, same
+Each of the eight jobs computes what its polars counterpart computes (same keys, same windows, same
 thresholds: DESIGN defaults) and materialises its features and candidate flags as tables; the
 Rust side additionally formats evidence and explanations for the (few) flags, which is not timed
 here. Prints wall time and events/s per stage, flag candidates per rule, and peak RSS.
@@ -28,6 +28,9 @@ con.execute("SET preserve_insertion_order = false")
 
 MEDIA = "('heartbeat','video_play','video_pause','video_ended','video_seek','video_rate','visibility')"
 DAY = 86_400_000_000
+# proxy_learning's days: Asia/Shanghai (+08:00) from 05:00, i.e. 3 hours after the UTC midnight's
+# local time (`[jobs.proxy_learning] time_zone`, `day_starts_at_hour`).
+PROXY_DAY_SHIFT = (480 - 5 * 60) * 60_000_000
 
 stages = {}
 
@@ -45,7 +48,8 @@ stage(
 CREATE TABLE ev AS
 SELECT DISTINCT ON (event_id) event_id, event_type, epoch_us(ts) AS t, user_id, org_unit, session_id, device_id, ip,
        geo_lat, geo_lon, course_id, lesson_id, position_s, duration_s, playing, visible, muted,
-       seek_from_s, seek_to_s, quiz_id, score, max_score, questions, elapsed_s, credits, method
+       seek_from_s, seek_to_s, quiz_id, score, max_score, questions, elapsed_s, credits, method,
+       answered, response_s, correct, input_events
 FROM read_parquet('{lake}/events/*/*.parquet')
 """,
 )
@@ -302,6 +306,120 @@ FROM sd_features WHERE accounts >= 3
 """,
 )
 
+stage(
+    "automation",
+    f"""
+CREATE TABLE au_play AS
+WITH b AS (
+  SELECT user_id, org_unit, session_id, course_id, lesson_id, t, event_id, input_events,
+         event_type = 'heartbeat' AND coalesce(playing, false) AND coalesce(visible, false) AS play
+  FROM ev WHERE event_type IN ('heartbeat','video_pause','video_seek','video_rate','visibility','login','logout')
+), s AS (
+  SELECT *, play AND (lag(session_id) OVER w IS DISTINCT FROM session_id OR NOT coalesce(lag(play) OVER w, false)
+                      OR t - lag(t) OVER w > 60e6) AS start_
+  FROM b WINDOW w AS (PARTITION BY user_id ORDER BY t, event_id)
+), n AS (
+  SELECT *, sum(start_::INT) OVER (PARTITION BY user_id ORDER BY t, event_id ROWS UNBOUNDED PRECEDING) AS stretch FROM s
+)
+SELECT *, CASE WHEN start_ THEN NULL ELSE (t - lag(t) OVER (PARTITION BY user_id, stretch ORDER BY t, event_id)) / 1e6 END AS iv_s,
+       (t // 3600000000) % 24 AS hour
+FROM n WHERE play;
+CREATE TABLE au_stretch AS
+SELECT user_id, stretch, any_value(org_unit) AS org_unit, any_value(session_id) AS session_id, min(t) AS start, max(t) AS "end",
+       count(*) AS heartbeats, count(DISTINCT course_id) AS courses, count(DISTINCT lesson_id) AS lessons,
+       count(iv_s) AS intervals, avg(iv_s) AS interval_mean_s, stddev_samp(iv_s) AS interval_std_s,
+       count(input_events) AS input_reported, sum(input_events) AS input_events,
+       (max(t) - min(t)) / 1e6 AS play_s, min(t) // {DAY} AS day
+FROM au_play GROUP BY user_id, stretch HAVING count(*) > 1;
+CREATE TABLE au_hours AS
+WITH lu AS (SELECT DISTINCT user_id FROM au_stretch WHERE play_s >= 5400),
+hb AS (SELECT user_id, stretch, hour FROM au_play SEMI JOIN lu USING (user_id)),
+uh AS (SELECT user_id, hour, count(*) AS user_n FROM hb GROUP BY ALL),
+sh AS (SELECT user_id, stretch, hour, count(*) AS stretch_n FROM hb GROUP BY ALL),
+ut AS (SELECT user_id, count(*) AS user_total FROM hb GROUP BY ALL),
+o AS (SELECT user_id, stretch, sum(user_n - stretch_n) AS other_in, sum(stretch_n) AS stretch_total
+      FROM sh JOIN uh USING (user_id, hour) GROUP BY ALL)
+SELECT user_id, stretch, CASE WHEN user_total > stretch_total THEN other_in / (user_total - stretch_total) END AS other_hours_share
+FROM o JOIN ut USING (user_id);
+CREATE TABLE au_checks AS
+WITH cs AS (SELECT DISTINCT user_id, session_id FROM ev WHERE event_type = 'attention_check'),
+e AS (SELECT user_id, org_unit, session_id, t, event_id, event_type, playing, answered, response_s, correct
+      FROM ev SEMI JOIN cs USING (user_id, session_id) WHERE event_type IN ('heartbeat','attention_check')),
+n AS (SELECT *, first_value(CASE WHEN event_type = 'heartbeat' THEN playing END IGNORE NULLS) OVER w AS next_playing,
+             first_value(CASE WHEN event_type = 'heartbeat' THEN t END IGNORE NULLS) OVER w AS next_t
+      FROM e WINDOW w AS (PARTITION BY user_id, session_id ORDER BY t, event_id ROWS BETWEEN CURRENT ROW AND UNBOUNDED FOLLOWING))
+SELECT user_id, session_id, min(t) // {DAY} AS day, count(*) AS checks,
+       count(*) FILTER (NOT coalesce(answered, false)) AS missed,
+       count(*) FILTER (NOT coalesce(answered, false) AND coalesce(next_playing, false) AND coalesce(next_t - t <= 60e6, false)) AS missed_playing,
+       count(response_s) FILTER (coalesce(answered, false)) AS responses,
+       median(response_s) FILTER (coalesce(answered, false)) AS response_median_s,
+       avg(response_s) FILTER (coalesce(answered, false)) AS response_mean_s,
+       stddev_samp(response_s) FILTER (coalesce(answered, false)) AS response_std_s
+FROM n WHERE event_type = 'attention_check' GROUP BY user_id, session_id;
+CREATE TABLE au_flags AS
+SELECT 'automation.unbroken_play' AS rule, user_id, day FROM au_stretch WHERE play_s >= 10800 AND courses >= 3
+UNION ALL
+SELECT 'automation.timer_cadence', user_id, day FROM au_stretch WHERE intervals >= 240 AND courses >= 2 AND interval_std_s <= 0.002
+UNION ALL
+SELECT 'automation.no_input', user_id, day FROM au_stretch
+WHERE play_s >= 5400 AND courses >= 2 AND input_reported >= 0.9 * heartbeats AND input_reported > 0 AND input_events = 0
+UNION ALL
+SELECT 'automation.missed_checks', user_id, day FROM au_checks WHERE missed_playing >= 2 AND missed_playing >= 0.5 * checks
+UNION ALL
+SELECT 'automation.machine_responses', user_id, day FROM au_checks
+WHERE (responses >= 4 AND response_median_s < 1.0) OR (responses >= 10 AND response_std_s / response_mean_s < 0.05)
+""",
+)
+
+stage(
+    "proxy_learning",
+    f"""
+CREATE TABLE pl_uses AS
+SELECT device_id, user_id, org_unit, ip, course_id, t, (t + {PROXY_DAY_SHIFT}) // {DAY} AS day,
+  CASE WHEN event_type = 'heartbeat' AND coalesce(playing, false)
+            AND lead(user_id) OVER w = user_id AND lead(session_id) OVER w = session_id
+       THEN least((lead(t) OVER w - t) / 1e6, 60) ELSE 0 END AS play_s,
+  coalesce(lag((t + {PROXY_DAY_SHIFT}) // {DAY}) OVER w = (t + {PROXY_DAY_SHIFT}) // {DAY}
+           AND lag(user_id) OVER w <> user_id, false) AS new_hand
+FROM ev WHERE event_type IN ('login','heartbeat','video_play','course_enter','quiz_submit') AND device_id IS NOT NULL
+WINDOW w AS (PARTITION BY device_id ORDER BY t, user_id);
+CREATE TABLE pl_features AS
+WITH per_day AS (
+  SELECT user_id, device_id, day, any_value(org_unit) AS org_unit, min(t) AS first_t, max(t) AS last_t,
+         sum(play_s) AS play_s, list(DISTINCT course_id) AS courses
+  FROM pl_uses GROUP BY ALL
+), sw AS (
+  SELECT device_id, day, sum(new_hand::INT) AS switches, count(DISTINCT user_id) AS accounts_day FROM pl_uses GROUP BY ALL
+), days_on AS (
+  SELECT user_id, device_id, count(*) AS days_on_device FROM per_day GROUP BY ALL
+), owners AS (
+  SELECT device_id, first(user_id ORDER BY days_on_device DESC, user_id) AS owner, max(days_on_device) AS owner_days,
+         count(*) AS device_accounts
+  FROM days_on GROUP BY ALL
+), addr AS (
+  SELECT DISTINCT user_id, device_id, day, ip FROM pl_uses WHERE ip IS NOT NULL
+), apa AS (
+  SELECT ip, count(DISTINCT user_id) AS address_accounts FROM addr GROUP BY ip
+), own AS (
+  SELECT DISTINCT user_id, ip, device_id AS other FROM addr
+), home AS (
+  SELECT a.user_id, a.device_id, a.day, min(apa.address_accounts) AS address_accounts
+  FROM addr a JOIN own o ON o.user_id = a.user_id AND o.ip = a.ip AND o.other <> a.device_id
+  JOIN apa ON apa.ip = a.ip GROUP BY ALL
+)
+SELECT * FROM per_day JOIN days_on USING (user_id, device_id) JOIN owners USING (device_id)
+JOIN sw USING (device_id, day) LEFT JOIN home USING (user_id, device_id, day);
+CREATE TABLE pl_flags AS
+SELECT 'proxy_learning.borrowed_device' AS rule, user_id, device_id FROM pl_features
+WHERE owner <> user_id AND owner_days >= 3 AND days_on_device <= 1 AND NOT coalesce(address_accounts <= 3, false)
+  AND play_s >= 600
+UNION ALL
+SELECT 'proxy_learning.alternating_accounts', user_id, device_id FROM pl_features
+WHERE accounts_day = 2 AND switches >= 2 AND owner <> user_id AND NOT coalesce(address_accounts <= 3, false)
+GROUP BY user_id, device_id HAVING count(*) >= 2
+""",
+)
+
 total = sum(stages.values())
 print(f"duckdb {duckdb.__version__}, {threads} threads, {n_events} events (deduplicated) from {lake}")
 print(f"{'stage':<18} {'wall s':>9} {'events/s':>14}")
@@ -309,7 +427,7 @@ for name, s in stages.items():
     print(f"{name:<18} {s:>9.2f} {n_events / max(s, 1e-9):>14.0f}")
 print(f"{'total':<18} {total:>9.2f} {n_events / total:>14.0f}")
 print("flag candidates:")
-for table in ["wt_flags", "ml_flags", "ml_travel", "cs_parallel", "qs_flags", "sd_flags"]:
+for table in ["wt_flags", "ml_flags", "ml_travel", "cs_parallel", "qs_flags", "sd_flags", "au_flags", "pl_flags"]:
     for rule, n in con.execute(f"SELECT rule, count(*) FROM {table} GROUP BY rule ORDER BY rule").fetchall():
         print(f"  {rule:<36} {n:>7}")
 print(f"  {'course_switching.rapid_switching':<36} {con.execute('SELECT count(*) FROM cs_bursts').fetchone()[0]:>7}")

@@ -156,6 +156,53 @@ pub fn day_of_us(ts_us: i64) -> i64 {
     ts_us.div_euclid(DAY_US)
 }
 
+/// Zones without daylight saving time, by IANA name: offset in minutes east of UTC.
+pub const FIXED_ZONES: &[(&str, i64)] = &[
+    ("UTC", 0),
+    ("Etc/UTC", 0),
+    ("Asia/Shanghai", 480),
+    ("Asia/Chongqing", 480),
+    ("Asia/Urumqi", 360),
+    ("Asia/Hong_Kong", 480),
+    ("Asia/Macau", 480),
+    ("Asia/Taipei", 480),
+    ("Asia/Singapore", 480),
+    ("Asia/Kuala_Lumpur", 480),
+    ("Asia/Manila", 480),
+    ("Asia/Tokyo", 540),
+    ("Asia/Seoul", 540),
+    ("Asia/Bangkok", 420),
+    ("Asia/Ho_Chi_Minh", 420),
+    ("Asia/Jakarta", 420),
+    ("Asia/Kolkata", 330),
+    ("Asia/Dubai", 240),
+];
+
+/// Minutes east of UTC of a zone of [`FIXED_ZONES`] or a fixed offset (`+08:00`, `-05:30`).
+pub fn utc_offset_minutes(zone: &str) -> Result<i64, String> {
+    if let Some((_, m)) = FIXED_ZONES.iter().find(|(z, _)| *z == zone) {
+        return Ok(*m);
+    }
+    let sign = match zone.as_bytes().first() {
+        Some(b'+') => 1,
+        Some(b'-') => -1,
+        _ => {
+            return Err(format!(
+                "time zone `{zone}`: not a zone without daylight saving time that creditguard knows \
+                 ({}) nor an offset such as +08:00; zones with daylight saving time are not modelled",
+                FIXED_ZONES.iter().map(|(z, _)| *z).collect::<Vec<_>>().join(", ")
+            ))
+        }
+    };
+    let (h, m) = zone[1..].split_once(':').unwrap_or((&zone[1..], "0"));
+    match (h.parse::<i64>(), m.parse::<i64>()) {
+        (Ok(h), Ok(m)) if h <= 14 && m < 60 => Ok(sign * (h * 60 + m)),
+        _ => Err(format!(
+            "time zone `{zone}`: expected an offset such as +08:00"
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -168,6 +215,16 @@ mod tests {
         assert_eq!(a, b);
         assert_eq!(b, c);
         assert_eq!(b, 1_772_414_104_250_000);
+    }
+
+    #[test]
+    fn zones_and_offsets_give_minutes_east_of_utc() {
+        assert_eq!(utc_offset_minutes("Asia/Shanghai"), Ok(480));
+        assert_eq!(utc_offset_minutes("-05:30"), Ok(-330));
+        assert_eq!(utc_offset_minutes("+01"), Ok(60));
+        let e = utc_offset_minutes("Europe/Berlin").unwrap_err();
+        assert!(e.contains("time zone `Europe/Berlin`"), "{e}");
+        assert!(utc_offset_minutes("+25:00").is_err());
     }
 
     #[test]

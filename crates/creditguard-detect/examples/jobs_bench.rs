@@ -1,10 +1,12 @@
 //! Detection-job benchmark (an example of `creditguard-detect`, so it builds with that crate: `cargo build --release --workspace --all-targets && target/release/examples/jobs_bench EVENTS DAYS`).
 //!
-//! Detection-job throughput: all six jobs over a lake of generated events.
+//! Detection-job throughput: the detection jobs (all eight by default) over a lake of generated
+//! events.
 //!
 //! `target/release/examples/jobs_bench [EVENTS] [DAYS]` (default 1 000 000 events over 30 days;
 //! `CG_BENCH_BATCH_DAYS` sets `[jobs] batch_days`, default 7; `CG_BENCH_RELEASE_ABOVE_MIB` sets
-//! `[jobs] release_memory_above_mib`; `CG_BENCH_LAKE=s3://…` runs the jobs on that lake, see
+//! `[jobs] release_memory_above_mib`; `CG_BENCH_JOBS=watch_time,multi_login,…` sets `[jobs]
+//! enabled`, the jobs to run; `CG_BENCH_LAKE=s3://…` runs the jobs on that lake, see
 //! `on_object_store`). The lake is generated once into
 //! `target/bench-lake-<EVENTS>-<DAYS>/` (kept, so `benches/jobs_duckdb.py` can run the same
 //! computations in DuckDB on the same Parquet) and the jobs' output goes there too.
@@ -476,6 +478,13 @@ fn main() {
     {
         cfg.release_memory_above_mib = m;
     }
+    if let Ok(jobs) = std::env::var("CG_BENCH_JOBS") {
+        cfg.enabled = jobs.split(',').map(|j| j.trim().to_string()).collect();
+        if let Err(e) = cfg.validate() {
+            panic!("CG_BENCH_JOBS={jobs}: {e}");
+        }
+    }
+    println!("jobs: {}", cfg.enabled.join(", "));
     let (from, to) = (START_DAY, START_DAY + days as i64 - 1);
     let rss_before = peak_rss_mib();
     let cpu_before = cpu_s();

@@ -459,8 +459,16 @@ pub struct ProxyLearningConfig {
     pub alternating_min_days: u32,
     /// `borrowed_device`: an address used by at most this many accounts, which the learner also
     /// uses from their own devices, is a household's: a device there is the family's, not a
-    /// colleague's. 3.
+    /// colleague's. 3. `alternating_accounts` exempts the same.
     pub household_max_accounts: u32,
+    /// The business time zone whose days the rules count (days on a device, days of changing
+    /// hands): a zone without daylight saving time, as a policy's `time_zone`, or an offset
+    /// such as `+08:00`. Default `Asia/Shanghai`.
+    pub time_zone: String,
+    /// The local hour at which such a day starts. 5: an evening that runs past midnight is one
+    /// day, and a morning is not cut at the UTC midnight (08:00 in Shanghai). The day's start in
+    /// UTC must lie within a day of the UTC midnight (a batch reads one day of context).
+    pub day_starts_at_hour: u32,
 }
 
 impl Default for ProxyLearningConfig {
@@ -475,11 +483,33 @@ impl Default for ProxyLearningConfig {
             alternating_min_switches: 2,
             alternating_min_days: 2,
             household_max_accounts: 3,
+            time_zone: "Asia/Shanghai".into(),
+            day_starts_at_hour: 5,
         }
     }
 }
 
 impl ProxyLearningConfig {
+    /// What to add to a UTC microsecond time so that whole days of it are this config's days
+    /// (`time_zone`, starting at `day_starts_at_hour`).
+    pub fn day_shift_us(&self) -> std::result::Result<i64, String> {
+        let offset = creditguard_contract::time::utc_offset_minutes(&self.time_zone)?;
+        if self.day_starts_at_hour > 23 {
+            return Err(format!(
+                "`day_starts_at_hour` {} is not an hour of the day (0–23)",
+                self.day_starts_at_hour
+            ));
+        }
+        let shift_min = offset - i64::from(self.day_starts_at_hour) * 60;
+        if shift_min < -24 * 60 {
+            return Err(format!(
+                "a day starting at {}:00 in `{}` starts more than a day after the UTC midnight",
+                self.day_starts_at_hour, self.time_zone
+            ));
+        }
+        Ok(shift_min * 60_000_000)
+    }
+
     /// The known shared devices: the file's and the listed ones.
     pub fn shared_devices(&self) -> crate::Result<std::collections::HashSet<String>> {
         let mut devices = match &self.shared_devices_file {
@@ -538,6 +568,11 @@ impl JobsConfig {
         let proxy = &self.proxy_learning;
         pos("proxy_learning.max_gap_s", proxy.max_gap_s);
         pos("proxy_learning.min_play_s", proxy.min_play_s);
+        if let Err(e) = creditguard_contract::time::utc_offset_minutes(&proxy.time_zone) {
+            p.push(format!("key `jobs.proxy_learning.time_zone`: {e}"));
+        } else if let Err(e) = proxy.day_shift_us() {
+            p.push(format!("key `jobs.proxy_learning.day_starts_at_hour`: {e}"));
+        }
         let mut share = |key: &str, v: f64| {
             if !(0.0..=1.0).contains(&v) {
                 p.push(format!(

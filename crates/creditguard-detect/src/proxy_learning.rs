@@ -4,21 +4,26 @@
 //! the device: `play_s` (heartbeat intervals that play, each capped at `max_gap_s`), `first_t`,
 //! `last_t`, `courses`, the account's `days_on_device` over the events read, the device's usual
 //! account (`owner`, the account with the most days on it) and `owner_days`, and `switches`:
-//! how often the device changed hands between sessions that day.
+//! how often the device changed hands between sessions that day. A day here is a day of the
+//! business time zone (`time_zone`) that starts at `day_starts_at_hour` local (05:00): an
+//! evening that runs past midnight is one day, wherever the UTC midnight falls in it.
 //!
 //! Rules (devices on the allowlist of known shared devices, such as training-room PCs and
 //! kiosks, are never evidence):
 //! - `borrowed_device`: an account plays at least `min_play_s` in a day on a device that is
 //!   another account's usual one (used on at least `owner_min_days` days), and uses that device on
 //!   no more than `guest_max_days` days itself: the learner never uses that device otherwise.
-//!   Not when the device was on a household's address: one the learner also uses from their own
-//!   devices and that at most `household_max_accounts` accounts use (a family tablet at home; an
-//!   office's address is shared by many accounts and exempts nothing). Feature
-//!   `address_accounts` (null unless the device was on one of the learner's own addresses).
 //! - `alternating_accounts`: the device changes hands between the same two accounts at least
 //!   `alternating_min_switches` times within a day (A, B, A…), on at least
 //!   `alternating_min_days` days; the account that is not the device's usual one is flagged.
-//!   Two people sharing a home tablet on different days never change hands within a day.
+//!
+//! Neither rule counts a day on which the device was on the learner's own household's address:
+//! one the learner also uses from their own other devices and that at most
+//! `household_max_accounts` accounts use. Spouses or flatmates who hand one tablet back and forth
+//! in an evening do so at home, where each also uses their own phone or laptop; a colleague's
+//! laptop sits at the colleague's address, which the learner's own devices never use. An
+//! office's address is shared by many accounts and exempts nothing. Feature `address_accounts`
+//! (null unless the device was on one of the learner's own addresses).
 
 use std::collections::HashSet;
 
@@ -26,7 +31,9 @@ use polars::prelude::*;
 use serde_json::json;
 
 use crate::config::ProxyLearningConfig;
-use crate::events::{day_of, same_as_next, same_as_prev, secs, sort_opts, type_in};
+use creditguard_contract::time::format_day;
+
+use crate::events::{same_as_next, same_as_prev, secs, sort_opts, type_in};
 use crate::flags::{date, dur, dur_zh, hhmm, r3, sort, Draft, Rows};
 use crate::{JobOutput, Result};
 
@@ -66,6 +73,9 @@ fn device_uses(
     cfg: &ProxyLearningConfig,
     shared_devices: &HashSet<String>,
 ) -> Result<LazyFrame> {
+    let shift = cfg
+        .day_shift_us()
+        .map_err(|e| crate::Error::Config(vec![format!("key `jobs.proxy_learning`: {e}")]))?;
     let allow: Vec<&str> = shared_devices.iter().map(String::as_str).collect();
     let listed = if allow.is_empty() {
         lit(false)
@@ -98,7 +108,9 @@ fn device_uses(
             col("event_type"),
             col("playing"),
             col("t"),
-            day_of(col("t")).alias("day"),
+            (col("t") + lit(shift))
+                .floor_div(lit(crate::DAY_US))
+                .alias("day"),
         ])
         .sort(["device_id", "t", "user_id"], sort_opts())
         .with_columns([
@@ -360,8 +372,11 @@ fn alternating_flags(
     cfg: &ProxyLearningConfig,
 ) -> Result<Vec<creditguard_contract::Flag>> {
     let rows = use_rows(df)?;
-    let alternates =
-        |u: &Use| u.accounts_day == 2 && u.switches >= i64::from(cfg.alternating_min_switches);
+    let alternates = |u: &Use| {
+        u.accounts_day == 2
+            && u.switches >= i64::from(cfg.alternating_min_switches)
+            && !u.at_home(cfg)
+    };
     // Days per (device, account) on which the device alternated between two accounts.
     let mut days: std::collections::BTreeMap<(&str, &str), Vec<&Use>> = Default::default();
     for u in rows
@@ -378,7 +393,7 @@ fn alternating_flags(
             continue;
         }
         let (first, last) = (uses[0], uses[uses.len() - 1]);
-        let day_list: Vec<String> = uses.iter().map(|u| date(u.first_t)).collect();
+        let day_list: Vec<String> = uses.iter().map(|u| format_day(u.day)).collect();
         let mut d = first.draft(
             "proxy_learning.alternating_accounts",
             0.6,
@@ -387,18 +402,19 @@ fn alternating_flags(
                 "days": day_list, "switches_per_day": uses.iter().map(|u| u.switches).collect::<Vec<_>>(),
                 "threshold_alternating_min_switches": cfg.alternating_min_switches,
                 "threshold_alternating_min_days": cfg.alternating_min_days,
+                "time_zone": cfg.time_zone, "day_starts_at_hour": cfg.day_starts_at_hour,
             }),
         );
         d.window_end = last.last_t;
         d.key = format!("{}\u{1f}{}", first.device_id, first.day);
         d.en = format!(
-            "On {} days ({}) device {} changed hands back and forth between this account and account {} (its usual user) {} or more times a day (at least {} times a day on {} days is flagged).",
-            uses.len(), day_list.join(", "), first.device_id, first.owner,
+            "On {} days ({}; days of {} from {:02}:00) device {} changed hands back and forth between this account and account {} (its usual user) {} or more times a day (at least {} times a day on {} days is flagged).",
+            uses.len(), day_list.join(", "), cfg.time_zone, cfg.day_starts_at_hour, first.device_id, first.owner,
             uses.iter().map(|u| u.switches).min().unwrap_or(0), cfg.alternating_min_switches, cfg.alternating_min_days
         );
         d.zh = format!(
-            "共 {} 天（{}）设备 {} 在该账号与账号 {}（该设备的常用账号）之间来回切换，每天至少 {} 次（每天至少 {} 次、达到 {} 天即标记）。",
-            uses.len(), day_list.join("、"), first.device_id, first.owner,
+            "共 {} 天（{}；按 {} 时区、每天从 {:02}:00 起算）设备 {} 在该账号与账号 {}（该设备的常用账号）之间来回切换，每天至少 {} 次（每天至少 {} 次、达到 {} 天即标记）。",
+            uses.len(), day_list.join("、"), cfg.time_zone, cfg.day_starts_at_hour, first.device_id, first.owner,
             uses.iter().map(|u| u.switches).min().unwrap_or(0), cfg.alternating_min_switches, cfg.alternating_min_days
         );
         flags.push(d.finish());

@@ -187,8 +187,10 @@ pub struct Config {
     /// of their study days honest learners watch one long course (40 minutes or more when one
     /// is left) in the evening from start to end without pausing, seeking or switching tabs
     /// (answering the attention checks); and some catch up once late in the period, watching
-    /// short courses in full at 1.5–2× all day and claiming 10 credits or more. Default false
-    /// (left out of the serialized config then).
+    /// short courses in full at 1.5–2× all day and claiming 10 credits or more. And about 5 % of
+    /// pairs of honest neighbours live together (one home address) and on two to four evenings
+    /// hand the family tablet back and forth, each doing their own courses (the look-alike of
+    /// `proxy_alternating`). Default false (left out of the serialized config then).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub lookalikes: bool,
     /// Credit-burst cheaters claim courses they did not watch (a glance at the first lesson,

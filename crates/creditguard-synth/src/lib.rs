@@ -33,7 +33,8 @@
 //! than a quarter of a lesson; at most two courses per session; quizzes take ≥ 4 s per question;
 //! at most 6 credits in any 24 hours (except one catch-up day with `lookalikes`, every course
 //! of it watched in full); location is the city's and changes only on trips slower
-//! than 500 km/h; a device sees at most two accounts a day (pairs sharing a training-room PC).
+//! than 500 km/h; a device sees at most two accounts a day (pairs sharing a training-room PC, and
+//! with `lookalikes` households handing a family tablet back and forth in the evening).
 
 mod catalog;
 mod config;

@@ -148,10 +148,51 @@ pub(crate) struct UserSpec {
     pub helps: bool,
     /// (group index, position in the group) for a proxy check-in group.
     pub group: Option<(u32, u32)>,
+    /// Index in [`Plan::households`] of this honest learner's household (`lookalikes`).
+    pub household: Option<u32>,
     /// (first day, last day, city) of an honest business trip.
     pub trip: Option<(u32, u32, usize)>,
     /// (day, course index) of an honest classroom session.
     pub classroom: Option<(u32, usize)>,
+}
+
+/// With `lookalikes`, makes the honest neighbours 2k and 2k+1 a [`Household`] now and then (its
+/// own random stream, so that the rest of the plan does not change with it).
+fn household(cfg: &Config, users: &mut [UserSpec], households: &mut Vec<Household>, k: usize) {
+    let mut rng = rng_for(cfg.seed, Stream::Household, k as u64);
+    if !cfg.lookalikes || cfg.days < 8 || !rng.random_bool(0.05) {
+        return;
+    }
+    let (a, b) = (2 * k, 2 * k + 1);
+    let strength = match cfg.strength {
+        StrengthMix::Blatant => Strength::Blatant,
+        StrengthMix::Subtle => Strength::Subtle,
+        StrengthMix::Mixed if rng.random_bool(0.5) => Strength::Blatant,
+        StrengthMix::Mixed => Strength::Subtle,
+    };
+    let first = rng.random_range(1..cfg.days - 6);
+    let days = match strength {
+        Strength::Blatant => vec![first, first + 1, first + 2, first + 4],
+        Strength::Subtle => vec![first, first + rng.random_range(1..=3)],
+    };
+    // One home (and one site: the generator keeps a learner's city that of their org unit); no
+    // trips, and no classroom on those days.
+    users[b].org = users[a].org;
+    users[b].city = users[a].city;
+    let h = households.len() as u32;
+    for u in [a, b] {
+        users[u].household = Some(h);
+        users[u].trip = None;
+        if users[u].classroom.is_some_and(|(d, _)| days.contains(&d)) {
+            users[u].classroom = None;
+        }
+    }
+    let members = if rng.random_bool(0.5) { [a, b] } else { [b, a] };
+    households.push(Household {
+        members: members.map(|m| m as u32),
+        strength,
+        days,
+    });
 }
 
 /// A proxy check-in: one learner's phone signs in the whole group to a classroom session.
@@ -168,11 +209,23 @@ pub(crate) struct Group {
     pub ip: u32,
 }
 
+/// Two honest learners living together (spouses, flatmates; `lookalikes`): one home address,
+/// and on a few evenings they hand the family tablet back and forth (A, B, A…), each doing
+/// their own courses, each also on their own laptop at home that evening. Blatant: four
+/// evenings in five days, four or five turns each; subtle: two evenings, three turns each.
+pub(crate) struct Household {
+    /// The member who takes the first turn, then the other.
+    pub members: [u32; 2],
+    pub strength: Strength,
+    pub days: Vec<u32>,
+}
+
 pub(crate) struct Plan {
     pub cfg: Config,
     pub catalog: Catalog,
     pub users: Vec<UserSpec>,
     pub groups: Vec<Group>,
+    pub households: Vec<Household>,
 }
 
 /// Independent random streams derived from the seed.
@@ -185,7 +238,8 @@ pub(crate) enum Stream {
     Faults = 5,
     Device = 6,
     Pair = 7,
-    Roster = 8,
+    Household = 8,
+    Roster = 9,
 }
 
 /// SplitMix64 finaliser: spreads (seed, stream, index) into a well-mixed 64-bit value.
@@ -278,6 +332,7 @@ impl Plan {
             }
         }
 
+        let mut households = Vec::new();
         // Neighbours 2k and 2k+1, both honest, sometimes share a training-room PC (so a device
         // never sees more than two accounts). Decided per pair, so that a learner's plan never
         // depends on learners further down the list.
@@ -327,6 +382,8 @@ impl Plan {
                     users[u].shared_pc = Some(k as u32);
                     users[u].trip = None;
                 }
+            } else if users[a].pattern.is_none() && users[b].pattern.is_none() {
+                household(&cfg, &mut users, &mut households, k);
             }
         }
         Plan {
@@ -334,6 +391,7 @@ impl Plan {
             catalog,
             users,
             groups,
+            households,
         }
     }
 
@@ -472,6 +530,7 @@ fn draw_user(cfg: &Config, i: u32, classrooms: &[usize]) -> UserSpec {
         proxy_helper: None,
         helps: false,
         group: None,
+        household: None,
         trip,
         classroom,
     }

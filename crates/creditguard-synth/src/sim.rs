@@ -28,6 +28,9 @@ const HONEST_CAP_X2: u32 = 12;
 /// Honest sessions on different devices are at least this far apart (client clock skew is at
 /// most 10 minutes per session, so even skewed they never overlap).
 const DEVICE_SWITCH_GAP: i64 = 30 * MIN;
+/// When the business day of the detectors' default starts (`[jobs.proxy_learning]`: 05:00 in
+/// Asia/Shanghai), after the UTC midnight.
+const BUSINESS_DAY_START_UTC: i64 = 21 * HOUR;
 
 #[derive(Clone, Copy, Default)]
 struct Progress {
@@ -45,6 +48,8 @@ enum Dev {
     OfficePc,
     HomePc,
     Phone,
+    /// A household's family tablet, at home.
+    Tablet,
 }
 
 /// How one lesson is played.
@@ -369,6 +374,9 @@ impl<'p> UserSim<'p> {
     }
 
     fn honest_day(&mut self, out: &mut Chunk, d: u32) {
+        if self.household_evening(out, d) {
+            return;
+        }
         let tz = self.tz();
         let mid = self.local_midnight(d, tz);
         let weekday = (self.plan.cfg.start_day + i64::from(d) + 3).rem_euclid(7); // 0 = Monday
@@ -471,6 +479,11 @@ impl<'p> UserSim<'p> {
             },
             Dev::HomePc => self.device_id(1),
             Dev::Phone => self.device_id(2),
+            Dev::Tablet => mix(
+                self.plan.cfg.seed,
+                Stream::Device,
+                0xFFFE_0000 | u64::from(self.u.household.unwrap_or(0)),
+            ),
         }
     }
 
@@ -481,8 +494,9 @@ impl<'p> UserSim<'p> {
         let device = self.pick_device(dev, d);
         let (ip, platform) = match dev {
             Dev::OfficePc if !away => (Plan::office_ip(self.u.org), self.u.pc_platform),
-            Dev::OfficePc | Dev::HomePc => (home_ip(self.u.idx, away), self.u.pc_platform),
+            Dev::OfficePc | Dev::HomePc => (home_ip(self.home_idx(), away), self.u.pc_platform),
             Dev::Phone => (mobile_ip(&mut self.rng), self.u.phone_platform),
+            Dev::Tablet => (home_ip(self.home_idx(), false), self.u.phone_platform),
         };
         let c = &CITIES[city];
         let latency = self.r(60, 600) * MS;
@@ -567,6 +581,67 @@ impl<'p> UserSim<'p> {
         }
         self.busy_until = t;
         self.last_device = ctx.device;
+    }
+
+    /// The learner whose home address this learner's home has: of a household, its member
+    /// listed first in the plan.
+    fn home_idx(&self) -> u32 {
+        match self.u.household {
+            Some(h) => {
+                let [a, b] = self.plan.households[h as usize].members;
+                a.min(b)
+            }
+            None => self.u.idx,
+        }
+    }
+
+    /// On a household's evening (see [`crate::plan::Household`]), this member's turns on the
+    /// family tablet and a session on their own laptop at home (the first to take a turn after
+    /// the turns, the other before them). Both members draw the evening's schedule from the
+    /// same stream. Returns whether `d` was such an evening.
+    fn household_evening(&mut self, out: &mut Chunk, d: u32) -> bool {
+        let Some(h) = self.u.household else {
+            return false;
+        };
+        let plan = self.plan;
+        let house = &plan.households[h as usize];
+        if !house.days.contains(&d) {
+            return false;
+        }
+        let me = usize::from(house.members[0] != self.u.idx);
+        let mut rng = rng_for(
+            self.plan.cfg.seed,
+            Stream::Household,
+            u64::from(h) << 16 | u64::from(d),
+        );
+        let turns = match house.strength {
+            Strength::Blatant => rng.random_range(4..=5),
+            Strength::Subtle => 3,
+        };
+        let mid = self.local_midnight(d, self.tz());
+        let mut start = mid + rng.random_range(18 * 60 + 30..=19 * 60 + 30) * MIN;
+        let mut mine = Vec::new();
+        for turn in 0..turns {
+            let budget = rng.random_range(18..=24) * MIN;
+            if turn % 2 == me {
+                mine.push((start, budget));
+            }
+            start += 30 * MIN + rng.random_range(3..=8) * MIN;
+        }
+        let own_budget = self.r(10, 15) * MIN;
+        if me == 1 {
+            let before = mine[0].0 - DEVICE_SWITCH_GAP - own_budget - 10 * MIN;
+            self.honest_session(out, before, Dev::HomePc, d, own_budget);
+        }
+        for (at, budget) in mine {
+            let at = at.max(self.busy_until + DEVICE_SWITCH_GAP);
+            self.honest_session(out, at, Dev::Tablet, d, budget);
+        }
+        if me == 0 {
+            let after = self.fit(self.busy_until, Dev::HomePc, d);
+            self.honest_session(out, after, Dev::HomePc, d, own_budget);
+        }
+        true
     }
 
     /// An honest evening with one long course watched from start to end at 1× without touching
@@ -1276,16 +1351,18 @@ impl<'p> UserSim<'p> {
     /// A colleague does the learner's courses on the colleague's laptop in two sessions of one
     /// evening, before and after their own study there (19:00–20:00): the laptop goes from the
     /// learner's account to the colleague's and back. Blatant: two courses a session; subtle:
-    /// one. Not planted where the evening spans a UTC midnight.
+    /// one. Not planted where the evening spans the start of a business day (the day
+    /// `alternating_accounts` counts in).
     fn ep_proxy_alternating(&mut self, out: &mut Chunk, d: u32, s: Strength) {
         let Some(helper) = self.u.proxy_helper else {
             return;
         };
         let helper = &self.plan.users[helper as usize];
         let mid = self.local_midnight(d, CITIES[helper.city].tz_min);
-        // The rule counts changes of hands per UTC day: where the evening spans a UTC midnight
-        // (west of Greenwich) it cannot see them, and nothing is planted.
-        if (mid + 16 * HOUR).div_euclid(DAY) != (mid + 24 * HOUR - MIN).div_euclid(DAY) {
+        // The rule counts changes of hands per business day: where the evening spans the start
+        // of one it cannot see them, and nothing is planted.
+        let business_day = |t: i64| (t - BUSINESS_DAY_START_UTC).div_euclid(DAY);
+        if business_day(mid + 16 * HOUR) != business_day(mid + 23 * HOUR + 30 * MIN) {
             return;
         }
         let per_session = if s == Strength::Blatant { 2 } else { 1 };

@@ -550,14 +550,13 @@ fn accounts_per_device_day(
 }
 
 /// The learners `proxy_learning.borrowed_device` would flag (with its defaults, over the whole
-/// period): ≥ 600 s of play in a day on a device that another account used on ≥ 3 days and the
+/// period): ≥ 600 s of play in a business day on a device that another account used on ≥ 3 days and the
 /// learner on that day only, not on the learner's own household address, not a known shared
 /// device.
 fn borrowed_users(
     by_user: &BTreeMap<String, Vec<Event<'static>>>,
     shared: &BTreeSet<String>,
 ) -> BTreeSet<String> {
-    const DAY: i64 = 86_400_000_000;
     let uses = |e: &Event<'_>| {
         matches!(
             e.event_type,
@@ -584,7 +583,7 @@ fn borrowed_users(
                 .or_default()
                 .entry(user)
                 .or_default()
-                .insert(e.ts_us.div_euclid(DAY));
+                .insert(business_day(e.ts_us));
             if let Some(ip) = e.ip.as_deref() {
                 addresses.entry(user).or_default().insert((device, ip));
                 address_users.entry(ip).or_default().insert(user);
@@ -604,9 +603,7 @@ fn borrowed_users(
             {
                 if let (Some(device), Some(ip)) = (a.device_id.as_deref(), a.ip.as_deref()) {
                     let gap = ((b.ts_us - a.ts_us) as f64 / SEC).min(60.0);
-                    *play
-                        .entry((device, a.ts_us.div_euclid(DAY), ip))
-                        .or_default() += gap;
+                    *play.entry((device, business_day(a.ts_us), ip)).or_default() += gap;
                 }
             }
         }
@@ -620,11 +617,8 @@ fn borrowed_users(
                 .max_by_key(|(u, n)| (*n, std::cmp::Reverse(*u)))
                 .unwrap();
             let own_days = on_device.get(user.as_str()).map_or(0, BTreeSet::len);
-            let at_home = addresses
-                .get(user.as_str())
-                .is_some_and(|pairs| pairs.iter().any(|(d, a)| *a == ip && *d != device))
-                && address_users.get(ip).is_some_and(|u| u.len() <= 3);
-            if seconds >= 600.0 && owner != user && owner_days >= 3 && own_days <= 1 && !at_home {
+            let home = at_home(&addresses, &address_users, user, device, ip);
+            if seconds >= 600.0 && owner != user && owner_days >= 3 && own_days <= 1 && !home {
                 out.insert(user.clone());
             }
         }
@@ -632,18 +626,44 @@ fn borrowed_users(
     out
 }
 
+/// The business day `proxy_learning` counts in by default: Asia/Shanghai from 05:00, i.e. from
+/// 21:00 UTC.
+fn business_day(ts_us: i64) -> i64 {
+    const DAY: i64 = 86_400_000_000;
+    (ts_us + 3 * 3_600_000_000).div_euclid(DAY)
+}
+
+/// Whether `ip` is an address of `user`'s household as `proxy_learning` sees it: the user also
+/// uses it from a device other than `device`, and at most 3 accounts use it.
+fn at_home(
+    addresses: &BTreeMap<&str, BTreeSet<(&str, &str)>>,
+    address_users: &BTreeMap<&str, BTreeSet<&str>>,
+    user: &str,
+    device: &str,
+    ip: &str,
+) -> bool {
+    addresses
+        .get(user)
+        .is_some_and(|pairs| pairs.iter().any(|(d, a)| *a == ip && *d != device))
+        && address_users.get(ip).is_some_and(|u| u.len() <= 3)
+}
+
 /// The learners `proxy_learning.alternating_accounts` would flag (with its defaults, over the
-/// whole period): on ≥ 2 UTC days a device (not a known shared one) changes hands between the
-/// learner and one other account ≥ 2 times between sessions, and the learner is not the account
-/// with the most days on it.
+/// whole period): on ≥ 2 business days a device (not a known shared one, not on the learner's
+/// household address) changes hands between the learner and one other account ≥ 2 times
+/// between sessions, and the learner is not the account with the most days on it. Without
+/// `exempt_home`, days on the household's address count too.
 fn alternating_users(
     by_user: &BTreeMap<String, Vec<Event<'static>>>,
     shared: &BTreeSet<String>,
+    exempt_home: bool,
 ) -> BTreeSet<String> {
-    const DAY: i64 = 86_400_000_000;
-    // (device, day) → session → (first use, user); device → user → days.
+    // (device, day) → session → (first use, user); device → user → days; the addresses.
     let mut sessions: BTreeMap<(&str, i64), BTreeMap<&str, (i64, &str)>> = BTreeMap::new();
     let mut days: BTreeMap<&str, BTreeMap<&str, BTreeSet<i64>>> = BTreeMap::new();
+    let mut ips: BTreeMap<(&str, i64, &str), BTreeSet<&str>> = BTreeMap::new();
+    let mut addresses: BTreeMap<&str, BTreeSet<(&str, &str)>> = BTreeMap::new();
+    let mut address_users: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
     for (user, evs) in by_user {
         for e in evs {
             let used = matches!(
@@ -661,7 +681,7 @@ fn alternating_users(
             if !used || shared.contains(device) {
                 continue;
             }
-            let day = e.ts_us.div_euclid(DAY);
+            let day = business_day(e.ts_us);
             let first = sessions
                 .entry((device, day))
                 .or_default()
@@ -673,16 +693,30 @@ fn alternating_users(
                 .entry(user)
                 .or_default()
                 .insert(day);
+            if let Some(ip) = e.ip.as_deref() {
+                ips.entry((device, day, user)).or_default().insert(ip);
+                addresses.entry(user).or_default().insert((device, ip));
+                address_users.entry(ip).or_default().insert(user);
+            }
         }
     }
+    let home = |device: &str, day: i64, user: &str| {
+        ips.get(&(device, day, user)).is_some_and(|a| {
+            a.iter()
+                .any(|ip| at_home(&addresses, &address_users, user, device, ip))
+        })
+    };
     let mut alternating: BTreeMap<(&str, &str), usize> = BTreeMap::new();
-    for ((device, _), day_sessions) in &sessions {
+    for ((device, day), day_sessions) in &sessions {
         let mut order: Vec<(i64, &str)> = day_sessions.values().copied().collect();
         order.sort();
         let accounts: BTreeSet<&str> = order.iter().map(|(_, u)| *u).collect();
         let switches = order.windows(2).filter(|w| w[0].1 != w[1].1).count();
         if accounts.len() == 2 && switches >= 2 {
-            for u in accounts {
+            for u in accounts
+                .into_iter()
+                .filter(|u| !(exempt_home && home(device, *day, u)))
+            {
                 *alternating.entry((device, u)).or_default() += 1;
             }
         }
@@ -742,7 +776,18 @@ fn every_pattern_is_present_labelled_and_crosses_its_threshold_and_honest_learne
         .into_iter()
         .collect();
     let borrowed = borrowed_users(&by_user, &known_shared);
-    let alternating = alternating_users(&by_user, &known_shared);
+    let alternating = alternating_users(&by_user, &known_shared, true);
+    // The honest look-alike of `proxy_alternating`: households handing the family tablet back
+    // and forth in an evening, which only their address tells from a proxy.
+    let households: BTreeSet<String> = alternating_users(&by_user, &known_shared, false)
+        .difference(&alternating)
+        .cloned()
+        .collect();
+    assert!(
+        households.len() >= 3,
+        "{} household members change hands like a proxy",
+        households.len()
+    );
     let mut shared_users = BTreeSet::new();
     for users in devices.values().filter(|u| u.len() >= 3) {
         shared_users.extend(users.iter().cloned());

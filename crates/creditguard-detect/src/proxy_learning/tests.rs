@@ -221,3 +221,250 @@ fn two_accounts_alternating_on_one_device_within_days_are_flagged_for_the_guest(
         out.flags[0].explanation
     );
 }
+
+fn run_cfg(lines: &[String], cfg: &ProxyLearningConfig) -> JobOutput {
+    detect(frame(lines).lazy(), cfg, &HashSet::new()).unwrap()
+}
+
+/// Turns of `minutes` on `device` from `ip`, 5 minutes apart, starting at `at`: `users` in turn
+/// (A, B, A…), each on their own course.
+fn hand_offs(users: &[&str], device: &str, ip: &str, at: f64, minutes: f64) -> Vec<String> {
+    let mut lines = Vec::new();
+    for (i, user) in users.iter().enumerate() {
+        let start = at + i as f64 * (minutes + 5.0) * 60.0;
+        lines.extend(session_at(
+            user,
+            device,
+            ip,
+            &format!("c-{user}"),
+            start,
+            minutes,
+        ));
+    }
+    lines
+}
+
+/// The days of the features' rows on `device`.
+fn days_on(out: &JobOutput, device: &str) -> Vec<i64> {
+    let f = &out.features;
+    let devices = f.column("device_id").unwrap().str().unwrap();
+    let days = f.column("day").unwrap().i64().unwrap();
+    let mut v: Vec<i64> = (0..f.height())
+        .filter(|&i| devices.get(i) == Some(device))
+        .filter_map(|i| days.get(i))
+        .collect();
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
+/// Spouses at home: each has their own phone or laptop on the home address (on some days),
+/// and on four evenings they hand the family tablet back and forth (wife, husband, wife,
+/// husband), each doing their own courses.
+fn household(tablet_ip: &str) -> Vec<String> {
+    let home = "198.18.7.7";
+    let mut lines = Vec::new();
+    for day in 0..4 {
+        let base = day as f64 * DAY_S;
+        lines.extend(session_at(
+            "husband",
+            "lap-husband",
+            "203.0.113.40",
+            "c3",
+            base,
+            20.0,
+        ));
+        if day % 2 == 0 {
+            lines.extend(session_at(
+                "husband",
+                "lap-husband",
+                home,
+                "c3",
+                base + 2.0 * 3600.0,
+                20.0,
+            ));
+            lines.extend(session_at(
+                "wife",
+                "phone-wife",
+                home,
+                "c4",
+                base + 3.0 * 3600.0,
+                15.0,
+            ));
+        }
+        lines.extend(hand_offs(
+            &["wife", "husband", "wife", "husband"],
+            "tablet-home",
+            tablet_ip,
+            base + 5.0 * 3600.0,
+            30.0,
+        ));
+    }
+    lines
+}
+
+#[test]
+fn spouses_handing_a_home_tablet_back_and_forth_in_an_evening_are_not_flagged() {
+    let out = run_with(&household("198.18.7.7"), &[]);
+    assert!(out.flags.is_empty(), "{:?}", flagged(&out));
+    // The same evenings on a device at an address neither account uses from its own devices
+    // (a colleague's laptop at the colleague's home) are evidence.
+    let away = run_with(&household("203.0.113.9"), &[]);
+    assert_eq!(
+        flagged(&away),
+        [(
+            "proxy_learning.alternating_accounts".to_string(),
+            "wife".to_string()
+        )]
+    );
+}
+
+#[test]
+fn a_colleague_doing_the_courses_around_their_own_study_is_flagged_though_the_learner_studies_at_home(
+) {
+    let (colleague_home, learner_home) = ("203.0.113.5", "198.18.9.9");
+    let mut lines = Vec::new();
+    for day in 0..4 {
+        let base = day as f64 * DAY_S;
+        lines.extend(session_at(
+            "colleague",
+            "lap-c",
+            colleague_home,
+            "c3",
+            base,
+            20.0,
+        ));
+        lines.extend(session_at(
+            "learner",
+            "lap-l",
+            learner_home,
+            "c4",
+            base + 3600.0,
+            20.0,
+        ));
+        lines.extend(session_at(
+            "learner",
+            "phone-l",
+            learner_home,
+            "c4",
+            base + 2.0 * 3600.0,
+            10.0,
+        ));
+    }
+    for day in 1..3 {
+        let evening = day as f64 * DAY_S + 5.0 * 3600.0;
+        lines.extend(hand_offs(
+            &["learner", "colleague", "learner"],
+            "lap-c",
+            colleague_home,
+            evening,
+            30.0,
+        ));
+    }
+    let out = run_with(&lines, &[]);
+    assert_eq!(
+        flagged(&out),
+        [(
+            "proxy_learning.alternating_accounts".to_string(),
+            "learner".to_string()
+        )]
+    );
+    let f = &out.flags[0];
+    assert!(f.explanation.contains("usual user"), "{}", f.explanation);
+    assert!(
+        f.evidence.contains("\"time_zone\":\"Asia/Shanghai\""),
+        "{}",
+        f.evidence
+    );
+}
+
+/// Nine turns of 30 minutes over six hours from `at` (20:00 to 02:00 local), two accounts alternating: the
+/// changes of hands before and after midnight would each make a day.
+fn one_long_evening(at: f64) -> Vec<String> {
+    let turns = [
+        "ann", "bob", "ann", "bob", "ann", "bob", "ann", "bob", "ann",
+    ];
+    let mut lines = Vec::new();
+    for (i, user) in turns.iter().enumerate() {
+        let start = at + i as f64 * 40.0 * 60.0;
+        lines.extend(session_at(
+            user,
+            "pc-1",
+            "203.0.113.7",
+            &format!("c-{user}"),
+            start,
+            30.0,
+        ));
+    }
+    lines
+}
+
+#[test]
+fn an_evening_past_local_midnight_is_one_day() {
+    // T0 is 08:00 UTC. In UTC the evening 20:00–02:00 spans the UTC midnight.
+    let utc = ProxyLearningConfig {
+        time_zone: "UTC".into(),
+        ..Default::default()
+    };
+    let lines = one_long_evening(12.0 * 3600.0);
+    let out = run_cfg(&lines, &utc);
+    assert_eq!(days_on(&out, "pc-1").len(), 1);
+    assert!(out.flags.is_empty(), "{:?}", flagged(&out));
+    let midnight = ProxyLearningConfig {
+        day_starts_at_hour: 0,
+        ..utc
+    };
+    let split = run_cfg(&lines, &midnight);
+    assert_eq!(days_on(&split, "pc-1").len(), 2);
+    assert_eq!(
+        flagged(&split),
+        [(
+            "proxy_learning.alternating_accounts".to_string(),
+            "bob".to_string()
+        )],
+        "a day starting at midnight cuts the evening in two"
+    );
+}
+
+#[test]
+fn shanghai_evenings_and_mornings_are_one_day_each() {
+    let cfg = ProxyLearningConfig::default();
+    // 20:00–02:00 in Shanghai (12:00–18:00 UTC).
+    let evening = run_cfg(&one_long_evening(4.0 * 3600.0), &cfg);
+    assert_eq!(days_on(&evening, "pc-1").len(), 1);
+    // 06:00–12:00 in Shanghai (22:00–04:00 UTC) spans the UTC midnight.
+    let morning = run_cfg(&one_long_evening(14.0 * 3600.0), &cfg);
+    assert_eq!(days_on(&morning, "pc-1").len(), 1);
+    assert!(morning.flags.is_empty(), "{:?}", flagged(&morning));
+}
+
+#[test]
+fn a_time_zone_creditguard_does_not_know_is_an_error_naming_the_key() {
+    let cfg = crate::JobsConfig {
+        proxy_learning: ProxyLearningConfig {
+            time_zone: "Europe/Berlin".into(),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let p = cfg.problems();
+    assert!(
+        p.iter()
+            .any(|e| e.contains("key `jobs.proxy_learning.time_zone`")
+                && e.contains("Europe/Berlin")),
+        "{p:?}"
+    );
+    let late = ProxyLearningConfig {
+        time_zone: "-12:00".into(),
+        day_starts_at_hour: 23,
+        ..Default::default()
+    };
+    let err = detect(frame(&[]).lazy(), &late, &HashSet::new())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("more than a day after the UTC midnight"),
+        "{err}"
+    );
+}
