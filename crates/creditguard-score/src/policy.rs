@@ -436,52 +436,8 @@ pub struct Policy {
     pub rules: Vec<Rule>,
 }
 
-/// Zones without daylight saving time, by IANA name: offset in minutes east of UTC.
-const FIXED_ZONES: &[(&str, i64)] = &[
-    ("UTC", 0),
-    ("Etc/UTC", 0),
-    ("Asia/Shanghai", 480),
-    ("Asia/Chongqing", 480),
-    ("Asia/Urumqi", 360),
-    ("Asia/Hong_Kong", 480),
-    ("Asia/Macau", 480),
-    ("Asia/Taipei", 480),
-    ("Asia/Singapore", 480),
-    ("Asia/Kuala_Lumpur", 480),
-    ("Asia/Manila", 480),
-    ("Asia/Tokyo", 540),
-    ("Asia/Seoul", 540),
-    ("Asia/Bangkok", 420),
-    ("Asia/Ho_Chi_Minh", 420),
-    ("Asia/Jakarta", 420),
-    ("Asia/Kolkata", 330),
-    ("Asia/Dubai", 240),
-];
-
-/// Minutes east of UTC of a zone name or a fixed offset (`+08:00`, `-05:30`).
-pub fn utc_offset_minutes(zone: &str) -> std::result::Result<i64, String> {
-    if let Some((_, m)) = FIXED_ZONES.iter().find(|(z, _)| *z == zone) {
-        return Ok(*m);
-    }
-    let sign = match zone.as_bytes().first() {
-        Some(b'+') => 1,
-        Some(b'-') => -1,
-        _ => {
-            return Err(format!(
-                "time zone `{zone}`: not a zone without daylight saving time that creditguard knows \
-                 ({}) nor an offset such as +08:00; zones with daylight saving time are not modelled",
-                FIXED_ZONES.iter().map(|(z, _)| *z).collect::<Vec<_>>().join(", ")
-            ))
-        }
-    };
-    let (h, m) = zone[1..].split_once(':').unwrap_or((&zone[1..], "0"));
-    match (h.parse::<i64>(), m.parse::<i64>()) {
-        (Ok(h), Ok(m)) if h <= 14 && m < 60 => Ok(sign * (h * 60 + m)),
-        _ => Err(format!(
-            "time zone `{zone}`: expected an offset such as +08:00"
-        )),
-    }
-}
+/// The zone table and offsets are the contract's: the detectors' business days use them too.
+pub use creditguard_contract::time::{utc_offset_minutes, FIXED_ZONES};
 
 /// Problems of a rule's topic minimums: each ≥ 0 and together at most the target (a course has
 /// one topic, so topic credits never count twice).
