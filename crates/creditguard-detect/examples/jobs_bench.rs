@@ -489,7 +489,8 @@ fn main() {
     let rss_before = peak_rss_mib();
     let cpu_before = cpu_s();
     let t = Instant::now();
-    let period = DayRange::new(time::Day::from_index(from), time::Day::from_index(to)).expect("days");
+    let period =
+        DayRange::new(time::Day::from_index(from), time::Day::from_index(to)).expect("days");
     let report = run_jobs(&lake, &catalog(), &cfg, period, "bench").expect("jobs");
     let wall = t.elapsed().as_secs_f64();
     let cpu_after = cpu_s();

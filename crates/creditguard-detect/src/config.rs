@@ -513,7 +513,7 @@ impl ProxyLearningConfig {
     /// The known shared devices: the file's and the listed ones.
     pub fn shared_devices(&self) -> crate::Result<std::collections::HashSet<String>> {
         let mut devices = match &self.shared_devices_file {
-            Some(path) => crate::proxy_learning::read_allowlist(path)?,
+            Some(path) => read_allowlist(path)?,
             None => Default::default(),
         };
         devices.extend(self.shared_devices.iter().cloned());
@@ -704,4 +704,19 @@ impl JobsConfig {
     pub fn is_enabled(&self, name: &str) -> bool {
         self.enabled.iter().any(|e| e == name)
     }
+}
+
+/// Reads an allowlist file of known shared devices: one `device_id` per line; blank lines and
+/// lines starting with `#` are skipped.
+pub fn read_allowlist(path: &str) -> crate::Result<std::collections::HashSet<String>> {
+    let text = std::fs::read_to_string(path).map_err(|e| crate::Error::Io {
+        path: path.to_string(),
+        source: e,
+    })?;
+    Ok(text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(str::to_string)
+        .collect())
 }

@@ -422,20 +422,5 @@ fn alternating_flags(
     Ok(flags)
 }
 
-/// Reads an allowlist file of known shared devices: one `device_id` per line; blank lines and
-/// lines starting with `#` are skipped.
-pub fn read_allowlist(path: &str) -> Result<HashSet<String>> {
-    let text = std::fs::read_to_string(path).map_err(|e| crate::Error::Io {
-        path: path.to_string(),
-        source: e,
-    })?;
-    Ok(text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .map(str::to_string)
-        .collect())
-}
-
 #[cfg(test)]
 mod tests;

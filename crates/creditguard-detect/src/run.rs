@@ -136,14 +136,7 @@ pub fn run_shard(
     shard: Shard,
     run: &str,
 ) -> Result<JobsReport> {
-    run_mode(
-        lake,
-        catalog,
-        cfg,
-        days,
-        "",
-        Mode::Shard { shard, run },
-    )
+    run_mode(lake, catalog, cfg, days, "", Mode::Shard { shard, run })
 }
 
 /// The merge of a sharded run: reads what the `count` shards staged for `run`, runs the
@@ -160,14 +153,7 @@ pub fn merge_shards(
     run_id: &str,
 ) -> Result<JobsReport> {
     Shard::new(0, count).map_err(|e| Error::Config(vec![e]))?;
-    let report = run_mode(
-        lake,
-        catalog,
-        cfg,
-        days,
-        run_id,
-        Mode::Merge { count, run },
-    )?;
+    let report = run_mode(lake, catalog, cfg, days, run_id, Mode::Merge { count, run })?;
     remove_staging(lake, run, count)?;
     Ok(report)
 }
@@ -1224,7 +1210,14 @@ mod tests {
         };
         let r = run_jobs(&lake, &catalog(), &cfg, period(day, day + 10), "run-gap").unwrap();
         assert_eq!(r.total_flags(), 5, "{r}");
-        let later = run_jobs(&lake, &catalog(), &cfg, period(day + 5, day + 10), "run-empty").unwrap();
+        let later = run_jobs(
+            &lake,
+            &catalog(),
+            &cfg,
+            period(day + 5, day + 10),
+            "run-empty",
+        )
+        .unwrap();
         assert_eq!(later.total_flags(), 0, "{later}");
     }
 

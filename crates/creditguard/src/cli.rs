@@ -9,8 +9,6 @@ use clap::{Parser, Subcommand, ValueEnum};
 use crate::config::parse_day_arg;
 use creditguard_detect::Shard;
 
-use crate::jobs::{parse_shard, parse_since};
-
 /// Catches cheating in corporate training from learning-platform telemetry.
 #[derive(Debug, Parser)]
 #[command(name = "creditguard", version, about)]
@@ -727,4 +725,18 @@ pub struct RulesArgs {
     /// `text` for a terminal, `json` for scripts.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+}
+
+/// `--shard K/N`.
+fn parse_shard(s: &str) -> Result<Shard, String> {
+    s.parse()
+}
+
+/// `--changed-since`: an RFC 3339 time, or a day (its start, UTC).
+fn parse_since(s: &str) -> Result<i64, String> {
+    creditguard_contract::time::parse_rfc3339_us(s)
+        .or_else(|_| {
+            creditguard_contract::time::parse_day(s).map(|d| d * creditguard_detect::DAY_US)
+        })
+        .map_err(|_| format!("`{s}`: expected a time (2026-03-02T06:00:00Z) or a day (2026-03-02)"))
 }

@@ -104,10 +104,6 @@ impl PeriodArgs {
     }
 }
 
-pub(crate) fn parse_shard(s: &str) -> Result<Shard, String> {
-    s.parse()
-}
-
 /// A `job` command line that cannot run (exit code 2).
 #[derive(Debug)]
 pub struct UsageError(pub String);
@@ -317,15 +313,6 @@ fn changed_ranges(lake: &Lake, since: i64) -> anyhow::Result<Vec<(i64, i64)>> {
         }
     }
     Ok(ranges)
-}
-
-/// `--changed-since`: an RFC 3339 time, or a day (its start, UTC).
-pub(crate) fn parse_since(s: &str) -> Result<i64, String> {
-    creditguard_contract::time::parse_rfc3339_us(s)
-        .or_else(|_| {
-            creditguard_contract::time::parse_day(s).map(|d| d * creditguard_detect::DAY_US)
-        })
-        .map_err(|_| format!("`{s}`: expected a time (2026-03-02T06:00:00Z) or a day (2026-03-02)"))
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ pub mod jobs;
 pub mod kafka_cmd;
 pub mod policy;
 pub mod report;
+pub mod results_topic;
 pub mod retention;
 pub mod review;
 pub mod rules;

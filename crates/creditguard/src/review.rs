@@ -581,7 +581,7 @@ pub fn execute(args: ReviewArgs) -> anyhow::Result<()> {
                 )
             })?;
             if let Some(produced) = published {
-                println!("{}", crate::run::results_topic_line(&produced));
+                println!("{}", crate::results_topic::results_topic_line(&produced));
             }
         }
         ReviewCommand::Feedback { target, format } => {

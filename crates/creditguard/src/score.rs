@@ -213,13 +213,16 @@ pub fn execute(args: ScoreArgs) -> anyhow::Result<()> {
     if !earlier.found.is_empty() {
         summary = format!("{summary}\n{earlier}");
     }
-    if let Some(produced) = crate::run::produce_results(&pipeline, &report)? {
-        summary = format!("{summary}\n{}", crate::run::results_topic_line(&produced));
+    if let Some(produced) = crate::results_topic::produce_results(&pipeline, &report)? {
+        summary = format!(
+            "{summary}\n{}",
+            crate::results_topic::results_topic_line(&produced)
+        );
     }
     if let Some(produced) = crate::review::publish_pending(&pipeline)? {
         summary = format!(
             "{summary}\n{} (decision records held back earlier)",
-            crate::run::results_topic_line(&produced)
+            crate::results_topic::results_topic_line(&produced)
         );
     }
     match args.emit {
