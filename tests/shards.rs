@@ -64,17 +64,12 @@ fn plant_unsupported_claims(telemetry: &Path, catalog: &Path) {
         .collect();
     units.sort();
     units.dedup();
-    let courses: Vec<(String, String)> = std::fs::read_to_string(catalog)
+    // Six video courses (with a length), read with the catalog loader every stage uses.
+    let courses: Vec<(String, String)> = creditguard::lake::catalog::load(catalog)
         .unwrap()
-        .lines()
-        .skip(1)
-        .filter_map(|l| {
-            // course_id,title,category,credits,duration_s,min_watch_ratio
-            let f: Vec<&str> = l.rsplitn(4, ',').collect();
-            let duration: f64 = f[1].parse().ok()?;
-            let id = l.split(',').next()?;
-            (duration > 0.0).then(|| (id.to_string(), f[2].to_string()))
-        })
+        .into_iter()
+        .filter(|c| c.duration_s > 0.0)
+        .map(|c| (c.course_id, c.credits.to_string()))
         .take(6)
         .collect();
     assert_eq!(courses.len(), 6);

@@ -304,6 +304,8 @@ pub const RULES: [RuleSpec; 17] = [
         thresholds: &[
             "proxy_learning.alternating_min_switches",
             "proxy_learning.alternating_min_days",
+            "proxy_learning.time_zone",
+            "proxy_learning.day_starts_at_hour",
         ],
         severity: "a fixed 0.6",
         evidence: &[
@@ -313,6 +315,8 @@ pub const RULES: [RuleSpec; 17] = [
             "switches_per_day",
             "threshold_alternating_min_switches",
             "threshold_alternating_min_days",
+            "time_zone",
+            "day_starts_at_hour",
         ],
     },
 ];

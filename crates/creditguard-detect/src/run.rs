@@ -669,35 +669,10 @@ fn run_batch(
     } = carry;
     let (a, b) = (batch.a, batch.b);
     let t = Instant::now();
-    // A whole run and a shard read events (a shard only its users'); the merge reads what the
-    // shards staged instead.
-    let (events, mut staged) = match batch.mode {
-        Mode::Whole => (scan_events(lake, a, b)?.collect()?, None),
-        Mode::Shard { shard, .. } => (scan_events_of(lake, a, b, Some(shard))?.collect()?, None),
-        Mode::Merge { count, run } => (
-            DataFrame::empty_with_schema(&crate::events::schema()),
-            Some(Staged::read(lake, run, count, a, b, enabled)?),
-        ),
-    };
-    // One chunk, whatever the scan and filter left: how a frame is chunked can change the order
-    // in which polars adds up floats, and a shard's rows must add up as the whole run's do.
-    let mut events = events;
-    events.rechunk_mut_par();
+    let (events, mut staged, completions) = load_batch(lake, cfg, enabled, batch)?;
     let is_shard = matches!(batch.mode, Mode::Shard { .. });
     let stages_credit = is_shard && cfg.is_enabled("credit_burst");
     report.events += events.height();
-    // The batch's course completions, read by `watch_time` and `credit_burst` both.
-    let completions = match &staged {
-        Some(s) => s.completions.clone(),
-        None if stages_credit
-            || enabled
-                .iter()
-                .any(|j| matches!(*j, "watch_time" | "credit_burst")) =>
-        {
-            Some(watch_time::completions_in(&events)?)
-        }
-        None => None,
-    };
     let completions_lazy = || {
         completions
             .clone()
@@ -732,14 +707,7 @@ fn run_batch(
     // `engaged_window`: from the lesson-day features `watch_time` just computed when it ran (a
     // few rows per learner-day), else from the intervals (one row per pair of events).
     let support_first = a + 1 - cfg.credit_burst.support_days as i64;
-    let in_window = |f: LazyFrame| {
-        f.select([col("user_id"), col("day"), col("engaged_s")])
-            .filter(
-                col("day")
-                    .gt_eq(lit(support_first))
-                    .and(col("day").lt_eq(lit(b))),
-            )
-    };
+    let in_window = |f: LazyFrame| engaged_in(f, support_first, b);
     // What `watch_time` and the other detectors that judge users alone found: computed, or (in
     // the merge) as the shards staged it.
     let mut staged_outputs = staged
@@ -780,74 +748,31 @@ fn run_batch(
                 course_switching::detect(events.clone().lazy(), iv_lazy(), &cfg.course_switching)?
             }
             "credit_burst" => {
-                let c = &cfg.credit_burst;
-                // The claims of the batch's days and of the baseline days before them (day
-                // b + 1, context for the other jobs, is the next batch's to judge).
-                claim_days.record(completions_lazy(), catalog, c, a, b)?;
-                let daily = claim_days.range(lake, catalog, c, a - c.baseline_days as i64, b)?;
-                // Engaged seconds of the days the batch's support windows cover (`support_days`
-                // up to each claim day); earlier days from their features, or from their events
-                // when they have none. `detect_daily` sums them.
-                let first = support_first;
-                let days = first.max(a - 1)..=b;
-                let mut parts = vec![match outputs.iter().find(|(j, _)| *j == "watch_time") {
-                    Some((_, w)) => in_window(w.features.clone().lazy()),
+                // Engaged time this batch measured: `watch_time`'s features when it ran, the
+                // shards' staged rows in a merge, else the intervals.
+                let measured = match outputs.iter().find(|(j, _)| *j == "watch_time") {
+                    Some((_, w)) => Engaged::Features(w.features.clone().lazy()),
                     None => match staged.as_ref().and_then(|s| s.engaged.clone()) {
-                        Some(rows) => engaged_days.keep_daily(rows, days)?,
-                        None => engaged_days.keep(in_window(iv_lazy()), days)?,
+                        Some(rows) => Engaged::Staged(rows),
+                        None => Engaged::Intervals(iv_lazy()),
                     },
-                }];
-                engaged_days.forget_before(first);
-                if let Some(prior) = watch_days.range(lake, first, a - 2)? {
-                    parts.push(in_window(prior));
-                }
-                let without = watch_days.without_features(first, a - 2);
-                if let Some(rows) = engaged_days.rows(lake, &without, &cfg.watch_time)? {
-                    parts.push(rows);
-                }
-                let engaged = concat(parts, UnionArgs::default())?;
-                // Features and flags for the batch's days only (its first day on).
-                credit_burst::detect_daily(daily, engaged, c, a)?
+                };
+                let days = (&mut *claim_days, &mut *engaged_days, &mut *watch_days);
+                credit_burst_job(
+                    lake,
+                    catalog,
+                    cfg,
+                    batch,
+                    completions_lazy(),
+                    measured,
+                    days,
+                )?
             }
             "quiz_speed" => {
                 let q = &cfg.quiz_speed;
                 // Earlier days' submissions, so a retry of a quiz first handed in before this
                 // batch is recognised as one.
-                let prior = if q.exempt_resubmissions {
-                    let (lo, hi) = (a - 1 - q.resubmission_lookback_days as i64, a - 2);
-                    if is_shard {
-                        // The days this shard staged are not in the lake: from the carry.
-                        let staged_from = lo.max(batch.run_from);
-                        let mut parts: Vec<LazyFrame> =
-                            prior_features(lake, "quiz_speed", lo, hi.min(batch.run_from - 1))?
-                                .into_iter()
-                                .collect();
-                        quiz_days.forget_before(lo);
-                        if staged_from <= hi {
-                            parts.extend(
-                                quiz_days
-                                    .0
-                                    .range(staged_from..=hi)
-                                    .map(|(_, df)| df.clone().lazy()),
-                            );
-                        }
-                        if parts.is_empty() {
-                            None
-                        } else {
-                            Some(concat(
-                                parts,
-                                UnionArgs {
-                                    to_supertypes: true,
-                                    ..Default::default()
-                                },
-                            )?)
-                        }
-                    } else {
-                        prior_features(lake, "quiz_speed", lo, hi)?
-                    }
-                } else {
-                    None
-                };
+                let prior = quiz_prior(lake, q, batch, is_shard, quiz_days)?;
                 quiz_speed::detect_with_prior(events.clone().lazy(), prior, q)?
             }
             "shared_device" => {
@@ -888,6 +813,166 @@ fn run_batch(
         report.write += t.elapsed();
         return Ok(());
     }
+    write_days(lake, cfg, enabled, batch, &outputs, watch_days, report)?;
+    report.write += t.elapsed();
+    Ok(())
+}
+
+/// A batch's input: its events (a shard's users only; none in a merge), what the shards staged
+/// (in a merge), and its course completions when a job that reads them runs.
+fn load_batch(
+    lake: &Lake,
+    cfg: &JobsConfig,
+    enabled: &[&str],
+    batch: &Batch<'_>,
+) -> Result<(DataFrame, Option<Staged>, Option<DataFrame>)> {
+    let (a, b) = (batch.a, batch.b);
+    // A whole run and a shard read events (a shard only its users'); the merge reads what the
+    // shards staged instead.
+    let (events, staged) = match batch.mode {
+        Mode::Whole => (scan_events(lake, a, b)?.collect()?, None),
+        Mode::Shard { shard, .. } => (scan_events_of(lake, a, b, Some(shard))?.collect()?, None),
+        Mode::Merge { count, run } => (
+            DataFrame::empty_with_schema(&crate::events::schema()),
+            Some(Staged::read(lake, run, count, a, b, enabled)?),
+        ),
+    };
+    // One chunk, whatever the scan and filter left: how a frame is chunked can change the order
+    // in which polars adds up floats, and a shard's rows must add up as the whole run's do.
+    let mut events = events;
+    events.rechunk_mut_par();
+    let is_shard = matches!(batch.mode, Mode::Shard { .. });
+    let stages_credit = is_shard && cfg.is_enabled("credit_burst");
+    // The batch's course completions, read by `watch_time` and `credit_burst` both.
+    let completions = match &staged {
+        Some(s) => s.completions.clone(),
+        None if stages_credit
+            || enabled
+                .iter()
+                .any(|j| matches!(*j, "watch_time" | "credit_burst")) =>
+        {
+            Some(watch_time::completions_in(&events)?)
+        }
+        None => None,
+    };
+    Ok((events, staged, completions))
+}
+
+/// The `user_id`, `day`, `engaged_s` rows of `f` for the days `first..=last`.
+fn engaged_in(f: LazyFrame, first: i64, last: i64) -> LazyFrame {
+    f.select([col("user_id"), col("day"), col("engaged_s")])
+        .filter(
+            col("day")
+                .gt_eq(lit(first))
+                .and(col("day").lt_eq(lit(last))),
+        )
+}
+
+/// Where a batch's engaged time comes from, for `credit_burst`'s support windows.
+enum Engaged {
+    /// `watch_time`'s lesson-day features of this batch (a few rows per learner-day).
+    Features(LazyFrame),
+    /// What the shards staged (in a merge).
+    Staged(DataFrame),
+    /// The batch's intervals (one row per pair of events).
+    Intervals(LazyFrame),
+}
+
+/// `credit_burst` over the batch: the claims of its days and of the baseline days before them
+/// (day b + 1, context for the other jobs, is the next batch's to judge), and the engaged seconds
+/// of the days its support windows cover (`support_days` up to each claim day): this batch's,
+/// earlier days' from their features, or from their events when they have none.
+fn credit_burst_job(
+    lake: &Lake,
+    catalog: &Catalog,
+    cfg: &JobsConfig,
+    batch: &Batch<'_>,
+    completions: LazyFrame,
+    measured: Engaged,
+    (claim_days, engaged_days, watch_days): (&mut ClaimDays, &mut EngagedDays, &mut WatchDays),
+) -> Result<JobOutput> {
+    let (a, b, c) = (batch.a, batch.b, &cfg.credit_burst);
+    claim_days.record(completions, catalog, c, a, b)?;
+    let daily = claim_days.range(lake, catalog, c, a - c.baseline_days as i64, b)?;
+    let first = a + 1 - c.support_days as i64;
+    let days = first.max(a - 1)..=b;
+    let mut parts = vec![match measured {
+        Engaged::Features(f) => engaged_in(f, first, b),
+        Engaged::Staged(rows) => engaged_days.keep_daily(rows, days)?,
+        Engaged::Intervals(iv) => engaged_days.keep(engaged_in(iv, first, b), days)?,
+    }];
+    engaged_days.forget_before(first);
+    if let Some(prior) = watch_days.range(lake, first, a - 2)? {
+        parts.push(engaged_in(prior, first, b));
+    }
+    let without = watch_days.without_features(first, a - 2);
+    if let Some(rows) = engaged_days.rows(lake, &without, &cfg.watch_time)? {
+        parts.push(rows);
+    }
+    let engaged = concat(parts, UnionArgs::default())?;
+    // Features and flags for the batch's days only (its first day on).
+    credit_burst::detect_daily(daily, engaged, c, a)
+}
+
+/// Earlier days' `quiz_speed` submissions, so a retry of a quiz first handed in before this batch
+/// is recognised as one: from the lake, and in a shard also from the days it staged.
+fn quiz_prior(
+    lake: &Lake,
+    q: &crate::config::QuizSpeedConfig,
+    batch: &Batch<'_>,
+    is_shard: bool,
+    quiz_days: &mut DayFrames,
+) -> Result<Option<LazyFrame>> {
+    let a = batch.a;
+    Ok(if q.exempt_resubmissions {
+        let (lo, hi) = (a - 1 - q.resubmission_lookback_days as i64, a - 2);
+        if is_shard {
+            // The days this shard staged are not in the lake: from the carry.
+            let staged_from = lo.max(batch.run_from);
+            let mut parts: Vec<LazyFrame> =
+                prior_features(lake, "quiz_speed", lo, hi.min(batch.run_from - 1))?
+                    .into_iter()
+                    .collect();
+            quiz_days.forget_before(lo);
+            if staged_from <= hi {
+                parts.extend(
+                    quiz_days
+                        .0
+                        .range(staged_from..=hi)
+                        .map(|(_, df)| df.clone().lazy()),
+                );
+            }
+            if parts.is_empty() {
+                None
+            } else {
+                Some(concat(
+                    parts,
+                    UnionArgs {
+                        to_supertypes: true,
+                        ..Default::default()
+                    },
+                )?)
+            }
+        } else {
+            prior_features(lake, "quiz_speed", lo, hi)?
+        }
+    } else {
+        None
+    })
+}
+
+/// Writes the batch's days: each job's features, and the day's flags (with those of detectors
+/// that did not run kept as they were), each day replaced in one step.
+fn write_days(
+    lake: &Lake,
+    cfg: &JobsConfig,
+    enabled: &[&str],
+    batch: &Batch<'_>,
+    outputs: &[(&str, JobOutput)],
+    watch_days: &mut WatchDays,
+    report: &mut JobsReport,
+) -> Result<()> {
+    let (a, b) = (batch.a, batch.b);
     let all_jobs = enabled.len() == DETECTORS.len();
     for day in a..=b {
         for (k, (job, out)) in outputs.iter().enumerate() {
@@ -944,7 +1029,6 @@ fn run_batch(
         })?;
         tracing::info!(day = %format_day(day), flags = flags.len(), "Day written.");
     }
-    report.write += t.elapsed();
     Ok(())
 }
 
