@@ -472,6 +472,10 @@ fn policy_explain_names_the_rule_that_applies_and_why() {
         text.contains("applies: `credits-2026/company`: 137.3 credits in 2026 (92% of the year expected, prorated)"),
         "hired on 2026-02-01: {text}"
     );
+    assert!(
+        text.contains("at least 8.0 engaged hours a month"),
+        "the company rule's monthly minimum: {text}"
+    );
     let out = run(creditguard().current_dir(repo()).args([
         "policy",
         "explain",

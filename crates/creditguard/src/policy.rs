@@ -156,5 +156,11 @@ pub fn explain(
     for (topic, min) in &t.topics {
         let _ = writeln!(out, "  at least {min:.1} in {topic} courses (topic)");
     }
+    if let Some(hours) = rule.monthly_hours {
+        let _ = writeln!(
+            out,
+            "  at least {hours:.1} engaged hours a month (prorated like the target; `monthly_hours_low` reminders)"
+        );
+    }
     out
 }
