@@ -404,6 +404,11 @@ impl DayRange {
         Ok(DayRange { first, last })
     }
 
+    /// [`DayRange::new`] of two days given as days since 1970-01-01.
+    pub fn of_indices(first: i64, last: i64) -> Result<DayRange, String> {
+        DayRange::new(Day(first), Day(last))
+    }
+
     /// One day.
     pub fn day(day: Day) -> DayRange {
         DayRange {

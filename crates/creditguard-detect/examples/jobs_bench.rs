@@ -17,7 +17,7 @@
 //! heartbeats every 20 s, pause, quizzes, completions, check-ins), 1 % of events delivered twice,
 //! and a few learners of each cheating pattern so every rule has work to do.
 
-use creditguard_contract::time::{self, DayRange};
+use creditguard_contract::time::DayRange;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -489,8 +489,7 @@ fn main() {
     let rss_before = peak_rss_mib();
     let cpu_before = cpu_s();
     let t = Instant::now();
-    let period =
-        DayRange::new(time::Day::from_index(from), time::Day::from_index(to)).expect("days");
+    let period = DayRange::of_indices(from, to).expect("days");
     let report = run_jobs(&lake, &catalog(), &cfg, period, "bench").expect("jobs");
     let wall = t.elapsed().as_secs_f64();
     let cpu_after = cpu_s();

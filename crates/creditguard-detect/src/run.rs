@@ -974,6 +974,9 @@ fn write_days(
 ) -> Result<()> {
     let (a, b) = (batch.a, batch.b);
     let all_jobs = enabled.len() == DETECTORS.len();
+    // The version the flags of this run record (those kept from detectors that did not run keep
+    // the version they were raised with).
+    let rules_version = cfg.rules_version();
     for day in a..=b {
         for (k, (job, out)) in outputs.iter().enumerate() {
             let mut part = out
@@ -998,8 +1001,6 @@ fn write_days(
             })?;
         }
         let in_day = |f: &Flag| f.window_start.div_euclid(DAY_US) == day;
-        // The flags kept from detectors that did not run keep the version they were raised with.
-        let rules_version = cfg.rules_version();
         let mut flags: Vec<Flag> = if all_jobs {
             Vec::new()
         } else {
@@ -1203,11 +1204,10 @@ mod tests {
     use super::*;
     use crate::events::sort_opts;
     use crate::testkit::*;
-    use creditguard_contract::time::Day;
     use creditguard_contract::{parse_event, EventBatchBuilder};
 
     fn period(first: i64, last: i64) -> DayRange {
-        DayRange::new(Day::from_index(first), Day::from_index(last)).unwrap()
+        DayRange::of_indices(first, last).unwrap()
     }
 
     /// Writes lines into the lake's `events`, one file per event day (as ingest does).

@@ -8,7 +8,7 @@
 //! - EdNet KT4: a person's own action timing, measured as if each action were a heartbeat, by
 //!   the cadence rule's code: its spread must be far above `cadence_max_std_s`.
 
-use creditguard_contract::time::{Day, DayRange};
+use creditguard_contract::time::DayRange;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
@@ -65,7 +65,7 @@ fn run_all(lake: &Lake, catalog: &Catalog) -> Vec<Flag> {
         lake,
         catalog,
         &JobsConfig::default(),
-        DayRange::new(Day::from_index(first), Day::from_index(last)).unwrap(),
+        DayRange::of_indices(first, last).unwrap(),
         "real-logs",
     )
     .unwrap();

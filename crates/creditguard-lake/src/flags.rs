@@ -136,12 +136,10 @@ pub fn read_flags_file(path: &Path) -> Result<Vec<Flag>> {
             s("evidence")?,
             s("explanation")?,
         );
-        let optional = |n| {
-            b.column_by_name(n)
-                .map(|_| Strs::of(b, n))
-                .transpose()
-        };
-        let (version, name) = (optional("rules_version")?, optional("rules_name")?);
+        let (version, name) = (
+            Strs::optional(b, "rules_version")?,
+            Strs::optional(b, "rules_name")?,
+        );
         let (ws, we, sev) = (
             Times::of(&b, "window_start")?,
             Times::of(&b, "window_end")?,

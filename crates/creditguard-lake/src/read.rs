@@ -132,6 +132,14 @@ pub enum Strs<'a> {
 }
 
 impl<'a> Strs<'a> {
+    /// A column that files written before it was added lack: `None` when absent.
+    pub fn optional(batch: &'a RecordBatch, name: &str) -> Result<Option<Strs<'a>>> {
+        batch
+            .column_by_name(name)
+            .map(|_| Strs::of(batch, name))
+            .transpose()
+    }
+
     pub fn of(batch: &'a RecordBatch, name: &str) -> Result<Strs<'a>> {
         Strs::from_array(column(batch, name)?.as_ref(), name)
     }
@@ -208,6 +216,14 @@ pub struct Nums {
 }
 
 impl Nums {
+    /// A column that files written before it was added lack: `None` when absent.
+    pub fn optional(batch: &RecordBatch, name: &str) -> Result<Option<Nums>> {
+        batch
+            .column_by_name(name)
+            .map(|_| Nums::of(batch, name))
+            .transpose()
+    }
+
     pub fn of(batch: &RecordBatch, name: &str) -> Result<Nums> {
         let a = column(batch, name)?;
         let values = match a.data_type() {

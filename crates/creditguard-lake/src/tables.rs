@@ -264,14 +264,6 @@ const PROGRESS_OPTIONAL: [&str; 7] = [
     "topic_credits",
 ];
 
-/// A numeric column that older files may lack.
-fn opt_nums(b: &RecordBatch, name: &str) -> Result<Option<Nums>> {
-    b.column_by_name(name)
-        .map(|_| Nums::of(b, name))
-        .transpose()
-        .map_err(Error::from)
-}
-
 /// Arrow schema of `results/progress`.
 pub fn progress_schema() -> SchemaRef {
     use DataType::{Float64, Int32, Utf8};
@@ -680,16 +672,12 @@ pub fn read_progress(lake: &Lake, day: i64) -> Result<Vec<Progress>> {
             let as_of = Times::of(&b, "as_of")?;
             let year = Nums::of(&b, "year")?;
             let (eg, et, pg, pt) = (
-                opt_nums(&b, "elective_granted")?,
-                opt_nums(&b, "elective_target")?,
-                opt_nums(&b, "practice_granted")?,
-                opt_nums(&b, "practice_target")?,
+                Nums::optional(b, "elective_granted")?,
+                Nums::optional(b, "elective_target")?,
+                Nums::optional(b, "practice_granted")?,
+                Nums::optional(b, "practice_target")?,
             );
-            let opt_strs = |name| {
-                b.column_by_name(name)
-                    .map(|_| Strs::of(&b, name))
-                    .transpose()
-            };
+            let opt_strs = |name| Strs::optional(b, name);
             let (rule, version) = (opt_strs("policy_rule")?, opt_strs("policy_version")?);
             let topics = opt_strs("topic_credits")?;
             let num = |n: &Option<Nums>, i| n.as_ref().and_then(|n| n.get(i)).unwrap_or(0.0);

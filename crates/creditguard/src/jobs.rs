@@ -4,7 +4,7 @@
 
 use anyhow::Context as _;
 use creditguard_contract::stable_id;
-use creditguard_contract::time::{format_day, Day, DayRange};
+use creditguard_contract::time::{format_day, DayRange};
 use creditguard_detect::{Catalog, JobsReport, Shard};
 use creditguard_lake::Lake;
 
@@ -69,7 +69,7 @@ pub fn run_id(pipeline: &Pipeline, what: &str, from: Option<i64>, to: Option<i64
 /// The days `from..=to` (days since 1970-01-01); a usage error (exit 2) naming both when the
 /// first is after the last.
 pub fn days(from: i64, to: i64) -> anyhow::Result<DayRange> {
-    Ok(DayRange::new(Day::from_index(from), Day::from_index(to)).map_err(UsageError)?)
+    Ok(DayRange::of_indices(from, to).map_err(UsageError)?)
 }
 
 impl PeriodArgs {
