@@ -1,7 +1,8 @@
 //! `proxy_learning` (代学): a colleague does a learner's courses on the colleague's own device.
 //!
 //! Measurements (`features/proxy_learning`), one row per account × device × day with activity on
-//! the device: `play_s` (heartbeat intervals that play, each capped at `max_gap_s`), `first_t`,
+//! the device, for the devices that two or more accounts used in the events read (a device only
+//! one account uses can support neither rule, and most devices are one person's): `play_s` (heartbeat intervals that play, each capped at `max_gap_s`), `first_t`,
 //! `last_t`, `courses`, the account's `days_on_device` over the events read, the device's usual
 //! account (`owner`, the account with the most days on it) and `owner_days`, and `switches`:
 //! how often the device changed hands between sessions that day. A day here is a day of the
@@ -52,23 +53,31 @@ pub fn detect(
     cfg: &ProxyLearningConfig,
     shared_devices: &HashSet<String>,
 ) -> Result<JobOutput> {
-    let uses = device_uses(events, cfg, shared_devices)?.collect()?;
-    let addresses = uses
-        .clone()
-        .lazy()
-        .filter(col("ip").is_not_null())
-        .select([col("user_id"), col("device_id"), col("day"), col("ip")])
-        .unique(None, UniqueKeepStrategy::Any);
-    let features = with_household(account_device_days(uses.lazy()), addresses).collect()?;
+    let all = device_events(events, cfg, shared_devices)?.collect()?;
+    // Both rules need a device that two accounts used: the rest (most devices are one person's)
+    // is measured no further, which spares sorting every event by device.
+    let shared_by_two = all.clone().lazy().join(
+        devices_of_two_or_more(all.clone().lazy()),
+        [col("device_id")],
+        [col("device_id")],
+        JoinArgs::new(JoinType::Semi),
+    );
+    let uses = with_hands(shared_by_two, cfg).collect()?;
+    let (addresses, accounts_per_address) = addresses_of(all.lazy(), &uses);
+    let features = with_household(
+        account_device_days(uses.lazy()),
+        addresses,
+        accounts_per_address,
+    )
+    .collect()?;
     let mut flags = borrowed_flags(&features, cfg)?;
     flags.extend(alternating_flags(&features, cfg)?);
     sort(&mut flags);
     Ok(JobOutput { features, flags })
 }
 
-/// The events that show an account on a device not on the allowlist, with `day`, `_play_s` (the
-/// playing interval after a heartbeat, capped) and `_new_hand` (the device changed account).
-fn device_uses(
+/// The events that show an account on a device not on the allowlist, with their `day`.
+fn device_events(
     events: LazyFrame,
     cfg: &ProxyLearningConfig,
     shared_devices: &HashSet<String>,
@@ -85,13 +94,6 @@ fn device_uses(
             false,
         )
     };
-    let next_gap = secs(col("t").shift(lit(-1)) - col("t"));
-    let capped_gap = when(next_gap.clone().gt(lit(cfg.max_gap_s)))
-        .then(lit(cfg.max_gap_s))
-        .otherwise(next_gap);
-    let playing_beat = col("event_type")
-        .eq(lit("heartbeat"))
-        .and(col("playing").fill_null(lit(false)));
     Ok(events
         .filter(
             type_in(&USE_TYPES)
@@ -111,8 +113,30 @@ fn device_uses(
             (col("t") + lit(shift))
                 .floor_div(lit(crate::DAY_US))
                 .alias("day"),
-        ])
-        .sort(["device_id", "t", "user_id"], sort_opts())
+        ]))
+}
+
+/// The devices (`device_id`) that at least two accounts used.
+fn devices_of_two_or_more(uses: LazyFrame) -> LazyFrame {
+    uses.select([col("device_id"), col("user_id")])
+        .unique(None, UniqueKeepStrategy::Any)
+        .group_by([col("device_id")])
+        .agg([len().alias("_accounts")])
+        .filter(col("_accounts").gt(lit(1)))
+        .select([col("device_id")])
+}
+
+/// The device's events in order, with `_play_s` (the playing interval after a heartbeat,
+/// capped at `max_gap_s`) and `_new_hand` (the device changed account).
+fn with_hands(uses: LazyFrame, cfg: &ProxyLearningConfig) -> LazyFrame {
+    let next_gap = secs(col("t").shift(lit(-1)) - col("t"));
+    let capped_gap = when(next_gap.clone().gt(lit(cfg.max_gap_s)))
+        .then(lit(cfg.max_gap_s))
+        .otherwise(next_gap);
+    let playing_beat = col("event_type")
+        .eq(lit("heartbeat"))
+        .and(col("playing").fill_null(lit(false)));
+    uses.sort(["device_id", "t", "user_id"], sort_opts())
         .with_columns([
             when(playing_beat.and(same_as_next(&["device_id", "user_id", "session_id"])))
                 .then(capped_gap)
@@ -124,7 +148,45 @@ fn device_uses(
                     .fill_null(lit(false)),
             ))
             .alias("_new_hand"),
-        ]))
+        ])
+}
+
+/// For the accounts in `uses`: their (`user_id`, `device_id`, `day`, `ip`) over all their
+/// devices in `all`, and for each of those addresses how many accounts of `all` used it.
+fn addresses_of(all: LazyFrame, uses: &DataFrame) -> (LazyFrame, LazyFrame) {
+    let with_ip = all.filter(col("ip").is_not_null());
+    let accounts = uses
+        .clone()
+        .lazy()
+        .select([col("user_id")])
+        .unique(None, UniqueKeepStrategy::Any);
+    let addresses = with_ip
+        .clone()
+        .join(
+            accounts,
+            [col("user_id")],
+            [col("user_id")],
+            JoinArgs::new(JoinType::Semi),
+        )
+        .select([col("user_id"), col("device_id"), col("day"), col("ip")])
+        .unique(None, UniqueKeepStrategy::Any)
+        .cache();
+    let their_ips = addresses
+        .clone()
+        .select([col("ip")])
+        .unique(None, UniqueKeepStrategy::Any);
+    let accounts_per_address = with_ip
+        .join(
+            their_ips,
+            [col("ip")],
+            [col("ip")],
+            JoinArgs::new(JoinType::Semi),
+        )
+        .select([col("ip"), col("user_id")])
+        .unique(None, UniqueKeepStrategy::Any)
+        .group_by([col("ip")])
+        .agg([len().cast(DataType::Int64).alias("address_accounts")]);
+    (addresses, accounts_per_address)
 }
 
 /// One row per account × device × day (see the module docs).
@@ -196,12 +258,13 @@ fn account_device_days(uses: LazyFrame) -> LazyFrame {
 
 /// Adds `address_accounts`: when the row's device was on an address the account also used from
 /// another device of its own, how many accounts used that address (the fewest over such
-/// addresses); null otherwise. `addresses` holds (`user_id`, `device_id`, `day`, `ip`).
-fn with_household(features: LazyFrame, addresses: LazyFrame) -> LazyFrame {
-    let accounts_per_address = addresses.clone().group_by([col("ip")]).agg([col("user_id")
-        .n_unique()
-        .cast(DataType::Int64)
-        .alias("address_accounts")]);
+/// addresses); null otherwise. `addresses` holds (`user_id`, `device_id`, `day`, `ip`),
+/// `accounts_per_address` (`ip`, `address_accounts`).
+fn with_household(
+    features: LazyFrame,
+    addresses: LazyFrame,
+    accounts_per_address: LazyFrame,
+) -> LazyFrame {
     let own_devices = addresses
         .clone()
         .select([

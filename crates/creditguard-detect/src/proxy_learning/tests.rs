@@ -468,3 +468,45 @@ fn a_time_zone_creditguard_does_not_know_is_an_error_naming_the_key() {
         "{err}"
     );
 }
+
+#[test]
+fn an_office_address_that_many_colleagues_use_from_their_own_laptops_exempts_nothing() {
+    let office = "198.51.100.20";
+    let mut lines = Vec::new();
+    for day in 0..4 {
+        let base = day as f64 * DAY_S;
+        // Everyone works at the office on their own laptop; four of them only ever there.
+        for user in ["learner", "colleague", "amy", "bob", "cai", "dan"] {
+            lines.extend(session_at(user, &format!("lap-{user}"), office, "c3", base, 20.0));
+        }
+    }
+    for day in 1..3 {
+        lines.extend(hand_offs(
+            &["learner", "colleague", "learner"],
+            "lap-colleague",
+            office,
+            day as f64 * DAY_S + 3.0 * 3600.0,
+            30.0,
+        ));
+    }
+    let out = run_with(&lines, &[]);
+    // The learner's own laptop is on the office address too, but six accounts use it: not a
+    // household. The accounts that only use their own laptop are counted though their devices
+    // are measured no further.
+    assert_eq!(
+        flagged(&out),
+        [(
+            "proxy_learning.alternating_accounts".to_string(),
+            "learner".to_string()
+        )]
+    );
+    let devices = out.features.column("device_id").unwrap().str().unwrap();
+    assert!(devices.iter().all(|d| d == Some("lap-colleague")), "{devices:?}");
+    let users = out.features.column("user_id").unwrap().str().unwrap();
+    let accounts = out.features.column("address_accounts").unwrap().i64().unwrap();
+    let learners: Vec<Option<i64>> = (0..users.len())
+        .filter(|&i| users.get(i) == Some("learner"))
+        .map(|i| accounts.get(i))
+        .collect();
+    assert_eq!(learners, [Some(6), Some(6)]);
+}
