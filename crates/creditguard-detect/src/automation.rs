@@ -121,7 +121,7 @@ fn feature_rows(rows: LazyFrame, measure: &str) -> LazyFrame {
 /// One row per stretch of unbroken play with at least two heartbeats (see the module docs).
 pub fn stretches(events: LazyFrame, cfg: &AutomationConfig) -> Result<LazyFrame> {
     let beats = stretch_heartbeats(events, cfg).collect()?;
-    let per_stretch = per_stretch(&beats).collect()?;
+    let per_stretch = per_stretch(&beats)?;
     with_learner_hours(per_stretch, beats, cfg)
 }
 
@@ -176,46 +176,175 @@ fn stretch_heartbeats(events: LazyFrame, cfg: &AutomationConfig) -> LazyFrame {
 }
 
 /// The stretches of [`stretch_heartbeats`] with at least two heartbeats: their span, courses,
-/// lessons, the intervals' mean and spread, and the input the platform reported.
-fn per_stretch(beats: &DataFrame) -> LazyFrame {
-    beats
-        .clone()
-        .lazy()
-        .group_by([col("user_id"), col("stretch")])
-        .agg([
-            col("org_unit").first(),
-            col("session_id").first(),
-            col("t").min().alias("start"),
-            col("t").max().alias("end"),
-            len().cast(DataType::Int64).alias("heartbeats"),
-            col("course_id")
-                .n_unique()
-                .cast(DataType::Int64)
-                .alias("courses"),
-            col("lesson_id")
-                .n_unique()
-                .cast(DataType::Int64)
-                .alias("lessons"),
-            col("_interval")
-                .count()
-                .cast(DataType::Int64)
-                .alias("intervals"),
-            col("_interval").mean().alias("interval_mean_s"),
-            col("_interval").std(1).alias("interval_std_s"),
-            col("input_events")
-                .count()
-                .cast(DataType::Int64)
-                .alias("input_reported"),
-            col("input_events")
-                .sum()
-                .cast(DataType::Int64)
-                .alias("input_events"),
+/// lessons, the intervals' mean and spread, and the input the platform reported. One pass over
+/// the heartbeats, whose stretches are runs of adjacent rows.
+fn per_stretch(beats: &DataFrame) -> Result<DataFrame> {
+    let r = Rows(beats);
+    let (user, org, session) = (r.str("user_id")?, r.str("org_unit")?, r.str("session_id")?);
+    let (course, lesson) = (r.str("course_id")?, r.str("lesson_id")?);
+    let (t, stretch, input) = (r.i64("t")?, r.i64("stretch")?, r.i64("input_events")?);
+    let interval = r.f64("_interval")?;
+    let mut out = StretchColumns::default();
+    let mut run = StretchRun::default();
+    let rows = user
+        .iter()
+        .zip(org.iter())
+        .zip(session.iter())
+        .zip(course.iter().zip(lesson.iter()))
+        .zip(t.iter().zip(stretch.iter()))
+        .zip(input.iter().zip(interval.iter()));
+    let mut current: Option<i64> = None;
+    for (((((u, o), s), (c, l)), (t, id)), (input, interval)) in rows {
+        if current != id {
+            out.push(&run);
+            run.start(id.unwrap_or(0), u, o, s);
+            current = id;
+        }
+        run.add(c, l, t.unwrap_or(0), input, interval);
+    }
+    out.push(&run);
+    Ok(out.frame()?)
+}
+
+/// The stretch being read by [`per_stretch`].
+#[derive(Default)]
+struct StretchRun<'a> {
+    stretch: i64,
+    user_id: Option<&'a str>,
+    org_unit: Option<&'a str>,
+    session_id: Option<&'a str>,
+    start: i64,
+    end: i64,
+    heartbeats: i64,
+    courses: std::collections::HashSet<Option<&'a str>>,
+    lessons: std::collections::HashSet<Option<&'a str>>,
+    intervals: Vec<f64>,
+    input_reported: i64,
+    input_events: i64,
+}
+
+impl<'a> StretchRun<'a> {
+    fn start(
+        &mut self,
+        stretch: i64,
+        user: Option<&'a str>,
+        org: Option<&'a str>,
+        session: Option<&'a str>,
+    ) {
+        self.stretch = stretch;
+        (self.user_id, self.org_unit, self.session_id) = (user, org, session);
+        (self.heartbeats, self.input_reported, self.input_events) = (0, 0, 0);
+        self.courses.clear();
+        self.lessons.clear();
+        self.intervals.clear();
+    }
+
+    fn add(
+        &mut self,
+        course: Option<&'a str>,
+        lesson: Option<&'a str>,
+        t: i64,
+        input: Option<i64>,
+        interval: Option<f64>,
+    ) {
+        if self.heartbeats == 0 {
+            (self.start, self.end) = (t, t);
+        }
+        (self.start, self.end) = (self.start.min(t), self.end.max(t));
+        self.heartbeats += 1;
+        self.courses.insert(course);
+        self.lessons.insert(lesson);
+        self.intervals.extend(interval);
+        if let Some(n) = input {
+            self.input_reported += 1;
+            self.input_events += n;
+        }
+    }
+}
+
+/// The columns [`per_stretch`] builds, one row per stretch of two heartbeats or more.
+#[derive(Default)]
+struct StretchColumns {
+    stretch: Vec<i64>,
+    user_id: Vec<Option<String>>,
+    org_unit: Vec<Option<String>>,
+    session_id: Vec<Option<String>>,
+    start: Vec<i64>,
+    end: Vec<i64>,
+    heartbeats: Vec<i64>,
+    courses: Vec<i64>,
+    lessons: Vec<i64>,
+    intervals: Vec<i64>,
+    interval_mean_s: Vec<Option<f64>>,
+    interval_std_s: Vec<Option<f64>>,
+    input_reported: Vec<i64>,
+    input_events: Vec<i64>,
+}
+
+impl StretchColumns {
+    fn push(&mut self, run: &StretchRun<'_>) {
+        if run.heartbeats < 2 {
+            return;
+        }
+        self.stretch.push(run.stretch);
+        self.user_id.push(run.user_id.map(str::to_string));
+        self.org_unit.push(run.org_unit.map(str::to_string));
+        self.session_id.push(run.session_id.map(str::to_string));
+        self.start.push(run.start);
+        self.end.push(run.end);
+        self.heartbeats.push(run.heartbeats);
+        self.courses.push(run.courses.len() as i64);
+        self.lessons.push(run.lessons.len() as i64);
+        let (mean, std) = mean_std(&run.intervals);
+        self.intervals.push(run.intervals.len() as i64);
+        self.interval_mean_s.push(mean);
+        self.interval_std_s.push(std);
+        self.input_reported.push(run.input_reported);
+        self.input_events.push(run.input_events);
+    }
+
+    fn frame(self) -> PolarsResult<DataFrame> {
+        let play_s: Vec<f64> = (self.start.iter().zip(&self.end))
+            .map(|(a, b)| (b - a) as f64 / 1e6)
+            .collect();
+        let day: Vec<i64> = self
+            .start
+            .iter()
+            .map(|t| t.div_euclid(crate::DAY_US))
+            .collect();
+        DataFrame::new_infer_height(vec![
+            Column::new("user_id".into(), self.user_id),
+            Column::new("stretch".into(), self.stretch),
+            Column::new("org_unit".into(), self.org_unit),
+            Column::new("session_id".into(), self.session_id),
+            Column::new("start".into(), self.start),
+            Column::new("end".into(), self.end),
+            Column::new("heartbeats".into(), self.heartbeats),
+            Column::new("courses".into(), self.courses),
+            Column::new("lessons".into(), self.lessons),
+            Column::new("intervals".into(), self.intervals),
+            Column::new("interval_mean_s".into(), self.interval_mean_s),
+            Column::new("interval_std_s".into(), self.interval_std_s),
+            Column::new("input_reported".into(), self.input_reported),
+            Column::new("input_events".into(), self.input_events),
+            Column::new("play_s".into(), play_s),
+            Column::new("day".into(), day),
         ])
-        .filter(col("heartbeats").gt(lit(1i64)))
-        .with_columns([
-            secs(col("end") - col("start")).alias("play_s"),
-            day_of(col("start")).alias("day"),
-        ])
+    }
+}
+
+/// Mean and sample standard deviation (null below one and two values, as polars gives them).
+fn mean_std(values: &[f64]) -> (Option<f64>, Option<f64>) {
+    let n = values.len() as f64;
+    if values.is_empty() {
+        return (None, None);
+    }
+    let mean = values.iter().sum::<f64>() / n;
+    if values.len() < 2 {
+        return (Some(mean), None);
+    }
+    let squares: f64 = values.iter().map(|v| (v - mean) * (v - mean)).sum();
+    (Some(mean), Some((squares / (n - 1.0)).sqrt()))
 }
 
 /// The stretches with `other_hours_share` joined (see [`other_hours`]).
@@ -315,16 +444,28 @@ fn checks_with_next_heartbeat(events: LazyFrame, cfg: &AutomationConfig) -> Resu
             .over(by_session.clone())
     };
     let answered = col("answered").fill_null(lit(false));
-    // Only the sessions that showed a check: most platforms send none, and then this is free.
+    // Only the sessions that showed a check: most platforms send none, and then this is free
+    // (the session ids filter first, the join on user and session is exact).
     let checked_sessions = events
         .clone()
         .filter(col("event_type").eq(lit("attention_check")))
         .select([col("user_id"), col("session_id")])
-        .unique(None, UniqueKeepStrategy::Any);
+        .unique(None, UniqueKeepStrategy::Any)
+        .collect()?;
+    let ids: Vec<&str> = checked_sessions
+        .column("session_id")?
+        .str()?
+        .iter()
+        .flatten()
+        .collect();
+    let in_checked = col("session_id").is_in(
+        lit(Series::new("checked".into(), ids)).implode(false),
+        false,
+    );
     Ok(events
-        .filter(type_in(&["heartbeat", "attention_check"]))
+        .filter(type_in(&["heartbeat", "attention_check"]).and(in_checked))
         .join(
-            checked_sessions,
+            checked_sessions.lazy(),
             [col("user_id"), col("session_id")],
             [col("user_id"), col("session_id")],
             JoinArgs::new(JoinType::Semi),
