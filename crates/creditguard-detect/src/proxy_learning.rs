@@ -56,12 +56,12 @@ pub fn detect(
     let all = device_events(events, cfg, shared_devices)?.collect()?;
     // Both rules need a device that two accounts used: the rest (most devices are one person's)
     // is measured no further, which spares sorting every event by device.
-    let shared_by_two = all.clone().lazy().join(
-        devices_of_two_or_more(all.clone().lazy()),
-        [col("device_id")],
-        [col("device_id")],
-        JoinArgs::new(JoinType::Semi),
-    );
+    // A filter, not a join: the events keep their order, which decides ties in time.
+    let devices = devices_of_two_or_more(all.clone().lazy()).collect()?;
+    let shared_by_two = all.clone().lazy().filter(col("device_id").is_in(
+        lit(devices.column("device_id")?.as_materialized_series().clone()).implode(false),
+        false,
+    ));
     let uses = with_hands(shared_by_two, cfg).collect()?;
     let (addresses, accounts_per_address) = addresses_of(all.lazy(), &uses);
     let features = with_household(
