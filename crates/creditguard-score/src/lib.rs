@@ -472,10 +472,16 @@ fn year_warnings(
         None => Default::default(),
     };
     let emitted = tables::read_warning_ids(lake, first, to - 1)?;
-    // Engaged hours of the month so far, when a rule sets a monthly minimum (features are by
-    // UTC day: a day's hours count for the month of its date).
+    let refused = if exp.assignments.is_empty() {
+        Default::default()
+    } else {
+        refused_completions(lake, report, first)?
+    };
+    // Engaged hours of the business month so far (local midnights of the policy's zone), when a
+    // rule sets a monthly minimum.
     let engaged = if policy.rules.iter().any(|r| r.monthly_hours.is_some()) {
-        tables::engaged_hours(lake, warnings::month_of(to).0, to)?
+        let midnight = |day: i64| day * creditguard_contract::time::DAY_US - policy.utc_offset_us;
+        tables::engaged_hours(lake, midnight(warnings::month_of(to).0), midnight(to + 1))?
     } else {
         None
     };
@@ -487,11 +493,28 @@ fn year_warnings(
         progress: &report.progress,
         previous: &previous,
         credits,
+        refused: &refused,
         emitted: &emitted,
         engaged_hours: engaged.as_ref(),
         as_of_day: to,
         run_id: &report.run_id,
     }))
+}
+
+/// The credit ids of the year's completions refused for want of a passed quiz: earlier days from
+/// the claim issues table, the scored period from the report.
+fn refused_completions(lake: &Lake, report: &ScoreReport, first: i64) -> Result<HashSet<String>> {
+    let earlier = if report.from_day > first {
+        tables::read_claim_issues(lake, first, report.from_day - 1)?
+    } else {
+        Vec::new()
+    };
+    Ok(earlier
+        .iter()
+        .chain(&report.issues)
+        .filter(|i| i.issue == earning::QUIZ_NOT_PASSED)
+        .map(|i| i.credit_id.clone())
+        .collect())
 }
 
 /// Writes a report's tables, every day of its period replaced atomically (days without rows get
