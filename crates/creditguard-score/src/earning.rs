@@ -48,10 +48,34 @@ pub struct Earned {
     pub issues: Vec<ClaimIssue>,
 }
 
-/// Applies the policy's earning rules to the claims of the days `from..=to`, reading quiz
-/// submissions and live-session heartbeats from the lake when a rule needs them.
+/// The days of events the policy's earning rules may read when scoring `from..=to`: quiz
+/// submissions from `lookback_days` before the period (when the catalog has a course with a
+/// quiz) and live-session heartbeats from the day before to the day after (a business day may
+/// begin on the UTC day before the first one and end on the day after). `None`: no such rule.
+pub fn wanted_days(
+    cfg: &ScoreConfig,
+    catalog: &Catalog,
+    (from, to): (i64, i64),
+) -> (Option<(i64, i64)>, Option<(i64, i64)>) {
+    let Some(rules) = cfg.expectations.policy.as_ref().map(|p| &p.earning) else {
+        return (None, None);
+    };
+    let quiz_days = rules
+        .quiz_pass_score
+        .filter(|_| catalog.terms.values().any(|t| t.quiz))
+        .map(|_| (from - cfg.lookback_days, to));
+    let live_days = rules
+        .live_credits_per_hour
+        .filter(|_| catalog.terms.values().any(|t| t.live))
+        .map(|_| (from - 1, to + 1));
+    (quiz_days, live_days)
+}
+
+/// Applies the policy's earning rules to the claims of the days `from..=to`, taking quiz
+/// submissions and live-session heartbeats from `scan` (which read [`wanted_days`]) when a rule
+/// needs them.
 pub fn apply(
-    lake: &creditguard_lake::Lake,
+    scan: &crate::events::EventScan,
     claims: Vec<Claim>,
     catalog: &Catalog,
     cfg: &ScoreConfig,
@@ -65,17 +89,10 @@ pub fn apply(
         });
     };
     let rules = &policy.earning;
-    // Events are read only where a rule has work: claims of courses with a quiz, live items.
-    let quiz_days = rules
-        .quiz_pass_score
-        .filter(|_| claims.iter().any(|c| catalog.has_quiz(&c.course_id)))
-        .map(|_| (from - cfg.lookback_days, to));
-    // A business day may begin on the UTC day before the first one and end on the day after.
-    let live_days = rules
-        .live_credits_per_hour
-        .filter(|_| catalog.terms.values().any(|t| t.live))
-        .map(|_| (from - 1, to + 1));
-    let events = crate::events::read_earning_events(lake, catalog, quiz_days, live_days)?;
+    // Quizzes are taken only where a claim of a course with a quiz needs them.
+    let (quiz_days, live_days) = wanted_days(cfg, catalog, (from, to));
+    let quiz_days = quiz_days.filter(|_| claims.iter().any(|c| catalog.has_quiz(&c.course_id)));
+    let events = scan.earning_events(catalog, quiz_days, live_days)?;
     let slack = (cfg.activity_slack_s * 1e6) as i64;
     let mut out = judge(claims, &events, rules, catalog, slack, run_id);
     // Refused completions are decisions too: they record the versions that made them.

@@ -323,9 +323,20 @@ pub fn compute(
         }
         flags.push(ScoredFlag { flag, in_period });
     }
-    let claims = events::read_claims(lake, from_day, to_day)?;
+    // The events are read once: claims of the period, what the earning rules read, and the
+    // activity that links course-less flags to claims.
+    let gap_us = (cfg.activity_gap_s * 1e6) as i64;
+    let activity_days = flags
+        .iter()
+        .any(|f| f.flag.course_id.is_none())
+        .then_some((lookback_from, to_day));
+    let scan = events::EventScan::read(
+        lake,
+        &scan_wants(cfg, catalog, (from_day, to_day), activity_days),
+    )?;
+    let claims = scan.claims(from_day, to_day)?;
     // The policy's earning rules: completions they refuse, and days of live sessions.
-    let earned = earning::apply(lake, claims, catalog, cfg, (from_day, to_day), run_id)?;
+    let earned = earning::apply(&scan, claims, catalog, cfg, (from_day, to_day), run_id)?;
     let claims = earned.claims;
     // Activity is needed only for learners with a claim and a flag that names no course.
     let claimants: HashSet<&str> = claims.iter().map(|c| c.user_id.as_str()).collect();
@@ -334,13 +345,8 @@ pub fn compute(
         .filter(|f| f.flag.course_id.is_none() && claimants.contains(f.flag.user_id.as_str()))
         .map(|f| f.flag.user_id.clone())
         .collect();
-    let activity = events::read_activity(
-        lake,
-        lookback_from,
-        to_day,
-        &users,
-        (cfg.activity_gap_s * 1e6) as i64,
-    )?;
+    let activity = scan.activity(lookback_from, to_day, &users, gap_us)?;
+    drop(scan);
     let d = decide::decide(
         &claims, &flags, &activity, catalog, cfg, from_day, to_day, run_id,
     );
@@ -388,6 +394,30 @@ pub fn compute(
     }
     year_standing(lake, catalog, cfg, &mut report)?;
     Ok(report)
+}
+
+/// What the one scan of the events for scoring `from..=to` reads: the claims' columns of the
+/// period, the earning rules' days ([`earning::wanted_days`]) and, when a flag names no course,
+/// the activity of `activity_days`.
+fn scan_wants(
+    cfg: &ScoreConfig,
+    catalog: &Catalog,
+    (from, to): (i64, i64),
+    activity_days: Option<(i64, i64)>,
+) -> Vec<events::Want<'static>> {
+    let (quiz_days, live_days) = earning::wanted_days(cfg, catalog, (from, to));
+    let mut wants = vec![events::Want {
+        from,
+        to,
+        columns: &events::CLAIM_COLUMNS,
+    }];
+    wants.extend(events::earning_wants(quiz_days, live_days));
+    wants.extend(activity_days.map(|(from, to)| events::Want {
+        from,
+        to,
+        columns: &events::ACTIVITY_COLUMNS,
+    }));
+    wants
 }
 
 /// Sets the report's progress and reminders as of its last day, from this credit year's credit
