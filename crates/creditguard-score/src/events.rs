@@ -1,6 +1,7 @@
 //! What the scorer needs from the lake's `events` table: the credit claims (`course_complete`),
 //! each learner's stretches of activity per course, and (for the report) sessions and devices.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use arrow_array::RecordBatch;
@@ -134,16 +135,20 @@ impl EventScan {
 
     /// The batches of the days `from..=to`, each with its rows' event times as a reader of those
     /// days sees them.
-    fn days(&self, from: i64, to: i64) -> impl Iterator<Item = (&RecordBatch, Vec<Option<i64>>)> {
+    fn days(
+        &self,
+        from: i64,
+        to: i64,
+    ) -> impl Iterator<Item = (&RecordBatch, Cow<'_, [Option<i64>]>)> {
         self.parts
             .iter()
             .filter(move |p| (from..=to).contains(&p.day))
             .map(move |p| (&p.batch, self.times(p, from, to)))
     }
 
-    fn times(&self, part: &Part, from: i64, to: i64) -> Vec<Option<i64>> {
+    fn times<'s>(&self, part: &'s Part, from: i64, to: i64) -> Cow<'s, [Option<i64>]> {
         if part.skew.is_empty() {
-            return part.base.clone();
+            return Cow::Borrowed(&part.base);
         }
         let lead = |k: u32| {
             self.skewed[k as usize]
@@ -163,7 +168,8 @@ impl EventScan {
                     event_time_us(t, lead(k))
                 })
             })
-            .collect()
+            .collect::<Vec<_>>()
+            .into()
     }
 }
 
@@ -175,7 +181,10 @@ fn read_timed(
     columns: &[&str],
 ) -> Result<(Vec<RecordBatch>, Vec<Vec<Option<i64>>>)> {
     let scan = EventScan::read(lake, &[Want { from, to, columns }])?;
-    Ok(scan.days(from, to).map(|(b, t)| (b.clone(), t)).unzip())
+    Ok(scan
+        .days(from, to)
+        .map(|(b, t)| (b.clone(), t.into_owned()))
+        .unzip())
 }
 
 /// One `course_complete` event: the platform claims credits for a learner.
@@ -363,12 +372,18 @@ impl EventScan {
                     }
                     Some("heartbeat") if catalog.is_live(c) && in_days(live_days, t) => {
                         let hidden = visible.is_some_and(|v| v.is_valid(i) && !v.value(i));
-                        out.live.entry(u.to_string()).or_default().push(LiveBeat {
+                        let beat = LiveBeat {
                             at: t,
                             course_id: c.to_string(),
                             engaged: !hidden,
                             org_unit: org.as_ref().and_then(|o| o.opt(i)),
-                        });
+                        };
+                        match out.live.get_mut(u) {
+                            Some(beats) => beats.push(beat),
+                            None => {
+                                out.live.insert(u.to_string(), vec![beat]);
+                            }
+                        }
                     }
                     _ => {}
                 }
