@@ -436,7 +436,9 @@ fn micros(b: &RecordBatch, name: &str) -> Result<Vec<Option<i64>>> {
     use arrow_array::Array;
     let col = b.column_by_name(name);
     match col.and_then(|c| c.as_any().downcast_ref::<arrow_array::Int64Array>()) {
-        Some(a) => Ok((0..a.len()).map(|i| a.is_valid(i).then(|| a.value(i))).collect()),
+        Some(a) => Ok((0..a.len())
+            .map(|i| a.is_valid(i).then(|| a.value(i)))
+            .collect()),
         None => {
             let t = Times::of(b, name)?;
             Ok((0..b.num_rows()).map(|i| t.get(i)).collect())

@@ -5,16 +5,29 @@ use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use arrow_array::RecordBatch;
-use creditguard_contract::time::{day_of_us, event_time_us, DAY_US};
+use creditguard_contract::time::{day_of_us, event_time_us, DAY_US, SKEW_TOLERANCE_US as SKEW_US};
 use creditguard_lake::Lake;
 
 use crate::Result;
-use creditguard_lake::read::{read_columns, Nums, Strs, Times};
+use creditguard_lake::read::{read_columns_keeping_dictionaries, Nums, Strs, Times};
 
 const EVENTS: &str = "events";
 
 /// The columns every scan reads: what an event's time ([`event_time_us`]) is made of.
 const TIME_COLUMNS: [&str; 4] = ["ts", "received_at", "user_id", "session_id"];
+
+/// Columns of few distinct values, kept dictionary-encoded as the files store them.
+const DICTIONARY_COLUMNS: [&str; 9] = [
+    "user_id",
+    "session_id",
+    "course_id",
+    "event_type",
+    "org_unit",
+    "category",
+    "device_id",
+    "platform",
+    "ip",
+];
 
 /// No session of a clock that ran ahead.
 const NO_SKEW: u32 = u32::MAX;
@@ -65,7 +78,7 @@ impl EventScan {
                 }
             }
             let files = lake.partition_files(EVENTS, day)?;
-            for batch in read_columns(&files, &cols)? {
+            for batch in read_columns_keeping_dictionaries(&files, &cols, &DICTIONARY_COLUMNS)? {
                 parts.push(Part {
                     day,
                     batch,
@@ -94,21 +107,21 @@ impl EventScan {
             part.base = (0..b.num_rows())
                 .map(|i| {
                     let t = ts.get(i)?;
-                    let lead = received.get(i).map(|r| r - t);
-                    let (Some(u), Some(s)) = (user.get(i), session.get(i)) else {
-                        return Some(event_time_us(t, lead));
+                    // A clock within the tolerance moves nothing, in a session or alone.
+                    let Some(l) = received.get(i).map(|r| r - t).filter(|l| *l < -SKEW_US) else {
+                        return Some(t);
                     };
-                    if lead.is_some_and(|l| event_time_us(t, Some(l)) != t) {
-                        let by_session = sessions.entry(u.to_string()).or_default();
-                        let next = skewed.len() as u32;
-                        let k = *by_session.entry(s.to_string()).or_insert(next);
-                        if k == next {
-                            skewed.push(BTreeMap::new());
-                        }
-                        let l = lead.expect("checked");
-                        let day = skewed[k as usize].entry(part.day).or_insert(l);
-                        *day = (*day).min(l);
+                    let (Some(u), Some(s)) = (user.get(i), session.get(i)) else {
+                        return Some(event_time_us(t, Some(l)));
+                    };
+                    let by_session = sessions.entry(u.to_string()).or_default();
+                    let next = skewed.len() as u32;
+                    let k = *by_session.entry(s.to_string()).or_insert(next);
+                    if k == next {
+                        skewed.push(BTreeMap::new());
                     }
+                    let day = skewed[k as usize].entry(part.day).or_insert(l);
+                    *day = (*day).min(l);
                     Some(t)
                 })
                 .collect();
@@ -311,11 +324,8 @@ pub fn read_earning_events(
     quiz_days: Option<(i64, i64)>,
     live_days: Option<(i64, i64)>,
 ) -> Result<EarningEvents> {
-    EventScan::read(lake, &earning_wants(quiz_days, live_days))?.earning_events(
-        catalog,
-        quiz_days,
-        live_days,
-    )
+    EventScan::read(lake, &earning_wants(quiz_days, live_days))?
+        .earning_events(catalog, quiz_days, live_days)
 }
 
 impl EventScan {
@@ -352,11 +362,20 @@ impl EventScan {
                 .column_by_name("visible")
                 .and_then(|a| a.as_any().downcast_ref::<arrow_array::BooleanArray>());
             for i in 0..b.num_rows() {
-                let (Some(t), Some(u), Some(c)) = (ts[i], user.get(i), course.get(i)) else {
+                // The cheap tests first: the type, then the day.
+                let (quiz, days) = match ty.get(i) {
+                    Some("quiz_submit") => (true, quiz_days),
+                    Some("heartbeat") => (false, live_days),
+                    _ => continue,
+                };
+                let Some(t) = ts[i].filter(|t| in_days(days, *t)) else {
                     continue;
                 };
-                match ty.get(i) {
-                    Some("quiz_submit") if catalog.has_quiz(c) && in_days(quiz_days, t) => {
+                let (Some(u), Some(c)) = (user.get(i), course.get(i)) else {
+                    continue;
+                };
+                match quiz {
+                    true if catalog.has_quiz(c) => {
                         let Some(score) = score.as_ref().and_then(|s| s.get(i)) else {
                             continue;
                         };
@@ -370,7 +389,7 @@ impl EventScan {
                             .or_default()
                             .push((t, pct));
                     }
-                    Some("heartbeat") if catalog.is_live(c) && in_days(live_days, t) => {
+                    false if catalog.is_live(c) => {
                         let hidden = visible.is_some_and(|v| v.is_valid(i) && !v.value(i));
                         let beat = LiveBeat {
                             at: t,
@@ -439,11 +458,16 @@ impl EventScan {
             let (user, course) = (Strs::of(b, "user_id")?, Strs::of(b, "course_id")?);
             // Per (user, course) of this batch: the instants, collected before any is owned.
             let mut times: HashMap<(&str, &str), Vec<i64>> = HashMap::new();
+            // A learner's events tend to follow each other: the last answer is kept.
+            let mut last: (&str, bool) = ("", users.contains(""));
             for i in 0..b.num_rows() {
                 let (Some(u), Some(c), Some(t)) = (user.get(i), course.get(i), ts[i]) else {
                     continue;
                 };
-                if users.contains(u) {
+                if u != last.0 {
+                    last = (u, users.contains(u));
+                }
+                if last.1 {
                     times.entry((u, c)).or_default().push(t);
                 }
             }

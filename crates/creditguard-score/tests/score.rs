@@ -1184,7 +1184,14 @@ fn engaged_at(lake: &Lake, d: i64, rows: &[(&str, f64, i64, i64)]) {
 fn monthly_hours_are_counted_by_the_business_month() {
     use creditguard_score::policy::{Policy, Roster};
     let mut fx = Fixture::new();
-    fx.complete("e1", "early", "c1", "2027-01-05T03:00:00Z", 2.0, "mandatory");
+    fx.complete(
+        "e1",
+        "early",
+        "c1",
+        "2027-01-05T03:00:00Z",
+        2.0,
+        "mandatory",
+    );
     fx.commit();
     let mut cfg = ScoreConfig::default();
     cfg.expectations.policy = Some(
