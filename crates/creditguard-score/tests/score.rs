@@ -1177,12 +1177,26 @@ fn engaged_at(lake: &Lake, d: i64, rows: &[(&str, f64, i64, i64)]) {
     .unwrap();
 }
 
+/// A policy of one rule with a monthly minimum of 8 engaged hours (in Asia/Shanghai), and the
+/// roster.
+fn monthly_hours_config(roster: &str) -> ScoreConfig {
+    use creditguard_score::policy::{Policy, Roster};
+    let mut cfg = ScoreConfig::default();
+    cfg.expectations.policy = Some(
+        Policy::parse(
+            "[policy]\nname = \"p\"\n[[rule]]\nname = \"all\"\ntarget_credits = 36.5\nmonthly_hours = 8\n",
+        )
+        .unwrap(),
+    );
+    cfg.expectations.roster = Some(Roster::parse(roster, None).unwrap());
+    cfg
+}
+
 /// Monthly engaged hours are counted by the policy's business month (Asia/Shanghai): watching
 /// on 2027-02-01 00:30 +08:00 (still 31 January in UTC) counts for February, watching on
 /// 2027-01-31 23:00 +08:00 for January.
 #[test]
 fn monthly_hours_are_counted_by_the_business_month() {
-    use creditguard_score::policy::{Policy, Roster};
     let mut fx = Fixture::new();
     fx.complete(
         "e1",
@@ -1193,15 +1207,7 @@ fn monthly_hours_are_counted_by_the_business_month() {
         "mandatory",
     );
     fx.commit();
-    let mut cfg = ScoreConfig::default();
-    cfg.expectations.policy = Some(
-        Policy::parse(
-            "[policy]\nname = \"p\"\n[[rule]]\nname = \"all\"\ntarget_credits = 36.5\nmonthly_hours = 8\n",
-        )
-        .unwrap(),
-    );
-    cfg.expectations.roster =
-        Some(Roster::parse("user_id,org_path\nearly,HQ/East\nlate,HQ/East\n", None).unwrap());
+    let cfg = monthly_hours_config("user_id,org_path\nearly,HQ/East\nlate,HQ/East\n");
     engaged(&fx.lake, day("2027-01-05"), &[]);
     // 8 h each on UTC 31 January: `early` from 15:00 to 23:00 in Shanghai on the 31st, `late`
     // from 00:30 to 08:30 in Shanghai on 1 February.
@@ -1264,20 +1270,11 @@ fn monthly_hours_are_counted_by_the_business_month() {
 
 #[test]
 fn monthly_hours_low_fires_once_a_month_across_daily_runs() {
-    use creditguard_score::policy::{Policy, Roster};
     let mut fx = Fixture::new();
     fx.complete("e1", "u2x", "c1", "2026-03-02T09:00:00Z", 2.0, "mandatory");
     fx.complete("e2", "u2x", "c2", "2026-03-09T09:00:00Z", 3.0, "elective");
     fx.commit();
-    let mut cfg = ScoreConfig::default();
-    cfg.expectations.policy = Some(
-        Policy::parse(
-            "[policy]\nname = \"p\"\n[[rule]]\nname = \"all\"\ntarget_credits = 36.5\nmonthly_hours = 8\n",
-        )
-        .unwrap(),
-    );
-    cfg.expectations.roster =
-        Some(Roster::parse("user_id,org_path\nu1x,HQ/East\nu2x,HQ/East\n", None).unwrap());
+    let cfg = monthly_hours_config("user_id,org_path\nu1x,HQ/East\nu2x,HQ/East\n");
     // u2x studies half an hour a day (more than 8 h / 31 days); u1x a quarter of an hour on the
     // 1st only.
     for d in day("2026-03-01")..=day("2026-03-10") {
