@@ -17,7 +17,7 @@ use arrow_array::types::{
 use arrow_array::{Array, ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use parquet::arrow::arrow_reader::{
-    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder, RowSelection,
 };
 use parquet::arrow::ProjectionMask;
 
@@ -40,46 +40,67 @@ pub fn read_columns_keeping_dictionaries(
 ) -> Result<Vec<RecordBatch>> {
     let mut out = Vec::new();
     for path in paths {
-        let file = File::open(path).map_err(|source| Error::Io {
-            path: path.clone(),
-            source,
-        })?;
-        let mut meta = ArrowReaderMetadata::load(&file, ArrowReaderOptions::new())
-            .map_err(|e| parquet_err(path, e))?;
-        if let Some(schema) = with_dictionaries(meta.schema(), dictionary) {
-            let options = ArrowReaderOptions::new().with_schema(schema);
-            meta = ArrowReaderMetadata::try_new(meta.metadata().clone(), options)
-                .map_err(|e| parquet_err(path, e))?;
-        }
-        let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(file, meta);
-        let descr = builder.parquet_schema();
-        let fields = descr.root_schema().get_fields();
-        let mut roots = Vec::with_capacity(columns.len());
-        for c in columns {
-            let i = fields
-                .iter()
-                .position(|f| f.name() == *c)
-                .ok_or_else(|| Error::Schema {
-                    path: path.clone(),
-                    msg: format!("no column `{c}`"),
-                })?;
-            roots.push(i);
-        }
-        let mask = ProjectionMask::roots(descr, roots);
-        let reader = builder
-            .with_projection(mask)
-            .with_batch_size(64 * 1024)
-            .build()
-            .map_err(|e| parquet_err(path, e))?;
-        for batch in reader {
-            let batch = batch.map_err(|e| Error::Schema {
-                path: path.clone(),
-                msg: e.to_string(),
-            })?;
-            out.push(batch);
-        }
+        out.extend(read_file(path, columns, dictionary, None)?);
     }
     Ok(out)
+}
+
+/// The named columns of the rows `rows` (ascending row numbers of the file) of one file, in
+/// order: a column wanted for a few rows only is decoded for those.
+pub fn read_rows(path: &Path, columns: &[&str], rows: &[usize]) -> Result<Vec<RecordBatch>> {
+    read_file(path, columns, &[], Some(rows))
+}
+
+fn read_file(
+    path: &Path,
+    columns: &[&str],
+    dictionary: &[&str],
+    rows: Option<&[usize]>,
+) -> Result<Vec<RecordBatch>> {
+    let file = File::open(path).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mut meta = ArrowReaderMetadata::load(&file, ArrowReaderOptions::new())
+        .map_err(|e| parquet_err(path, e))?;
+    if let Some(schema) = with_dictionaries(meta.schema(), dictionary) {
+        let options = ArrowReaderOptions::new().with_schema(schema);
+        meta = ArrowReaderMetadata::try_new(meta.metadata().clone(), options)
+            .map_err(|e| parquet_err(path, e))?;
+    }
+    let total = meta.metadata().file_metadata().num_rows() as usize;
+    let mut builder = ParquetRecordBatchReaderBuilder::new_with_metadata(file, meta);
+    let descr = builder.parquet_schema();
+    let fields = descr.root_schema().get_fields();
+    let mut roots = Vec::with_capacity(columns.len());
+    for c in columns {
+        let i = fields
+            .iter()
+            .position(|f| f.name() == *c)
+            .ok_or_else(|| Error::Schema {
+                path: path.to_path_buf(),
+                msg: format!("no column `{c}`"),
+            })?;
+        roots.push(i);
+    }
+    let mask = ProjectionMask::roots(descr, roots);
+    if let Some(rows) = rows {
+        let ranges = rows.iter().map(|&r| r..r + 1);
+        builder = builder.with_row_selection(RowSelection::from_consecutive_ranges(ranges, total));
+    }
+    let reader = builder
+        .with_projection(mask)
+        .with_batch_size(64 * 1024)
+        .build()
+        .map_err(|e| parquet_err(path, e))?;
+    reader
+        .map(|batch| {
+            batch.map_err(|e| Error::Schema {
+                path: path.to_path_buf(),
+                msg: e.to_string(),
+            })
+        })
+        .collect()
 }
 
 /// The file's schema with its `Utf8` columns named in `names` as `Dictionary(Int32, Utf8)`;
@@ -386,5 +407,12 @@ mod tests {
             assert_eq!(values(&a), values(&b), "{name}");
         }
         assert_eq!(Strs::of(&dict[0], "user_id").unwrap().get(1), None);
+        // A column of a few rows only.
+        let some = read_rows(&paths[0], &["event_id"], &[1, 3]).unwrap();
+        let ids = Strs::of(&some[0], "event_id").unwrap();
+        assert_eq!(
+            (some[0].num_rows(), ids.get(0), ids.get(1)),
+            (2, Some("b"), Some("d"))
+        );
     }
 }

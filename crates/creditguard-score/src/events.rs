@@ -9,7 +9,7 @@ use creditguard_contract::time::{day_of_us, event_time_us, DAY_US, SKEW_TOLERANC
 use creditguard_lake::Lake;
 
 use crate::Result;
-use creditguard_lake::read::{read_columns_keeping_dictionaries, Nums, Strs, Times};
+use creditguard_lake::read::{read_columns_keeping_dictionaries, read_rows, Nums, Strs, Times};
 
 const EVENTS: &str = "events";
 
@@ -36,6 +36,8 @@ const NO_SKEW: u32 = u32::MAX;
 struct Part {
     day: i64,
     batch: RecordBatch,
+    /// The `event_id` of each `course_complete` row, in row order (when the scan wants them).
+    completion_ids: Vec<Option<String>>,
     /// `ts`, or for an event without a session `ts` corrected by its own lead; `None` where `ts`
     /// is null.
     base: Vec<Option<i64>>,
@@ -53,6 +55,48 @@ pub struct EventScan {
     /// Per session with an event whose clock ran ahead: (day, smallest lead that day).
     skewed: Vec<Vec<(i64, i64)>>,
 }
+
+/// The batches of one file of a day with the columns `cols`; with `ids`, the `event_id` of its
+/// completions, read for their rows only.
+fn read_parts(file: &std::path::Path, day: i64, cols: &[&str], ids: bool) -> Result<Vec<Part>> {
+    let path = [file.to_path_buf()];
+    let batches = read_columns_keeping_dictionaries(&path, cols, &DICTIONARY_COLUMNS)?;
+    let mut completions: Vec<Vec<usize>> = Vec::with_capacity(batches.len());
+    let mut rows = Vec::new();
+    let mut offset = 0;
+    for b in &batches {
+        let mut here = Vec::new();
+        if ids {
+            let ty = Strs::of(b, "event_type").map_err(|e| e.in_file(file))?;
+            here.extend((0..b.num_rows()).filter(|&i| ty.get(i) == Some(COMPLETE)));
+            rows.extend(here.iter().map(|i| offset + i));
+        }
+        offset += b.num_rows();
+        completions.push(here);
+    }
+    let mut ids_read: Vec<Option<String>> = Vec::with_capacity(rows.len());
+    if !rows.is_empty() {
+        for b in read_rows(file, &["event_id"], &rows)? {
+            let id = Strs::of(&b, "event_id").map_err(|e| e.in_file(file))?;
+            ids_read.extend((0..b.num_rows()).map(|i| id.opt(i)));
+        }
+    }
+    let mut ids_read = ids_read.into_iter();
+    Ok(batches
+        .into_iter()
+        .zip(completions)
+        .map(|(batch, here)| Part {
+            day,
+            batch,
+            completion_ids: ids_read.by_ref().take(here.len()).collect(),
+            base: Vec::new(),
+            skew: Vec::new(),
+        })
+        .collect())
+}
+
+/// The event type of a credit claim.
+const COMPLETE: &str = "course_complete";
 
 /// What one reader of an [`EventScan`] wants: the columns of the days `from..=to`.
 #[derive(Debug, Clone, Copy)]
@@ -77,14 +121,11 @@ impl EventScan {
                     }
                 }
             }
-            let files = lake.partition_files(EVENTS, day)?;
-            for batch in read_columns_keeping_dictionaries(&files, &cols, &DICTIONARY_COLUMNS)? {
-                parts.push(Part {
-                    day,
-                    batch,
-                    base: Vec::new(),
-                    skew: Vec::new(),
-                });
+            // `event_id` is read for the completions only: it is unique to every row.
+            let ids = cols.contains(&"event_id");
+            cols.retain(|c| *c != "event_id");
+            for file in lake.partition_files(EVENTS, day)? {
+                parts.extend(read_parts(&file, day, &cols, ids)?);
             }
         }
         let mut scan = EventScan {
@@ -148,15 +189,11 @@ impl EventScan {
 
     /// The batches of the days `from..=to`, each with its rows' event times as a reader of those
     /// days sees them.
-    fn days(
-        &self,
-        from: i64,
-        to: i64,
-    ) -> impl Iterator<Item = (&RecordBatch, Cow<'_, [Option<i64>]>)> {
+    fn days(&self, from: i64, to: i64) -> impl Iterator<Item = (&Part, Cow<'_, [Option<i64>]>)> {
         self.parts
             .iter()
             .filter(move |p| (from..=to).contains(&p.day))
-            .map(move |p| (&p.batch, self.times(p, from, to)))
+            .map(move |p| (p, self.times(p, from, to)))
     }
 
     fn times<'s>(&self, part: &'s Part, from: i64, to: i64) -> Cow<'s, [Option<i64>]> {
@@ -196,7 +233,7 @@ fn read_timed(
     let scan = EventScan::read(lake, &[Want { from, to, columns }])?;
     Ok(scan
         .days(from, to)
-        .map(|(b, t)| (b.clone(), t.into_owned()))
+        .map(|(p, t)| (p.batch.clone(), t.into_owned()))
         .unzip())
 }
 
@@ -239,10 +276,11 @@ impl EventScan {
     pub fn claims(&self, from: i64, to: i64) -> Result<Vec<Claim>> {
         let mut seen = HashSet::new();
         let mut out = Vec::new();
-        for (b, ts) in self.days(from, to) {
+        for (p, ts) in self.days(from, to) {
+            let b = &p.batch;
             let ty = Strs::of(b, "event_type")?;
-            let (id, user, org, course, cat) = (
-                Strs::of(b, "event_id")?,
+            let mut ids = p.completion_ids.iter();
+            let (user, org, course, cat) = (
                 Strs::of(b, "user_id")?,
                 Strs::of(b, "org_unit")?,
                 Strs::of(b, "course_id")?,
@@ -250,19 +288,25 @@ impl EventScan {
             );
             let credits = Nums::of(b, "credits")?;
             for i in 0..b.num_rows() {
-                if ty.get(i) != Some("course_complete") {
+                if ty.get(i) != Some(COMPLETE) {
                     continue;
                 }
+                let Some(id) = ids.next() else {
+                    return Err(crate::Error::Internal(
+                        "claims taken from a scan that did not read `event_id`".into(),
+                    ));
+                };
+                let id = id.clone().unwrap_or_default();
                 let (Some(t), Some(course_id)) = (ts[i], course.get(i)) else {
                     continue;
                 };
                 // Late events land in their own day; a file of another day never holds them,
                 // but a range read must still keep to the range.
-                if !(from..=to).contains(&day_of_us(t)) || !seen.insert(id.string(i)) {
+                if !(from..=to).contains(&day_of_us(t)) || !seen.insert(id.clone()) {
                     continue;
                 }
                 out.push(Claim {
-                    event_id: id.string(i),
+                    event_id: id,
                     user_id: user.string(i),
                     org_unit: org.opt(i),
                     course_id: course_id.to_string(),
@@ -348,7 +392,8 @@ impl EventScan {
         let in_days = |days: Option<(i64, i64)>, t: i64| {
             days.is_some_and(|(a, b)| (a..=b).contains(&day_of_us(t)))
         };
-        for (b, ts) in self.days(from, to) {
+        for (p, ts) in self.days(from, to) {
+            let b = &p.batch;
             let (ty, user, course) = (
                 Strs::of(b, "event_type")?,
                 Strs::of(b, "user_id")?,
@@ -454,7 +499,8 @@ impl EventScan {
         }
         let users: HashSet<&str> = users.iter().map(String::as_str).collect();
         let mut all: HashMap<(String, String), Vec<i64>> = HashMap::new();
-        for (b, ts) in self.days(from, to) {
+        for (p, ts) in self.days(from, to) {
+            let b = &p.batch;
             let (user, course) = (Strs::of(b, "user_id")?, Strs::of(b, "course_id")?);
             // Per (user, course) of this batch: the instants, collected before any is owned.
             let mut times: HashMap<(&str, &str), Vec<i64>> = HashMap::new();
