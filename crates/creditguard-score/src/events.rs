@@ -1,5 +1,7 @@
 //! What the scorer needs from the lake's `events` table: the credit claims (`course_complete`),
-//! each learner's stretches of activity per course, and (for the report) sessions and devices.
+//! what the earning rules read (quiz submissions, live-session heartbeats), each learner's
+//! stretches of activity per course, and (for the report) sessions and devices. A scoring run
+//! reads the events once, as an [`EventScan`], and takes each of these from it.
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -41,7 +43,8 @@ struct Part {
     /// `ts`, or for an event without a session `ts` corrected by its own lead; `None` where `ts`
     /// is null.
     base: Vec<Option<i64>>,
-    /// Per row, the index of its session in [`EventScan::skewed`] (empty: none in the batch).
+    /// Per row, the index of its session in [`EventScan::skewed`], or [`NO_SKEW`] (empty when
+    /// no session of the scan ran ahead).
     skew: Vec<u32>,
 }
 

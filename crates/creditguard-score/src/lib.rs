@@ -370,30 +370,36 @@ pub fn compute(
         warnings: Vec::new(),
     };
     if let Some(roster) = &cfg.expectations.roster {
-        let seen = report
-            .credits
-            .iter()
-            .map(|c| (&c.user_id, &c.org_unit))
-            .chain(report.flags.iter().map(|(_, f)| (&f.user_id, &f.org_unit)));
-        report.roster_issues = roster.issues(seen);
-        // Credits and cases belong where the roster puts the learner (reviewer scopes and
-        // results group by its org paths); flags keep the org unit telemetry named.
-        for c in &mut report.credits {
-            if let Some(p) = roster.get(&c.user_id) {
-                c.org_unit = Some(p.org_path.clone());
-            }
-        }
-        for c in &mut report.cases {
-            if let Some(p) = roster.get(&c.user_id) {
-                c.org_unit = Some(p.org_path.clone());
-            }
-        }
-        for i in &report.roster_issues {
-            tracing::warn!(user = %i.user_id, issue = %i.issue, telemetry_org_unit = ?i.telemetry_org_unit, roster_org_path = ?i.roster_org_path, "Roster and telemetry disagree.");
-        }
+        place_by_roster(&mut report, roster);
     }
     year_standing(lake, catalog, cfg, &mut report)?;
     Ok(report)
+}
+
+/// Reports the learners the roster lacks or places elsewhere than telemetry does, and puts
+/// credits and cases where the roster puts the learner.
+fn place_by_roster(report: &mut ScoreReport, roster: &policy::Roster) {
+    let seen = report
+        .credits
+        .iter()
+        .map(|c| (&c.user_id, &c.org_unit))
+        .chain(report.flags.iter().map(|(_, f)| (&f.user_id, &f.org_unit)));
+    report.roster_issues = roster.issues(seen);
+    // Credits and cases belong where the roster puts the learner (reviewer scopes and
+    // results group by its org paths); flags keep the org unit telemetry named.
+    for c in &mut report.credits {
+        if let Some(p) = roster.get(&c.user_id) {
+            c.org_unit = Some(p.org_path.clone());
+        }
+    }
+    for c in &mut report.cases {
+        if let Some(p) = roster.get(&c.user_id) {
+            c.org_unit = Some(p.org_path.clone());
+        }
+    }
+    for i in &report.roster_issues {
+        tracing::warn!(user = %i.user_id, issue = %i.issue, telemetry_org_unit = ?i.telemetry_org_unit, roster_org_path = ?i.roster_org_path, "Roster and telemetry disagree.");
+    }
 }
 
 /// What the one scan of the events for scoring `from..=to` reads: the claims' columns of the
