@@ -7,6 +7,7 @@
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{
@@ -14,8 +15,10 @@ use arrow_array::types::{
     TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType,
 };
 use arrow_array::{Array, ArrayRef, RecordBatch};
-use arrow_schema::{DataType, TimeUnit};
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use parquet::arrow::arrow_reader::{
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder, RowSelection,
+};
 use parquet::arrow::ProjectionMask;
 
 use crate::{Error, Result};
@@ -23,42 +26,107 @@ use crate::{Error, Result};
 /// Reads the named top-level columns of every file, in file order. A file lacking one of the
 /// columns is an error naming the file and the column.
 pub fn read_columns(paths: &[PathBuf], columns: &[&str]) -> Result<Vec<RecordBatch>> {
+    read_columns_keeping_dictionaries(paths, columns, &[])
+}
+
+/// [`read_columns`], with the string columns named in `dictionary` (of the file's `Utf8`
+/// columns) read as the file stores them, dictionary-encoded (`Dictionary(Int32, Utf8)`, which
+/// [`Strs`] reads): a value repeated over many rows (a learner, a session, an event type) is
+/// decoded and kept once per column chunk instead of once per row.
+pub fn read_columns_keeping_dictionaries(
+    paths: &[PathBuf],
+    columns: &[&str],
+    dictionary: &[&str],
+) -> Result<Vec<RecordBatch>> {
     let mut out = Vec::new();
     for path in paths {
-        let file = File::open(path).map_err(|source| Error::Io {
-            path: path.clone(),
-            source,
-        })?;
-        let builder =
-            ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| parquet_err(path, e))?;
-        let descr = builder.parquet_schema();
-        let fields = descr.root_schema().get_fields();
-        let mut roots = Vec::with_capacity(columns.len());
-        for c in columns {
-            let i = fields
-                .iter()
-                .position(|f| f.name() == *c)
-                .ok_or_else(|| Error::Schema {
-                    path: path.clone(),
-                    msg: format!("no column `{c}`"),
-                })?;
-            roots.push(i);
-        }
-        let mask = ProjectionMask::roots(descr, roots);
-        let reader = builder
-            .with_projection(mask)
-            .with_batch_size(64 * 1024)
-            .build()
-            .map_err(|e| parquet_err(path, e))?;
-        for batch in reader {
-            let batch = batch.map_err(|e| Error::Schema {
-                path: path.clone(),
-                msg: e.to_string(),
-            })?;
-            out.push(batch);
-        }
+        out.extend(read_file(path, columns, dictionary, None)?);
     }
     Ok(out)
+}
+
+/// The named columns of the rows `rows` (ascending row numbers of the file) of one file, in
+/// order: a column wanted for a few rows only is decoded for those.
+pub fn read_rows(path: &Path, columns: &[&str], rows: &[usize]) -> Result<Vec<RecordBatch>> {
+    read_file(path, columns, &[], Some(rows))
+}
+
+fn read_file(
+    path: &Path,
+    columns: &[&str],
+    dictionary: &[&str],
+    rows: Option<&[usize]>,
+) -> Result<Vec<RecordBatch>> {
+    let file = File::open(path).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mut meta = ArrowReaderMetadata::load(&file, ArrowReaderOptions::new())
+        .map_err(|e| parquet_err(path, e))?;
+    if let Some(schema) = with_dictionaries(meta.schema(), dictionary) {
+        let options = ArrowReaderOptions::new().with_schema(schema);
+        meta = ArrowReaderMetadata::try_new(meta.metadata().clone(), options)
+            .map_err(|e| parquet_err(path, e))?;
+    }
+    let total = meta.metadata().file_metadata().num_rows() as usize;
+    let mut builder = ParquetRecordBatchReaderBuilder::new_with_metadata(file, meta);
+    let descr = builder.parquet_schema();
+    let fields = descr.root_schema().get_fields();
+    let mut roots = Vec::with_capacity(columns.len());
+    for c in columns {
+        let i = fields
+            .iter()
+            .position(|f| f.name() == *c)
+            .ok_or_else(|| Error::Schema {
+                path: path.to_path_buf(),
+                msg: format!("no column `{c}`"),
+            })?;
+        roots.push(i);
+    }
+    let mask = ProjectionMask::roots(descr, roots);
+    if let Some(rows) = rows {
+        let ranges = rows.iter().map(|&r| r..r + 1);
+        builder = builder.with_row_selection(RowSelection::from_consecutive_ranges(ranges, total));
+    }
+    let reader = builder
+        .with_projection(mask)
+        .with_batch_size(64 * 1024)
+        .build()
+        .map_err(|e| parquet_err(path, e))?;
+    reader
+        .map(|batch| {
+            batch.map_err(|e| Error::Schema {
+                path: path.to_path_buf(),
+                msg: e.to_string(),
+            })
+        })
+        .collect()
+}
+
+/// The file's schema with its `Utf8` columns named in `names` as `Dictionary(Int32, Utf8)`;
+/// `None` when none is.
+fn with_dictionaries(schema: &SchemaRef, names: &[&str]) -> Option<SchemaRef> {
+    let wanted = |f: &Field| names.contains(&f.name().as_str()) && *f.data_type() == DataType::Utf8;
+    if !schema.fields().iter().any(|f| wanted(f)) {
+        return None;
+    }
+    let dict = DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8));
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            let f = f.as_ref().clone();
+            if wanted(&f) {
+                f.with_data_type(dict.clone())
+            } else {
+                f
+            }
+        })
+        .collect();
+    Some(Arc::new(Schema::new_with_metadata(
+        fields,
+        schema.metadata().clone(),
+    )))
 }
 
 /// Calls `each` with every batch of the named columns of the files, in file order (see
@@ -128,6 +196,11 @@ pub enum Strs<'a> {
     Utf8(&'a arrow_array::StringArray),
     Large(&'a arrow_array::LargeStringArray),
     View(&'a arrow_array::StringViewArray),
+    /// Dictionary-encoded ([`read_columns_keeping_dictionaries`]).
+    Dict {
+        keys: &'a arrow_array::Int32Array,
+        values: &'a arrow_array::StringArray,
+    },
     Null,
 }
 
@@ -149,6 +222,13 @@ impl<'a> Strs<'a> {
             DataType::Utf8 => Strs::Utf8(a.as_string::<i32>()),
             DataType::LargeUtf8 => Strs::Large(a.as_string::<i64>()),
             DataType::Utf8View => Strs::View(a.as_string_view()),
+            DataType::Dictionary(k, v) if **k == DataType::Int32 && **v == DataType::Utf8 => {
+                let d = a.as_dictionary::<Int32Type>();
+                Strs::Dict {
+                    keys: d.keys(),
+                    values: d.values().as_string::<i32>(),
+                }
+            }
             DataType::Null => Strs::Null,
             dt => return Err(type_err(name, dt, "a string")),
         })
@@ -159,6 +239,10 @@ impl<'a> Strs<'a> {
             Strs::Utf8(a) => (!a.is_null(i)).then(|| a.value(i)),
             Strs::Large(a) => (!a.is_null(i)).then(|| a.value(i)),
             Strs::View(a) => (!a.is_null(i)).then(|| a.value(i)),
+            Strs::Dict { keys, values } => {
+                let k = keys.is_valid(i).then(|| keys.value(i) as usize)?;
+                values.is_valid(k).then(|| values.value(k))
+            }
             Strs::Null => None,
         }
     }
@@ -282,5 +366,53 @@ impl StrLists {
 
     pub fn take(&mut self, i: usize) -> Vec<String> {
         std::mem::take(&mut self.values[i])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow_array::StringArray;
+
+    /// Dictionary-encoded reading gives the same strings and nulls as plain reading, for the
+    /// columns named; the others stay as they are.
+    #[test]
+    fn columns_kept_dictionary_encoded_read_as_plain_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.parquet");
+        let user = StringArray::from(vec![Some("u1"), None, Some("u2"), Some("u1")]);
+        let id = StringArray::from(vec!["a", "b", "c", "d"]);
+        let batch = RecordBatch::try_from_iter([
+            ("user_id", Arc::new(user) as ArrayRef),
+            ("event_id", Arc::new(id) as ArrayRef),
+        ])
+        .unwrap();
+        let file = File::create(&path).unwrap();
+        crate::write_parquet_to(file, batch.schema(), std::slice::from_ref(&batch)).unwrap();
+        let paths = [path];
+        let cols = ["user_id", "event_id"];
+        let plain = read_columns(&paths, &cols).unwrap();
+        let dict = read_columns_keeping_dictionaries(&paths, &cols, &["user_id"]).unwrap();
+        assert!(matches!(
+            dict[0].column(0).data_type(),
+            DataType::Dictionary(_, _)
+        ));
+        assert_eq!(dict[0].column(1).data_type(), &DataType::Utf8);
+        for name in cols {
+            let (a, b) = (
+                Strs::of(&plain[0], name).unwrap(),
+                Strs::of(&dict[0], name).unwrap(),
+            );
+            let values = |s: &Strs<'_>| (0..4).map(|i| s.opt(i)).collect::<Vec<_>>();
+            assert_eq!(values(&a), values(&b), "{name}");
+        }
+        assert_eq!(Strs::of(&dict[0], "user_id").unwrap().get(1), None);
+        // A column of a few rows only.
+        let some = read_rows(&paths[0], &["event_id"], &[1, 3]).unwrap();
+        let ids = Strs::of(&some[0], "event_id").unwrap();
+        assert_eq!(
+            (some[0].num_rows(), ids.get(0), ids.get(1)),
+            (2, Some("b"), Some("d"))
+        );
     }
 }

@@ -382,14 +382,19 @@ pub fn read_warning_ids(
 /// The detectors' watch-time features (`watch_time`'s per lesson and day).
 pub const WATCH_TIME_FEATURES: &str = "features/watch_time";
 
-/// Engaged hours per learner over the days `from..=to` (`engaged_s` of `features/watch_time`:
-/// playing visibly and not muted). `None` when a day of the range with events has no watch-time
-/// features (the job did not run for it): the hours would be undercounted.
+/// Engaged hours per learner in the window `from_us..to_us` (UTC µs; a business month so far
+/// begins and ends at local midnights, off UTC midnights). `engaged_s` of `features/watch_time`
+/// (playing visibly and not muted) is kept per lesson and UTC day with the lesson's first and
+/// last event (`first_t`, `last_t`, UTC µs): a row inside the window counts whole, one across its edge
+/// counts by the share of its span inside. `None` when a day of the window with events has no
+/// watch-time features (the job did not run for it): the hours would be undercounted.
 pub fn engaged_hours(
     lake: &Lake,
-    from: i64,
-    to: i64,
+    from_us: i64,
+    to_us: i64,
 ) -> Result<Option<std::collections::HashMap<String, f64>>> {
+    use creditguard_contract::time::day_of_us;
+    let (from, to) = (day_of_us(from_us), day_of_us(to_us - 1));
     let measured: std::collections::HashSet<i64> =
         lake.days(WATCH_TIME_FEATURES)?.into_iter().collect();
     let unmeasured = lake
@@ -403,14 +408,42 @@ pub fn engaged_hours(
     }
     let mut out = std::collections::HashMap::new();
     let files = lake.files(WATCH_TIME_FEATURES, from, to)?;
-    for_each_batch(&files, &["user_id", "engaged_s"], |b| {
+    let cols = ["user_id", "engaged_s", "first_t", "last_t"];
+    for_each_batch(&files, &cols, |b| {
         let (user, engaged) = (Strs::of(b, "user_id")?, Nums::of(b, "engaged_s")?);
+        let (first, last) = (micros(b, "first_t")?, micros(b, "last_t")?);
         for i in 0..b.num_rows() {
-            *out.entry(user.string(i)).or_insert(0.0) += engaged.get(i).unwrap_or(0.0) / 3600.0;
+            let (Some(a), Some(z)) = (first[i], last[i]) else {
+                continue;
+            };
+            let inside = if z > a {
+                (z.min(to_us) - a.max(from_us)).max(0) as f64 / (z - a) as f64
+            } else {
+                f64::from(u8::from((from_us..to_us).contains(&a)))
+            };
+            if inside > 0.0 {
+                *out.entry(user.string(i)).or_insert(0.0) +=
+                    engaged.get(i).unwrap_or(0.0) * inside / 3600.0;
+            }
         }
         Ok(())
     })?;
     Ok(Some(out))
+}
+
+/// A column of UTC microseconds: `Int64` as the jobs' features keep event times, or a timestamp.
+fn micros(b: &RecordBatch, name: &str) -> Result<Vec<Option<i64>>> {
+    use arrow_array::Array;
+    let col = b.column_by_name(name);
+    match col.and_then(|c| c.as_any().downcast_ref::<arrow_array::Int64Array>()) {
+        Some(a) => Ok((0..a.len())
+            .map(|i| a.is_valid(i).then(|| a.value(i)))
+            .collect()),
+        None => {
+            let t = Times::of(b, name)?;
+            Ok((0..b.num_rows()).map(|i| t.get(i)).collect())
+        }
+    }
 }
 
 /// Replaces `table/dt=<day>` with one `part-0.parquet` holding `batch` (zero rows is a valid

@@ -17,6 +17,9 @@
 
 use std::time::Instant;
 
+// jemalloc, as the `creditguard` program scores with.
+creditguard_alloc::use_jemalloc!();
+
 use creditguard_contract::time::{format_day, format_rfc3339_us, parse_day};
 use creditguard_contract::{events_schema, parse_event, stable_id, EventBatchBuilder, Flag};
 use creditguard_lake::Lake;

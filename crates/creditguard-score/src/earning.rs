@@ -15,18 +15,25 @@
 //!   with `visible` false ends it). One item accrues at a time: time engaged on two live items at
 //!   once counts once, for the item whose stretch began first. A day's credits, capped at
 //!   `live_daily_cap` (items in the order they were joined), become one claim per item and day
-//!   (`event_id` `live:COURSE:YYYY-MM-DD`, completed at the day's last engaged instant on it),
-//!   which the flags may withhold like any claim. A `course_complete` of a live item earns
+//!   (`event_id` `live:COURSE:YYYY-MM-DD`), which the flags may withhold like any claim. The
+//!   claim of business day D belongs to the run that scores the UTC date D (the one day a
+//!   business day of a zone within ±12 h always overlaps, at its local noon), so a run that sees
+//!   only part of a business day never claims it: it is completed at the day's last engaged
+//!   instant on the item, kept within that UTC date. A `course_complete` of a live item earns
 //!   nothing then (claim issue `live_accrues_hourly`), so a session is never paid twice.
 
 use std::collections::{BTreeMap, HashMap};
 
-use creditguard_contract::time::{day_of_us, format_day, DAY_US};
+use creditguard_contract::time::{format_day, DAY_US};
 use creditguard_contract::{stable_id, Credit};
 
 use crate::events::{Claim, EarningEvents, LiveBeat};
 use crate::policy::{Earning, Policy};
 use crate::{Catalog, ClaimIssue, ScoreConfig};
+
+/// The claim issue of a completion refused for want of a passed quiz: it does not complete the
+/// course (an assignment of it stays open).
+pub const QUIZ_NOT_PASSED: &str = "quiz_not_passed";
 
 /// Heartbeats on a live session further apart than this (seconds) leave the time between them
 /// unengaged (players send one every 15–30 s).
@@ -41,10 +48,34 @@ pub struct Earned {
     pub issues: Vec<ClaimIssue>,
 }
 
-/// Applies the policy's earning rules to the claims of the days `from..=to`, reading quiz
-/// submissions and live-session heartbeats from the lake when a rule needs them.
+/// The days of events the policy's earning rules may read when scoring `from..=to`: quiz
+/// submissions from `lookback_days` before the period (when the catalog has a course with a
+/// quiz) and live-session heartbeats from the day before to the day after (a business day may
+/// begin on the UTC day before the first one and end on the day after). `None`: no such rule.
+pub fn wanted_days(
+    cfg: &ScoreConfig,
+    catalog: &Catalog,
+    (from, to): (i64, i64),
+) -> (Option<(i64, i64)>, Option<(i64, i64)>) {
+    let Some(rules) = cfg.expectations.policy.as_ref().map(|p| &p.earning) else {
+        return (None, None);
+    };
+    let quiz_days = rules
+        .quiz_pass_score
+        .filter(|_| catalog.terms.values().any(|t| t.quiz))
+        .map(|_| (from - cfg.lookback_days, to));
+    let live_days = rules
+        .live_credits_per_hour
+        .filter(|_| catalog.terms.values().any(|t| t.live))
+        .map(|_| (from - 1, to + 1));
+    (quiz_days, live_days)
+}
+
+/// Applies the policy's earning rules to the claims of the days `from..=to`, taking quiz
+/// submissions and live-session heartbeats from `scan` (which read [`wanted_days`]) when a rule
+/// needs them.
 pub fn apply(
-    lake: &creditguard_lake::Lake,
+    scan: &crate::events::EventScan,
     claims: Vec<Claim>,
     catalog: &Catalog,
     cfg: &ScoreConfig,
@@ -58,17 +89,10 @@ pub fn apply(
         });
     };
     let rules = &policy.earning;
-    // Events are read only where a rule has work: claims of courses with a quiz, live items.
-    let quiz_days = rules
-        .quiz_pass_score
-        .filter(|_| claims.iter().any(|c| catalog.has_quiz(&c.course_id)))
-        .map(|_| (from - cfg.lookback_days, to));
-    // A business day may begin on the UTC day before the first one and end on the day after.
-    let live_days = rules
-        .live_credits_per_hour
-        .filter(|_| catalog.terms.values().any(|t| t.live))
-        .map(|_| (from - 1, to + 1));
-    let events = crate::events::read_earning_events(lake, catalog, quiz_days, live_days)?;
+    // Quizzes are taken only where a claim of a course with a quiz needs them.
+    let (quiz_days, live_days) = wanted_days(cfg, catalog, (from, to));
+    let quiz_days = quiz_days.filter(|_| claims.iter().any(|c| catalog.has_quiz(&c.course_id)));
+    let events = scan.earning_events(catalog, quiz_days, live_days)?;
     let slack = (cfg.activity_slack_s * 1e6) as i64;
     let mut out = judge(claims, &events, rules, catalog, slack, run_id);
     // Refused completions are decisions too: they record the versions that made them.
@@ -110,7 +134,7 @@ fn judge(
                 .quiz_pass_score
                 .filter(|_| catalog.has_quiz(&claim.course_id))
                 .and_then(|pass| quiz_refusal(&claim, events, pass, slack_us))
-                .map(|detail| ("quiz_not_passed", detail))
+                .map(|detail| (QUIZ_NOT_PASSED, detail))
         };
         match refusal {
             None => out.claims.push(claim),
@@ -206,7 +230,7 @@ struct DayOnItem {
     org_unit: Option<String>,
 }
 
-/// The claims of the days of live sessions whose last engaged instant falls in `from..=to`.
+/// The claims of the business days `from..=to` of live sessions.
 pub fn live_claims(
     events: &EarningEvents,
     policy: &Policy,
@@ -230,15 +254,16 @@ pub fn live_claims(
                 let hours = d.engaged_us as f64 / 3_600e6;
                 let credits = ((hours * rate).min(left) * 100.0).round() / 100.0;
                 left -= credits;
-                if credits <= 0.0 || !(from..=to).contains(&day_of_us(d.last)) {
+                if credits <= 0.0 || !(from..=to).contains(&day) {
                     continue;
                 }
+                let completed_at = d.last.clamp(day * DAY_US, (day + 1) * DAY_US - 1);
                 out.push(Claim {
                     event_id: format!("live:{course}:{}", format_day(day)),
                     user_id: user.clone(),
                     org_unit: d.org_unit.clone(),
                     course_id: course.clone(),
-                    completed_at: d.last,
+                    completed_at,
                     credits: Some(credits),
                     category: catalog.get(course).map(|c| c.category.clone()),
                     accrued: true,

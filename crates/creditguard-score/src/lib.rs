@@ -323,9 +323,20 @@ pub fn compute(
         }
         flags.push(ScoredFlag { flag, in_period });
     }
-    let claims = events::read_claims(lake, from_day, to_day)?;
+    // The events are read once: claims of the period, what the earning rules read, and the
+    // activity that links course-less flags to claims.
+    let gap_us = (cfg.activity_gap_s * 1e6) as i64;
+    let activity_days = flags
+        .iter()
+        .any(|f| f.flag.course_id.is_none())
+        .then_some((lookback_from, to_day));
+    let scan = events::EventScan::read(
+        lake,
+        &scan_wants(cfg, catalog, (from_day, to_day), activity_days),
+    )?;
+    let claims = scan.claims(from_day, to_day)?;
     // The policy's earning rules: completions they refuse, and days of live sessions.
-    let earned = earning::apply(lake, claims, catalog, cfg, (from_day, to_day), run_id)?;
+    let earned = earning::apply(&scan, claims, catalog, cfg, (from_day, to_day), run_id)?;
     let claims = earned.claims;
     // Activity is needed only for learners with a claim and a flag that names no course.
     let claimants: HashSet<&str> = claims.iter().map(|c| c.user_id.as_str()).collect();
@@ -334,13 +345,8 @@ pub fn compute(
         .filter(|f| f.flag.course_id.is_none() && claimants.contains(f.flag.user_id.as_str()))
         .map(|f| f.flag.user_id.clone())
         .collect();
-    let activity = events::read_activity(
-        lake,
-        lookback_from,
-        to_day,
-        &users,
-        (cfg.activity_gap_s * 1e6) as i64,
-    )?;
+    let activity = scan.activity(lookback_from, to_day, &users, gap_us)?;
+    drop(scan);
     let d = decide::decide(
         &claims, &flags, &activity, catalog, cfg, from_day, to_day, run_id,
     );
@@ -364,30 +370,60 @@ pub fn compute(
         warnings: Vec::new(),
     };
     if let Some(roster) = &cfg.expectations.roster {
-        let seen = report
-            .credits
-            .iter()
-            .map(|c| (&c.user_id, &c.org_unit))
-            .chain(report.flags.iter().map(|(_, f)| (&f.user_id, &f.org_unit)));
-        report.roster_issues = roster.issues(seen);
-        // Credits and cases belong where the roster puts the learner (reviewer scopes and
-        // results group by its org paths); flags keep the org unit telemetry named.
-        for c in &mut report.credits {
-            if let Some(p) = roster.get(&c.user_id) {
-                c.org_unit = Some(p.org_path.clone());
-            }
-        }
-        for c in &mut report.cases {
-            if let Some(p) = roster.get(&c.user_id) {
-                c.org_unit = Some(p.org_path.clone());
-            }
-        }
-        for i in &report.roster_issues {
-            tracing::warn!(user = %i.user_id, issue = %i.issue, telemetry_org_unit = ?i.telemetry_org_unit, roster_org_path = ?i.roster_org_path, "Roster and telemetry disagree.");
-        }
+        place_by_roster(&mut report, roster);
     }
     year_standing(lake, catalog, cfg, &mut report)?;
     Ok(report)
+}
+
+/// Reports the learners the roster lacks or places elsewhere than telemetry does, and puts
+/// credits and cases where the roster puts the learner.
+fn place_by_roster(report: &mut ScoreReport, roster: &policy::Roster) {
+    let seen = report
+        .credits
+        .iter()
+        .map(|c| (&c.user_id, &c.org_unit))
+        .chain(report.flags.iter().map(|(_, f)| (&f.user_id, &f.org_unit)));
+    report.roster_issues = roster.issues(seen);
+    // Credits and cases belong where the roster puts the learner (reviewer scopes and
+    // results group by its org paths); flags keep the org unit telemetry named.
+    for c in &mut report.credits {
+        if let Some(p) = roster.get(&c.user_id) {
+            c.org_unit = Some(p.org_path.clone());
+        }
+    }
+    for c in &mut report.cases {
+        if let Some(p) = roster.get(&c.user_id) {
+            c.org_unit = Some(p.org_path.clone());
+        }
+    }
+    for i in &report.roster_issues {
+        tracing::warn!(user = %i.user_id, issue = %i.issue, telemetry_org_unit = ?i.telemetry_org_unit, roster_org_path = ?i.roster_org_path, "Roster and telemetry disagree.");
+    }
+}
+
+/// What the one scan of the events for scoring `from..=to` reads: the claims' columns of the
+/// period, the earning rules' days ([`earning::wanted_days`]) and, when a flag names no course,
+/// the activity of `activity_days`.
+fn scan_wants(
+    cfg: &ScoreConfig,
+    catalog: &Catalog,
+    (from, to): (i64, i64),
+    activity_days: Option<(i64, i64)>,
+) -> Vec<events::Want<'static>> {
+    let (quiz_days, live_days) = earning::wanted_days(cfg, catalog, (from, to));
+    let mut wants = vec![events::Want {
+        from,
+        to,
+        columns: &events::CLAIM_COLUMNS,
+    }];
+    wants.extend(events::earning_wants(quiz_days, live_days));
+    wants.extend(activity_days.map(|(from, to)| events::Want {
+        from,
+        to,
+        columns: &events::ACTIVITY_COLUMNS,
+    }));
+    wants
 }
 
 /// Sets the report's progress and reminders as of its last day, from this credit year's credit
@@ -472,10 +508,16 @@ fn year_warnings(
         None => Default::default(),
     };
     let emitted = tables::read_warning_ids(lake, first, to - 1)?;
-    // Engaged hours of the month so far, when a rule sets a monthly minimum (features are by
-    // UTC day: a day's hours count for the month of its date).
+    let refused = if exp.assignments.is_empty() {
+        Default::default()
+    } else {
+        refused_completions(lake, report, first)?
+    };
+    // Engaged hours of the business month so far (local midnights of the policy's zone), when a
+    // rule sets a monthly minimum.
     let engaged = if policy.rules.iter().any(|r| r.monthly_hours.is_some()) {
-        tables::engaged_hours(lake, warnings::month_of(to).0, to)?
+        let midnight = |day: i64| day * creditguard_contract::time::DAY_US - policy.utc_offset_us;
+        tables::engaged_hours(lake, midnight(warnings::month_of(to).0), midnight(to + 1))?
     } else {
         None
     };
@@ -487,11 +529,28 @@ fn year_warnings(
         progress: &report.progress,
         previous: &previous,
         credits,
+        refused: &refused,
         emitted: &emitted,
         engaged_hours: engaged.as_ref(),
         as_of_day: to,
         run_id: &report.run_id,
     }))
+}
+
+/// The credit ids of the year's completions refused for want of a passed quiz: earlier days from
+/// the claim issues table, the scored period from the report.
+fn refused_completions(lake: &Lake, report: &ScoreReport, first: i64) -> Result<HashSet<String>> {
+    let earlier = if report.from_day > first {
+        tables::read_claim_issues(lake, first, report.from_day - 1)?
+    } else {
+        Vec::new()
+    };
+    Ok(earlier
+        .iter()
+        .chain(&report.issues)
+        .filter(|i| i.issue == earning::QUIZ_NOT_PASSED)
+        .map(|i| i.credit_id.clone())
+        .collect())
 }
 
 /// Writes a report's tables, every day of its period replaced atomically (days without rows get

@@ -167,6 +167,9 @@ pub struct WarningInput<'a> {
     pub previous: &'a HashMap<String, Progress>,
     /// The credit year's records up to the day.
     pub credits: &'a [Credit],
+    /// The ids of those records whose completion the earning rules refused
+    /// ([`crate::earning::QUIZ_NOT_PASSED`]): they do not complete an assigned course.
+    pub refused: &'a HashSet<String>,
     /// Ids of warnings written on earlier days of the year.
     pub emitted: &'a HashSet<String>,
     /// Engaged hours per learner in the month of `as_of_day` up to it (`None`: not measured, no
@@ -248,7 +251,11 @@ pub fn warnings(w: &WarningInput<'_>) -> Vec<Warning> {
     let done: HashSet<(&str, &str)> = w
         .credits
         .iter()
-        .filter(|c| c.status != "cancelled" && w.policy.local_day(c.completed_at) <= w.as_of_day)
+        .filter(|c| {
+            c.status != "cancelled"
+                && w.policy.local_day(c.completed_at) <= w.as_of_day
+                && !w.refused.contains(&c.credit_id)
+        })
         .map(|c| (c.user_id.as_str(), c.course_id.as_str()))
         .collect();
     let mut thresholds = w.settings.due_soon_days.clone();
@@ -557,6 +564,7 @@ target_credits = 100
             progress: &progress,
             previous: &HashMap::new(),
             credits: &[],
+            refused: &HashSet::new(),
             emitted,
             engaged_hours: Some(&engaged),
             as_of_day,

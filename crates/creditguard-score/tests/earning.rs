@@ -384,3 +384,94 @@ fn a_topic_minimum_must_name_a_topic_of_the_catalog() {
         assert!(errs.contains(want), "missing `{want}` in:\n{errs}");
     }
 }
+
+/// One live item and business day gives one credit row, whichever daily runs see it: a run sees
+/// only part of a business day that began on its UTC date (Shanghai's day starts at 16:00 UTC)
+/// and leaves it to the run of the business day's own date.
+#[test]
+fn a_business_day_of_a_live_item_is_one_credit_row_across_daily_runs() {
+    let mut fx = Lakeside::new();
+    // 23:30 to 00:30 in Shanghai: half an hour on each business day, both within UTC 2 March.
+    fx.live("night", "town", "2026-03-02T15:30:00Z", 60, true);
+    // 07:30 to 08:30 on 3 March in Shanghai, across UTC midnight: the 2 March run comes before
+    // the second half has arrived.
+    fx.live("span", "panel", "2026-03-02T23:30:00Z", 29, true);
+    fx.commit();
+    let cfg = config("user_id,org_path\n");
+    fx.score(&cfg, "2026-03-02", "2026-03-02");
+    fx.live("span", "panel", "2026-03-03T00:00:00Z", 30, true);
+    fx.commit();
+    fx.score(&cfg, "2026-03-03", "2026-03-03");
+    let first = parse_day("2026-03-01").unwrap();
+    let table = creditguard_score::tables::read_credits(&fx.lake, first, first + 3).unwrap();
+    let mut ids: Vec<&str> = table.iter().map(|c| c.credit_id.as_str()).collect();
+    ids.sort_unstable();
+    let n = ids.len();
+    ids.dedup();
+    assert_eq!(ids.len(), n, "one row per credit id: {table:?}");
+    let rows = |u: &str| -> Vec<(f64, i64)> {
+        table
+            .iter()
+            .filter(|c| c.user_id == u)
+            .map(|c| (c.credits_granted, c.completed_at))
+            .collect()
+    };
+    assert_eq!(rows("span"), [(2.0, at("2026-03-03T00:30:00Z"))]);
+    // The night's second half is claimed on its business date, kept within that UTC date.
+    assert_eq!(
+        rows("night"),
+        [
+            (1.0, at("2026-03-02T16:00:00Z")),
+            (1.0, at("2026-03-03T00:00:00Z"))
+        ]
+    );
+    // Scoring both days at once gives the same rows.
+    let both = fx.score(&cfg, "2026-03-02", "2026-03-03");
+    let mut at_once: Vec<(String, f64, i64)> = both
+        .credits
+        .iter()
+        .map(|c| (c.credit_id.clone(), c.credits_granted, c.completed_at))
+        .collect();
+    let mut daily: Vec<(String, f64, i64)> = table
+        .iter()
+        .map(|c| (c.credit_id.clone(), c.credits_granted, c.completed_at))
+        .collect();
+    at_once.sort_by(|a, b| a.0.cmp(&b.0));
+    daily.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(at_once, daily);
+}
+
+/// A completion refused for want of a passed quiz does not complete an assigned course: its
+/// reminders keep coming until a passed retake completes it.
+#[test]
+fn a_refused_completion_does_not_satisfy_an_assignment() {
+    let mut fx = Lakeside::new();
+    fx.quiz("q1", "fail", "lead", "2026-03-02T01:00:00Z", 40.0)
+        .complete("e1", "fail", "lead", "2026-03-02T01:10:00Z")
+        .quiz("q2", "pass", "lead", "2026-03-02T01:00:00Z", 80.0)
+        .complete("e2", "pass", "lead", "2026-03-02T01:10:00Z");
+    fx.commit();
+    let mut cfg = config("user_id,org_path\nfail,HQ\npass,HQ\n");
+    cfg.expectations.assignments =
+        creditguard_score::warnings::parse_assignments("course_id,due_on\nlead,2026-03-20\n")
+            .unwrap();
+    let due = |r: &ScoreReport| -> Vec<(String, i64)> {
+        r.warnings
+            .iter()
+            .filter(|w| w.reason == "due_soon" || w.reason == "overdue")
+            .map(|w| (w.user_id.clone(), w.days_left.unwrap()))
+            .collect()
+    };
+    // The refusal in the scored period, then on an earlier day (from the claim issues table).
+    let r = fx.score(&cfg, "2026-03-02", "2026-03-02");
+    assert_eq!(due(&r), [("fail".to_string(), 18)]);
+    let r = fx.score(&cfg, "2026-03-06", "2026-03-06");
+    assert_eq!(due(&r), [("fail".to_string(), 14)]);
+    // Passed and completed again: done.
+    fx.quiz("q3", "fail", "lead", "2026-03-07T01:00:00Z", 90.0)
+        .complete("e3", "fail", "lead", "2026-03-07T01:10:00Z");
+    fx.commit();
+    fx.score(&cfg, "2026-03-07", "2026-03-07");
+    let r = fx.score(&cfg, "2026-03-19", "2026-03-19");
+    assert_eq!(due(&r), []);
+}

@@ -1139,9 +1139,20 @@ fn each_warning_fires_once_per_threshold_crossing_across_daily_runs() {
 }
 
 /// Writes `features/watch_time` of a day as the job does for the columns the scorer reads:
-/// engaged seconds per learner.
+/// engaged seconds per learner, watched around 12:00 in Shanghai (04:00 UTC).
 fn engaged(lake: &Lake, d: i64, rows: &[(&str, f64)]) {
-    use arrow_array::{ArrayRef, Float64Array, RecordBatch, StringArray};
+    let noon = d * creditguard_contract::time::DAY_US + 4 * 3_600_000_000;
+    let rows: Vec<(&str, f64, i64, i64)> = rows.iter().map(|r| (r.0, r.1, noon, noon)).collect();
+    engaged_at(lake, d, &rows);
+}
+
+/// Writes `features/watch_time` of a UTC day: (learner, engaged seconds, first and last event).
+fn engaged_at(lake: &Lake, d: i64, rows: &[(&str, f64, i64, i64)]) {
+    use arrow_array::{ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray};
+    // Event times in UTC µs, as the job keeps them.
+    let times = |f: fn(&(&str, f64, i64, i64)) -> i64| {
+        std::sync::Arc::new(Int64Array::from_iter_values(rows.iter().map(f))) as ArrayRef
+    };
     let batch = RecordBatch::try_from_iter([
         (
             "user_id",
@@ -1152,6 +1163,8 @@ fn engaged(lake: &Lake, d: i64, rows: &[(&str, f64)]) {
             "engaged_s",
             std::sync::Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.1))),
         ),
+        ("first_t", times(|r| r.2)),
+        ("last_t", times(|r| r.3)),
     ])
     .unwrap();
     lake.write_parquet(
@@ -1164,13 +1177,10 @@ fn engaged(lake: &Lake, d: i64, rows: &[(&str, f64)]) {
     .unwrap();
 }
 
-#[test]
-fn monthly_hours_low_fires_once_a_month_across_daily_runs() {
+/// A policy of one rule with a monthly minimum of 8 engaged hours (in Asia/Shanghai), and the
+/// roster.
+fn monthly_hours_config(roster: &str) -> ScoreConfig {
     use creditguard_score::policy::{Policy, Roster};
-    let mut fx = Fixture::new();
-    fx.complete("e1", "u2x", "c1", "2026-03-02T09:00:00Z", 2.0, "mandatory");
-    fx.complete("e2", "u2x", "c2", "2026-03-09T09:00:00Z", 3.0, "elective");
-    fx.commit();
     let mut cfg = ScoreConfig::default();
     cfg.expectations.policy = Some(
         Policy::parse(
@@ -1178,8 +1188,93 @@ fn monthly_hours_low_fires_once_a_month_across_daily_runs() {
         )
         .unwrap(),
     );
-    cfg.expectations.roster =
-        Some(Roster::parse("user_id,org_path\nu1x,HQ/East\nu2x,HQ/East\n", None).unwrap());
+    cfg.expectations.roster = Some(Roster::parse(roster, None).unwrap());
+    cfg
+}
+
+/// Monthly engaged hours are counted by the policy's business month (Asia/Shanghai): watching
+/// on 2027-02-01 00:30 +08:00 (still 31 January in UTC) counts for February, watching on
+/// 2027-01-31 23:00 +08:00 for January.
+#[test]
+fn monthly_hours_are_counted_by_the_business_month() {
+    let mut fx = Fixture::new();
+    fx.complete(
+        "e1",
+        "early",
+        "c1",
+        "2027-01-05T03:00:00Z",
+        2.0,
+        "mandatory",
+    );
+    fx.commit();
+    let cfg = monthly_hours_config("user_id,org_path\nearly,HQ/East\nlate,HQ/East\n");
+    engaged(&fx.lake, day("2027-01-05"), &[]);
+    // 8 h each on UTC 31 January: `early` from 15:00 to 23:00 in Shanghai on the 31st, `late`
+    // from 00:30 to 08:30 in Shanghai on 1 February.
+    engaged_at(
+        &fx.lake,
+        day("2027-01-31"),
+        &[
+            (
+                "early",
+                8.0 * 3600.0,
+                ts("2027-01-31T07:00:00Z"),
+                ts("2027-01-31T15:00:00Z"),
+            ),
+            (
+                "late",
+                8.0 * 3600.0,
+                ts("2027-01-31T16:30:00Z"),
+                ts("2027-02-01T00:30:00Z"),
+            ),
+        ],
+    );
+    for d in day("2027-02-01")..=day("2027-02-05") {
+        engaged(&fx.lake, d, &[]);
+    }
+    let low = |from: &str| {
+        let r = fx.score(&cfg, from, from);
+        let mut users: Vec<String> = r
+            .warnings
+            .iter()
+            .filter(|w| w.reason == "monthly_hours_low")
+            .map(|w| w.user_id.clone())
+            .collect();
+        users.sort();
+        users
+    };
+    // 31 January: 8 h expected; `late` watched none of them in January.
+    assert_eq!(low("2027-01-31"), ["late"]);
+    // 5 February: 8 h × 5/28 expected; `early` has none in February, `late` has 8.
+    assert_eq!(low("2027-02-05"), ["early"]);
+    // A row across a window's edge counts by the share of its span inside: half of `late`'s
+    // 16:30–00:30 UTC lies after 20:30 UTC.
+    let hours = tables::engaged_hours(
+        &fx.lake,
+        ts("2027-01-31T16:00:00Z"),
+        ts("2027-02-01T16:00:00Z"),
+    )
+    .unwrap()
+    .unwrap();
+    assert_eq!(hours.get("late").copied(), Some(8.0));
+    let split = tables::engaged_hours(
+        &fx.lake,
+        ts("2027-01-31T20:30:00Z"),
+        ts("2027-02-05T16:00:00Z"),
+    )
+    .unwrap()
+    .unwrap();
+    assert_eq!(split.get("late").copied(), Some(4.0));
+    assert_eq!(split.get("early").copied(), None);
+}
+
+#[test]
+fn monthly_hours_low_fires_once_a_month_across_daily_runs() {
+    let mut fx = Fixture::new();
+    fx.complete("e1", "u2x", "c1", "2026-03-02T09:00:00Z", 2.0, "mandatory");
+    fx.complete("e2", "u2x", "c2", "2026-03-09T09:00:00Z", 3.0, "elective");
+    fx.commit();
+    let cfg = monthly_hours_config("user_id,org_path\nu1x,HQ/East\nu2x,HQ/East\n");
     // u2x studies half an hour a day (more than 8 h / 31 days); u1x a quarter of an hour on the
     // 1st only.
     for d in day("2026-03-01")..=day("2026-03-10") {
