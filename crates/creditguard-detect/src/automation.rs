@@ -34,7 +34,7 @@ use polars::prelude::*;
 use serde_json::json;
 
 use crate::config::AutomationConfig;
-use crate::events::{day_of, same_as_prev, secs, sort_opts, type_in};
+use crate::events::{day_of, same_as_prev, secs, sort_opts, sorted_by, type_in};
 use crate::explain;
 use crate::flags::{r3, ramp, sort, Draft, Rows};
 use crate::{JobOutput, Result};
@@ -120,14 +120,14 @@ fn feature_rows(rows: LazyFrame, measure: &str) -> LazyFrame {
 
 /// One row per stretch of unbroken play with at least two heartbeats (see the module docs).
 pub fn stretches(events: LazyFrame, cfg: &AutomationConfig) -> Result<LazyFrame> {
-    let beats = stretch_heartbeats(events, cfg).collect()?;
+    let beats = stretch_heartbeats(events, cfg)?.collect()?;
     let per_stretch = per_stretch(&beats)?;
     with_learner_hours(per_stretch, beats, cfg)
 }
 
 /// The playing, visible heartbeats numbered by stretch (`stretch`), with the interval since the
 /// previous one of the stretch (`_interval`) and the hour of day (`_hour`).
-fn stretch_heartbeats(events: LazyFrame, cfg: &AutomationConfig) -> LazyFrame {
+fn stretch_heartbeats(events: LazyFrame, cfg: &AutomationConfig) -> Result<LazyFrame> {
     let mut types = BREAKS.to_vec();
     types.push("heartbeat");
     let gap_us = (cfg.max_gap_s * 1e6) as i64;
@@ -143,7 +143,7 @@ fn stretch_heartbeats(events: LazyFrame, cfg: &AutomationConfig) -> LazyFrame {
             .or(col("_play").shift(lit(1)).fill_null(lit(false)).not())
             .or((col("t") - col("t").shift(lit(1))).gt(lit(gap_us))),
     );
-    events
+    let rows = events
         .filter(type_in(&types))
         .select([
             col("user_id"),
@@ -156,7 +156,10 @@ fn stretch_heartbeats(events: LazyFrame, cfg: &AutomationConfig) -> LazyFrame {
             col("input_events"),
             plays.alias("_play"),
         ])
-        .sort(["user_id", "t", "event_id"], sort_opts())
+        .collect()?;
+    let rows = sorted_by(rows, &["user_id", "t", "event_id"])?;
+    Ok(rows
+        .lazy()
         .with_column(starts.alias("_start"))
         .with_column(
             col("_start")
@@ -172,7 +175,7 @@ fn stretch_heartbeats(events: LazyFrame, cfg: &AutomationConfig) -> LazyFrame {
                 .otherwise(secs(col("t") - col("t").shift(lit(1))))
                 .alias("_interval"),
         )
-        .with_column((col("t") / lit(HOUR_US) % lit(24i64)).alias("_hour"))
+        .with_column((col("t") / lit(HOUR_US) % lit(24i64)).alias("_hour")))
 }
 
 /// The stretches of [`stretch_heartbeats`] with at least two heartbeats: their span, courses,
@@ -216,8 +219,10 @@ struct StretchRun<'a> {
     start: i64,
     end: i64,
     heartbeats: i64,
-    courses: std::collections::HashSet<Option<&'a str>>,
-    lessons: std::collections::HashSet<Option<&'a str>>,
+    /// The distinct courses and lessons seen: a stretch has a few, so a list beats hashing
+    /// every heartbeat's strings.
+    courses: Vec<Option<&'a str>>,
+    lessons: Vec<Option<&'a str>>,
     intervals: Vec<f64>,
     input_reported: i64,
     input_events: i64,
@@ -252,13 +257,21 @@ impl<'a> StretchRun<'a> {
         }
         (self.start, self.end) = (self.start.min(t), self.end.max(t));
         self.heartbeats += 1;
-        self.courses.insert(course);
-        self.lessons.insert(lesson);
+        insert_distinct(&mut self.courses, course);
+        insert_distinct(&mut self.lessons, lesson);
         self.intervals.extend(interval);
         if let Some(n) = input {
             self.input_reported += 1;
             self.input_events += n;
         }
+    }
+}
+
+/// Adds `value` to `seen` unless it is there; the last one added is checked first (a stretch's
+/// heartbeats stay in one lesson for minutes).
+fn insert_distinct<'a>(seen: &mut Vec<Option<&'a str>>, value: Option<&'a str>) {
+    if seen.last() != Some(&value) && !seen.contains(&value) {
+        seen.push(value);
     }
 }
 

@@ -58,10 +58,16 @@ pub fn detect(
     // is measured no further, which spares sorting every event by device.
     // A filter, not a join: the events keep their order, which decides ties in time.
     let devices = devices_of_two_or_more(all.clone().lazy()).collect()?;
-    let shared_by_two = all.clone().lazy().filter(col("device_id").is_in(
-        lit(devices.column("device_id")?.as_materialized_series().clone()).implode(false),
-        false,
-    ));
+    let shared_by_two = all.clone().lazy().filter(
+        col("device_id").is_in(
+            lit(devices
+                .column("device_id")?
+                .as_materialized_series()
+                .clone())
+            .implode(false),
+            false,
+        ),
+    );
     let uses = with_hands(shared_by_two, cfg).collect()?;
     let (addresses, accounts_per_address) = addresses_of(all.lazy(), &uses);
     let features = with_household(

@@ -978,8 +978,9 @@ fn write_days(
     // the version they were raised with).
     let rules_version = cfg.rules_version();
     for day in a..=b {
+        let mut parts = Vec::with_capacity(outputs.len());
         for (k, (job, out)) in outputs.iter().enumerate() {
-            let mut part = out
+            let part = out
                 .features
                 .clone()
                 .lazy()
@@ -989,17 +990,33 @@ fn write_days(
             if *job == "watch_time" {
                 watch_days.written(day, &part)?;
             }
-            let table = format!("features/{job}");
-            lake.replace_partition(&table, day, |dir| {
-                let path = dir.join("part-0.parquet");
-                let file = std::fs::File::create(&path).map_err(boxed)?;
-                ParquetWriter::new(file)
-                    .with_compression(ParquetCompression::Zstd(None))
-                    .finish(&mut part)
-                    .map_err(boxed)?;
-                Ok(())
-            })?;
+            parts.push((format!("features/{job}"), part));
         }
+        // The jobs' partitions of the day side by side: each is its own file, written and
+        // synced to disk, so one job's encoding overlaps another's wait for the disk. The
+        // day's flags follow once all of them are in place.
+        std::thread::scope(|s| {
+            let writers: Vec<_> = parts
+                .into_iter()
+                .map(|(table, mut part)| {
+                    s.spawn(move || -> Result<()> {
+                        lake.replace_partition(&table, day, |dir| {
+                            let path = dir.join("part-0.parquet");
+                            let file = std::fs::File::create(&path).map_err(boxed)?;
+                            ParquetWriter::new(file)
+                                .with_compression(ParquetCompression::Zstd(None))
+                                .finish(&mut part)
+                                .map_err(boxed)?;
+                            Ok(())
+                        })?;
+                        Ok(())
+                    })
+                })
+                .collect();
+            writers
+                .into_iter()
+                .try_for_each(|w| w.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+        })?;
         let in_day = |f: &Flag| f.window_start.div_euclid(DAY_US) == day;
         let mut flags: Vec<Flag> = if all_jobs {
             Vec::new()

@@ -477,7 +477,14 @@ fn an_office_address_that_many_colleagues_use_from_their_own_laptops_exempts_not
         let base = day as f64 * DAY_S;
         // Everyone works at the office on their own laptop; four of them only ever there.
         for user in ["learner", "colleague", "amy", "bob", "cai", "dan"] {
-            lines.extend(session_at(user, &format!("lap-{user}"), office, "c3", base, 20.0));
+            lines.extend(session_at(
+                user,
+                &format!("lap-{user}"),
+                office,
+                "c3",
+                base,
+                20.0,
+            ));
         }
     }
     for day in 1..3 {
@@ -501,9 +508,17 @@ fn an_office_address_that_many_colleagues_use_from_their_own_laptops_exempts_not
         )]
     );
     let devices = out.features.column("device_id").unwrap().str().unwrap();
-    assert!(devices.iter().all(|d| d == Some("lap-colleague")), "{devices:?}");
+    assert!(
+        devices.iter().all(|d| d == Some("lap-colleague")),
+        "{devices:?}"
+    );
     let users = out.features.column("user_id").unwrap().str().unwrap();
-    let accounts = out.features.column("address_accounts").unwrap().i64().unwrap();
+    let accounts = out
+        .features
+        .column("address_accounts")
+        .unwrap()
+        .i64()
+        .unwrap();
     let learners: Vec<Option<i64>> = (0..users.len())
         .filter(|&i| users.get(i) == Some("learner"))
         .map(|i| accounts.get(i))
