@@ -184,6 +184,7 @@ fn main() {
     stages(
         &data,
         &Lake::open(dir.path().join("lake-stages").to_str().unwrap()).expect("lake"),
+        options.privacy.is_some(),
     );
 }
 
@@ -216,7 +217,9 @@ fn cpu_of<T>(f: impl FnOnce() -> T) -> (T, f64) {
 /// Where the time goes: the same in-memory lines through each stage alone, cumulatively
 /// (decode + validate; + de-duplication; + Arrow builders), then the Parquet write of the
 /// built batches. Reading the file is the difference between the total and their sum.
-fn stages(data: &[u8], lake: &Lake) {
+/// The stages of one line's way into the lake. With `pseudonymised` the builders and the write
+/// take pseudonymised events (longer, random identifiers), as the ingest then does.
+fn stages(data: &[u8], lake: &Lake, pseudonymised: bool) {
     let lines: Vec<&[u8]> = data
         .split(|&b| b == b'\n')
         .filter(|l| !l.is_empty())
@@ -236,8 +239,10 @@ fn stages(data: &[u8], lake: &Lake) {
     });
     // As the ingest does it: 64 lines decoded, their dedupe slots touched together, then each
     // checked (and, in the third stage, appended to the day's builders).
+    let protector = || pseudonymised.then(|| Protector::new(Pseudonymiser::new(&[0x5a; 32])));
     let dedupe_and = |push: bool| {
         let (mut d, mut buf, mut kept) = (Deduper::default(), EventBuffer::new(), 0);
+        let mut p = protector();
         for (b, batch) in lines.chunks(64).enumerate() {
             let events: Vec<_> = batch.iter().filter_map(|l| parse_event(l).ok()).collect();
             let hashes: Vec<u128> = events.iter().map(|e| Deduper::hash(&e.event_id)).collect();
@@ -245,7 +250,11 @@ fn stages(data: &[u8], lake: &Lake) {
                 if first {
                     kept += 1;
                     if push {
-                        buf.push(e, "bench", (b * 64 + i) as i64);
+                        let mut e = e.clone();
+                        if let Some(p) = &mut p {
+                            p.apply(&mut e);
+                        }
+                        buf.push(&e, "bench", (b * 64 + i) as i64);
                     }
                 }
             }
@@ -266,8 +275,12 @@ fn stages(data: &[u8], lake: &Lake) {
     let (_, dedupe) = best(&|| dedupe_and(false));
     let (_, build) = best(&|| dedupe_and(true));
     let mut buf = EventBuffer::new();
+    let mut p = protector();
     for (i, l) in lines.iter().enumerate() {
-        if let Ok(e) = parse_event(l) {
+        if let Ok(mut e) = parse_event(l) {
+            if let Some(p) = &mut p {
+                p.apply(&mut e);
+            }
             buf.push(&e, "bench", i as i64);
         }
     }

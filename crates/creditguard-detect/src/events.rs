@@ -370,6 +370,54 @@ mod tests {
 
     use super::*;
 
+    /// `sorted_by` gives what the sort gives: the same rows untouched when they are in order,
+    /// sorted when a later key, a tie broken by the last key, or a null puts them out of order.
+    #[test]
+    fn sorted_by_skips_only_frames_already_in_order() {
+        let frame = |users: &[Option<&str>], ts: &[i64], ids: &[&str]| {
+            df!("user_id" => users, "t" => ts, "event_id" => ids).unwrap()
+        };
+        let keys = ["user_id", "t", "event_id"];
+        let by_sort = |df: &DataFrame| df.sort(keys, sort_opts()).unwrap();
+        let cases = [
+            // In order, ties in `t` broken by `event_id`.
+            frame(
+                &[Some("a"), Some("a"), Some("a"), Some("b")],
+                &[1, 2, 2, 0],
+                &["x", "e1", "e2", "y"],
+            ),
+            // A session's clock moved one event earlier.
+            frame(
+                &[Some("a"), Some("a"), Some("b")],
+                &[5, 3, 1],
+                &["x", "y", "z"],
+            ),
+            // The tie in `t` out of order by `event_id`.
+            frame(&[Some("a"), Some("a")], &[2, 2], &["e2", "e1"]),
+            // A later user first.
+            frame(&[Some("b"), Some("a")], &[1, 2], &["x", "y"]),
+            // A null user (a sort puts nulls first).
+            frame(&[Some("a"), None], &[1, 2], &["x", "y"]),
+            frame(&[Some("a")], &[1], &["x"]),
+        ];
+        for (i, df) in cases.iter().enumerate() {
+            let got = sorted_by(df.clone(), &keys).unwrap();
+            assert!(
+                got.equals_missing(&by_sort(df)),
+                "case {i}: {got} against {}",
+                by_sort(df)
+            );
+        }
+        assert!(in_order(&cases[0], &keys).unwrap());
+        for (i, df) in cases[1..5].iter().enumerate() {
+            assert!(
+                !in_order(df, &keys).unwrap(),
+                "case {} is out of order",
+                i + 1
+            );
+        }
+    }
+
     fn batch(line: &str) -> RecordBatch {
         let mut b = EventBatchBuilder::new();
         b.push(&parse_event(line.as_bytes()).unwrap(), "test", 0);
