@@ -10,9 +10,10 @@
 //!
 //! Prints, per strength, one markdown table over all seeds (precision and recall per rule, the
 //! share of honest learners flagged and of claims withheld), and checks them against the targets
-//! of the detection and scoring issues: blatant cases precision ≥ 0.95 and recall ≥ 0.90 per
-//! rule; honest learners flagged ≤ 1 %; cheaters' tainted claims withheld ≥ 95 %, honest claims
-//! withheld ≤ 1 %. The seeds default to ones the detectors were not tuned on (the sample uses 7).
+//! of the detection and scoring issues: blatant and mixed populations precision ≥ 0.95 and
+//! recall ≥ 0.90 per rule; honest learners flagged ≤ 0.5 %; honest claims withheld ≤ 0.5 %;
+//! cheaters' tainted claims withheld, or refused by the policy's quiz rule, ≥ 95 %. The seeds
+//! default to ones the detectors were not tuned on (the sample uses 7).
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -154,9 +155,21 @@ fn one(args: &Args, strength: &str, seed: u64, dir: &Path) -> anyhow::Result<Qua
         ResultRecord::Flag(f) => Some((f.user_id.as_str(), f.rule.as_str())),
         _ => None,
     });
+    // A completion the quiz rule refused earns nothing: `refused`, not `granted`.
+    let quiz_refused: std::collections::HashSet<&str> = report
+        .issues
+        .iter()
+        .filter(|i| i.issue == "quiz_not_passed")
+        .map(|i| i.credit_id.as_str())
+        .collect();
     let credits = records.iter().filter_map(|r| match r {
         ResultRecord::Credit(c) => {
-            Some((c.user_id.as_str(), c.course_id.as_str(), c.status.as_str()))
+            let status = if quiz_refused.contains(c.credit_id.as_str()) && c.status == "granted" {
+                "refused"
+            } else {
+                c.status.as_str()
+            };
+            Some((c.user_id.as_str(), c.course_id.as_str(), status))
         }
         _ => None,
     });
@@ -225,7 +238,9 @@ fn main() -> anyhow::Result<()> {
         );
         println!("{total}");
         println!("targets:");
-        if strength == "blatant" {
+        // Per rule for blatant and mixed populations (subtle cases alone are the hardest and
+        // are reported, not held to the target).
+        if strength == "blatant" || strength == "mixed" {
             for r in total.rules.iter().filter(|r| r.labelled > 0) {
                 misses += usize::from(!check(
                     &format!("{} precision", r.rule),
@@ -241,8 +256,8 @@ fn main() -> anyhow::Result<()> {
                 ));
             }
             misses += usize::from(!check(
-                "cheaters' tainted claims withheld",
-                total.tainted_claims_withheld_share(),
+                "cheaters' tainted claims withheld or refused",
+                total.tainted_claims_stopped_share(),
                 |v| v >= 0.95,
                 "≥ 0.95",
             ));
@@ -250,14 +265,14 @@ fn main() -> anyhow::Result<()> {
         misses += usize::from(!check(
             "honest learners flagged",
             total.honest_flagged_share(),
-            |v| v <= 0.01,
-            "≤ 0.01",
+            |v| v <= 0.005,
+            "≤ 0.005",
         ));
         misses += usize::from(!check(
             "honest claims withheld",
             total.honest_claims_withheld_share(),
-            |v| v <= 0.01,
-            "≤ 0.01",
+            |v| v <= 0.005,
+            "≤ 0.005",
         ));
     }
     println!("\n{misses} target(s) missed");

@@ -91,6 +91,9 @@ pub struct Quality {
     /// Claims of labelled learners for the courses their episodes taint (`Label::claims`).
     pub tainted_claims: u64,
     pub tainted_claims_withheld: u64,
+    /// Tainted claims the policy's earning rules refused (a completion without a passed quiz:
+    /// granted 0 credits), which the flags then need not withhold.
+    pub tainted_claims_refused: u64,
     /// All claims of labelled learners, tainted or not.
     pub cheater_claims: u64,
     pub cheater_claims_withheld: u64,
@@ -130,6 +133,7 @@ impl Quality {
         self.honest_claims_withheld += other.honest_claims_withheld;
         self.tainted_claims += other.tainted_claims;
         self.tainted_claims_withheld += other.tainted_claims_withheld;
+        self.tainted_claims_refused += other.tainted_claims_refused;
         self.cheater_claims += other.cheater_claims;
         self.cheater_claims_withheld += other.cheater_claims_withheld;
         self.unknown_users += other.unknown_users;
@@ -148,6 +152,14 @@ impl Quality {
     pub fn tainted_claims_withheld_share(&self) -> Option<f64> {
         ratio(self.tainted_claims_withheld, self.tainted_claims)
     }
+    /// Tainted claims that earned the cheater nothing: withheld by the flags or refused by the
+    /// policy's earning rules.
+    pub fn tainted_claims_stopped_share(&self) -> Option<f64> {
+        ratio(
+            self.tainted_claims_withheld + self.tainted_claims_refused,
+            self.tainted_claims,
+        )
+    }
     pub fn cheater_claims_withheld_share(&self) -> Option<f64> {
         ratio(self.cheater_claims_withheld, self.cheater_claims)
     }
@@ -157,7 +169,8 @@ impl Quality {
 ///
 /// - `flags`: `(user_id, rule)` for every flag raised (duplicates are fine);
 /// - `credits`: `(user_id, course_id, status)` for every credit record, `status` as in
-///   results-v1 (`"granted"` or `"withheld"`).
+///   results-v1 (`"granted"` or `"withheld"`), or `"refused"` for a completion the policy's
+///   earning rules refused (granted 0 credits with a `quiz_not_passed` claim issue).
 pub fn evaluate(
     labels: &Labels,
     flags: impl IntoIterator<Item = (impl AsRef<str>, impl AsRef<str>)>,
@@ -267,6 +280,7 @@ pub fn evaluate(
             if tainted.contains(&(u, c)) {
                 q.tainted_claims += 1;
                 q.tainted_claims_withheld += u64::from(withheld);
+                q.tainted_claims_refused += u64::from(status.as_ref() == "refused");
             }
         }
     }
@@ -336,6 +350,18 @@ impl fmt::Display for Quality {
             f,
             "cheaters' tainted claims withheld",
             self.tainted_claims_withheld,
+            self.tainted_claims,
+        )?;
+        share(
+            f,
+            "cheaters' tainted claims refused by the policy (no passed quiz)",
+            self.tainted_claims_refused,
+            self.tainted_claims,
+        )?;
+        share(
+            f,
+            "cheaters' tainted claims withheld or refused",
+            self.tainted_claims_withheld + self.tainted_claims_refused,
             self.tainted_claims,
         )?;
         share(
@@ -491,7 +517,7 @@ mod tests {
             ("a", "C9", "granted"),  // a cheater's other claim
             ("b", "C2", "granted"),  // tainted, granted: missed
             ("c", "C3", "withheld"),
-            ("c", "C4", "withheld"),
+            ("c", "C4", "refused"), // tainted, refused by the quiz rule: not withheld, stopped
             ("h1", "C1", "withheld"), // honest claim withheld
             ("h2", "C1", "granted"),
             ("h3", "C5", "granted"),
@@ -499,10 +525,12 @@ mod tests {
         ];
         let q = evaluate(&labels, Vec::<(&str, &str)>::new(), credits);
         assert_eq!((q.honest_claims, q.honest_claims_withheld), (4, 1));
-        assert_eq!((q.tainted_claims, q.tainted_claims_withheld), (4, 3));
-        assert_eq!((q.cheater_claims, q.cheater_claims_withheld), (5, 3));
+        assert_eq!((q.tainted_claims, q.tainted_claims_withheld), (4, 2));
+        assert_eq!(q.tainted_claims_refused, 1);
+        assert_eq!((q.cheater_claims, q.cheater_claims_withheld), (5, 2));
         assert_eq!(q.honest_claims_withheld_share(), Some(0.25));
-        assert_eq!(q.tainted_claims_withheld_share(), Some(0.75));
+        assert_eq!(q.tainted_claims_withheld_share(), Some(0.5));
+        assert_eq!(q.tainted_claims_stopped_share(), Some(0.75));
     }
 
     #[test]
