@@ -12,8 +12,8 @@
 use std::fmt::Write as _;
 use std::time::Instant;
 
-use creditguard::contract::parse_event;
 use creditguard::contract::privacy::{Protector, Pseudonymiser};
+use creditguard::contract::{parse_event, Event};
 use creditguard::ingest::{ingest, Deduper, EventBuffer, IngestOptions, Input};
 use creditguard::lake::Lake;
 
@@ -266,7 +266,9 @@ fn stages(data: &[u8], lake: &Lake, pseudonymised: bool) {
         lines
             .iter()
             .filter_map(|l| parse_event(l).ok())
-            .map(|mut e| {
+            .map(|e| {
+                // A binding of its own, so the event may borrow its pseudonyms from `p`.
+                let mut e: Event<'_> = e;
                 p.apply(&mut e);
                 e.user_id.len()
             })

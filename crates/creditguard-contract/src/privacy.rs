@@ -146,6 +146,9 @@ pub struct Protector {
     users: Memo,
     devices: Memo,
     networks: Memo,
+    /// The pseudonyms of the event being protected (user, device, network): the event borrows
+    /// them until the next one.
+    scratch: [String; 3],
 }
 
 /// Input value → pseudonym: a direct-mapped table of 2¹⁵ slots of one cache line (64 bytes;
@@ -195,45 +198,61 @@ impl Default for Memo {
 }
 
 impl Memo {
-    /// The pseudonym of `value`: remembered, or made by `make` (whose answers all start with
-    /// `prefix`, `k<key id>:`) and remembered.
+    /// [`Memo::get_into`] into a new `String` (the tests' view of the memo).
+    #[cfg(test)]
     fn get(
         &mut self,
         value: &str,
         prefix: &str,
         make: impl FnOnce(&str) -> Option<String>,
     ) -> Option<String> {
+        let mut out = String::new();
+        self.get_into(value, prefix, make, &mut out).then_some(out)
+    }
+
+    /// The pseudonym of `value` written into `out` (cleared first; `false` and `out` empty when
+    /// there is none): remembered, or made by `make` (whose answers all start with `prefix`,
+    /// `k<key id>:`) and remembered. `out` is the caller's buffer, reused event after event, so
+    /// a remembered pseudonym costs no allocation.
+    fn get_into(
+        &mut self,
+        value: &str,
+        prefix: &str,
+        make: impl FnOnce(&str) -> Option<String>,
+        out: &mut String,
+    ) -> bool {
+        out.clear();
         let v = value.as_bytes();
         if v.len() > MAX_IN {
-            return make(value);
+            return make(value).map(|p| out.push_str(&p)).is_some();
         }
         let i = (xxhash_rust::xxh3::xxh3_64(v) as usize) & (SLOTS - 1);
         let slot = &mut self.slots[i];
         if usize::from(slot.in_len) == v.len() && &slot.input[..v.len()] == v {
             return match slot.out_len {
-                0 => None,
+                0 => false,
                 n => {
-                    let out = std::str::from_utf8(&slot.out[..usize::from(n - 1)])
+                    let rest = std::str::from_utf8(&slot.out[..usize::from(n - 1)])
                         .expect("stored from a str");
-                    let mut s = String::with_capacity(prefix.len() + out.len());
-                    s.push_str(prefix);
-                    s.push_str(out);
-                    Some(s)
+                    out.push_str(prefix);
+                    out.push_str(rest);
+                    true
                 }
             };
         }
-        let out = make(value);
-        let rest = match &out {
-            None => Some(""),
-            Some(o) => o.strip_prefix(prefix).filter(|r| r.len() <= MAX_OUT),
-        };
-        if let Some(rest) = rest {
-            slot.in_len = v.len() as u8;
+        let Some(made) = make(value) else {
+            // No pseudonym (an address that does not parse): remembered as such.
+            (slot.in_len, slot.out_len) = (v.len() as u8, 0);
             slot.input[..v.len()].copy_from_slice(v);
-            slot.out_len = out.as_ref().map_or(0, |_| rest.len() as u8 + 1);
+            return false;
+        };
+        out.push_str(&made);
+        if let Some(rest) = made.strip_prefix(prefix).filter(|r| r.len() <= MAX_OUT) {
+            (slot.in_len, slot.out_len) = (v.len() as u8, rest.len() as u8 + 1);
+            slot.input[..v.len()].copy_from_slice(v);
             slot.out[..rest.len()].copy_from_slice(rest.as_bytes());
         }
-        out
+        true
     }
 }
 
@@ -253,6 +272,7 @@ impl Protector {
             users: Memo::default(),
             devices: Memo::default(),
             networks: Memo::default(),
+            scratch: Default::default(),
         }
     }
 
@@ -261,22 +281,27 @@ impl Protector {
         &self.p
     }
 
-    /// Replaces the event's identifying fields as [`Pseudonymiser::apply`] does.
-    pub fn apply(&mut self, e: &mut Event<'_>) {
-        let (p, prefix) = (&self.p, self.prefix.as_str());
-        let user = self.users.get(&e.user_id, prefix, |u| Some(p.user(u)));
-        e.user_id = Cow::Owned(user.unwrap_or_default());
+    /// Replaces the event's identifying fields as [`Pseudonymiser::apply`] does. The event
+    /// borrows its pseudonyms from this protector until the next call: a remembered pseudonym
+    /// costs neither an HMAC nor an allocation.
+    pub fn apply<'e>(&'e mut self, e: &mut Event<'e>) {
+        let Protector {
+            p,
+            prefix,
+            users,
+            devices,
+            networks,
+            scratch: [user, device, network],
+        } = self;
+        users.get_into(&e.user_id, prefix, |u| Some(p.user(u)), user);
+        e.user_id = Cow::Borrowed(user.as_str());
         if let Some(d) = &e.device_id {
-            e.device_id = self
-                .devices
-                .get(d, prefix, |d| Some(p.device(d)))
-                .map(Cow::Owned);
+            let found = devices.get_into(d, prefix, |d| Some(p.device(d)), device);
+            e.device_id = found.then_some(Cow::Borrowed(device.as_str()));
         }
         if let Some(ip) = &e.ip {
-            e.ip = self
-                .networks
-                .get(ip, prefix, |ip| p.network(ip))
-                .map(Cow::Owned);
+            let found = networks.get_into(ip, prefix, |ip| p.network(ip), network);
+            e.ip = found.then_some(Cow::Borrowed(network.as_str()));
         }
         e.geo_lat = e.geo_lat.map(coarse_degrees);
         e.geo_lon = e.geo_lon.map(coarse_degrees);
