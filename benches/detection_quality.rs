@@ -22,6 +22,7 @@ use anyhow::{bail, Context};
 use creditguard::config::{Overrides, Pipeline};
 use creditguard::run::{run, RunOptions};
 use creditguard_contract::ResultRecord;
+use creditguard_score::earning::QUIZ_NOT_PASSED;
 use creditguard_synth::eval::{evaluate, Quality};
 use creditguard_synth::{Config, Generator, Output, StrengthMix};
 
@@ -148,7 +149,7 @@ fn one(args: &Args, strength: &str, seed: u64, dir: &Path) -> anyhow::Result<Qua
     let refused = report
         .issues
         .iter()
-        .filter(|i| i.issue == "quiz_not_passed" && honest.contains(i.user_id.as_str()))
+        .filter(|i| i.issue == QUIZ_NOT_PASSED && honest.contains(i.user_id.as_str()))
         .count();
     let statuses = report.totals().progress;
     let flags = records.iter().filter_map(|r| match r {
@@ -159,7 +160,7 @@ fn one(args: &Args, strength: &str, seed: u64, dir: &Path) -> anyhow::Result<Qua
     let quiz_refused: std::collections::HashSet<&str> = report
         .issues
         .iter()
-        .filter(|i| i.issue == "quiz_not_passed")
+        .filter(|i| i.issue == QUIZ_NOT_PASSED)
         .map(|i| i.credit_id.as_str())
         .collect();
     let credits = records.iter().filter_map(|r| match r {

@@ -216,9 +216,8 @@ fn cpu_of<T>(f: impl FnOnce() -> T) -> (T, f64) {
 
 /// Where the time goes: the same in-memory lines through each stage alone, cumulatively
 /// (decode + validate; + de-duplication; + Arrow builders), then the Parquet write of the
-/// built batches. Reading the file is the difference between the total and their sum.
-/// The stages of one line's way into the lake. With `pseudonymised` the builders and the write
-/// take pseudonymised events (longer, random identifiers), as the ingest then does.
+/// built batches. Reading the file is the difference between the total and their sum. With
+/// `pseudonymised` the builders and the write take pseudonymised events, as the ingest then does.
 fn stages(data: &[u8], lake: &Lake, pseudonymised: bool) {
     let lines: Vec<&[u8]> = data
         .split(|&b| b == b'\n')
@@ -246,11 +245,11 @@ fn stages(data: &[u8], lake: &Lake, pseudonymised: bool) {
         for (b, batch) in lines.chunks(64).enumerate() {
             let events: Vec<_> = batch.iter().filter_map(|l| parse_event(l).ok()).collect();
             let hashes: Vec<u128> = events.iter().map(|e| Deduper::hash(&e.event_id)).collect();
-            for (i, (e, first)) in events.iter().zip(d.first_of_each(&hashes)).enumerate() {
+            for (i, (mut e, first)) in events.into_iter().zip(d.first_of_each(&hashes)).enumerate()
+            {
                 if first {
                     kept += 1;
                     if push {
-                        let mut e = e.clone();
                         if let Some(p) = &mut p {
                             p.apply(&mut e);
                         }
