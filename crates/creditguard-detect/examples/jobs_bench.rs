@@ -5,7 +5,8 @@
 //!
 //! `target/release/examples/jobs_bench [EVENTS] [DAYS]` (default 1 000 000 events over 30 days;
 //! `CG_BENCH_BATCH_DAYS` sets `[jobs] batch_days`, default 7; `CG_BENCH_RELEASE_ABOVE_MIB` sets
-//! `[jobs] release_memory_above_mib`; `CG_BENCH_JOBS=watch_time,multi_login,…` sets `[jobs]
+//! `[jobs] release_memory_above_mib`; `CG_BENCH_PARALLEL_JOBS=0` sets `[jobs] parallel_jobs =
+//! false`; `CG_BENCH_JOBS=watch_time,multi_login,…` sets `[jobs]
 //! enabled`, the jobs to run; `CG_BENCH_LAKE=s3://…` runs the jobs on that lake, see
 //! `on_object_store`). The lake is generated once into
 //! `target/bench-lake-<EVENTS>-<DAYS>/` (kept, so `benches/jobs_duckdb.py` can run the same
@@ -478,13 +479,24 @@ fn main() {
     {
         cfg.release_memory_above_mib = m;
     }
+    if let Ok(v) = std::env::var("CG_BENCH_PARALLEL_JOBS") {
+        cfg.parallel_jobs = v != "0" && v != "false";
+    }
     if let Ok(jobs) = std::env::var("CG_BENCH_JOBS") {
         cfg.enabled = jobs.split(',').map(|j| j.trim().to_string()).collect();
         if let Err(e) = cfg.validate() {
             panic!("CG_BENCH_JOBS={jobs}: {e}");
         }
     }
-    println!("jobs: {}", cfg.enabled.join(", "));
+    println!(
+        "jobs: {} ({})",
+        cfg.enabled.join(", "),
+        if cfg.parallel_jobs {
+            "two groups side by side, so the per-job times overlap"
+        } else {
+            "one after another"
+        }
+    );
     let (from, to) = (START_DAY, START_DAY + days as i64 - 1);
     let rss_before = peak_rss_mib();
     let cpu_before = cpu_s();

@@ -33,6 +33,13 @@ pub struct JobsConfig {
     /// a long range. 0: after every batch. Default 10240 (10 GiB): set it below the memory the
     /// jobs may use, less one batch's growth.
     pub release_memory_above_mib: u32,
+    /// Compute a batch's jobs in two groups side by side: `watch_time`, `course_switching` and
+    /// `credit_burst` (which read the lesson-stream intervals) in one thread, the others in a
+    /// second. Many steps of a job use one core, so the two groups fill both cores of a small
+    /// machine; the results are the same either way, and the batch holds both groups'
+    /// intermediate frames at once. Default true; false computes the jobs one after another (the
+    /// per-job times of the report then do not overlap).
+    pub parallel_jobs: bool,
     /// `[jobs.watch_time]`.
     pub watch_time: WatchTimeConfig,
     /// `[jobs.multi_login]`.
@@ -61,6 +68,7 @@ impl Default for JobsConfig {
             enabled: DETECTORS.iter().map(|s| s.to_string()).collect(),
             batch_days: 7,
             release_memory_above_mib: 10_240,
+            parallel_jobs: true,
             watch_time: Default::default(),
             multi_login: Default::default(),
             course_switching: Default::default(),
@@ -76,9 +84,9 @@ impl Default for JobsConfig {
 
 impl JobsConfig {
     /// The version of the detector thresholds, which every flag records: the first 12 hex digits
-    /// of the SHA-256 of the detectors' sections as JSON. `enabled`, `batch_days` and
-    /// `release_memory_above_mib` change which jobs run and how, not what a detector finds, and
-    /// are left out.
+    /// of the SHA-256 of the detectors' sections as JSON. `enabled`, `batch_days`,
+    /// `release_memory_above_mib` and `parallel_jobs` change which jobs run and how, not what a
+    /// detector finds, and are left out.
     ///
     /// ```
     /// let a = creditguard_detect::JobsConfig::default();
@@ -92,7 +100,12 @@ impl JobsConfig {
     pub fn rules_version(&self) -> String {
         let mut settings = serde_json::to_value(self).expect("the settings are plain data");
         if let Some(map) = settings.as_object_mut() {
-            for operational in ["enabled", "batch_days", "release_memory_above_mib"] {
+            for operational in [
+                "enabled",
+                "batch_days",
+                "release_memory_above_mib",
+                "parallel_jobs",
+            ] {
                 map.remove(operational);
             }
         }

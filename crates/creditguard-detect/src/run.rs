@@ -200,6 +200,7 @@ fn run_mode(
         })
         .collect();
     let mut carry = Carry::default();
+    let mut pending: Option<PendingWrite> = None;
     // Known shared devices: not evidence for proxy_learning, never flagged by shared_device.
     if cfg.is_enabled("proxy_learning") || cfg.is_enabled("shared_device") {
         carry.shared_devices = cfg.proxy_learning.shared_devices()?;
@@ -214,15 +215,23 @@ fn run_mode(
             run_id,
             mode,
         };
-        run_batch(
+        let batch_done = run_batch(
             lake,
             catalog,
             cfg,
             &enabled,
             &batch,
             &mut carry,
+            &mut pending,
             &mut report,
-        )?;
+        );
+        if let Err(e) = batch_done {
+            // Whatever the previous batch still had to write lands before the run stops.
+            if let Err(w) = finish_write(&mut pending, &mut report) {
+                tracing::error!(error = %w, "Writing the previous batch failed too.");
+            }
+            return Err(e);
+        }
         // Little is live between batches: past the limit, hand back the pages the allocator
         // kept, so the resident size does not creep up with fragmentation over a long range
         // (creditguard_alloc).
@@ -239,6 +248,7 @@ fn run_mode(
         }
         a = b + 1;
     }
+    finish_write(&mut pending, &mut report)?;
     report.elapsed = start.elapsed();
     tracing::info!(from = %format_day(from_day), to = %format_day(to_day), flags = report.total_flags(), "Jobs finished.");
     Ok(report)
@@ -658,6 +668,7 @@ fn run_batch(
     enabled: &[&str],
     batch: &Batch<'_>,
     carry: &mut Carry,
+    pending: &mut Option<PendingWrite>,
     report: &mut JobsReport,
 ) -> Result<()> {
     let Carry {
@@ -673,14 +684,10 @@ fn run_batch(
     let is_shard = matches!(batch.mode, Mode::Shard { .. });
     let stages_credit = is_shard && cfg.is_enabled("credit_burst");
     report.events += events.height();
-    let completions_lazy = || {
-        completions
-            .clone()
-            .map(DataFrame::lazy)
-            .expect("completions taken for the jobs that need them")
-    };
     report.load += t.elapsed();
     tracing::debug!(from = %format_day(a), to = %format_day(b), events = events.height(), "Events loaded.");
+    // The previous batch's days are in the lake before any job reads earlier days from it.
+    finish_write(pending, report)?;
 
     watch_days.forget_before(
         a - 1 - (cfg.watch_time.coverage_lookback_days).max(cfg.credit_burst.support_days) as i64,
@@ -691,108 +698,111 @@ fn run_batch(
             || enabled
                 .iter()
                 .any(|j| matches!(*j, "watch_time" | "course_switching" | "credit_burst")));
-    let t = Instant::now();
-    let iv = if needs_intervals {
-        Some(watch_time::intervals(events.clone().lazy(), &cfg.watch_time).collect()?)
-    } else {
-        None
+    // The lesson-stream intervals, and the time they took.
+    let intervals = || -> Result<(Option<DataFrame>, Duration)> {
+        let t = Instant::now();
+        let iv = if needs_intervals {
+            Some(watch_time::intervals(events.clone().lazy(), &cfg.watch_time).collect()?)
+        } else {
+            None
+        };
+        Ok((iv, t.elapsed()))
     };
-    report.intervals += t.elapsed();
-    let iv_lazy = || {
-        iv.clone()
-            .map(|d| d.lazy())
-            .expect("intervals computed for the jobs that need them")
-    };
-    // Engaged seconds of the days `credit_burst`'s support windows cover in this batch, for
-    // `engaged_window`: from the lesson-day features `watch_time` just computed when it ran (a
-    // few rows per learner-day), else from the intervals (one row per pair of events).
     let support_first = a + 1 - cfg.credit_burst.support_days as i64;
-    let in_window = |f: LazyFrame| engaged_in(f, support_first, b);
-    // What `watch_time` and the other detectors that judge users alone found: computed, or (in
-    // the merge) as the shards staged it.
+    // What `watch_time` and the other detectors that judge users alone found, as the shards
+    // staged it (in the merge): those jobs are not computed again.
     let mut staged_outputs = staged
         .as_mut()
         .map(|s| std::mem::take(&mut s.outputs))
         .unwrap_or_default();
-    // The rows `shared_device` and `proxy_learning` read: the events, or the staged device rows.
-    let device_rows = || match &staged {
-        Some(s) => s
-            .devices
-            .clone()
-            .map(DataFrame::lazy)
-            .ok_or_else(|| Error::Config(vec!["the shards staged no device rows".to_string()])),
-        None => Ok(events.clone().lazy()),
+    let inputs = BatchInputs {
+        lake,
+        catalog,
+        cfg,
+        batch,
+        is_shard,
+        events: &events,
+        iv: None,
+        completions: completions.as_ref(),
+        staged: staged.as_ref(),
+        staged_watch: staged_outputs.get("watch_time").map(|w| &w.features),
+        shared_devices,
     };
-
-    let mut outputs: Vec<(&str, JobOutput)> = Vec::new();
-    for (k, job) in enabled.iter().enumerate() {
-        let t = Instant::now();
-        if let Some(out) = staged_outputs.remove(*job) {
-            outputs.push((job, out));
-            continue;
-        }
-        let out = match *job {
-            "watch_time" => {
-                let lookback = cfg.watch_time.coverage_lookback_days as i64;
-                let prior = watch_days.range(lake, a - 1 - lookback, a - 2)?;
-                watch_time::detect(
-                    iv_lazy(),
-                    completions_lazy(),
-                    prior,
-                    catalog,
-                    &cfg.watch_time,
-                )?
-            }
-            "multi_login" => multi_login::detect(events.clone().lazy(), &cfg.multi_login)?,
-            "course_switching" => {
-                course_switching::detect(events.clone().lazy(), iv_lazy(), &cfg.course_switching)?
-            }
-            "credit_burst" => {
-                // Engaged time this batch measured: `watch_time`'s features when it ran, the
-                // shards' staged rows in a merge, else the intervals.
-                let measured = match outputs.iter().find(|(j, _)| *j == "watch_time") {
-                    Some((_, w)) => Engaged::Features(w.features.clone().lazy()),
-                    None => match staged.as_ref().and_then(|s| s.engaged.clone()) {
-                        Some(rows) => Engaged::Staged(rows),
-                        None => Engaged::Intervals(iv_lazy()),
-                    },
-                };
-                let days = (&mut *claim_days, &mut *engaged_days, &mut *watch_days);
-                credit_burst_job(
-                    lake,
-                    catalog,
-                    cfg,
-                    batch,
-                    completions_lazy(),
-                    measured,
-                    days,
-                )?
-            }
-            "quiz_speed" => {
-                let q = &cfg.quiz_speed;
-                // Earlier days' submissions, so a retry of a quiz first handed in before this
-                // batch is recognised as one.
-                let prior = quiz_prior(lake, q, batch, is_shard, quiz_days)?;
-                quiz_speed::detect_with_prior(events.clone().lazy(), prior, q)?
-            }
-            "shared_device" => {
-                shared_device::detect_known(device_rows()?, &cfg.shared_device, shared_devices)?
-            }
-            "automation" => automation::detect(events.clone().lazy(), &cfg.automation)?,
-            "proxy_learning" => {
-                proxy_learning::detect(device_rows()?, &cfg.proxy_learning, shared_devices)?
-            }
-            other => unreachable!("validated job name {other}"),
+    let to_compute: Vec<(usize, &str)> = enabled
+        .iter()
+        .enumerate()
+        .filter(|(_, job)| !staged_outputs.contains_key(**job))
+        .map(|(k, job)| (k, *job))
+        .collect();
+    let (iv, computed) = if cfg.parallel_jobs {
+        // Two groups side by side: the intervals and the jobs that read them and the carried
+        // watch, claim and engaged days, and the others. Each group runs its jobs in the enabled
+        // order, so `credit_burst` finds `watch_time`'s features as it would one after another.
+        let (with_iv, rest): (Vec<_>, Vec<_>) = to_compute
+            .iter()
+            .partition(|(_, job)| INTERVAL_JOBS.contains(job));
+        let inputs = &inputs;
+        let mut carry_x = CarryParts {
+            claims: Some(&mut *claim_days),
+            watch: Some(&mut *watch_days),
+            engaged: Some(&mut *engaged_days),
+            quiz: None,
         };
-        report.jobs[k].elapsed += t.elapsed();
-        tracing::debug!(
-            job,
-            feature_rows = out.features.height(),
-            flags = out.flags.len(),
-            "Job computed."
-        );
-        outputs.push((job, out));
+        let mut carry_y = CarryParts {
+            quiz: Some(&mut *quiz_days),
+            ..Default::default()
+        };
+        let (x, y) = std::thread::scope(|s| {
+            let other = s.spawn(move || compute_group(inputs, &rest, &mut carry_y));
+            let x = intervals().and_then(|(iv, took)| {
+                let with = BatchInputs {
+                    iv: iv.as_ref(),
+                    ..*inputs
+                };
+                let done = compute_group(&with, &with_iv, &mut carry_x)?;
+                Ok((iv, took, done))
+            });
+            (x, other.join().expect("a job thread panicked"))
+        });
+        let (iv, took, mut all) = x?;
+        report.intervals += took;
+        all.extend(y?);
+        (iv, all)
+    } else {
+        let (iv, took) = intervals()?;
+        report.intervals += took;
+        let mut carry = CarryParts {
+            claims: Some(&mut *claim_days),
+            watch: Some(&mut *watch_days),
+            engaged: Some(&mut *engaged_days),
+            quiz: Some(&mut *quiz_days),
+        };
+        let with = BatchInputs {
+            iv: iv.as_ref(),
+            ..inputs
+        };
+        let done = compute_group(&with, &to_compute, &mut carry)?;
+        (iv, done)
+    };
+    // Every job's output, in the enabled order.
+    let mut by_index: BTreeMap<usize, JobOutput> = BTreeMap::new();
+    for (k, out, elapsed) in computed {
+        report.jobs[k].elapsed += elapsed;
+        by_index.insert(k, out);
     }
+    let outputs: Vec<(&str, JobOutput)> = enabled
+        .iter()
+        .enumerate()
+        .map(|(k, job)| {
+            let out = match staged_outputs.remove(*job) {
+                Some(out) => out,
+                None => by_index
+                    .remove(&k)
+                    .expect("every enabled job computed or staged"),
+            };
+            (*job, out)
+        })
+        .collect();
 
     let t = Instant::now();
     if let Mode::Shard { shard, run } = batch.mode {
@@ -805,7 +815,8 @@ fn run_batch(
             &outputs,
             &events,
             completions.as_ref(),
-            iv.as_ref().map(|iv| in_window(iv.clone().lazy())),
+            iv.as_ref()
+                .map(|iv| engaged_in(iv.clone().lazy(), support_first, b)),
             watch_days,
             quiz_days,
             report,
@@ -813,9 +824,193 @@ fn run_batch(
         report.write += t.elapsed();
         return Ok(());
     }
-    write_days(lake, cfg, enabled, batch, &outputs, watch_days, report)?;
+    let days = day_outputs(lake, cfg, enabled, batch, &outputs, watch_days, report)?;
+    drop(outputs);
     report.write += t.elapsed();
+    if cfg.parallel_jobs {
+        // Written while the next batch loads; that batch waits for it before its jobs read the
+        // lake's earlier days.
+        let lake = lake.clone();
+        *pending = Some(std::thread::spawn(move || {
+            let t = Instant::now();
+            #[cfg(test)]
+            std::thread::sleep(Duration::from_millis(
+                WRITE_DELAY_MS.load(std::sync::atomic::Ordering::Relaxed),
+            ));
+            write_days(&lake, days)?;
+            Ok(t.elapsed())
+        }));
+    } else {
+        let t = Instant::now();
+        write_days(lake, days)?;
+        report.write += t.elapsed();
+    }
     Ok(())
+}
+
+/// The jobs that read the batch's intervals and the carried watch, claim and engaged days: one
+/// group when the jobs run side by side ([`JobsConfig::parallel_jobs`]).
+const INTERVAL_JOBS: [&str; 3] = ["watch_time", "course_switching", "credit_burst"];
+
+/// What the jobs of one batch read, shared by the threads that compute them.
+#[derive(Clone, Copy)]
+struct BatchInputs<'a> {
+    lake: &'a Lake,
+    catalog: &'a Catalog,
+    cfg: &'a JobsConfig,
+    batch: &'a Batch<'a>,
+    is_shard: bool,
+    events: &'a DataFrame,
+    iv: Option<&'a DataFrame>,
+    completions: Option<&'a DataFrame>,
+    staged: Option<&'a Staged>,
+    /// `watch_time`'s features as the shards staged them (in a merge).
+    staged_watch: Option<&'a DataFrame>,
+    shared_devices: &'a std::collections::HashSet<String>,
+}
+
+impl BatchInputs<'_> {
+    fn events(&self) -> LazyFrame {
+        self.events.clone().lazy()
+    }
+
+    fn intervals(&self) -> LazyFrame {
+        self.iv
+            .expect("intervals computed for the jobs that need them")
+            .clone()
+            .lazy()
+    }
+
+    fn completions(&self) -> LazyFrame {
+        self.completions
+            .expect("completions taken for the jobs that need them")
+            .clone()
+            .lazy()
+    }
+
+    /// The rows `shared_device` and `proxy_learning` read: the events, or the staged device
+    /// rows in a merge.
+    fn device_rows(&self) -> Result<LazyFrame> {
+        match self.staged {
+            Some(s) => {
+                s.devices.clone().map(DataFrame::lazy).ok_or_else(|| {
+                    Error::Config(vec!["the shards staged no device rows".to_string()])
+                })
+            }
+            None => Ok(self.events()),
+        }
+    }
+}
+
+/// The carried days a group of jobs may change: each belongs to one group, so two groups never
+/// hold the same one.
+#[derive(Default)]
+struct CarryParts<'a> {
+    claims: Option<&'a mut ClaimDays>,
+    watch: Option<&'a mut WatchDays>,
+    engaged: Option<&'a mut EngagedDays>,
+    quiz: Option<&'a mut DayFrames>,
+}
+
+/// Computes `jobs` (index in the enabled list, name) one after another: each one's output and
+/// compute time.
+fn compute_group(
+    inp: &BatchInputs<'_>,
+    jobs: &[(usize, &str)],
+    carry: &mut CarryParts<'_>,
+) -> Result<Vec<(usize, JobOutput, Duration)>> {
+    let (lake, cfg, batch) = (inp.lake, inp.cfg, inp.batch);
+    let a = batch.a;
+    let mut done: Vec<(usize, JobOutput, Duration)> = Vec::with_capacity(jobs.len());
+    for &(k, job) in jobs {
+        let t = Instant::now();
+        let out = match job {
+            "watch_time" => {
+                let lookback = cfg.watch_time.coverage_lookback_days as i64;
+                let watch_days = carry
+                    .watch
+                    .as_deref_mut()
+                    .expect("watch days in this group");
+                let prior = watch_days.range(lake, a - 1 - lookback, a - 2)?;
+                watch_time::detect(
+                    inp.intervals(),
+                    inp.completions(),
+                    prior,
+                    inp.catalog,
+                    &cfg.watch_time,
+                )?
+            }
+            "multi_login" => multi_login::detect(inp.events(), &cfg.multi_login)?,
+            "course_switching" => {
+                course_switching::detect(inp.events(), inp.intervals(), &cfg.course_switching)?
+            }
+            "credit_burst" => {
+                // Engaged time this batch measured: `watch_time`'s features when it ran (or the
+                // shards staged them), the shards' staged rows in a merge, else the intervals.
+                let computed_watch = jobs
+                    .iter()
+                    .zip(&done)
+                    .find(|((_, j), _)| *j == "watch_time")
+                    .map(|(_, (_, w, _))| &w.features);
+                let measured = match computed_watch.or(inp.staged_watch) {
+                    Some(w) => Engaged::Features(w.clone().lazy()),
+                    None => match inp.staged.and_then(|s| s.engaged.clone()) {
+                        Some(rows) => Engaged::Staged(rows),
+                        None => Engaged::Intervals(inp.intervals()),
+                    },
+                };
+                let days = (
+                    carry
+                        .claims
+                        .as_deref_mut()
+                        .expect("claim days in this group"),
+                    carry
+                        .engaged
+                        .as_deref_mut()
+                        .expect("engaged days in this group"),
+                    carry
+                        .watch
+                        .as_deref_mut()
+                        .expect("watch days in this group"),
+                );
+                credit_burst_job(
+                    lake,
+                    inp.catalog,
+                    cfg,
+                    batch,
+                    inp.completions(),
+                    measured,
+                    days,
+                )?
+            }
+            "quiz_speed" => {
+                let q = &cfg.quiz_speed;
+                // Earlier days' submissions, so a retry of a quiz first handed in before this
+                // batch is recognised as one.
+                let quiz_days = carry.quiz.as_deref_mut().expect("quiz days in this group");
+                let prior = quiz_prior(lake, q, batch, inp.is_shard, quiz_days)?;
+                quiz_speed::detect_with_prior(inp.events(), prior, q)?
+            }
+            "shared_device" => shared_device::detect_known(
+                inp.device_rows()?,
+                &cfg.shared_device,
+                inp.shared_devices,
+            )?,
+            "automation" => automation::detect(inp.events(), &cfg.automation)?,
+            "proxy_learning" => {
+                proxy_learning::detect(inp.device_rows()?, &cfg.proxy_learning, inp.shared_devices)?
+            }
+            other => unreachable!("validated job name {other}"),
+        };
+        tracing::debug!(
+            job,
+            feature_rows = out.features.height(),
+            flags = out.flags.len(),
+            "Job computed."
+        );
+        done.push((k, out, t.elapsed()));
+    }
+    Ok(done)
 }
 
 /// A batch's input: its events (a shard's users only; none in a merge), what the shards staged
@@ -961,9 +1156,18 @@ fn quiz_prior(
     })
 }
 
-/// Writes the batch's days: each job's features, and the day's flags (with those of detectors
-/// that did not run kept as they were), each day replaced in one step.
-fn write_days(
+/// One day of a batch's output, ready to write: each job's feature partition (table, rows), and
+/// the day's flags.
+struct DayOut {
+    day: i64,
+    parts: Vec<(String, DataFrame)>,
+    flags: Vec<Flag>,
+}
+
+/// The batch's days to write: each job's features of the day, and the day's flags (with those
+/// of detectors that did not run kept as they were). Counts the rows and flags in `report` and
+/// hands `watch_time`'s days to `watch_days`.
+fn day_outputs(
     lake: &Lake,
     cfg: &JobsConfig,
     enabled: &[&str],
@@ -971,12 +1175,13 @@ fn write_days(
     outputs: &[(&str, JobOutput)],
     watch_days: &mut WatchDays,
     report: &mut JobsReport,
-) -> Result<()> {
+) -> Result<Vec<DayOut>> {
     let (a, b) = (batch.a, batch.b);
     let all_jobs = enabled.len() == DETECTORS.len();
     // The version the flags of this run record (those kept from detectors that did not run keep
     // the version they were raised with).
     let rules_version = cfg.rules_version();
+    let mut days = Vec::with_capacity((b - a + 1) as usize);
     for day in a..=b {
         let mut parts = Vec::with_capacity(outputs.len());
         for (k, (job, out)) in outputs.iter().enumerate() {
@@ -992,9 +1197,37 @@ fn write_days(
             }
             parts.push((format!("features/{job}"), part));
         }
-        // The jobs' partitions of the day side by side: each is its own file, written and
-        // synced to disk, so one job's encoding overlaps another's wait for the disk. The
-        // day's flags follow once all of them are in place.
+        let in_day = |f: &Flag| f.window_start.div_euclid(DAY_US) == day;
+        let mut flags: Vec<Flag> = if all_jobs {
+            Vec::new()
+        } else {
+            read_flags(lake, day)?
+                .into_iter()
+                .filter(|f| !enabled.contains(&f.detector.as_str()))
+                .collect()
+        };
+        for (k, (_, out)) in outputs.iter().enumerate() {
+            for f in out.flags.iter().filter(|f| in_day(f)) {
+                *report.jobs[k].flags.entry(f.rule.clone()).or_default() += 1;
+                flags.push(Flag {
+                    run_id: batch.run_id.to_string(),
+                    rules_version: Some(rules_version.clone()),
+                    rules_name: cfg.rules_name.clone(),
+                    ..f.clone()
+                });
+            }
+        }
+        crate::flags::sort(&mut flags);
+        days.push(DayOut { day, parts, flags });
+    }
+    Ok(days)
+}
+
+/// Writes [`day_outputs`], each day replaced in one step: the jobs' partitions of the day side by
+/// side (each is its own file, written and synced to disk, so one job's encoding overlaps
+/// another's wait for the disk), then the day's flags once all of them are in place.
+fn write_days(lake: &Lake, days: Vec<DayOut>) -> Result<()> {
+    for DayOut { day, parts, flags } in days {
         std::thread::scope(|s| {
             let writers: Vec<_> = parts
                 .into_iter()
@@ -1017,27 +1250,6 @@ fn write_days(
                 .into_iter()
                 .try_for_each(|w| w.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
         })?;
-        let in_day = |f: &Flag| f.window_start.div_euclid(DAY_US) == day;
-        let mut flags: Vec<Flag> = if all_jobs {
-            Vec::new()
-        } else {
-            read_flags(lake, day)?
-                .into_iter()
-                .filter(|f| !enabled.contains(&f.detector.as_str()))
-                .collect()
-        };
-        for (k, (_, out)) in outputs.iter().enumerate() {
-            for f in out.flags.iter().filter(|f| in_day(f)) {
-                *report.jobs[k].flags.entry(f.rule.clone()).or_default() += 1;
-                flags.push(Flag {
-                    run_id: batch.run_id.to_string(),
-                    rules_version: Some(rules_version.clone()),
-                    rules_name: cfg.rules_name.clone(),
-                    ..f.clone()
-                });
-            }
-        }
-        crate::flags::sort(&mut flags);
         let flags_rb = flags_batch(&flags);
         lake.replace_partition("results/flags", day, |dir| {
             let file = std::fs::File::create(dir.join("part-0.parquet")).map_err(boxed)?;
@@ -1046,6 +1258,24 @@ fn write_days(
             Ok(())
         })?;
         tracing::info!(day = %format_day(day), flags = flags.len(), "Day written.");
+    }
+    Ok(())
+}
+
+/// Test only: how long a background write waits before it starts, so a test can check that a
+/// batch does not read the lake before the previous batch's days are in it.
+#[cfg(test)]
+static WRITE_DELAY_MS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// A batch's days being written in the background while the next batch loads
+/// ([`JobsConfig::parallel_jobs`]): the writing thread returns the time it took.
+type PendingWrite = std::thread::JoinHandle<Result<Duration>>;
+
+/// Waits for the pending write, if any, and counts its time as writing.
+fn finish_write(pending: &mut Option<PendingWrite>, report: &mut JobsReport) -> Result<()> {
+    if let Some(w) = pending.take() {
+        let took = w.join().unwrap_or_else(|p| std::panic::resume_unwind(p))?;
+        report.write += took;
     }
     Ok(())
 }
@@ -1298,6 +1528,59 @@ mod tests {
         blind.quiz_speed.resubmission_lookback_days = 0;
         let r = run_jobs(&lake, &catalog(), &blind, period(day, day + 3), "run-q").unwrap();
         assert_eq!(r.total_flags(), 1, "{r}");
+    }
+
+    #[test]
+    fn jobs_side_by_side_write_what_they_write_one_after_another() {
+        // Two batches of two days: the first batch's days are written while the second loads,
+        // and the retry on day 3 is recognised only if day 0's quiz features are in the lake
+        // when the second batch's jobs run.
+        let mut events = cheats();
+        events.push(quiz("u9", "c1", "q7", 100.0, 20, 400.0, 14.0, 20.0));
+        events.push(quiz(
+            "u9",
+            "c1",
+            "q7",
+            3.0 * 86_400.0 + 100.0,
+            20,
+            20.0,
+            20.0,
+            20.0,
+        ));
+        let run = |parallel_jobs: bool| {
+            let (dir, lake, day) = lake_of(&events);
+            let cfg = JobsConfig {
+                batch_days: 2,
+                parallel_jobs,
+                ..JobsConfig::default()
+            };
+            let r = run_jobs(&lake, &catalog(), &cfg, period(day, day + 3), "run-p").unwrap();
+            (dir, lake, day, r)
+        };
+        // The first batch's write starts late, as a slow disk would make it.
+        WRITE_DELAY_MS.store(300, std::sync::atomic::Ordering::Relaxed);
+        let (_d1, side, day, r_side) = run(true);
+        WRITE_DELAY_MS.store(0, std::sync::atomic::Ordering::Relaxed);
+        let (_d2, one, _, r_one) = run(false);
+        assert_eq!(r_side.total_flags(), 5, "{r_side}");
+        assert_eq!(r_side.total_flags(), r_one.total_flags());
+        for (a, b) in r_side.jobs.iter().zip(&r_one.jobs) {
+            assert_eq!(
+                (&a.job, a.feature_rows, &a.flags),
+                (&b.job, b.feature_rows, &b.flags)
+            );
+        }
+        for d in day..=day + 3 {
+            assert_eq!(read_flags(&side, d).unwrap(), read_flags(&one, d).unwrap());
+            for job in DETECTORS {
+                let table = format!("features/{job}");
+                let files = |l: &Lake| l.partition_files(&table, d).unwrap();
+                let (fa, fb) = (files(&side), files(&one));
+                assert_eq!(fa.len(), 1, "{job} day {d}");
+                let (x, y) = (read_frame(&fa[0]).unwrap(), read_frame(&fb[0]).unwrap());
+                assert!(x.equals_missing(&y), "{job} day {d}: {x} against {y}");
+            }
+        }
     }
 
     #[test]
