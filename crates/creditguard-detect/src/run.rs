@@ -1498,10 +1498,9 @@ mod tests {
         ev
     }
 
-    #[test]
-    fn a_retry_of_a_quiz_first_handed_in_an_earlier_batch_is_not_judged() {
-        // A slow first attempt on day 0, a fast, perfect retry three days later.
-        let events = vec![
+    /// A slow first attempt at a quiz on day 0, a fast, perfect retry three days later.
+    fn quiz_retry() -> Vec<String> {
+        vec![
             quiz("u9", "c1", "q7", 100.0, 20, 400.0, 14.0, 20.0),
             quiz(
                 "u9",
@@ -1513,8 +1512,12 @@ mod tests {
                 20.0,
                 20.0,
             ),
-        ];
-        let (_dir, lake, day) = lake_of(&events);
+        ]
+    }
+
+    #[test]
+    fn a_retry_of_a_quiz_first_handed_in_an_earlier_batch_is_not_judged() {
+        let (_dir, lake, day) = lake_of(&quiz_retry());
         let one_day = JobsConfig {
             enabled: vec!["quiz_speed".into()],
             batch_days: 1,
@@ -1536,17 +1539,7 @@ mod tests {
         // and the retry on day 3 is recognised only if day 0's quiz features are in the lake
         // when the second batch's jobs run.
         let mut events = cheats();
-        events.push(quiz("u9", "c1", "q7", 100.0, 20, 400.0, 14.0, 20.0));
-        events.push(quiz(
-            "u9",
-            "c1",
-            "q7",
-            3.0 * 86_400.0 + 100.0,
-            20,
-            20.0,
-            20.0,
-            20.0,
-        ));
+        events.extend(quiz_retry());
         let run = |parallel_jobs: bool| {
             let (dir, lake, day) = lake_of(&events);
             let cfg = JobsConfig {
