@@ -35,9 +35,10 @@ pub struct JobsConfig {
     pub release_memory_above_mib: u32,
     /// Compute a batch's jobs in two groups side by side: `watch_time`, `course_switching` and
     /// `credit_burst` (which read the lesson-stream intervals) in one thread, the others in a
-    /// second. Many steps of a job use one core, so the two groups fill both cores of a small
-    /// machine; the results are the same either way, and the batch holds both groups'
-    /// intermediate frames at once. Default true; false computes the jobs one after another (the
+    /// second; and write a batch's days in the background while the next batch loads. Many steps
+    /// of a job use one core, so this fills both cores of a small machine; the results are the
+    /// same either way, and a batch holds both groups' intermediate frames (and the previous
+    /// batch's output) at once. Default true; false runs every step one after another (the
     /// per-job times of the report then do not overlap).
     pub parallel_jobs: bool,
     /// `[jobs.watch_time]`.
