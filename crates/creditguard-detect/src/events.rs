@@ -4,6 +4,7 @@
 //! Detectors see the `events` columns (see `creditguard_contract::events_schema`) plus `t`: `ts`
 //! as Int64 UTC microseconds, which keeps the window arithmetic in plain integers.
 
+use creditguard_contract::time::event_time_us;
 use creditguard_lake::Lake;
 use polars::prelude::*;
 
@@ -214,7 +215,8 @@ pub fn prepare(lf: LazyFrame) -> Result<LazyFrame> {
 /// clock runs ahead). A row without a session is its own session; a row without `received_at`
 /// has no lead.
 ///
-/// Only sessions with a row that far ahead change, and few do, so this is one pass comparing
+/// The time itself is `creditguard_contract::time::event_time_us`. Only sessions with a row
+/// that far ahead change, and few do, so this is one pass comparing
 /// each row's learner with the previous row's, plus a short list per learner whose clock ran
 /// ahead: a window over (learner, session) hashed every row of the batch, 16 % of the load.
 pub fn skew_bounded_t(cols: &mut [Column]) -> PolarsResult<Column> {
@@ -246,14 +248,12 @@ pub fn skew_bounded_t(cols: &mut [Column]) -> PolarsResult<Column> {
             }
         }
         out.extend(run.drain(..).map(|(s, t, lead)| {
-            let shift = match s {
-                None => lead.filter(|l| *l < -SKEW_TOLERANCE_US),
+            // The session's smallest lead when it ran ahead (the others move nothing).
+            let lead = match s {
+                None => lead,
                 Some(s) => ahead.iter().find(|(k, _)| *k == s).map(|(_, l)| *l),
             };
-            match (t, shift) {
-                (Some(t), Some(l)) => Some(t + l),
-                (t, _) => t,
-            }
+            t.map(|t| event_time_us(t, lead))
         }));
     }
     let mut current: Option<Option<&str>> = None;

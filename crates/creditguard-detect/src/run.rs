@@ -693,11 +693,8 @@ fn run_batch(
         a - 1 - (cfg.watch_time.coverage_lookback_days).max(cfg.credit_burst.support_days) as i64,
     );
 
-    let needs_intervals = staged.is_none()
-        && (stages_credit
-            || enabled
-                .iter()
-                .any(|j| matches!(*j, "watch_time" | "course_switching" | "credit_burst")));
+    let needs_intervals =
+        staged.is_none() && (stages_credit || enabled.iter().any(|j| INTERVAL_JOBS.contains(j)));
     // The lesson-stream intervals, and the time they took.
     let intervals = || -> Result<(Option<DataFrame>, Duration)> {
         let t = Instant::now();
@@ -734,56 +731,46 @@ fn run_batch(
         .filter(|(_, job)| !staged_outputs.contains_key(**job))
         .map(|(k, job)| (k, *job))
         .collect();
-    let (iv, computed) = if cfg.parallel_jobs {
-        // Two groups side by side: the intervals and the jobs that read them and the carried
-        // watch, claim and engaged days, and the others. Each group runs its jobs in the enabled
-        // order, so `credit_burst` finds `watch_time`'s features as it would one after another.
-        let (with_iv, rest): (Vec<_>, Vec<_>) = to_compute
-            .iter()
-            .partition(|(_, job)| INTERVAL_JOBS.contains(job));
-        let inputs = &inputs;
-        let mut carry_x = CarryParts {
-            claims: Some(&mut *claim_days),
-            watch: Some(&mut *watch_days),
-            engaged: Some(&mut *engaged_days),
-            quiz: None,
-        };
-        let mut carry_y = CarryParts {
-            quiz: Some(&mut *quiz_days),
-            ..Default::default()
-        };
-        let (x, y) = std::thread::scope(|s| {
-            let other = s.spawn(move || compute_group(inputs, &rest, &mut carry_y));
-            let x = intervals().and_then(|(iv, took)| {
-                let with = BatchInputs {
-                    iv: iv.as_ref(),
-                    ..*inputs
-                };
-                let done = compute_group(&with, &with_iv, &mut carry_x)?;
-                Ok((iv, took, done))
-            });
-            (x, other.join().expect("a job thread panicked"))
-        });
-        let (iv, took, mut all) = x?;
-        report.intervals += took;
-        all.extend(y?);
-        (iv, all)
-    } else {
+    // Two groups: the intervals and the jobs that read them and the carried watch, claim and
+    // engaged days; and the others. Each group runs its jobs in the enabled order, so
+    // `credit_burst` finds `watch_time`'s features as it would with every job in one line.
+    let (with_iv, rest): (Vec<_>, Vec<_>) = to_compute
+        .iter()
+        .partition(|(_, job)| INTERVAL_JOBS.contains(job));
+    let mut carry_x = CarryParts {
+        claims: Some(&mut *claim_days),
+        watch: Some(&mut *watch_days),
+        engaged: Some(&mut *engaged_days),
+        quiz: None,
+    };
+    let mut carry_y = CarryParts {
+        quiz: Some(&mut *quiz_days),
+        ..Default::default()
+    };
+    let inputs = &inputs;
+    let first_group = |carry: &mut CarryParts<'_>| {
         let (iv, took) = intervals()?;
-        report.intervals += took;
-        let mut carry = CarryParts {
-            claims: Some(&mut *claim_days),
-            watch: Some(&mut *watch_days),
-            engaged: Some(&mut *engaged_days),
-            quiz: Some(&mut *quiz_days),
-        };
         let with = BatchInputs {
             iv: iv.as_ref(),
-            ..inputs
+            ..*inputs
         };
-        let done = compute_group(&with, &to_compute, &mut carry)?;
-        (iv, done)
+        let done = compute_group(&with, &with_iv, carry)?;
+        Ok::<_, Error>((iv, took, done))
     };
+    // Side by side ([`JobsConfig::parallel_jobs`]), or the second group after the first.
+    let (x, y) = if cfg.parallel_jobs {
+        std::thread::scope(|s| {
+            let other = s.spawn(move || compute_group(inputs, &rest, &mut carry_y));
+            let x = first_group(&mut carry_x);
+            (x, other.join().expect("a job thread panicked"))
+        })
+    } else {
+        let x = first_group(&mut carry_x)?;
+        (Ok(x), compute_group(inputs, &rest, &mut carry_y))
+    };
+    let (iv, took, mut computed) = x?;
+    report.intervals += took;
+    computed.extend(y?);
     // Every job's output, in the enabled order.
     let mut by_index: BTreeMap<usize, JobOutput> = BTreeMap::new();
     for (k, out, elapsed) in computed {
